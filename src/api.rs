@@ -1,0 +1,659 @@
+//! The HTTP client for the Testsigma Test Management API: the base URL rules, the one
+//! create call, the read-only calls, and what each answer means for a row. It classifies;
+//! `upload.rs` decides what to do about it.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+pub const DEFAULT_BASE_URL: &str = "https://test-management.testsigma.com/api/v1";
+
+/// The bearer key. Never printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: &str) -> Option<ApiKey> {
+        let key = key.trim();
+        (!key.is_empty()).then(|| ApiKey(key.to_string()))
+    }
+
+    /// The key `--sandbox` uses when none is set: the in-process sandbox takes any key.
+    pub fn sandbox() -> ApiKey {
+        ApiKey("sandbox".to_string())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("--base-url `{url}` is not a URL: {reason}")]
+    BadBaseUrl { url: String, reason: String },
+    #[error(
+        "--base-url `{url}` is plain http:// to a host that is not this machine: the API key would cross the network in clear text. Use https://, or pass --allow-insecure if you really mean it"
+    )]
+    Insecure { url: String },
+    #[error("could not build the HTTP client: {0}")]
+    Client(String),
+    #[error("the service refused the API key (HTTP {status}): {message}. Check TESTSIGMA_API_KEY or --api-key-file")]
+    KeyRefused { status: u16, message: String },
+    #[error("{0}")]
+    Redirected(Redirect),
+    #[error("{what}: HTTP {status}: {message}")]
+    Status { what: String, status: u16, message: String },
+    #[error("{what}: {message}")]
+    Transport { what: String, message: String },
+}
+
+/// A redirect answer, and the base URL that would avoid it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub status: u16,
+    pub location: String,
+    pub suggested_base: Option<String>,
+}
+
+impl fmt::Display for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the service answered HTTP {} with a redirect to {}",
+            self.status, self.location
+        )?;
+        match &self.suggested_base {
+            // HTTP clients drop the Authorization header when a redirect crosses hosts, which
+            // then looks like a refused key; following it silently would hide the real fix.
+            Some(base) => write!(f, "; use --base-url {base}"),
+            None => write!(f, "; point --base-url at the API root the redirect names"),
+        }
+    }
+}
+
+/// Checks a base URL: https anywhere, http only to this machine unless allowed.
+pub fn check_base_url(url: &str, allow_insecure: bool) -> Result<String, ApiError> {
+    let trimmed = url.trim().trim_end_matches('/').to_string();
+    let parsed = Url::parse(&trimmed).map_err(|e| ApiError::BadBaseUrl {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" => {
+            if !is_loopback(&parsed) && !allow_insecure {
+                return Err(ApiError::Insecure { url: url.to_string() });
+            }
+        }
+        other => {
+            return Err(ApiError::BadBaseUrl {
+                url: url.to_string(),
+                reason: format!("the scheme must be https (or http to this machine), not `{other}`"),
+            });
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::BadBaseUrl {
+            url: url.to_string(),
+            reason: "it has no host".to_string(),
+        });
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::BadBaseUrl {
+            url: "(hidden: it holds credentials)".to_string(),
+            reason: "credentials do not belong in the URL; the key goes in TESTSIGMA_API_KEY".to_string(),
+        });
+    }
+    Ok(trimmed)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// What one create request came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Created {
+        id: String,
+        human_id: Option<String>,
+        status: u16,
+        request_id: Option<String>,
+    },
+    /// Certainly not created, and worth trying again (connection refused, 429, 503, rate limit, ...).
+    Retry {
+        status: Option<u16>,
+        error: String,
+        retry_after: Option<Duration>,
+        rate_limited: bool,
+        request_id: Option<String>,
+    },
+    /// Certainly not created; trying again would get the same answer.
+    Rejected {
+        status: u16,
+        error: String,
+        request_id: Option<String>,
+    },
+    /// 401/403: the key is wrong, and every row would fail.
+    KeyRefused {
+        status: u16,
+        error: String,
+        request_id: Option<String>,
+    },
+    /// Sent, but no usable answer: the run may exist.
+    Unknown {
+        status: Option<u16>,
+        error: String,
+        request_id: Option<String>,
+    },
+    Redirected(Redirect),
+}
+
+/// A user from `GET /users`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+}
+
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    key: ApiKey,
+    timeout: Duration,
+}
+
+impl ApiClient {
+    /// `base` must have passed [`check_base_url`].
+    pub fn new(base: &str, key: ApiKey, timeout: Duration) -> Result<ApiClient, ApiError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("testsigma-import/", env!("CARGO_PKG_VERSION")))
+            // Never follow: a cross-host redirect would drop (or worse, leak) the key, and a
+            // POST turned into a GET creates nothing while looking like success.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ApiError::Client(error_chain(&e)))?;
+        Ok(ApiClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            timeout,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn auth(&self) -> Result<HeaderValue, ApiError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.key.expose())).map_err(|_| {
+            ApiError::Client("the API key holds characters that cannot go in an HTTP header".to_string())
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// `POST /projects/{project_id}/test_runs` with a body already serialised.
+    pub async fn create_test_run(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
+        let path = format!("/projects/{project_id}/test_runs");
+        let auth = match self.auth() {
+            Ok(a) => a,
+            Err(e) => {
+                return Answer::Rejected {
+                    status: 0,
+                    error: e.to_string(),
+                    request_id: None,
+                };
+            }
+        };
+        let sent = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, auth)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header("Idempotency-Key", idempotency_key)
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => return self.transport_answer(&e),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let request_id = request_id(&headers);
+        if status.is_redirection() {
+            return Answer::Redirected(redirect(&self.base, &path, status, &headers));
+        }
+        let bytes = response.bytes().await;
+        let code = status.as_u16();
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) if status.is_success() => {
+                return Answer::Unknown {
+                    status: Some(code),
+                    error: format!("the answer's body could not be read: {}", error_chain(&e)),
+                    request_id,
+                };
+            }
+            Err(e) => {
+                return classify_failure(
+                    status,
+                    &headers,
+                    &format!("body unreadable: {}", error_chain(&e)),
+                    request_id,
+                );
+            }
+        };
+        if status.is_success() {
+            return match parse_created(&bytes) {
+                Some((id, human_id)) => Answer::Created {
+                    id,
+                    human_id,
+                    status: code,
+                    request_id,
+                },
+                None => Answer::Unknown {
+                    status: Some(code),
+                    error: format!(
+                        "HTTP {code} but the body holds no test run id, so the run may exist: {}",
+                        snippet(&bytes)
+                    ),
+                    request_id,
+                },
+            };
+        }
+        classify_failure(status, &headers, &service_message(&bytes), request_id)
+    }
+
+    fn transport_answer(&self, e: &reqwest::Error) -> Answer {
+        let detail = error_chain(e);
+        if e.is_connect() {
+            // The connection was never made, so the request cannot have been acted on.
+            return Answer::Retry {
+                status: None,
+                error: format!("could not connect: {detail}"),
+                retry_after: None,
+                rate_limited: false,
+                request_id: None,
+            };
+        }
+        if e.is_timeout() {
+            return Answer::Unknown {
+                status: None,
+                error: format!(
+                    "no answer within {} s (--timeout); the run may exist",
+                    self.timeout.as_secs_f64()
+                ),
+                request_id: None,
+            };
+        }
+        Answer::Unknown {
+            status: None,
+            error: format!("the connection failed after sending: {detail}"),
+            request_id: None,
+        }
+    }
+
+    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(reqwest::header::AUTHORIZATION, self.auth()?)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError::Transport {
+                what: what.to_string(),
+                message: error_chain(&e),
+            })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status.is_redirection() {
+            return Err(ApiError::Redirected(redirect(&self.base, path, status, &headers)));
+        }
+        let bytes = response.bytes().await.map_err(|e| ApiError::Transport {
+            what: what.to_string(),
+            message: error_chain(&e),
+        })?;
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ApiError::KeyRefused {
+                status: status.as_u16(),
+                message: service_message(&bytes),
+            });
+        }
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                what: what.to_string(),
+                status: status.as_u16(),
+                message: service_message(&bytes),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Transport {
+            what: what.to_string(),
+            message: format!("the answer is not JSON ({e}): {}", snippet(&bytes)),
+        })
+    }
+
+    /// `GET /users`: every user, for resolving assignees given as e-mail addresses.
+    pub async fn users(&self) -> Result<Vec<User>, ApiError> {
+        let value = self.get_json("/users", "GET /users").await?;
+        let data = value.get("data").cloned().unwrap_or(value);
+        serde_json::from_value(data).map_err(|e| ApiError::Transport {
+            what: "GET /users".to_string(),
+            message: format!("unexpected shape: {e}"),
+        })
+    }
+
+    /// `GET /projects/{id}`: Ok(true) when it exists, Ok(false) on 404.
+    pub async fn project_exists(&self, project_id: &str) -> Result<bool, ApiError> {
+        match self
+            .get_json(&format!("/projects/{project_id}"), "GET /projects/{id}")
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(ApiError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A non-2xx, non-3xx answer: certainly not created. Retry only what is worth retrying.
+fn classify_failure(status: StatusCode, headers: &HeaderMap, message: &str, request_id: Option<String>) -> Answer {
+    let code = status.as_u16();
+    let error = format!("HTTP {code}: {message}");
+    let retry_after = retry_after(headers);
+    // The real service answers its rate limit with a 500 whose message says so, not a 429.
+    let rate_limited = code == 429 || (code == 500 && message.to_ascii_lowercase().contains("rate limit"));
+    match code {
+        401 | 403 => Answer::KeyRefused {
+            status: code,
+            error,
+            request_id,
+        },
+        408 | 429 | 500 | 502 | 503 => Answer::Retry {
+            status: Some(code),
+            error,
+            retry_after,
+            rate_limited,
+            request_id,
+        },
+        // A gateway timeout means the service may still have acted on the request.
+        504 => Answer::Unknown {
+            status: Some(code),
+            error: format!("{error}; the run may exist"),
+            request_id,
+        },
+        _ => Answer::Rejected {
+            status: code,
+            error,
+            request_id,
+        },
+    }
+}
+
+fn parse_created(bytes: &[u8]) -> Option<(String, Option<String>)> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let run = value.get("data")?.get("test_run")?;
+    let id = match run.get("id")? {
+        serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let human_id = match run.get("human_id") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Some((id, human_id))
+}
+
+/// The service's own words from an error body, in either of its shapes.
+pub fn service_message(bytes: &[u8]) -> String {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return if bytes.is_empty() {
+            "(empty body)".to_string()
+        } else {
+            snippet(bytes)
+        };
+    };
+    let text = |v: Option<&serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(serde_json::Value::Null) | None => None,
+        Some(serde_json::Value::String(_)) => None,
+        Some(other) => Some(other.to_string()),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = text(value.get("message")) {
+        parts.push(m);
+    }
+    if let Some(errors) = value.get("errors") {
+        for m in [text(errors.get("message")), text(errors.get("details"))]
+            .into_iter()
+            .flatten()
+        {
+            if !parts.contains(&m) {
+                parts.push(m);
+            }
+        }
+        if errors.is_string() || errors.is_array() {
+            parts.push(errors.to_string());
+        }
+    }
+    if parts.is_empty() {
+        snippet(bytes)
+    } else {
+        parts.join(": ")
+    }
+}
+
+fn snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 200 {
+        format!("{}…", one_line.chars().take(200).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+fn redirect(base: &str, path: &str, status: StatusCode, headers: &HeaderMap) -> Redirect {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let absolute = Url::parse(&format!("{base}{path}"))
+        .ok()
+        .and_then(|u| u.join(&location).ok());
+    let suggested_base = absolute.and_then(|url| {
+        let text = url.as_str().split(['?', '#']).next().unwrap_or("").to_string();
+        text.strip_suffix(path).map(str::to_string)
+    });
+    Redirect {
+        status: status.as_u16(),
+        location,
+        suggested_base,
+    }
+}
+
+/// An error and its causes on one line, as `{:#}` would print them.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        for (url, insecure, ok) in [
+            ("https://test-management.testsigma.com/api/v1/", false, true),
+            ("http://127.0.0.1:8080/api/v1", false, true),
+            ("http://localhost:8080/api/v1", false, true),
+            ("http://[::1]:8080/api/v1", false, true),
+            ("http://example.com/api/v1", false, false),
+            ("http://example.com/api/v1", true, true),
+            ("ftp://example.com", true, false),
+            ("not a url", false, false),
+            ("https://user:pw@example.com/api/v1", false, false),
+        ] {
+            assert_eq!(check_base_url(url, insecure).is_ok(), ok, "{url}");
+        }
+        assert_eq!(
+            check_base_url("https://x.test/api/v1/", false).unwrap(),
+            "https://x.test/api/v1"
+        );
+        let err = check_base_url("https://user:secret@example.com", false)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let headers = HeaderMap::new();
+        let cases: [(u16, &str, &str); 9] = [
+            (500, r#"{"message":"rate limit exceeded"}"#, "retry-rl"),
+            (500, r#"{"message":"Internal Server Error"}"#, "retry"),
+            (429, "", "retry-rl"),
+            (503, "", "retry"),
+            (504, "", "unknown"),
+            (401, r#"{"code":401,"message":"Unauthorized"}"#, "key"),
+            (403, "", "key"),
+            (404, r#"{"code":404,"message":"Not Found"}"#, "rejected"),
+            (
+                422,
+                r#"{"message":"Validation failed","errors":{"code":422,"message":"bad","details":"title is required"}}"#,
+                "rejected",
+            ),
+        ];
+        for (code, body, want) in cases {
+            let status = StatusCode::from_u16(code).unwrap();
+            let answer = classify_failure(status, &headers, &service_message(body.as_bytes()), None);
+            let got = match &answer {
+                Answer::Retry { rate_limited: true, .. } => "retry-rl",
+                Answer::Retry { .. } => "retry",
+                Answer::Unknown { .. } => "unknown",
+                Answer::KeyRefused { .. } => "key",
+                Answer::Rejected { .. } => "rejected",
+                _ => "other",
+            };
+            assert_eq!(got, want, "{code} {body}");
+        }
+        assert_eq!(
+            service_message(br#"{"message":"Validation failed","errors":{"code":422,"message":"bad","details":"title is required"}}"#),
+            "Validation failed: bad: title is required"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_str(&httpdate::fmt_http_date(later)).unwrap(),
+        );
+        let got = retry_after(&headers).unwrap();
+        assert!(
+            got > Duration::from_secs(100) && got <= Duration::from_secs(120),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn redirects_name_the_base_url_to_use() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "location",
+            HeaderValue::from_static("https://arcus.testsigma.com/api/v1/projects/p/test_runs"),
+        );
+        let r = redirect(
+            "https://test-management.testsigma.com/api/v1",
+            "/projects/p/test_runs",
+            StatusCode::MOVED_PERMANENTLY,
+            &headers,
+        );
+        assert_eq!(r.suggested_base.as_deref(), Some("https://arcus.testsigma.com/api/v1"));
+        assert!(
+            r.to_string()
+                .contains("use --base-url https://arcus.testsigma.com/api/v1")
+        );
+    }
+
+    #[test]
+    fn created_bodies() {
+        let body = br#"{"message":"","data":{"test_run":{"id":"7b2f","human_id":"DEMO-R-1"}}}"#;
+        assert_eq!(
+            parse_created(body),
+            Some(("7b2f".to_string(), Some("DEMO-R-1".to_string())))
+        );
+        assert_eq!(
+            parse_created(br#"{"message":"","data":{"test_run":{"human_id":"X"}}}"#),
+            None
+        );
+        assert_eq!(parse_created(b"<html>"), None);
+    }
+
+    #[test]
+    fn the_key_is_never_shown() {
+        let key = ApiKey::new(" s3cret ").unwrap();
+        assert_eq!(format!("{key:?}"), "ApiKey(***)");
+        assert_eq!(key.expose(), "s3cret");
+        assert!(ApiKey::new("  ").is_none());
+    }
+}

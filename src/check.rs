@@ -1,0 +1,141 @@
+//! `check`: everything `import` would check, plus read-only calls to the service: the
+//! key is accepted, each project exists, each assignee e-mail resolves. Creates nothing.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+
+use crate::api::ApiError;
+use crate::cli::CheckArgs;
+use crate::import::{
+    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, SetupError, connect, open_read_stage, resolve_email,
+};
+use crate::model::SourceRow;
+use crate::settings::{load_config, resolve_read, resolve_service};
+
+pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
+    let (config, config_path) = load_config(args.read.config.as_deref())?;
+    let read = resolve_read(&args.read, &config)?;
+    let service = resolve_service(&args.service, &config, config_path.as_deref())?;
+    let say = |line: &str| eprintln!("{line}");
+    let mut stage = open_read_stage(&read, &say)?;
+    for message in stage.validator.column_problems() {
+        say(&format!("invalid: {message}"));
+    }
+
+    let mut printer = ProblemPrinter::new(50);
+    let mut rows = 0usize;
+    let mut invalid = 0usize;
+    // project → rows using it; e-mail → rows using it.
+    let mut projects: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut emails: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut row = SourceRow::default();
+    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
+        if row.is_blank() {
+            continue;
+        }
+        rows += 1;
+        match stage.validator.validate(&row) {
+            Ok(p) => {
+                projects.entry(p.body.project_id.clone()).or_default().push(p.row);
+                if let Some(email) = p.assignee_email {
+                    emails.entry(email).or_default().push(p.row);
+                }
+            }
+            Err(problems) => {
+                invalid += 1;
+                for p in &problems {
+                    printer.add(p, &say);
+                }
+            }
+        }
+    }
+    printer.finish(&say);
+    if rows == 0 {
+        anyhow::bail!(SetupError {
+            message: format!(
+                "{}: no data rows below the header row; nothing to check",
+                read.input.display_name()
+            ),
+            exit_code: EXIT_SETUP,
+        });
+    }
+    say(&format!(
+        "file: {rows} rows, {} valid, {invalid} invalid",
+        rows - invalid
+    ));
+
+    let (client, _sandbox) = connect(&service).await?;
+    let refused = |e: ApiError| -> anyhow::Error {
+        match e {
+            ApiError::KeyRefused { .. } | ApiError::Redirected(_) => SetupError {
+                message: e.to_string(),
+                exit_code: EXIT_SETUP,
+            }
+            .into(),
+            other => SetupError {
+                message: other.to_string(),
+                exit_code: EXIT_SETUP,
+            }
+            .into(),
+        }
+    };
+    let mut service_problems = 0usize;
+    // The key is checked by the first call; without projects, by GET /users.
+    if projects.is_empty() {
+        client.users().await.map_err(refused)?;
+    }
+    for (project, used_by) in &projects {
+        if client.project_exists(project).await.map_err(refused)? {
+            say(&format!("project {project}: found ({} rows)", used_by.len()));
+        } else {
+            service_problems += 1;
+            say(&format!(
+                "invalid: project {project} does not exist or this key cannot see it (rows {})",
+                list_rows(used_by)
+            ));
+        }
+    }
+    say(&format!(
+        "key: accepted by {}{}",
+        client.base_url(),
+        service
+            .key_source
+            .as_deref()
+            .map(|s| format!(" (from {s})"))
+            .unwrap_or_default()
+    ));
+    if !emails.is_empty() {
+        let users = client.users().await.map_err(refused)?;
+        for (email, used_by) in &emails {
+            match resolve_email(&users, email) {
+                Ok(id) => say(&format!("assignee {email}: user {id}")),
+                Err(message) => {
+                    service_problems += 1;
+                    say(&format!(
+                        "invalid: assignee `{email}` (rows {}): {message}",
+                        list_rows(used_by)
+                    ));
+                }
+            }
+        }
+    }
+    if invalid + service_problems == 0 {
+        say("check passed: nothing was created; `import` with the same options will send every row");
+        Ok(EXIT_OK)
+    } else {
+        say(&format!(
+            "check failed: {invalid} invalid rows, {service_problems} problems found by the service (exit 3)"
+        ));
+        Ok(EXIT_INVALID)
+    }
+}
+
+fn list_rows(rows: &[usize]) -> String {
+    let shown: Vec<String> = rows.iter().take(10).map(|r| r.to_string()).collect();
+    if rows.len() > 10 {
+        format!("{}, … {} in all", shown.join(", "), rows.len())
+    } else {
+        shown.join(", ")
+    }
+}

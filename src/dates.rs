@@ -1,0 +1,1552 @@
+//! Dates: turns a date value as the sheet holds it (text as written, or a workbook date
+//! cell) into Unix milliseconds, and infers per column whether `03/04/2024` is day-first
+//! or month-first. Pure: no I/O, no clock, no environment (`TZ` is never read).
+//!
+//! Text is read by a small hand-written scanner: the value is cut into tokens (digit runs,
+//! letter runs, separators, white space) once, and the shape of the token list decides the
+//! form. Trying one `parse_from_str` pattern after another would be far slower on a million
+//! rows, and would leave nothing better to say about garbage than "no pattern matched".
+//!
+//! Choices where the contract is silent:
+//! - `17-03-2024` (dashes between numbers, year last) is accepted and read like `17/03/2024`.
+//! - Dotted dates (`17.03.2024`) are always day-first, whatever `--date-order` says.
+//! - A year-first date (`2024-03-17`, `2024/03/17`, `2024.03.17`, `20240317`) is always y-m-d.
+//! - `--date-order ymd` rejects a year-last slash date rather than guessing which of dmy/mdy.
+//! - `05/05/2024` (both parts equal) reads the same either way, so it needs no order.
+//! - A bare integer is a Unix time by magnitude: 9 to 11 digits' worth (1e8 ≤ n < 1e11) is
+//!   seconds, from 1e11 up to the end of year 9999 is milliseconds; anything smaller is
+//!   rejected (a spreadsheet serial is only a date in a date-formatted cell). Exception: an
+//!   8-digit value that is a valid `YYYYMMDD` is the ISO 8601 basic date.
+//! - Two-digit years are rejected; years outside 1900..=9999 are rejected.
+//! - A wall-clock time in a DST gap is an error; one in a DST overlap is the earlier instant.
+//! - A date without a time: Start is the first instant of that day (the end of the gap if
+//!   midnight is skipped), End is the last whole second of that day (23:59:59; if the day
+//!   ends in an overlap, the later 23:59:59, so the whole day is covered).
+//! - A workbook date cell is rounded to the millisecond; at exactly 00:00:00 it counts as a
+//!   date without a time. Text with an explicit `00:00` is a time, as written.
+//! - Fractional seconds in text are truncated to milliseconds.
+//! - An explicit offset (`Z`, `+02:00`, `+0200`, `+02`, `UTC`, `GMT`, the RFC 2822 US zones
+//!   `EST`..`PDT`) wins over `--timezone`. A weekday name, if given, must match the date.
+//! - Accepted extras: 1-digit day/month/hour, `AM`/`PM`, ordinal suffixes (`17th`), full
+//!   weekday names, `Sept`, `Mar.`, `17/Mar/2024`, `2024-Mar-17`, a `,` before the time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike};
+use chrono_tz::Tz;
+
+const MIN_YEAR: i64 = 1900;
+const MAX_YEAR: i64 = 9999;
+/// Bare integers from here up are Unix seconds: 1973-03-03. Below this, a number is far
+/// more likely a year, an id or a spreadsheet serial that lost its date format.
+const MIN_UNIX_SECONDS: u64 = 100_000_000;
+/// From here up, milliseconds: 1e11 seconds would be the year 5138, 1e11 ms is 1973 again,
+/// so the two ranges meet without a gap or an overlap.
+const MIN_UNIX_MILLIS: u64 = 100_000_000_000;
+/// 9999-12-31T23:59:59.999Z.
+const MAX_UNIX_MILLIS: u64 = 253_402_300_799_999;
+
+const ACCEPTED: &str = "accepted: `2024-03-17`, `2024-03-17T09:30[:00]` with optional `Z` or `+02:00`, \
+     `17/03/2024`, `03/17/2024`, `17.03.2024`, `17 Mar 2024`, `Mar 17, 2024`, `17-Mar-2024` \
+     (each with an optional time `HH:MM[:SS]`), RFC 2822 (`Sun, 17 Mar 2024 09:30:00 +0000`), \
+     Unix seconds or milliseconds";
+
+const FLAG_ORDER: &str = "pass `--date-order dmy` or `--date-order mdy`";
+
+/// How to read a slash date with the year last (`03/04/2024`). `--date-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOrder {
+    Ymd,
+    Dmy,
+    Mdy,
+}
+
+impl DateOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateOrder::Ymd => "ymd",
+            DateOrder::Dmy => "dmy",
+            DateOrder::Mdy => "mdy",
+        }
+    }
+}
+
+impl FromStr for DateOrder {
+    type Err = DateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        [DateOrder::Ymd, DateOrder::Dmy, DateOrder::Mdy]
+            .into_iter()
+            .find(|order| order.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| DateError::UnknownDateOrder { value: s.to_owned() })
+    }
+}
+
+impl fmt::Display for DateOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which end of the day a date without a time stands for: `start_date` takes the start
+/// (00:00:00), `end_date` the end (23:59:59).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayBound {
+    Start,
+    End,
+}
+
+/// Unit of `start_date` / `end_date` in the request. `--timestamp-unit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampUnit {
+    Seconds,
+    Milliseconds,
+}
+
+impl TimestampUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimestampUnit::Seconds => "seconds",
+            TimestampUnit::Milliseconds => "milliseconds",
+        }
+    }
+
+    /// Unix milliseconds in this unit. Seconds round towards the past (floor), so an
+    /// instant never moves to a later second than the one it is in.
+    pub fn convert(self, unix_ms: i64) -> i64 {
+        match self {
+            TimestampUnit::Seconds => unix_ms.div_euclid(1000),
+            TimestampUnit::Milliseconds => unix_ms,
+        }
+    }
+}
+
+impl FromStr for TimestampUnit {
+    type Err = DateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        [TimestampUnit::Seconds, TimestampUnit::Milliseconds]
+            .into_iter()
+            .find(|unit| unit.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| DateError::UnknownTimestampUnit { value: s.to_owned() })
+    }
+}
+
+impl fmt::Display for TimestampUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A date as a source gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateValue<'a> {
+    /// Text as written (every CSV field, text cells of workbooks).
+    Text(&'a str),
+    /// A workbook date cell, already converted with the workbook's epoch: wall-clock, no zone.
+    DateTime(NaiveDateTime),
+}
+
+/// What is wrong with a date value or a date option. The caller adds row and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("the date is empty; {ACCEPTED}")]
+    Empty,
+    #[error("`{value}` is not a date I can read: {reason}; {ACCEPTED}")]
+    Unrecognised { value: String, reason: String },
+    #[error("`{value}` has a two-digit year, whose century would be a guess; write the year in full (e.g. 2024)")]
+    TwoDigitYear { value: String },
+    #[error(
+        "`{value}` is a plain number, not a date: a Unix time needs 9 to 11 digits in seconds \
+         (e.g. 1710667800) or 12 to 15 in milliseconds (e.g. 1710667800000), and a spreadsheet \
+         serial number is only a date in a cell formatted as a date; format the cell as a date \
+         or write the date out, e.g. 2024-03-17"
+    )]
+    BareNumber { value: String },
+    #[error("`{value}` is not a real date: {reason}")]
+    InvalidDate { value: String, reason: String },
+    #[error("`{value}` is in the year {year}; years 1900 to 9999 are accepted")]
+    YearOutOfRange { value: String, year: i64 },
+    #[error("`{value}` says {stated}, but that date is a {actual}; correct the date or leave the weekday out")]
+    WeekdayMismatch {
+        value: String,
+        stated: String,
+        actual: String,
+    },
+    #[error("`{value}` could be day/month or month/day; {FLAG_ORDER}")]
+    AmbiguousOrder { value: String },
+    #[error("`{value}` has the year last, but `--date-order ymd` means year first; {FLAG_ORDER} for this column")]
+    YearLastWithYmd { value: String },
+    #[error(
+        "`{value}` does not exist in {zone}: the clocks skip that time (daylight saving); \
+         correct the time, add an offset such as `+01:00`, or pass the right `--timezone`"
+    )]
+    NonexistentLocalTime { value: String, zone: String },
+    #[error("`{value}`: that whole day does not exist in {zone} (the zone skipped it); pass the right `--timezone`")]
+    DayNotInZone { value: String, zone: String },
+    #[error(
+        "column `{column}` mixes day-first and month-first dates: `{dmy_value}` (row {dmy_row}) can only be \
+         day/month, `{mdy_value}` (row {mdy_row}) can only be month/day; correct one of them, or {FLAG_ORDER}"
+    )]
+    ConflictingOrder {
+        column: String,
+        dmy_value: String,
+        dmy_row: usize,
+        mdy_value: String,
+        mdy_row: usize,
+    },
+    #[error(
+        "column `{column}` has dates like `{value}` (row {row}) that read as day/month or month/day, \
+         and no value in the column decides which; {FLAG_ORDER}"
+    )]
+    UndecidedOrder { column: String, value: String, row: usize },
+    #[error("`{value}` is not a date order for `--date-order`; use `ymd`, `dmy` or `mdy`")]
+    UnknownDateOrder { value: String },
+    #[error("`{value}` is not a unit for `--timestamp-unit`; use `seconds` or `milliseconds`")]
+    UnknownTimestampUnit { value: String },
+}
+
+/// Reads one date value as Unix milliseconds.
+///
+/// `order` is `--date-order`, or else what [`OrderEvidence::resolve`] found for the column;
+/// with `None`, a slash date is accepted only when it proves its own order (`17/03/2024`).
+/// `tz` applies to values without an offset.
+pub fn parse_date(value: DateValue<'_>, bound: DayBound, order: Option<DateOrder>, tz: Tz) -> Result<i64, DateError> {
+    match value {
+        DateValue::Text(text) => {
+            let text = text.trim();
+            match read_text(text, order)? {
+                Reading::Unix(ms) => Ok(ms),
+                Reading::Wall { date, time: None, .. } => day_bound(date, bound, tz, text),
+                Reading::Wall {
+                    date,
+                    time: Some(time),
+                    offset: Some(offset_secs),
+                } => Ok(date.and_time(time).and_utc().timestamp_millis() - i64::from(offset_secs) * 1000),
+                Reading::Wall {
+                    date,
+                    time: Some(time),
+                    offset: None,
+                } => wall_clock(date.and_time(time), tz, text),
+            }
+        }
+        DateValue::DateTime(cell) => {
+            // A cell holds days as a float, so 09:00 may arrive as 08:59:59.9999996; Excel
+            // itself keeps milliseconds at most.
+            let shown = cell.format("%Y-%m-%d %H:%M:%S").to_string();
+            let rounded = cell
+                .checked_add_signed(TimeDelta::microseconds(500))
+                .and_then(|t| t.with_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000))
+                .ok_or_else(|| DateError::YearOutOfRange {
+                    value: shown.clone(),
+                    year: i64::from(cell.year()),
+                })?;
+            let year = i64::from(rounded.year());
+            if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+                return Err(DateError::YearOutOfRange { value: shown, year });
+            }
+            if rounded.time() == NaiveTime::MIN {
+                day_bound(rounded.date(), bound, tz, &shown)
+            } else {
+                wall_clock(rounded, tz, &shown)
+            }
+        }
+    }
+}
+
+/// Collects, over every value of one column, the evidence for dd/mm vs mm/dd.
+///
+/// Only slash-style dates with the year last count (`03/04/2024`, `03-04-2024`); dotted,
+/// year-first and month-name dates carry their own order. Skip this when `--date-order`
+/// is given: the flag wins.
+#[derive(Debug, Default, Clone)]
+pub struct OrderEvidence {
+    /// The first value that can only be day-first, with its row.
+    dmy: Option<(String, usize)>,
+    /// The first value that can only be month-first, with its row.
+    mdy: Option<(String, usize)>,
+    /// The first value that reads differently either way.
+    ambiguous: Option<(String, usize)>,
+}
+
+impl OrderEvidence {
+    pub fn observe(&mut self, text: &str, row: usize) {
+        let text = text.trim();
+        let Some((first, second)) = year_last_parts(text) else {
+            return;
+        };
+        let slot = match (first, second) {
+            (13..=31, 1..=12) => &mut self.dmy,
+            (1..=12, 13..=31) => &mut self.mdy,
+            (1..=12, 1..=12) if first != second => &mut self.ambiguous,
+            // Equal parts read the same either way; anything else is no date at all,
+            // and parsing the value will say so.
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some((text.to_owned(), row));
+        }
+    }
+
+    /// The column's order: `None` when no value needs one. `column` is the header, for messages.
+    pub fn resolve(&self, column: &str) -> Result<Option<DateOrder>, DateError> {
+        match (&self.dmy, &self.mdy, &self.ambiguous) {
+            (Some((dmy_value, dmy_row)), Some((mdy_value, mdy_row)), _) => Err(DateError::ConflictingOrder {
+                column: column.to_owned(),
+                dmy_value: dmy_value.clone(),
+                dmy_row: *dmy_row,
+                mdy_value: mdy_value.clone(),
+                mdy_row: *mdy_row,
+            }),
+            (Some(_), None, _) => Ok(Some(DateOrder::Dmy)),
+            (None, Some(_), _) => Ok(Some(DateOrder::Mdy)),
+            (None, None, Some((value, row))) => Err(DateError::UndecidedOrder {
+                column: column.to_owned(),
+                value: value.clone(),
+                row: *row,
+            }),
+            (None, None, None) => Ok(None),
+        }
+    }
+}
+
+/// The first two parts of a slash/dash date with a 4-digit year last, or `None`.
+fn year_last_parts(text: &str) -> Option<(u64, u64)> {
+    let tokens = Tokens::scan(text).ok()?;
+    match tokens.as_slice() {
+        [
+            Tok::Num {
+                value: a,
+                digits: 1..=2,
+            },
+            Tok::Sym(sep @ (b'/' | b'-')),
+            Tok::Num {
+                value: b,
+                digits: 1..=2,
+            },
+            Tok::Sym(sep2),
+            Tok::Num { digits: 4, .. },
+            ..,
+        ] if sep == sep2 => Some((*a, *b)),
+        _ => None,
+    }
+}
+
+/// A wall-clock time in `tz`: the earlier instant in an overlap, an error in a gap.
+fn wall_clock(local: NaiveDateTime, tz: Tz, shown: &str) -> Result<i64, DateError> {
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(|| DateError::NonexistentLocalTime {
+            value: shown.to_owned(),
+            zone: tz.name().to_owned(),
+        })
+}
+
+/// A date without a time: its first instant, or its last whole second.
+fn day_bound(date: NaiveDate, bound: DayBound, tz: Tz, shown: &str) -> Result<i64, DateError> {
+    let instant = match bound {
+        DayBound::Start => first_second_of(date, tz),
+        // The last second of the day is one before the next day begins; unlike "23:59:59
+        // local" this is right in an overlap and in a gap at the end of the day too.
+        DayBound::End => date
+            .succ_opt()
+            .and_then(|next| first_second_of(next, tz))
+            .map(|s| s - 1),
+    };
+    match instant {
+        Some(secs) if local_at(secs, tz).map(|t| t.date()) == Some(date) => Ok(secs * 1000),
+        _ => Err(DateError::DayNotInZone {
+            value: shown.to_owned(),
+            zone: tz.name().to_owned(),
+        }),
+    }
+}
+
+/// The first second (Unix) whose local date is `date` or later.
+fn first_second_of(date: NaiveDate, tz: Tz) -> Option<i64> {
+    let midnight = date.and_time(NaiveTime::MIN);
+    if let Some(t) = tz.from_local_datetime(&midnight).earliest() {
+        return Some(t.timestamp());
+    }
+    // Midnight is in a gap. Offsets lie within ±14 h, so the day starts within ±26 h of
+    // midnight read as UTC; bisect for it. Rare (a few zones, one day a year).
+    const REACH: i64 = 26 * 3600;
+    let guess = midnight.and_utc().timestamp();
+    let (mut before, mut after) = (guess - REACH, guess + REACH);
+    while after - before > 1 {
+        let mid = before + (after - before) / 2;
+        if local_at(mid, tz)? >= midnight {
+            after = mid;
+        } else {
+            before = mid;
+        }
+    }
+    Some(after)
+}
+
+fn local_at(secs: i64, tz: Tz) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp(secs, 0).map(|utc| utc.with_timezone(&tz).naive_local())
+}
+
+/// What the text says, before a zone is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// An instant: a Unix integer.
+    Unix(i64),
+    Wall {
+        date: NaiveDate,
+        time: Option<NaiveTime>,
+        /// Seconds east of UTC, when the text gives one.
+        offset: Option<i32>,
+    },
+}
+
+fn read_text(value: &str, order: Option<DateOrder>) -> Result<Reading, DateError> {
+    if value.is_empty() {
+        return Err(DateError::Empty);
+    }
+    let tokens = Tokens::scan(value).map_err(|reason| unrecognised(value, reason))?;
+    Parser {
+        value,
+        toks: tokens.as_slice(),
+        at: 0,
+        order,
+    }
+    .parse()
+}
+
+fn unrecognised(value: &str, reason: impl Into<String>) -> DateError {
+    DateError::Unrecognised {
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<'a> {
+    /// A run of ASCII digits; `value` saturates, `digits` counts leading zeros too.
+    Num { value: u64, digits: usize },
+    /// A run of ASCII letters.
+    Word(&'a str),
+    /// One of `- / . : , +`.
+    Sym(u8),
+    /// A run of white space (including no-break spaces, as spreadsheets write them).
+    Space,
+}
+
+/// More than any accepted form needs (RFC 2822 with a weekday is 17).
+const MAX_TOKENS: usize = 24;
+
+/// The tokens of one value, on the stack: this runs once per cell.
+struct Tokens<'a> {
+    items: [Tok<'a>; MAX_TOKENS],
+    len: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn scan(text: &'a str) -> Result<Self, String> {
+        let mut tokens = Tokens {
+            items: [Tok::Space; MAX_TOKENS],
+            len: 0,
+        };
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let start = i;
+            let b = bytes[i];
+            let tok = if b.is_ascii_digit() {
+                let mut value: u64 = 0;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    value = value.saturating_mul(10).saturating_add(u64::from(bytes[i] - b'0'));
+                    i += 1;
+                }
+                Tok::Num {
+                    value,
+                    digits: i - start,
+                }
+            } else if b.is_ascii_alphabetic() {
+                while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+                Tok::Word(&text[start..i])
+            } else if matches!(b, b'-' | b'/' | b'.' | b':' | b',' | b'+') {
+                i += 1;
+                Tok::Sym(b)
+            } else {
+                // White space may be multi-byte (U+00A0, U+202F); anything else is foreign.
+                let c = text[start..].chars().next().unwrap_or(' ');
+                if !c.is_whitespace() {
+                    return Err(format!("it contains `{c}`"));
+                }
+                i += c.len_utf8();
+                while let Some(c) = text[i..].chars().next().filter(|c| c.is_whitespace()) {
+                    i += c.len_utf8();
+                }
+                Tok::Space
+            };
+            if tokens.len == MAX_TOKENS {
+                return Err("it is too long to be a date".to_owned());
+            }
+            tokens.items[tokens.len] = tok;
+            tokens.len += 1;
+        }
+        Ok(tokens)
+    }
+
+    fn as_slice(&self) -> &[Tok<'a>] {
+        &self.items[..self.len]
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// 1-based month of an English month name, full or 3-letter (`Sept` too), any case.
+fn month_number(word: &str) -> Option<u32> {
+    MONTHS
+        .iter()
+        .position(|full| {
+            word.eq_ignore_ascii_case(full)
+                || (word.len() == 3 && word.eq_ignore_ascii_case(&full[..3]))
+                || (*full == "September" && word.eq_ignore_ascii_case("sept"))
+        })
+        .map(|i| i as u32 + 1)
+}
+
+fn weekday_of(word: &str) -> Option<chrono::Weekday> {
+    use chrono::Weekday::*;
+    const NAMES: [(&str, chrono::Weekday); 17] = [
+        ("mon", Mon),
+        ("monday", Mon),
+        ("tue", Tue),
+        ("tues", Tue),
+        ("tuesday", Tue),
+        ("wed", Wed),
+        ("wednesday", Wed),
+        ("thu", Thu),
+        ("thur", Thu),
+        ("thurs", Thu),
+        ("thursday", Thu),
+        ("fri", Fri),
+        ("friday", Fri),
+        ("sat", Sat),
+        ("saturday", Sat),
+        ("sun", Sun),
+        ("sunday", Sun),
+    ];
+    NAMES
+        .iter()
+        .find(|(name, _)| word.eq_ignore_ascii_case(name))
+        .map(|(_, day)| *day)
+}
+
+fn weekday_name(day: chrono::Weekday) -> &'static str {
+    use chrono::Weekday::*;
+    match day {
+        Mon => "Monday",
+        Tue => "Tuesday",
+        Wed => "Wednesday",
+        Thu => "Thursday",
+        Fri => "Friday",
+        Sat => "Saturday",
+        Sun => "Sunday",
+    }
+}
+
+/// Seconds east of UTC for a zone name: `Z`, UTC/GMT, and the US zones RFC 2822 defines.
+fn named_offset(word: &str) -> Option<i32> {
+    const ZONES: [(&str, i32); 12] = [
+        ("z", 0),
+        ("ut", 0),
+        ("utc", 0),
+        ("gmt", 0),
+        ("edt", -4),
+        ("est", -5),
+        ("cdt", -5),
+        ("cst", -6),
+        ("mdt", -6),
+        ("mst", -7),
+        ("pdt", -7),
+        ("pst", -8),
+    ];
+    ZONES
+        .iter()
+        .find(|(name, _)| word.eq_ignore_ascii_case(name))
+        .map(|(_, hours)| hours * 3600)
+}
+
+fn is_ordinal_suffix(word: &str) -> bool {
+    ["st", "nd", "rd", "th"].iter().any(|s| s.eq_ignore_ascii_case(word))
+}
+
+/// How a year-last numeric date was read, for messages about an impossible day or month.
+fn reading_hint(sep: u8, order: Option<DateOrder>, chose: DateOrder, first: u64, second: u64) -> Option<String> {
+    let form = if chose == DateOrder::Dmy {
+        "day/month/year"
+    } else {
+        "month/day/year"
+    };
+    match (sep, order) {
+        (b'.', _) => Some("dotted dates are read as day.month.year".to_owned()),
+        (_, Some(o)) => Some(format!("read as {form} because of `--date-order {o}`")),
+        (_, None) if first > 12 => Some(format!("read as {form} because the first part is over 12")),
+        (_, None) if second > 12 => Some(format!("read as {form} because the second part is over 12")),
+        // Equal parts, or a zero: the reading does not matter, the value is wrong either way.
+        (_, None) => None,
+    }
+}
+
+struct Parser<'t, 'a> {
+    value: &'a str,
+    toks: &'t [Tok<'a>],
+    at: usize,
+    order: Option<DateOrder>,
+}
+
+impl<'a> Parser<'_, 'a> {
+    fn peek(&self) -> Option<Tok<'a>> {
+        self.toks.get(self.at).copied()
+    }
+
+    fn bump(&mut self) -> Option<Tok<'a>> {
+        let tok = self.peek();
+        if tok.is_some() {
+            self.at += 1;
+        }
+        tok
+    }
+
+    fn eat(&mut self, tok: Tok<'_>) -> bool {
+        let hit = self.peek() == Some(tok);
+        if hit {
+            self.at += 1;
+        }
+        hit
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> DateError {
+        unrecognised(self.value, reason)
+    }
+
+    /// The text from the current token on, to show what was not understood.
+    fn describe_rest(&self) -> String {
+        let next = match self.toks.get(self.at..) {
+            Some([Tok::Space, next, ..]) => Some(*next),
+            Some(rest) => rest.first().copied(),
+            None => None,
+        };
+        match next {
+            None => "the end".to_owned(),
+            Some(Tok::Num { value, .. }) => format!("`{value}`"),
+            Some(Tok::Word(w)) => format!("`{w}`"),
+            Some(Tok::Sym(c)) => format!("`{}`", c as char),
+            Some(Tok::Space) => "a space".to_owned(),
+        }
+    }
+
+    /// A number of `digits` digits, named `what` in the message if it is missing.
+    fn number(&mut self, digits: std::ops::RangeInclusive<usize>, what: &str) -> Result<u64, DateError> {
+        match self.peek() {
+            Some(Tok::Num { value, digits: d }) if digits.contains(&d) => {
+                self.at += 1;
+                Ok(value)
+            }
+            _ => Err(self.fail(format!("expected {what}, found {}", self.describe_rest()))),
+        }
+    }
+
+    fn year(&mut self) -> Result<i64, DateError> {
+        match self.peek() {
+            Some(Tok::Num { value, digits: 4 }) => {
+                self.at += 1;
+                Ok(value as i64)
+            }
+            Some(Tok::Num { digits: 2, .. }) => Err(DateError::TwoDigitYear {
+                value: self.value.to_owned(),
+            }),
+            Some(Tok::Num { value, .. }) => Err(self.fail(format!("the year `{value}` does not have 4 digits"))),
+            _ => Err(self.fail(format!("expected a 4-digit year, found {}", self.describe_rest()))),
+        }
+    }
+
+    fn parse(mut self) -> Result<Reading, DateError> {
+        match self.toks {
+            [Tok::Num { value, digits }] => return self.integer(*value, *digits),
+            // Decimals and signed numbers: serials or broken timestamps, never dates.
+            [Tok::Num { digits: 3.., .. }, Tok::Sym(b'.' | b','), Tok::Num { .. }]
+            | [Tok::Sym(b'-' | b'+'), Tok::Num { .. }, ..] => {
+                return Err(DateError::BareNumber {
+                    value: self.value.to_owned(),
+                });
+            }
+            _ => {}
+        }
+        let date = self.date(true)?;
+        let (time, offset) = self.time_and_offset()?;
+        Ok(Reading::Wall { date, time, offset })
+    }
+
+    fn integer(&self, value: u64, digits: usize) -> Result<Reading, DateError> {
+        if value > MAX_UNIX_MILLIS {
+            return Err(self.fail("as Unix milliseconds it would be after the year 9999"));
+        }
+        if value >= MIN_UNIX_MILLIS {
+            return Ok(Reading::Unix(value as i64));
+        }
+        if value >= MIN_UNIX_SECONDS {
+            return Ok(Reading::Unix(value as i64 * 1000));
+        }
+        if digits == 8 {
+            // ISO 8601 basic: 20240317.
+            let (y, m, d) = (
+                (value / 10_000) as i64,
+                (value / 100 % 100) as u32,
+                (value % 100) as u32,
+            );
+            if (MIN_YEAR..=MAX_YEAR).contains(&y)
+                && let Some(date) = NaiveDate::from_ymd_opt(y as i32, m, d)
+            {
+                return Ok(Reading::Wall {
+                    date,
+                    time: None,
+                    offset: None,
+                });
+            }
+        }
+        Err(DateError::BareNumber {
+            value: self.value.to_owned(),
+        })
+    }
+
+    /// The date part. `weekday_allowed` lets one leading weekday name through.
+    fn date(&mut self, weekday_allowed: bool) -> Result<NaiveDate, DateError> {
+        match self.peek() {
+            Some(Tok::Num { digits: 4, .. }) => self.year_first(),
+            Some(Tok::Num { digits: 1..=2, .. }) => self.day_or_month_first(),
+            Some(Tok::Num { value, .. }) => Err(self.fail(format!(
+                "`{value}` is neither a 4-digit year nor a 1- or 2-digit day or month"
+            ))),
+            Some(Tok::Word(word)) => {
+                self.at += 1;
+                if let Some(month) = month_number(word) {
+                    return self.month_first(month);
+                }
+                match weekday_of(word) {
+                    Some(stated) if weekday_allowed => {
+                        self.eat(Tok::Sym(b','));
+                        self.eat(Tok::Space);
+                        let date = self.date(false)?;
+                        if date.weekday() != stated {
+                            return Err(DateError::WeekdayMismatch {
+                                value: self.value.to_owned(),
+                                stated: weekday_name(stated).to_owned(),
+                                actual: weekday_name(date.weekday()).to_owned(),
+                            });
+                        }
+                        Ok(date)
+                    }
+                    _ => Err(self.fail(format!("`{word}` is not an English month or weekday name"))),
+                }
+            }
+            _ => Err(self.fail(format!("it starts with {}", self.describe_rest()))),
+        }
+    }
+
+    /// `2024-03-17`, `2024/03/17`, `2024.03.17`, `2024-Mar-17`.
+    fn year_first(&mut self) -> Result<NaiveDate, DateError> {
+        let year = self.year()?;
+        let sep = match self.bump() {
+            Some(Tok::Sym(sep @ (b'-' | b'/' | b'.'))) => sep,
+            _ => {
+                return Err(self.fail("a year first must be followed by `-`, `/` or `.` and the month"));
+            }
+        };
+        let month = match self.peek() {
+            Some(Tok::Word(word)) => {
+                self.at += 1;
+                month_number(word).ok_or_else(|| self.fail(format!("`{word}` is not an English month name")))?
+            }
+            _ => self.number(1..=2, "a 1- or 2-digit month after the year")? as u32,
+        };
+        if !self.eat(Tok::Sym(sep)) {
+            return Err(self.fail(format!(
+                "expected `{}` and the day after the month, found {}",
+                sep as char,
+                self.describe_rest()
+            )));
+        }
+        let day = self.number(1..=2, "a 1- or 2-digit day")?;
+        self.calendar(year, month, day, None)
+    }
+
+    /// `17/03/2024`, `03/17/2024`, `17-03-2024`, `17.03.2024`, `17 Mar 2024`, `17-Mar-2024`.
+    fn day_or_month_first(&mut self) -> Result<NaiveDate, DateError> {
+        let first = self.number(1..=2, "a day or month")?;
+        if let Some(Tok::Word(word)) = self.peek()
+            && is_ordinal_suffix(word)
+        {
+            self.at += 1;
+        }
+        let sep = match self.bump() {
+            Some(Tok::Sym(sep @ (b'-' | b'/' | b'.'))) => sep,
+            Some(Tok::Space) => b' ',
+            Some(Tok::Sym(b':')) => return Err(self.fail("it is a time without a date")),
+            _ => return Err(self.fail(format!("`{first}` is not followed by a month"))),
+        };
+        match self.peek() {
+            Some(Tok::Word(word)) => {
+                let month =
+                    month_number(word).ok_or_else(|| self.fail(format!("`{word}` is not an English month name")))?;
+                self.at += 1;
+                // `17 Mar 2024`, `17 March, 2024`, `17-Mar-2024`, `17 Mar. 2024`.
+                if sep != b'.' {
+                    self.eat(Tok::Sym(b'.'));
+                }
+                let ok = if sep == b' ' {
+                    self.eat(Tok::Sym(b','));
+                    self.eat(Tok::Space)
+                } else {
+                    self.eat(Tok::Sym(sep))
+                };
+                if !ok {
+                    return Err(self.fail(format!(
+                        "expected the year after `{word}`, found {}",
+                        self.describe_rest()
+                    )));
+                }
+                let year = self.year()?;
+                self.calendar(year, month, first, None)
+            }
+            Some(Tok::Num { .. }) if sep != b' ' => {
+                let second = self.number(1..=2, "a 1- or 2-digit day or month")?;
+                if !self.eat(Tok::Sym(sep)) {
+                    return Err(self.fail(format!(
+                        "expected `{}` and the year, found {}",
+                        sep as char,
+                        self.describe_rest()
+                    )));
+                }
+                let year = self.year()?;
+                let chose = if sep == b'.' {
+                    DateOrder::Dmy
+                } else {
+                    match self.order {
+                        Some(DateOrder::Ymd) => {
+                            return Err(DateError::YearLastWithYmd {
+                                value: self.value.to_owned(),
+                            });
+                        }
+                        Some(order) => order,
+                        None if first > 12 || first == second || first == 0 || second == 0 => DateOrder::Dmy,
+                        None if second > 12 => DateOrder::Mdy,
+                        None => {
+                            return Err(DateError::AmbiguousOrder {
+                                value: self.value.to_owned(),
+                            });
+                        }
+                    }
+                };
+                let (day, month) = if chose == DateOrder::Dmy {
+                    (first, second)
+                } else {
+                    (second, first)
+                };
+                let hint = reading_hint(sep, self.order, chose, first, second);
+                self.calendar(year, month as u32, day, hint.as_deref())
+            }
+            _ => Err(self.fail(format!(
+                "expected a month after `{first}`, found {}",
+                self.describe_rest()
+            ))),
+        }
+    }
+
+    /// After the month name: `Mar 17, 2024`, `March 17 2024`, `Mar. 17th, 2024`.
+    fn month_first(&mut self, month: u32) -> Result<NaiveDate, DateError> {
+        self.eat(Tok::Sym(b'.'));
+        if !(self.eat(Tok::Space) || self.eat(Tok::Sym(b'-'))) {
+            return Err(self.fail(format!(
+                "expected the day after the month, found {}",
+                self.describe_rest()
+            )));
+        }
+        let day = self.number(1..=2, "a 1- or 2-digit day after the month")?;
+        if let Some(Tok::Word(word)) = self.peek()
+            && is_ordinal_suffix(word)
+        {
+            self.at += 1;
+        }
+        let comma = self.eat(Tok::Sym(b','));
+        let space = self.eat(Tok::Space);
+        if !(comma || space || self.eat(Tok::Sym(b'-'))) {
+            return Err(self.fail(format!(
+                "expected the year after the day, found {}",
+                self.describe_rest()
+            )));
+        }
+        let year = self.year()?;
+        self.calendar(year, month, day, None)
+    }
+
+    fn calendar(&self, year: i64, month: u32, day: u64, hint: Option<&str>) -> Result<NaiveDate, DateError> {
+        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+            return Err(DateError::YearOutOfRange {
+                value: self.value.to_owned(),
+                year,
+            });
+        }
+        let invalid = |reason: String| DateError::InvalidDate {
+            value: self.value.to_owned(),
+            reason: match hint {
+                Some(hint) => format!("{reason} ({hint})"),
+                None => reason,
+            },
+        };
+        if !(1..=12).contains(&month) {
+            return Err(invalid(format!("there is no month {month}")));
+        }
+        let day = u32::try_from(day).unwrap_or(u32::MAX);
+        NaiveDate::from_ymd_opt(year as i32, month, day).ok_or_else(|| {
+            let days = days_in_month(year as i32, month);
+            let name = MONTHS[month as usize - 1];
+            invalid(format!("{name} {year} has days 1 to {days}, not {day}"))
+        })
+    }
+
+    /// An optional time (after a space, `T` or `,`) and an optional offset, then the end.
+    fn time_and_offset(&mut self) -> Result<(Option<NaiveTime>, Option<i32>), DateError> {
+        if self.peek().is_none() {
+            return Ok((None, None));
+        }
+        let separated = match self.peek() {
+            Some(Tok::Space) => self.eat(Tok::Space),
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("t") => self.eat(Tok::Word(w)),
+            Some(Tok::Sym(b',')) => {
+                self.at += 1;
+                self.eat(Tok::Space);
+                true
+            }
+            _ => false,
+        };
+        if !separated || !matches!(self.peek(), Some(Tok::Num { .. })) {
+            return Err(self.fail(format!(
+                "expected the end or a time such as 09:30 after the date, found {}",
+                self.describe_rest()
+            )));
+        }
+        let time = self.time()?;
+        let before_offset = self.at;
+        self.eat(Tok::Space);
+        let offset = match self.bump() {
+            None => {
+                self.at = before_offset;
+                None
+            }
+            Some(Tok::Word(word)) => Some(named_offset(word).ok_or_else(|| {
+                self.fail(format!(
+                    "`{word}` is not a zone abbreviation this tool knows (Z, UTC, GMT, EST, EDT, CST, CDT, \
+                     MST, MDT, PST, PDT); write an offset such as +01:00, or leave it out and pass `--timezone`"
+                ))
+            })?),
+            Some(Tok::Sym(sign @ (b'+' | b'-'))) => Some(self.numeric_offset(sign)?),
+            Some(_) => {
+                self.at -= 1;
+                return Err(self.fail(format!("unexpected {} after the time", self.describe_rest())));
+            }
+        };
+        if self.peek().is_some() {
+            return Err(self.fail(format!("unexpected {} at the end", self.describe_rest())));
+        }
+        Ok((Some(time), offset))
+    }
+
+    /// `H:MM`, `HH:MM:SS`, `HH:MM:SS.fff`, with an optional `AM`/`PM`.
+    fn time(&mut self) -> Result<NaiveTime, DateError> {
+        let mut hour = self.number(1..=2, "a 1- or 2-digit hour")?;
+        if !self.eat(Tok::Sym(b':')) {
+            return Err(self.fail(format!("expected `:` after the hour, found {}", self.describe_rest())));
+        }
+        let minute = self.number(2..=2, "2-digit minutes")?;
+        let (mut second, mut nanos) = (0, 0);
+        if self.eat(Tok::Sym(b':')) {
+            second = self.number(2..=2, "2-digit seconds")?;
+            if let (Some(Tok::Sym(b'.' | b',')), Some(Tok::Num { value, digits })) =
+                (self.peek(), self.toks.get(self.at + 1).copied())
+            {
+                if digits > 9 {
+                    return Err(self.fail("fractional seconds have more than 9 digits"));
+                }
+                self.at += 2;
+                nanos = value * 10u64.pow((9 - digits) as u32);
+            }
+        }
+        let before_meridiem = self.at;
+        self.eat(Tok::Space);
+        match self.peek() {
+            Some(Tok::Word(w)) if w.eq_ignore_ascii_case("am") || w.eq_ignore_ascii_case("pm") => {
+                self.at += 1;
+                if !(1..=12).contains(&hour) {
+                    return Err(self.fail(format!("hour {hour} does not go with {w}; use 1 to 12")));
+                }
+                hour = hour % 12 + if w.eq_ignore_ascii_case("pm") { 12 } else { 0 };
+            }
+            _ => self.at = before_meridiem,
+        }
+        if hour > 23 || minute > 59 || second > 59 {
+            return Err(DateError::InvalidDate {
+                value: self.value.to_owned(),
+                reason: format!(
+                    "{hour:02}:{minute:02}:{second:02} is not a time of day (hours 0 to 23, minutes and seconds 0 to 59)"
+                ),
+            });
+        }
+        // Milliseconds are all a request carries; the rest is dropped here, not rounded up
+        // into a later second.
+        let millis = nanos / 1_000_000;
+        NaiveTime::from_hms_milli_opt(hour as u32, minute as u32, second as u32, millis as u32)
+            .ok_or_else(|| self.fail("it is not a time of day"))
+    }
+
+    /// After the sign: `02:00`, `0200` or `02`.
+    fn numeric_offset(&mut self, sign: u8) -> Result<i32, DateError> {
+        let (hours, minutes) = match self.bump() {
+            Some(Tok::Num { value, digits: 4 }) => (value / 100, value % 100),
+            Some(Tok::Num { value, digits: 2 }) => {
+                if self.eat(Tok::Sym(b':')) {
+                    (value, self.number(2..=2, "2-digit offset minutes")?)
+                } else {
+                    (value, 0)
+                }
+            }
+            _ => return Err(self.fail("an offset must look like +02:00, +0200 or +02")),
+        };
+        if hours > 23 || minutes > 59 {
+            return Err(self.fail("an offset must be under 24 hours, e.g. +02:00"));
+        }
+        let secs = (hours * 3600 + minutes * 60) as i32;
+        Ok(if sign == b'-' { -secs } else { secs })
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    NaiveDate::from_ymd_opt(next_year, next_month, 1)
+        .and_then(|next| next.pred_opt())
+        .map_or(31, |last| last.day())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DayBound::{End, Start};
+    use chrono_tz::America::{Havana, New_York, Santiago};
+    use chrono_tz::Europe::Berlin;
+    use chrono_tz::UTC;
+
+    /// 2024-03-17 09:30:00 UTC and the two ends of that day, in ms.
+    const NINE_THIRTY: i64 = 1_710_667_800_000;
+    const DAY_START: i64 = 1_710_633_600_000;
+    const DAY_END: i64 = 1_710_719_999_000;
+
+    fn text(value: &str, bound: DayBound, order: Option<DateOrder>, tz: Tz) -> Result<i64, DateError> {
+        parse_date(DateValue::Text(value), bound, order, tz)
+    }
+
+    fn cell(y: i32, m: u32, d: u32, hms: (u32, u32, u32), nanos: u32) -> DateValue<'static> {
+        let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        DateValue::DateTime(date.and_hms_nano_opt(hms.0, hms.1, hms.2, nanos).unwrap())
+    }
+
+    #[test]
+    fn every_accepted_form_in_utc() {
+        let dmy = Some(DateOrder::Dmy);
+        let mdy = Some(DateOrder::Mdy);
+        let cases: &[(&str, DayBound, Option<DateOrder>, i64)] = &[
+            // ISO 8601 / RFC 3339
+            ("2024-03-17", Start, None, DAY_START),
+            ("2024-03-17", End, None, DAY_END),
+            ("  2024-03-17\t", Start, None, DAY_START),
+            ("2024-03-17T09:30", End, None, NINE_THIRTY),
+            ("2024-03-17 09:30:00", Start, None, NINE_THIRTY),
+            ("2024-03-17\u{a0}09:30", Start, None, NINE_THIRTY),
+            ("2024-03-17T09:30:15.25Z", Start, None, NINE_THIRTY + 15_250),
+            ("2024-03-17T09:30:15,250Z", Start, None, NINE_THIRTY + 15_250),
+            ("2024-03-17T09:30:15.123456789Z", Start, None, NINE_THIRTY + 15_123),
+            ("2024-03-17t09:30z", Start, None, NINE_THIRTY),
+            ("2024-03-17T09:30:00+02:00", Start, None, NINE_THIRTY - 7_200_000),
+            ("2024-03-17T09:30:00+0200", Start, None, NINE_THIRTY - 7_200_000),
+            ("2024-03-17T09:30+02", Start, None, NINE_THIRTY - 7_200_000),
+            ("2024-03-17 09:30 +02:00", Start, None, NINE_THIRTY - 7_200_000),
+            ("2024-03-17T09:30:00-05:00", Start, None, NINE_THIRTY + 18_000_000),
+            ("2024-03-17T09:30:00+05:45", Start, None, NINE_THIRTY - 20_700_000),
+            ("2024-03-17 09:30 UTC", Start, None, NINE_THIRTY),
+            ("2024/03/17", Start, None, DAY_START),
+            ("2024.03.17", End, None, DAY_END),
+            ("2024-3-7", Start, None, DAY_START - 10 * 86_400_000),
+            ("2024-Mar-17", Start, None, DAY_START),
+            ("20240317", Start, None, DAY_START),
+            ("20240317", End, None, DAY_END),
+            // RFC 2822
+            ("Sun, 17 Mar 2024 09:30:00 +0000", Start, None, NINE_THIRTY),
+            ("Sun, 17 Mar 2024 09:30:00 GMT", Start, None, NINE_THIRTY),
+            ("17 Mar 2024 09:30 -0500", Start, None, NINE_THIRTY + 18_000_000),
+            ("Sun, 17 Mar 2024 09:30:00 EST", Start, None, NINE_THIRTY + 18_000_000),
+            ("Sun, 17 Mar 2024 09:30:00 PDT", Start, None, NINE_THIRTY + 25_200_000),
+            // slash, dash and dotted numbers
+            ("17/03/2024", Start, None, DAY_START),
+            ("17/03/2024", End, None, DAY_END),
+            ("03/17/2024", Start, None, DAY_START),
+            ("3/17/2024", End, None, DAY_END),
+            ("17/03/2024 09:30", Start, None, NINE_THIRTY),
+            ("17/03/2024 9:30:00", Start, dmy, NINE_THIRTY),
+            ("3/17/2024 9:30 AM", Start, mdy, NINE_THIRTY),
+            ("3/17/2024 9:30 pm", Start, mdy, NINE_THIRTY + 43_200_000),
+            ("3/17/2024 12:30 AM", Start, mdy, DAY_START + 1_800_000),
+            ("3/17/2024 12:30 PM", Start, mdy, DAY_START + 45_000_000),
+            ("17-03-2024", Start, None, DAY_START),
+            ("03-17-2024 09:30", Start, None, NINE_THIRTY),
+            ("17.03.2024", Start, None, DAY_START),
+            ("17.03.2024", End, mdy, DAY_END),
+            ("17.03.2024 09:30:00", Start, None, NINE_THIRTY),
+            ("03/04/2024", Start, dmy, 1_712_102_400_000),
+            ("03/04/2024", Start, mdy, 1_709_510_400_000),
+            ("03-04-2024", Start, dmy, 1_712_102_400_000),
+            ("05/05/2024", Start, None, 1_714_867_200_000),
+            // month names
+            ("17 Mar 2024", Start, None, DAY_START),
+            ("17 march 2024", End, None, DAY_END),
+            ("17 MARCH, 2024", Start, None, DAY_START),
+            ("17th March 2024", Start, None, DAY_START),
+            ("17-Mar-2024", Start, None, DAY_START),
+            ("17/Mar/2024", Start, None, DAY_START),
+            ("17 Mar 2024 09:30", Start, None, NINE_THIRTY),
+            ("Mar 17, 2024", Start, None, DAY_START),
+            ("Mar 17,2024", Start, None, DAY_START),
+            ("Mar. 17th, 2024", Start, None, DAY_START),
+            ("March 17 2024", End, None, DAY_END),
+            ("March 17, 2024 09:30", Start, None, NINE_THIRTY),
+            ("Mar 17, 2024, 9:30 AM", Start, None, NINE_THIRTY),
+            ("Sunday, March 17, 2024", Start, None, DAY_START),
+            ("Sept 1, 2024", Start, None, 1_725_148_800_000),
+            ("1 September 2024", Start, None, 1_725_148_800_000),
+            // Unix integers, by magnitude
+            ("1710667800", Start, None, NINE_THIRTY),
+            ("1710667800", End, None, NINE_THIRTY),
+            ("1710667800123", Start, None, NINE_THIRTY + 123),
+            ("100000000", Start, None, 100_000_000_000),
+            ("99999999999", Start, None, 99_999_999_999_000),
+            ("100000000000", Start, None, 100_000_000_000),
+            ("253402300799999", Start, None, 253_402_300_799_999),
+            // calendar edges
+            ("29/02/2024", Start, None, 1_709_164_800_000),
+            ("1900-01-01", Start, None, -2_208_988_800_000),
+            ("9999-12-31", End, None, 253_402_300_799_000),
+        ];
+        for (value, bound, order, want) in cases {
+            assert_eq!(
+                text(value, *bound, *order, UTC),
+                Ok(*want),
+                "{value:?} {bound:?} {order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn zones_and_daylight_saving() {
+        let cases: &[(&str, DayBound, Tz, i64)] = &[
+            // Fixture excel-semicolon-cp1252.csv, row 2.
+            ("05.02.2024", Start, Berlin, 1_707_087_600_000),
+            ("09.02.2024 17:00", End, Berlin, 1_707_494_400_000),
+            ("2024-03-17", Start, Berlin, 1_710_630_000_000),
+            ("2024-03-17", End, Berlin, 1_710_716_399_000),
+            ("2024-03-17 09:30", Start, Berlin, NINE_THIRTY - 3_600_000),
+            // Fall-back overlap: 02:30 happens twice; the earlier (CEST) one wins.
+            ("2024-10-27 02:30", Start, Berlin, 1_729_989_000_000),
+            ("2024-10-27 02:30", End, Berlin, 1_729_989_000_000),
+            // An explicit offset ignores the zone.
+            ("2024-03-17T09:30:00Z", Start, Berlin, NINE_THIRTY),
+            ("2024-03-17T09:30:00+01:00", Start, New_York, NINE_THIRTY - 3_600_000),
+            ("1710667800", Start, New_York, NINE_THIRTY),
+            ("2024-03-17 09:30", Start, New_York, 1_710_682_200_000),
+            ("03/17/2024 9:30 AM", Start, New_York, 1_710_682_200_000),
+            // A 23-hour day.
+            ("2024-03-10", Start, New_York, 1_710_046_800_000),
+            ("2024-03-10", End, New_York, 1_710_129_599_000),
+            ("2024-11-03 01:30", Start, New_York, 1_730_611_800_000),
+            // Santiago skipped 2022-09-11 00:00..01:00: the day starts at 01:00 -03.
+            ("2022-09-11", Start, Santiago, 1_662_868_800_000),
+            ("2022-09-11", End, Santiago, 1_662_951_599_000),
+            ("2022-09-10", End, Santiago, 1_662_868_799_000),
+            ("11.09.2022", Start, Santiago, 1_662_868_800_000),
+            // Havana: midnight skipped in March, midnight twice in November.
+            ("2024-03-10", Start, Havana, 1_710_046_800_000),
+            ("2024-03-09", End, Havana, 1_710_046_799_000),
+            ("2024-11-03", Start, Havana, 1_730_606_400_000),
+            ("2024-11-02", End, Havana, 1_730_606_399_000),
+        ];
+        for (value, bound, tz, want) in cases {
+            assert_eq!(text(value, *bound, None, *tz), Ok(*want), "{value:?} {bound:?} {tz}");
+        }
+    }
+
+    #[test]
+    fn wall_clock_in_a_gap_names_the_zone_and_the_flag() {
+        for (value, tz) in [
+            ("2024-03-31 02:30", Berlin),
+            ("31.03.2024 02:00", Berlin),
+            ("2024-03-10 02:30", New_York),
+            ("2022-09-11 00:30", Santiago),
+        ] {
+            let err = text(value, Start, None, tz).unwrap_err();
+            assert_eq!(
+                err,
+                DateError::NonexistentLocalTime {
+                    value: value.to_owned(),
+                    zone: tz.name().to_owned()
+                }
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(tz.name()) && message.contains("--timezone"),
+                "{message}"
+            );
+        }
+        // The same wall-clock time with an offset is fine.
+        assert_eq!(
+            text("2024-03-31T02:30:00+01:00", Start, None, Berlin),
+            Ok(1_711_848_600_000)
+        );
+    }
+
+    #[test]
+    fn workbook_cells() {
+        let cases: &[(DateValue<'static>, DayBound, Tz, i64)] = &[
+            // Fixture openpyxl-1904-dates.xlsx (the reader already applied the epoch).
+            (cell(2024, 7, 1, (9, 0, 0), 0), Start, UTC, 1_719_824_400_000),
+            (cell(2024, 7, 1, (9, 0, 0), 0), End, UTC, 1_719_824_400_000),
+            // A midnight cell is a date without a time.
+            (cell(2024, 7, 8, (0, 0, 0), 0), Start, UTC, 1_720_396_800_000),
+            (cell(2024, 7, 8, (0, 0, 0), 0), End, UTC, 1_720_483_199_000),
+            (cell(2024, 7, 9, (0, 0, 0), 0), End, UTC, 1_720_569_599_000),
+            // Float noise from the serial rounds to the millisecond, midnight included.
+            (
+                cell(2024, 7, 1, (8, 59, 59), 999_600_000),
+                Start,
+                UTC,
+                1_719_824_400_000,
+            ),
+            (cell(2024, 7, 7, (23, 59, 59), 999_900_000), End, UTC, 1_720_483_199_000),
+            (cell(2024, 7, 1, (9, 0, 0), 250_000_000), Start, UTC, 1_719_824_400_250),
+            (cell(2024, 2, 5, (0, 0, 0), 0), Start, Berlin, 1_707_087_600_000),
+            (cell(2024, 2, 9, (17, 0, 0), 0), End, Berlin, 1_707_494_400_000),
+            (cell(2024, 10, 27, (2, 30, 0), 0), Start, Berlin, 1_729_989_000_000),
+            (cell(2022, 9, 11, (0, 0, 0), 0), Start, Santiago, 1_662_868_800_000),
+        ];
+        for (value, bound, tz, want) in cases {
+            assert_eq!(
+                parse_date(*value, *bound, None, *tz),
+                Ok(*want),
+                "{value:?} {bound:?} {tz}"
+            );
+        }
+        let gap = parse_date(cell(2024, 3, 31, (2, 30, 0), 0), Start, None, Berlin);
+        assert!(matches!(gap, Err(DateError::NonexistentLocalTime { .. })), "{gap:?}");
+        // Serial 0 of the 1900 system.
+        let zero = parse_date(cell(1899, 12, 31, (0, 0, 0), 0), Start, None, UTC);
+        assert!(
+            matches!(zero, Err(DateError::YearOutOfRange { year: 1899, .. })),
+            "{zero:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty"),
+            ("   ", "empty"),
+            ("tomorrow", "`tomorrow` is not an English month or weekday name"),
+            ("2024-13-01", "there is no month 13"),
+            ("32/01/2024", "january 2024 has days 1 to 31, not 32"),
+            ("31/02/2024", "february 2024 has days 1 to 29, not 31"),
+            ("29.02.2023", "february 2023 has days 1 to 28, not 29"),
+            (
+                "02/31/2024",
+                "(read as month/day/year because the second part is over 12)",
+            ),
+            ("13/13/2024", "there is no month 13"),
+            ("00/05/2024", "may 2024 has days 1 to 31, not 0"),
+            ("05/00/2024", "there is no month 0"),
+            (
+                "31/04/2024",
+                "(read as day/month/year because the first part is over 12)",
+            ),
+            ("13/01/2024", "not a date order"),
+            ("12:30", "a time without a date"),
+            ("2024-03-17 25:00", "25:00:00 is not a time of day"),
+            ("2024-03-17 09:60", "09:60:00 is not a time of day"),
+            ("2024-03-17 13:00 PM", "hour 13 does not go with PM"),
+            ("2024-03-17 9", "expected `:` after the hour"),
+            ("2024-03-17 09:5", "expected 2-digit minutes"),
+            ("2024-03-17T", "expected the end or a time"),
+            ("2024-03-17 later", "expected the end or a time"),
+            ("2024-03-17Z", "expected the end or a time"),
+            (
+                "2024-03-17 09:30 CET",
+                "`CET` is not a zone abbreviation this tool knows",
+            ),
+            ("2024-03-17 09:30 +2", "an offset must look like"),
+            ("2024-03-17 09:30 +24:00", "under 24 hours"),
+            ("2024-03-17 09:30:00 foo", "`foo` is not a zone abbreviation"),
+            ("2024-03-17 09:30:00 +0000 foo", "unexpected `foo` at the end"),
+            ("2024-03-17 09:30:00 +0000 (UTC)", "it contains `(`"),
+            ("2024-03", "expected `-` and the day"),
+            ("2024-03-17-01", "expected the end or a time"),
+            ("17 Mar", "expected the year"),
+            ("Mar 2024", "expected a 1- or 2-digit day"),
+            ("17 Mär 2024", "it contains `ä`"),
+            ("Smarch 17, 2024", "`Smarch` is not an English month or weekday name"),
+            ("17 03 2024", "expected a month after `17`"),
+            ("17/03-2024", "expected `/` and the year"),
+            ("123/03/2024", "neither a 4-digit year"),
+            ("17/03/202", "the year `202` does not have 4 digits"),
+            ("Mon, 17 Mar 2024", "says Monday, but that date is a Sunday"),
+            ("1899-12-31", "in the year 1899"),
+            ("0001-01-01", "in the year 1"),
+            ("253402300800000", "after the year 9999"),
+            ("99999999999999999999999", "after the year 9999"),
+            ("2024-03-17 09:30:00.1234567890", "more than 9 digits"),
+            ("$12", "it contains `$`"),
+            ("1 2 3 4 5 6 7 8 9 10 11 12 13", "too long"),
+        ];
+        for (value, needle) in cases {
+            let order = if value.starts_with("13/01") {
+                Some(DateOrder::Mdy)
+            } else {
+                None
+            };
+            let message = match text(value, Start, order, UTC) {
+                Ok(ms) => panic!("{value:?} was accepted as {ms}"),
+                Err(err) => err.to_string(),
+            };
+            let needle = needle.replace("not a date order", "there is no month 13");
+            assert!(
+                message.to_lowercase().contains(&needle.to_lowercase()),
+                "{value:?}: {message:?} lacks {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_numbers_point_at_date_cells() {
+        for value in [
+            "2024",
+            "45000",
+            "45000.5",
+            "99999999",
+            "12345678",
+            "-1710667800",
+            "0",
+            "+5",
+        ] {
+            let err = text(value, Start, None, UTC).unwrap_err();
+            assert_eq!(
+                err,
+                DateError::BareNumber {
+                    value: value.to_owned()
+                },
+                "{value}"
+            );
+            assert!(err.to_string().contains("cell formatted as a date"), "{err}");
+        }
+    }
+
+    #[test]
+    fn two_digit_years_are_refused() {
+        for value in [
+            "17/03/24",
+            "3/17/24 09:30",
+            "17.03.24",
+            "17-Mar-24",
+            "Mar 17, 24",
+            "17 Mar 24",
+        ] {
+            let err = text(value, Start, Some(DateOrder::Dmy), UTC).unwrap_err();
+            assert_eq!(
+                err,
+                DateError::TwoDigitYear {
+                    value: value.to_owned()
+                },
+                "{value}"
+            );
+            assert!(err.to_string().contains("two-digit year"));
+        }
+    }
+
+    #[test]
+    fn slash_dates_need_an_order_unless_they_prove_one() {
+        let err = text("03/04/2024", Start, None, UTC).unwrap_err();
+        assert_eq!(
+            err,
+            DateError::AmbiguousOrder {
+                value: "03/04/2024".to_owned()
+            }
+        );
+        assert!(err.to_string().contains("--date-order dmy"), "{err}");
+        let err = text("03-04-2024 10:00", Start, None, UTC).unwrap_err();
+        assert!(matches!(err, DateError::AmbiguousOrder { .. }), "{err:?}");
+        // The flag says year first; a year-last value is refused rather than guessed.
+        let err = text("17/03/2024", Start, Some(DateOrder::Ymd), UTC).unwrap_err();
+        assert!(matches!(err, DateError::YearLastWithYmd { .. }), "{err:?}");
+        assert!(err.to_string().contains("--date-order dmy"), "{err}");
+        // Year-first and dotted values do not care about the flag.
+        for order in [None, Some(DateOrder::Ymd), Some(DateOrder::Dmy), Some(DateOrder::Mdy)] {
+            assert_eq!(text("2024/03/17", Start, order, UTC), Ok(DAY_START));
+            assert_eq!(text("17.03.2024", Start, order, UTC), Ok(DAY_START));
+            assert_eq!(text("17 Mar 2024", Start, order, UTC), Ok(DAY_START));
+        }
+    }
+
+    fn evidence(values: &[&str]) -> OrderEvidence {
+        let mut evidence = OrderEvidence::default();
+        for (i, value) in values.iter().enumerate() {
+            evidence.observe(value, i + 2);
+        }
+        evidence
+    }
+
+    #[test]
+    fn order_evidence_resolves_a_column() {
+        let cases: &[(&[&str], Option<DateOrder>)] = &[
+            (&[], None),
+            (&["", "2024-03-04", "04.03.2024", "4 Mar 2024", "1710667800"], None),
+            (&["05/05/2024", "12/12/2024 10:00"], None),
+            (&["03/04/2024", "17/03/2024", "01/02/2024"], Some(DateOrder::Dmy)),
+            (&["13-01-2024 09:00"], Some(DateOrder::Dmy)),
+            (&["03/04/2024", "03/17/2024 9:30 AM"], Some(DateOrder::Mdy)),
+            (&["3/4/2024", "12-31-2024"], Some(DateOrder::Mdy)),
+            // Values that are no date at all prove nothing; parsing reports them.
+            (
+                &["32/01/2024", "13/13/2024", "00/13/2024", "17/03/24", "03/04-2024"],
+                None,
+            ),
+            // Dotted dates are always day-first; they neither prove nor need an order.
+            (&["05.02.2024", "13.02.2024", "03/17/2024"], Some(DateOrder::Mdy)),
+        ];
+        for (values, want) in cases {
+            assert_eq!(evidence(values).resolve("Start"), Ok(*want), "{values:?}");
+        }
+    }
+
+    #[test]
+    fn order_evidence_reports_conflicts_and_indecision() {
+        let err = evidence(&["01/02/2024", "17/03/2024", "18/03/2024", "03/17/2024"])
+            .resolve("Start Date")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DateError::ConflictingOrder {
+                column: "Start Date".to_owned(),
+                dmy_value: "17/03/2024".to_owned(),
+                dmy_row: 3,
+                mdy_value: "03/17/2024".to_owned(),
+                mdy_row: 5,
+            }
+        );
+        let message = err.to_string();
+        for needle in [
+            "`Start Date`",
+            "`17/03/2024` (row 3)",
+            "`03/17/2024` (row 5)",
+            "--date-order",
+        ] {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+
+        let err = evidence(&["2024-01-01", " 03/04/2024 ", "01/02/2024"])
+            .resolve("Due")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DateError::UndecidedOrder {
+                column: "Due".to_owned(),
+                value: "03/04/2024".to_owned(),
+                row: 3,
+            }
+        );
+        let message = err.to_string();
+        for needle in ["`Due`", "`03/04/2024` (row 3)", "--date-order dmy", "--date-order mdy"] {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn inferred_order_reads_the_ambiguous_values() {
+        let values = ["03/04/2024", "17/03/2024"];
+        let order = evidence(&values).resolve("Start").unwrap();
+        assert_eq!(order, Some(DateOrder::Dmy));
+        assert_eq!(text(values[0], Start, order, UTC), Ok(1_712_102_400_000));
+    }
+
+    #[test]
+    fn options_parse_and_print() {
+        for (name, order) in [
+            ("ymd", DateOrder::Ymd),
+            ("dmy", DateOrder::Dmy),
+            ("MDY", DateOrder::Mdy),
+        ] {
+            assert_eq!(name.parse::<DateOrder>(), Ok(order));
+            assert_eq!(order.to_string(), name.to_lowercase());
+        }
+        let err = "dd/mm".parse::<DateOrder>().unwrap_err().to_string();
+        assert!(err.contains("--date-order") && err.contains("`dmy`"), "{err}");
+
+        for (name, unit) in [
+            ("seconds", TimestampUnit::Seconds),
+            ("Milliseconds", TimestampUnit::Milliseconds),
+        ] {
+            assert_eq!(name.parse::<TimestampUnit>(), Ok(unit));
+            assert_eq!(unit.to_string(), name.to_lowercase());
+        }
+        let err = "ms".parse::<TimestampUnit>().unwrap_err().to_string();
+        assert!(
+            err.contains("--timestamp-unit") && err.contains("`milliseconds`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn timestamp_units_floor_to_seconds() {
+        let cases = [
+            (TimestampUnit::Seconds, 1_710_667_800_999, 1_710_667_800),
+            (TimestampUnit::Seconds, 1_710_667_800_000, 1_710_667_800),
+            (TimestampUnit::Seconds, -1, -1),
+            (TimestampUnit::Seconds, -2_208_988_800_000, -2_208_988_800),
+            (TimestampUnit::Milliseconds, 1_710_667_800_999, 1_710_667_800_999),
+        ];
+        for (unit, ms, want) in cases {
+            assert_eq!(unit.convert(ms), want, "{unit} {ms}");
+        }
+        // The fixture values, end to end.
+        let seconds = |value, bound, tz| text(value, bound, None, tz).map(|ms| TimestampUnit::Seconds.convert(ms));
+        assert_eq!(seconds("05.02.2024", Start, Berlin), Ok(1_707_087_600));
+        assert_eq!(seconds("09.02.2024 17:00", End, Berlin), Ok(1_707_494_400));
+        assert_eq!(seconds("2024-03-17", Start, UTC), Ok(1_710_633_600));
+        assert_eq!(seconds("2024-03-17", End, UTC), Ok(1_710_719_999));
+    }
+}

@@ -1,0 +1,1025 @@
+//! The main job, stage by stage: read → map → validate → (plan) → upload → report.
+//! Setup problems (bad flags, unreadable file, refused key) are errors that end the
+//! run with exit 2; a row's problem is an outcome in the report, never an abort.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::api::{ApiClient, ApiKey, User, check_base_url};
+use crate::ledger::{self, Ledger, Prior};
+use crate::mapping::{Field, map_headers};
+use crate::model::{Outcome, ReportRow, SourceRow};
+use crate::progress::Progress;
+use crate::report::{FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
+use crate::source::{RowSource, open_source};
+use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, UploadSink, upload};
+use crate::validate::{DateEvidence, PlannedRow, Problem, ProblemKind, Validator};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_INCOMPLETE: i32 = 1;
+pub const EXIT_SETUP: i32 = 2;
+pub const EXIT_INVALID: i32 = 3;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// An error that ends the run before or instead of the upload, with its exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SetupError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+/// A run's result: the exit code and the counts, for the summary and for tests.
+#[derive(Debug, Clone)]
+pub struct ImportResult {
+    pub exit_code: i32,
+    pub rows: Vec<ReportRow>,
+    pub summary: RunSummary,
+}
+
+/// A file opened, its headers mapped, and a validator ready for its rows.
+pub struct ReadStage {
+    pub source: Box<dyn RowSource>,
+    pub validator: Validator,
+    pub headers: Vec<String>,
+}
+
+/// Opens the input, maps its headers and, unless `--date-order` settles it, reads every
+/// row once to learn each date column's dd/mm order.
+pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::Result<ReadStage> {
+    let mut source = open_source(&read.input, &read.source).map_err(|e| anyhow!("{e}"))?;
+    let headers = source.headers().to_vec();
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        bail!(
+            "{}: the file is empty: there is no header row{}",
+            read.input.display_name(),
+            if read.source.header_row > 1 {
+                format!(" at row {} (--header-row)", read.source.header_row)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let map = map_headers(&headers, &read.columns).with_context(|| read.input.display_name())?;
+    for warning in map.warnings(&headers) {
+        progress(&format!("warning: {warning}"));
+    }
+    let mut evidence = DateEvidence::default();
+    let needs_order = read.rules.date_order.is_none()
+        && (map.column(Field::StartDate).is_some() || map.column(Field::EndDate).is_some());
+    if needs_order {
+        let mut row = SourceRow::default();
+        while source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
+            evidence.observe(&map, &row);
+        }
+        source.rewind().map_err(|e| anyhow!("{e}"))?;
+    }
+    let validator = Validator::new(
+        map,
+        headers.clone(),
+        source.is_workbook(),
+        read.rules.clone(),
+        &evidence,
+    );
+    Ok(ReadStage {
+        source,
+        validator,
+        headers,
+    })
+}
+
+/// Prints problems readably even when there are thousands: the first screenful in
+/// full, then counts by column and kind. The report holds every one.
+pub struct ProblemPrinter {
+    shown: usize,
+    limit: usize,
+    hidden: BTreeMap<(String, ProblemKind), usize>,
+    total: usize,
+}
+
+impl ProblemPrinter {
+    pub fn new(limit: usize) -> ProblemPrinter {
+        ProblemPrinter {
+            shown: 0,
+            limit,
+            hidden: BTreeMap::new(),
+            total: 0,
+        }
+    }
+
+    pub fn add(&mut self, problem: &Problem, out: &dyn Fn(&str)) {
+        self.total += 1;
+        if self.shown < self.limit {
+            self.shown += 1;
+            out(&format!("invalid: {problem}"));
+        } else {
+            let column = problem.column.clone().unwrap_or_default();
+            *self.hidden.entry((column, problem.kind)).or_default() += 1;
+        }
+    }
+
+    pub fn finish(&self, out: &dyn Fn(&str)) {
+        let hidden: usize = self.hidden.values().sum();
+        if hidden == 0 {
+            return;
+        }
+        out(&format!("… and {hidden} more problems (every one is in the report):"));
+        let mut groups: Vec<_> = self.hidden.iter().collect();
+        groups.sort_by(|a, b| b.1.cmp(a.1));
+        for ((column, kind), count) in groups.iter().take(12) {
+            out(&format!("  {count:>7} × {} in column `{column}`", kind.describe()));
+        }
+        if groups.len() > 12 {
+            out(&format!("  (and {} more kinds)", groups.len() - 12));
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+fn eprint_line(line: &str) {
+    eprintln!("{line}");
+}
+
+/// The text of a row's cells, for the failed-rows file.
+fn raw_cells(row: &SourceRow) -> Vec<String> {
+    row.cells.iter().map(|c| c.as_text().into_owned()).collect()
+}
+
+fn cell_text(stage_map: &crate::mapping::ColumnMap, row: &SourceRow, field: Field) -> Option<String> {
+    let text = stage_map
+        .column(field)
+        .and_then(|c| row.cells.get(c))
+        .map(|c| c.as_text().trim().to_string())?;
+    (!text.is_empty()).then_some(text)
+}
+
+/// One line of the plan: the exact method, path and body.
+pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
+    let body = serde_json::to_string(&planned.body).unwrap_or_default();
+    let path = serde_json::to_string(&planned.path()).unwrap_or_default();
+    let mut line = format!(
+        "{{\"row\":{},\"method\":\"POST\",\"path\":{path},\"body\":{body}",
+        planned.row
+    );
+    if let Some(email) = &planned.assignee_email {
+        line.push_str(&format!(
+            ",\"unresolved\":{{\"assignee_id\":{}}}",
+            serde_json::to_string(email).unwrap_or_default()
+        ));
+    }
+    line.push_str("}\n");
+    line.into_bytes()
+}
+
+fn open_plan(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+    let file = std::fs::File::create(path).with_context(|| format!("--plan: cannot create {}", path.display()))?;
+    Ok(std::io::BufWriter::new(file))
+}
+
+/// The failed-rows file must never overwrite the input it was made from.
+fn failed_rows_target(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
+    let path = failed_rows_path(&settings.report);
+    if let crate::source::Input::File(input) = &settings.read.input {
+        let same = match (std::fs::canonicalize(input), std::fs::canonicalize(&path)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => input == &path,
+        };
+        if same {
+            bail!(
+                "--report {}: the failed-rows file would be {}, which is the input itself; choose another --report name",
+                settings.report.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(path)
+}
+
+fn row_error(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            let mut s = String::new();
+            if let Some(c) = &p.column {
+                s.push_str(c);
+                if let Some(cell) = &p.cell {
+                    s.push_str(&format!(" ({cell})"));
+                }
+                s.push_str(": ");
+            }
+            s.push_str(&p.message);
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Runs `import`. Returns the exit code and rows; a setup error is an `Err`.
+pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
+    let started = Instant::now();
+    let quiet = settings.read.quiet;
+    let say = |line: &str| {
+        if !quiet || line.starts_with("warning") {
+            eprint_line(line);
+        }
+    };
+    let failed_path = failed_rows_target(&settings)?;
+    let mut stage = open_read_stage(&settings.read, &say)?;
+    for message in stage.validator.column_problems() {
+        eprint_line(&format!("invalid: {message}"));
+    }
+    if settings.dry_run {
+        return dry_run(settings, stage, failed_path, started);
+    }
+
+    // Every row is read and validated before anything is sent.
+    let mut rows: Vec<ReportRow> = Vec::new();
+    let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
+    let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut printer = ProblemPrinter::new(50);
+    let mut row = SourceRow::default();
+    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
+        if row.is_blank() {
+            continue;
+        }
+        let map = stage.validator.column_map().clone();
+        let index = rows.len();
+        let mut report = ReportRow {
+            row: row.number,
+            title: cell_text(&map, &row, Field::Title),
+            human_id: cell_text(&map, &row, Field::HumanId),
+            ..ReportRow::default()
+        };
+        match stage.validator.validate(&row) {
+            Ok(p) => {
+                report.outcome = Outcome::NotSent;
+                report.title = Some(p.body.title.clone());
+                planned.push((index, p, raw_cells(&row)));
+            }
+            Err(problems) => {
+                for p in &problems {
+                    printer.add(p, &eprint_line);
+                }
+                report.outcome = Outcome::Invalid;
+                report.error = Some(row_error(&problems));
+                invalid_cells.push((index, raw_cells(&row)));
+            }
+        }
+        rows.push(report);
+    }
+    printer.finish(&eprint_line);
+    if rows.is_empty() {
+        bail!(SetupError {
+            message: format!(
+                "{}: no data rows below the header row {}; nothing to import",
+                settings.read.input.display_name(),
+                settings.read.source.header_row
+            ),
+            exit_code: EXIT_SETUP,
+        });
+    }
+
+    if let Some(plan_path) = &settings.plan {
+        let mut plan = open_plan(plan_path)?;
+        for (_, p, _) in &planned {
+            plan.write_all(&plan_line(p))
+                .with_context(|| format!("--plan: cannot write {}", plan_path.display()))?;
+        }
+        plan.flush()
+            .with_context(|| format!("--plan: cannot write {}", plan_path.display()))?;
+    }
+
+    let mut run = UploadRun::new(&settings, rows, planned, invalid_cells, failed_path, started);
+    if run.invalid_count() > 0 && !settings.skip_invalid {
+        let invalid = run.invalid_count();
+        run.mark_planned_not_sent(&format!(
+            "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
+        ));
+        eprint_line(&format!(
+            "{invalid} of {} rows are invalid: nothing was sent. Fix them (see the report), or pass --skip-invalid to send the valid rows.",
+            run.rows.len()
+        ));
+        return run.finish_without_upload(EXIT_INVALID, &settings);
+    }
+    run.upload(&settings).await
+}
+
+fn dry_run(
+    settings: ImportSettings,
+    mut stage: ReadStage,
+    failed_path: PathBuf,
+    started: Instant,
+) -> anyhow::Result<ImportResult> {
+    let format = ReportFormat::from_path(&settings.report);
+    let mut report = ReportWriter::create(&settings.report, format)?;
+    let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
+    let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone());
+    let mut printer = ProblemPrinter::new(50);
+    let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
+    let mut unresolved = 0usize;
+    let mut row = SourceRow::default();
+    let map = stage.validator.column_map().clone();
+    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
+        if row.is_blank() {
+            continue;
+        }
+        let mut line = ReportRow {
+            row: row.number,
+            title: cell_text(&map, &row, Field::Title),
+            human_id: cell_text(&map, &row, Field::HumanId),
+            ..ReportRow::default()
+        };
+        match stage.validator.validate(&row) {
+            Ok(p) => {
+                if let Some(plan) = plan.as_mut() {
+                    plan.write_all(&plan_line(&p))
+                        .context("--plan: cannot write the plan")?;
+                }
+                if let Some(email) = &p.assignee_email {
+                    unresolved += 1;
+                    line.error = Some(format!(
+                        "assignee {email} is resolved to a user id through GET /users at import time"
+                    ));
+                }
+                line.outcome = Outcome::Planned;
+            }
+            Err(problems) => {
+                for p in &problems {
+                    printer.add(p, &eprint_line);
+                }
+                line.outcome = Outcome::Invalid;
+                let error = row_error(&problems);
+                failed.write(&raw_cells(&row), &error)?;
+                line.error = Some(error);
+            }
+        }
+        *counts.entry(line.outcome).or_default() += 1;
+        report.append(&line)?;
+    }
+    printer.finish(&eprint_line);
+    if let Some(plan) = plan.as_mut() {
+        plan.flush().context("--plan: cannot write the plan")?;
+    }
+    report.finish(None)?;
+    let failed_file = failed.finish()?;
+    let total: usize = counts.values().sum();
+    if total == 0 {
+        bail!(SetupError {
+            message: format!(
+                "{}: no data rows below the header row {}; nothing to import",
+                settings.read.input.display_name(),
+                settings.read.source.header_row
+            ),
+            exit_code: EXIT_SETUP,
+        });
+    }
+    let invalid = counts.get(&Outcome::Invalid).copied().unwrap_or(0);
+    let exit_code = if invalid > 0 { EXIT_INVALID } else { EXIT_OK };
+    let planned = counts.get(&Outcome::Planned).copied().unwrap_or(0);
+    let mut all_counts = BTreeMap::new();
+    for o in Outcome::ALL {
+        all_counts.insert(o.as_str().to_string(), counts.get(&o).copied().unwrap_or(0));
+    }
+    let summary = RunSummary {
+        counts: all_counts,
+        rows: total,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        requests_sent: 0,
+        effective_rate: 0.0,
+        exit_code,
+        report: Some(settings.report.display().to_string()),
+        failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
+        dry_run: true,
+    };
+    eprint_line(&format!(
+        "dry run: {total} rows: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+        summary.elapsed_seconds
+    ));
+    if unresolved > 0 {
+        eprint_line(&format!(
+            "note: {unresolved} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users"
+        ));
+    }
+    eprint_line(&format!("report: {}", settings.report.display()));
+    if let Some(plan) = &settings.plan {
+        eprint_line(&format!("plan: {}", plan.display()));
+    }
+    if let Some(f) = &failed_file {
+        eprint_line(&format!(
+            "invalid rows: {} (fix them there and import that file)",
+            f.display()
+        ));
+    }
+    if invalid > 0 {
+        eprint_line(&format!("{invalid} of {total} rows are invalid (exit 3)."));
+    }
+    write_summary_json(&settings, &summary)?;
+    Ok(ImportResult {
+        exit_code,
+        rows: Vec::new(),
+        summary,
+    })
+}
+
+fn write_summary_json(settings: &ImportSettings, summary: &RunSummary) -> anyhow::Result<()> {
+    if let Some(path) = &settings.summary_json {
+        std::fs::write(path, summary.to_json())
+            .with_context(|| format!("--summary-json: cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The state of an upload run: every row's report line, the rows to send, and where
+/// the failed rows go.
+struct UploadRun {
+    rows: Vec<ReportRow>,
+    planned: Vec<(usize, PlannedRow, Vec<String>)>,
+    invalid_cells: Vec<(usize, Vec<String>)>,
+    failed_path: PathBuf,
+    headers: Vec<String>,
+    started: Instant,
+    requests_sent: usize,
+}
+
+impl UploadRun {
+    fn new(
+        settings: &ImportSettings,
+        rows: Vec<ReportRow>,
+        planned: Vec<(usize, PlannedRow, Vec<String>)>,
+        invalid_cells: Vec<(usize, Vec<String>)>,
+        failed_path: PathBuf,
+        started: Instant,
+    ) -> UploadRun {
+        let _ = settings;
+        UploadRun {
+            rows,
+            planned,
+            invalid_cells,
+            failed_path,
+            headers: Vec::new(),
+            started,
+            requests_sent: 0,
+        }
+    }
+
+    fn invalid_count(&self) -> usize {
+        self.rows.iter().filter(|r| r.outcome == Outcome::Invalid).count()
+    }
+
+    fn mark_planned_not_sent(&mut self, why: &str) {
+        for (index, _, _) in &self.planned {
+            self.rows[*index].outcome = Outcome::NotSent;
+            self.rows[*index].error = Some(why.to_string());
+        }
+    }
+
+    /// Moves rows that cannot be sent (e.g. an unknown assignee e-mail) to invalid.
+    fn invalidate(&mut self, index: usize, error: String) {
+        if let Some(pos) = self.planned.iter().position(|(i, _, _)| *i == index) {
+            let (_, _, cells) = self.planned.remove(pos);
+            self.invalid_cells.push((index, cells));
+        }
+        self.rows[index].outcome = Outcome::Invalid;
+        self.rows[index].error = Some(error);
+    }
+
+    fn finish_without_upload(self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in &self.rows {
+            report.append(r)?;
+        }
+        report.finish(None)?;
+        self.complete(exit_code, settings, None)
+    }
+
+    /// Writes the failed-rows file, prints the summary, writes --summary-json.
+    fn complete(
+        mut self,
+        exit_code: i32,
+        settings: &ImportSettings,
+        stop: Option<StopReason>,
+    ) -> anyhow::Result<ImportResult> {
+        let headers = if self.headers.is_empty() {
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
+        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers);
+        let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
+        for (index, _, cells) in &self.planned {
+            if self.rows[*index].outcome == Outcome::Failed {
+                bad.push((*index, cells));
+            }
+        }
+        bad.sort_by_key(|(i, _)| *i);
+        for (index, cells) in bad {
+            failed.write(cells, self.rows[index].error.as_deref().unwrap_or(""))?;
+        }
+        let failed_file = failed.finish()?;
+        let counts = count_outcomes(&self.rows);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let summary = RunSummary {
+            counts: counts.clone(),
+            rows: self.rows.len(),
+            elapsed_seconds: elapsed,
+            requests_sent: self.requests_sent,
+            effective_rate: if elapsed > 0.0 {
+                self.requests_sent as f64 / elapsed
+            } else {
+                0.0
+            },
+            exit_code,
+            report: Some(settings.report.display().to_string()),
+            failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
+            dry_run: false,
+        };
+        print_summary(
+            &self.rows,
+            &summary,
+            stop.as_ref(),
+            &settings.report,
+            failed_file.as_deref(),
+        );
+        write_summary_json(settings, &summary)?;
+        Ok(ImportResult {
+            exit_code,
+            rows: self.rows,
+            summary,
+        })
+    }
+
+    async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.headers = settings_headers(settings);
+        let (client, _sandbox) = connect(&settings.service).await?;
+        resolve_assignees(&mut self, &client, settings).await?;
+        if self.invalid_count() > 0 && !settings.skip_invalid {
+            let invalid = self.invalid_count();
+            self.mark_planned_not_sent(&format!(
+                "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
+            ));
+            eprint_line(&format!("{invalid} rows are invalid: nothing was sent."));
+            return self.finish_without_upload(EXIT_INVALID, settings);
+        }
+
+        let ledger = match &settings.state {
+            Some(path) => {
+                let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError {
+                    message: e.to_string(),
+                    exit_code: EXIT_SETUP,
+                })?;
+                if let Some(line) = notes.torn_line {
+                    eprint_line(&format!(
+                        "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
+                        path.display()
+                    ));
+                }
+                Some(ledger)
+            }
+            None => None,
+        };
+
+        // Keys, and what the ledger already knows of each row.
+        let base = client.base_url().to_string();
+        let mut occurrences: HashMap<String, usize> = HashMap::new();
+        let mut jobs = Vec::new();
+        let mut keys: HashMap<usize, (String, String)> = HashMap::new();
+        for (index, p, _) in &self.planned {
+            let body = serde_json::to_vec(&p.body).context("serialising a request body")?;
+            let base_key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, &body);
+            // Identical rows without a human_id are distinct runs: number the later copies.
+            let seen = occurrences.entry(base_key.clone()).or_insert(0);
+            let key = if *seen == 0 {
+                base_key.clone()
+            } else {
+                let mut numbered = body.clone();
+                numbered.extend_from_slice(format!("#{seen}").as_bytes());
+                ledger::row_key(None, &p.body.project_id, &numbered)
+            };
+            *seen += 1;
+            let scope = ledger::scope(&base, &p.body.project_id);
+            let prior = ledger.as_ref().and_then(|l| l.prior(&scope, &key).cloned());
+            let report = &mut self.rows[*index];
+            let mut idempotency = ledger::idempotency_key(&scope, &key);
+            match prior {
+                Some(Prior::Created {
+                    test_run_id,
+                    test_run_human_id,
+                    row,
+                    at,
+                }) if !settings.force => {
+                    report.outcome = Outcome::AlreadyImported;
+                    report.test_run_id = test_run_id;
+                    report.test_run_human_id = test_run_human_id;
+                    report.error = None;
+                    report.attempts = 0;
+                    let _ = (row, at);
+                    continue;
+                }
+                Some(Prior::Created { .. }) => {
+                    // --force asks for a second run on purpose: a fresh idempotency key, or a
+                    // service that honours it would hand back the first run.
+                    idempotency = ledger::idempotency_key(
+                        &scope,
+                        &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis()),
+                    );
+                }
+                Some(Prior::InFlight { row, at }) | Some(Prior::Unknown { row, at, .. }) if !settings.retry_unknown => {
+                    report.outcome = Outcome::Unknown;
+                    report.error = Some(format!(
+                        "an earlier run sent this row (then row {row}, at {at}) but its answer never came, so the run may exist; check in Testsigma, then re-run with --retry-unknown to send it again"
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+            keys.insert(*index, (scope, key));
+            jobs.push(UploadJob {
+                index: *index,
+                row: p.row,
+                project_id: p.body.project_id.clone(),
+                body: Arc::new(body),
+                idempotency_key: idempotency,
+                title: p.body.title.clone(),
+                human_id: p.body.human_id.clone(),
+            });
+        }
+
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in self.rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
+            report.append(r)?;
+        }
+        let progress = Progress::new(jobs.len(), settings.read.quiet);
+        let sink = Arc::new(RunSink {
+            ledger: ledger.map(Mutex::new),
+            keys,
+            report: Mutex::new(Some(report)),
+            rows: Mutex::new(std::mem::take(&mut self.rows)),
+            progress,
+            write_error: Mutex::new(None),
+        });
+        let stop = StopSignal::default();
+        let signals = watch_signals(stop.clone());
+        let upload_settings = UploadSettings {
+            rate: settings.rate,
+            concurrency: settings.concurrency,
+            max_retries: settings.max_retries,
+        };
+        let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
+        signals.abort();
+        sink.progress.finish();
+        self.requests_sent = stats.requests_sent;
+        if stats.rate_limited > 0 {
+            eprint_line(&format!(
+                "the service refused {} request(s) for its rate limit; the pace settled at {:.1} requests/s (--rate {})",
+                stats.rate_limited, stats.final_rate, settings.rate
+            ));
+        }
+        self.rows = sink
+            .rows
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        let writer = sink.report.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            writer.finish(Some(&self.rows))?;
+        }
+        if let Some(e) = sink.write_error.lock().ok().and_then(|mut e| e.take()) {
+            eprint_line(&format!("error: {e}"));
+        }
+        let stop_reason = stop.reason();
+        let exit_code = match &stop_reason {
+            Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
+            Some(StopReason::KeyRefused { .. }) | Some(StopReason::Redirected(_)) | Some(StopReason::Ledger(_)) => {
+                EXIT_SETUP
+            }
+            None => {
+                if self
+                    .rows
+                    .iter()
+                    .all(|r| matches!(r.outcome, Outcome::Created | Outcome::AlreadyImported))
+                {
+                    EXIT_OK
+                } else {
+                    EXIT_INCOMPLETE
+                }
+            }
+        };
+        self.complete(exit_code, settings, stop_reason)
+    }
+}
+
+fn settings_headers(settings: &ImportSettings) -> Vec<String> {
+    // The headers are needed again for the failed-rows file; reading them is cheap.
+    open_source(&settings.read.input, &settings.read.source)
+        .map(|s| s.headers().to_vec())
+        .unwrap_or_default()
+}
+
+/// The client, and the in-process sandbox it talks to with `--sandbox`.
+pub(crate) async fn connect(service: &ServiceSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
+    if service.sandbox {
+        let sandbox = Sandbox::start(SandboxOptions::default(), 0)
+            .await
+            .context("--sandbox: could not start the sandbox")?;
+        let key = service.key.clone().unwrap_or_else(ApiKey::sandbox);
+        eprint_line(&format!(
+            "sandbox: importing into the in-process sandbox at {}",
+            sandbox.base_url()
+        ));
+        let client = ApiClient::new(&sandbox.base_url(), key, service.timeout)?;
+        return Ok((client, Some(sandbox)));
+    }
+    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError {
+        message: e.to_string(),
+        exit_code: EXIT_SETUP,
+    })?;
+    let key = service.key.clone().ok_or_else(|| SetupError {
+        message: "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); --dry-run needs none".to_string(),
+        exit_code: EXIT_SETUP,
+    })?;
+    let client = ApiClient::new(&base, key, service.timeout)?;
+    Ok((client, None))
+}
+
+/// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first POST.
+async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient, settings: &ImportSettings) -> anyhow::Result<()> {
+    if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
+        return Ok(());
+    }
+    let users = client.users().await.map_err(|e| SetupError {
+        message: format!("could not resolve assignee e-mail addresses: {e}"),
+        exit_code: EXIT_SETUP,
+    })?;
+    let mut unknown = Vec::new();
+    for (index, p, _) in run.planned.iter_mut() {
+        if let Some(email) = p.assignee_email.clone() {
+            match resolve_email(&users, &email) {
+                Ok(id) => {
+                    p.body.assignee_id = Some(id);
+                    p.assignee_email = None;
+                }
+                Err(message) => unknown.push((*index, p.row, email, message)),
+            }
+        }
+    }
+    let _ = settings;
+    for (index, row, email, message) in unknown {
+        eprint_line(&format!("invalid: row {row}, column `assignee`: `{email}`: {message}"));
+        run.invalidate(index, format!("assignee: {message}"));
+    }
+    Ok(())
+}
+
+/// An e-mail → the user's id; unknown addresses name the closest known ones.
+pub fn resolve_email(users: &[User], email: &str) -> Result<String, String> {
+    if let Some(user) = users.iter().find(|u| u.email.eq_ignore_ascii_case(email.trim())) {
+        return Ok(user.id.clone());
+    }
+    let wanted = email.trim().to_lowercase();
+    let mut close: Vec<(usize, &str)> = users
+        .iter()
+        .map(|u| (edit_distance(&wanted, &u.email.to_lowercase()), u.email.as_str()))
+        .collect();
+    close.sort();
+    let suggestions: Vec<&str> = close
+        .iter()
+        .take(3)
+        .filter(|(d, _)| *d <= wanted.len() / 2 + 2)
+        .map(|(_, e)| *e)
+        .collect();
+    if suggestions.is_empty() {
+        Err(
+            "no user has this e-mail address; give the user's UUID or an address from the Testsigma account"
+                .to_string(),
+        )
+    } else {
+        Err(format!(
+            "no user has this e-mail address; did you mean {}?",
+            suggestions.join(" or ")
+        ))
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Ctrl-C (and SIGTERM): stop starting requests, let those in flight finish. A second
+/// one stops at once; the ledger is already consistent, since every line is synced.
+fn watch_signals(stop: StopSignal) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("interrupted: no new requests; waiting for those in flight (press Ctrl-C again to stop at once)");
+        stop.stop(StopReason::Interrupted);
+        wait_for_signal().await;
+        eprintln!("stopped at once; the ledger is consistent, the report holds the rows that finished");
+        std::process::exit(EXIT_INTERRUPTED);
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The ledger, the report and the progress display, fed by the uploader.
+struct RunSink {
+    ledger: Option<Mutex<Ledger>>,
+    keys: HashMap<usize, (String, String)>,
+    report: Mutex<Option<ReportWriter>>,
+    rows: Mutex<Vec<ReportRow>>,
+    progress: Progress,
+    write_error: Mutex<Option<String>>,
+}
+
+impl RunSink {
+    fn with_ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
+        let ledger = self.ledger.as_ref()?;
+        // Each ledger line is fsync'd; keep that off the async worker threads' hot path.
+        tokio::task::block_in_place(|| ledger.lock().ok().map(|mut l| f(&mut l)))
+    }
+}
+
+impl UploadSink for RunSink {
+    fn before_send(&self, job: &UploadJob) -> Result<(), String> {
+        let Some((scope, key)) = self.keys.get(&job.index) else {
+            return Ok(());
+        };
+        match self.with_ledger(|l| l.record_in_flight(scope, key, job.row)) {
+            Some(Err(e)) => Err(format!(
+                "the ledger could not record row {} before sending it: {e}",
+                job.row
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn finished(&self, job: &UploadJob, row: ReportRow) {
+        if let Some((scope, key)) = self.keys.get(&job.index) {
+            let recorded = self.with_ledger(|l| match row.outcome {
+                Outcome::Created => l.record_created(
+                    scope,
+                    key,
+                    job.row,
+                    row.test_run_id.as_deref(),
+                    row.test_run_human_id.as_deref(),
+                ),
+                Outcome::Unknown => l.record_unknown(scope, key, job.row, row.error.as_deref().unwrap_or("")),
+                _ => l.record_failed(scope, key, job.row, row.error.as_deref().unwrap_or("not created")),
+            });
+            if let Some(Err(e)) = recorded
+                && let Ok(mut slot) = self.write_error.lock()
+            {
+                slot.get_or_insert_with(|| format!("the ledger could not record row {}: {e}", job.row));
+            }
+        }
+        if let Ok(mut report) = self.report.lock()
+            && let Some(writer) = report.as_mut()
+            && let Err(e) = writer.append(&row)
+            && let Ok(mut slot) = self.write_error.lock()
+        {
+            slot.get_or_insert_with(|| e.to_string());
+        }
+        self.progress.row_done(row.outcome != Outcome::Created);
+        if let Ok(mut rows) = self.rows.lock()
+            && let Some(slot) = rows.get_mut(job.index)
+        {
+            *slot = row;
+        }
+    }
+}
+
+/// The end-of-run summary on stderr: counts, failures grouped by reason, where the files are.
+fn print_summary(
+    rows: &[ReportRow],
+    summary: &RunSummary,
+    stop: Option<&StopReason>,
+    report: &Path,
+    failed: Option<&Path>,
+) {
+    match stop {
+        Some(StopReason::KeyRefused { status, message }) => eprint_line(&format!(
+            "error: the service refused the API key (HTTP {status}: {message}); the run stopped. Check TESTSIGMA_API_KEY or --api-key-file."
+        )),
+        Some(StopReason::Redirected(r)) => eprint_line(&format!("error: {r}; the run stopped.")),
+        Some(StopReason::Ledger(e)) => eprint_line(&format!("error: {e}; the run stopped.")),
+        Some(StopReason::Interrupted) => {
+            eprint_line("interrupted: the report and the ledger hold every row that finished.")
+        }
+        None => {}
+    }
+    let parts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter_map(|o| {
+            let n = summary.counts.get(o.as_str()).copied().unwrap_or(0);
+            (n > 0).then(|| format!("{n} {}", o.as_str().replace('_', " ")))
+        })
+        .collect();
+    eprint_line(&format!(
+        "{} rows: {} · {} requests in {:.1} s ({:.1}/s)",
+        summary.rows,
+        parts.join(", "),
+        summary.requests_sent,
+        summary.elapsed_seconds,
+        summary.effective_rate
+    ));
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
+        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (reason, n) in reasons.iter().take(10) {
+        eprint_line(&format!("  failed, {n} row(s): {reason}"));
+    }
+    let unknown = summary.counts.get("unknown").copied().unwrap_or(0);
+    if unknown > 0 {
+        eprint_line(&format!(
+            "  {unknown} row(s) are unknown: they were sent but no usable answer came, so the runs may exist. Check them in Testsigma (titles and human ids are in the report); then run again with --retry-unknown to send those that do not exist, or leave them."
+        ));
+    }
+    eprint_line(&format!("report: {}", report.display()));
+    if let Some(f) = failed {
+        eprint_line(&format!(
+            "failed rows: {} (fix them there and import that file)",
+            f.display()
+        ));
+    }
+    if summary.exit_code == EXIT_OK && summary.counts.get("created").copied().unwrap_or(0) == 0 {
+        eprint_line("nothing new to import: every row was imported before.");
+    }
+}
+
+/// Time to wait for the in-process sandbox to stop.
+pub const SANDBOX_STOP: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_resolve_case_insensitively_and_suggest_close_ones() {
+        let users = vec![
+            User {
+                id: "u1".into(),
+                email: "ada@example.com".into(),
+                first_name: None,
+                last_name: None,
+            },
+            User {
+                id: "u2".into(),
+                email: "grace@example.com".into(),
+                first_name: None,
+                last_name: None,
+            },
+        ];
+        assert_eq!(resolve_email(&users, "ADA@example.com").unwrap(), "u1");
+        let err = resolve_email(&users, "grace@exmple.com").unwrap_err();
+        assert!(err.contains("did you mean grace@example.com"), "{err}");
+        let err = resolve_email(&users, "zzzzzzzzzzzzzzzzzzzzzz@q.q").unwrap_err();
+        assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    #[test]
+    fn edit_distances() {
+        for (a, b, d) in [("", "", 0), ("a", "", 1), ("kitten", "sitting", 3), ("same", "same", 0)] {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
+}

@@ -1,0 +1,794 @@
+//! The state file (`--state`, the ledger): which rows were sent and what became of them,
+//! so a re-run does not create a run twice, and a run whose answer never came is known.
+//!
+//! Format: JSON Lines, append-only. Every line is written with one `write` call and
+//! fsync'd (`File::sync_data`) before the call that records it returns, so a row is on
+//! disk as `in_flight` before its request leaves. One line:
+//!
+//! ```text
+//! {"v":1,"event":"in_flight"|"created"|"failed"|"unknown","scope":"https://host/api/v1/projects/<project>",
+//!  "key":"human_id:DEMO-001"|"sha256:<hex>","row":7,"at":"2024-03-17T09:30:00.123Z",
+//!  "test_run_id":"...","test_run_human_id":"...","error":"...","pid":4242}
+//! ```
+//! Fields without a value are left out. Unknown fields are ignored (later versions may
+//! add some); a `v` other than 1 is refused. The API key and the request body are never
+//! stored: only the row's key, which is its `human_id` or a SHA-256 hash.
+//!
+//! A line may also be `{"v":1,"event":"torn","at":..,"pid":..}`: written right after a
+//! line that a crash left incomplete, it says "the line before me is known to be torn".
+//!
+//! Reading: blank lines are skipped. An unparsable LAST line is a torn write from a crash:
+//! tolerated and reported in [`LoadNotes`]; the next append first ends it with `\n` and
+//! writes a `torn` marker. Any other unparsable line (one not followed by a `torn` marker)
+//! means the file was edited by hand or belongs to something else, and is refused with
+//! its line number: guessing which rows it covered could send them twice.
+//!
+//! State of a key (see [`Ledger::prior`]): `created` wins and stays until a later
+//! `created` replaces its ids (`--force`); otherwise the latest event decides. An
+//! `in_flight` with no later answer and an `unknown` both mean "the run may exist".
+//!
+//! Locking: a sidecar `<state>.lock` file is held with an exclusive OS lock (flock /
+//! LockFileEx) for the ledger's life, and holds the holder's pid. The OS drops the lock
+//! when the process dies, so a crash never leaves a stale lock; the file itself is left
+//! in place, because deleting a lock file others may have open lets two runs lock
+//! different files.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(
+        "cannot open the state file {} (--state): {source}; pass --state with a writable path, \
+         or --no-state to run without one",
+        path.display()
+    )]
+    Open { path: PathBuf, source: io::Error },
+    #[error(
+        "the state file {} (--state) is in use by another testsigma-import run{}; \
+         two runs on one state file are refused: wait for it to finish, or pass --state \
+         with another file",
+        path.display(),
+        match holder { Some(pid) => format!(" (process {pid})"), None => String::new() }
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
+    #[error(
+        "line {line} of the state file {} (--state) is not a ledger entry ({reason}); \
+         it was probably edited by hand: restore or delete that line, or pass --state with \
+         a new file (rows already imported would then be sent again)",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, line: usize, reason: String },
+    #[error(
+        "line {line} of the state file {} (--state) has format version {version}, \
+         written by a newer testsigma-import (this one reads version {VERSION}); \
+         upgrade, or pass --state with another file",
+        path.display()
+    )]
+    NewerVersion { path: PathBuf, line: usize, version: u32 },
+    #[error("cannot write to the state file {} (--state): {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// What the ledger knows about a row from earlier (or this) run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prior {
+    Created {
+        test_run_id: Option<String>,
+        test_run_human_id: Option<String>,
+        row: usize,
+        at: String,
+    },
+    /// Sent, and no answer was recorded: the process died while waiting.
+    InFlight { row: usize, at: String },
+    /// The service certainly did not create it.
+    Failed { row: usize, error: String, at: String },
+    /// Sent, and the answer was not usable (timeout, lost connection, unreadable body).
+    Unknown { row: usize, error: String, at: String },
+}
+
+impl Prior {
+    pub fn is_created(&self) -> bool {
+        matches!(self, Prior::Created { .. })
+    }
+
+    /// The run may or may not exist: not resent without `--retry-unknown`.
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Prior::InFlight { .. } | Prior::Unknown { .. })
+    }
+}
+
+/// What [`Ledger::open`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadNotes {
+    /// Entries read (event lines; markers and blank lines not counted).
+    pub entries: usize,
+    /// 1-based line number of an unparsable last line, tolerated as a torn write.
+    pub torn_line: Option<usize>,
+}
+
+/// The open, locked ledger.
+pub struct Ledger {
+    path: PathBuf,
+    file: File,
+    // Held for its lock; dropping it releases the lock.
+    _lock: File,
+    states: HashMap<(String, String), Prior>,
+    /// The file does not end with `\n`: the next append starts with one.
+    needs_newline: bool,
+    /// The last line is (or may be) torn: the next append writes a `torn` marker.
+    needs_marker: bool,
+}
+
+/// A row's ledger key: `human_id:<id>` when the row has a human id, else
+/// `sha256:<hex>` over the project id, a 0 byte and the canonical request body.
+/// Stable across versions (SHA-256, never `DefaultHasher`).
+pub fn row_key(human_id: Option<&str>, project_id: &str, canonical_body: &[u8]) -> String {
+    match human_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => format!("human_id:{id}"),
+        None => {
+            let mut hasher = Sha256::new();
+            hasher.update(project_id.as_bytes());
+            hasher.update([0u8]);
+            hasher.update(canonical_body);
+            format!("sha256:{}", hex::encode(hasher.finalize()))
+        }
+    }
+}
+
+/// Where rows are created: the normalised base URL plus `/projects/<project>`. Rows done
+/// against a sandbox are not done for the real service. The scheme and host are
+/// lower-cased, a default port (`:443` for https, `:80` for http) and trailing slashes
+/// are dropped, and so is any `user:password@`, which must never reach the state file.
+pub fn scope(base_url: &str, project_id: &str) -> String {
+    format!(
+        "{}/projects/{}",
+        normalise_base_url(base_url),
+        project_id.trim().to_ascii_lowercase()
+    )
+}
+
+fn normalise_base_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.trim_end_matches('/').to_string();
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => Some(":443"),
+        "http" => Some(":80"),
+        _ => None,
+    };
+    let host = match default_port.and_then(|port| host.strip_suffix(port)) {
+        Some(bare) => bare.to_string(),
+        None => host,
+    };
+    format!("{scheme}://{host}{}", path.trim_end_matches('/'))
+}
+
+/// The `Idempotency-Key` header for a row: the first 32 hex digits of SHA-256 over the
+/// scope, a 0 byte and the row's key. The same row in the same scope always gets the
+/// same value.
+pub fn idempotency_key(scope: &str, key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(scope.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(key.as_bytes());
+    let mut hex = hex::encode(hasher.finalize());
+    hex.truncate(32);
+    hex
+}
+
+#[derive(serde::Deserialize)]
+struct LineIn {
+    v: u32,
+    event: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    row: Option<usize>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    test_run_id: Option<String>,
+    #[serde(default)]
+    test_run_human_id: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct LineOut<'a> {
+    v: u32,
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<usize>,
+    at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_run_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_run_human_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    pid: u32,
+}
+
+impl<'a> LineOut<'a> {
+    fn new(event: &'a str) -> Self {
+        LineOut {
+            v: VERSION,
+            event,
+            scope: None,
+            key: None,
+            row: None,
+            at: now(),
+            test_run_id: None,
+            test_run_human_id: None,
+            error: None,
+            pid: std::process::id(),
+        }
+    }
+
+    fn entry(event: &'a str, scope: &'a str, key: &'a str, row: usize) -> Self {
+        LineOut {
+            scope: Some(scope),
+            key: Some(key),
+            row: Some(row),
+            ..LineOut::new(event)
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One parsed line.
+enum Parsed {
+    Entry { scope: String, key: String, prior: Prior },
+    TornMarker,
+}
+
+/// Why a line is not an entry; `Newer` is kept apart because its advice differs.
+enum LineProblem {
+    Invalid(String),
+    Newer(u32),
+}
+
+fn parse_line(text: &[u8]) -> Result<Parsed, LineProblem> {
+    let line: LineIn = serde_json::from_slice(text).map_err(|e| LineProblem::Invalid(e.to_string()))?;
+    if line.v > VERSION {
+        return Err(LineProblem::Newer(line.v));
+    }
+    if line.v != VERSION {
+        return Err(LineProblem::Invalid(format!("unknown version {}", line.v)));
+    }
+    if line.event == "torn" {
+        return Ok(Parsed::TornMarker);
+    }
+    let missing = |field: &str| LineProblem::Invalid(format!("no \"{field}\""));
+    let scope = line.scope.ok_or_else(|| missing("scope"))?;
+    let key = line.key.ok_or_else(|| missing("key"))?;
+    let row = line.row.ok_or_else(|| missing("row"))?;
+    let at = line.at.unwrap_or_default();
+    let error = line.error.unwrap_or_default();
+    let prior = match line.event.as_str() {
+        "created" => Prior::Created {
+            test_run_id: line.test_run_id,
+            test_run_human_id: line.test_run_human_id,
+            row,
+            at,
+        },
+        "in_flight" => Prior::InFlight { row, at },
+        "failed" => Prior::Failed { row, error, at },
+        "unknown" => Prior::Unknown { row, error, at },
+        other => {
+            return Err(LineProblem::Invalid(format!(
+                "unknown event \"{other}\"; known: in_flight, created, failed, unknown"
+            )));
+        }
+    };
+    Ok(Parsed::Entry { scope, key, prior })
+}
+
+/// `created` stays until a later `created`; anything else follows the latest event.
+fn fold(states: &mut HashMap<(String, String), Prior>, scope: String, key: String, next: Prior) {
+    match states.entry((scope, key)) {
+        Entry::Occupied(mut seen) => {
+            if next.is_created() || !seen.get().is_created() {
+                seen.insert(next);
+            }
+        }
+        Entry::Vacant(empty) => {
+            empty.insert(next);
+        }
+    }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the sidecar lock or says who holds it.
+fn take_lock(path: &Path) -> Result<File, LedgerError> {
+    let lock_path = lock_path(path);
+    let open_error = |source| LedgerError::Open {
+        path: lock_path.clone(),
+        source,
+    };
+    // Not truncated on open: until we hold the lock, the pid in it is the holder's.
+    let mut lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(open_error)?;
+    // Called through fs4 by name: std's inherent `File::try_lock` would shadow it.
+    match fs4::FileExt::try_lock(&lock) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let holder = lock
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse::<u32>().ok());
+            return Err(LedgerError::Locked {
+                path: path.to_path_buf(),
+                holder,
+            });
+        }
+        Err(fs4::TryLockError::Error(source)) => return Err(open_error(source)),
+    }
+    lock.set_len(0)
+        .and_then(|()| lock.seek(SeekFrom::Start(0)))
+        .and_then(|_| writeln!(lock, "{}", std::process::id()))
+        .and_then(|()| lock.flush())
+        .map_err(open_error)?;
+    Ok(lock)
+}
+
+impl Ledger {
+    /// Opens the ledger at `path` (creating it if missing), locks it for this process,
+    /// and reads what it holds.
+    pub fn open(path: &Path) -> Result<(Ledger, LoadNotes), LedgerError> {
+        let lock = take_lock(path)?;
+        let open_error = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(open_error)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(open_error)?;
+
+        let mut body: &[u8] = &bytes;
+        let needs_newline = !body.is_empty() && !body.ends_with(b"\n");
+        if body.ends_with(b"\n") {
+            body = &body[..body.len() - 1];
+        }
+        let lines: Vec<(usize, &[u8])> = if bytes.is_empty() {
+            Vec::new()
+        } else {
+            body.split(|b| *b == b'\n')
+                .enumerate()
+                .map(|(i, line)| (i + 1, line))
+                .filter(|(_, line)| !line.trim_ascii().is_empty())
+                .collect()
+        };
+
+        let mut states = HashMap::new();
+        let mut entries = 0;
+        let mut torn_line = None;
+        for (index, &(number, text)) in lines.iter().enumerate() {
+            match parse_line(text) {
+                Ok(Parsed::Entry { scope, key, prior }) => {
+                    entries += 1;
+                    fold(&mut states, scope, key, prior);
+                }
+                Ok(Parsed::TornMarker) => {}
+                Err(problem) => {
+                    let is_last = index + 1 == lines.len();
+                    let marked = lines
+                        .get(index + 1)
+                        .is_some_and(|(_, next)| matches!(parse_line(next), Ok(Parsed::TornMarker)));
+                    if is_last {
+                        torn_line = Some(number);
+                    } else if !marked {
+                        return Err(match problem {
+                            LineProblem::Newer(version) => LedgerError::NewerVersion {
+                                path: path.to_path_buf(),
+                                line: number,
+                                version,
+                            },
+                            LineProblem::Invalid(reason) => LedgerError::Corrupt {
+                                path: path.to_path_buf(),
+                                line: number,
+                                reason,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+
+        let ledger = Ledger {
+            path: path.to_path_buf(),
+            file,
+            _lock: lock,
+            states,
+            needs_newline,
+            needs_marker: torn_line.is_some(),
+        };
+        Ok((ledger, LoadNotes { entries, torn_line }))
+    }
+
+    /// The state of `key` in `scope`, if the ledger has seen it.
+    pub fn prior(&self, scope: &str, key: &str) -> Option<&Prior> {
+        self.states.get(&(scope.to_string(), key.to_string()))
+    }
+
+    /// To be called, and to succeed, before the row's request is sent.
+    pub fn record_in_flight(&mut self, scope: &str, key: &str, row: usize) -> Result<(), LedgerError> {
+        self.append(LineOut::entry("in_flight", scope, key, row))
+    }
+
+    pub fn record_created(
+        &mut self,
+        scope: &str,
+        key: &str,
+        row: usize,
+        test_run_id: Option<&str>,
+        test_run_human_id: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.append(LineOut {
+            test_run_id,
+            test_run_human_id,
+            ..LineOut::entry("created", scope, key, row)
+        })
+    }
+
+    /// The service certainly did not create it.
+    pub fn record_failed(&mut self, scope: &str, key: &str, row: usize, error: &str) -> Result<(), LedgerError> {
+        self.append(LineOut {
+            error: Some(error),
+            ..LineOut::entry("failed", scope, key, row)
+        })
+    }
+
+    /// Sent, and no usable answer came: stays unknown on later runs.
+    pub fn record_unknown(&mut self, scope: &str, key: &str, row: usize, error: &str) -> Result<(), LedgerError> {
+        self.append(LineOut {
+            error: Some(error),
+            ..LineOut::entry("unknown", scope, key, row)
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn append(&mut self, line: LineOut<'_>) -> Result<(), LedgerError> {
+        let write_error = |source| LedgerError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let entry = serde_json::to_vec(&line).map_err(|e| write_error(e.into()))?;
+        let mut bytes = Vec::with_capacity(entry.len() + 80);
+        if self.needs_newline {
+            bytes.push(b'\n');
+        }
+        if self.needs_marker {
+            let marker = serde_json::to_vec(&LineOut::new("torn")).map_err(|e| write_error(e.into()))?;
+            bytes.extend(marker);
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(&entry);
+        bytes.push(b'\n');
+
+        let written = self.file.write_all(&bytes).and_then(|()| self.file.sync_data());
+        if let Err(source) = written {
+            // Part of the line may be on disk: end it and mark it before the next one.
+            self.needs_newline = true;
+            self.needs_marker = true;
+            return Err(write_error(source));
+        }
+        self.needs_newline = false;
+        self.needs_marker = false;
+
+        // Read back through the loader's own parser, so this run sees exactly what a
+        // later run will.
+        if let Ok(Parsed::Entry { scope, key, prior }) = parse_line(&entry) {
+            fold(&mut self.states, scope, key, prior);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCOPE: &str = "https://test-management.testsigma.com/api/v1/projects/p1";
+
+    fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn row_key_is_stable() {
+        // Computed independently (`printf 'p1\0{"title":"a"}' | sha256sum`); a change
+        // here means every existing ledger would resend its rows.
+        assert_eq!(
+            row_key(None, "p1", br#"{"title":"a"}"#),
+            "sha256:cf9aac5962686fd7259b91db4e187b882a90e23abbe393c300fc8b5eb883ea94"
+        );
+        for (human_id, want) in [
+            (Some("DEMO-001"), "human_id:DEMO-001"),
+            (Some("  DEMO-001 "), "human_id:DEMO-001"),
+        ] {
+            assert_eq!(row_key(human_id, "p1", b"{}"), want);
+        }
+        // A blank human id is no human id.
+        assert_eq!(row_key(Some("  "), "p1", b"x"), row_key(None, "p1", b"x"));
+        // The project is part of the hash.
+        assert_ne!(row_key(None, "p1", b"x"), row_key(None, "p2", b"x"));
+    }
+
+    #[test]
+    fn scope_normalisation() {
+        let want = "https://test-management.testsigma.com/api/v1/projects/c47ade67";
+        for base in [
+            "https://test-management.testsigma.com/api/v1",
+            "https://test-management.testsigma.com/api/v1/",
+            "HTTPS://Test-Management.Testsigma.com/api/v1//",
+            "https://test-management.testsigma.com:443/api/v1",
+            " https://user:secret@test-management.testsigma.com/api/v1 ",
+        ] {
+            assert_eq!(scope(base, "C47ADE67"), want, "{base}");
+        }
+        for (base, want) in [
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/projects/p"),
+            ("http://localhost:80/api", "http://localhost/api/projects/p"),
+            ("https://host/API/V1", "https://host/API/V1/projects/p"),
+        ] {
+            assert_eq!(scope(base, "p"), want, "{base}");
+        }
+        assert_ne!(
+            scope("http://127.0.0.1:1234/api/v1", "p"),
+            scope("https://test-management.testsigma.com/api/v1", "p")
+        );
+    }
+
+    #[test]
+    fn idempotency_key_is_stable_hex() {
+        let k = idempotency_key(SCOPE, "human_id:A");
+        // Computed independently with sha256sum: retries across versions must send the same key.
+        assert_eq!(k, "759dbe81446449279169de046a2d056f");
+        assert!(k.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(k, idempotency_key(SCOPE, "human_id:A"));
+        assert_ne!(k, idempotency_key(SCOPE, "human_id:B"));
+        assert_ne!(k, idempotency_key("http://127.0.0.1/projects/p1", "human_id:A"));
+    }
+
+    #[test]
+    fn record_then_reopen_gives_prior_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        {
+            let (mut ledger, notes) = Ledger::open(&path).unwrap();
+            assert_eq!(
+                notes,
+                LoadNotes {
+                    entries: 0,
+                    torn_line: None
+                }
+            );
+            for key in ["a", "b", "c", "d", "e", "f"] {
+                ledger.record_in_flight(SCOPE, key, 2).unwrap();
+            }
+            ledger.record_created(SCOPE, "a", 2, Some("id-a"), Some("R-1")).unwrap();
+            ledger.record_failed(SCOPE, "b", 3, "HTTP 422").unwrap();
+            ledger.record_unknown(SCOPE, "c", 4, "timed out").unwrap();
+            // d: in flight, no answer. e: created, then forced and failed.
+            ledger.record_created(SCOPE, "e", 6, Some("id-e"), None).unwrap();
+            ledger.record_in_flight(SCOPE, "e", 6).unwrap();
+            ledger.record_failed(SCOPE, "e", 6, "HTTP 500").unwrap();
+            // f: created twice (--force): the later ids win.
+            ledger.record_created(SCOPE, "f", 7, Some("id-f1"), None).unwrap();
+            ledger.record_created(SCOPE, "f", 7, Some("id-f2"), None).unwrap();
+            assert!(ledger.prior(SCOPE, "a").unwrap().is_created());
+        }
+        let (ledger, notes) = Ledger::open(&path).unwrap();
+        assert_eq!(notes.entries, 14);
+        assert_eq!(notes.torn_line, None);
+
+        let created_id = |key: &str| match ledger.prior(SCOPE, key) {
+            Some(Prior::Created { test_run_id, .. }) => test_run_id.clone(),
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(created_id("a").as_deref(), Some("id-a"));
+        assert_eq!(created_id("e").as_deref(), Some("id-e"));
+        assert_eq!(created_id("f").as_deref(), Some("id-f2"));
+        assert!(matches!(
+            ledger.prior(SCOPE, "b"),
+            Some(Prior::Failed { row: 3, error, .. }) if error == "HTTP 422"
+        ));
+        assert!(matches!(
+            ledger.prior(SCOPE, "c"),
+            Some(Prior::Unknown { row: 4, error, .. }) if error == "timed out"
+        ));
+        assert!(matches!(ledger.prior(SCOPE, "d"), Some(Prior::InFlight { row: 2, .. })));
+        for (key, unknown) in [("a", false), ("b", false), ("c", true), ("d", true)] {
+            assert_eq!(ledger.prior(SCOPE, key).unwrap().is_unknown(), unknown, "{key}");
+        }
+        assert_eq!(ledger.prior(SCOPE, "zzz"), None);
+        // Another scope knows nothing of these rows.
+        assert_eq!(ledger.prior("http://127.0.0.1:9/projects/p1", "a"), None);
+
+        // Every line is the documented shape, with a UTC timestamp and no body.
+        let lines = read_lines(&path);
+        assert_eq!(lines.len(), 14);
+        let created = &lines[6];
+        assert_eq!(created["v"], 1);
+        assert_eq!(created["event"], "created");
+        assert_eq!(created["scope"], SCOPE);
+        assert_eq!(created["key"], "a");
+        assert_eq!(created["test_run_human_id"], "R-1");
+        assert_eq!(created["pid"], std::process::id());
+        assert!(created["at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn torn_last_line_is_tolerated_and_repaired() {
+        let good = r#"{"v":1,"event":"created","scope":"s","key":"a","row":2,"at":"t","test_run_id":"x"}"#;
+        for tail in [r#"{"v":1,"event":"in_fl"#, "\0\0\0\0", "{\"v\":1,\"ev\n"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.jsonl");
+            std::fs::write(&path, format!("{good}\n{tail}")).unwrap();
+            {
+                let (mut ledger, notes) = Ledger::open(&path).unwrap();
+                assert_eq!(
+                    notes,
+                    LoadNotes {
+                        entries: 1,
+                        torn_line: Some(2)
+                    },
+                    "{tail:?}"
+                );
+                assert!(ledger.prior("s", "a").unwrap().is_created());
+                ledger.record_in_flight("s", "b", 3).unwrap();
+                ledger.record_unknown("s", "b", 3, "timed out").unwrap();
+            }
+            // Reopens cleanly: the torn line is now marked, not a hand edit.
+            let (ledger, notes) = Ledger::open(&path).unwrap();
+            assert_eq!(
+                notes,
+                LoadNotes {
+                    entries: 3,
+                    torn_line: None
+                },
+                "{tail:?}"
+            );
+            assert!(ledger.prior("s", "b").unwrap().is_unknown());
+            let text = std::fs::read_to_string(&path).unwrap();
+            let after_torn: Vec<&str> = text.lines().skip(2).collect();
+            assert_eq!(after_torn.len(), 3, "{text:?}");
+            assert!(after_torn[0].contains(r#""event":"torn""#), "{text:?}");
+            for line in after_torn {
+                serde_json::from_str::<serde_json::Value>(line).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn complete_last_line_without_newline_gets_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        std::fs::write(
+            &path,
+            r#"{"v":1,"event":"failed","scope":"s","key":"a","row":2,"at":"t"}"#,
+        )
+        .unwrap();
+        {
+            let (mut ledger, notes) = Ledger::open(&path).unwrap();
+            assert_eq!(
+                notes,
+                LoadNotes {
+                    entries: 1,
+                    torn_line: None
+                }
+            );
+            ledger.record_created("s", "a", 2, Some("x"), None).unwrap();
+        }
+        assert_eq!(read_lines(&path).len(), 2);
+        let (ledger, _) = Ledger::open(&path).unwrap();
+        assert!(ledger.prior("s", "a").unwrap().is_created());
+    }
+
+    #[test]
+    fn bad_middle_lines_are_refused_with_their_number() {
+        let good = r#"{"v":1,"event":"created","scope":"s","key":"a","row":2,"at":"t"}"#;
+        for (middle, want) in [
+            ("not json", "line 2"),
+            (
+                r#"{"v":1,"event":"deleted","scope":"s","key":"a","row":2}"#,
+                "unknown event",
+            ),
+            (r#"{"v":1,"event":"created","key":"a","row":2}"#, "no \"scope\""),
+            (r#"{"v":2,"event":"created","scope":"s","key":"a","row":2}"#, "newer"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.jsonl");
+            // A blank line does not count as a line that follows.
+            std::fs::write(&path, format!("{good}\n{middle}\n\n{good}\n")).unwrap();
+            let err = Ledger::open(&path).err().unwrap().to_string();
+            assert!(err.contains(want), "{middle}: {err}");
+            assert!(err.contains("line 2"), "{middle}: {err}");
+            assert!(err.contains("--state"), "{middle}: {err}");
+        }
+    }
+
+    #[test]
+    fn second_open_is_locked_with_the_holder_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let (first, _) = Ledger::open(&path).unwrap();
+        match Ledger::open(&path) {
+            Err(LedgerError::Locked { path: locked, holder }) => {
+                assert_eq!(locked, path);
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("second open succeeded while the first holds the lock"),
+        }
+        let message = LedgerError::Locked {
+            path: path.clone(),
+            holder: Some(42),
+        }
+        .to_string();
+        assert!(message.contains("process 42"), "{message}");
+        assert!(message.contains("refused"), "{message}");
+        drop(first);
+        // Released with its holder: the next run gets in.
+        Ledger::open(&path).unwrap();
+    }
+
+    #[test]
+    fn missing_directory_names_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope").join("state.jsonl");
+        let err = Ledger::open(&path).err().unwrap().to_string();
+        assert!(err.contains("--state") && err.contains("nope"), "{err}");
+    }
+}

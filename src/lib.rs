@@ -1,0 +1,125 @@
+//! testsigma-import: spreadsheet rows → Testsigma test runs.
+//!
+//! The stages, in the order a row meets them:
+//! `source` (rows out of CSV and workbooks) → `mapping` (headers → fields) → `dates` and
+//! `validate` (a row → a request, or every problem) → `upload` (paced, concurrent, retried,
+//! one outcome per row; through `api`) → `report` and `ledger` (what happened, durably).
+//! `import` strings them together; `sandbox` is the local stand-in for the service.
+
+pub mod api;
+pub mod check;
+pub mod cli;
+pub mod dates;
+pub mod import;
+pub mod ledger;
+pub mod mapping;
+pub mod model;
+pub mod progress;
+pub mod report;
+pub mod sandbox;
+pub mod settings;
+pub mod source;
+pub mod template;
+pub mod upload;
+pub mod validate;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::import::{EXIT_OK, EXIT_SETUP, SetupError};
+
+/// Runs one command line and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    init_logging(cli.verbose, cli.log_format);
+    let result = match cli.command {
+        Command::Import(args) => match settings::resolve_import(&args) {
+            Ok(settings) => import::run_import(settings).await.map(|r| r.exit_code),
+            Err(e) => Err(e.into()),
+        },
+        Command::Check(args) => check::run_check(&args).await,
+        Command::Sandbox(args) => sandbox_command(args).await,
+        Command::Template(args) => template::write_template(&args.file, args.force)
+            .map(|()| {
+                eprintln!(
+                    "wrote {}: fill it in, then `testsigma-import check {}`",
+                    args.file.display(),
+                    args.file.display()
+                );
+                EXIT_OK
+            })
+            .map_err(Into::into),
+        Command::Completions(args) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(args.shell, &mut cmd, "testsigma-import", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}
+
+async fn sandbox_command(args: cli::SandboxArgs) -> anyhow::Result<i32> {
+    let mut faults = Vec::new();
+    for spec in &args.faults {
+        faults.push(sandbox::parse_fault(spec).map_err(|e| anyhow::anyhow!("--fault {spec}: {e}"))?);
+    }
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        anyhow::bail!("--fail-rate {}: give a share from 0 to 1, e.g. 0.2", args.fail_rate);
+    }
+    let users = match &args.users {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--users: cannot read {}: {e}", path.display()))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "--users {}: expected a JSON array of {{id, email, first_name, last_name}}: {e}",
+                    path.display()
+                )
+            })?)
+        }
+    };
+    let options = sandbox::SandboxOptions {
+        api_key: args.api_key.clone(),
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        rate_limit: args.rate_limit,
+        fail_rate: args.fail_rate,
+        faults,
+        users,
+        projects: None,
+        seed: args.seed,
+    };
+    sandbox::serve_until_ctrl_c(options, args.port)
+        .await
+        .map_err(|e| anyhow::anyhow!("sandbox: {e}"))?;
+    Ok(EXIT_OK)
+}
+
+/// `-v`/`-vv` turn on tracing to stderr; `--log-format json` for log shippers. Quiet by
+/// default: the summary and errors are printed directly.
+fn init_logging(verbose: u8, format: LogFormat) {
+    if verbose == 0 && format == LogFormat::Text {
+        return;
+    }
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("testsigma_import={level}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

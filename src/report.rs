@@ -1,0 +1,729 @@
+//! The results report (one row per data row, CSV / JSON / JSON Lines), the failed-rows
+//! file that can be fixed and fed back as input, and the `--summary-json` document.
+//! `serialize`, `neutralise`, `count_outcomes` and `RunSummary::to_json` are pure; the
+//! writers own the files.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::model::{Outcome, ReportRow};
+
+/// The report's columns, in the contract's order.
+pub const REPORT_COLUMNS: [&str; 10] = [
+    "row",
+    "outcome",
+    "test_run_id",
+    "test_run_human_id",
+    "title",
+    "human_id",
+    "http_status",
+    "attempts",
+    "error",
+    "request_id",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(
+        "cannot create the report file {} (--report): {source}; \
+         pass --report with a path in an existing, writable directory",
+        path.display()
+    )]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot write the report file {} (--report): {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot write the failed-rows file {} (next to the --report file): {source}",
+        path.display()
+    )]
+    FailedRows { path: PathBuf, source: io::Error },
+}
+
+/// The report's format, chosen by the `--report` file's ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Csv,
+    /// One array of objects. While running, the array is streamed one object per line,
+    /// so a crashed `.json` report is valid JSON once a closing `]` is added.
+    Json,
+    JsonLines,
+}
+
+impl ReportFormat {
+    /// `.json` → JSON, `.jsonl` / `.ndjson` → JSON Lines, anything else → CSV
+    /// (endings compared case-insensitively).
+    pub fn from_path(p: &Path) -> ReportFormat {
+        let ext = p
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "json" => ReportFormat::Json,
+            "jsonl" | "ndjson" => ReportFormat::JsonLines,
+            _ => ReportFormat::Csv,
+        }
+    }
+}
+
+/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return) gets a leading apostrophe, which spreadsheets show as text.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The whole report as bytes, rows in the order given.
+///
+/// CSV has a header line and `\n` line ends, and its text cells are neutralised
+/// (see [`neutralise`]). JSON and JSON Lines carry the values exactly as they are: they
+/// are read by programs, not spreadsheets, and a program wants the real title.
+/// JSON is an array with one object per line; absent values are `null`.
+pub fn serialize(rows: &[ReportRow], format: ReportFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    match format {
+        ReportFormat::Csv => {
+            out.extend_from_slice(&csv_header());
+            for row in rows {
+                out.extend_from_slice(&csv_line(row));
+            }
+        }
+        ReportFormat::JsonLines => {
+            for row in rows {
+                out.extend_from_slice(&json_object(row));
+                out.push(b'\n');
+            }
+        }
+        ReportFormat::Json => {
+            out.extend_from_slice(JSON_OPEN);
+            for (i, row) in rows.iter().enumerate() {
+                out.extend_from_slice(&json_element(row, i == 0));
+            }
+            out.extend_from_slice(json_close(rows.is_empty()));
+        }
+    }
+    out
+}
+
+const JSON_OPEN: &[u8] = b"[\n";
+
+fn json_close(empty: bool) -> &'static [u8] {
+    if empty { b"]\n" } else { b"\n]\n" }
+}
+
+/// One array element; the separator goes before it so that what is on disk after each
+/// append is always "a valid array minus its closing bracket".
+fn json_element(row: &ReportRow, first: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    if !first {
+        out.extend_from_slice(b",\n");
+    }
+    out.extend_from_slice(&json_object(row));
+    out
+}
+
+fn csv_record(cells: &[&str]) -> Vec<u8> {
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    // Writing to a Vec cannot fail, and a record of plain strings is always valid CSV.
+    if writer.write_record(cells).is_err() {
+        return Vec::new();
+    }
+    writer.into_inner().unwrap_or_default()
+}
+
+fn csv_header() -> Vec<u8> {
+    csv_record(&REPORT_COLUMNS)
+}
+
+fn csv_line(row: &ReportRow) -> Vec<u8> {
+    let text = |v: &Option<String>| -> String { v.as_deref().map(neutralise).unwrap_or_default().into_owned() };
+    let cells = [
+        row.row.to_string(),
+        row.outcome.as_str().to_string(),
+        text(&row.test_run_id),
+        text(&row.test_run_human_id),
+        text(&row.title),
+        text(&row.human_id),
+        row.http_status.map(|s| s.to_string()).unwrap_or_default(),
+        row.attempts.to_string(),
+        text(&row.error),
+        text(&row.request_id),
+    ];
+    let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+    csv_record(&refs)
+}
+
+/// One row as a JSON object keyed by the report's column names, in column order.
+fn json_object(row: &ReportRow) -> Vec<u8> {
+    // Serialized field by field rather than through `ReportRow`'s own derive, so the
+    // report's shape stays the contract's even if the shared type grows a field.
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        row: usize,
+        outcome: Outcome,
+        test_run_id: Option<&'a str>,
+        test_run_human_id: Option<&'a str>,
+        title: Option<&'a str>,
+        human_id: Option<&'a str>,
+        http_status: Option<u16>,
+        attempts: u32,
+        error: Option<&'a str>,
+        request_id: Option<&'a str>,
+    }
+    let line = Line {
+        row: row.row,
+        outcome: row.outcome,
+        test_run_id: row.test_run_id.as_deref(),
+        test_run_human_id: row.test_run_human_id.as_deref(),
+        title: row.title.as_deref(),
+        human_id: row.human_id.as_deref(),
+        http_status: row.http_status,
+        attempts: row.attempts,
+        error: row.error.as_deref(),
+        request_id: row.request_id.as_deref(),
+    };
+    // Strings, integers and an enum of unit variants: serde_json cannot fail on these.
+    serde_json::to_vec(&line).unwrap_or_default()
+}
+
+/// Writes the report as rows finish, so a crash leaves what was done, then puts the
+/// rows in input order at the end.
+///
+/// Each row is written with one `write` call straight to the file (no user-space
+/// buffer), so after a crash the file holds every row appended before it. It is not
+/// fsync'd per row: the ledger is the durable record; the report is for people.
+pub struct ReportWriter {
+    path: PathBuf,
+    format: ReportFormat,
+    file: File,
+    rows_written: usize,
+}
+
+impl ReportWriter {
+    /// Creates (or truncates) the report at `path` and writes what opens it: the CSV
+    /// header, or the JSON array's `[`. The parent directory must exist.
+    pub fn create(path: &Path, format: ReportFormat) -> Result<ReportWriter, ReportError> {
+        let create_error = |source| ReportError::Create {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::create(path).map_err(create_error)?;
+        let opening = match format {
+            ReportFormat::Csv => csv_header(),
+            ReportFormat::Json => JSON_OPEN.to_vec(),
+            ReportFormat::JsonLines => Vec::new(),
+        };
+        file.write_all(&opening).map_err(create_error)?;
+        Ok(ReportWriter {
+            path: path.to_path_buf(),
+            format,
+            file,
+            rows_written: 0,
+        })
+    }
+
+    /// Appends one finished row, in whatever order rows finish.
+    pub fn append(&mut self, row: &ReportRow) -> Result<(), ReportError> {
+        let bytes = match self.format {
+            ReportFormat::Csv => csv_line(row),
+            ReportFormat::JsonLines => {
+                let mut line = json_object(row);
+                line.push(b'\n');
+                line
+            }
+            ReportFormat::Json => json_element(row, self.rows_written == 0),
+        };
+        self.file
+            .write_all(&bytes)
+            .and_then(|()| self.file.flush())
+            .map_err(|source| self.write_error(source))?;
+        self.rows_written += 1;
+        Ok(())
+    }
+
+    /// Completes the report.
+    ///
+    /// `Some(rows)`: the file is replaced, atomically (a temporary file in the same
+    /// directory, then a rename), by `serialize(rows)`, so readers never see a half
+    /// report. `None`: the rows were appended in input order already; only the JSON
+    /// array is closed.
+    pub fn finish(self, rows_in_input_order: Option<&[ReportRow]>) -> Result<(), ReportError> {
+        let ReportWriter {
+            path,
+            format,
+            mut file,
+            rows_written,
+        } = self;
+        match rows_in_input_order {
+            None => {
+                if format == ReportFormat::Json {
+                    file.write_all(json_close(rows_written == 0))
+                        .and_then(|()| file.flush())
+                        .map_err(|source| ReportError::Write {
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
+                Ok(())
+            }
+            Some(rows) => {
+                // Closed before the rename: Windows refuses to replace a file that is open.
+                drop(file);
+                replace_atomically(&path, &serialize(rows, format))
+                    .map_err(|source| ReportError::Write { path, source })
+            }
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> ReportError {
+        ReportError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Writes `bytes` to a new file next to `path` and renames it over `path`.
+fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".to_string());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
+        file.write_all(bytes)?;
+        // Without it a power cut right after the rename can leave an empty report.
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// `dir/<stem>.failed.csv` next to the report, where `<stem>` is the report's file stem
+/// without a trailing `.report` (`plan.report.csv` → `plan.failed.csv`).
+pub fn failed_rows_path(report_path: &Path) -> PathBuf {
+    let stem = report_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = match stem.strip_suffix(".report") {
+        Some(base) if !base.is_empty() => base.to_string(),
+        _ if stem.is_empty() => "testsigma-import".to_string(),
+        _ => stem,
+    };
+    report_path.with_file_name(format!("{stem}.failed.csv"))
+}
+
+/// The rows that failed or were invalid, with their original columns and an error
+/// column, so that fixing the file and feeding it back as input just works.
+///
+/// Cells are written exactly as read, NOT neutralised for spreadsheets: a leading
+/// apostrophe would become part of the title on the next import. The file is created
+/// only when the first row is written; a run without failures leaves no file, and
+/// removes one left by an earlier run so it cannot mislead.
+pub struct FailedRowsWriter {
+    path: PathBuf,
+    headers: Vec<String>,
+    writer: Option<csv::Writer<File>>,
+}
+
+impl FailedRowsWriter {
+    pub fn new(path: PathBuf, headers: Vec<String>) -> Self {
+        FailedRowsWriter {
+            path,
+            headers,
+            writer: None,
+        }
+    }
+
+    /// Writes one row: its original cells, then the error. A row longer than the header
+    /// keeps its extra cells after the error column, so every original column stays
+    /// where it was; a shorter one is padded with empty cells.
+    pub fn write(&mut self, cells: &[String], error: &str) -> Result<(), ReportError> {
+        let width = self.headers.len();
+        let mut record: Vec<&str> = cells.iter().take(width).map(String::as_str).collect();
+        record.resize(width, "");
+        record.push(error);
+        record.extend(cells.iter().skip(width).map(String::as_str));
+
+        let writer = match self.writer.take() {
+            Some(writer) => writer,
+            None => self.create()?,
+        };
+        let writer = self.writer.insert(writer);
+        let written = writer
+            .write_record(&record)
+            .map_err(io::Error::from)
+            .and_then(|()| writer.flush());
+        written.map_err(|source| ReportError::FailedRows {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// The file and its header row, on the first failed row.
+    fn create(&self) -> Result<csv::Writer<File>, ReportError> {
+        let mut header: Vec<&str> = self.headers.iter().map(String::as_str).collect();
+        let error_column = error_column_name(&self.headers);
+        header.push(&error_column);
+        let created = File::create(&self.path).and_then(|file| {
+            let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+            writer.write_record(&header)?;
+            Ok(writer)
+        });
+        created.map_err(|source| ReportError::FailedRows {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Flushes the file and returns its path, or, when no row was written, removes a
+    /// stale file from an earlier run and returns `None`.
+    pub fn finish(self) -> Result<Option<PathBuf>, ReportError> {
+        let failed = |source| ReportError::FailedRows {
+            path: self.path.clone(),
+            source,
+        };
+        match self.writer {
+            Some(mut writer) => {
+                writer.flush().map_err(failed)?;
+                Ok(Some(self.path.clone()))
+            }
+            None => match fs::remove_file(&self.path) {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(failed(e)),
+            },
+        }
+    }
+}
+
+/// `error`, unless the input has a column of that name already: then `import_error`
+/// (then `import_error_2`, ...), so no original column is shadowed.
+fn error_column_name(headers: &[String]) -> String {
+    let taken = |name: &str| headers.iter().any(|h| h.trim().eq_ignore_ascii_case(name));
+    if !taken("error") {
+        return "error".to_string();
+    }
+    if !taken("import_error") {
+        return "import_error".to_string();
+    }
+    (2..)
+        .map(|n| format!("import_error_{n}"))
+        .find(|name| !taken(name))
+        .unwrap_or_else(|| "import_error".to_string())
+}
+
+/// Rows per outcome, every outcome present (0 included) so scripts need no defaults.
+pub fn count_outcomes(rows: &[ReportRow]) -> BTreeMap<String, usize> {
+    let mut counts: BTreeMap<String, usize> = Outcome::ALL.iter().map(|o| (o.as_str().to_string(), 0)).collect();
+    for row in rows {
+        *counts.entry(row.outcome.as_str().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+/// The `--summary-json` document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    /// Every outcome name, 0 included.
+    pub counts: BTreeMap<String, usize>,
+    pub rows: usize,
+    pub elapsed_seconds: f64,
+    pub requests_sent: usize,
+    /// Requests per second over the run.
+    pub effective_rate: f64,
+    pub exit_code: i32,
+    pub report: Option<String>,
+    pub failed_rows_file: Option<String>,
+    pub dry_run: bool,
+}
+
+impl RunSummary {
+    /// Pretty-printed JSON with a trailing newline. A non-finite number is `null`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize, outcome: Outcome, title: &str) -> ReportRow {
+        ReportRow {
+            row: n,
+            outcome,
+            title: Some(title.to_string()),
+            attempts: 1,
+            ..ReportRow::default()
+        }
+    }
+
+    fn two_rows() -> Vec<ReportRow> {
+        vec![
+            ReportRow {
+                row: 2,
+                outcome: Outcome::Created,
+                test_run_id: Some("9f1c".into()),
+                test_run_human_id: Some("DEMO-R-1".into()),
+                title: Some("Smoke, \"nightly\"\nrun".into()),
+                human_id: Some("DEMO-001".into()),
+                http_status: Some(200),
+                attempts: 1,
+                error: None,
+                request_id: Some("req-1".into()),
+            },
+            ReportRow {
+                row: 3,
+                outcome: Outcome::Failed,
+                title: Some("=HYPERLINK(\"http://x\",\"y\")".into()),
+                http_status: Some(422),
+                attempts: 2,
+                error: Some("-bad status".into()),
+                ..ReportRow::default()
+            },
+        ]
+    }
+
+    #[test]
+    fn neutralise_table() {
+        for (cell, want) in [
+            ("=HYPERLINK(\"http://x\",\"y\")", "'=HYPERLINK(\"http://x\",\"y\")"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@a", "'@a"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("plain", "plain"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(cell), want, "cell {cell:?}");
+        }
+        assert!(matches!(neutralise("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn format_from_path() {
+        for (path, want) in [
+            ("r.json", ReportFormat::Json),
+            ("r.JSON", ReportFormat::Json),
+            ("r.jsonl", ReportFormat::JsonLines),
+            ("r.ndjson", ReportFormat::JsonLines),
+            ("r.csv", ReportFormat::Csv),
+            ("r.report.txt", ReportFormat::Csv),
+            ("report", ReportFormat::Csv),
+        ] {
+            assert_eq!(ReportFormat::from_path(Path::new(path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn csv_exact_bytes() {
+        let got = String::from_utf8(serialize(&two_rows(), ReportFormat::Csv)).unwrap();
+        let want = "row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id\n\
+                    2,created,9f1c,DEMO-R-1,\"Smoke, \"\"nightly\"\"\nrun\",DEMO-001,200,1,,req-1\n\
+                    3,failed,,,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",,422,2,'-bad status,\n";
+        assert_eq!(got, want);
+        assert_eq!(
+            serialize(&[], ReportFormat::Csv),
+            format!("{}\n", REPORT_COLUMNS.join(",")).into_bytes()
+        );
+    }
+
+    #[test]
+    fn json_and_jsonl_shapes() {
+        let rows = two_rows();
+        let json: serde_json::Value = serde_json::from_slice(&serialize(&rows, ReportFormat::Json)).unwrap();
+        let array = json.as_array().unwrap();
+        assert_eq!(array.len(), 2);
+        for object in array {
+            let keys: Vec<&str> = object.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            let mut want = REPORT_COLUMNS.to_vec();
+            want.sort_unstable();
+            let mut keys = keys;
+            keys.sort_unstable();
+            assert_eq!(keys, want);
+        }
+        assert_eq!(array[0]["outcome"], "created");
+        assert_eq!(array[0]["http_status"], 200);
+        assert_eq!(array[0]["error"], serde_json::Value::Null);
+        // Not neutralised: JSON is for programs.
+        assert_eq!(array[1]["title"], "=HYPERLINK(\"http://x\",\"y\")");
+
+        let jsonl = serialize(&rows, ReportFormat::JsonLines);
+        let lines: Vec<serde_json::Value> = jsonl
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1]["row"], 3);
+        assert_eq!(lines[1]["test_run_id"], serde_json::Value::Null);
+        assert!(jsonl.ends_with(b"\n"));
+
+        let empty: serde_json::Value = serde_json::from_slice(&serialize(&[], ReportFormat::Json)).unwrap();
+        assert_eq!(empty, serde_json::json!([]));
+    }
+
+    #[test]
+    fn finish_with_rows_puts_them_in_input_order() {
+        for format in [ReportFormat::Csv, ReportFormat::Json, ReportFormat::JsonLines] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("r.out");
+            let rows: Vec<ReportRow> = (2..6).map(|n| row(n, Outcome::Created, "t")).collect();
+            let mut writer = ReportWriter::create(&path, format).unwrap();
+            for r in [&rows[2], &rows[0], &rows[3]] {
+                writer.append(r).unwrap();
+            }
+            // What a crash at this point would leave: the finished rows, in finish order
+            // (for JSON, an array still waiting for its closing bracket).
+            let finished = [rows[2].clone(), rows[0].clone(), rows[3].clone()];
+            let mut crashed = serialize(&finished, format);
+            if format == ReportFormat::Json {
+                crashed.truncate(crashed.len() - b"\n]\n".len());
+            }
+            assert_eq!(fs::read(&path).unwrap(), crashed, "{format:?}");
+
+            writer.finish(Some(&rows)).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), serialize(&rows, format), "{format:?}");
+            // No temporary file left behind.
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
+    fn finish_none_completes_a_streamed_report() {
+        for format in [ReportFormat::Csv, ReportFormat::Json, ReportFormat::JsonLines] {
+            for count in [0, 1, 3] {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("r.out");
+                let rows: Vec<ReportRow> = (0..count).map(|n| row(n + 2, Outcome::Planned, "t")).collect();
+                let mut writer = ReportWriter::create(&path, format).unwrap();
+                for r in &rows {
+                    writer.append(r).unwrap();
+                }
+                writer.finish(None).unwrap();
+                assert_eq!(fs::read(&path).unwrap(), serialize(&rows, format), "{format:?} {count}");
+            }
+        }
+    }
+
+    #[test]
+    fn create_names_the_path_and_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("r.csv");
+        let err = ReportWriter::create(&path, ReportFormat::Csv)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--report"), "{err}");
+        assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn failed_rows_path_table() {
+        for (report, want) in [
+            ("plan.report.csv", "plan.failed.csv"),
+            ("out/plan.report.json", "out/plan.failed.csv"),
+            ("results.csv", "results.failed.csv"),
+            ("results", "results.failed.csv"),
+            (".report.csv", ".report.failed.csv"),
+        ] {
+            assert_eq!(failed_rows_path(Path::new(report)), PathBuf::from(want), "{report}");
+        }
+    }
+
+    #[test]
+    fn failed_rows_file_is_lazy_unchanged_and_removes_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.failed.csv");
+        let headers = vec!["Title".to_string(), "Key".to_string()];
+
+        // Nothing failed: no file.
+        let writer = FailedRowsWriter::new(path.clone(), headers.clone());
+        assert_eq!(writer.finish().unwrap(), None);
+        assert!(!path.exists());
+
+        let mut writer = FailedRowsWriter::new(path.clone(), headers.clone());
+        assert!(!path.exists());
+        let cells = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        writer
+            .write(&cells(&["=SUM(1)", "K-1"]), "status: \"DONE\" is not ACTIVE or CLOSED")
+            .unwrap();
+        writer.write(&cells(&["short"]), "title, too long").unwrap();
+        writer.write(&cells(&["a", "b", "extra"]), "e").unwrap();
+        assert_eq!(writer.finish().unwrap(), Some(path.clone()));
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "Title,Key,error\n\
+             =SUM(1),K-1,\"status: \"\"DONE\"\" is not ACTIVE or CLOSED\"\n\
+             short,,\"title, too long\"\n\
+             a,b,e,extra\n"
+        );
+
+        // A later clean run removes the stale file.
+        let writer = FailedRowsWriter::new(path.clone(), headers);
+        assert_eq!(writer.finish().unwrap(), None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn error_column_avoids_existing_names() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (headers, want) in [
+            (names(&["title"]), "error"),
+            (names(&["title", "Error"]), "import_error"),
+            (names(&["error", "import_error"]), "import_error_2"),
+        ] {
+            assert_eq!(error_column_name(&headers), want, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn summary_counts_every_outcome() {
+        let rows = vec![
+            row(2, Outcome::Created, "a"),
+            row(3, Outcome::Created, "b"),
+            row(4, Outcome::Unknown, "c"),
+        ];
+        let counts = count_outcomes(&rows);
+        assert_eq!(counts.len(), Outcome::ALL.len());
+        assert_eq!(counts["created"], 2);
+        assert_eq!(counts["unknown"], 1);
+        assert_eq!(counts["planned"], 0);
+
+        let summary = RunSummary {
+            counts,
+            rows: 3,
+            elapsed_seconds: 1.5,
+            requests_sent: 4,
+            effective_rate: 4.0 / 1.5,
+            exit_code: 1,
+            report: Some("plan.report.csv".into()),
+            failed_rows_file: None,
+            dry_run: false,
+        };
+        let json: serde_json::Value = serde_json::from_slice(&summary.to_json()).unwrap();
+        assert_eq!(json["counts"]["already_imported"], 0);
+        assert_eq!(json["exit_code"], 1);
+        assert_eq!(json["failed_rows_file"], serde_json::Value::Null);
+        assert_eq!(json["dry_run"], false);
+    }
+}

@@ -1,0 +1,259 @@
+//! The local stand-in for the Testsigma Test Management API: an in-memory server on
+//! 127.0.0.1 that answers like the real service (create, list and get test runs, users,
+//! projects, statuses) and rehearses its bad days on demand: rate limiting, random
+//! failures, lost connections, cut-short or odd bodies, `Retry-After` and redirects.
+//!
+//! It never counts a run as created that it did not store, and stores exactly the runs
+//! it counts, so tests can compare an importer's report with [`Sandbox::runs`].
+
+mod body;
+mod conn;
+mod fault;
+mod routes;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use fault::{Fault, FaultRule, FaultSpecError, parse_fault};
+
+/// The path every endpoint lives under, as on the real service.
+pub const API_ROOT: &str = "/api/v1";
+
+/// How the sandbox behaves. `Default` is a well-behaved service that accepts any key.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    /// `None`: any non-empty bearer key is accepted; `Some(k)`: only `k`.
+    pub api_key: Option<String>,
+    /// Added before every answer (after the request was handled).
+    pub latency: Duration,
+    /// Requests per second per key (sliding one-second window, counted at arrival).
+    /// Over it: HTTP 500 `{"message":"rate limit exceeded"}`; refused requests do not
+    /// use up the window.
+    pub rate_limit: Option<u32>,
+    /// Probability of a random 500 or 503 on create, without creating the run.
+    pub fail_rate: f64,
+    /// Faults for the create endpoint; the first rule whose draw hits applies.
+    pub faults: Vec<FaultRule>,
+    /// For `GET /users`; `None`: [`builtin_users`].
+    pub users: Option<Vec<User>>,
+    /// Known project ids; `None`: every well-formed UUID is a project.
+    pub projects: Option<Vec<String>>,
+    /// Makes `fail_rate` and `faults` draw the same sequence on every run.
+    pub seed: Option<u64>,
+}
+
+/// A user as `GET /users` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// The users `GET /users` lists when [`SandboxOptions::users`] is `None`.
+pub fn builtin_users() -> Vec<User> {
+    [
+        ("5f0c8a52-0d7e-4c36-9a55-3c1f4f2b9e01", "ada", "Ada", "Lovelace"),
+        ("8b1d2e6f-4a3c-4f7d-8e21-6d9b0c7a5f02", "grace", "Grace", "Hopper"),
+        ("c3e4f5a6-7b8c-4d9e-a0f1-2b3c4d5e6f03", "alan", "Alan", "Turing"),
+    ]
+    .into_iter()
+    .map(|(id, name, first, last)| User {
+        id: id.to_owned(),
+        email: format!("{name}@example.com"),
+        first_name: first.to_owned(),
+        last_name: last.to_owned(),
+    })
+    .collect()
+}
+
+/// A run the sandbox created and stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredRun {
+    pub id: String,
+    /// The human id the sandbox assigned (`<PREFIX>-R-<n>`), not the one sent.
+    pub human_id: String,
+    pub project_id: String,
+    /// The request body exactly as received (it passed validation).
+    pub body: serde_json::Value,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// What the sandbox has seen and done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SandboxStats {
+    /// Every `POST .../test_runs`, whatever became of it.
+    pub posts_received: u64,
+    /// Runs stored; always equal to `runs().len()`.
+    pub created: u64,
+    /// Requests refused by the rate limit (any endpoint).
+    pub rate_limited: u64,
+    /// Create requests that met `fail_rate` or a fault rule.
+    pub faults_injected: u64,
+    /// Requests refused for a missing, empty or wrong key (any endpoint).
+    pub unauthorized: u64,
+    /// Create requests refused with 400 or 422.
+    pub invalid: u64,
+    /// Requests answered 404 (unknown route, project or run).
+    pub not_found: u64,
+}
+
+impl fmt::Display for SandboxStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} POSTs received, {} runs created, {} rate-limited, {} faults injected, \
+             {} unauthorized, {} invalid, {} not found",
+            self.posts_received,
+            self.created,
+            self.rate_limited,
+            self.faults_injected,
+            self.unauthorized,
+            self.invalid,
+            self.not_found
+        )
+    }
+}
+
+/// Options that cannot describe a service.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("fail rate {0} must be a probability from 0 to 1")]
+    FailRate(f64),
+    #[error("fault `{0}`: its probability must be from 0 to 1")]
+    FaultProbability(String),
+    #[error("rate limit must be at least 1 request per second (leave it out for no limit)")]
+    RateLimitZero,
+    #[error("the sandbox's API key must not be empty (leave it out to accept any key)")]
+    EmptyApiKey,
+}
+
+fn check_options(opts: &SandboxOptions) -> Result<(), OptionsError> {
+    let probability = |p: f64| (0.0..=1.0).contains(&p);
+    if !probability(opts.fail_rate) {
+        return Err(OptionsError::FailRate(opts.fail_rate));
+    }
+    if let Some(rule) = opts.faults.iter().find(|r| !probability(r.probability)) {
+        return Err(OptionsError::FaultProbability(rule.to_string()));
+    }
+    if opts.rate_limit == Some(0) {
+        return Err(OptionsError::RateLimitZero);
+    }
+    if opts.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err(OptionsError::EmptyApiKey);
+    }
+    Ok(())
+}
+
+/// A running sandbox. Dropping it stops the server too; [`Sandbox::shutdown`] also
+/// waits until the port is released.
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<state::AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Binds 127.0.0.1:`port` (0 picks a free port) and starts serving.
+    pub async fn start(opts: SandboxOptions, port: u16) -> io::Result<Sandbox> {
+        check_options(&opts).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(state::AppState::new(opts));
+        let router = routes::router(state.clone());
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(accept_loop(listener, router, stopped));
+        Ok(Sandbox {
+            addr,
+            state,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/api/v1`
+    pub fn base_url(&self) -> String {
+        format!("http://{}{API_ROOT}", self.addr)
+    }
+
+    /// Every run created, in creation order.
+    pub fn runs(&self) -> Vec<StoredRun> {
+        self.state.runs()
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        self.state.stats()
+    }
+
+    /// Stops accepting, drops every open connection (answers in flight are lost) and
+    /// waits for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Serves on 127.0.0.1:`port` until Ctrl-C. Prints `sandbox listening on <base URL>`
+/// on stdout first (scripts wait for it), and the counts on stderr at the end.
+pub async fn serve_until_ctrl_c(opts: SandboxOptions, port: u16) -> io::Result<()> {
+    let sandbox = Sandbox::start(opts, port).await?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(out, "sandbox listening on {}", sandbox.base_url())?;
+        out.flush()?;
+    }
+    tokio::signal::ctrl_c().await?;
+    let stats = sandbox.stats();
+    sandbox.shutdown().await;
+    eprintln!("sandbox stopped: {stats}");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, router: axum::Router, mut stop: oneshot::Receiver<()>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(conn::serve(stream, router.clone()));
+                }
+                // Out of file descriptors and the like: pause instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}

@@ -1,0 +1,234 @@
+//! The sandbox's memory: stored runs, counts, per-key rate windows and the random
+//! draws, behind one lock so the counts and the stored runs can never disagree.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Map, Value};
+
+use super::body::is_uuid;
+use super::{Fault, SandboxOptions, SandboxStats, StoredRun, User, builtin_users};
+
+/// What `x-tms-api-limit` says when no rate limit is set.
+const UNLIMITED_ADVERTISED: u32 = 1000;
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// Why a request was turned away at the gate.
+#[derive(Debug, PartialEq)]
+pub(super) enum Refusal {
+    Unauthorized,
+    RateLimited,
+}
+
+pub(super) struct AppState {
+    pub(super) opts: SandboxOptions,
+    pub(super) users: Vec<User>,
+    book: Mutex<Book>,
+}
+
+/// Everything that changes, behind one lock so counts and stored runs never disagree.
+struct Book {
+    runs: Vec<StoredRun>,
+    stats: SandboxStats,
+    /// Arrival times of admitted requests per key, at most one window old.
+    windows: HashMap<String, VecDeque<Instant>>,
+    rng: StdRng,
+    /// Per project, the number in the last assigned `<PREFIX>-R-<n>`.
+    last_number: HashMap<String, u64>,
+}
+
+/// What a create request meets instead of the normal path.
+pub(super) enum Disruption {
+    Fail(StatusCode),
+    Fault(Fault),
+}
+
+/// The rate-limit headers' values for one answer.
+pub(super) struct Quota {
+    pub(super) limit: u32,
+    pub(super) remaining: u32,
+    pub(super) reset_secs: u64,
+}
+
+impl AppState {
+    pub(super) fn new(opts: SandboxOptions) -> AppState {
+        let rng = match opts.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => rand::make_rng(),
+        };
+        AppState {
+            users: opts.users.clone().unwrap_or_else(builtin_users),
+            opts,
+            book: Mutex::new(Book {
+                runs: Vec::new(),
+                stats: SandboxStats::default(),
+                windows: HashMap::new(),
+                rng,
+                last_number: HashMap::new(),
+            }),
+        }
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        // A panic elsewhere cannot leave the book half-written (every update is a
+        // few plain assignments), so a poisoned lock is still safe to use.
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn runs(&self) -> Vec<StoredRun> {
+        self.book().runs.clone()
+    }
+
+    pub(super) fn stats(&self) -> SandboxStats {
+        self.book().stats
+    }
+
+    pub(super) fn count(&self, bump: impl FnOnce(&mut SandboxStats)) {
+        bump(&mut self.book().stats);
+    }
+
+    pub(super) fn project_exists(&self, id: &str) -> bool {
+        match &self.opts.projects {
+            Some(known) => known.iter().any(|p| p == id),
+            None => is_uuid(id),
+        }
+    }
+
+    /// The key check and the rate limit, at arrival.
+    pub(super) fn admit(&self, key: Option<&str>, is_create: bool) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let mut book = self.book();
+        if is_create {
+            book.stats.posts_received += 1;
+        }
+        let key = match (key, &self.opts.api_key) {
+            (Some(sent), Some(wanted)) if sent == wanted => sent,
+            (Some(sent), None) => sent,
+            _ => {
+                book.stats.unauthorized += 1;
+                return Err(Refusal::Unauthorized);
+            }
+        };
+        let window = book.windows.entry(key.to_owned()).or_default();
+        prune(window, now);
+        if let Some(limit) = self.opts.rate_limit
+            && window.len() >= limit as usize
+        {
+            book.stats.rate_limited += 1;
+            return Err(Refusal::RateLimited);
+        }
+        window.push_back(now);
+        Ok(())
+    }
+
+    pub(super) fn quota(&self, key: Option<&str>) -> Quota {
+        let limit = self.opts.rate_limit.unwrap_or(UNLIMITED_ADVERTISED);
+        let now = Instant::now();
+        let mut book = self.book();
+        let Some(window) = key.and_then(|k| book.windows.get_mut(k)) else {
+            return Quota {
+                limit,
+                remaining: limit,
+                reset_secs: 0,
+            };
+        };
+        prune(window, now);
+        let used = u32::try_from(window.len()).unwrap_or(u32::MAX);
+        let reset = window
+            .front()
+            .map(|oldest| (*oldest + WINDOW).saturating_duration_since(now))
+            .unwrap_or_default();
+        Quota {
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_secs: reset.as_secs() + u64::from(reset.subsec_nanos() > 0),
+        }
+    }
+
+    /// Draws `fail_rate`, then each fault rule in order; the first hit applies.
+    pub(super) fn draw_disruption(&self) -> Option<Disruption> {
+        let mut book = self.book();
+        let book = &mut *book;
+        let drawn = if self.opts.fail_rate > 0.0 && book.rng.random::<f64>() < self.opts.fail_rate {
+            let status = if book.rng.random_bool(0.5) {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Some(Disruption::Fail(status))
+        } else {
+            self.opts
+                .faults
+                .iter()
+                .find(|rule| book.rng.random::<f64>() < rule.probability)
+                .map(|rule| Disruption::Fault(rule.fault.clone()))
+        };
+        if drawn.is_some() {
+            book.stats.faults_injected += 1;
+        }
+        drawn
+    }
+
+    /// Stores the run and counts it in one step: the invariant tests rely on.
+    pub(super) fn create(&self, project_id: &str, body: Map<String, Value>) -> StoredRun {
+        let created_at = chrono::Utc::now().timestamp();
+        let prefix = human_id_prefix(body.get("human_id").and_then(Value::as_str));
+        let mut book = self.book();
+        let number = book.last_number.entry(project_id.to_owned()).or_insert(0);
+        *number += 1;
+        let run = StoredRun {
+            id: uuid::Uuid::new_v4().to_string(),
+            human_id: format!("{prefix}-R-{number}"),
+            project_id: project_id.to_owned(),
+            body: Value::Object(body),
+            created_at,
+        };
+        book.runs.push(run.clone());
+        book.stats.created += 1;
+        run
+    }
+}
+
+fn prune(window: &mut VecDeque<Instant>, now: Instant) {
+    while window
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= WINDOW)
+    {
+        window.pop_front();
+    }
+}
+
+/// `DEMO-001` gives `DEMO` (so `DEMO-R-1`, as on the api page); no letters gives `TR`.
+fn human_id_prefix(sent: Option<&str>) -> String {
+    let first_part = sent.unwrap_or("").split('-').next().unwrap_or("");
+    let letters: String = first_part.chars().take_while(char::is_ascii_alphabetic).collect();
+    if letters.is_empty() {
+        "TR".to_owned()
+    } else {
+        letters.to_ascii_uppercase()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_id_prefix_follows_the_api_page() {
+        let cases = [
+            (Some("DEMO-001"), "DEMO"),
+            (Some("run-7"), "RUN"),
+            (Some("REG42"), "REG"),
+            (Some("2024-Q1"), "TR"),
+            (Some(""), "TR"),
+            (None, "TR"),
+        ];
+        for (sent, want) in cases {
+            assert_eq!(human_id_prefix(sent), want, "sent {sent:?}");
+        }
+    }
+}

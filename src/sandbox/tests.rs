@@ -1,0 +1,577 @@
+//! The sandbox over real loopback HTTP: what a client sees, and what the sandbox stored.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::*;
+
+const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+const KEY: &str = "test-key";
+
+fn example_body() -> Value {
+    json!({
+        "title": "Regression suite — patient portal",
+        "description": "Executing regression test cases",
+        "status": "ACTIVE",
+        "project_id": PROJECT,
+        "human_id": "DEMO-001",
+        "selection_type": "STATIC",
+        "static_selection_filters": [
+            {"field": "id", "operator": "IN", "values": ["9ac271b6-4e89-4c93-8c75-2d625efa0b2d"]}
+        ],
+        "start_date": 1710675200,
+        "end_date": 1710761600,
+        "assignee_id": "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4",
+        "label_names": ["Smoke", "Regression"],
+        "environment_ids": []
+    })
+}
+
+async fn sandbox(opts: SandboxOptions) -> Sandbox {
+    Sandbox::start(opts, 0).await.expect("start sandbox")
+}
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build client")
+}
+
+async fn post(sb: &Sandbox, key: Option<&str>, body: &Value) -> reqwest::Result<reqwest::Response> {
+    let url = format!("{}/projects/{PROJECT}/test_runs", sb.base_url());
+    let mut req = client().post(url).json(body);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await
+}
+
+async fn get(sb: &Sandbox, key: Option<&str>, path: &str) -> reqwest::Response {
+    let mut req = client().get(format!("{}{path}", sb.base_url()));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    req.send().await.expect("GET answered")
+}
+
+fn assert_common_headers(answer: &reqwest::Response) {
+    let headers = answer.headers();
+    let id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-request-id");
+    assert!(uuid::Uuid::try_parse(id).is_ok(), "x-request-id {id}");
+    for name in ["x-tms-api-limit", "x-tms-api-remaining", "x-tms-api-reset"] {
+        assert!(headers.contains_key(name), "{name} missing");
+    }
+}
+
+/// Every stored run was counted and every counted run was stored.
+fn assert_book_balanced(sb: &Sandbox) {
+    assert_eq!(sb.stats().created, sb.runs().len() as u64);
+}
+
+#[tokio::test]
+async fn create_answers_with_the_api_pages_shape_and_the_run_can_be_read_back() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_common_headers(&answer);
+    assert_eq!(answer.headers()["content-type"], "application/json");
+    let got: Value = answer.json().await.expect("json");
+    assert_eq!(got["message"], "");
+    let run = &got["data"]["test_run"];
+    let keys: BTreeSet<&str> = run
+        .as_object()
+        .expect("test_run object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let want: BTreeSet<&str> = [
+        "id",
+        "human_id",
+        "created_at",
+        "updated_at",
+        "title",
+        "description",
+        "status",
+        "project_id",
+        "selection_type",
+        "start_date",
+        "end_date",
+        "assignee_id",
+        "label_names",
+        "environment_ids",
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(keys, want);
+    assert_eq!(run["human_id"], "DEMO-R-1");
+    assert_eq!(run["title"], example_body()["title"]);
+    assert_eq!(run["label_names"], json!(["Smoke", "Regression"]));
+    assert!(run["created_at"].is_i64());
+
+    let stored = sb.runs();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(run["id"], stored[0].id.as_str());
+    assert_eq!(stored[0].body, example_body());
+    assert_eq!(stored[0].project_id, PROJECT);
+    let stats = sb.stats();
+    assert_eq!((stats.posts_received, stats.created), (1, 1));
+
+    let list: Value = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs"))
+        .await
+        .json()
+        .await
+        .expect("list json");
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["data"][0]["id"], run["id"]);
+    for wanted in [stored[0].id.as_str(), "DEMO-R-1"] {
+        let one = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/{wanted}")).await;
+        assert_eq!(one.status(), StatusCode::OK, "{wanted}");
+        let one: Value = one.json().await.expect("run json");
+        assert_eq!(one["data"]["id"], run["id"]);
+    }
+    let missing = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/DEMO-R-9")).await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn human_ids_are_numbered_per_project_with_the_sent_prefix() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let mut plain = example_body();
+    plain.as_object_mut().map(|b| b.remove("human_id"));
+    let mut got = Vec::new();
+    for body in [example_body(), example_body(), plain] {
+        let answer: Value = post(&sb, Some(KEY), &body)
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        got.push(answer["data"]["test_run"]["human_id"].clone());
+    }
+    assert_eq!(got, [json!("DEMO-R-1"), json!("DEMO-R-2"), json!("TR-R-3")]);
+}
+
+#[tokio::test]
+async fn the_key_is_required_and_checked() {
+    let cases = [
+        (None, None, StatusCode::UNAUTHORIZED),
+        (None, Some(""), StatusCode::UNAUTHORIZED),
+        (Some(KEY), Some("wrong"), StatusCode::UNAUTHORIZED),
+        (Some(KEY), Some(KEY), StatusCode::OK),
+        (None, Some("anything"), StatusCode::OK),
+    ];
+    for (wanted, sent, status) in cases {
+        let sb = sandbox(SandboxOptions {
+            api_key: wanted.map(str::to_owned),
+            ..SandboxOptions::default()
+        })
+        .await;
+        let answer = post(&sb, sent, &example_body()).await.expect("answer");
+        assert_eq!(answer.status(), status, "wanted {wanted:?}, sent {sent:?}");
+        assert_common_headers(&answer);
+        if status == StatusCode::UNAUTHORIZED {
+            let got: Value = answer.json().await.expect("json");
+            assert_eq!(got, json!({"code": 401, "message": "Unauthorized"}));
+            assert!(sb.runs().is_empty());
+            assert_eq!(sb.stats().unauthorized, 1);
+            for path in ["/users", "/test_runs/statuses", &format!("/projects/{PROJECT}")] {
+                assert_eq!(get(&sb, sent, path).await.status(), StatusCode::UNAUTHORIZED);
+            }
+        }
+        sb.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_are_refused_naming_the_field() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let mut no_title = example_body();
+    no_title.as_object_mut().map(|b| b.remove("title"));
+    let mut extra = example_body();
+    extra["test_cases"] = json!([]);
+    let cases = [
+        (no_title, StatusCode::UNPROCESSABLE_ENTITY, "title"),
+        (extra, StatusCode::UNPROCESSABLE_ENTITY, "test_cases"),
+        (json!("a string"), StatusCode::UNPROCESSABLE_ENTITY, "body"),
+    ];
+    for (body, status, field) in cases {
+        let answer = post(&sb, Some(KEY), &body).await.expect("answer");
+        assert_eq!(answer.status(), status);
+        let got: Value = answer.json().await.expect("json");
+        assert_eq!(got["message"], "Validation failed");
+        assert_eq!(got["errors"]["code"], 422);
+        let details = got["errors"]["details"].as_str().expect("details");
+        assert!(details.starts_with(field), "{details}");
+    }
+    let malformed = client()
+        .post(format!("{}/projects/{PROJECT}/test_runs", sb.base_url()))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{\"title\": ")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let got: Value = malformed.json().await.expect("json");
+    assert_eq!(got["errors"]["code"], 400);
+    assert!(sb.runs().is_empty());
+    assert_eq!(sb.stats().invalid, 4);
+}
+
+#[tokio::test]
+async fn unknown_projects_are_404_when_projects_are_listed() {
+    let other = "0b3c2a1d-0000-4000-8000-000000000001";
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![other.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    let got: Value = answer.json().await.expect("json");
+    assert_eq!(got, json!({"code": 404, "message": "Not Found"}));
+    let known = get(&sb, Some(KEY), &format!("/projects/{other}")).await;
+    assert_eq!(known.status(), StatusCode::OK);
+    let known: Value = known.json().await.expect("json");
+    assert_eq!(known["data"]["id"], other);
+    let unknown = get(&sb, Some(KEY), &format!("/projects/{PROJECT}")).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(sb.runs().is_empty());
+}
+
+#[tokio::test]
+async fn the_rate_limit_refuses_the_third_request_in_a_second_like_the_real_service() {
+    let sb = sandbox(SandboxOptions {
+        rate_limit: Some(2),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+        statuses.push(answer.status());
+        if answer.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            assert!(answer.headers().get("retry-after").is_none());
+            assert_eq!(answer.headers()["x-tms-api-remaining"], "0");
+            let got: Value = answer.json().await.expect("json");
+            assert_eq!(got, json!({"message": "rate limit exceeded"}));
+        }
+    }
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::OK, StatusCode::INTERNAL_SERVER_ERROR]
+    );
+    // The window is per key.
+    let other = post(&sb, Some("another-key"), &example_body()).await.expect("answer");
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_eq!(sb.runs().len(), 3);
+    let stats = sb.stats();
+    assert_eq!((stats.rate_limited, stats.posts_received), (1, 4));
+    assert_book_balanced(&sb);
+}
+
+/// What the client should see for a fault, and whether the run exists afterwards.
+enum Seen {
+    ConnectionError,
+    Status(StatusCode),
+    CutShortBody,
+}
+
+#[tokio::test]
+async fn each_fault_behaves_as_documented() {
+    let cases = [
+        (Fault::ResetBeforeRead, Seen::ConnectionError, false),
+        (Fault::ResetAfterRead, Seen::ConnectionError, true),
+        (Fault::TruncatedBody, Seen::CutShortBody, true),
+        (Fault::NonJson, Seen::Status(StatusCode::OK), true),
+        (Fault::OkWithoutId, Seen::Status(StatusCode::OK), true),
+        (
+            Fault::Slow(Duration::from_millis(20)),
+            Seen::Status(StatusCode::OK),
+            true,
+        ),
+        (
+            Fault::RetryAfterSeconds(2),
+            Seen::Status(StatusCode::SERVICE_UNAVAILABLE),
+            false,
+        ),
+        (
+            Fault::RetryAfterDate(2),
+            Seen::Status(StatusCode::TOO_MANY_REQUESTS),
+            false,
+        ),
+        (
+            Fault::RedirectTo("http://127.0.0.2:9/api/v1".into()),
+            Seen::Status(StatusCode::PERMANENT_REDIRECT),
+            false,
+        ),
+    ];
+    for (fault, seen, creates) in cases {
+        let sb = sandbox(SandboxOptions {
+            faults: vec![FaultRule {
+                fault: fault.clone(),
+                probability: 1.0,
+            }],
+            ..SandboxOptions::default()
+        })
+        .await;
+        let before = SystemTime::now();
+        let result = post(&sb, Some(KEY), &example_body()).await;
+        match seen {
+            Seen::ConnectionError => {
+                let err = result.expect_err("no answer expected");
+                assert!(err.status().is_none() && !err.is_timeout(), "{fault:?}: {err}");
+            }
+            Seen::CutShortBody => {
+                let answer = result.expect("headers arrive");
+                assert_eq!(answer.status(), StatusCode::OK);
+                let err = answer.bytes().await.expect_err("the body is cut short");
+                assert!(err.is_body() || err.is_decode(), "{err}");
+            }
+            Seen::Status(status) => {
+                let answer = result.expect("an answer");
+                assert_eq!(answer.status(), status, "{fault:?}");
+                assert_common_headers(&answer);
+                check_answer(&fault, answer, before).await;
+            }
+        }
+        assert_eq!(sb.runs().len(), usize::from(creates), "{fault:?}");
+        let stats = sb.stats();
+        assert_eq!((stats.posts_received, stats.faults_injected), (1, 1));
+        assert_book_balanced(&sb);
+        sb.shutdown().await;
+    }
+}
+
+async fn check_answer(fault: &Fault, answer: reqwest::Response, before: SystemTime) {
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match fault {
+        Fault::NonJson => {
+            assert!(header("content-type").is_some_and(|t| t.starts_with("text/html")));
+            assert!(answer.json::<Value>().await.is_err());
+        }
+        Fault::OkWithoutId => {
+            let got: Value = answer.json().await.expect("json");
+            assert!(got["data"]["test_run"].get("id").is_none());
+            assert_eq!(got["data"]["test_run"]["human_id"], "DEMO-R-1");
+        }
+        Fault::Slow(_) => {
+            let got: Value = answer.json().await.expect("json");
+            assert!(got["data"]["test_run"]["id"].is_string());
+        }
+        Fault::RetryAfterSeconds(secs) => {
+            assert_eq!(header("retry-after"), Some(secs.to_string()));
+        }
+        Fault::RetryAfterDate(_) => {
+            let date = header("retry-after").expect("retry-after");
+            let at = httpdate::parse_http_date(&date).expect("an HTTP date");
+            // Two seconds ahead, less the sub-second part an HTTP date drops.
+            assert!(at >= before + Duration::from_secs(1), "{date}");
+        }
+        Fault::RedirectTo(base) => {
+            let want = format!("{base}/projects/{PROJECT}/test_runs");
+            assert_eq!(header("location"), Some(want));
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_still_creates_the_run_when_the_client_gives_up() {
+    let sb = sandbox(SandboxOptions {
+        faults: vec![FaultRule {
+            fault: Fault::Slow(Duration::from_secs(60)),
+            probability: 1.0,
+        }],
+        ..SandboxOptions::default()
+    })
+    .await;
+    let err = client()
+        .post(format!("{}/projects/{PROJECT}/test_runs", sb.base_url()))
+        .bearer_auth(KEY)
+        .json(&example_body())
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .expect_err("the client times out");
+    assert!(err.is_timeout(), "{err}");
+    // The run is stored before the delay starts; wait for the server to get there.
+    for _ in 0..500 {
+        if !sb.runs().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sb.runs().len(), 1);
+    sb.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_rate_answers_500_or_503_without_creating() {
+    let sb = sandbox(SandboxOptions {
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    })
+    .await;
+    for _ in 0..4 {
+        let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+        let status = answer.status();
+        assert!(
+            status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            let got: Value = answer.json().await.expect("json");
+            assert_eq!(got, json!({"message": "Internal Server Error"}));
+        }
+    }
+    assert!(sb.runs().is_empty());
+    assert_eq!(sb.stats().faults_injected, 4);
+}
+
+#[tokio::test]
+async fn a_seed_makes_the_bad_days_repeat() {
+    async fn statuses(seed: u64) -> (Vec<u16>, usize) {
+        let sb = sandbox(SandboxOptions {
+            fail_rate: 0.4,
+            faults: vec![parse_fault("no-id:0.3").expect("spec")],
+            seed: Some(seed),
+            ..SandboxOptions::default()
+        })
+        .await;
+        let mut seen = Vec::new();
+        for _ in 0..16 {
+            let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+            let status = answer.status().as_u16();
+            let has_id = answer
+                .json::<Value>()
+                .await
+                .is_ok_and(|v| v["data"]["test_run"]["id"].is_string());
+            seen.push(if has_id { 1 } else { status });
+        }
+        assert_book_balanced(&sb);
+        (seen, sb.runs().len())
+    }
+    let (first, created) = statuses(7).await;
+    assert_eq!(statuses(7).await, (first.clone(), created));
+    assert_eq!(created, first.iter().filter(|s| matches!(s, 1 | 200)).count());
+    assert!(first.iter().any(|s| *s != 1), "some disruption in 16 draws: {first:?}");
+}
+
+#[tokio::test]
+async fn anything_else_is_a_plain_404() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let cases = [
+        (Method::GET, "/api/v1/nothing", Some(KEY)),
+        (Method::GET, "/elsewhere", None),
+        (Method::DELETE, "/api/v1/users", Some(KEY)),
+        (Method::POST, "/api/v1/projects", Some(KEY)),
+    ];
+    for (method, path, key) in cases {
+        let mut req = client().request(method.clone(), format!("http://{}{path}", sb.addr()));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let answer = req.send().await.expect("answer");
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert_common_headers(&answer);
+        let got: Value = answer.json().await.expect("json");
+        assert_eq!(got, json!({"code": 404, "message": "Not Found"}));
+    }
+    assert_eq!(sb.stats().posts_received, 0);
+}
+
+#[tokio::test]
+async fn users_statuses_and_projects_answer_like_the_service() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let users: Value = get(&sb, Some(KEY), "/users").await.json().await.expect("json");
+    let list = users["data"].as_array().expect("data is a bare array");
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["email"], "ada@example.com");
+    for user in list {
+        for field in ["id", "email", "first_name", "last_name"] {
+            assert!(user[field].is_string(), "{field} in {user}");
+        }
+    }
+    let statuses: Value = get(&sb, Some(KEY), "/test_runs/statuses")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(statuses["data"], json!(["ACTIVE", "CLOSED"]));
+    let project = get(&sb, Some(KEY), &format!("/projects/{PROJECT}")).await;
+    assert_eq!(project.status(), StatusCode::OK);
+    let not_a_uuid = get(&sb, Some(KEY), "/projects/demo").await;
+    assert_eq!(not_a_uuid.status(), StatusCode::NOT_FOUND);
+
+    let custom = sandbox(SandboxOptions {
+        users: Some(vec![User {
+            id: "0b3c2a1d-0000-4000-8000-000000000002".into(),
+            email: "qa@corp.test".into(),
+            first_name: "Q".into(),
+            last_name: "A".into(),
+        }]),
+        latency: Duration::from_millis(5),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let users: Value = get(&custom, Some(KEY), "/users").await.json().await.expect("json");
+    assert_eq!(users["data"][0]["email"], "qa@corp.test");
+}
+
+#[tokio::test]
+async fn options_that_describe_no_service_are_refused() {
+    let cases = [
+        SandboxOptions {
+            fail_rate: 1.5,
+            ..SandboxOptions::default()
+        },
+        SandboxOptions {
+            rate_limit: Some(0),
+            ..SandboxOptions::default()
+        },
+        SandboxOptions {
+            api_key: Some(" ".into()),
+            ..SandboxOptions::default()
+        },
+        SandboxOptions {
+            faults: vec![FaultRule {
+                fault: Fault::NonJson,
+                probability: f64::NAN,
+            }],
+            ..SandboxOptions::default()
+        },
+    ];
+    for opts in cases {
+        let err = Sandbox::start(opts.clone(), 0).await.err().expect("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{opts:?}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let base = sb.base_url();
+    sb.shutdown().await;
+    let err = client()
+        .get(format!("{base}/users"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect_err("nothing listens any more");
+    assert!(err.is_connect(), "{err}");
+}

@@ -1,0 +1,562 @@
+//! Turns flags, environment and the config file into one resolved set of settings:
+//! flags > environment > config file > defaults. Every error names the flag or key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::api::{ApiKey, DEFAULT_BASE_URL};
+use crate::cli::{ImportArgs, ReadArgs, ServiceArgs};
+use crate::dates::{DateOrder, TimestampUnit};
+use crate::mapping::{ExplicitColumn, Field, parse_column_spec};
+use crate::source::{Input, SourceOptions};
+use crate::validate::RowRules;
+
+pub const DEFAULT_CONFIG: &str = "testsigma-import.toml";
+pub const DEFAULT_STATE: &str = "testsigma-import.state.jsonl";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{flag}: {message}")]
+    Flag { flag: String, message: String },
+    #[error("config file {path}: {message}")]
+    Config { path: String, message: String },
+    #[error("{0}")]
+    Mapping(#[from] crate::mapping::MappingError),
+}
+
+fn flag(flag: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Flag {
+        flag: flag.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The config file: any option (by its long name, `-` or `_`), plus `[columns]` and `[defaults]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub project_id: Option<String>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub sheet: Option<String>,
+    pub header_row: Option<usize>,
+    pub delimiter: Option<String>,
+    pub encoding: Option<String>,
+    pub timezone: Option<String>,
+    pub date_order: Option<String>,
+    pub list_separators: Option<String>,
+    pub timestamp_unit: Option<String>,
+    pub status: Option<String>,
+    pub max_cell_bytes: Option<usize>,
+    pub max_columns: Option<usize>,
+    pub quiet: Option<bool>,
+    pub allow_insecure: Option<bool>,
+    pub timeout: Option<f64>,
+    pub report: Option<PathBuf>,
+    pub plan: Option<PathBuf>,
+    pub rate: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub max_retries: Option<u32>,
+    pub state: Option<PathBuf>,
+    pub no_state: Option<bool>,
+    pub retry_unknown: Option<bool>,
+    pub summary_json: Option<PathBuf>,
+    pub skip_invalid: Option<bool>,
+    pub mapping: Option<PathBuf>,
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+    #[serde(default)]
+    pub defaults: BTreeMap<String, toml::Value>,
+}
+
+/// A mapping file: `[columns]` and `[defaults]` only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingFile {
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    #[serde(default)]
+    defaults: BTreeMap<String, toml::Value>,
+}
+
+/// Reads the config file named by `--config`, or `testsigma-import.toml` here if present.
+pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBuf>), SettingsError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let default = PathBuf::from(DEFAULT_CONFIG);
+            if !default.exists() {
+                return Ok((ConfigFile::default(), None));
+            }
+            default
+        }
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if explicit.is_some() {
+            flag("--config", format!("cannot read {shown}: {e}"))
+        } else {
+            SettingsError::Config {
+                path: shown.clone(),
+                message: e.to_string(),
+            }
+        }
+    })?;
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Config {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    // Keys may be spelled like the flags (`project-id`) or like the fields (`project_id`).
+    let keys: Vec<String> = table.keys().cloned().collect();
+    for key in keys {
+        if key != "columns"
+            && key != "defaults"
+            && key.contains('_')
+            && let Some(value) = table.remove(&key)
+        {
+            table.insert(key.replace('_', "-"), value);
+        }
+    }
+    let config: ConfigFile =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| SettingsError::Config {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+    if config.api_key.is_some() {
+        check_private(&path)?;
+    }
+    Ok((config, Some(path)))
+}
+
+/// A key in a config file is only accepted when no one else can read the file.
+fn check_private(path: &Path) -> Result<(), SettingsError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| SettingsError::Config {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(SettingsError::Config {
+                path: path.display().to_string(),
+                message: format!(
+                    "it holds api-key but other users can read it (mode {:o}); run `chmod 600 {}` or move the key to TESTSIGMA_API_KEY or --api-key-file",
+                    mode & 0o777,
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Everything the reading, mapping and validating stages need.
+#[derive(Debug, Clone)]
+pub struct ReadSettings {
+    pub input: Input,
+    pub source: SourceOptions,
+    pub columns: BTreeMap<Field, ExplicitColumn>,
+    pub rules: RowRules,
+    pub quiet: bool,
+}
+
+/// How to reach the service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub base_url: String,
+    pub allow_insecure: bool,
+    pub timeout: Duration,
+    pub sandbox: bool,
+    pub key: Option<ApiKey>,
+    /// Where the key came from, for messages (never the key itself).
+    pub key_source: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    pub read: ReadSettings,
+    pub service: ServiceSettings,
+    pub dry_run: bool,
+    pub plan: Option<PathBuf>,
+    pub report: PathBuf,
+    pub rate: f64,
+    pub concurrency: usize,
+    pub max_retries: u32,
+    pub state: Option<PathBuf>,
+    pub force: bool,
+    pub retry_unknown: bool,
+    pub summary_json: Option<PathBuf>,
+    pub skip_invalid: bool,
+}
+
+pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
+    let input = Input::from_arg(&args.file).map_err(|e| flag("<FILE>", e.to_string()))?;
+    let delimiter = match args.delimiter.as_deref().or(config.delimiter.as_deref()) {
+        None => None,
+        Some(d) => Some(parse_delimiter(d)?),
+    };
+    let encoding = args.encoding.clone().or_else(|| config.encoding.clone());
+    if let Some(label) = &encoding
+        && encoding_rs::Encoding::for_label(label.trim().as_bytes()).is_none()
+    {
+        return Err(flag(
+            "--encoding",
+            format!("`{label}` is not an encoding this tool knows; try windows-1252, iso-8859-1, utf-16le or utf-8"),
+        ));
+    }
+    let header_row = args.header_row.or(config.header_row).unwrap_or(1);
+    if header_row == 0 {
+        return Err(flag(
+            "--header-row",
+            "rows count from 1: the first row is --header-row 1",
+        ));
+    }
+    let defaults_source = SourceOptions::default();
+    let source = SourceOptions {
+        sheet: args.sheet.clone().or_else(|| config.sheet.clone()),
+        header_row,
+        delimiter,
+        encoding,
+        max_cell_bytes: args
+            .max_cell_bytes
+            .or(config.max_cell_bytes)
+            .unwrap_or(defaults_source.max_cell_bytes),
+        max_columns: args
+            .max_columns
+            .or(config.max_columns)
+            .unwrap_or(defaults_source.max_columns),
+    };
+
+    let timezone = match args.timezone.as_deref().or(config.timezone.as_deref()) {
+        None => Tz::UTC,
+        Some(name) => Tz::from_str(name.trim()).map_err(|_| {
+            flag(
+                "--timezone",
+                format!("`{name}` is not an IANA zone; use a name such as UTC, Europe/Berlin or America/New_York"),
+            )
+        })?,
+    };
+    let date_order = match args.date_order.as_deref().or(config.date_order.as_deref()) {
+        None => None,
+        Some(o) => Some(
+            DateOrder::from_str(o.trim()).map_err(|_| flag("--date-order", format!("`{o}`: use ymd, dmy or mdy")))?,
+        ),
+    };
+    let timestamp_unit = match args.timestamp_unit.as_deref().or(config.timestamp_unit.as_deref()) {
+        None => TimestampUnit::Seconds,
+        Some(u) => TimestampUnit::from_str(u.trim())
+            .map_err(|_| flag("--timestamp-unit", format!("`{u}`: use seconds or milliseconds")))?,
+    };
+    let list_separators: Vec<char> = match args.list_separators.as_deref().or(config.list_separators.as_deref()) {
+        None => RowRules::default().list_separators,
+        Some(chars) => {
+            let mut list: Vec<char> = chars.replace("\\n", "\n").replace("\\t", "\t").chars().collect();
+            if list.is_empty() {
+                return Err(flag(
+                    "--list-separators",
+                    "give at least one character, e.g. --list-separators ','",
+                ));
+            }
+            if list.contains(&'\n') {
+                list.push('\r');
+            }
+            list
+        }
+    };
+
+    // Columns and defaults: the mapping file, then the config's own tables, then flags.
+    let mut columns = BTreeMap::new();
+    let mut defaults: BTreeMap<Field, String> = BTreeMap::new();
+    let joiner = list_separators[0].to_string();
+    let mapping_path = args.mapping.clone().or_else(|| config.mapping.clone());
+    if let Some(path) = &mapping_path {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| flag("--mapping", format!("cannot read {}: {e}", path.display())))?;
+        let file: MappingFile =
+            toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
+        add_tables(
+            &mut columns,
+            &mut defaults,
+            &file.columns,
+            &file.defaults,
+            &format!("--mapping {}", path.display()),
+            &joiner,
+        )?;
+    }
+    add_tables(
+        &mut columns,
+        &mut defaults,
+        &config.columns,
+        &config.defaults,
+        "the config file",
+        &joiner,
+    )?;
+    for spec in &args.columns {
+        let (field, header) = parse_column_spec(spec)?;
+        columns.insert(
+            field,
+            ExplicitColumn {
+                header,
+                source_name: "--column".to_string(),
+            },
+        );
+    }
+    if let Some(status) = args.status.as_deref().or(config.status.as_deref()) {
+        let upper = status.trim().to_uppercase();
+        if upper != "ACTIVE" && upper != "CLOSED" {
+            return Err(flag("--status", format!("`{status}`: use ACTIVE or CLOSED")));
+        }
+        defaults.insert(Field::Status, upper);
+    }
+    if let Some(project) = args.project_id.as_deref().or(config.project_id.as_deref()) {
+        defaults.insert(Field::ProjectId, project.to_string());
+    }
+    let rules = RowRules {
+        timezone,
+        date_order,
+        list_separators,
+        timestamp_unit,
+        defaults,
+    };
+    crate::validate::Validator::check_defaults(&rules).map_err(|m| flag("--project-id / --status / [defaults]", m))?;
+    Ok(ReadSettings {
+        input,
+        source,
+        columns,
+        rules,
+        quiet: args.quiet || config.quiet.unwrap_or(false),
+    })
+}
+
+fn add_tables(
+    columns: &mut BTreeMap<Field, ExplicitColumn>,
+    defaults: &mut BTreeMap<Field, String>,
+    column_table: &BTreeMap<String, String>,
+    default_table: &BTreeMap<String, toml::Value>,
+    source_name: &str,
+    joiner: &str,
+) -> Result<(), SettingsError> {
+    for (field, header) in column_table {
+        let field = Field::from_str(field)?;
+        columns.insert(
+            field,
+            ExplicitColumn {
+                header: header.clone(),
+                source_name: source_name.to_string(),
+            },
+        );
+    }
+    for (field, value) in default_table {
+        let field = Field::from_str(field)?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(joiner),
+            other => other.to_string(),
+        };
+        defaults.insert(field, text);
+    }
+    Ok(())
+}
+
+fn parse_delimiter(text: &str) -> Result<u8, SettingsError> {
+    match text {
+        "," | "comma" => Ok(b','),
+        ";" | "semicolon" => Ok(b';'),
+        "\t" | "\\t" | "tab" | "TAB" => Ok(b'\t'),
+        "|" | "pipe" => Ok(b'|'),
+        other if other.len() == 1 && other.is_ascii() => Ok(other.as_bytes()[0]),
+        other => Err(flag(
+            "--delimiter",
+            format!("`{other}`: use one character such as `,` `;` `|` or the word tab"),
+        )),
+    }
+}
+
+pub fn resolve_service(
+    args: &ServiceArgs,
+    config: &ConfigFile,
+    config_path: Option<&Path>,
+) -> Result<ServiceSettings, SettingsError> {
+    let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(flag(
+            "--timeout",
+            format!("`{timeout}`: give a number of seconds above 0"),
+        ));
+    }
+    let base_url = args
+        .base_url
+        .clone()
+        .or_else(|| config.base_url.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    let (key, key_source) = read_key(args.api_key_file.as_deref(), config, config_path)?;
+    Ok(ServiceSettings {
+        base_url,
+        allow_insecure: args.allow_insecure || config.allow_insecure.unwrap_or(false),
+        timeout: Duration::from_secs_f64(timeout),
+        sandbox: args.sandbox,
+        key,
+        key_source,
+    })
+}
+
+/// The key: `--api-key-file`, else TESTSIGMA_API_KEY, else the config's api-key-file or api-key.
+fn read_key(
+    file_flag: Option<&Path>,
+    config: &ConfigFile,
+    config_path: Option<&Path>,
+) -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
+    let from_file = |path: &Path, name: &str| -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| flag(name, format!("cannot read {}: {e}", path.display())))?;
+        let key = ApiKey::new(text.lines().next().unwrap_or("")).ok_or_else(|| {
+            flag(
+                name,
+                format!("{} is empty: put the API key on its first line", path.display()),
+            )
+        })?;
+        Ok((Some(key), Some(format!("{name} {}", path.display()))))
+    };
+    if let Some(path) = file_flag {
+        return from_file(path, "--api-key-file");
+    }
+    if let Ok(value) = std::env::var("TESTSIGMA_API_KEY")
+        && let Some(key) = ApiKey::new(&value)
+    {
+        return Ok((Some(key), Some("TESTSIGMA_API_KEY".to_string())));
+    }
+    if let Some(path) = &config.api_key_file {
+        return from_file(path, "api-key-file in the config file");
+    }
+    if let Some(value) = &config.api_key {
+        let shown = config_path.map(|p| p.display().to_string()).unwrap_or_default();
+        return Ok((ApiKey::new(value), Some(format!("api-key in {shown}"))));
+    }
+    Ok((None, None))
+}
+
+pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError> {
+    let (config, config_path) = load_config(args.read.config.as_deref())?;
+    let read = resolve_read(&args.read, &config)?;
+    let service = resolve_service(&args.service, &config, config_path.as_deref())?;
+    let rate = args.rate.or(config.rate).unwrap_or(8.0);
+    if !(0.2..=10_000.0).contains(&rate) {
+        return Err(flag(
+            "--rate",
+            format!("`{rate}`: give requests per second between 0.2 and 10000"),
+        ));
+    }
+    let concurrency = args.concurrency.or(config.concurrency).unwrap_or(4);
+    if concurrency == 0 || concurrency > 256 {
+        return Err(flag(
+            "--concurrency",
+            format!("`{concurrency}`: give a number from 1 to 256"),
+        ));
+    }
+    let report = match args.report.clone().or_else(|| config.report.clone()) {
+        Some(p) => p,
+        None => PathBuf::from(format!("{}.report.csv", input_stem(&read.input))),
+    };
+    let no_state = args.no_state || config.no_state.unwrap_or(false);
+    let state = if no_state {
+        None
+    } else {
+        Some(
+            args.state
+                .clone()
+                .or_else(|| config.state.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)),
+        )
+    };
+    Ok(ImportSettings {
+        read,
+        service,
+        dry_run: args.dry_run,
+        plan: args.plan.clone().or_else(|| config.plan.clone()),
+        report,
+        rate,
+        concurrency,
+        max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
+        state,
+        force: args.force,
+        retry_unknown: args.retry_unknown || config.retry_unknown.unwrap_or(false),
+        summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
+        skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
+    })
+}
+
+/// The input's file name without its extension: `stdin` for `-`.
+pub fn input_stem(input: &Input) -> String {
+    match input {
+        Input::File(path) => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "import".into()),
+        Input::Bytes { .. } => "stdin".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delimiters() {
+        for (text, want) in [(",", b','), (";", b';'), ("tab", b'\t'), ("\\t", b'\t'), ("|", b'|')] {
+            assert_eq!(parse_delimiter(text).unwrap(), want, "{text}");
+        }
+        assert!(
+            parse_delimiter("ab")
+                .unwrap_err()
+                .to_string()
+                .starts_with("--delimiter")
+        );
+    }
+
+    #[test]
+    fn config_keys_in_either_spelling_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "project_id = \"x\"\nrate = 3\n[columns]\ntitle = \"Run\"\n").unwrap();
+        let (config, _) = load_config(Some(&path)).unwrap();
+        assert_eq!(config.project_id.as_deref(), Some("x"));
+        assert_eq!(config.rate, Some(3.0));
+        assert_eq!(config.columns.get("title").map(String::as_str), Some("Run"));
+        std::fs::write(&path, "rat = 3\n").unwrap();
+        let err = load_config(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("rat"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_in_a_readable_config_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "api-key = \"s3cret\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_config(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("chmod 600") && !err.contains("s3cret"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_config(Some(&path)).is_ok());
+    }
+}

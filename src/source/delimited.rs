@@ -1,0 +1,1132 @@
+//! Delimited text (CSV, TSV, Excel's semicolon CSV): encoding and delimiter sniffing,
+//! streaming records through one reused buffer, and the row numbers a spreadsheet shows.
+
+use std::io::{self, Cursor, Read};
+
+use csv::ByteRecord;
+use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
+
+use super::{Input, Location, RowSource, SourceError, SourceOptions, set_text, shown_byte};
+use crate::model::{Cell, SourceRow};
+
+/// How much decoded text the delimiter sniffer may look at.
+const SNIFF_BYTES: u64 = 64 * 1024;
+/// How much raw text is checked for binary content.
+const TEXT_CHECK_BYTES: u64 = 1024;
+/// Sniffed delimiters, in the order that breaks ties.
+const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+/// Slack on top of the per-record byte cap, for quotes, delimiters and read-ahead.
+const RECORD_SLACK: u64 = 64 * 1024;
+
+/// What was decided about the text once, so a rewind reads it the same way.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// `None` reads UTF-8 as is and checks each field, so a wrong guess is an error
+    /// that names the row instead of silent replacement characters.
+    decode: Option<&'static Encoding>,
+    bom_len: u64,
+    delimiter: u8,
+}
+
+pub(super) struct DelimitedSource {
+    input: Input,
+    name: String,
+    plan: Plan,
+    header_row: usize,
+    max_cell_bytes: usize,
+    max_columns: usize,
+    headers: Vec<String>,
+    reader: csv::Reader<Tracker>,
+    record: ByteRecord,
+    rows: RowCounter,
+}
+
+impl DelimitedSource {
+    pub(super) fn open(input: &Input, opts: &SourceOptions, tsv: bool) -> Result<Self, SourceError> {
+        let name = input.display_name();
+        if let Some(delimiter) = opts.delimiter
+            && (matches!(delimiter, b'"' | b'\r' | b'\n') || !delimiter.is_ascii())
+        {
+            return Err(SourceError::InvalidDelimiter {
+                name,
+                shown: shown_byte(delimiter),
+            });
+        }
+        let head = read_prefix(&mut input.open()?, TEXT_CHECK_BYTES).map_err(|source| read_error(&name, 1, source))?;
+        let (decode, bom_len) = choose_encoding(&head, opts.encoding.as_deref(), &name)?;
+        if decode.is_none_or(|enc| enc != UTF_16LE && enc != UTF_16BE) {
+            check_text(head.get(bom_len as usize..).unwrap_or_default(), &name)?;
+        }
+
+        let mut plan = Plan {
+            decode,
+            bom_len,
+            delimiter: opts.delimiter.unwrap_or(b'\t'),
+        };
+        let mut stream = text_stream(input, plan, &name)?;
+        if opts.delimiter.is_none() && !tsv {
+            let prefix = read_prefix(&mut stream, SNIFF_BYTES).map_err(|source| read_error(&name, 1, source))?;
+            plan.delimiter = sniff_delimiter(&prefix, opts.header_row);
+            stream = Box::new(Cursor::new(prefix).chain(stream));
+        }
+
+        let mut source = DelimitedSource {
+            input: input.clone(),
+            name,
+            plan,
+            header_row: opts.header_row,
+            max_cell_bytes: opts.max_cell_bytes,
+            max_columns: opts.max_columns,
+            headers: Vec::new(),
+            reader: csv_reader(stream, plan.delimiter),
+            record: ByteRecord::new(),
+            rows: RowCounter::default(),
+        };
+        source.read_headers()?;
+        Ok(source)
+    }
+
+    /// Skips the records above the header row and reads the header.
+    fn read_headers(&mut self) -> Result<(), SourceError> {
+        self.set_record_cap(self.max_columns);
+        let row = loop {
+            match self.read_record()? {
+                None if self.rows.last_row == 0 => {
+                    // Nothing at all: the pipeline decides what an empty input means.
+                    self.headers.clear();
+                    return Ok(());
+                }
+                None => {
+                    return Err(SourceError::HeaderRowMissing {
+                        name: self.name.clone(),
+                        row: self.header_row,
+                        last: self.rows.last_row,
+                    });
+                }
+                Some(row) if row < self.header_row => continue,
+                Some(row) => break row,
+            }
+        };
+        if row > self.header_row {
+            // The header row was a blank line, which the CSV reader skips.
+            return Err(SourceError::HeaderRowBlank {
+                name: self.name.clone(),
+                at: Location::row(self.header_row, false),
+                first_row: Some(row),
+            });
+        }
+        if self.record.len() > self.max_columns {
+            return Err(SourceError::TooManyColumns {
+                name: self.name.clone(),
+                at: Location::row(row, false),
+                columns: self.record.len(),
+                limit: self.max_columns,
+            });
+        }
+        self.headers.clear();
+        for (column, field) in self.record.iter().enumerate() {
+            let text = field_text(field, self.max_cell_bytes, || Location::cell(row, column, &[], false))
+                .map_err(|err| err.into_error(&self.name))?;
+            self.headers.push(text.trim().to_owned());
+        }
+        self.set_record_cap(self.headers.len());
+        Ok(())
+    }
+
+    /// Bounds the bytes one record may span, so an unclosed quote cannot pull the
+    /// rest of the file into memory: every cell at its limit, quotes doubled.
+    fn set_record_cap(&mut self, columns: usize) {
+        let cap = (self.max_cell_bytes as u64)
+            .saturating_mul(2)
+            .saturating_mul(columns.max(1) as u64)
+            .saturating_add(RECORD_SLACK);
+        self.reader.get_mut().cap = cap;
+    }
+
+    /// Reads the next record into `self.record` and returns its spreadsheet row number.
+    fn read_record(&mut self) -> Result<Option<usize>, SourceError> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(err) => return Err(self.csv_error(err)),
+        }
+        let end = self.reader.position();
+        let (line, byte) = (end.line(), end.byte());
+        let tracker = self.reader.get_mut();
+        let ended_by_lf = byte > 0 && tracker.byte_at(byte - 1) == Some(b'\n');
+        tracker.mark(byte);
+        let embedded = self.record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        Ok(Some(self.rows.next(line, embedded, ended_by_lf)))
+    }
+
+    fn csv_error(&self, err: csv::Error) -> SourceError {
+        let row = self.rows.last_row + 1;
+        match err.into_kind() {
+            csv::ErrorKind::Io(source) if source.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>()) => {
+                SourceError::RunawayRecord {
+                    name: self.name.clone(),
+                    at: Location::row(row, false),
+                    limit: self.reader.get_ref().cap,
+                }
+            }
+            csv::ErrorKind::Io(source) => read_error(&self.name, row, source),
+            other => read_error(
+                &self.name,
+                row,
+                io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
+            ),
+        }
+    }
+}
+
+impl RowSource for DelimitedSource {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn is_workbook(&self) -> bool {
+        false
+    }
+
+    fn sheet_name(&self) -> Option<&str> {
+        None
+    }
+
+    fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError> {
+        let Some(number) = self.read_record()? else {
+            return Ok(false);
+        };
+        row.number = number;
+        let width = self.headers.len();
+        row.cells.resize(width, Cell::Empty);
+        for (column, field) in self.record.iter().enumerate() {
+            if column >= width {
+                // A trailing delimiter is harmless; a value past the last header
+                // means the columns have shifted, and every later value is suspect.
+                if field.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Err(SourceError::ExtraFields {
+                    name: self.name.clone(),
+                    at: Location::cell(number, column, &self.headers, false),
+                    columns: width,
+                    value: preview(field),
+                    delimiter: self.plan.delimiter,
+                });
+            }
+            let text = field_text(field, self.max_cell_bytes, || {
+                Location::cell(number, column, &self.headers, false)
+            })
+            .map_err(|err| err.into_error(&self.name))?;
+            set_text(&mut row.cells[column], text);
+        }
+        for cell in row.cells.iter_mut().skip(self.record.len()) {
+            *cell = Cell::Empty;
+        }
+        Ok(true)
+    }
+
+    fn rewind(&mut self) -> Result<(), SourceError> {
+        let stream = text_stream(&self.input, self.plan, &self.name)?;
+        self.reader = csv_reader(stream, self.plan.delimiter);
+        self.rows = RowCounter::default();
+        self.read_headers()
+    }
+}
+
+fn csv_reader(stream: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<Tracker> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(Tracker::new(stream))
+}
+
+/// The input from its first character, as UTF-8 bytes, byte-order mark removed.
+fn text_stream(input: &Input, plan: Plan, name: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+    let mut raw = input.open()?;
+    io::copy(&mut (&mut raw).take(plan.bom_len), &mut io::sink()).map_err(|source| read_error(name, 1, source))?;
+    Ok(match plan.decode {
+        None => raw,
+        Some(encoding) => Box::new(DecodingReader::new(raw, encoding)),
+    })
+}
+
+fn read_prefix(reader: &mut dyn Read, limit: u64) -> io::Result<Vec<u8>> {
+    let mut prefix = Vec::new();
+    reader.take(limit).read_to_end(&mut prefix)?;
+    Ok(prefix)
+}
+
+fn read_error(name: &str, row: usize, source: io::Error) -> SourceError {
+    SourceError::Read {
+        name: name.to_owned(),
+        at: Location::row(row, false),
+        source,
+    }
+}
+
+/// A byte-order mark wins over `--encoding`, as in browsers: it cannot be wrong.
+/// Returns the encoding to decode from (`None` for UTF-8) and the mark's length.
+fn choose_encoding(
+    head: &[u8],
+    label: Option<&str>,
+    name: &str,
+) -> Result<(Option<&'static Encoding>, u64), SourceError> {
+    let labelled = match label {
+        None => None,
+        Some(label) => Some(
+            Encoding::for_label(label.trim().as_bytes())
+                .filter(|enc| *enc != encoding_rs::REPLACEMENT)
+                .ok_or_else(|| SourceError::UnknownEncoding {
+                    name: name.to_owned(),
+                    label: label.to_owned(),
+                })?,
+        ),
+    };
+    let (encoding, bom_len) = match Encoding::for_bom(head) {
+        Some((encoding, bom_len)) => (encoding, bom_len as u64),
+        None => (labelled.unwrap_or(UTF_8), 0),
+    };
+    Ok(((encoding != UTF_8).then_some(encoding), bom_len))
+}
+
+fn check_text(head: &[u8], name: &str) -> Result<(), SourceError> {
+    const MAGIC: [(&[u8], &str); 5] = [
+        (
+            b"PK\x03\x04",
+            " (it is a zip archive, perhaps a workbook: give it its real extension, such as .xlsx or .ods)",
+        ),
+        (
+            b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1",
+            " (it looks like an .xls workbook or a password-protected file: give it its real extension)",
+        ),
+        (b"\x89PNG", " (it is a PNG image)"),
+        (b"%PDF", " (it is a PDF document)"),
+        (b"\x1F\x8B", " (it is gzip-compressed: decompress it first)"),
+    ];
+    let hint = MAGIC
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|(_, hint)| *hint)
+        .or_else(|| {
+            head.contains(&0).then_some(
+                " (it contains NUL bytes); if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le",
+            )
+        });
+    match hint {
+        Some(hint) => Err(SourceError::NotText {
+            name: name.to_owned(),
+            hint,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The candidate that occurs most often outside quotes on the header line (or, when
+/// that line is not in the prefix, the first non-empty line). Ties go to the earlier
+/// candidate; a single column gets a comma.
+fn sniff_delimiter(prefix: &[u8], header_row: usize) -> u8 {
+    let mut line = 1;
+    let mut counts = [0usize; CANDIDATES.len()];
+    let mut first_non_empty: Option<[usize; CANDIDATES.len()]> = None;
+    let mut line_empty = true;
+    let mut in_quotes = false;
+    let mut previous = 0u8;
+    let mut header_counts = None;
+    for &b in prefix {
+        match b {
+            b'"' => {
+                in_quotes = !in_quotes;
+                line_empty = false;
+            }
+            b'\n' if !in_quotes && previous == b'\r' => {}
+            b'\n' | b'\r' if !in_quotes => {
+                if line == header_row {
+                    header_counts = Some(counts);
+                    break;
+                }
+                if !line_empty && first_non_empty.is_none() {
+                    first_non_empty = Some(counts);
+                }
+                line += 1;
+                counts = [0; CANDIDATES.len()];
+                line_empty = true;
+            }
+            _ => {
+                line_empty = false;
+                if !in_quotes && let Some(i) = CANDIDATES.iter().position(|&c| c == b) {
+                    counts[i] += 1;
+                }
+            }
+        }
+        previous = b;
+    }
+    if header_counts.is_none() && line == header_row {
+        header_counts = Some(counts);
+    }
+    let counts = header_counts
+        .filter(|c| c.iter().any(|&n| n > 0))
+        .or(first_non_empty)
+        .unwrap_or(counts);
+    let mut best = 0;
+    for i in 1..CANDIDATES.len() {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    CANDIDATES[best]
+}
+
+/// Turns raw line counts into the row numbers a spreadsheet shows: blank lines are
+/// rows there (the CSV reader skips them), newlines inside quoted fields are not.
+#[derive(Default)]
+struct RowCounter {
+    last_row: usize,
+    embedded_before: u64,
+}
+
+impl RowCounter {
+    /// `line_after` is the reader's 1-based line after the record; `embedded` the
+    /// newlines inside its fields; `ended_by_lf` whether its terminating `\n` was
+    /// consumed (a `\r\n` leaves the `\n` for the next read, end of file has none).
+    fn next(&mut self, line_after: u64, embedded: u64, ended_by_lf: bool) -> usize {
+        let start_line = line_after
+            .saturating_sub(embedded)
+            .saturating_sub(u64::from(ended_by_lf));
+        let by_lines = usize::try_from(start_line.saturating_sub(self.embedded_before)).unwrap_or(usize::MAX);
+        // Lone `\r` line ends are not counted as lines; rows still go up one by one.
+        let row = by_lines.max(self.last_row + 1);
+        self.embedded_before += embedded;
+        self.last_row = row;
+        row
+    }
+}
+
+/// The reader handed to the CSV parser: remembers the last chunk so the byte that
+/// ended a record can be looked up, and refuses to read on when one record grows
+/// past `cap` bytes.
+struct Tracker {
+    inner: Box<dyn Read + Send>,
+    /// Bytes handed out so far.
+    offset: u64,
+    chunk: Vec<u8>,
+    chunk_start: u64,
+    before_chunk: Option<u8>,
+    since_mark: u64,
+    cap: u64,
+}
+
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record too long")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl Tracker {
+    fn new(inner: Box<dyn Read + Send>) -> Tracker {
+        Tracker {
+            inner,
+            offset: 0,
+            chunk: Vec::new(),
+            chunk_start: 0,
+            before_chunk: None,
+            since_mark: 0,
+            cap: u64::MAX,
+        }
+    }
+
+    /// The parser reads a new chunk only once it has used up the last one, so any
+    /// consumed position is inside the current chunk or just before it.
+    fn byte_at(&self, position: u64) -> Option<u8> {
+        if position >= self.chunk_start {
+            usize::try_from(position - self.chunk_start)
+                .ok()
+                .and_then(|i| self.chunk.get(i).copied())
+        } else if position + 1 == self.chunk_start {
+            self.before_chunk
+        } else {
+            None
+        }
+    }
+
+    /// A record ended at `consumed`; what was read past it belongs to the next one.
+    fn mark(&mut self, consumed: u64) {
+        self.since_mark = self.offset.saturating_sub(consumed);
+    }
+}
+
+impl Read for Tracker {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.since_mark > self.cap {
+            return Err(io::Error::other(RecordTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.before_chunk = self.chunk.last().copied();
+            self.chunk.clear();
+            self.chunk.extend_from_slice(&buf[..n]);
+            self.chunk_start = self.offset;
+            self.offset += n as u64;
+            self.since_mark += n as u64;
+        }
+        Ok(n)
+    }
+}
+
+/// Streams any encoding_rs encoding out as UTF-8, a buffer at a time.
+struct DecodingReader {
+    inner: Box<dyn Read + Send>,
+    decoder: Decoder,
+    input: Box<[u8]>,
+    in_start: usize,
+    in_end: usize,
+    output: Box<[u8]>,
+    out_start: usize,
+    out_end: usize,
+    inner_done: bool,
+    finished: bool,
+}
+
+impl DecodingReader {
+    fn new(inner: Box<dyn Read + Send>, encoding: &'static Encoding) -> DecodingReader {
+        DecodingReader {
+            inner,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            input: vec![0; 16 * 1024].into_boxed_slice(),
+            in_start: 0,
+            in_end: 0,
+            // Room for a whole input buffer in the worst expansion (3 bytes each).
+            output: vec![0; 48 * 1024 + 16].into_boxed_slice(),
+            out_start: 0,
+            out_end: 0,
+            inner_done: false,
+            finished: false,
+        }
+    }
+}
+
+impl Read for DecodingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.out_start < self.out_end {
+                let n = buf.len().min(self.out_end - self.out_start);
+                buf[..n].copy_from_slice(&self.output[self.out_start..self.out_start + n]);
+                self.out_start += n;
+                return Ok(n);
+            }
+            if self.finished || buf.is_empty() {
+                return Ok(0);
+            }
+            if self.in_start == self.in_end && !self.inner_done {
+                self.in_start = 0;
+                self.in_end = match self.inner.read(&mut self.input) {
+                    Ok(n) => n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => return Err(err),
+                };
+                self.inner_done = self.in_end == 0;
+            }
+            let (result, read, written, _) = self.decoder.decode_to_utf8(
+                &self.input[self.in_start..self.in_end],
+                &mut self.output,
+                self.inner_done,
+            );
+            self.in_start += read;
+            self.out_start = 0;
+            self.out_end = written;
+            if self.inner_done && result == CoderResult::InputEmpty {
+                self.finished = true;
+            }
+        }
+    }
+}
+
+/// Why a field could not become text, before the file name is attached.
+enum FieldError {
+    TooLarge { at: Location, bytes: usize, limit: usize },
+    NotUtf8 { at: Location },
+}
+
+impl FieldError {
+    fn into_error(self, name: &str) -> SourceError {
+        let name = name.to_owned();
+        match self {
+            FieldError::TooLarge { at, bytes, limit } => SourceError::CellTooLarge { name, at, bytes, limit },
+            FieldError::NotUtf8 { at } => SourceError::InvalidUtf8 { name, at },
+        }
+    }
+}
+
+fn field_text(field: &[u8], limit: usize, at: impl FnOnce() -> Location) -> Result<&str, FieldError> {
+    if field.len() > limit {
+        return Err(FieldError::TooLarge {
+            at: at(),
+            bytes: field.len(),
+            limit,
+        });
+    }
+    std::str::from_utf8(field).map_err(|_| FieldError::NotUtf8 { at: at() })
+}
+
+fn preview(field: &[u8]) -> String {
+    let text = String::from_utf8_lossy(field);
+    let mut chars = text.chars();
+    let short: String = chars.by_ref().take(40).collect();
+    if chars.next().is_some() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::open_source;
+    use crate::source::test_support::{bytes_input, fixture, read_all};
+
+    fn text(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+
+    fn opts() -> SourceOptions {
+        SourceOptions::default()
+    }
+
+    fn open_err(input: &Input, opts: &SourceOptions) -> SourceError {
+        match open_source(input, opts) {
+            Ok(_) => panic!("expected an error"),
+            Err(err) => err,
+        }
+    }
+
+    /// Reads rows until the first error and returns it with the rows before it.
+    fn first_error(input: &Input, opts: &SourceOptions) -> (Vec<SourceRow>, SourceError) {
+        let mut source = open_source(input, opts).unwrap();
+        let mut rows = Vec::new();
+        loop {
+            let mut row = SourceRow::default();
+            match source.next_row(&mut row) {
+                Ok(true) => rows.push(row),
+                Ok(false) => panic!("expected an error after {rows:?}"),
+                Err(err) => return (rows, err),
+            }
+        }
+    }
+
+    #[test]
+    fn excel_semicolon_cp1252_reads_with_its_code_page() {
+        let input = fixture("excel-semicolon-cp1252.csv");
+        let opts = SourceOptions {
+            encoding: Some("windows-1252".to_owned()),
+            ..opts()
+        };
+        let (headers, rows) = read_all(&input, &opts);
+        assert_eq!(
+            headers,
+            [
+                "Titel / Title",
+                "Description",
+                "Status",
+                "Start Date",
+                "End Date",
+                "Labels",
+                "Test Case IDs"
+            ]
+        );
+        assert_eq!(
+            rows,
+            [
+                SourceRow {
+                    number: 2,
+                    cells: vec![
+                        text("Régression mensuelle"),
+                        text("Périmètre: paiement; facturation"),
+                        text("Active"),
+                        text("05.02.2024"),
+                        text("09.02.2024 17:00"),
+                        text("Régression, Mensuel"),
+                        text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d"),
+                    ],
+                },
+                SourceRow {
+                    number: 3,
+                    cells: vec![
+                        text("Smoke — build 812"),
+                        Cell::Empty,
+                        Cell::Empty,
+                        text("13.02.2024 08:00"),
+                        text("13.02.2024 12:00"),
+                        text("Smoke"),
+                        text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d;2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"),
+                    ],
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn cp1252_without_encoding_names_the_row_and_the_flag() {
+        let (rows, err) = first_error(&fixture("excel-semicolon-cp1252.csv"), &opts());
+        assert!(rows.is_empty());
+        assert!(err.is_row_local());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: row 2, column 1 (`Titel / Title`): the text is not valid UTF-8; pass --encoding windows-1252 (or the code page the file was saved in)",
+                fixture("excel-semicolon-cp1252.csv").display_name()
+            )
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_row_error_and_reading_goes_on() {
+        let input = bytes_input("runs.csv", b"Title,Status\nok,ACTIVE\nbad \xFF,ACTIVE\nfine,CLOSED\n");
+        let mut source = open_source(&input, &opts()).unwrap();
+        let mut row = SourceRow::default();
+        assert!(source.next_row(&mut row).unwrap());
+        let err = source.next_row(&mut row).unwrap_err();
+        assert_eq!(err.row(), Some(3));
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: row 3, column 1 (`Title`): the text is not valid UTF-8; pass --encoding windows-1252 (or the code page the file was saved in)"
+        );
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(row.number, 4);
+        assert_eq!(row.cells, [text("fine"), text("CLOSED")]);
+    }
+
+    #[test]
+    fn byte_order_marks_pick_the_encoding() {
+        let utf16 = |s: &str, le: bool| -> Vec<u8> {
+            s.encode_utf16()
+                .flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() })
+                .collect()
+        };
+        let body = "Title,Labels\r\nRégression — 1,\"a|b\"\r\n";
+        let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+            (
+                "utf-8 bom",
+                [b"\xEF\xBB\xBF".as_slice(), body.as_bytes()].concat(),
+                None,
+            ),
+            (
+                "utf-8 bom beats a label",
+                [b"\xEF\xBB\xBF".as_slice(), body.as_bytes()].concat(),
+                Some("windows-1252"),
+            ),
+            ("utf-16le bom", utf16(&format!("\u{FEFF}{body}"), true), None),
+            ("utf-16be bom", utf16(&format!("\u{FEFF}{body}"), false), None),
+            ("utf-16le label", utf16(body, true), Some("utf-16le")),
+            ("utf-16be label", utf16(body, false), Some("UTF-16BE")),
+            ("no bom", body.as_bytes().to_vec(), None),
+            ("utf-8 label", body.as_bytes().to_vec(), Some("utf8")),
+        ];
+        for (what, data, label) in cases {
+            let opts = SourceOptions {
+                encoding: label.map(str::to_owned),
+                ..opts()
+            };
+            let (headers, rows) = read_all(&bytes_input("runs.csv", &data), &opts);
+            assert_eq!(headers, ["Title", "Labels"], "{what}");
+            assert_eq!(
+                rows,
+                [SourceRow {
+                    number: 2,
+                    cells: vec![text("Régression — 1"), text("a|b")]
+                }],
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn utf16_without_bom_or_label_is_not_text() {
+        let data: Vec<u8> = "Title\r\nA\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let err = open_err(&bytes_input("runs.csv", &data), &opts());
+        assert_eq!(
+            err.to_string(),
+            "runs.csv does not look like text (it contains NUL bytes); if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le"
+        );
+    }
+
+    #[test]
+    fn binary_files_are_refused() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
+        for (data, want) in [
+            (&png[..], "runs.csv does not look like text (it is a PNG image)"),
+            (
+                b"PK\x03\x04\x14\0\0\0".as_slice(),
+                "runs.csv does not look like text (it is a zip archive, perhaps a workbook: give it its real extension, such as .xlsx or .ods)",
+            ),
+            (
+                b"Title\0\0\0,x".as_slice(),
+                "runs.csv does not look like text (it contains NUL bytes); if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le",
+            ),
+        ] {
+            assert_eq!(open_err(&bytes_input("runs.csv", data), &opts()).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn unknown_encoding_names_the_flag() {
+        let opts = SourceOptions {
+            encoding: Some("klingon".to_owned()),
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&bytes_input("runs.csv", b"Title\n"), &opts).to_string(),
+            "runs.csv: --encoding klingon is not an encoding this tool can read; use a name such as utf-8, windows-1252, iso-8859-15, utf-16le or utf-16be"
+        );
+    }
+
+    #[test]
+    fn quoted_newlines_with_crlf_stay_in_one_row() {
+        let data = b"Title,Description\r\n\"Run 1\",\"line one\r\nline two\"\r\nRun 2,\"x\ny\nz\"\r\nRun 3,last\r\n";
+        let (headers, rows) = read_all(&bytes_input("runs.csv", data), &opts());
+        assert_eq!(headers, ["Title", "Description"]);
+        assert_eq!(
+            rows,
+            [
+                SourceRow {
+                    number: 2,
+                    cells: vec![text("Run 1"), text("line one\r\nline two")]
+                },
+                SourceRow {
+                    number: 3,
+                    cells: vec![text("Run 2"), text("x\ny\nz")]
+                },
+                SourceRow {
+                    number: 4,
+                    cells: vec![text("Run 3"), text("last")]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn blank_lines_count_as_rows() {
+        for (what, data) in [
+            ("lf", "Title\n\nA\n\n\nB"),
+            ("crlf", "Title\r\n\r\nA\r\n\r\n\r\nB\r\n"),
+            ("quoted", "Title\n\n\"A\n\"\n\n\nB\n\n"),
+            ("leading", "\n\nTitle\nA\n\n\nB\n"),
+        ] {
+            let header_row = if what == "leading" { 3 } else { 1 };
+            let opts = SourceOptions { header_row, ..opts() };
+            let (_, rows) = read_all(&bytes_input("runs.csv", data.as_bytes()), &opts);
+            let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
+            let want = if what == "leading" { [4, 7] } else { [3, 6] };
+            assert_eq!(numbers, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn lone_cr_line_ends_still_number_rows() {
+        let (headers, rows) = read_all(&bytes_input("runs.csv", b"Title,Status\rA,x\rB,y\r"), &opts());
+        assert_eq!(headers, ["Title", "Status"]);
+        let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [2, 3]);
+    }
+
+    #[test]
+    fn delimiters_are_sniffed_from_the_header_line() {
+        for (data, header_row, want) in [
+            ("Title,Status,Labels\nA,B,C\n", 1, b','),
+            ("Title;Status;Labels\nA,1;B;C\n", 1, b';'),
+            ("Title\tStatus\tLabels\nA\tB\tC\n", 1, b'\t'),
+            ("Title|Status|Labels\nA|B|C\n", 1, b'|'),
+            ("\"Title, long\";Status;\"a,b,c\"\nA;B;C\n", 1, b';'),
+            ("Export, 2024, all\nTitle|Status\nA|B\n", 2, b'|'),
+            ("Title\nA\n", 1, b','),
+            ("Title,Status;Labels\nA,B;C\n", 1, b','),
+        ] {
+            assert_eq!(sniff_delimiter(data.as_bytes(), header_row), want, "{data:?}");
+            let opts = SourceOptions { header_row, ..opts() };
+            let (headers, _) = read_all(&bytes_input("runs.csv", data.as_bytes()), &opts);
+            let expected: Vec<String> = data
+                .lines()
+                .nth(header_row - 1)
+                .map(|line| csv_split(line, want))
+                .unwrap_or_default();
+            assert_eq!(headers, expected, "{data:?}");
+        }
+    }
+
+    fn csv_split(line: &str, delimiter: u8) -> Vec<String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(delimiter)
+            .from_reader(line.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        record.iter().map(|f| f.trim().to_owned()).collect()
+    }
+
+    #[test]
+    fn tsv_files_are_tab_separated_and_the_flag_wins() {
+        let data = b"Title, long\tStatus\nA, b\tACTIVE\n";
+        let (headers, _) = read_all(&bytes_input("runs.tsv", data), &opts());
+        assert_eq!(headers, ["Title, long", "Status"]);
+        let opts = SourceOptions {
+            delimiter: Some(b','),
+            ..opts()
+        };
+        let (headers, _) = read_all(&bytes_input("runs.tsv", data), &opts);
+        assert_eq!(headers, ["Title", "long\tStatus"]);
+    }
+
+    #[test]
+    fn a_quote_cannot_be_the_delimiter() {
+        let opts = SourceOptions {
+            delimiter: Some(b'"'),
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&bytes_input("runs.csv", b"Title\n"), &opts).to_string(),
+            "runs.csv: --delimiter `\"` cannot separate fields; use `,` `;` `|` or tab (`\\t`)"
+        );
+    }
+
+    #[test]
+    fn fields_are_kept_as_written_and_short_rows_padded() {
+        let data = b"  Title , Status,Labels,\nA,  spaced  \nB,,,\n,,,\nC,x,y,\n";
+        let (headers, rows) = read_all(&bytes_input("runs.csv", data), &opts());
+        assert_eq!(headers, ["Title", "Status", "Labels", ""]);
+        assert_eq!(
+            rows,
+            [
+                SourceRow {
+                    number: 2,
+                    cells: vec![text("A"), text("  spaced  "), Cell::Empty, Cell::Empty]
+                },
+                SourceRow {
+                    number: 3,
+                    cells: vec![text("B"), Cell::Empty, Cell::Empty, Cell::Empty]
+                },
+                SourceRow {
+                    number: 4,
+                    cells: vec![Cell::Empty; 4]
+                },
+                SourceRow {
+                    number: 5,
+                    cells: vec![text("C"), text("x"), text("y"), Cell::Empty]
+                },
+            ]
+        );
+        assert!(rows[2].is_blank());
+    }
+
+    #[test]
+    fn extra_fields_are_a_row_error_but_trailing_delimiters_are_not() {
+        let data = b"Title;Description\nA;ok;;\nB;Perimeter: pay; invoice\nC;fine\n";
+        let input = bytes_input("runs.csv", data);
+        let mut source = open_source(&input, &opts()).unwrap();
+        let mut row = SourceRow::default();
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(row.cells, [text("A"), text("ok")]);
+        let err = source.next_row(&mut row).unwrap_err();
+        assert!(err.is_row_local());
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: row 3, column 3 holds ` invoice` past the last of the 2 headers, so the columns have probably shifted; quote values that contain the delimiter `;`, or pass the right --delimiter"
+        );
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!((row.number, row.cells.clone()), (4, vec![text("C"), text("fine")]));
+    }
+
+    #[test]
+    fn limits_name_the_flag() {
+        let data = b"Title,Status,Labels,Cases\nA,B,C,D\n";
+        let opts3 = SourceOptions {
+            max_columns: 3,
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&bytes_input("runs.csv", data), &opts3).to_string(),
+            "runs.csv: row 1 has 4 columns, over the limit of 3; delete the unused columns or raise --max-columns"
+        );
+
+        let small = SourceOptions {
+            max_cell_bytes: 5,
+            ..opts()
+        };
+        let input = bytes_input("runs.csv", b"Title,State\nshort,123456\nok,fine\n");
+        let mut source = open_source(&input, &small).unwrap();
+        let mut row = SourceRow::default();
+        let err = source.next_row(&mut row).unwrap_err();
+        assert!(err.is_row_local());
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: row 2, column 2 (`State`) holds 6 bytes, over the limit of 5; shorten it or raise --max-cell-bytes"
+        );
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(row.cells, [text("ok"), text("fine")]);
+
+        let err = open_err(&bytes_input("runs.csv", b"Title,Long header\n"), &small);
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: row 1, column 2 holds 11 bytes, over the limit of 5; shorten it or raise --max-cell-bytes"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_stops_at_the_record_cap() {
+        let mut data = b"Title,Notes\nA,\"never closed\n".to_vec();
+        for i in 0..20_000 {
+            data.extend_from_slice(format!("row {i},text\n").as_bytes());
+        }
+        let opts = SourceOptions {
+            max_cell_bytes: 1000,
+            ..opts()
+        };
+        let (rows, err) = first_error(&bytes_input("runs.csv", &data), &opts);
+        assert!(rows.is_empty());
+        assert!(!err.is_row_local());
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: the record starting at or after row 2 runs past 69536 bytes, so a quoted field is probably never closed; look for a stray `\"` there, or raise --max-cell-bytes"
+        );
+    }
+
+    #[test]
+    fn header_row_skips_the_rows_above() {
+        let data = b"Export of 2024-03-01\nby someone\nTitle,Status\nA,ACTIVE\n";
+        let opts = SourceOptions {
+            header_row: 3,
+            ..opts()
+        };
+        let (headers, rows) = read_all(&bytes_input("runs.csv", data), &opts);
+        assert_eq!(headers, ["Title", "Status"]);
+        assert_eq!(
+            rows,
+            [SourceRow {
+                number: 4,
+                cells: vec![text("A"), text("ACTIVE")]
+            }]
+        );
+    }
+
+    #[test]
+    fn header_row_blank_or_past_the_end_is_explained() {
+        let data = b"\n\nTitle\nA\n";
+        assert_eq!(
+            open_err(&bytes_input("runs.csv", data), &opts()).to_string(),
+            "runs.csv: row 1 (--header-row) is empty; row 3 has values: pass --header-row 3 if it holds the column names"
+        );
+        let opts9 = SourceOptions {
+            header_row: 9,
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&bytes_input("runs.csv", data), &opts9).to_string(),
+            "runs.csv: --header-row 9 is past the last row (4); pass the row that holds the column names"
+        );
+    }
+
+    #[test]
+    fn empty_inputs_have_no_headers() {
+        for data in [&b""[..], b"\n\n", b"\xEF\xBB\xBF", b"\r\n"] {
+            let (headers, rows) = read_all(&bytes_input("<stdin>", data), &opts());
+            assert!(headers.is_empty(), "{data:?}");
+            assert!(rows.is_empty(), "{data:?}");
+        }
+        let (headers, rows) = read_all(&bytes_input("<stdin>", b"Title,Status\r\n"), &opts());
+        assert_eq!(headers, ["Title", "Status"]);
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn rewind_gives_the_same_rows_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.csv");
+        std::fs::write(
+            &path,
+            "Title;Start\r\n\r\n\"A\r\nmulti\";01.02.2024\r\nB;02.02.2024\r\n\r\nC;\r\n",
+        )
+        .unwrap();
+        let input = Input::File(path);
+        let mut source = open_source(&input, &opts()).unwrap();
+        let drain = |source: &mut Box<dyn RowSource>| {
+            let mut rows = Vec::new();
+            let mut row = SourceRow::default();
+            while source.next_row(&mut row).unwrap() {
+                rows.push(row.clone());
+            }
+            rows
+        };
+        let first = drain(&mut source);
+        assert_eq!(
+            first,
+            [
+                SourceRow {
+                    number: 3,
+                    cells: vec![text("A\r\nmulti"), text("01.02.2024")]
+                },
+                SourceRow {
+                    number: 4,
+                    cells: vec![text("B"), text("02.02.2024")]
+                },
+                SourceRow {
+                    number: 6,
+                    cells: vec![text("C"), Cell::Empty]
+                },
+            ]
+        );
+        source.rewind().unwrap();
+        assert_eq!(drain(&mut source), first);
+        assert_eq!(source.headers(), ["Title", "Start"]);
+        assert!(!source.is_workbook());
+        assert_eq!(source.sheet_name(), None);
+    }
+
+    #[test]
+    fn decoding_streams_across_tiny_reads() {
+        struct OneByte(Vec<u8>, usize);
+        impl Read for OneByte {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.get(self.1) {
+                    Some(&b) if !buf.is_empty() => {
+                        buf[0] = b;
+                        self.1 += 1;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let text = "Périmètre — ✓ 𝄞 end";
+        let cases: [(&'static Encoding, Vec<u8>); 2] = [
+            (UTF_16LE, text.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+            (
+                encoding_rs::WINDOWS_1252,
+                encoding_rs::WINDOWS_1252.encode("Périmètre — end").0.into_owned(),
+            ),
+        ];
+        for (encoding, bytes) in cases {
+            let mut reader = DecodingReader::new(Box::new(OneByte(bytes, 0)), encoding);
+            let mut out = String::new();
+            reader.read_to_string(&mut out).unwrap();
+            let want = if encoding == UTF_16LE {
+                text
+            } else {
+                "Périmètre — end"
+            };
+            assert_eq!(out, want);
+        }
+    }
+
+    #[test]
+    fn stdin_bytes_are_delimited_text() {
+        let input = bytes_input("<stdin>", b"title,start\nA,2024-03-17\n");
+        let (headers, rows) = read_all(&input, &opts());
+        assert_eq!(headers, ["title", "start"]);
+        // Dates stay text for the dates stage; only workbooks give `Cell::DateTime`.
+        assert_eq!(rows[0].cells, [text("A"), text("2024-03-17")]);
+    }
+}

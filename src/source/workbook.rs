@@ -1,0 +1,772 @@
+//! Workbooks (xlsx, xlsm, xlsb, xls, ods) through calamine: which sheet, the header
+//! row, cell values converted with the workbook's own date epoch, and cell references
+//! that match the real sheet.
+
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use calamine::{Data, Ods, Range, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsb, Xlsx};
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::{Input, Location, RowSource, SourceError, SourceOptions, set_text};
+use crate::model::{Cell, SourceRow};
+
+/// The signature of an OLE compound file: a legacy .xls, or an encrypted OOXML package.
+const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Xlsx,
+    Xlsb,
+    Xls,
+    Ods,
+}
+
+pub(super) struct WorkbookSource {
+    name: String,
+    sheet: String,
+    headers: Vec<String>,
+    range: Range<Data>,
+    /// 0-based sheet row and column of the range's top-left cell; calamine's range
+    /// starts at the first used cell, not at A1.
+    origin: (usize, usize),
+    /// 0-based sheet row of the header.
+    header: usize,
+    /// 0-based sheet row to read next, and the last one (inclusive).
+    next: usize,
+    last: usize,
+    max_cell_bytes: usize,
+}
+
+impl WorkbookSource {
+    pub(super) fn open(input: &Input, opts: &SourceOptions, kind: Kind) -> Result<Self, SourceError> {
+        let name = input.display_name();
+        let wanted = opts.sheet.as_deref();
+        let (sheet, range) = match input {
+            Input::File(path) => {
+                let file = File::open(path).map_err(|source| SourceError::Open {
+                    name: name.clone(),
+                    source,
+                })?;
+                load(BufReader::new(file), kind, wanted, &name)?
+            }
+            Input::Bytes { data, .. } => load(Cursor::new(data.as_slice()), kind, wanted, &name)?,
+        };
+        from_range(name, sheet, range, opts)
+    }
+
+    fn data(&self, row: usize, column: usize) -> Option<&Data> {
+        let (top, left) = self.origin;
+        if row < top || column < left {
+            return None;
+        }
+        self.range.get((row - top, column - left))
+    }
+}
+
+impl RowSource for WorkbookSource {
+    fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    fn is_workbook(&self) -> bool {
+        true
+    }
+
+    fn sheet_name(&self) -> Option<&str> {
+        Some(&self.sheet)
+    }
+
+    fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError> {
+        if self.next > self.last {
+            return Ok(false);
+        }
+        let sheet_row = self.next;
+        self.next += 1;
+        row.number = sheet_row + 1;
+        let width = self.headers.len();
+        row.cells.resize(width, Cell::Empty);
+        for column in 0..width {
+            let data = self.data(sheet_row, column);
+            if let Some(Data::String(s)) = data
+                && s.len() > self.max_cell_bytes
+            {
+                return Err(SourceError::CellTooLarge {
+                    name: self.name.clone(),
+                    at: Location::cell(row.number, column, &self.headers, true),
+                    bytes: s.len(),
+                    limit: self.max_cell_bytes,
+                });
+            }
+            fill_cell(&mut row.cells[column], data);
+        }
+        Ok(true)
+    }
+
+    fn rewind(&mut self) -> Result<(), SourceError> {
+        self.next = self.header + 1;
+        Ok(())
+    }
+}
+
+/// Opens the workbook, picks the sheet and loads its cached values (for formula cells,
+/// the result the spreadsheet last computed).
+fn load<RS: Read + Seek>(
+    mut rs: RS,
+    kind: Kind,
+    wanted: Option<&str>,
+    name: &str,
+) -> Result<(String, Range<Data>), SourceError> {
+    let mut magic = [0u8; 8];
+    let ole = rs.read_exact(&mut magic).is_ok() && magic == OLE_MAGIC;
+    rs.seek(SeekFrom::Start(0)).map_err(|source| SourceError::Open {
+        name: name.to_owned(),
+        source,
+    })?;
+    let failed = |err: calamine::Error| workbook_error(err, kind, ole, name);
+    // calamine parses untrusted bytes; a panic on a hostile file must become an
+    // error naming the file, not a crash.
+    let loaded = catch_unwind(AssertUnwindSafe(|| {
+        let mut book = match kind {
+            Kind::Xlsx => Sheets::Xlsx(Xlsx::new(rs).map_err(|e| failed(e.into()))?),
+            Kind::Xlsb => Sheets::Xlsb(Xlsb::new(rs).map_err(|e| failed(e.into()))?),
+            Kind::Xls => Sheets::Xls(Xls::new(rs).map_err(|e| failed(e.into()))?),
+            Kind::Ods => Sheets::Ods(Ods::new(rs).map_err(|e| failed(e.into()))?),
+        };
+        let sheet = pick_sheet(book.sheets_metadata(), wanted, name)?;
+        let range = book.worksheet_range(&sheet).map_err(failed)?;
+        Ok((sheet, range))
+    }));
+    loaded.unwrap_or_else(|_| {
+        Err(SourceError::Workbook {
+            name: name.to_owned(),
+            detail: "the workbook reader failed on its contents".to_owned(),
+        })
+    })
+}
+
+fn workbook_error(err: calamine::Error, kind: Kind, ole: bool, name: &str) -> SourceError {
+    let name = name.to_owned();
+    match err {
+        calamine::Error::Xlsx(calamine::XlsxError::Password) | calamine::Error::Xls(calamine::XlsError::Password) => {
+            SourceError::Encrypted { name }
+        }
+        _ if ole && kind != Kind::Xls => SourceError::Workbook {
+            name,
+            detail: "it is an OLE file, as .xls and password-protected workbooks are, not a zip package".to_owned(),
+        },
+        err => SourceError::Workbook {
+            name,
+            detail: err.to_string(),
+        },
+    }
+}
+
+/// `--sheet` matches exactly, else case-insensitively when that is unambiguous.
+/// Without it: the first visible worksheet, as Excel would open it.
+fn pick_sheet(sheets: &[calamine::Sheet], wanted: Option<&str>, name: &str) -> Result<String, SourceError> {
+    if let Some(wanted) = wanted {
+        if let Some(sheet) = sheets.iter().find(|s| s.name == wanted) {
+            return Ok(sheet.name.clone());
+        }
+        let folded = wanted.trim().to_lowercase();
+        let mut matches = sheets.iter().filter(|s| s.name.trim().to_lowercase() == folded);
+        if let (Some(sheet), None) = (matches.next(), matches.next()) {
+            return Ok(sheet.name.clone());
+        }
+        let available = sheets
+            .iter()
+            .map(|s| format!("`{}`", s.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(SourceError::SheetNotFound {
+            name: name.to_owned(),
+            wanted: wanted.to_owned(),
+            available: if available.is_empty() {
+                "none".to_owned()
+            } else {
+                available
+            },
+        });
+    }
+    let worksheet = |s: &&calamine::Sheet| s.typ == SheetType::WorkSheet;
+    sheets
+        .iter()
+        .filter(worksheet)
+        .find(|s| s.visible == SheetVisible::Visible)
+        .or_else(|| sheets.iter().find(worksheet))
+        .or_else(|| sheets.first())
+        .map(|s| s.name.clone())
+        .ok_or_else(|| SourceError::NoSheets { name: name.to_owned() })
+}
+
+fn from_range(
+    name: String,
+    sheet: String,
+    range: Range<Data>,
+    opts: &SourceOptions,
+) -> Result<WorkbookSource, SourceError> {
+    let header = opts.header_row - 1;
+    let mut source = WorkbookSource {
+        name,
+        sheet,
+        headers: Vec::new(),
+        range,
+        origin: (0, 0),
+        header,
+        next: 1,
+        last: 0,
+        max_cell_bytes: opts.max_cell_bytes,
+    };
+    let (Some((top, left)), Some((bottom, right))) = (source.range.start(), source.range.end()) else {
+        // An empty sheet: the pipeline decides what that means.
+        return Ok(source);
+    };
+    let (top, left, bottom) = (top as usize, left as usize, bottom as usize);
+    source.origin = (top, left);
+    if header > bottom {
+        return Err(SourceError::HeaderRowMissing {
+            name: source.name,
+            row: opts.header_row,
+            last: bottom + 1,
+        });
+    }
+    // Columns count from A, so a header's index is its sheet column and the pipeline's
+    // cell references are right even when the table starts further right.
+    let width = right as usize + 1;
+    if width > opts.max_columns {
+        return Err(SourceError::TooManyColumns {
+            name: source.name,
+            at: Location::row(opts.header_row, true),
+            columns: width,
+            limit: opts.max_columns,
+        });
+    }
+    let mut cell = Cell::Empty;
+    let mut headers = Vec::with_capacity(width);
+    for column in 0..width {
+        let data = source.data(header, column);
+        if let Some(Data::String(s)) = data
+            && s.len() > opts.max_cell_bytes
+        {
+            return Err(SourceError::CellTooLarge {
+                name: source.name.clone(),
+                at: Location::cell(opts.header_row, column, &[], true),
+                bytes: s.len(),
+                limit: opts.max_cell_bytes,
+            });
+        }
+        fill_cell(&mut cell, data);
+        headers.push(cell.as_text().trim().to_owned());
+    }
+    if headers.iter().all(String::is_empty) {
+        let filled: Vec<usize> = source
+            .range
+            .rows()
+            .enumerate()
+            .filter(|(_, r)| r.iter().any(|d| !is_blank(d)))
+            .map(|(i, _)| top + i)
+            .collect();
+        let first_row = filled
+            .iter()
+            .find(|&&r| r > header)
+            .or_else(|| filled.last())
+            .map(|r| r + 1);
+        return Err(SourceError::HeaderRowBlank {
+            name: source.name,
+            at: Location::row(opts.header_row, true),
+            first_row,
+        });
+    }
+    source.headers = headers;
+    source.next = header + 1;
+    source.last = bottom;
+    Ok(source)
+}
+
+fn is_blank(data: &Data) -> bool {
+    match data {
+        Data::Empty => true,
+        Data::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// Converts one calamine value, reusing the target's string where it can.
+fn fill_cell(target: &mut Cell, data: Option<&Data>) {
+    *target = match data {
+        None | Some(Data::Empty) => Cell::Empty,
+        Some(Data::String(s)) => return set_text(target, s),
+        Some(Data::Int(i)) => Cell::Number(*i as f64),
+        Some(Data::Float(f)) => Cell::Number(*f),
+        Some(Data::Bool(b)) => Cell::Bool(*b),
+        Some(Data::DateTime(dt)) => excel_datetime(dt),
+        Some(Data::DateTimeIso(s)) => match parse_iso(s) {
+            Some(dt) => Cell::DateTime(dt),
+            None => Cell::Text(s.clone()),
+        },
+        Some(Data::DurationIso(s)) => Cell::Text(s.clone()),
+        Some(Data::Error(e)) => Cell::Error(e.to_string()),
+    };
+}
+
+/// calamine carries the workbook's 1900/1904 flag in each value and applies it in
+/// `as_datetime`. Durations and times of day are not dates, so they become text a
+/// date column will refuse rather than a date in 1899.
+fn excel_datetime(dt: &calamine::ExcelDateTime) -> Cell {
+    let serial = dt.as_f64();
+    if dt.is_duration() || (0.0..1.0).contains(&serial) {
+        return Cell::Text(clock_text(serial));
+    }
+    match dt.as_datetime() {
+        Some(dt) => Cell::DateTime(dt),
+        None => Cell::Number(serial),
+    }
+}
+
+/// `h:mm:ss` for a number of days, hours not wrapping at 24.
+fn clock_text(days: f64) -> String {
+    let seconds = (days.abs() * 86_400.0).round() as u64;
+    let sign = if days < 0.0 && seconds > 0 { "-" } else { "" };
+    format!("{sign}{}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60)
+}
+
+/// ODS stores dates as ISO 8601 text, with or without a time.
+fn parse_iso(s: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::open_source;
+    use crate::source::test_support::{bytes_input, fixture, read_all};
+    use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
+
+    fn dt(y: i32, m: u32, d: u32, h: u32, min: u32) -> Cell {
+        Cell::DateTime(
+            NaiveDate::from_ymd_opt(y, m, d)
+                .unwrap()
+                .and_hms_opt(h, min, 0)
+                .unwrap(),
+        )
+    }
+
+    fn text(s: &str) -> Cell {
+        Cell::Text(s.to_owned())
+    }
+
+    fn opts() -> SourceOptions {
+        SourceOptions::default()
+    }
+
+    fn open_err(input: &Input, opts: &SourceOptions) -> String {
+        match open_source(input, opts) {
+            Ok(_) => panic!("expected an error"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    /// Writes a workbook with rust_xlsxwriter into a temp dir and returns its path.
+    fn write_xlsx(dir: &tempfile::TempDir, file: &str, build: impl FnOnce(&mut Workbook)) -> Input {
+        let mut workbook = Workbook::new();
+        build(&mut workbook);
+        let path = dir.path().join(file);
+        workbook.save(&path).unwrap();
+        Input::File(path)
+    }
+
+    #[test]
+    fn the_1904_workbook_keeps_its_epoch() {
+        let input = fixture("openpyxl-1904-dates.xlsx");
+        let source = open_source(&input, &opts()).unwrap();
+        assert!(source.is_workbook());
+        assert_eq!(source.sheet_name(), Some("Runs"));
+        let (headers, rows) = read_all(&input, &opts());
+        assert_eq!(headers, ["Title", "Human ID", "Start Date", "End Date", "Labels"]);
+        // The stored serial for C2 is 44012.375: read in the 1900 system it would be
+        // 2020-06-30, four years and one day early.
+        assert_eq!(
+            rows,
+            [
+                SourceRow {
+                    number: 2,
+                    cells: vec![
+                        text("Checkout flow"),
+                        Cell::Number(42.0),
+                        dt(2024, 7, 1, 9, 0),
+                        dt(2024, 7, 3, 18, 0),
+                        text("web;checkout"),
+                    ],
+                },
+                SourceRow {
+                    number: 3,
+                    cells: vec![
+                        text("Search"),
+                        Cell::Number(43.0),
+                        dt(2024, 7, 8, 0, 0),
+                        dt(2024, 7, 9, 0, 0),
+                        text("web"),
+                    ],
+                },
+            ]
+        );
+        assert_eq!(rows[0].cells[1].as_text(), "42");
+    }
+
+    #[test]
+    fn libreoffice_ods_and_xls_read_alike() {
+        for file in ["libreoffice.ods", "libreoffice.xls"] {
+            let input = fixture(file);
+            let source = open_source(&input, &opts()).unwrap();
+            assert_eq!(source.sheet_name(), Some("Plan"), "{file}");
+            let (headers, rows) = read_all(&input, &opts());
+            assert_eq!(headers, ["Title", "Start", "End", "Labels", "Cases"], "{file}");
+            assert_eq!(
+                rows,
+                [
+                    SourceRow {
+                        number: 2,
+                        cells: vec![
+                            text("Release candidate"),
+                            dt(2024, 9, 2, 10, 0),
+                            dt(2024, 9, 6, 16, 0),
+                            text("Release|RC"),
+                            text("2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"),
+                        ],
+                    },
+                    SourceRow {
+                        number: 3,
+                        cells: vec![
+                            text("Accessibility pass"),
+                            dt(2024, 9, 9, 0, 0),
+                            Cell::Empty,
+                            text("a11y"),
+                            Cell::Empty,
+                        ],
+                    },
+                ],
+                "{file}"
+            );
+        }
+    }
+
+    fn two_sheets(workbook: &mut Workbook) {
+        let first = workbook.add_worksheet();
+        first.set_name("Notes").unwrap();
+        first.write_string(0, 0, "Read me").unwrap();
+        let second = workbook.add_worksheet();
+        second.set_name("Runs").unwrap();
+        second.write_string(0, 0, "Title").unwrap();
+        second.write_string(0, 1, "Status").unwrap();
+        second.write_string(1, 0, "Second sheet run").unwrap();
+        second.write_string(1, 1, "ACTIVE").unwrap();
+    }
+
+    #[test]
+    fn sheet_flag_picks_the_sheet_and_a_missing_one_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "two.xlsx", two_sheets);
+
+        let (headers, _) = read_all(&input, &opts());
+        assert_eq!(headers, ["Read me"]);
+
+        for wanted in ["Runs", "runs", " RUNS "] {
+            let opts = SourceOptions {
+                sheet: Some(wanted.to_owned()),
+                ..opts()
+            };
+            let source = open_source(&input, &opts).unwrap();
+            assert_eq!(source.sheet_name(), Some("Runs"));
+            let (headers, rows) = read_all(&input, &opts);
+            assert_eq!(headers, ["Title", "Status"]);
+            assert_eq!(
+                rows,
+                [SourceRow {
+                    number: 2,
+                    cells: vec![text("Second sheet run"), text("ACTIVE")]
+                }]
+            );
+        }
+
+        let opts = SourceOptions {
+            sheet: Some("Plan".to_owned()),
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&input, &opts),
+            format!(
+                "{}: --sheet Plan: there is no such sheet; the sheets are `Notes`, `Runs`",
+                input.display_name()
+            )
+        );
+    }
+
+    #[test]
+    fn the_default_sheet_is_the_first_visible_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "hidden.xlsx", |workbook| {
+            two_sheets(workbook);
+            if let Ok(notes) = workbook.worksheet_from_name("Notes") {
+                notes.set_hidden(true);
+            }
+            if let Ok(runs) = workbook.worksheet_from_name("Runs") {
+                runs.set_active(true);
+            }
+        });
+        let source = open_source(&input, &opts()).unwrap();
+        assert_eq!(source.sheet_name(), Some("Runs"));
+    }
+
+    #[test]
+    fn header_row_three_and_a_table_off_a1_keep_real_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let date_format = Format::new().set_num_format("yyyy-mm-dd hh:mm");
+        let input = write_xlsx(&dir, "offset.xlsx", |workbook| {
+            let sheet = workbook.add_worksheet();
+            sheet.write_string(0, 1, "Quarterly export").unwrap();
+            sheet.write_string(2, 1, " Title ").unwrap();
+            sheet.write_string(2, 2, "Start").unwrap();
+            sheet.write_string(2, 3, "Done").unwrap();
+            sheet.write_string(2, 4, "Score").unwrap();
+            sheet.write_string(3, 1, "Offset run").unwrap();
+            let start = ExcelDateTime::parse_from_str("2024-03-17 09:30:00").unwrap();
+            sheet.write_datetime_with_format(3, 2, &start, &date_format).unwrap();
+            sheet.write_boolean(3, 3, true).unwrap();
+            sheet.write_formula(3, 4, Formula::new("=1+1").set_result("2")).unwrap();
+            sheet.write_string(5, 1, "After a gap").unwrap();
+            sheet
+                .write_formula(5, 4, Formula::new("=NA()").set_result("#N/A"))
+                .unwrap();
+        });
+        let opts = SourceOptions {
+            header_row: 3,
+            ..opts()
+        };
+        let (headers, rows) = read_all(&input, &opts);
+        assert_eq!(headers, ["", "Title", "Start", "Done", "Score"]);
+        assert_eq!(
+            rows,
+            [
+                SourceRow {
+                    number: 4,
+                    cells: vec![
+                        Cell::Empty,
+                        text("Offset run"),
+                        dt(2024, 3, 17, 9, 30),
+                        Cell::Bool(true),
+                        Cell::Number(2.0),
+                    ],
+                },
+                SourceRow {
+                    number: 5,
+                    cells: vec![Cell::Empty; 5],
+                },
+                SourceRow {
+                    number: 6,
+                    cells: vec![
+                        Cell::Empty,
+                        text("After a gap"),
+                        Cell::Empty,
+                        Cell::Empty,
+                        Cell::Error("#N/A".to_owned()),
+                    ],
+                },
+            ]
+        );
+
+        // With the default header row, row 1 holds only the title text.
+        let (headers, _) = read_all(&input, &SourceOptions::default());
+        assert_eq!(headers, ["", "Quarterly export", "", "", ""]);
+        let opts2 = SourceOptions {
+            header_row: 2,
+            ..SourceOptions::default()
+        };
+        assert_eq!(
+            open_err(&input, &opts2),
+            format!(
+                "{}: row 2 (--header-row) is empty; row 3 has values: pass --header-row 3 if it holds the column names",
+                input.display_name()
+            )
+        );
+        let opts9 = SourceOptions {
+            header_row: 9,
+            ..SourceOptions::default()
+        };
+        assert_eq!(
+            open_err(&input, &opts9),
+            format!(
+                "{}: --header-row 9 is past the last row (6); pass the row that holds the column names",
+                input.display_name()
+            )
+        );
+    }
+
+    #[test]
+    fn times_and_durations_are_not_dates() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "times.xlsx", |workbook| {
+            let sheet = workbook.add_worksheet();
+            sheet.write_string(0, 0, "Time").unwrap();
+            sheet.write_string(0, 1, "Elapsed").unwrap();
+            let time = Format::new().set_num_format("hh:mm");
+            let elapsed = Format::new().set_num_format("[h]:mm:ss");
+            let nine = ExcelDateTime::from_hms(9, 15, 0).unwrap();
+            sheet.write_datetime_with_format(1, 0, &nine, &time).unwrap();
+            sheet.write_number_with_format(1, 1, 1.5, &elapsed).unwrap();
+        });
+        let (_, rows) = read_all(&input, &opts());
+        assert_eq!(rows[0].cells, [text("9:15:00"), text("36:00:00")]);
+    }
+
+    #[test]
+    fn bytes_input_reads_a_workbook() {
+        let data = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openpyxl-1904-dates.xlsx"),
+        )
+        .unwrap();
+        let (headers, rows) = read_all(&bytes_input("upload.XLSX", &data), &opts());
+        assert_eq!(headers[..2], ["Title", "Human ID"]);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].cells[2], dt(2024, 7, 8, 0, 0));
+    }
+
+    #[test]
+    fn damaged_workbooks_are_clear_errors() {
+        let data = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openpyxl-1904-dates.xlsx"),
+        )
+        .unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated.xlsx", data[..data.len() / 2].to_vec()),
+            ("truncated.xlsx", data[..100].to_vec()),
+            ("empty.xlsx", Vec::new()),
+            ("text.xlsx", b"Title,Status\nA,B\n".to_vec()),
+            ("text.ods", b"Title,Status\nA,B\n".to_vec()),
+            ("text.xls", b"Title,Status\nA,B\n".to_vec()),
+            ("text.xlsb", b"Title,Status\nA,B\n".to_vec()),
+            ("zip.xls", data.clone()),
+        ];
+        for (file, bytes) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(file);
+            std::fs::write(&path, &bytes).unwrap();
+            let input = Input::File(path);
+            let err = open_err(&input, &opts());
+            let prefix = format!("cannot read {} as a workbook (", input.display_name());
+            assert!(err.starts_with(&prefix), "{file}: {err}");
+            assert!(
+                err.ends_with("it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"),
+                "{file}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ole_file_named_xlsx_is_explained() {
+        let mut data = OLE_MAGIC.to_vec();
+        data.resize(2048, 0);
+        let err = open_err(&bytes_input("locked.xlsx", &data), &opts());
+        assert_eq!(
+            err,
+            "cannot read locked.xlsx as a workbook (it is an OLE file, as .xls and password-protected workbooks are, not a zip package); it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"
+        );
+    }
+
+    #[test]
+    fn limits_apply_to_workbooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "wide.xlsx", |workbook| {
+            let sheet = workbook.add_worksheet();
+            for column in 0..4 {
+                sheet.write_string(0, column, format!("H{column}")).unwrap();
+            }
+            sheet.write_string(1, 0, "123456").unwrap();
+            sheet.write_string(2, 0, "ok").unwrap();
+        });
+        let narrow = SourceOptions {
+            max_columns: 3,
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&input, &narrow),
+            format!(
+                "{}: row 1 has 4 columns, over the limit of 3; delete the unused columns or raise --max-columns",
+                input.display_name()
+            )
+        );
+        let small = SourceOptions {
+            max_cell_bytes: 5,
+            ..opts()
+        };
+        let mut source = open_source(&input, &small).unwrap();
+        let mut row = SourceRow::default();
+        let err = source.next_row(&mut row).unwrap_err();
+        assert!(err.is_row_local());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: cell A2 (`H0`) holds 6 bytes, over the limit of 5; shorten it or raise --max-cell-bytes",
+                input.display_name()
+            )
+        );
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!((row.number, &row.cells[0]), (3, &text("ok")));
+    }
+
+    #[test]
+    fn rewind_gives_the_same_rows_again() {
+        let input = fixture("libreoffice.xls");
+        let mut source = open_source(&input, &opts()).unwrap();
+        let mut drain = || {
+            let mut rows = Vec::new();
+            let mut row = SourceRow::default();
+            while source.next_row(&mut row).unwrap() {
+                rows.push(row.clone());
+            }
+            source.rewind().unwrap();
+            rows
+        };
+        let first = drain();
+        assert_eq!(first.len(), 2);
+        assert_eq!(drain(), first);
+    }
+
+    #[test]
+    fn an_empty_sheet_has_no_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "empty.xlsx", |workbook| {
+            workbook.add_worksheet();
+        });
+        let (headers, rows) = read_all(&input, &opts());
+        assert!(headers.is_empty());
+        assert!(rows.is_empty());
+    }
+
+    #[test]
+    fn iso_text_from_ods_parses_when_it_can() {
+        let half_past = NaiveDate::from_ymd_opt(2024, 9, 2)
+            .unwrap()
+            .and_hms_milli_opt(10, 0, 0, 500)
+            .unwrap();
+        for (s, want) in [
+            ("2024-09-02T10:00:00", Some(dt(2024, 9, 2, 10, 0))),
+            ("2024-09-02T10:00:00.5", Some(Cell::DateTime(half_past))),
+            ("2024-09-02", Some(dt(2024, 9, 2, 0, 0))),
+            ("10:00:00", None),
+            ("02/09/2024", None),
+        ] {
+            assert_eq!(parse_iso(s).map(Cell::DateTime), want, "{s}");
+        }
+        for (days, want) in [(0.385416666, "9:15:00"), (1.5, "36:00:00"), (-0.5, "-12:00:00")] {
+            assert_eq!(clock_text(days), want);
+        }
+    }
+}

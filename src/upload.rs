@@ -1,0 +1,488 @@
+//! Sends the planned requests: one shared pacer (governor, burst 1) so no one-second
+//! window ever holds more than `--rate` requests, at most `--concurrency` in flight,
+//! one retry layer, and exactly one outcome per row. Per-row failures are values handed
+//! to the sink, never early returns: only a refused key or a redirect stops the run.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::RngExt;
+
+use crate::api::{Answer, ApiClient, Redirect};
+use crate::model::{Outcome, ReportRow};
+
+/// One row to send.
+#[derive(Debug, Clone)]
+pub struct UploadJob {
+    /// Position in the run's report rows.
+    pub index: usize,
+    pub row: usize,
+    pub project_id: String,
+    pub body: Arc<Vec<u8>>,
+    pub idempotency_key: String,
+    pub title: String,
+    pub human_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    pub rate: f64,
+    pub concurrency: usize,
+    pub max_retries: u32,
+}
+
+/// Where rows go as they are sent and as they finish: the ledger, the report, progress.
+pub trait UploadSink: Send + Sync {
+    /// Called before a row's first request. An error stops the run: a row must not be
+    /// sent unless the ledger can say so.
+    fn before_send(&self, job: &UploadJob) -> Result<(), String>;
+    /// Called once per row, with its final report line.
+    fn finished(&self, job: &UploadJob, row: ReportRow);
+}
+
+/// Why the run stopped before every row was tried.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    Interrupted,
+    KeyRefused { status: u16, message: String },
+    Redirected(Redirect),
+    Ledger(String),
+}
+
+/// A handle that stops the upload: no new request starts; those in flight finish.
+#[derive(Clone, Default)]
+pub struct StopSignal {
+    stopped: Arc<AtomicBool>,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl StopSignal {
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut slot) = self.reason.lock()
+            && slot.is_none()
+        {
+            *slot = Some(reason);
+        }
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// What the pacer saw, for the summary and the benchmarks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadStats {
+    pub requests_sent: usize,
+    pub rate_limited: usize,
+    pub elapsed: Duration,
+    /// The pacer's rate at the end, in requests per second.
+    pub final_rate: f64,
+}
+
+/// The pace of the whole uploader. It starts at `--rate`; when the service signals its
+/// rate limit it slows down for every row (not just the one refused) and then climbs
+/// back towards the highest rate that did not draw a refusal, and `--rate` at most.
+struct Pacer {
+    max_rate: f64,
+    state: Mutex<PacerState>,
+}
+
+struct PacerState {
+    rate: f64,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    /// The rate at which the service last refused us; the climb stays under it.
+    ceiling: Option<f64>,
+    changed_at: Instant,
+    paused_until: Option<tokio::time::Instant>,
+}
+
+const MIN_RATE: f64 = 0.2;
+
+fn limiter_for(rate: f64) -> Arc<DefaultDirectRateLimiter> {
+    let period = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
+    // Burst 1: requests are spaced evenly, so no window of one second holds more than `rate`.
+    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
+    Arc::new(RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)))
+}
+
+impl Pacer {
+    fn new(rate: f64) -> Pacer {
+        Pacer {
+            max_rate: rate,
+            state: Mutex::new(PacerState {
+                rate,
+                limiter: limiter_for(rate),
+                ceiling: None,
+                changed_at: Instant::now(),
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Waits for this request's turn.
+    async fn acquire(&self) {
+        loop {
+            let (limiter, paused_until) = match self.state.lock() {
+                Ok(s) => (s.limiter.clone(), s.paused_until),
+                Err(_) => return,
+            };
+            if let Some(until) = paused_until
+                && until > tokio::time::Instant::now()
+            {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            limiter.until_ready().await;
+            // A slow-down may have come while we waited: take a turn from the new limiter.
+            let current = self
+                .state
+                .lock()
+                .map(|s| Arc::ptr_eq(&s.limiter, &limiter))
+                .unwrap_or(true);
+            if current {
+                return;
+            }
+        }
+    }
+
+    fn rate(&self) -> f64 {
+        self.state.lock().map(|s| s.rate).unwrap_or(self.max_rate)
+    }
+
+    /// The service refused a request sent at `sent_at` for its rate limit.
+    fn on_rate_limited(&self, sent_at: Instant, retry_after: Option<Duration>) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if let Some(wait) = retry_after {
+            let until = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
+            s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+        }
+        // Answers to requests sent before the last slow-down say nothing about the new pace.
+        if sent_at < s.changed_at {
+            return;
+        }
+        s.ceiling = Some(s.rate);
+        s.rate = (s.rate * 0.75).max(MIN_RATE);
+        s.limiter = limiter_for(s.rate);
+        s.changed_at = Instant::now();
+    }
+
+    /// A `Retry-After` on an answer that was not a rate limit still asks everyone to wait.
+    fn pause(&self, wait: Duration) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let until = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
+        s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+    }
+
+    /// A request went through: after a quiet second, climb back.
+    fn on_success(&self) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.rate >= self.max_rate || s.changed_at.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let quiet_for = s.changed_at.elapsed();
+        let target = match s.ceiling {
+            // Probe above the last refusal only after a long quiet spell: limits do rise.
+            Some(c) if quiet_for < Duration::from_secs(20) => c * 0.97,
+            Some(c) => {
+                s.ceiling = Some(c * 1.05);
+                c * 1.05
+            }
+            None => self.max_rate,
+        };
+        let next = (s.rate * 1.1).max(s.rate + 0.1).min(target).min(self.max_rate);
+        if next > s.rate {
+            s.rate = next;
+            s.limiter = limiter_for(next);
+            s.changed_at = Instant::now();
+        }
+    }
+}
+
+/// How many times one row may be refused for the rate limit before it fails. Those
+/// refusals do not count against `--max-retries`: the service said "later", not "no".
+const MAX_RATE_LIMITED: u32 = 50;
+
+/// Sends every job and hands each row's outcome to the sink. Returns when every job has
+/// an outcome, or the run was stopped (rows not started are then `not_sent`).
+pub async fn upload(
+    client: Arc<ApiClient>,
+    jobs: Vec<UploadJob>,
+    settings: &UploadSettings,
+    sink: Arc<dyn UploadSink>,
+    stop: StopSignal,
+) -> UploadStats {
+    let started = Instant::now();
+    let pacer = Arc::new(Pacer::new(settings.rate));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let rate_limited = Arc::new(AtomicUsize::new(0));
+    let created_any = Arc::new(AtomicBool::new(false));
+    let concurrency = settings.concurrency.max(1);
+    let max_retries = settings.max_retries;
+
+    futures::stream::iter(jobs)
+        .map(|job| {
+            let client = client.clone();
+            let pacer = pacer.clone();
+            let sink = sink.clone();
+            let stop = stop.clone();
+            let sent = sent.clone();
+            let rate_limited = rate_limited.clone();
+            let created_any = created_any.clone();
+            async move {
+                let ctx = RowContext {
+                    client,
+                    pacer,
+                    sink: sink.clone(),
+                    stop,
+                    sent,
+                    rate_limited,
+                    created_any,
+                    max_retries,
+                };
+                let row = ctx.send_row(&job).await;
+                sink.finished(&job, row);
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect::<()>()
+        .await;
+
+    UploadStats {
+        requests_sent: sent.load(Ordering::SeqCst),
+        rate_limited: rate_limited.load(Ordering::SeqCst),
+        elapsed: started.elapsed(),
+        final_rate: pacer.rate(),
+    }
+}
+
+struct RowContext {
+    client: Arc<ApiClient>,
+    pacer: Arc<Pacer>,
+    sink: Arc<dyn UploadSink>,
+    stop: StopSignal,
+    sent: Arc<AtomicUsize>,
+    rate_limited: Arc<AtomicUsize>,
+    created_any: Arc<AtomicBool>,
+    max_retries: u32,
+}
+
+impl RowContext {
+    async fn send_row(&self, job: &UploadJob) -> ReportRow {
+        let mut report = ReportRow {
+            row: job.row,
+            outcome: Outcome::NotSent,
+            title: Some(job.title.clone()),
+            human_id: job.human_id.clone(),
+            ..ReportRow::default()
+        };
+        if self.stop.is_stopped() {
+            report.error = Some(not_sent_reason(&self.stop));
+            return report;
+        }
+        if let Err(e) = self.sink.before_send(job) {
+            self.stop.stop(StopReason::Ledger(e.clone()));
+            report.error = Some(format!("not sent: {e}"));
+            return report;
+        }
+        let mut retries = 0u32;
+        let mut refusals = 0u32;
+        loop {
+            self.pacer.acquire().await;
+            if self.stop.is_stopped() {
+                return self.stopped_before_sending(report);
+            }
+            let sent_at = Instant::now();
+            report.attempts += 1;
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            let answer = self
+                .client
+                .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key)
+                .await;
+            match answer {
+                Answer::Created {
+                    id,
+                    human_id,
+                    status,
+                    request_id,
+                } => {
+                    self.created_any.store(true, Ordering::SeqCst);
+                    self.pacer.on_success();
+                    report.outcome = Outcome::Created;
+                    report.test_run_id = Some(id);
+                    report.test_run_human_id = human_id;
+                    report.http_status = Some(status);
+                    report.request_id = request_id;
+                    report.error = None;
+                    return report;
+                }
+                Answer::Retry {
+                    status,
+                    error,
+                    retry_after,
+                    rate_limited,
+                    request_id,
+                } => {
+                    report.http_status = status;
+                    report.request_id = request_id;
+                    report.error = Some(error);
+                    report.outcome = Outcome::Failed;
+                    let wait = if rate_limited {
+                        self.rate_limited.fetch_add(1, Ordering::SeqCst);
+                        self.pacer.on_rate_limited(sent_at, retry_after);
+                        refusals += 1;
+                        if refusals > MAX_RATE_LIMITED {
+                            report.error = report
+                                .error
+                                .map(|e| format!("{e} ({MAX_RATE_LIMITED} rate-limit refusals)"));
+                            return report;
+                        }
+                        // The pacer has slowed everyone down; a little jitter spreads the retries.
+                        jitter(Duration::from_millis(250))
+                    } else {
+                        retries += 1;
+                        if retries > self.max_retries {
+                            report.error = report
+                                .error
+                                .map(|e| format!("{e} (gave up after {} retries, --max-retries)", self.max_retries));
+                            return report;
+                        }
+                        if let Some(wait) = retry_after {
+                            self.pacer.pause(wait);
+                        }
+                        retry_after.unwrap_or_else(|| backoff(retries))
+                    };
+                    tokio::time::sleep(wait).await;
+                    if self.stop.is_stopped() {
+                        report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
+                        return report;
+                    }
+                }
+                Answer::Rejected {
+                    status,
+                    error,
+                    request_id,
+                } => {
+                    report.outcome = Outcome::Failed;
+                    report.http_status = Some(status).filter(|s| *s != 0);
+                    report.error = Some(error);
+                    report.request_id = request_id;
+                    return report;
+                }
+                Answer::KeyRefused {
+                    status,
+                    error,
+                    request_id,
+                } => {
+                    // A 401 always means the key is wrong; a 403 after runs were created may
+                    // be one project's permissions, so only a 403 before any success stops.
+                    if status == 401 || !self.created_any.load(Ordering::SeqCst) {
+                        self.stop.stop(StopReason::KeyRefused {
+                            status,
+                            message: error.clone(),
+                        });
+                    }
+                    report.outcome = Outcome::Failed;
+                    report.http_status = Some(status);
+                    report.error = Some(error);
+                    report.request_id = request_id;
+                    return report;
+                }
+                Answer::Unknown {
+                    status,
+                    error,
+                    request_id,
+                } => {
+                    report.outcome = Outcome::Unknown;
+                    report.http_status = status;
+                    report.error = Some(error);
+                    report.request_id = request_id;
+                    return report;
+                }
+                Answer::Redirected(redirect) => {
+                    report.outcome = Outcome::Failed;
+                    report.http_status = Some(redirect.status);
+                    report.error = Some(redirect.to_string());
+                    self.stop.stop(StopReason::Redirected(redirect));
+                    return report;
+                }
+            }
+        }
+    }
+
+    /// Stopped while waiting for a turn: never sent, or sent and certainly refused before.
+    fn stopped_before_sending(&self, mut report: ReportRow) -> ReportRow {
+        if report.attempts == 0 {
+            report.outcome = Outcome::NotSent;
+            report.error = Some(not_sent_reason(&self.stop));
+        } else {
+            report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
+        }
+        report
+    }
+}
+
+fn not_sent_reason(stop: &StopSignal) -> String {
+    match stop.reason() {
+        Some(StopReason::Interrupted) => "not sent: the run was interrupted".to_string(),
+        Some(StopReason::KeyRefused { status, .. }) => format!("not sent: the service refused the key (HTTP {status})"),
+        Some(StopReason::Redirected(r)) => format!("not sent: {r}"),
+        Some(StopReason::Ledger(e)) => format!("not sent: {e}"),
+        None => "not sent".to_string(),
+    }
+}
+
+/// Exponential backoff with full jitter: a random wait up to 0.5 s × 2^n, capped at 30 s.
+fn backoff(retry: u32) -> Duration {
+    let cap = Duration::from_millis(500)
+        .saturating_mul(1u32 << retry.min(6))
+        .min(Duration::from_secs(30));
+    jitter(cap)
+}
+
+fn jitter(max: Duration) -> Duration {
+    let millis = max.as_millis().max(1) as u64;
+    Duration::from_millis(rand::rng().random_range(0..=millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded() {
+        for retry in 0..20 {
+            assert!(backoff(retry) <= Duration::from_secs(30));
+        }
+    }
+
+    #[test]
+    fn the_pacer_slows_down_once_per_signal_and_climbs_back_under_the_ceiling() {
+        let pacer = Pacer::new(20.0);
+        let before = Instant::now();
+        pacer.on_rate_limited(before, None);
+        assert_eq!(pacer.rate(), 15.0);
+        // A second refusal of a request sent before the slow-down changes nothing.
+        pacer.on_rate_limited(before, None);
+        assert_eq!(pacer.rate(), 15.0);
+        pacer.on_rate_limited(Instant::now(), None);
+        assert_eq!(pacer.rate(), 11.25);
+        {
+            let mut s = pacer.state.lock().unwrap();
+            s.changed_at = Instant::now() - Duration::from_secs(2);
+        }
+        pacer.on_success();
+        // Back up, but never above 97% of the rate that was refused (15).
+        let climbed = pacer.rate();
+        assert!(climbed > 11.25 && climbed <= 15.0 * 0.97, "{climbed}");
+    }
+}

@@ -1,0 +1,951 @@
+//! A source row → the exact create-test-run request, or every problem with it. Pure:
+//! nothing here touches files, the network or the terminal.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, TimestampUnit};
+use crate::mapping::{ColumnMap, Field};
+use crate::model::{Cell, SourceRow, cell_ref};
+
+/// The request body, field for field as the vendor's page names and orders them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestRunBody {
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub status: String,
+    pub project_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub human_id: Option<String>,
+    pub selection_type: String,
+    pub static_selection_filters: Vec<SelectionFilter>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<String>,
+    pub label_names: Vec<String>,
+    pub environment_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SelectionFilter {
+    pub field: &'static str,
+    pub operator: &'static str,
+    pub values: Vec<String>,
+}
+
+/// A valid row, ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRow {
+    pub row: usize,
+    pub body: TestRunBody,
+    /// An assignee given as an e-mail address: resolved to a user id before sending.
+    pub assignee_email: Option<String>,
+}
+
+impl PlannedRow {
+    /// The request path below the API root.
+    pub fn path(&self) -> String {
+        format!("/projects/{}/test_runs", self.body.project_id)
+    }
+}
+
+/// What sort of problem, for grouping thousands of them into a readable summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    Missing,
+    NotUuid,
+    BadStatus,
+    BadSelectionType,
+    BadDate,
+    EndBeforeStart,
+    DuplicateHumanId,
+    ErrorCell,
+    NotEmail,
+}
+
+impl ProblemKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProblemKind::Missing => "missing value",
+            ProblemKind::NotUuid => "not a UUID",
+            ProblemKind::BadStatus => "unknown status",
+            ProblemKind::BadSelectionType => "unsupported selection type",
+            ProblemKind::BadDate => "not a date",
+            ProblemKind::EndBeforeStart => "end before start",
+            ProblemKind::DuplicateHumanId => "duplicate human_id",
+            ProblemKind::ErrorCell => "error cell",
+            ProblemKind::NotEmail => "unknown assignee",
+        }
+    }
+}
+
+/// One problem with one row: where it is, what was there, and what would be accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub row: usize,
+    pub column: Option<String>,
+    pub cell: Option<String>,
+    pub value: Option<String>,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {}", self.row)?;
+        match (&self.column, &self.cell) {
+            (Some(column), Some(cell)) => write!(f, ", column `{column}` ({cell})")?,
+            (Some(column), None) => write!(f, ", column `{column}`")?,
+            _ => {}
+        }
+        if let Some(value) = &self.value {
+            write!(f, ": `{}`", shorten(value, 80))?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Long values are cut for messages (the report keeps them whole).
+fn shorten(value: &str, max: usize) -> String {
+    let one_line = value.replace(['\r', '\n'], "⏎");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// How values are read: everything a row needs to know that is not in the row.
+#[derive(Debug, Clone)]
+pub struct RowRules {
+    pub timezone: Tz,
+    /// `--date-order`, if given; otherwise each date column's order is inferred.
+    pub date_order: Option<DateOrder>,
+    pub list_separators: Vec<char>,
+    pub timestamp_unit: TimestampUnit,
+    /// Values for fields whose column is absent or whose cell is blank: `[defaults]`,
+    /// `--status`, `--project-id`.
+    pub defaults: BTreeMap<Field, String>,
+}
+
+impl Default for RowRules {
+    fn default() -> Self {
+        RowRules {
+            timezone: Tz::UTC,
+            date_order: None,
+            list_separators: vec![',', ';', '|', '\n', '\r'],
+            timestamp_unit: TimestampUnit::Seconds,
+            defaults: BTreeMap::new(),
+        }
+    }
+}
+
+/// The evidence for dd/mm vs mm/dd in the two date columns, gathered over the whole
+/// file before any row is validated.
+#[derive(Default)]
+pub struct DateEvidence {
+    start: OrderEvidence,
+    end: OrderEvidence,
+}
+
+impl DateEvidence {
+    pub fn observe(&mut self, map: &ColumnMap, row: &SourceRow) {
+        for (field, evidence) in [(Field::StartDate, &mut self.start), (Field::EndDate, &mut self.end)] {
+            if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cells.get(c)) {
+                evidence.observe(text, row.number);
+            }
+        }
+    }
+}
+
+/// A date column's order: given by the flag, inferred, or not needed; or, when the
+/// column proves neither order or both, the message every ambiguous value gets.
+#[derive(Debug, Clone)]
+enum ColumnOrder {
+    Known(Option<DateOrder>),
+    Unsettled(String),
+}
+
+/// Turns rows into requests. Holds the state that spans rows (human ids seen so far).
+pub struct Validator {
+    map: ColumnMap,
+    headers: Vec<String>,
+    is_workbook: bool,
+    rules: RowRules,
+    start_order: ColumnOrder,
+    end_order: ColumnOrder,
+    human_ids: HashMap<String, usize>,
+}
+
+impl Validator {
+    pub fn new(
+        map: ColumnMap,
+        headers: Vec<String>,
+        is_workbook: bool,
+        rules: RowRules,
+        evidence: &DateEvidence,
+    ) -> Self {
+        let order_of = |field: Field, evidence: &OrderEvidence| {
+            if rules.date_order.is_some() {
+                return ColumnOrder::Known(rules.date_order);
+            }
+            let column = map
+                .column(field)
+                .and_then(|c| headers.get(c))
+                .cloned()
+                .unwrap_or_default();
+            match evidence.resolve(&column) {
+                Ok(order) => ColumnOrder::Known(order),
+                Err(e) => ColumnOrder::Unsettled(e.to_string()),
+            }
+        };
+        let start_order = order_of(Field::StartDate, &evidence.start);
+        let end_order = order_of(Field::EndDate, &evidence.end);
+        Validator {
+            map,
+            headers,
+            is_workbook,
+            rules,
+            start_order,
+            end_order,
+            human_ids: HashMap::new(),
+        }
+    }
+
+    pub fn column_map(&self) -> &ColumnMap {
+        &self.map
+    }
+
+    /// Problems with whole columns (a date column whose order cannot be settled).
+    pub fn column_problems(&self) -> Vec<String> {
+        [&self.start_order, &self.end_order]
+            .into_iter()
+            .filter_map(|o| match o {
+                ColumnOrder::Unsettled(message) => Some(message.clone()),
+                ColumnOrder::Known(_) => None,
+            })
+            .collect()
+    }
+
+    /// Checks the configured defaults once, so a bad default is a setup error rather
+    /// than the same problem on every row.
+    pub fn check_defaults(rules: &RowRules) -> Result<(), String> {
+        let mut probe = Validator {
+            map: ColumnMap::empty(),
+            headers: Vec::new(),
+            is_workbook: false,
+            rules: rules.clone(),
+            start_order: ColumnOrder::Known(rules.date_order),
+            end_order: ColumnOrder::Known(rules.date_order),
+            human_ids: HashMap::new(),
+        };
+        let mut problems = Vec::new();
+        let mut fields = FieldReader {
+            v: &mut probe,
+            row: &SourceRow::default(),
+            problems: &mut problems,
+        };
+        for (field, value) in &rules.defaults {
+            match field {
+                Field::ProjectId | Field::AssigneeId => {
+                    if let Err(message) = parse_uuid(value)
+                        && !(*field == Field::AssigneeId && looks_like_email(value))
+                    {
+                        return Err(format!("the default {field} `{value}` is {message}"));
+                    }
+                }
+                Field::Status => {
+                    if let Err(message) = parse_status(value) {
+                        return Err(format!("the default status `{value}`: {message}"));
+                    }
+                }
+                Field::TestCaseIds | Field::EnvironmentIds => {
+                    fields.uuid_list(*field);
+                }
+                Field::StartDate | Field::EndDate => {
+                    fields.date(*field);
+                }
+                _ => {}
+            }
+        }
+        match problems.first() {
+            Some(p) => Err(format!(
+                "the default {} `{}`: {}",
+                p.column.as_deref().unwrap_or(""),
+                p.value.as_deref().unwrap_or(""),
+                p.message
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Validates one row. Every problem is collected; none stops the others being found.
+    pub fn validate(&mut self, row: &SourceRow) -> Result<PlannedRow, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut fields = FieldReader {
+            v: self,
+            row,
+            problems: &mut problems,
+        };
+
+        let title = fields.text(Field::Title);
+        if title.is_none() {
+            fields.problem(
+                Field::Title,
+                None,
+                ProblemKind::Missing,
+                "a title is required".to_string(),
+            );
+        }
+        let description = fields.text(Field::Description);
+        let status = fields.text(Field::Status).map(|s| parse_status(&s).map_err(|m| (s, m)));
+        let status = match status {
+            None => "ACTIVE".to_string(),
+            Some(Ok(s)) => s,
+            Some(Err((value, message))) => {
+                fields.problem(Field::Status, Some(value), ProblemKind::BadStatus, message);
+                String::new()
+            }
+        };
+        let project_id = fields.uuid(Field::ProjectId);
+        if project_id.is_none() && !fields.has_problem(Field::ProjectId) {
+            fields.problem(
+                Field::ProjectId,
+                None,
+                ProblemKind::Missing,
+                "no project: the row has no project_id, and neither --project-id nor [defaults] project_id is set"
+                    .to_string(),
+            );
+        }
+        let human_id = fields.text(Field::HumanId);
+        let selection_type = match fields.text(Field::SelectionType) {
+            None => "STATIC".to_string(),
+            Some(s) if s.eq_ignore_ascii_case("static") => "STATIC".to_string(),
+            Some(s) => {
+                fields.problem(
+                    Field::SelectionType,
+                    Some(s),
+                    ProblemKind::BadSelectionType,
+                    "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
+                        .to_string(),
+                );
+                String::new()
+            }
+        };
+        let test_cases = fields.uuid_list(Field::TestCaseIds);
+        let start_date = fields.date(Field::StartDate);
+        let end_date = fields.date(Field::EndDate);
+        if let (Some(start), Some(end)) = (start_date, end_date)
+            && end < start
+        {
+            let end_text = fields.raw_text(Field::EndDate);
+            let start_text = fields.raw_text(Field::StartDate).unwrap_or_default();
+            fields.problem(
+                Field::EndDate,
+                end_text,
+                ProblemKind::EndBeforeStart,
+                format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
+            );
+        }
+        let mut assignee_email = None;
+        let assignee_id = match fields.text(Field::AssigneeId) {
+            None => None,
+            Some(value) => match parse_uuid(&value) {
+                Ok(id) => Some(id),
+                Err(_) if looks_like_email(&value) => {
+                    assignee_email = Some(value);
+                    None
+                }
+                Err(message) => {
+                    fields.problem(
+                        Field::AssigneeId,
+                        Some(value),
+                        ProblemKind::NotUuid,
+                        format!("{message}, nor an e-mail address; give the user's UUID or e-mail"),
+                    );
+                    None
+                }
+            },
+        };
+        let label_names = fields.list(Field::LabelNames).unwrap_or_default();
+        let environment_ids = fields.uuid_list(Field::EnvironmentIds);
+
+        if let Some(id) = &human_id {
+            match self.human_ids.get(id) {
+                Some(first) if *first != row.number => {
+                    let first = *first;
+                    let mut fields = FieldReader {
+                        v: self,
+                        row,
+                        problems: &mut problems,
+                    };
+                    fields.problem(
+                        Field::HumanId,
+                        Some(id.clone()),
+                        ProblemKind::DuplicateHumanId,
+                        format!("row {first} has the same human_id; each must be unique in the file"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.human_ids.insert(id.clone(), row.number);
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let unit = self.rules.timestamp_unit;
+        let static_selection_filters = match test_cases {
+            Some(values) if !values.is_empty() => vec![SelectionFilter {
+                field: "id",
+                operator: "IN",
+                values,
+            }],
+            _ => Vec::new(),
+        };
+        Ok(PlannedRow {
+            row: row.number,
+            body: TestRunBody {
+                title: title.unwrap_or_default(),
+                description,
+                status,
+                project_id: project_id.unwrap_or_default(),
+                human_id,
+                selection_type,
+                static_selection_filters,
+                start_date: start_date.map(|ms| unit.convert(ms)),
+                end_date: end_date.map(|ms| unit.convert(ms)),
+                assignee_id,
+                label_names,
+                environment_ids: environment_ids.unwrap_or_default(),
+            },
+            assignee_email,
+        })
+    }
+}
+
+/// Reads the fields of one row, recording problems as it goes.
+struct FieldReader<'a> {
+    v: &'a mut Validator,
+    row: &'a SourceRow,
+    problems: &'a mut Vec<Problem>,
+}
+
+/// A field's value: from its cell, else from the defaults.
+enum Value<'a> {
+    Cell(&'a Cell),
+    Default(String),
+}
+
+impl<'a> FieldReader<'a> {
+    fn value(&self, field: Field) -> Option<Value<'a>> {
+        let row: &'a SourceRow = self.row;
+        if let Some(column) = self.v.map.column(field)
+            && let Some(cell) = row.cells.get(column)
+            && !cell.is_blank()
+        {
+            return Some(Value::Cell(cell));
+        }
+        self.v.rules.defaults.get(&field).map(|d| Value::Default(d.clone()))
+    }
+
+    fn has_problem(&self, field: Field) -> bool {
+        let header = self.header(field);
+        self.problems.iter().any(|p| p.column == header)
+    }
+
+    fn header(&self, field: Field) -> Option<String> {
+        match self.v.map.column(field) {
+            Some(column) => self.v.headers.get(column).cloned(),
+            None => Some(field.name().to_string()),
+        }
+    }
+
+    fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
+        let column = self.v.map.column(field);
+        let cell = match column {
+            Some(c) if self.v.is_workbook => Some(cell_ref(c, self.row.number)),
+            _ => None,
+        };
+        self.problems.push(Problem {
+            row: self.row.number,
+            column: self.header(field),
+            cell,
+            value,
+            kind,
+            message,
+        });
+    }
+
+    /// The trimmed text of a field, or None when blank. An error cell is a problem.
+    fn text(&mut self, field: Field) -> Option<String> {
+        let text = match self.value(field)? {
+            Value::Cell(Cell::Error(code)) => {
+                let code = code.clone();
+                self.problem(
+                    field,
+                    Some(code),
+                    ProblemKind::ErrorCell,
+                    format!("the cell holds a spreadsheet error; put {} there", field.accepts()),
+                );
+                return None;
+            }
+            Value::Cell(cell) => cell.as_text().trim().to_string(),
+            Value::Default(d) => d.trim().to_string(),
+        };
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// The text as written, for messages.
+    fn raw_text(&self, field: Field) -> Option<String> {
+        match self.value(field)? {
+            Value::Cell(cell) => Some(cell.as_text().into_owned()),
+            Value::Default(d) => Some(d),
+        }
+    }
+
+    fn uuid(&mut self, field: Field) -> Option<String> {
+        let text = self.text(field)?;
+        match parse_uuid(&text) {
+            Ok(id) => Some(id),
+            Err(message) => {
+                self.problem(field, Some(text), ProblemKind::NotUuid, message);
+                None
+            }
+        }
+    }
+
+    fn list(&mut self, field: Field) -> Option<Vec<String>> {
+        let text = self.text(field)?;
+        Some(split_list(&text, &self.v.rules.list_separators))
+    }
+
+    fn uuid_list(&mut self, field: Field) -> Option<Vec<String>> {
+        let items = self.list(field)?;
+        let mut ids = Vec::with_capacity(items.len());
+        let mut bad = Vec::new();
+        for item in items {
+            match parse_uuid(&item) {
+                Ok(id) if !ids.contains(&id) => ids.push(id),
+                Ok(_) => {}
+                Err(_) => bad.push(item),
+            }
+        }
+        if bad.is_empty() {
+            return Some(ids);
+        }
+        let all = self.raw_text(field);
+        let listed = bad
+            .iter()
+            .map(|b| format!("`{}`", shorten(b, 40)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.problem(
+            field,
+            all,
+            ProblemKind::NotUuid,
+            format!(
+                "{listed} {} not a UUID; expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d separated by {}",
+                if bad.len() == 1 { "is" } else { "are" },
+                describe_separators(&self.v.rules.list_separators)
+            ),
+        );
+        None
+    }
+
+    fn date(&mut self, field: Field) -> Option<i64> {
+        let (order, bound) = match field {
+            Field::StartDate => (&self.v.start_order, DayBound::Start),
+            _ => (&self.v.end_order, DayBound::End),
+        };
+        let order = order.clone();
+        let tz = self.v.rules.timezone;
+        let (parsed, shown) = match self.value(field)? {
+            Value::Cell(Cell::Error(_)) => {
+                self.text(field);
+                return None;
+            }
+            Value::Cell(Cell::DateTime(dt)) => (
+                dates::parse_date(DateValue::DateTime(*dt), bound, None, tz).map_err(|e| e.to_string()),
+                None,
+            ),
+            Value::Cell(cell) => {
+                let text = cell.as_text().trim().to_string();
+                (parse_text_date(&text, bound, &order, tz), Some(text))
+            }
+            Value::Default(text) => (parse_text_date(&text, bound, &order, tz), Some(text)),
+        };
+        match parsed {
+            Ok(ms) => Some(ms),
+            Err(message) => {
+                let shown = shown.or_else(|| self.raw_text(field));
+                self.problem(field, shown, ProblemKind::BadDate, message);
+                None
+            }
+        }
+    }
+}
+
+fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> Result<i64, String> {
+    match order {
+        ColumnOrder::Known(order) => {
+            dates::parse_date(DateValue::Text(text), bound, *order, tz).map_err(|e| e.to_string())
+        }
+        // The column as a whole cannot settle dd/mm vs mm/dd: every value that needs the
+        // order gets the column's message; values that do not need it still parse.
+        ColumnOrder::Unsettled(message) => {
+            match dates::parse_date(DateValue::Text(text), bound, Some(DateOrder::Ymd), tz) {
+                Ok(ms) if !needs_day_month_order(text) => Ok(ms),
+                _ if needs_day_month_order(text) => Err(message.clone()),
+                other => other.map_err(|e| e.to_string()),
+            }
+        }
+    }
+}
+
+/// `03/04/2024`-style: two short numbers before the year, separated by `/` or `-`.
+fn needs_day_month_order(text: &str) -> bool {
+    let date = text.split_whitespace().next().unwrap_or("");
+    let parts: Vec<&str> = date.split(['/', '-']).collect();
+    parts.len() == 3
+        && parts[0].len() <= 2
+        && parts[1].len() <= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
+pub fn parse_uuid(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    match uuid::Uuid::try_parse(trimmed) {
+        Ok(id) if trimmed.len() == 36 || trimmed.len() == 32 => Ok(id.hyphenated().to_string()),
+        _ => Err("not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)".to_string()),
+    }
+}
+
+fn parse_status(text: &str) -> Result<String, String> {
+    let upper = text.trim().to_uppercase();
+    match upper.as_str() {
+        "ACTIVE" | "CLOSED" => Ok(upper),
+        _ => Err("status must be ACTIVE or CLOSED".to_string()),
+    }
+}
+
+pub fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.chars().any(char::is_whitespace)
+        && !domain.contains('@')
+}
+
+/// Splits on any separator, trims, drops empty entries and later duplicates.
+pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in text.split(|c| separators.contains(&c)) {
+        let item = item.trim();
+        if !item.is_empty() && !out.iter().any(|seen| seen == item) {
+            out.push(item.to_string());
+        }
+    }
+    out
+}
+
+fn describe_separators(separators: &[char]) -> String {
+    separators
+        .iter()
+        .filter(|c| **c != '\r')
+        .map(|c| match c {
+            '\n' => "new lines".to_string(),
+            '\t' => "tabs".to_string(),
+            c => format!("`{c}`"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::map_headers;
+
+    const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+    const CASE_A: &str = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+    const CASE_B: &str = "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091";
+
+    fn validator(headers: &[&str], rows: &[SourceRow], rules: RowRules, workbook: bool) -> Validator {
+        let headers: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
+        let map = map_headers(&headers, &BTreeMap::new()).unwrap();
+        let mut evidence = DateEvidence::default();
+        for row in rows {
+            evidence.observe(&map, row);
+        }
+        Validator::new(map, headers, workbook, rules, &evidence)
+    }
+
+    fn text_row(number: usize, cells: &[&str]) -> SourceRow {
+        SourceRow {
+            number,
+            cells: cells
+                .iter()
+                .map(|c| {
+                    if c.is_empty() {
+                        Cell::Empty
+                    } else {
+                        Cell::Text(c.to_string())
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn rules_with_project() -> RowRules {
+        let mut rules = RowRules::default();
+        rules.defaults.insert(Field::ProjectId, PROJECT.to_string());
+        rules
+    }
+
+    #[test]
+    fn a_full_row_becomes_the_exact_body() {
+        let headers = [
+            "Title",
+            "Description",
+            "Status",
+            "Key",
+            "Cases",
+            "Start",
+            "End",
+            "Owner",
+            "Tags",
+            "Environments",
+        ];
+        let row = text_row(
+            2,
+            &[
+                " Regression ",
+                "Line one\nline two, with comma",
+                "closed",
+                "REL-1",
+                &format!("{CASE_A}; {CASE_B}, {CASE_A}"),
+                "2024-03-17",
+                "2024-03-18",
+                "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4",
+                "Smoke, Regression,, Smoke",
+                "",
+            ],
+        );
+        let mut v = validator(&headers, std::slice::from_ref(&row), rules_with_project(), false);
+        let planned = v.validate(&row).unwrap();
+        let json = serde_json::to_string(&planned.body).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"title":"Regression","description":"Line one\nline two, with comma","status":"CLOSED","project_id":"{PROJECT}","human_id":"REL-1","selection_type":"STATIC","static_selection_filters":[{{"field":"id","operator":"IN","values":["{CASE_A}","{CASE_B}"]}}],"start_date":1710633600,"end_date":1710806399,"assignee_id":"cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4","label_names":["Smoke","Regression"],"environment_ids":[]}}"#
+            )
+        );
+        assert_eq!(planned.path(), format!("/projects/{PROJECT}/test_runs"));
+    }
+
+    #[test]
+    fn a_minimal_row_omits_empty_fields_but_keeps_the_arrays() {
+        let row = text_row(2, &["Only a title", ""]);
+        let mut v = validator(
+            &["Title", "Start"],
+            std::slice::from_ref(&row),
+            rules_with_project(),
+            false,
+        );
+        let json = serde_json::to_string(&v.validate(&row).unwrap().body).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"title":"Only a title","status":"ACTIVE","project_id":"{PROJECT}","selection_type":"STATIC","static_selection_filters":[],"label_names":[],"environment_ids":[]}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn every_problem_in_a_row_is_reported_with_its_cell() {
+        let headers = [
+            "Title",
+            "Status",
+            "Project",
+            "Cases",
+            "Start",
+            "End",
+            "Owner",
+            "Selection_Type",
+        ];
+        let row = text_row(
+            7,
+            &["", "open", "p-1", "x, y", "2024-03-18", "2024-03-17", "bob", "dynamic"],
+        );
+        let mut v = validator(&headers, std::slice::from_ref(&row), RowRules::default(), true);
+        let problems = v.validate(&row).unwrap_err();
+        let kinds: Vec<(ProblemKind, Option<&str>)> = problems.iter().map(|p| (p.kind, p.cell.as_deref())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (ProblemKind::Missing, Some("A7")),
+                (ProblemKind::BadStatus, Some("B7")),
+                (ProblemKind::NotUuid, Some("C7")),
+                (ProblemKind::BadSelectionType, Some("H7")),
+                (ProblemKind::NotUuid, Some("D7")),
+                (ProblemKind::EndBeforeStart, Some("F7")),
+                (ProblemKind::NotUuid, Some("G7")),
+            ]
+        );
+        assert_eq!(
+            problems[1].to_string(),
+            "row 7, column `Status` (B7): `open`: status must be ACTIVE or CLOSED"
+        );
+        assert!(
+            problems[4].message.contains("`x`, `y` are not a UUID"),
+            "{}",
+            problems[4].message
+        );
+    }
+
+    #[test]
+    fn duplicate_human_ids_name_the_first_row() {
+        let rows = [
+            text_row(2, &["a", "K-1"]),
+            text_row(3, &["b", "K-2"]),
+            text_row(4, &["c", "K-1"]),
+        ];
+        let mut v = validator(&["Title", "Key"], &rows, rules_with_project(), false);
+        assert!(v.validate(&rows[0]).is_ok());
+        assert!(v.validate(&rows[1]).is_ok());
+        let problems = v.validate(&rows[2]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, ProblemKind::DuplicateHumanId);
+        assert!(problems[0].message.contains("row 2"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn date_order_is_inferred_per_column() {
+        let rows = [
+            text_row(2, &["a", "03/04/2024", "05/06/2024"]),
+            text_row(3, &["b", "17/04/2024", "05/07/2024"]),
+        ];
+        let mut v = validator(&["Title", "Start", "End"], &rows, rules_with_project(), false);
+        // Start proves dmy through row 3; End proves nothing, so its values are errors naming the flag.
+        assert_eq!(v.column_problems().len(), 1);
+        let problems = v.validate(&rows[0]).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].column.as_deref(), Some("End"));
+        assert!(problems[0].message.contains("--date-order"), "{}", problems[0].message);
+
+        let mut rules = rules_with_project();
+        rules.date_order = Some(DateOrder::Mdy);
+        let mut v = validator(&["Title", "Start", "End"], &rows, rules, false);
+        let planned = v.validate(&rows[0]).unwrap();
+        // 2024-03-04 00:00 UTC and 2024-05-06 23:59:59 UTC.
+        assert_eq!(
+            (planned.body.start_date, planned.body.end_date),
+            (Some(1709510400), Some(1715039999))
+        );
+    }
+
+    #[test]
+    fn workbook_cells_keep_ids_as_text_and_error_cells_are_problems() {
+        let row = SourceRow {
+            number: 5,
+            cells: vec![Cell::Text("t".into()), Cell::Number(42.0), Cell::Error("#N/A".into())],
+        };
+        let mut v = validator(
+            &["Title", "Human ID", "Start"],
+            std::slice::from_ref(&row),
+            rules_with_project(),
+            true,
+        );
+        let problems = v.validate(&row).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            (problems[0].kind, problems[0].cell.as_deref()),
+            (ProblemKind::ErrorCell, Some("C5"))
+        );
+        let row = SourceRow {
+            number: 6,
+            cells: vec![Cell::Text("t".into()), Cell::Number(43.0), Cell::Empty],
+        };
+        assert_eq!(v.validate(&row).unwrap().body.human_id.as_deref(), Some("43"));
+    }
+
+    #[test]
+    fn assignee_may_be_an_email() {
+        let row = text_row(2, &["t", "Ada@Example.com"]);
+        let mut v = validator(
+            &["Title", "Assignee"],
+            std::slice::from_ref(&row),
+            rules_with_project(),
+            false,
+        );
+        let planned = v.validate(&row).unwrap();
+        assert_eq!(planned.assignee_email.as_deref(), Some("Ada@Example.com"));
+        assert_eq!(planned.body.assignee_id, None);
+    }
+
+    #[test]
+    fn milliseconds_when_asked() {
+        let row = text_row(2, &["t", "2024-03-17T09:30:00Z"]);
+        let mut rules = rules_with_project();
+        rules.timestamp_unit = TimestampUnit::Milliseconds;
+        let mut v = validator(&["Title", "Start"], std::slice::from_ref(&row), rules, false);
+        assert_eq!(v.validate(&row).unwrap().body.start_date, Some(1710667800000));
+    }
+
+    #[test]
+    fn lists_split_trim_and_dedupe() {
+        let seps = RowRules::default().list_separators;
+        for (input, want) in [
+            ("a, b;c|d\ne", vec!["a", "b", "c", "d", "e"]),
+            (" a ,, a , B ", vec!["a", "B"]),
+            (",;|", vec![]),
+            ("Régression, Mensuel", vec!["Régression", "Mensuel"]),
+        ] {
+            assert_eq!(split_list(input, &seps), want, "{input:?}");
+        }
+        assert_eq!(split_list("a,b|c", &['|']), vec!["a,b", "c"]);
+    }
+
+    #[test]
+    fn uuids_are_normalised() {
+        assert_eq!(parse_uuid("C47ADE67-0543-4582-A4A5-B7DE447C94F5").unwrap(), PROJECT);
+        assert_eq!(parse_uuid("c47ade6705434582a4a5b7de447c94f5").unwrap(), PROJECT);
+        for bad in [
+            "",
+            "123",
+            "c47ade67-0543-4582-a4a5-b7de447c94f",
+            "{c47ade67-0543-4582-a4a5-b7de447c94f5}x",
+        ] {
+            assert!(parse_uuid(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_defaults_are_caught_once() {
+        let mut rules = RowRules::default();
+        rules.defaults.insert(Field::Status, "OPEN".into());
+        assert!(Validator::check_defaults(&rules).unwrap_err().contains("status"));
+        let mut rules = RowRules::default();
+        rules.defaults.insert(Field::ProjectId, "nope".into());
+        assert!(Validator::check_defaults(&rules).unwrap_err().contains("project_id"));
+        assert!(Validator::check_defaults(&rules_with_project()).is_ok());
+    }
+}
