@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::anyhow;
-
 use crate::api::ApiError;
 use crate::cli::CheckArgs;
 use crate::import::{
-    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, SetupError, connect, open_read_stage, resolve_email,
+    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, RowEvent, SetupError, connect, open_read_stage, resolve_email,
 };
-use crate::model::SourceRow;
 use crate::settings::{load_config, resolve_read, resolve_service};
 
 pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
@@ -24,32 +21,30 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     }
 
     let mut printer = ProblemPrinter::new(50);
-    let mut rows = 0usize;
     let mut invalid = 0usize;
     // project → rows using it; e-mail → rows using it.
     let mut projects: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut emails: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut row = SourceRow::default();
-    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
-        if row.is_blank() {
-            continue;
-        }
-        rows += 1;
-        match stage.validator.validate(&row) {
-            Ok(p) => {
-                projects.entry(p.body.project_id.clone()).or_default().push(p.row);
-                if let Some(email) = p.assignee_email {
-                    emails.entry(email).or_default().push(p.row);
+    let rows = stage.for_each_row(|event| {
+        match event {
+            RowEvent::Valid { planned, .. } => {
+                projects
+                    .entry(planned.body.project_id.clone())
+                    .or_default()
+                    .push(planned.row);
+                if let Some(email) = planned.assignee_email {
+                    emails.entry(email).or_default().push(planned.row);
                 }
             }
-            Err(problems) => {
+            RowEvent::Invalid { problems, .. } => {
                 invalid += 1;
                 for p in &problems {
                     printer.add(p, &say);
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     printer.finish(&say);
     if rows == 0 {
         anyhow::bail!(SetupError {

@@ -76,8 +76,14 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         && (map.column(Field::StartDate).is_some() || map.column(Field::EndDate).is_some());
     if needs_order {
         let mut row = SourceRow::default();
-        while source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
-            evidence.observe(&map, &row);
+        loop {
+            match source.next_row(&mut row) {
+                Ok(true) => evidence.observe(&map, &row),
+                Ok(false) => break,
+                // The second pass reports it as that row's problem.
+                Err(e) if e.is_row_local() => continue,
+                Err(e) => return Err(anyhow!("{e}")),
+            }
         }
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }
@@ -93,6 +99,102 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         validator,
         headers,
     })
+}
+
+/// One data row, read and validated, with its report line started.
+pub enum RowEvent<'a> {
+    Valid {
+        report: ReportRow,
+        planned: PlannedRow,
+        row: &'a SourceRow,
+    },
+    Invalid {
+        report: ReportRow,
+        problems: Vec<Problem>,
+        row: Option<&'a SourceRow>,
+    },
+}
+
+impl ReadStage {
+    /// Reads and validates every non-blank row, in order, and hands each to `f`. A
+    /// problem confined to one row (bad bytes, an oversized cell) makes that row invalid
+    /// and the rest go on; anything else ends the run. Returns the number of data rows.
+    pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
+        let map = self.validator.column_map().clone();
+        let mut row = SourceRow::default();
+        let mut count = 0;
+        loop {
+            match self.source.next_row(&mut row) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) if e.is_row_local() => {
+                    count += 1;
+                    let number = e.row().unwrap_or(0);
+                    let message = e.to_string();
+                    let problem = Problem {
+                        row: number,
+                        column: None,
+                        cell: None,
+                        value: None,
+                        kind: ProblemKind::Unreadable,
+                        message: message.clone(),
+                    };
+                    let report = ReportRow {
+                        row: number,
+                        outcome: Outcome::Invalid,
+                        error: Some(message),
+                        ..ReportRow::default()
+                    };
+                    f(RowEvent::Invalid {
+                        report,
+                        problems: vec![problem],
+                        row: None,
+                    })?;
+                    continue;
+                }
+                Err(e) => return Err(anyhow!("{e}")),
+            }
+            if row.is_blank() {
+                continue;
+            }
+            count += 1;
+            let mut report = ReportRow {
+                row: row.number,
+                title: cell_text(&map, &row, Field::Title),
+                human_id: cell_text(&map, &row, Field::HumanId),
+                ..ReportRow::default()
+            };
+            match self.validator.validate(&row) {
+                Ok(planned) => f(RowEvent::Valid {
+                    report,
+                    planned,
+                    row: &row,
+                })?,
+                Err(problems) => {
+                    report.outcome = Outcome::Invalid;
+                    report.error = Some(row_error(&problems));
+                    f(RowEvent::Invalid {
+                        report,
+                        problems,
+                        row: Some(&row),
+                    })?;
+                }
+            }
+        }
+        Ok(count)
+    }
+}
+
+fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
+    SetupError {
+        message: format!(
+            "{}: no data rows below the header row {}; nothing to import",
+            read.input.display_name(),
+            read.source.header_row
+        ),
+        exit_code: EXIT_SETUP,
+    }
+    .into()
 }
 
 /// Prints problems readably even when there are thousands: the first screenful in
@@ -247,46 +349,32 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
     let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
     let mut printer = ProblemPrinter::new(50);
-    let mut row = SourceRow::default();
-    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
-        if row.is_blank() {
-            continue;
-        }
-        let map = stage.validator.column_map().clone();
+    let count = stage.for_each_row(|event| {
         let index = rows.len();
-        let mut report = ReportRow {
-            row: row.number,
-            title: cell_text(&map, &row, Field::Title),
-            human_id: cell_text(&map, &row, Field::HumanId),
-            ..ReportRow::default()
-        };
-        match stage.validator.validate(&row) {
-            Ok(p) => {
+        match event {
+            RowEvent::Valid {
+                mut report,
+                planned: p,
+                row,
+            } => {
                 report.outcome = Outcome::NotSent;
                 report.title = Some(p.body.title.clone());
-                planned.push((index, p, raw_cells(&row)));
+                planned.push((index, *p, raw_cells(row)));
+                rows.push(report);
             }
-            Err(problems) => {
+            RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
                     printer.add(p, &eprint_line);
                 }
-                report.outcome = Outcome::Invalid;
-                report.error = Some(row_error(&problems));
-                invalid_cells.push((index, raw_cells(&row)));
+                invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
+                rows.push(report);
             }
         }
-        rows.push(report);
-    }
+        Ok(())
+    })?;
     printer.finish(&eprint_line);
-    if rows.is_empty() {
-        bail!(SetupError {
-            message: format!(
-                "{}: no data rows below the header row {}; nothing to import",
-                settings.read.input.display_name(),
-                settings.read.source.header_row
-            ),
-            exit_code: EXIT_SETUP,
-        });
+    if count == 0 {
+        return Err(no_data_rows(&settings.read));
     }
 
     if let Some(plan_path) = &settings.plan {
@@ -321,67 +409,51 @@ fn dry_run(
     started: Instant,
 ) -> anyhow::Result<ImportResult> {
     let format = ReportFormat::from_path(&settings.report);
-    let mut report = ReportWriter::create(&settings.report, format)?;
+    let mut writer = ReportWriter::create(&settings.report, format)?;
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
     let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone());
     let mut printer = ProblemPrinter::new(50);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
-    let mut row = SourceRow::default();
-    let map = stage.validator.column_map().clone();
-    while stage.source.next_row(&mut row).map_err(|e| anyhow!("{e}"))? {
-        if row.is_blank() {
-            continue;
-        }
-        let mut line = ReportRow {
-            row: row.number,
-            title: cell_text(&map, &row, Field::Title),
-            human_id: cell_text(&map, &row, Field::HumanId),
-            ..ReportRow::default()
-        };
-        match stage.validator.validate(&row) {
-            Ok(p) => {
+    let total = stage.for_each_row(|event| {
+        let line = match event {
+            RowEvent::Valid {
+                mut report, planned: p, ..
+            } => {
                 if let Some(plan) = plan.as_mut() {
                     plan.write_all(&plan_line(&p))
                         .context("--plan: cannot write the plan")?;
                 }
                 if let Some(email) = &p.assignee_email {
                     unresolved += 1;
-                    line.error = Some(format!(
+                    report.error = Some(format!(
                         "assignee {email} is resolved to a user id through GET /users at import time"
                     ));
                 }
-                line.outcome = Outcome::Planned;
+                report.outcome = Outcome::Planned;
+                report
             }
-            Err(problems) => {
+            RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
                     printer.add(p, &eprint_line);
                 }
-                line.outcome = Outcome::Invalid;
-                let error = row_error(&problems);
-                failed.write(&raw_cells(&row), &error)?;
-                line.error = Some(error);
+                let cells = row.map(raw_cells).unwrap_or_default();
+                failed.write(&cells, report.error.as_deref().unwrap_or(""))?;
+                report
             }
-        }
+        };
         *counts.entry(line.outcome).or_default() += 1;
-        report.append(&line)?;
-    }
+        writer.append(&line)?;
+        Ok(())
+    })?;
     printer.finish(&eprint_line);
     if let Some(plan) = plan.as_mut() {
         plan.flush().context("--plan: cannot write the plan")?;
     }
-    report.finish(None)?;
+    writer.finish(None)?;
     let failed_file = failed.finish()?;
-    let total: usize = counts.values().sum();
     if total == 0 {
-        bail!(SetupError {
-            message: format!(
-                "{}: no data rows below the header row {}; nothing to import",
-                settings.read.input.display_name(),
-                settings.read.source.header_row
-            ),
-            exit_code: EXIT_SETUP,
-        });
+        return Err(no_data_rows(&settings.read));
     }
     let invalid = counts.get(&Outcome::Invalid).copied().unwrap_or(0);
     let exit_code = if invalid > 0 { EXIT_INVALID } else { EXIT_OK };
@@ -449,6 +521,7 @@ struct UploadRun {
     headers: Vec<String>,
     started: Instant,
     requests_sent: usize,
+    send_rate: f64,
 }
 
 impl UploadRun {
@@ -469,6 +542,7 @@ impl UploadRun {
             headers: Vec::new(),
             started,
             requests_sent: 0,
+            send_rate: 0.0,
         }
     }
 
@@ -533,11 +607,7 @@ impl UploadRun {
             rows: self.rows.len(),
             elapsed_seconds: elapsed,
             requests_sent: self.requests_sent,
-            effective_rate: if elapsed > 0.0 {
-                self.requests_sent as f64 / elapsed
-            } else {
-                0.0
-            },
+            effective_rate: self.send_rate,
             exit_code,
             report: Some(settings.report.display().to_string()),
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
@@ -678,6 +748,7 @@ impl UploadRun {
         signals.abort();
         sink.progress.finish();
         self.requests_sent = stats.requests_sent;
+        self.send_rate = stats.send_rate();
         if stats.rate_limited > 0 {
             eprint_line(&format!(
                 "the service refused {} request(s) for its rate limit; the pace settled at {:.1} requests/s (--rate {})",
@@ -952,7 +1023,7 @@ fn print_summary(
         })
         .collect();
     eprint_line(&format!(
-        "{} rows: {} · {} requests in {:.1} s ({:.1}/s)",
+        "{} rows: {} · {} requests in {:.1} s (sent at {:.1}/s)",
         summary.rows,
         parts.join(", "),
         summary.requests_sent,

@@ -476,7 +476,10 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         Some(p) => p,
         None => PathBuf::from(format!("{}.report.csv", input_stem(&read.input))),
     };
-    let no_state = args.no_state || config.no_state.unwrap_or(false);
+    // The in-process sandbox starts empty every run, so a ledger would have nothing to
+    // protect; an explicit --state still gets one.
+    let sandbox_default = service.sandbox && args.state.is_none() && config.state.is_none();
+    let no_state = args.no_state || config.no_state.unwrap_or(false) || sandbox_default;
     let state = if no_state {
         None
     } else {

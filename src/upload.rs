@@ -87,6 +87,20 @@ pub struct UploadStats {
     pub elapsed: Duration,
     /// The pacer's rate at the end, in requests per second.
     pub final_rate: f64,
+    /// From the first request sent to the last.
+    pub send_span: Duration,
+}
+
+impl UploadStats {
+    /// The pace requests actually left at: n requests span n-1 intervals.
+    pub fn send_rate(&self) -> f64 {
+        let secs = self.send_span.as_secs_f64();
+        if self.requests_sent < 2 || secs <= 0.0 {
+            0.0
+        } else {
+            (self.requests_sent - 1) as f64 / secs
+        }
+    }
 }
 
 /// The pace of the whole uploader. It starts at `--rate`; when the service signals its
@@ -222,57 +236,54 @@ pub async fn upload(
     stop: StopSignal,
 ) -> UploadStats {
     let started = Instant::now();
-    let pacer = Arc::new(Pacer::new(settings.rate));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let rate_limited = Arc::new(AtomicUsize::new(0));
-    let created_any = Arc::new(AtomicBool::new(false));
-    let concurrency = settings.concurrency.max(1);
-    let max_retries = settings.max_retries;
-
+    let ctx = Arc::new(RowContext {
+        client,
+        pacer: Pacer::new(settings.rate),
+        sink,
+        stop,
+        sent: AtomicUsize::new(0),
+        rate_limited: AtomicUsize::new(0),
+        created_any: AtomicBool::new(false),
+        sends: Mutex::new(None),
+        max_retries: settings.max_retries,
+    });
     futures::stream::iter(jobs)
         .map(|job| {
-            let client = client.clone();
-            let pacer = pacer.clone();
-            let sink = sink.clone();
-            let stop = stop.clone();
-            let sent = sent.clone();
-            let rate_limited = rate_limited.clone();
-            let created_any = created_any.clone();
+            let ctx = ctx.clone();
             async move {
-                let ctx = RowContext {
-                    client,
-                    pacer,
-                    sink: sink.clone(),
-                    stop,
-                    sent,
-                    rate_limited,
-                    created_any,
-                    max_retries,
-                };
                 let row = ctx.send_row(&job).await;
-                sink.finished(&job, row);
+                ctx.sink.finished(&job, row);
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(settings.concurrency.max(1))
         .collect::<()>()
         .await;
 
     UploadStats {
-        requests_sent: sent.load(Ordering::SeqCst),
-        rate_limited: rate_limited.load(Ordering::SeqCst),
+        requests_sent: ctx.sent.load(Ordering::SeqCst),
+        rate_limited: ctx.rate_limited.load(Ordering::SeqCst),
         elapsed: started.elapsed(),
-        final_rate: pacer.rate(),
+        final_rate: ctx.pacer.rate(),
+        send_span: ctx
+            .sends
+            .lock()
+            .ok()
+            .and_then(|s| s.map(|(first, last)| last - first))
+            .unwrap_or_default(),
     }
 }
 
+/// What every row's task shares.
 struct RowContext {
     client: Arc<ApiClient>,
-    pacer: Arc<Pacer>,
+    pacer: Pacer,
     sink: Arc<dyn UploadSink>,
     stop: StopSignal,
-    sent: Arc<AtomicUsize>,
-    rate_limited: Arc<AtomicUsize>,
-    created_any: Arc<AtomicBool>,
+    sent: AtomicUsize,
+    rate_limited: AtomicUsize,
+    created_any: AtomicBool,
+    /// The first and the latest send, for the pace actually achieved.
+    sends: Mutex<Option<(Instant, Instant)>>,
     max_retries: u32,
 }
 
@@ -302,6 +313,9 @@ impl RowContext {
                 return self.stopped_before_sending(report);
             }
             let sent_at = Instant::now();
+            if let Ok(mut span) = self.sends.lock() {
+                *span = Some(span.map_or((sent_at, sent_at), |(first, _)| (first, sent_at)));
+            }
             report.attempts += 1;
             self.sent.fetch_add(1, Ordering::SeqCst);
             let answer = self

@@ -68,6 +68,8 @@ pub enum ProblemKind {
     DuplicateHumanId,
     ErrorCell,
     NotEmail,
+    /// The source could not read the row at all (bad bytes, an oversized cell).
+    Unreadable,
 }
 
 impl ProblemKind {
@@ -82,6 +84,7 @@ impl ProblemKind {
             ProblemKind::DuplicateHumanId => "duplicate human_id",
             ProblemKind::ErrorCell => "error cell",
             ProblemKind::NotEmail => "unknown assignee",
+            ProblemKind::Unreadable => "unreadable row",
         }
     }
 }

@@ -587,9 +587,9 @@ fn preview(field: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::open_source;
+    use super::super::test_support::{bytes_input, fixture, read_all};
     use super::*;
-    use crate::source::open_source;
-    use crate::source::test_support::{bytes_input, fixture, read_all};
 
     fn text(s: &str) -> Cell {
         Cell::Text(s.to_owned())

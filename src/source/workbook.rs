@@ -345,9 +345,9 @@ fn parse_iso(s: &str) -> Option<NaiveDateTime> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::open_source;
+    use super::super::test_support::{bytes_input, fixture, read_all};
     use super::*;
-    use crate::source::open_source;
-    use crate::source::test_support::{bytes_input, fixture, read_all};
     use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
     fn dt(y: i32, m: u32, d: u32, h: u32, min: u32) -> Cell {
@@ -667,6 +667,19 @@ mod tests {
                 "{file}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_password_protected_workbook_says_so() {
+        // The 1904 fixture encrypted with msoffcrypto-tool 6.1.0, password `secret`.
+        let input = fixture("msoffcrypto-encrypted.xlsx");
+        assert_eq!(
+            open_err(&input, &opts()),
+            format!(
+                "{} is password-protected; remove the password (in Excel: File > Info > Protect Workbook) and save it again",
+                input.display_name()
+            )
+        );
     }
 
     #[test]
