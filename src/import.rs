@@ -105,7 +105,7 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
 pub enum RowEvent<'a> {
     Valid {
         report: ReportRow,
-        planned: PlannedRow,
+        planned: Box<PlannedRow>,
         row: &'a SourceRow,
     },
     Invalid {
@@ -167,7 +167,7 @@ impl ReadStage {
             match self.validator.validate(&row) {
                 Ok(planned) => f(RowEvent::Valid {
                     report,
-                    planned,
+                    planned: Box::new(planned),
                     row: &row,
                 })?,
                 Err(problems) => {
