@@ -60,7 +60,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         rows - invalid
     ));
 
-    let (client, _sandbox) = connect(&service).await?;
+    let (client, _sandbox) = connect(&service, false).await?;
     let refused = |e: ApiError| -> anyhow::Error {
         match e {
             ApiError::KeyRefused { .. } | ApiError::Redirected(_) => SetupError {

@@ -630,7 +630,7 @@ impl UploadRun {
 
     async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
         self.headers = settings_headers(settings);
-        let (client, _sandbox) = connect(&settings.service).await?;
+        let (client, _sandbox) = connect(&settings.service, settings.read.quiet).await?;
         resolve_assignees(&mut self, &client, settings).await?;
         if self.invalid_count() > 0 && !settings.skip_invalid {
             let invalid = self.invalid_count();
@@ -797,16 +797,18 @@ fn settings_headers(settings: &ImportSettings) -> Vec<String> {
 }
 
 /// The client, and the in-process sandbox it talks to with `--sandbox`.
-pub(crate) async fn connect(service: &ServiceSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
+pub(crate) async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
     if service.sandbox {
         let sandbox = Sandbox::start(SandboxOptions::default(), 0)
             .await
             .context("--sandbox: could not start the sandbox")?;
         let key = service.key.clone().unwrap_or_else(ApiKey::sandbox);
-        eprint_line(&format!(
-            "sandbox: importing into the in-process sandbox at {}",
-            sandbox.base_url()
-        ));
+        if !quiet {
+            eprint_line(&format!(
+                "sandbox: talking to the in-process sandbox at {}",
+                sandbox.base_url()
+            ));
+        }
         let client = ApiClient::new(&sandbox.base_url(), key, service.timeout)?;
         return Ok((client, Some(sandbox)));
     }

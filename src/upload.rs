@@ -186,6 +186,11 @@ impl Pacer {
         }
         s.ceiling = Some(s.rate);
         s.rate = (s.rate * 0.75).max(MIN_RATE);
+        tracing::warn!(
+            rate = s.rate,
+            ceiling = s.ceiling,
+            "rate limited by the service: slowing down"
+        );
         s.limiter = limiter_for(s.rate);
         s.changed_at = Instant::now();
     }
@@ -215,6 +220,7 @@ impl Pacer {
         };
         let next = (s.rate * 1.1).max(s.rate + 0.1).min(target).min(self.max_rate);
         if next > s.rate {
+            tracing::info!(rate = next, "no refusals for a while: speeding up");
             s.rate = next;
             s.limiter = limiter_for(next);
             s.changed_at = Instant::now();
@@ -322,6 +328,7 @@ impl RowContext {
                 .client
                 .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key)
                 .await;
+            tracing::info!(row = job.row, attempt = report.attempts, answer = ?AnswerKind(&answer), "answer");
             match answer {
                 Answer::Created {
                     id,
@@ -375,6 +382,7 @@ impl RowContext {
                         }
                         retry_after.unwrap_or_else(|| backoff(retries))
                     };
+                    tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?report.error, "retrying");
                     tokio::time::sleep(wait).await;
                     if self.stop.is_stopped() {
                         report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
@@ -442,6 +450,22 @@ impl RowContext {
             report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
         }
         report
+    }
+}
+
+/// An answer as a log field: its kind and status, nothing of the body.
+struct AnswerKind<'a>(&'a Answer);
+
+impl std::fmt::Debug for AnswerKind<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Answer::Created { status, request_id, .. } => write!(f, "created {status} {request_id:?}"),
+            Answer::Retry { status, error, .. } => write!(f, "retry {status:?}: {error}"),
+            Answer::Rejected { status, error, .. } => write!(f, "rejected {status}: {error}"),
+            Answer::KeyRefused { status, .. } => write!(f, "key refused {status}"),
+            Answer::Unknown { status, error, .. } => write!(f, "unknown {status:?}: {error}"),
+            Answer::Redirected(r) => write!(f, "redirected {}", r.status),
+        }
     }
 }
 

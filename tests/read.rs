@@ -1,3 +1,966 @@
-//! End-to-end reading tests (placeholder while building).
+//! End-to-end tests of reading: real files of every kind (Excel's CP-1252 CSV, BOM'd
+//! CSV, xlsx from rust_xlsxwriter and openpyxl, LibreOffice ods/xls, the samples, stdin)
+//! through the real binary in `--dry-run`, asserting the exact request bodies in the
+//! plan, the report's rows, the failed-rows file and the messages on stderr.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use serde_json::{Value, json};
+
+const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+const CASE_A: &str = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+const CASE_B: &str = "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091";
+const ASSIGNEE: &str = "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4";
+const ENVIRONMENT: &str = "d2a1f3c4-5b6e-4f70-8a9b-0c1d2e3f4a5b";
+
+const REPORT_HEADER: [&str; 10] = [
+    "row",
+    "outcome",
+    "test_run_id",
+    "test_run_human_id",
+    "title",
+    "human_id",
+    "http_status",
+    "attempts",
+    "error",
+    "request_id",
+];
+
+/// A scratch directory the binary runs in, so default files land there too.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn create(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write a test file");
+        path
+    }
+
+    /// Copies `tests/fixtures/NAME` (or `samples/NAME`) into the work dir.
+    fn copy(&self, from: &str, name: &str) -> PathBuf {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(from).join(name);
+        let bytes = std::fs::read(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+        self.create(name, bytes)
+    }
+
+    fn fixture(&self, name: &str) -> PathBuf {
+        self.copy("tests/fixtures", name)
+    }
+
+    fn sample(&self, name: &str) -> PathBuf {
+        self.copy("samples", name)
+    }
+
+    /// The binary, in the work dir, with no Testsigma settings from the environment and
+    /// a local zone far from UTC, so any use of the machine's `TZ` would show.
+    fn command(&self) -> Command {
+        let mut cmd = Command::cargo_bin("testsigma-import").expect("the binary");
+        cmd.current_dir(self.dir.path())
+            .env("CI", "true")
+            .env("TZ", "Pacific/Chatham")
+            .env_remove("TESTSIGMA_API_KEY")
+            .env_remove("TESTSIGMA_PROJECT_ID")
+            .env_remove("TESTSIGMA_BASE_URL");
+        cmd
+    }
+
+    /// `import FILE --dry-run --plan plan.jsonl --report out.report.csv ARGS...`
+    fn dry_run(&self, file: &str, args: &[&str]) -> Run {
+        self.dry_run_with_stdin(file, args, None)
+    }
+
+    fn dry_run_with_stdin(&self, file: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Run {
+        // A plan from an earlier run in the same dir must not pass for this one's.
+        for stale in ["plan.jsonl", "out.report.csv", "out.failed.csv"] {
+            let _ = std::fs::remove_file(self.path(stale));
+        }
+        let mut cmd = self.command();
+        cmd.args([
+            "import",
+            file,
+            "--dry-run",
+            "--plan",
+            "plan.jsonl",
+            "--report",
+            "out.report.csv",
+        ])
+        .args(args);
+        if let Some(bytes) = stdin {
+            cmd.write_stdin(bytes);
+        }
+        let output = cmd.output().expect("run the binary");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            dir: self.dir.path().to_path_buf(),
+        }
+    }
+}
+
+/// One finished run of the binary.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    dir: PathBuf,
+}
+
+impl Run {
+    fn assert_code(&self, want: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(want),
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn plan_text(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("plan.jsonl")).ok()
+    }
+
+    /// Every plan line as `(row, body)`, after checking the method and that the path
+    /// names the body's project.
+    fn bodies(&self) -> Vec<(u64, Value)> {
+        let text = self
+            .plan_text()
+            .unwrap_or_else(|| panic!("no plan written\n{}", self.stderr));
+        text.lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("plan line {line}: {e}"));
+                assert_eq!(v["method"], "POST", "{line}");
+                let project = v["body"]["project_id"].as_str().expect("project_id in the body");
+                assert_eq!(v["path"], format!("/projects/{project}/test_runs"), "{line}");
+                (v["row"].as_u64().expect("row"), v["body"].clone())
+            })
+            .collect()
+    }
+
+    /// The report's rows, after checking its header is the contract's.
+    fn report(&self) -> Vec<Vec<String>> {
+        read_csv(&self.dir.join("out.report.csv"), &REPORT_HEADER)
+    }
+
+    /// The `invalid:` lines on stderr.
+    fn invalid_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("invalid: ")).collect()
+    }
+}
+
+/// Every record of a CSV file, its header first.
+fn read_records(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    reader
+        .records()
+        .map(|r| {
+            r.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect()
+}
+
+/// The records of a CSV file below its header, which must be `header`.
+fn read_csv(path: &Path, header: &[&str]) -> Vec<Vec<String>> {
+    let mut records = read_records(path);
+    assert!(!records.is_empty(), "{} is empty", path.display());
+    assert_eq!(records[0], header, "{}", path.display());
+    records.split_off(1)
+}
+
+/// A report row for a planned row: `row,planned,,,title,human_id,,0,,`.
+fn planned(row: u32, title: &str, human_id: &str) -> Vec<String> {
+    let row = row.to_string();
+    [row.as_str(), "planned", "", "", title, human_id, "", "0", "", ""]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn cases(values: &[&str]) -> Value {
+    json!([{ "field": "id", "operator": "IN", "values": values }])
+}
+
 #[test]
-fn placeholder() {}
+fn excel_semicolon_cp1252_csv_reads_with_encoding_and_zone() {
+    let w = Work::new();
+    w.fixture("excel-semicolon-cp1252.csv");
+    let run = w.dry_run(
+        "excel-semicolon-cp1252.csv",
+        &[
+            "--column",
+            "title=Titel / Title",
+            "--encoding",
+            "windows-1252",
+            "--timezone",
+            "Europe/Berlin",
+            "--project-id",
+            PROJECT,
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(
+        run.bodies(),
+        vec![
+            (
+                2,
+                json!({
+                    "title": "Régression mensuelle",
+                    "description": "Périmètre: paiement; facturation",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "selection_type": "STATIC",
+                    "static_selection_filters": cases(&[CASE_A]),
+                    // 2024-02-05 (whole day, so 00:00) and 2024-02-09 17:00 in Berlin.
+                    "start_date": 1707087600,
+                    "end_date": 1707494400,
+                    "label_names": ["Régression", "Mensuel"],
+                    "environment_ids": [],
+                })
+            ),
+            (
+                3,
+                json!({
+                    "title": "Smoke — build 812",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "selection_type": "STATIC",
+                    "static_selection_filters": cases(&[CASE_A, CASE_B]),
+                    "start_date": 1707807600,
+                    "end_date": 1707822000,
+                    "label_names": ["Smoke"],
+                    "environment_ids": [],
+                })
+            ),
+        ]
+    );
+    assert_eq!(
+        run.report(),
+        [
+            planned(2, "Régression mensuelle", ""),
+            planned(3, "Smoke — build 812", "")
+        ]
+    );
+    assert!(run.invalid_lines().is_empty(), "{}", run.stderr);
+}
+
+#[test]
+#[ignore = "bug: a CP-1252 file read as UTF-8 makes every row invalid (exit 3) instead of a setup error (exit 2)"]
+fn cp1252_csv_without_encoding_is_a_setup_error_naming_the_flag() {
+    let w = Work::new();
+    w.fixture("excel-semicolon-cp1252.csv");
+    let run = w.dry_run(
+        "excel-semicolon-cp1252.csv",
+        &[
+            "--column",
+            "title=Titel / Title",
+            "--timezone",
+            "Europe/Berlin",
+            "--project-id",
+            PROJECT,
+        ],
+    );
+    run.assert_code(2);
+    assert!(run.stderr.contains("--encoding windows-1252"), "{}", run.stderr);
+    assert_eq!(run.plan_text().unwrap_or_default(), "");
+}
+
+#[test]
+fn bom_csv_with_quoted_comma_and_newline_and_crlf() {
+    // The same table in each encoding whose BOM says what it is; Title is the first
+    // header, so a BOM left on it would leave the file without a title column.
+    let text = "Title,Description,Labels,Start,End\r\n\
+                \"Run, one\",\"line one\nline, two\",\"a, b\",2024-03-17 09:30,2024-03-18\r\n\
+                Run 2,,,,\r\n";
+    let utf16 = |le: bool| -> Vec<u8> {
+        let bom: u16 = 0xFEFF;
+        std::iter::once(bom)
+            .chain(text.encode_utf16())
+            .flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() })
+            .collect()
+    };
+    let encodings: [(&str, Vec<u8>); 3] = [
+        ("utf-8", [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat()),
+        ("utf-16le", utf16(true)),
+        ("utf-16be", utf16(false)),
+    ];
+    for (encoding, bytes) in encodings {
+        let w = Work::new();
+        w.create("bom.csv", bytes);
+        let run = w.dry_run("bom.csv", &["--project-id", PROJECT]);
+        run.assert_code(0);
+        assert!(!run.stderr.contains("warning"), "{encoding}: {}", run.stderr);
+        assert_eq!(
+            run.bodies(),
+            vec![
+                (
+                    2,
+                    json!({
+                        "title": "Run, one",
+                        "description": "line one\nline, two",
+                        "status": "ACTIVE",
+                        "project_id": PROJECT,
+                        "selection_type": "STATIC",
+                        "static_selection_filters": [],
+                        "start_date": 1710667800,
+                        "end_date": 1710806399,
+                        "label_names": ["a", "b"],
+                        "environment_ids": [],
+                    })
+                ),
+                (
+                    3,
+                    json!({
+                        "title": "Run 2",
+                        "status": "ACTIVE",
+                        "project_id": PROJECT,
+                        "selection_type": "STATIC",
+                        "static_selection_filters": [],
+                        "label_names": [],
+                        "environment_ids": [],
+                    })
+                ),
+            ],
+            "{encoding}"
+        );
+        assert_eq!(
+            run.report(),
+            [planned(2, "Run, one", ""), planned(3, "Run 2", "")],
+            "{encoding}"
+        );
+    }
+}
+
+/// A workbook as people make them: a notes sheet first, a title line above the
+/// headers, real date cells (some at midnight with a date-only format), numeric keys.
+fn write_runs_workbook(path: &Path) {
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let date_time = Format::new().set_num_format("dd/mm/yyyy hh:mm");
+    let day = |y: u16, m: u8, d: u8| ExcelDateTime::from_ymd(y, m, d).expect("a date");
+    let at = |y: u16, m: u8, d: u8, h: u16, min: u8| day(y, m, d).and_hms(h, min, 0).expect("a time");
+
+    let mut workbook = Workbook::new();
+    let notes = workbook.add_worksheet();
+    notes.set_name("Notes").expect("sheet name");
+    notes.write_string(0, 0, "Read me first").expect("write");
+    notes
+        .write_string(1, 0, "The runs are on the next sheet")
+        .expect("write");
+
+    let runs = workbook.add_worksheet();
+    runs.set_name("Runs").expect("sheet name");
+    runs.write_string(0, 0, "Sprint 42 — test runs").expect("write");
+    for (column, header) in ["Title", "Human ID", "Start", "End", "Status", "Labels", "Cases"]
+        .into_iter()
+        .enumerate()
+    {
+        runs.write_string(1, column as u16, header).expect("write");
+    }
+    // Row 3.
+    runs.write_string(2, 0, "Checkout flow").expect("write");
+    runs.write_number(2, 1, 42).expect("write");
+    runs.write_datetime_with_format(2, 2, at(2024, 7, 1, 9, 0), &date_time)
+        .expect("write");
+    runs.write_datetime_with_format(2, 3, day(2024, 7, 3), &date)
+        .expect("write");
+    runs.write_string(2, 4, "Active").expect("write");
+    runs.write_string(2, 5, "web; checkout").expect("write");
+    runs.write_string(2, 6, CASE_A).expect("write");
+    // Row 4.
+    runs.write_string(3, 0, "Search").expect("write");
+    runs.write_number(3, 1, 43).expect("write");
+    runs.write_datetime_with_format(3, 2, day(2024, 7, 8), &date)
+        .expect("write");
+    runs.write_datetime_with_format(3, 3, at(2024, 7, 9, 18, 30), &date_time)
+        .expect("write");
+    // Row 5: a bad status in E5.
+    runs.write_string(4, 0, "Bad status").expect("write");
+    runs.write_number(4, 1, 44).expect("write");
+    runs.write_datetime_with_format(4, 2, day(2024, 7, 10), &date)
+        .expect("write");
+    runs.write_string(4, 4, "OPEN").expect("write");
+    // Row 6: text that is no date in C6.
+    runs.write_string(5, 0, "Bad start").expect("write");
+    runs.write_number(5, 1, 45).expect("write");
+    runs.write_string(5, 2, "next week").expect("write");
+
+    workbook.save(path).expect("save the workbook");
+}
+
+#[test]
+fn xlsx_second_sheet_header_row_two_date_cells_and_numeric_keys() {
+    let w = Work::new();
+    write_runs_workbook(&w.path("runs.xlsx"));
+    let run = w.dry_run(
+        "runs.xlsx",
+        &[
+            "--sheet",
+            "Runs",
+            "--header-row",
+            "2",
+            "--timezone",
+            "Europe/Berlin",
+            "--project-id",
+            PROJECT,
+        ],
+    );
+    run.assert_code(3);
+    assert_eq!(
+        run.bodies(),
+        vec![
+            (
+                3,
+                json!({
+                    "title": "Checkout flow",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "human_id": "42",
+                    "selection_type": "STATIC",
+                    "static_selection_filters": cases(&[CASE_A]),
+                    // 2024-07-01 09:00 and the whole of 2024-07-03, in Berlin (UTC+2).
+                    "start_date": 1719817200,
+                    "end_date": 1720043999,
+                    "label_names": ["web", "checkout"],
+                    "environment_ids": [],
+                })
+            ),
+            (
+                4,
+                json!({
+                    "title": "Search",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "human_id": "43",
+                    "selection_type": "STATIC",
+                    "static_selection_filters": [],
+                    // From 2024-07-08 00:00 to 2024-07-09 18:30, in Berlin.
+                    "start_date": 1720389600,
+                    "end_date": 1720542600,
+                    "label_names": [],
+                    "environment_ids": [],
+                })
+            ),
+        ]
+    );
+    let invalid = run.invalid_lines();
+    assert_eq!(invalid.len(), 2, "{}", run.stderr);
+    assert_eq!(
+        invalid[0],
+        "invalid: row 5, column `Status` (E5): `OPEN`: status must be ACTIVE or CLOSED"
+    );
+    assert!(
+        invalid[1].starts_with("invalid: row 6, column `Start` (C6): `next week`: "),
+        "{}",
+        invalid[1]
+    );
+    let report = run.report();
+    assert_eq!(report.len(), 4);
+    assert_eq!(report[0], planned(3, "Checkout flow", "42"));
+    assert_eq!(report[1], planned(4, "Search", "43"));
+    for (line, (row, title, key)) in report[2..]
+        .iter()
+        .zip([("5", "Bad status", "44"), ("6", "Bad start", "45")])
+    {
+        assert_eq!(
+            (line[0].as_str(), line[1].as_str(), line[4].as_str(), line[5].as_str()),
+            (row, "invalid", title, key)
+        );
+    }
+    assert_eq!(report[2][8], "Status (E5): status must be ACTIVE or CLOSED");
+    assert!(report[3][8].starts_with("Start (C6): "), "{:?}", report[3]);
+}
+
+#[test]
+fn openpyxl_1904_workbook_keeps_its_epoch() {
+    let w = Work::new();
+    w.fixture("openpyxl-1904-dates.xlsx");
+    let run = w.dry_run(
+        "openpyxl-1904-dates.xlsx",
+        &["--sheet", "Runs", "--project-id", PROJECT],
+    );
+    run.assert_code(0);
+    assert_eq!(
+        run.bodies(),
+        vec![
+            (
+                2,
+                json!({
+                    "title": "Checkout flow",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "human_id": "42",
+                    "selection_type": "STATIC",
+                    "static_selection_filters": [],
+                    "start_date": 1719824400,
+                    "end_date": 1720029600,
+                    "label_names": ["web", "checkout"],
+                    "environment_ids": [],
+                })
+            ),
+            (
+                3,
+                json!({
+                    "title": "Search",
+                    "status": "ACTIVE",
+                    "project_id": PROJECT,
+                    "human_id": "43",
+                    "selection_type": "STATIC",
+                    "static_selection_filters": [],
+                    // Midnight date cells count as dates without a time.
+                    "start_date": 1720396800,
+                    "end_date": 1720569599,
+                    "label_names": ["web"],
+                    "environment_ids": [],
+                })
+            ),
+        ]
+    );
+    assert_eq!(
+        run.report(),
+        [planned(2, "Checkout flow", "42"), planned(3, "Search", "43")]
+    );
+}
+
+#[test]
+fn libreoffice_ods_and_xls_give_the_same_plan() {
+    for file in ["libreoffice.ods", "libreoffice.xls"] {
+        let w = Work::new();
+        w.fixture(file);
+        let run = w.dry_run(file, &["--sheet", "Plan", "--project-id", PROJECT]);
+        run.assert_code(0);
+        assert_eq!(
+            run.bodies(),
+            vec![
+                (
+                    2,
+                    json!({
+                        "title": "Release candidate",
+                        "status": "ACTIVE",
+                        "project_id": PROJECT,
+                        "selection_type": "STATIC",
+                        "static_selection_filters": cases(&[CASE_B]),
+                        "start_date": 1725271200,
+                        "end_date": 1725638400,
+                        "label_names": ["Release", "RC"],
+                        "environment_ids": [],
+                    })
+                ),
+                (
+                    3,
+                    json!({
+                        "title": "Accessibility pass",
+                        "status": "ACTIVE",
+                        "project_id": PROJECT,
+                        "selection_type": "STATIC",
+                        "static_selection_filters": [],
+                        "start_date": 1725840000,
+                        "label_names": ["a11y"],
+                        "environment_ids": [],
+                    })
+                ),
+            ],
+            "{file}"
+        );
+        assert_eq!(
+            run.report(),
+            [
+                planned(2, "Release candidate", ""),
+                planned(3, "Accessibility pass", "")
+            ],
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn mistakes_csv_reports_every_problem_once() {
+    let w = Work::new();
+    w.sample("mistakes.csv");
+    let run = w.dry_run("mistakes.csv", &[]);
+    run.assert_code(3);
+
+    // (row, column, bad value, a word of what would be accepted)
+    let want: [(u32, &str, Option<&str>, &str); 10] = [
+        (3, "Title", None, "title is required"),
+        (4, "Status", Some("OPEN"), "ACTIVE or CLOSED"),
+        (5, "Project", Some("project-42"), "UUID"),
+        (6, "Test Cases", Some("TC-17"), "UUID"),
+        (7, "Start Date", Some("2026-02-30"), "not a real date"),
+        (8, "Start Date", Some("next Tuesday"), "accepted"),
+        (9, "End Date", Some("2026-12-02"), "before the start"),
+        (10, "Key", Some("OK-1"), "row 2"),
+        (11, "Assignee", Some("bob"), "e-mail"),
+        (12, "End Date", Some("12/02/26"), "year in full"),
+    ];
+    let invalid = run.invalid_lines();
+    assert_eq!(invalid.len(), want.len(), "{}", run.stderr);
+    for (line, (row, column, value, accepted)) in invalid.iter().zip(want) {
+        let prefix = format!("invalid: row {row}, column `{column}`: ");
+        assert!(line.starts_with(&prefix), "want {prefix:?}, got {line}");
+        if let Some(value) = value {
+            assert!(line.contains(&format!("`{value}`")), "{line}");
+        }
+        assert!(line.contains(accepted), "{line}");
+    }
+
+    assert_eq!(
+        run.bodies(),
+        vec![(
+            2,
+            json!({
+                "title": "Good row",
+                "status": "ACTIVE",
+                "project_id": PROJECT,
+                "human_id": "OK-1",
+                "selection_type": "STATIC",
+                "static_selection_filters": cases(&[CASE_A]),
+                // 2026-12-01 00:00:00 to 2026-12-02 23:59:59 UTC.
+                "start_date": 1796083200,
+                "end_date": 1796255999,
+                "label_names": ["Smoke"],
+                "environment_ids": [],
+            })
+        )]
+    );
+
+    let report = run.report();
+    let summary: Vec<(&str, &str, &str, &str)> = report
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str(), r[4].as_str(), r[5].as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("2", "planned", "Good row", "OK-1"),
+            ("3", "invalid", "", "BAD-1"),
+            ("4", "invalid", "Unknown status", "BAD-2"),
+            ("5", "invalid", "Bad project", "BAD-3"),
+            ("6", "invalid", "Bad test case", "BAD-4"),
+            ("7", "invalid", "Impossible date", "BAD-5"),
+            ("8", "invalid", "Not a date", "BAD-6"),
+            ("9", "invalid", "Ends before it starts", "BAD-7"),
+            ("10", "invalid", "Duplicate key", "OK-1"),
+            ("11", "invalid", "Bad assignee", "BAD-9"),
+            ("12", "invalid", "Two-digit year", "BAD-10"),
+        ]
+    );
+    for (line, (_, column, _, _)) in report[1..].iter().zip(want) {
+        assert!(line[8].starts_with(&format!("{column}: ")), "{line:?}");
+        assert_eq!((line[2].as_str(), line[3].as_str(), line[6].as_str()), ("", "", ""));
+    }
+
+    // The failed-rows file: the original header and cells, plus the error, ready to fix
+    // and import again.
+    let original = read_records(&w.path("mistakes.csv"));
+    let mut header = original[0].clone();
+    let failed = read_records(&w.path("out.failed.csv"));
+    header.push("error".to_owned());
+    assert_eq!(failed[0], header);
+    let failed = &failed[1..];
+    assert_eq!(failed.len(), 10);
+    for ((got, source), (line, _)) in failed.iter().zip(&original[2..]).zip(report[1..].iter().zip(want)) {
+        assert_eq!(got[..source.len()], source[..]);
+        assert_eq!(got[source.len()], line[8]);
+    }
+}
+
+#[test]
+fn sample_test_runs_plan_and_stdin_gives_the_same_plan() {
+    let w = Work::new();
+    w.sample("test-runs.csv");
+    let run = w.dry_run("test-runs.csv", &[]);
+    run.assert_code(0);
+    let bodies = run.bodies();
+    let rows: Vec<u64> = bodies.iter().map(|(row, _)| *row).collect();
+    assert_eq!(rows, (2..=13).collect::<Vec<u64>>());
+
+    // Every date form of the sample, and the day order learnt from its columns.
+    let dates: Vec<(u64, Value, Value)> = bodies
+        .iter()
+        .map(|(row, b)| (*row, b["start_date"].clone(), b["end_date"].clone()))
+        .collect();
+    let want = [
+        (2, 1796083200, 1796428799), // 2026-12-01 .. 2026-12-04 (whole days)
+        (3, 1796115600, 1796126400), // 2026-12-01 09:00 .. 12:00
+        (4, 1797323400, 1797638399), // 15/12/2026 08:30 .. 18/12/2026
+        (5, 1796169600, 1797033599), // 02/12/2026 (dmy, from the column) .. Dec 11 2026
+        (6, 1795816800, 1795831200), // Z
+        (7, 1796292000, 1796947199), // 3 Dec 2026 10:00 .. 10 Dec 2026
+        (8, 1796292000, 1796947199),
+        (9, 1796626800, 1796659200),  // +01:00
+        (10, 1796112000, 1796198399), // Unix seconds
+        (11, 1796709600, 1796860799), // RFC 2822 .. 2026-12-09
+        (12, 1797206400, 1797465599),
+        (13, 1797811200, 1798070399), // 21/12/2026 .. 23/12/2026
+    ]
+    .map(|(row, start, end)| (row, json!(start), json!(end)));
+    assert_eq!(dates, want);
+
+    assert_eq!(
+        bodies[2].1,
+        json!({
+            "title": "Payments sign-off",
+            "description": "Scope: card, SEPA and invoice payments.\nBlockers go to #payments, not here.",
+            "status": "ACTIVE",
+            "project_id": PROJECT,
+            "human_id": "PAY-2026-12",
+            "selection_type": "STATIC",
+            "static_selection_filters": cases(&[CASE_B, CASE_A]),
+            "start_date": 1797323400,
+            "end_date": 1797638399,
+            "label_names": ["Payments", "Release"],
+            "environment_ids": [],
+        })
+    );
+    assert_eq!(
+        bodies[1].1,
+        json!({
+            "title": "Smoke — build 812",
+            "status": "ACTIVE",
+            "project_id": PROJECT,
+            "human_id": "BUILD-812",
+            "selection_type": "STATIC",
+            "static_selection_filters": cases(&[CASE_A]),
+            "start_date": 1796115600,
+            "end_date": 1796126400,
+            "label_names": ["Smoke"],
+            "environment_ids": [ENVIRONMENT],
+        })
+    );
+    assert_eq!(
+        bodies[0].1,
+        json!({
+            "title": "Regression — patient portal",
+            "description": "Executing regression test cases",
+            "status": "ACTIVE",
+            "project_id": PROJECT,
+            "human_id": "PORTAL-R1",
+            "selection_type": "STATIC",
+            "static_selection_filters": cases(&[CASE_A, CASE_B]),
+            "start_date": 1796083200,
+            "end_date": 1796428799,
+            "assignee_id": ASSIGNEE,
+            "label_names": ["Regression", "Portal"],
+            "environment_ids": [],
+        })
+    );
+    let statuses: Vec<&str> = bodies.iter().map(|(_, b)| b["status"].as_str().unwrap_or("")).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "CLOSED").count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == "ACTIVE").count(), 11);
+
+    // Offline, an e-mail assignee is shown as unresolved, outside the body.
+    let plan = run.plan_text().unwrap_or_default();
+    let row4: Value = serde_json::from_str(plan.lines().nth(2).unwrap_or("")).expect("plan line");
+    assert_eq!(row4["unresolved"], json!({ "assignee_id": "ada@example.com" }));
+
+    let report = run.report();
+    assert_eq!(report.len(), 12);
+    assert!(report.iter().all(|r| r[1] == "planned"), "{report:?}");
+
+    let bytes = std::fs::read(w.path("test-runs.csv")).expect("the sample");
+    let piped = w.dry_run_with_stdin("-", &[], Some(bytes));
+    piped.assert_code(0);
+    assert_eq!(piped.plan_text(), Some(plan));
+    assert_eq!(piped.report(), report);
+}
+
+#[test]
+fn ambiguous_day_month_needs_date_order() {
+    let w = Work::new();
+    w.create("runs.csv", "Title,Start\nA,03/04/2024\nB,05/06/2024\n");
+    let run = w.dry_run("runs.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    assert!(run.stderr.contains("--date-order"), "{}", run.stderr);
+    let invalid = run.invalid_lines();
+    for row in [2, 3] {
+        let line = invalid
+            .iter()
+            .find(|l| l.starts_with(&format!("invalid: row {row}, column `Start`: ")))
+            .unwrap_or_else(|| panic!("no line for row {row}:\n{}", run.stderr));
+        assert!(line.contains("--date-order dmy"), "{line}");
+    }
+    assert_eq!(run.plan_text().unwrap_or_default(), "");
+
+    let run = w.dry_run("runs.csv", &["--project-id", PROJECT, "--date-order", "dmy"]);
+    run.assert_code(0);
+    let starts: Vec<(u64, Value)> = run
+        .bodies()
+        .into_iter()
+        .map(|(row, b)| (row, b["start_date"].clone()))
+        .collect();
+    // 2024-04-03 and 2024-06-05, 00:00 UTC.
+    assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
+}
+
+#[test]
+fn setup_errors_exit_2_and_say_what_is_wrong() {
+    let workbook = |path: &Path| {
+        let mut workbook = Workbook::new();
+        for name in ["Notes", "Runs"] {
+            let sheet = workbook.add_worksheet();
+            sheet.set_name(name).expect("sheet name");
+            sheet.write_string(0, 0, "Title").expect("write");
+            sheet.write_string(1, 0, "A run").expect("write");
+        }
+        workbook.save(path).expect("save");
+    };
+    type Make = Box<dyn Fn(&Path)>;
+    let file = |bytes: &'static [u8]| -> Make { Box::new(move |p: &Path| std::fs::write(p, bytes).expect("write")) };
+    let cases: Vec<(&str, &str, Make, Vec<&str>, Vec<&str>)> = vec![
+        ("empty file", "empty.csv", file(b""), vec![], vec!["empty.csv", "empty"]),
+        (
+            "only a BOM and blank lines",
+            "blank.csv",
+            file(b"\xEF\xBB\xBF\r\n\r\n"),
+            vec![],
+            vec!["blank.csv", "empty"],
+        ),
+        (
+            "header only",
+            "header.csv",
+            file(b"Title,Status\r\n"),
+            vec![],
+            vec!["header.csv", "no data rows"],
+        ),
+        (
+            "no title column",
+            "untitled.csv",
+            file(b"Heading,Status,Owner\nA,ACTIVE,\n"),
+            vec![],
+            vec!["title", "`Heading`, `Status`, `Owner`"],
+        ),
+        (
+            "no such sheet",
+            "book.xlsx",
+            Box::new(workbook),
+            vec!["--sheet", "Plan"],
+            vec!["--sheet Plan", "`Notes`, `Runs`"],
+        ),
+        (
+            "unknown zone",
+            "ok.csv",
+            file(b"Title\nA\n"),
+            vec!["--timezone", "Mars/Olympus"],
+            vec!["--timezone", "Mars/Olympus", "Europe/Berlin"],
+        ),
+    ];
+    for (what, name, make, args, wanted) in cases {
+        let w = Work::new();
+        make(&w.path(name));
+        let mut all_args = vec!["--project-id", PROJECT];
+        all_args.extend(args);
+        let run = w.dry_run(name, &all_args);
+        assert_eq!(run.code, Some(2), "{what}: {}", run.stderr);
+        let error = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("{what}: no error line:\n{}", run.stderr));
+        for word in wanted {
+            assert!(error.contains(word), "{what}: want {word:?} in {error}");
+        }
+        assert!(run.invalid_lines().is_empty(), "{what}: {}", run.stderr);
+        assert_eq!(run.plan_text().unwrap_or_default(), "", "{what}");
+    }
+}
+
+#[test]
+fn mapping_file_columns_and_defaults_and_column_flag_wins() {
+    let w = Work::new();
+    w.create(
+        "mapping.toml",
+        format!(
+            "[columns]\n\
+             title = \"Run Name\"\n\
+             label_names = \"Etiketten\"\n\
+             start_date = \"Beginn\"\n\
+             [defaults]\n\
+             status = \"CLOSED\"\n\
+             project_id = \"{PROJECT}\"\n"
+        ),
+    );
+    w.create(
+        "runs.csv",
+        "Run Name,Other Title,Etiketten,Beginn,Status\n\
+         From mapping,From flag,\"a;b\",2024-03-17,\n\
+         Second,Second flag,,2024-03-18 10:00,active\n",
+    );
+    let body = |title: &str, project: &str, status: &str, start: i64, labels: &[&str]| {
+        json!({
+            "title": title,
+            "status": status,
+            "project_id": project,
+            "selection_type": "STATIC",
+            "static_selection_filters": [],
+            "start_date": start,
+            "label_names": labels,
+            "environment_ids": [],
+        })
+    };
+
+    let run = w.dry_run("runs.csv", &["--mapping", "mapping.toml"]);
+    run.assert_code(0);
+    assert_eq!(
+        run.bodies(),
+        vec![
+            (2, body("From mapping", PROJECT, "CLOSED", 1710633600, &["a", "b"])),
+            (3, body("Second", PROJECT, "ACTIVE", 1710756000, &[])),
+        ]
+    );
+    let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("warning")).collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(warnings[0].contains("`Other Title`"), "{}", warnings[0]);
+
+    // `--column` and `--project-id` win over the mapping file.
+    let run = w.dry_run(
+        "runs.csv",
+        &[
+            "--mapping",
+            "mapping.toml",
+            "--column",
+            "title=Other Title",
+            "--project-id",
+            OTHER_PROJECT,
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(
+        run.bodies(),
+        vec![
+            (2, body("From flag", OTHER_PROJECT, "CLOSED", 1710633600, &["a", "b"])),
+            (3, body("Second flag", OTHER_PROJECT, "ACTIVE", 1710756000, &[])),
+        ]
+    );
+
+    // A mapped header the sheet lacks is a setup error that lists the headers.
+    let run = w.dry_run("runs.csv", &["--mapping", "mapping.toml", "--column", "title=Nope"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("`Run Name`, `Other Title`, `Etiketten`, `Beginn`, `Status`"),
+        "{}",
+        run.stderr
+    );
+}

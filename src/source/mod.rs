@@ -351,10 +351,9 @@ impl SourceError {
     /// True when the error concerns one data row and the source has already moved past
     /// it, so the pipeline may report that row as invalid and carry on.
     pub fn is_row_local(&self) -> bool {
-        matches!(
-            self,
-            SourceError::InvalidUtf8 { .. } | SourceError::CellTooLarge { .. } | SourceError::ExtraFields { .. }
-        )
+        // Bad bytes mean the whole file is in another encoding, and an oversized cell means
+        // a limit the user must raise: both are the file's problem (exit 2), not one row's.
+        matches!(self, SourceError::ExtraFields { .. })
     }
 
     /// The row the error is about, when there is one.
