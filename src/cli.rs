@@ -266,6 +266,10 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "FILE.json")]
     pub users: Option<PathBuf>,
 
+    /// Projects that exist (GET /projects/{id} answers 404 for others; creating in them too). Repeatable; default: every UUID exists.
+    #[arg(long = "project", value_name = "UUID")]
+    pub projects: Vec<String>,
+
     /// Seed for the random switches, for repeatable rehearsals.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -474,7 +474,8 @@ fn dry_run(
         dry_run: true,
     };
     eprint_line(&format!(
-        "dry run: {total} rows: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+        "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+        plural(total, "row"),
         summary.elapsed_seconds
     ));
     if unresolved > 0 {
@@ -1024,13 +1025,17 @@ fn print_summary(
             (n > 0).then(|| format!("{n} {}", o.as_str().replace('_', " ")))
         })
         .collect();
+    let pace = if summary.requests_sent >= 2 {
+        format!(", sent at {:.1}/s", summary.effective_rate)
+    } else {
+        String::new()
+    };
     eprint_line(&format!(
-        "{} rows: {} · {} requests in {:.1} s (sent at {:.1}/s)",
-        summary.rows,
+        "{}: {} · {} in {:.1} s{pace}",
+        plural(summary.rows, "row"),
         parts.join(", "),
-        summary.requests_sent,
+        plural(summary.requests_sent, "request"),
         summary.elapsed_seconds,
-        summary.effective_rate
     ));
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
@@ -1059,8 +1064,14 @@ fn print_summary(
     }
 }
 
-/// Time to wait for the in-process sandbox to stop.
-pub const SANDBOX_STOP: Duration = Duration::from_secs(2);
+/// `1 row`, `2 rows`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -92,7 +92,7 @@ async fn sandbox_command(args: cli::SandboxArgs) -> anyhow::Result<i32> {
         fail_rate: args.fail_rate,
         faults,
         users,
-        projects: None,
+        projects: (!args.projects.is_empty()).then(|| args.projects.clone()),
         seed: args.seed,
     };
     sandbox::serve_until_ctrl_c(options, args.port)
