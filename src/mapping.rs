@@ -187,6 +187,10 @@ impl ColumnMap {
         let mut out = Vec::new();
         for (column, header) in &self.unknown {
             let letters = crate::model::column_letters(*column);
+            // The failed-rows file adds this column; feeding that file back must be quiet.
+            if matches!(normalise_header(header).as_str(), "error" | "importerror") {
+                continue;
+            }
             if header.trim().is_empty() {
                 out.push(format!("column {letters} has no header: ignored"));
             } else {

@@ -37,6 +37,9 @@ impl Cell {
             Cell::Text(s) => Cow::Borrowed(s.as_str()),
             Cell::Number(n) => Cow::Owned(format_number(*n)),
             Cell::Bool(b) => Cow::Borrowed(if *b { "TRUE" } else { "FALSE" }),
+            // A midnight date cell is a date without a time (see dates.rs); writing it as
+            // `…T00:00:00` would turn an end date into the start of that day when re-read.
+            Cell::DateTime(dt) if dt.time() == chrono::NaiveTime::MIN => Cow::Owned(dt.format("%Y-%m-%d").to_string()),
             Cell::DateTime(dt) => Cow::Owned(dt.format("%Y-%m-%dT%H:%M:%S").to_string()),
             Cell::Error(e) => Cow::Borrowed(e.as_str()),
         }
@@ -161,6 +164,19 @@ mod tests {
             assert_eq!(column_letters(index), want, "index {index}");
         }
         assert_eq!(cell_ref(2, 7), "C7");
+    }
+
+    #[test]
+    fn date_cells_print_as_dates_or_date_times() {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 7, 12).unwrap();
+        assert_eq!(
+            Cell::DateTime(day.and_hms_opt(0, 0, 0).unwrap()).as_text(),
+            "2024-07-12"
+        );
+        assert_eq!(
+            Cell::DateTime(day.and_hms_opt(9, 30, 0).unwrap()).as_text(),
+            "2024-07-12T09:30:00"
+        );
     }
 
     #[test]

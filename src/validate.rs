@@ -108,7 +108,10 @@ impl fmt::Display for Problem {
             (Some(column), None) => write!(f, ", column `{column}`")?,
             _ => {}
         }
-        if let Some(value) = &self.value {
+        // Date messages quote the value themselves; say it once.
+        if let Some(value) = &self.value
+            && !self.message.contains(&format!("`{value}`"))
+        {
             write!(f, ": `{}`", shorten(value, 80))?;
         }
         write!(f, ": {}", self.message)

@@ -267,7 +267,6 @@ fn excel_semicolon_cp1252_csv_reads_with_encoding_and_zone() {
 }
 
 #[test]
-#[ignore = "bug: a CP-1252 file read as UTF-8 makes every row invalid (exit 3) instead of a setup error (exit 2)"]
 fn cp1252_csv_without_encoding_is_a_setup_error_naming_the_flag() {
     let w = Work::new();
     w.fixture("excel-semicolon-cp1252.csv");
@@ -400,6 +399,8 @@ fn write_runs_workbook(path: &Path) {
     runs.write_number(4, 1, 44).expect("write");
     runs.write_datetime_with_format(4, 2, day(2024, 7, 10), &date)
         .expect("write");
+    runs.write_datetime_with_format(4, 3, day(2024, 7, 12), &date)
+        .expect("write");
     runs.write_string(4, 4, "OPEN").expect("write");
     // Row 6: text that is no date in C6.
     runs.write_string(5, 0, "Bad start").expect("write");
@@ -471,7 +472,7 @@ fn xlsx_second_sheet_header_row_two_date_cells_and_numeric_keys() {
         "invalid: row 5, column `Status` (E5): `OPEN`: status must be ACTIVE or CLOSED"
     );
     assert!(
-        invalid[1].starts_with("invalid: row 6, column `Start` (C6): `next week`: "),
+        invalid[1].starts_with("invalid: row 6, column `Start` (C6): `next week` is not a date"),
         "{}",
         invalid[1]
     );
@@ -814,71 +815,95 @@ fn ambiguous_day_month_needs_date_order() {
     assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
 }
 
+/// What a setup-error case's input file holds.
+enum Contents {
+    Bytes(&'static [u8]),
+    /// Sheets `Notes` and `Runs`, each with a title column and one run.
+    TwoSheets,
+}
+
+struct SetupCase {
+    what: &'static str,
+    file: &'static str,
+    contents: Contents,
+    args: &'static [&'static str],
+    /// Each must appear in the `error:` line.
+    wanted: &'static [&'static str],
+}
+
 #[test]
 fn setup_errors_exit_2_and_say_what_is_wrong() {
-    let workbook = |path: &Path| {
-        let mut workbook = Workbook::new();
-        for name in ["Notes", "Runs"] {
-            let sheet = workbook.add_worksheet();
-            sheet.set_name(name).expect("sheet name");
-            sheet.write_string(0, 0, "Title").expect("write");
-            sheet.write_string(1, 0, "A run").expect("write");
-        }
-        workbook.save(path).expect("save");
-    };
-    type Make = Box<dyn Fn(&Path)>;
-    let file = |bytes: &'static [u8]| -> Make { Box::new(move |p: &Path| std::fs::write(p, bytes).expect("write")) };
-    let cases: Vec<(&str, &str, Make, Vec<&str>, Vec<&str>)> = vec![
-        ("empty file", "empty.csv", file(b""), vec![], vec!["empty.csv", "empty"]),
-        (
-            "only a BOM and blank lines",
-            "blank.csv",
-            file(b"\xEF\xBB\xBF\r\n\r\n"),
-            vec![],
-            vec!["blank.csv", "empty"],
-        ),
-        (
-            "header only",
-            "header.csv",
-            file(b"Title,Status\r\n"),
-            vec![],
-            vec!["header.csv", "no data rows"],
-        ),
-        (
-            "no title column",
-            "untitled.csv",
-            file(b"Heading,Status,Owner\nA,ACTIVE,\n"),
-            vec![],
-            vec!["title", "`Heading`, `Status`, `Owner`"],
-        ),
-        (
-            "no such sheet",
-            "book.xlsx",
-            Box::new(workbook),
-            vec!["--sheet", "Plan"],
-            vec!["--sheet Plan", "`Notes`, `Runs`"],
-        ),
-        (
-            "unknown zone",
-            "ok.csv",
-            file(b"Title\nA\n"),
-            vec!["--timezone", "Mars/Olympus"],
-            vec!["--timezone", "Mars/Olympus", "Europe/Berlin"],
-        ),
+    let cases = [
+        SetupCase {
+            what: "empty file",
+            file: "empty.csv",
+            contents: Contents::Bytes(b""),
+            args: &[],
+            wanted: &["empty.csv", "empty"],
+        },
+        SetupCase {
+            what: "only a BOM and blank lines",
+            file: "blank.csv",
+            contents: Contents::Bytes(b"\xEF\xBB\xBF\r\n\r\n"),
+            args: &[],
+            wanted: &["blank.csv", "empty"],
+        },
+        SetupCase {
+            what: "header only",
+            file: "header.csv",
+            contents: Contents::Bytes(b"Title,Status\r\n"),
+            args: &[],
+            wanted: &["header.csv", "no data rows"],
+        },
+        SetupCase {
+            what: "no title column",
+            file: "untitled.csv",
+            contents: Contents::Bytes(b"Heading,Status,Owner\nA,ACTIVE,\n"),
+            args: &[],
+            wanted: &["title", "`Heading`, `Status`, `Owner`"],
+        },
+        SetupCase {
+            what: "no such sheet",
+            file: "book.xlsx",
+            contents: Contents::TwoSheets,
+            args: &["--sheet", "Plan"],
+            wanted: &["--sheet Plan", "`Notes`, `Runs`"],
+        },
+        SetupCase {
+            what: "unknown zone",
+            file: "ok.csv",
+            contents: Contents::Bytes(b"Title\nA\n"),
+            args: &["--timezone", "Mars/Olympus"],
+            wanted: &["--timezone", "Mars/Olympus", "Europe/Berlin"],
+        },
     ];
-    for (what, name, make, args, wanted) in cases {
+    for case in cases {
+        let what = case.what;
         let w = Work::new();
-        make(&w.path(name));
-        let mut all_args = vec!["--project-id", PROJECT];
-        all_args.extend(args);
-        let run = w.dry_run(name, &all_args);
+        match case.contents {
+            Contents::Bytes(bytes) => {
+                w.create(case.file, bytes);
+            }
+            Contents::TwoSheets => {
+                let mut workbook = Workbook::new();
+                for name in ["Notes", "Runs"] {
+                    let sheet = workbook.add_worksheet();
+                    sheet.set_name(name).expect("sheet name");
+                    sheet.write_string(0, 0, "Title").expect("write");
+                    sheet.write_string(1, 0, "A run").expect("write");
+                }
+                workbook.save(w.path(case.file)).expect("save");
+            }
+        }
+        let args = [&["--project-id", PROJECT][..], case.args].concat();
+        let run = w.dry_run(case.file, &args);
         assert_eq!(run.code, Some(2), "{what}: {}", run.stderr);
         let error = run
             .stderr
             .lines()
             .find(|l| l.starts_with("error: "))
             .unwrap_or_else(|| panic!("{what}: no error line:\n{}", run.stderr));
-        for word in wanted {
+        for word in case.wanted {
             assert!(error.contains(word), "{what}: want {word:?} in {error}");
         }
         assert!(run.invalid_lines().is_empty(), "{what}: {}", run.stderr);
@@ -962,5 +987,65 @@ fn mapping_file_columns_and_defaults_and_column_flag_wins() {
             .contains("`Run Name`, `Other Title`, `Etiketten`, `Beginn`, `Status`"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+
+fn failed_rows_of_a_workbook_import_back_to_the_same_dates() {
+    let w = Work::new();
+    write_runs_workbook(&w.path("runs.xlsx"));
+    let zone = ["--timezone", "Europe/Berlin", "--project-id", PROJECT];
+    let run = w.dry_run(
+        "runs.xlsx",
+        &[&["--sheet", "Runs", "--header-row", "2"][..], &zone].concat(),
+    );
+    run.assert_code(3);
+
+    // Fix the two bad cells in the failed-rows file, as its message asks, and import it.
+    let mut records = read_records(&w.path("out.failed.csv"));
+    assert_eq!(records.len(), 3, "{records:?}");
+    for record in &mut records[1..] {
+        for cell in record.iter_mut() {
+            match cell.as_str() {
+                "OPEN" => *cell = "ACTIVE".to_owned(),
+                "next week" => *cell = "2024-07-15".to_owned(),
+                _ => {}
+            }
+        }
+    }
+    let mut fixed = csv::Writer::from_path(w.path("fixed.csv")).expect("fixed.csv");
+    for record in &records {
+        fixed.write_record(record).expect("write fixed.csv");
+    }
+    fixed.flush().expect("flush fixed.csv");
+    drop(fixed);
+
+    let run = w.dry_run("fixed.csv", &zone);
+    run.assert_code(0);
+    let body = |title: &str, key: &str, start: i64, end: Option<i64>| {
+        let mut body = json!({
+            "title": title,
+            "status": "ACTIVE",
+            "project_id": PROJECT,
+            "human_id": key,
+            "selection_type": "STATIC",
+            "static_selection_filters": [],
+            "start_date": start,
+            "label_names": [],
+            "environment_ids": [],
+        });
+        if let Some(end) = end {
+            body["end_date"] = json!(end);
+        }
+        body
+    };
+    assert_eq!(
+        run.bodies(),
+        vec![
+            // As in the workbook: 2024-07-10 00:00 to the end of 2024-07-12, in Berlin.
+            (2, body("Bad status", "44", 1720562400, Some(1720821599))),
+            (3, body("Bad start", "45", 1720994400, None)),
+        ]
     );
 }
