@@ -288,23 +288,33 @@ fn open_plan(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
     Ok(std::io::BufWriter::new(file))
 }
 
-/// The failed-rows file must never overwrite the input it was made from.
-fn failed_rows_target(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
-    let path = failed_rows_path(&settings.report);
-    if let crate::source::Input::File(input) = &settings.read.input {
-        let same = match (std::fs::canonicalize(input), std::fs::canonicalize(&path)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => input == &path,
-        };
-        if same {
-            bail!(
-                "--report {}: the failed-rows file would be {}, which is the input itself; choose another --report name",
-                settings.report.display(),
-                path.display()
-            );
+/// No file the run writes may be the input it reads (a report named like the input
+/// would destroy it). Returns the failed-rows file's path.
+fn check_outputs(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
+    let failed = failed_rows_path(&settings.report);
+    let crate::source::Input::File(input) = &settings.read.input else {
+        return Ok(failed);
+    };
+    let same = |path: &Path| match (std::fs::canonicalize(input), std::fs::canonicalize(path)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => input == path,
+    };
+    let mut outputs: Vec<(&str, &Path)> = vec![("--report", &settings.report), ("the failed-rows file", &failed)];
+    outputs.extend(settings.plan.as_deref().map(|p| ("--plan", p)));
+    outputs.extend(settings.state.as_deref().map(|p| ("--state", p)));
+    outputs.extend(settings.summary_json.as_deref().map(|p| ("--summary-json", p)));
+    for (name, path) in outputs {
+        if same(path) {
+            bail!(SetupError {
+                message: format!(
+                    "{name} {} is the input file itself, which the run would overwrite; choose another name",
+                    path.display()
+                ),
+                exit_code: EXIT_SETUP,
+            });
         }
     }
-    Ok(path)
+    Ok(failed)
 }
 
 fn row_error(problems: &[Problem]) -> String {
@@ -335,7 +345,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             eprint_line(line);
         }
     };
-    let failed_path = failed_rows_target(&settings)?;
+    let failed_path = check_outputs(&settings)?;
     let mut stage = open_read_stage(&settings.read, &say)?;
     for message in stage.validator.column_problems() {
         eprint_line(&format!("invalid: {message}"));
@@ -945,8 +955,13 @@ struct RunSink {
 impl RunSink {
     fn with_ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
         let ledger = self.ledger.as_ref()?;
-        // Each ledger line is fsync'd; keep that off the async worker threads' hot path.
-        tokio::task::block_in_place(|| ledger.lock().ok().map(|mut l| f(&mut l)))
+        let write = || ledger.lock().ok().map(|mut l| f(&mut l));
+        // Each ledger line is fsync'd: on the multi-threaded runtime, let the other tasks
+        // move to another worker meanwhile (block_in_place is not allowed elsewhere).
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+            _ => write(),
+        }
     }
 }
 
@@ -965,7 +980,9 @@ impl UploadSink for RunSink {
     }
 
     fn finished(&self, job: &UploadJob, row: ReportRow) {
-        if let Some((scope, key)) = self.keys.get(&job.index) {
+        // A row never sent has no ledger line to answer.
+        let sent = row.attempts > 0;
+        if let Some((scope, key)) = self.keys.get(&job.index).filter(|_| sent) {
             let recorded = self.with_ledger(|l| match row.outcome {
                 Outcome::Created => l.record_created(
                     scope,

@@ -37,8 +37,8 @@ pub struct UploadSettings {
 
 /// Where rows go as they are sent and as they finish: the ledger, the report, progress.
 pub trait UploadSink: Send + Sync {
-    /// Called before a row's first request. An error stops the run: a row must not be
-    /// sent unless the ledger can say so.
+    /// Called just before a row's first request. An error stops the run: a row must not
+    /// be sent unless the ledger can say so.
     fn before_send(&self, job: &UploadJob) -> Result<(), String>;
     /// Called once per row, with its final report line.
     fn finished(&self, job: &UploadJob, row: ReportRow);
@@ -306,17 +306,21 @@ impl RowContext {
             report.error = Some(not_sent_reason(&self.stop));
             return report;
         }
-        if let Err(e) = self.sink.before_send(job) {
-            self.stop.stop(StopReason::Ledger(e.clone()));
-            report.error = Some(format!("not sent: {e}"));
-            return report;
-        }
         let mut retries = 0u32;
         let mut refusals = 0u32;
         loop {
             self.pacer.acquire().await;
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(report);
+            }
+            // Recorded as late as possible, so a crash while waiting for a turn leaves the
+            // row unsent rather than `unknown` on the next run.
+            if report.attempts == 0
+                && let Err(e) = self.sink.before_send(job)
+            {
+                self.stop.stop(StopReason::Ledger(e.clone()));
+                report.error = Some(format!("not sent: {e}"));
+                return report;
             }
             let sent_at = Instant::now();
             if let Ok(mut span) = self.sends.lock() {
