@@ -103,17 +103,22 @@ impl UploadStats {
     }
 }
 
-/// The pace of the whole uploader. It starts at `--rate`; when the service signals its
-/// rate limit it slows down for every row (not just the one refused) and then climbs
-/// back towards the highest rate that did not draw a refusal, and `--rate` at most.
+/// The pace of the whole uploader, in two layers. The hard bound is one governor limiter
+/// at `--rate` with burst 1, which nothing ever loosens. Over it, an adaptive pace: it
+/// starts at `--rate`; when the service signals its rate limit it slows down for every
+/// row (not just the one refused), then climbs back towards the highest pace that drew
+/// no refusal. The adaptive layer only ever adds waits, so adapting can never break
+/// the bound.
 struct Pacer {
     max_rate: f64,
+    limiter: DefaultDirectRateLimiter,
     state: Mutex<PacerState>,
 }
 
 struct PacerState {
     rate: f64,
-    limiter: Arc<DefaultDirectRateLimiter>,
+    /// The next free send slot at the adaptive pace.
+    next_slot: tokio::time::Instant,
     /// The rate at which the service last refused us; the climb stays under it.
     ceiling: Option<f64>,
     changed_at: Instant,
@@ -122,20 +127,18 @@ struct PacerState {
 
 const MIN_RATE: f64 = 0.2;
 
-fn limiter_for(rate: f64) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.max(MIN_RATE));
-    // Burst 1: requests are spaced evenly, so no window of one second holds more than `rate`.
-    let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
-    Arc::new(RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)))
-}
-
 impl Pacer {
     fn new(rate: f64) -> Pacer {
+        let rate = rate.max(MIN_RATE);
+        let period = Duration::from_secs_f64(1.0 / rate);
+        // Burst 1: requests are spaced evenly, so no window of one second holds more than `rate`.
+        let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN));
         Pacer {
             max_rate: rate,
+            limiter: RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)),
             state: Mutex::new(PacerState {
                 rate,
-                limiter: limiter_for(rate),
+                next_slot: tokio::time::Instant::now(),
                 ceiling: None,
                 changed_at: Instant::now(),
                 paused_until: None,
@@ -146,27 +149,28 @@ impl Pacer {
     /// Waits for this request's turn.
     async fn acquire(&self) {
         loop {
-            let (limiter, paused_until) = match self.state.lock() {
-                Ok(s) => (s.limiter.clone(), s.paused_until),
-                Err(_) => return,
+            let slot = {
+                let Ok(mut s) = self.state.lock() else { break };
+                let now = tokio::time::Instant::now();
+                if s.rate >= self.max_rate && s.paused_until.is_none_or(|until| until <= now) {
+                    // At full pace the governor alone spaces requests.
+                    break;
+                }
+                let mut slot = s.next_slot.max(now);
+                if let Some(until) = s.paused_until {
+                    slot = slot.max(until);
+                }
+                s.next_slot = slot + Duration::from_secs_f64(1.0 / s.rate);
+                slot
             };
-            if let Some(until) = paused_until
-                && until > tokio::time::Instant::now()
-            {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            limiter.until_ready().await;
-            // A slow-down may have come while we waited: take a turn from the new limiter.
-            let current = self
-                .state
-                .lock()
-                .map(|s| Arc::ptr_eq(&s.limiter, &limiter))
-                .unwrap_or(true);
-            if current {
-                return;
+            tokio::time::sleep_until(slot).await;
+            // A Retry-After may have come while we slept: then take a new slot after it.
+            let paused = self.state.lock().ok().and_then(|s| s.paused_until);
+            if paused.is_none_or(|until| until <= tokio::time::Instant::now()) {
+                break;
             }
         }
+        self.limiter.until_ready().await;
     }
 
     fn rate(&self) -> f64 {
@@ -175,27 +179,25 @@ impl Pacer {
 
     /// The service refused a request sent at `sent_at` for its rate limit.
     fn on_rate_limited(&self, sent_at: Instant, retry_after: Option<Duration>) {
-        let Ok(mut s) = self.state.lock() else { return };
         if let Some(wait) = retry_after {
-            let until = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
-            s.paused_until = Some(s.paused_until.map_or(until, |p| p.max(until)));
+            self.pause(wait);
         }
-        // Answers to requests sent before the last slow-down say nothing about the new pace.
+        let Ok(mut s) = self.state.lock() else { return };
+        // Answers to requests sent before the last change say nothing about the new pace.
         if sent_at < s.changed_at {
             return;
         }
         s.ceiling = Some(s.rate);
         s.rate = (s.rate * 0.75).max(MIN_RATE);
+        s.changed_at = Instant::now();
         tracing::warn!(
             rate = s.rate,
             ceiling = s.ceiling,
             "rate limited by the service: slowing down"
         );
-        s.limiter = limiter_for(s.rate);
-        s.changed_at = Instant::now();
     }
 
-    /// A `Retry-After` on an answer that was not a rate limit still asks everyone to wait.
+    /// A `Retry-After` asks everyone to wait, not just the row that got it.
     fn pause(&self, wait: Duration) {
         let Ok(mut s) = self.state.lock() else { return };
         let until = tokio::time::Instant::now() + wait.min(Duration::from_secs(300));
@@ -222,7 +224,6 @@ impl Pacer {
         if next > s.rate {
             tracing::info!(rate = next, "no refusals for a while: speeding up");
             s.rate = next;
-            s.limiter = limiter_for(next);
             s.changed_at = Instant::now();
         }
     }
