@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use crate::api::ApiError;
 use crate::cli::CheckArgs;
 use crate::import::{
-    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, RowEvent, SetupError, connect, open_read_stage, resolve_email,
+    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, RowEvent, SetupError, connect, open_read_stage, plural,
+    resolve_email,
 };
 use crate::settings::{load_config, resolve_read, resolve_service};
 
@@ -56,7 +57,8 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         });
     }
     say(&format!(
-        "file: {rows} rows, {} valid, {invalid} invalid",
+        "file: {}, {} valid, {invalid} invalid",
+        plural(rows, "row"),
         rows - invalid
     ));
 
@@ -82,7 +84,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     }
     for (project, used_by) in &projects {
         if client.project_exists(project).await.map_err(refused)? {
-            say(&format!("project {project}: found ({} rows)", used_by.len()));
+            say(&format!("project {project}: found ({})", plural(used_by.len(), "row")));
         } else {
             service_problems += 1;
             say(&format!(
