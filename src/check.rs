@@ -15,7 +15,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     let (config, config_path) = load_config(args.read.config.as_deref())?;
     let read = resolve_read(&args.read, &config)?;
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
-    let say = |line: &str| eprintln!("{line}");
+    let say = crate::console::say;
     let mut stage = open_read_stage(&read, &say)?;
     for message in stage.validator.column_problems() {
         say(&format!("invalid: {message}"));
@@ -33,8 +33,8 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
                     .entry(planned.body.project_id.clone())
                     .or_default()
                     .push(planned.row);
-                if let Some(email) = planned.assignee_email {
-                    emails.entry(email).or_default().push(planned.row);
+                if let Some(assignee) = planned.assignee_email {
+                    emails.entry(assignee.email).or_default().push(planned.row);
                 }
             }
             RowEvent::Invalid { problems, .. } => {
@@ -122,7 +122,9 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         Ok(EXIT_OK)
     } else {
         say(&format!(
-            "check failed: {invalid} invalid rows, {service_problems} problems found by the service (exit 3)"
+            "check failed: {} invalid, {} found by the service (exit 3)",
+            plural(invalid, "row"),
+            plural(service_problems, "problem")
         ));
         Ok(EXIT_INVALID)
     }

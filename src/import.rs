@@ -249,7 +249,7 @@ impl ProblemPrinter {
 }
 
 fn eprint_line(line: &str) {
-    eprintln!("{line}");
+    crate::console::say(line);
 }
 
 /// The text of a row's cells, for the failed-rows file.
@@ -273,10 +273,10 @@ pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
         "{{\"row\":{},\"method\":\"POST\",\"path\":{path},\"body\":{body}",
         planned.row
     );
-    if let Some(email) = &planned.assignee_email {
+    if let Some(assignee) = &planned.assignee_email {
         line.push_str(&format!(
             ",\"unresolved\":{{\"assignee_id\":{}}}",
-            serde_json::to_string(email).unwrap_or_default()
+            serde_json::to_string(&assignee.email).unwrap_or_default()
         ));
     }
     line.push_str("}\n");
@@ -346,6 +346,11 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         }
     };
     let failed_path = check_outputs(&settings)?;
+    // Two runs on one ledger: the second refuses at once, before reading anything.
+    let ledger = match (&settings.state, settings.dry_run) {
+        (Some(path), false) => Some(open_ledger(path)?),
+        _ => None,
+    };
     let mut stage = open_read_stage(&settings.read, &say)?;
     for message in stage.validator.column_problems() {
         eprint_line(&format!("invalid: {message}"));
@@ -387,18 +392,11 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         return Err(no_data_rows(&settings.read));
     }
 
-    if let Some(plan_path) = &settings.plan {
-        let mut plan = open_plan(plan_path)?;
-        for (_, p, _) in &planned {
-            plan.write_all(&plan_line(p))
-                .with_context(|| format!("--plan: cannot write {}", plan_path.display()))?;
-        }
-        plan.flush()
-            .with_context(|| format!("--plan: cannot write {}", plan_path.display()))?;
-    }
-
-    let mut run = UploadRun::new(&settings, rows, planned, invalid_cells, failed_path, started);
+    let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
+    run.ledger = ledger;
     if run.invalid_count() > 0 && !settings.skip_invalid {
+        // The plan still shows what the valid rows would send (e-mails unresolved).
+        run.write_plan(settings.plan.as_deref())?;
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
@@ -434,7 +432,7 @@ fn dry_run(
                     plan.write_all(&plan_line(&p))
                         .context("--plan: cannot write the plan")?;
                 }
-                if let Some(email) = &p.assignee_email {
+                if let Some(email) = p.assignee_email.as_ref().map(|a| &a.email) {
                     unresolved += 1;
                     report.error = Some(format!(
                         "assignee {email} is resolved to a user id through GET /users at import time"
@@ -533,18 +531,32 @@ struct UploadRun {
     started: Instant,
     requests_sent: usize,
     send_rate: f64,
+    ledger: Option<Ledger>,
+}
+
+/// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
+fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError {
+        message: e.to_string(),
+        exit_code: EXIT_SETUP,
+    })?;
+    if let Some(line) = notes.torn_line {
+        eprint_line(&format!(
+            "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
+            path.display()
+        ));
+    }
+    Ok(ledger)
 }
 
 impl UploadRun {
     fn new(
-        settings: &ImportSettings,
         rows: Vec<ReportRow>,
         planned: Vec<(usize, PlannedRow, Vec<String>)>,
         invalid_cells: Vec<(usize, Vec<String>)>,
         failed_path: PathBuf,
         started: Instant,
     ) -> UploadRun {
-        let _ = settings;
         UploadRun {
             rows,
             planned,
@@ -554,7 +566,20 @@ impl UploadRun {
             started,
             requests_sent: 0,
             send_rate: 0.0,
+            ledger: None,
         }
+    }
+
+    /// `--plan`: the exact requests of the rows to send.
+    fn write_plan(&self, path: Option<&Path>) -> anyhow::Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        let mut plan = open_plan(path)?;
+        for (_, p, _) in &self.planned {
+            plan.write_all(&plan_line(p))
+                .with_context(|| format!("--plan: cannot write {}", path.display()))?;
+        }
+        plan.flush()
+            .with_context(|| format!("--plan: cannot write {}", path.display()))
     }
 
     fn invalid_count(&self) -> usize {
@@ -576,6 +601,13 @@ impl UploadRun {
         }
         self.rows[index].outcome = Outcome::Invalid;
         self.rows[index].error = Some(error);
+    }
+
+    /// Reaches the service and resolves e-mail assignees: everything before the first POST.
+    async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
+        let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
+        resolve_assignees(self, &client).await?;
+        Ok((client, sandbox))
     }
 
     fn finish_without_upload(self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
@@ -641,33 +673,26 @@ impl UploadRun {
 
     async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
         self.headers = settings_headers(settings);
-        let (client, _sandbox) = connect(&settings.service, settings.read.quiet).await?;
-        resolve_assignees(&mut self, &client, settings).await?;
+        // A failure to reach the service still leaves a report: every row not sent, and why.
+        let (client, _sandbox) = match self.prepare(settings).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
+                eprint_line(&format!("error: {e:#}"));
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                return self.finish_without_upload(code, settings);
+            }
+        };
+        self.write_plan(settings.plan.as_deref())?;
         if self.invalid_count() > 0 && !settings.skip_invalid {
             let invalid = self.invalid_count();
             self.mark_planned_not_sent(&format!(
                 "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
             ));
-            eprint_line(&format!("{invalid} rows are invalid: nothing was sent."));
+            eprint_line(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
             return self.finish_without_upload(EXIT_INVALID, settings);
         }
-
-        let ledger = match &settings.state {
-            Some(path) => {
-                let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError {
-                    message: e.to_string(),
-                    exit_code: EXIT_SETUP,
-                })?;
-                if let Some(line) = notes.torn_line {
-                    eprint_line(&format!(
-                        "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
-                        path.display()
-                    ));
-                }
-                Some(ledger)
-            }
-            None => None,
-        };
+        let ledger = self.ledger.take();
 
         // Keys, and what the ledger already knows of each row.
         let base = client.base_url().to_string();
@@ -836,7 +861,7 @@ pub(crate) async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::R
 }
 
 /// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first POST.
-async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient, settings: &ImportSettings) -> anyhow::Result<()> {
+async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::Result<()> {
     if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
         return Ok(());
     }
@@ -846,21 +871,19 @@ async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient, settings: &I
     })?;
     let mut unknown = Vec::new();
     for (index, p, _) in run.planned.iter_mut() {
-        if let Some(email) = p.assignee_email.clone() {
-            match resolve_email(&users, &email) {
-                Ok(id) => {
-                    p.body.assignee_id = Some(id);
-                    p.assignee_email = None;
-                }
-                Err(message) => unknown.push((*index, p.row, email, message)),
+        if let Some(assignee) = p.assignee_email.take() {
+            match resolve_email(&users, &assignee.email) {
+                Ok(id) => p.body.assignee_id = Some(id),
+                Err(message) => unknown.push((*index, assignee.problem(p.row, message))),
             }
         }
     }
-    let _ = settings;
-    for (index, row, email, message) in unknown {
-        eprint_line(&format!("invalid: row {row}, column `assignee`: `{email}`: {message}"));
-        run.invalidate(index, format!("assignee: {message}"));
+    let mut printer = ProblemPrinter::new(50);
+    for (index, problem) in unknown {
+        printer.add(&problem, &eprint_line);
+        run.invalidate(index, row_error(std::slice::from_ref(&problem)));
     }
+    printer.finish(&eprint_line);
     Ok(())
 }
 
@@ -875,10 +898,12 @@ pub fn resolve_email(users: &[User], email: &str) -> Result<String, String> {
         .map(|u| (edit_distance(&wanted, &u.email.to_lowercase()), u.email.as_str()))
         .collect();
     close.sort();
+    // Only the nearest addresses, and only when they are near at all.
+    let nearest = close.first().map_or(usize::MAX, |(d, _)| *d);
     let suggestions: Vec<&str> = close
         .iter()
+        .filter(|(d, _)| *d == nearest && *d <= wanted.len() / 3 + 1)
         .take(3)
-        .filter(|(d, _)| *d <= wanted.len() / 2 + 2)
         .map(|(_, e)| *e)
         .collect();
     if suggestions.is_empty() {
@@ -912,10 +937,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 fn watch_signals(stop: StopSignal) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         wait_for_signal().await;
-        eprintln!("interrupted: no new requests; waiting for those in flight (press Ctrl-C again to stop at once)");
+        eprint_line("interrupted: no new requests; waiting for those in flight (press Ctrl-C again to stop at once)");
         stop.stop(StopReason::Interrupted);
         wait_for_signal().await;
-        eprintln!("stopped at once; the ledger is consistent, the report holds the rows that finished");
+        eprint_line("stopped at once; the ledger is consistent, the report holds the rows that finished");
         std::process::exit(EXIT_INTERRUPTED);
     })
 }
@@ -1025,8 +1050,8 @@ fn print_summary(
     failed: Option<&Path>,
 ) {
     match stop {
-        Some(StopReason::KeyRefused { status, message }) => eprint_line(&format!(
-            "error: the service refused the API key (HTTP {status}: {message}); the run stopped. Check TESTSIGMA_API_KEY or --api-key-file."
+        Some(StopReason::KeyRefused { message, .. }) => eprint_line(&format!(
+            "error: the service refused the API key ({message}); the run stopped. Check TESTSIGMA_API_KEY or --api-key-file."
         )),
         Some(StopReason::Redirected(r)) => eprint_line(&format!("error: {r}; the run stopped.")),
         Some(StopReason::Ledger(e)) => eprint_line(&format!("error: {e}; the run stopped.")),

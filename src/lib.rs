@@ -9,6 +9,7 @@
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod console;
 pub mod dates;
 pub mod import;
 pub mod ledger;
@@ -40,11 +41,11 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Sandbox(args) => sandbox_command(args).await,
         Command::Template(args) => template::write_template(&args.file, args.force)
             .map(|()| {
-                eprintln!(
+                console::say(&format!(
                     "wrote {}: fill it in, then `testsigma-import check {}`",
                     args.file.display(),
                     args.file.display()
-                );
+                ));
                 EXIT_OK
             })
             .map_err(Into::into),
@@ -58,7 +59,7 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
-            eprintln!("error: {e:#}");
+            console::say(&format!("error: {e:#}"));
             code
         }
     }
@@ -104,6 +105,7 @@ async fn sandbox_command(args: cli::SandboxArgs) -> anyhow::Result<i32> {
 /// `-v`/`-vv` turn on tracing to stderr; `--log-format json` for log shippers. Quiet by
 /// default: the summary and errors are printed directly.
 fn init_logging(verbose: u8, format: LogFormat) {
+    console::configure(format == LogFormat::Json, verbose > 0);
     if verbose == 0 && format == LogFormat::Text {
         return;
     }

@@ -33,7 +33,8 @@ impl Progress {
                 total,
             };
         }
-        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {
+        // With log lines on stderr a bar would be drawn through them: use the periodic line.
+        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !crate::console::logging() {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(4));
             let style = ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} {msg}",
@@ -86,10 +87,10 @@ impl Progress {
                 let elapsed = s.started.elapsed().as_secs_f64().max(0.001);
                 let rate = s.done as f64 / elapsed;
                 let eta = (self.total - s.done) as f64 / rate.max(0.001);
-                eprintln!(
+                crate::console::say(&format!(
                     "progress: {}/{} rows, {:.1} rows/s, {} not created so far, about {:.0} s left",
                     s.done, self.total, rate, s.failed, eta
-                );
+                ));
             }
         }
     }
@@ -98,7 +99,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => crate::console::say(line),
         }
     }
 

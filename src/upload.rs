@@ -464,7 +464,15 @@ struct AnswerKind<'a>(&'a Answer);
 impl std::fmt::Debug for AnswerKind<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Answer::Created { status, request_id, .. } => write!(f, "created {status} {request_id:?}"),
+            Answer::Created {
+                status, id, request_id, ..
+            } => {
+                write!(
+                    f,
+                    "created {status} id={id} request_id={}",
+                    request_id.as_deref().unwrap_or("-")
+                )
+            }
             Answer::Retry { status, error, .. } => write!(f, "retry {status:?}: {error}"),
             Answer::Rejected { status, error, .. } => write!(f, "rejected {status}: {error}"),
             Answer::KeyRefused { status, .. } => write!(f, "key refused {status}"),

@@ -46,13 +46,36 @@ pub struct PlannedRow {
     pub row: usize,
     pub body: TestRunBody,
     /// An assignee given as an e-mail address: resolved to a user id before sending.
-    pub assignee_email: Option<String>,
+    pub assignee_email: Option<EmailAssignee>,
 }
 
 impl PlannedRow {
     /// The request path below the API root.
     pub fn path(&self) -> String {
         format!("/projects/{}/test_runs", self.body.project_id)
+    }
+}
+
+/// An assignee given as an e-mail address, and where it stands, for the problem
+/// reported if no user has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailAssignee {
+    pub email: String,
+    pub column: Option<String>,
+    pub cell: Option<String>,
+}
+
+impl EmailAssignee {
+    /// The problem to report when the address matches no user.
+    pub fn problem(&self, row: usize, message: String) -> Problem {
+        Problem {
+            row,
+            column: self.column.clone(),
+            cell: self.cell.clone(),
+            value: Some(self.email.clone()),
+            kind: ProblemKind::NotEmail,
+            message,
+        }
     }
 }
 
@@ -367,7 +390,12 @@ impl Validator {
             Some(value) => match parse_uuid(&value) {
                 Ok(id) => Some(id),
                 Err(_) if looks_like_email(&value) => {
-                    assignee_email = Some(value);
+                    let (column, cell) = fields.location(Field::AssigneeId);
+                    assignee_email = Some(EmailAssignee {
+                        email: value,
+                        column,
+                        cell,
+                    });
                     None
                 }
                 Err(message) => {
@@ -477,15 +505,20 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
-        let column = self.v.map.column(field);
-        let cell = match column {
+    /// A field's header and, in a workbook, its cell reference.
+    fn location(&self, field: Field) -> (Option<String>, Option<String>) {
+        let cell = match self.v.map.column(field) {
             Some(c) if self.v.is_workbook => Some(cell_ref(c, self.row.number)),
             _ => None,
         };
+        (self.header(field), cell)
+    }
+
+    fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
+        let (column, cell) = self.location(field);
         self.problems.push(Problem {
             row: self.row.number,
-            column: self.header(field),
+            column,
             cell,
             value,
             kind,
@@ -903,7 +936,11 @@ mod tests {
             false,
         );
         let planned = v.validate(&row).unwrap();
-        assert_eq!(planned.assignee_email.as_deref(), Some("Ada@Example.com"));
+        let email = planned.assignee_email.unwrap();
+        assert_eq!(
+            (email.email.as_str(), email.column.as_deref()),
+            ("Ada@Example.com", Some("Assignee"))
+        );
         assert_eq!(planned.body.assignee_id, None);
     }
 

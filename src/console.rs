@@ -1,0 +1,63 @@
+//! Lines for the person at the terminal (or the log file): notices, warnings, problems
+//! and the summary, on stderr. With `--log-format json` they become JSON lines of the
+//! same shape as the tracing logs, so a log shipper never sees a mixed stream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static JSON: AtomicBool = AtomicBool::new(false);
+static LOGGING: AtomicBool = AtomicBool::new(false);
+
+/// Set once at start-up from `--log-format` and `-v`.
+pub fn configure(json: bool, logging: bool) {
+    JSON.store(json, Ordering::Relaxed);
+    LOGGING.store(json || logging, Ordering::Relaxed);
+}
+
+/// Whether log lines go to stderr (then a progress bar would tangle with them).
+pub fn logging() -> bool {
+    LOGGING.load(Ordering::Relaxed)
+}
+
+/// One line on stderr.
+pub fn say(line: &str) {
+    if JSON.load(Ordering::Relaxed) {
+        eprintln!("{}", json_line(line));
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+fn json_line(line: &str) -> String {
+    let level = if line.starts_with("warning") {
+        "WARN"
+    } else if line.starts_with("error") || line.starts_with("invalid") {
+        "ERROR"
+    } else {
+        "INFO"
+    };
+    serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level,
+        "fields": { "message": line },
+        "target": "testsigma_import",
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_carry_a_level_and_the_message() {
+        for (line, level) in [
+            ("warning: x", "WARN"),
+            ("invalid: row 2", "ERROR"),
+            ("12 rows: 12 created", "INFO"),
+        ] {
+            let value: serde_json::Value = serde_json::from_str(&json_line(line)).unwrap();
+            assert_eq!(value["level"], level);
+            assert_eq!(value["fields"]["message"], line);
+        }
+    }
+}

@@ -1,0 +1,972 @@
+//! End-to-end tests of the everyday commands around an import (issue 7): the template
+//! round-trips through a dry run, `check` against the sandbox (refused key, missing
+//! project, unknown e-mail, a clean file) creates nothing, e-mail assignees are sent as
+//! user ids, shell completions, `--help` examples, `-v` / `--log-format json` / NO_COLOR
+//! on stderr, the grouped end-of-run summary, and progress lines without a terminal.
+//! A few tests borrow a pseudo-terminal from util-linux `script` and skip without it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use calamine::{Data, Reader, Xlsx, open_workbook};
+use serde_json::{Value, json};
+use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::sandbox::{Sandbox, SandboxOptions, SandboxStats, builtin_users};
+use testsigma_import::template;
+
+const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
+const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
+const ASSIGNEE: &str = "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4";
+const KEY: &str = "everyday-key-3f9c";
+/// The template's example dates: 2026-12-01 09:00 UTC, and the whole of 2026-12-05 UTC.
+const EXAMPLE_START: i64 = 1_796_115_600;
+const EXAMPLE_END: i64 = 1_796_515_199;
+/// A run that hangs longer than this is a bug, not a slow machine.
+const RUN_LIMIT: Duration = Duration::from_secs(180);
+
+/// A working directory, and a sandbox served by a runtime that lives while the binary runs.
+struct Rig {
+    sandbox: Sandbox,
+    _rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn new(opts: SandboxOptions) -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let sandbox = rt.block_on(Sandbox::start(opts, 0)).expect("the sandbox starts");
+        Rig {
+            sandbox,
+            _rt: rt,
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path(name), contents).expect("write a test file");
+    }
+
+    fn read(&self, name: &str) -> String {
+        let path = self.path(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The binary in the dir, with `args`, a clean environment and the test key.
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = command_in(self.dir.path(), args);
+        cmd.env("TESTSIGMA_API_KEY", KEY);
+        cmd
+    }
+
+    /// `import FILE --base-url <sandbox> --no-state EXTRA…`
+    fn import(&self, file: &str, extra: &[&str]) -> Output {
+        let url = self.sandbox.base_url();
+        let mut args = vec!["import", file, "--base-url", &url, "--no-state"];
+        args.extend_from_slice(extra);
+        run(self.command(&args))
+    }
+
+    /// `check FILE --base-url <sandbox>`, with `key` in TESTSIGMA_API_KEY.
+    fn check(&self, file: &str, key: &str) -> Output {
+        let url = self.sandbox.base_url();
+        let mut cmd = self.command(&["check", file, "--base-url", &url]);
+        cmd.env("TESTSIGMA_API_KEY", key);
+        run(cmd)
+    }
+
+    fn report(&self, name: &str) -> Vec<ReportRow> {
+        let text = self.read(name);
+        assert_eq!(
+            text.lines().next(),
+            Some("row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id"),
+            "{name}"
+        );
+        csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .map(|r| r.expect("a report row"))
+            .collect()
+    }
+
+    /// The sandbox was asked for nothing that creates a run, and stored nothing.
+    fn assert_nothing_created(&self, context: &str) {
+        let stats: SandboxStats = self.sandbox.stats();
+        assert_eq!(stats.posts_received, 0, "{context}: {stats}");
+        assert_eq!(stats.created, 0, "{context}: {stats}");
+        assert!(self.sandbox.runs().is_empty(), "{context}");
+    }
+}
+
+/// What a finished run left on its standard streams.
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The binary in `dir`, without any TESTSIGMA_* or RUST_LOG variable, with CI=true.
+fn bare_command(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("CI", "true")
+        .env_remove("TESTSIGMA_API_KEY")
+        .env_remove("TESTSIGMA_BASE_URL")
+        .env_remove("TESTSIGMA_PROJECT_ID")
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// [`bare_command`] with `args`, and no key.
+fn command_in(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = bare_command(dir);
+    cmd.args(args);
+    cmd
+}
+
+fn run(cmd: std::process::Command) -> Output {
+    let out = assert_cmd::Command::from_std(cmd)
+        .timeout(RUN_LIMIT)
+        .output()
+        .expect("the binary runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn user_id(email: &str) -> String {
+    builtin_users()
+        .into_iter()
+        .find(|u| u.email == email)
+        .unwrap_or_else(|| panic!("{email} is a built-in user"))
+        .id
+}
+
+/// `Title,Project` rows `Run NNN` in PROJECT, header first.
+fn generated_rows(n: usize) -> String {
+    let mut csv = String::from("Title,Project\n");
+    for i in 1..=n {
+        csv.push_str(&format!("Run {i:03},{PROJECT}\n"));
+    }
+    csv
+}
+
+/// The plan line the template's example row must produce, computed from
+/// `template::example_row()` (the dates are fixed above, checked against its text).
+fn expected_example_plan() -> Value {
+    let example: HashMap<&str, String> = template::example_row().into_iter().collect();
+    let value = |header: &str| -> String {
+        example
+            .get(header)
+            .unwrap_or_else(|| panic!("the example row has `{header}`"))
+            .clone()
+    };
+    let list = |header: &str| -> Vec<String> {
+        value(header)
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(value("Start Date"), "2026-12-01 09:00");
+    assert_eq!(value("End Date"), "2026-12-05");
+    json!({
+        "row": 2,
+        "method": "POST",
+        "path": format!("/projects/{}/test_runs", value("Project ID")),
+        "body": {
+            "title": value("Title"),
+            "description": value("Description"),
+            "status": value("Status"),
+            "project_id": value("Project ID"),
+            "human_id": value("Human ID"),
+            "selection_type": value("Selection Type"),
+            "static_selection_filters": [
+                {"field": "id", "operator": "IN", "values": list("Test Case IDs")}
+            ],
+            "start_date": EXAMPLE_START,
+            "end_date": EXAMPLE_END,
+            "assignee_id": value("Assignee ID"),
+            "label_names": list("Label Names"),
+            "environment_ids": list("Environment IDs"),
+        }
+    })
+}
+
+#[test]
+fn the_template_round_trips_through_a_dry_run() {
+    let rig = Rig::new(SandboxOptions::default());
+    let expected = expected_example_plan();
+    // The hard-coded expectation, so a change on either side shows here plainly.
+    assert_eq!(expected["body"]["title"], "Regression — release 1.4");
+    assert_eq!(expected["body"]["project_id"], PROJECT);
+    assert_eq!(expected["body"]["assignee_id"], ASSIGNEE);
+    assert_eq!(expected["body"]["label_names"], json!(["Regression", "Release"]));
+    assert_eq!(expected["body"]["environment_ids"], json!([]));
+    assert_eq!(
+        expected["body"]["static_selection_filters"][0]["values"],
+        json!([
+            "9ac271b6-4e89-4c93-8c75-2d625efa0b2d",
+            "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"
+        ])
+    );
+
+    for (file, plan, stem) in [("t.xlsx", "p.jsonl", "t"), ("t.csv", "p-csv.jsonl", "t")] {
+        let out = run(rig.command(&["template", file]));
+        assert_eq!(out.code, 0, "{file}: {out:?}");
+        assert_eq!(
+            out.stderr,
+            format!("wrote {file}: fill it in, then `testsigma-import check {file}`\n"),
+            "{file}"
+        );
+        assert_eq!(out.stdout, "", "{file}");
+
+        let out = run(command_in(
+            rig.dir.path(),
+            &["import", file, "--dry-run", "--plan", plan],
+        ));
+        assert_eq!(out.code, 0, "{file}: {out:?}");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 3, "{file}: {}", out.stderr);
+        assert!(
+            lines[0].starts_with("dry run: 1 row: 1 planned, 0 invalid; nothing was sent ("),
+            "{file}: {}",
+            out.stderr
+        );
+        assert_eq!(lines[1], format!("report: {stem}.report.csv"), "{file}");
+        assert_eq!(lines[2], format!("plan: {plan}"), "{file}");
+
+        let plan_text = rig.read(plan);
+        assert_eq!(plan_text.lines().count(), 1, "{file}: {plan_text}");
+        assert!(plan_text.ends_with('\n'), "{file}");
+        let line: Value = serde_json::from_str(plan_text.trim_end()).expect("a plan line is JSON");
+        assert_eq!(line, expected, "{file}");
+
+        let report = rig.report(&format!("{stem}.report.csv"));
+        assert_eq!(report.len(), 1, "{file}");
+        assert_eq!(report[0].row, 2, "{file}");
+        assert_eq!(report[0].outcome, Outcome::Planned, "{file}");
+        assert_eq!(report[0].title.as_deref(), Some("Regression — release 1.4"), "{file}");
+        assert_eq!(report[0].human_id.as_deref(), Some("REL-1.4"), "{file}");
+        assert_eq!(report[0].error, None, "{file}");
+        assert!(!rig.path(&format!("{stem}.failed.csv")).exists(), "{file}");
+    }
+    rig.assert_nothing_created("a dry run");
+}
+
+#[test]
+fn the_xlsx_template_has_the_headers_and_real_date_cells() {
+    let rig = Rig::new(SandboxOptions::default());
+    let out = run(rig.command(&["template", "runs.xlsx"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut workbook: Xlsx<_> = open_workbook(rig.path("runs.xlsx")).expect("the template opens as xlsx");
+    assert_eq!(workbook.sheet_names(), vec![template::SHEET_NAME.to_string()]);
+    let range = workbook
+        .worksheet_range(template::SHEET_NAME)
+        .expect("the template's sheet");
+    assert_eq!(range.get_size(), (2, template::headers().len()));
+    let headers: Vec<String> = range
+        .rows()
+        .next()
+        .expect("a header row")
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(headers, template::headers());
+    let example: Vec<&Data> = range.rows().nth(1).expect("an example row").iter().collect();
+    for (column, (header, text)) in template::example_row().iter().enumerate() {
+        match *header {
+            "Start Date" | "End Date" => {
+                assert!(
+                    matches!(example[column], Data::DateTime(_)),
+                    "{header}: {:?}",
+                    example[column]
+                );
+            }
+            "Environment IDs" => assert_eq!(example[column], &Data::Empty, "{header}"),
+            _ => assert_eq!(example[column], &Data::String(text.clone()), "{header}"),
+        }
+    }
+}
+
+#[test]
+fn the_template_refuses_an_existing_file_without_force() {
+    let rig = Rig::new(SandboxOptions::default());
+    for file in ["t.xlsx", "t.csv"] {
+        rig.write(file, "keep me");
+        let out = run(rig.command(&["template", file]));
+        assert_eq!(out.code, 2, "{file}: {out:?}");
+        assert_eq!(
+            out.stderr,
+            format!("error: {file} exists; pass --force to overwrite it\n"),
+            "{file}"
+        );
+        assert_eq!(rig.read(file), "keep me", "{file}: left alone");
+
+        let out = run(rig.command(&["template", file, "--force"]));
+        assert_eq!(out.code, 0, "{file}: {out:?}");
+        assert_ne!(
+            std::fs::read(rig.path(file)).expect("the template"),
+            b"keep me",
+            "{file}"
+        );
+        let out = run(rig.command(&["import", file, "--dry-run"]));
+        assert_eq!(out.code, 0, "{file}: the forced template dry-runs: {out:?}");
+    }
+    let out = run(rig.command(&["template", "t.ods"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(".xlsx or .csv") && out.stderr.contains("`.ods`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!rig.path("t.ods").exists());
+}
+
+#[test]
+fn check_passes_a_clean_file_and_creates_nothing() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "clean.csv",
+        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
+    );
+    let out = rig.check("clean.csv", KEY);
+    assert_eq!(out.code, 0, "{out:?}");
+    let url = rig.sandbox.base_url();
+    let expected = [
+        "file: 2 rows, 2 valid, 0 invalid".to_string(),
+        format!("project {PROJECT}: found (2 rows)"),
+        format!("key: accepted by {url} (from TESTSIGMA_API_KEY)"),
+        format!("assignee grace@example.com: user {}", user_id("grace@example.com")),
+        "check passed: nothing was created; `import` with the same options will send every row".to_string(),
+    ];
+    assert_eq!(out.stderr.lines().collect::<Vec<_>>(), expected, "{}", out.stderr);
+    assert!(!out.stderr.contains(KEY));
+    rig.assert_nothing_created("check");
+
+    // The template as it stands checks clean too.
+    let out = run(rig.command(&["template", "t.xlsx"]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = rig.check("t.xlsx", KEY);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .ends_with("check passed: nothing was created; `import` with the same options will send every row\n"),
+        "{}",
+        out.stderr
+    );
+    rig.assert_nothing_created("check of the template");
+}
+
+#[test]
+fn check_reports_a_refused_key_with_exit_2() {
+    let rig = Rig::new(SandboxOptions {
+        api_key: Some("the-right-key".to_string()),
+        ..SandboxOptions::default()
+    });
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Assignee\nOne,{PROJECT},ada@example.com\n"),
+    );
+    let out = rig.check("runs.csv", "a-wrong-key");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "error: the service refused the API key (HTTP 401): Unauthorized. Check TESTSIGMA_API_KEY or --api-key-file"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("check passed"), "{}", out.stderr);
+    assert!(!out.stderr.contains("a-wrong-key") && !out.stdout.contains("a-wrong-key"));
+    assert!(rig.sandbox.stats().unauthorized >= 1, "{}", rig.sandbox.stats());
+    rig.assert_nothing_created("check with a refused key");
+}
+
+#[test]
+fn check_reports_a_missing_project_naming_it_and_its_rows() {
+    let rig = Rig::new(SandboxOptions {
+        projects: Some(vec![PROJECT.to_string()]),
+        ..SandboxOptions::default()
+    });
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project\nOne,{OTHER_PROJECT}\nTwo,{PROJECT}\nThree,{OTHER_PROJECT}\n"),
+    );
+    let out = rig.check("runs.csv", KEY);
+    assert_eq!(out.code, 3, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    for expected in [
+        format!("invalid: project {OTHER_PROJECT} does not exist or this key cannot see it (rows 2, 4)"),
+        format!("project {PROJECT}: found (1 row)"),
+        "check failed: 0 rows invalid, 1 problem found by the service (exit 3)".to_string(),
+    ] {
+        assert!(lines.contains(&expected.as_str()), "{expected}\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("check passed"), "{}", out.stderr);
+    rig.assert_nothing_created("check with a missing project");
+}
+
+#[test]
+fn check_names_the_closest_known_address_for_an_unknown_email() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\nTwo,{PROJECT},Grace@Example.com\nThree,{PROJECT},ada@exmaple.com\n"),
+    );
+    let out = rig.check("runs.csv", KEY);
+    assert_eq!(out.code, 3, "{out:?}");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("invalid: assignee"))
+        .unwrap_or_else(|| panic!("a line about the assignee: {}", out.stderr));
+    assert!(
+        line.starts_with(
+            "invalid: assignee `ada@exmaple.com` (rows 2, 4): no user has this e-mail address; did you mean ada@example.com"
+        ),
+        "{line}"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == format!("assignee Grace@Example.com: user {}", user_id("grace@example.com"))),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .ends_with("check failed: 0 rows invalid, 1 problem found by the service (exit 3)\n"),
+        "{}",
+        out.stderr
+    );
+    rig.assert_nothing_created("check with an unknown e-mail");
+}
+
+#[test]
+fn an_email_assignee_is_sent_as_the_users_id() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Assignee,Key\nOne,{PROJECT},Grace@Example.com,EV-1\nTwo,{PROJECT},{ASSIGNEE},EV-2\n"),
+    );
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let runs = rig.sandbox.runs();
+    assert_eq!(runs.len(), 2);
+    let by_key: HashMap<String, Value> = runs
+        .into_iter()
+        .map(|r| (r.body["human_id"].as_str().expect("a human_id").to_string(), r.body))
+        .collect();
+    let body = |title: &str, human_id: &str, assignee: &str| {
+        json!({
+            "title": title,
+            "status": "ACTIVE",
+            "project_id": PROJECT,
+            "human_id": human_id,
+            "selection_type": "STATIC",
+            "static_selection_filters": [],
+            "assignee_id": assignee,
+            "label_names": [],
+            "environment_ids": [],
+        })
+    };
+    assert_eq!(by_key["EV-1"], body("One", "EV-1", &user_id("grace@example.com")));
+    assert_eq!(by_key["EV-2"], body("Two", "EV-2", ASSIGNEE));
+    let report = rig.report("runs.report.csv");
+    assert_eq!(
+        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        [(2, Outcome::Created), (3, Outcome::Created)]
+    );
+    // One GET /users before the first POST, and one POST per row.
+    assert_eq!(rig.sandbox.stats().posts_received, 2);
+}
+
+#[test]
+fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        &format!(
+            "Title,Project,Assignee\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},grace@exmaple.com\nThree,{PROJECT},\n"
+        ),
+    );
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("invalid: row 3,"))
+        .unwrap_or_else(|| panic!("a line about row 3: {}", out.stderr));
+    assert!(
+        line.contains("`grace@exmaple.com`: no user has this e-mail address; did you mean grace@example.com"),
+        "{line}"
+    );
+    rig.assert_nothing_created("an unknown e-mail");
+
+    let report = rig.report("runs.report.csv");
+    assert_eq!(
+        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        [(2, Outcome::NotSent), (3, Outcome::Invalid), (4, Outcome::NotSent)]
+    );
+    let error = report[1].error.as_deref().unwrap_or_default();
+    assert!(error.contains("did you mean grace@example.com"), "{error}");
+    let failed = rig.read("runs.failed.csv");
+    let failed_lines: Vec<&str> = failed.lines().collect();
+    assert_eq!(failed_lines.len(), 2, "{failed}");
+    assert_eq!(failed_lines[0], "Title,Project,Assignee,error");
+    assert!(
+        failed_lines[1].starts_with(&format!("Two,{PROJECT},grace@exmaple.com,")),
+        "{failed}"
+    );
+    assert!(out.stderr.contains("failed rows: runs.failed.csv"), "{}", out.stderr);
+}
+
+#[test]
+
+fn an_unknown_email_on_import_names_the_files_header() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Owner\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},grace@exmaple.com\n"),
+    );
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr.lines().any(|l| l.starts_with(
+            "invalid: row 3, column `Owner`: `grace@exmaple.com`: no user has this e-mail address; did you mean grace@example.com"
+        )),
+        "{}",
+        out.stderr
+    );
+    let report = rig.report("runs.report.csv");
+    let error = report[1].error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("Owner: "),
+        "like every other invalid row's error: {error}"
+    );
+    rig.assert_nothing_created("an unknown e-mail");
+}
+
+#[test]
+fn completions_generate_for_each_shell() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = run(command_in(dir.path(), &["completions", shell]));
+        assert_eq!(out.code, 0, "{shell}: {}", out.stderr);
+        assert_eq!(out.stderr, "", "{shell}");
+        for word in ["testsigma-import", "import", "check", "template", "--dry-run"] {
+            assert!(out.stdout.contains(word), "{shell} completions mention {word}");
+        }
+    }
+    let out = run(command_in(dir.path(), &["completions", "tcsh"]));
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("bash") && out.stderr.contains("powershell"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn every_subcommand_help_shows_examples() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    for sub in ["import", "check", "sandbox", "template", "completions"] {
+        for args in [vec![sub, "--help"], vec!["help", sub]] {
+            let out = run(command_in(dir.path(), &args));
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            let examples = out
+                .stdout
+                .split_once("Examples:\n")
+                .map(|(_, rest)| rest)
+                .unwrap_or_else(|| panic!("{args:?} shows examples:\n{}", out.stdout));
+            let first = examples.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with(&format!("  testsigma-import {sub} "))
+                    || first.contains(&format!(" testsigma-import {sub} ")),
+                "{args:?}: {first}"
+            );
+        }
+    }
+}
+
+/// The lines of stderr that are the end-of-run summary, not logging.
+fn is_summary_line(line: &str) -> bool {
+    line.starts_with("report: ")
+        || line.starts_with("failed rows: ")
+        || line.starts_with("  failed, ")
+        || line.split_once(": ").is_some_and(|(head, _)| {
+            head.strip_suffix(" rows")
+                .or_else(|| head.strip_suffix(" row"))
+                .is_some_and(|n| n.parse::<usize>().is_ok())
+        })
+}
+
+#[test]
+fn verbose_logs_one_line_per_answer() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(3));
+    let out = rig.import("runs.csv", &["-v"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let answers: Vec<&str> = out.stderr.lines().filter(|l| l.contains(" answer ")).collect();
+    assert_eq!(answers.len(), 3, "{}", out.stderr);
+    for row in 2..=4 {
+        let for_row: Vec<&&str> = answers
+            .iter()
+            .filter(|l| l.contains(&format!(" row={row} attempt=1 ")))
+            .collect();
+        assert_eq!(for_row.len(), 1, "row {row}: {}", out.stderr);
+        assert!(for_row[0].contains(" INFO "), "{}", for_row[0]);
+        assert!(for_row[0].contains("answer=created 200"), "{}", for_row[0]);
+    }
+    assert!(!out.stderr.contains(KEY));
+
+    // Without -v, no log lines at all.
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.lines().all(is_summary_line), "{}", out.stderr);
+}
+
+#[test]
+fn json_logs_are_json_lines_with_a_level() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(3));
+    let out = rig.import("runs.csv", &["--log-format", "json", "-v"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut answered_rows = Vec::new();
+    let mut messages = Vec::new();
+    // Every line, the summary included, is JSON: a log shipper never sees a mixed stream.
+    for line in out.stderr.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line is JSON ({e}): {line}"));
+        messages.push(value["fields"]["message"].as_str().unwrap_or_default().to_string());
+        let level = value["level"].as_str().unwrap_or_else(|| panic!("a level: {line}"));
+        assert!(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&level), "{line}");
+        if value["fields"]["message"] == "answer" {
+            assert_eq!(level, "INFO", "{line}");
+            answered_rows.push(value["fields"]["row"].as_u64().expect("the answer names its row"));
+        }
+    }
+    answered_rows.sort_unstable();
+    assert_eq!(answered_rows, [2, 3, 4], "{}", out.stderr);
+    assert!(
+        messages.iter().any(|m| m == "report: runs.report.csv"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(KEY));
+}
+
+#[test]
+fn no_color_output_has_no_escape_bytes() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(3));
+    rig.write("bad.csv", &format!("Title,Status,Project\n,OPEN,{PROJECT}\n"));
+    let url = rig.sandbox.base_url();
+    let runs: [&[&str]; 6] = [
+        &["-v", "import", "runs.csv", "--base-url", &url, "--no-state"],
+        &["-vv", "check", "runs.csv", "--base-url", &url],
+        &["import", "bad.csv", "--dry-run"],
+        &["import", "--help"],
+        &["import", "runs.csv", "--no-such-flag"],
+        &["template", "runs.csv"],
+    ];
+    for args in runs {
+        let mut cmd = rig.command(args);
+        cmd.env("NO_COLOR", "1");
+        let out = run(cmd);
+        assert!(!out.stdout.contains('\x1b'), "{args:?}: {:?}", out.stdout);
+        assert!(!out.stderr.contains('\x1b'), "{args:?}: {:?}", out.stderr);
+        assert!(
+            !out.stderr.is_empty() || !out.stdout.is_empty(),
+            "{args:?} said something"
+        );
+    }
+}
+
+#[test]
+
+fn json_logs_carry_warnings_as_json_too() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &format!("Title,Project,Colour\nOne,{PROJECT},red\n"));
+    let out = rig.import("runs.csv", &["--log-format", "json", "-v"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let mut messages = Vec::new();
+    // Every line, the summary included, is JSON: a log shipper never sees a mixed stream.
+    for line in out.stderr.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line is JSON ({e}): {line}"));
+        messages.push(value["fields"]["message"].as_str().unwrap_or_default().to_string());
+        assert!(value["level"].is_string(), "{line}");
+    }
+    assert!(
+        out.stderr.contains("Colour"),
+        "the warning is still there: {}",
+        out.stderr
+    );
+}
+
+/// `args` run on a pseudo-terminal through util-linux `script`, without CI, with `env`;
+/// stdout and stderr arrive together, as on a screen. `None` where there is no such `script`.
+fn on_a_terminal(rig: &Rig, env: &[(&str, &str)], args: &[&str]) -> Option<Output> {
+    let version = std::process::Command::new("script").arg("--version").output();
+    if !version.is_ok_and(|v| String::from_utf8_lossy(&v.stdout).contains("util-linux")) {
+        eprintln!("skipped: no util-linux `script` to provide a terminal");
+        return None;
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(BIN).chain(args.iter().copied()).map(quote).collect();
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line.join(" "), "/dev/null"])
+        .current_dir(rig.dir.path())
+        .env_remove("CI")
+        .env_remove("NO_COLOR")
+        .env_remove("TESTSIGMA_BASE_URL")
+        .env_remove("TESTSIGMA_PROJECT_ID")
+        .env_remove("RUST_LOG")
+        .env("TERM", "xterm-256color")
+        .env("TESTSIGMA_API_KEY", KEY)
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    Some(run(cmd))
+}
+
+/// Whether `text` holds an ANSI colour or style sequence (`ESC [ … m`).
+fn has_sgr(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        rest.find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .is_some_and(|end| rest[end..].starts_with('m'))
+    })
+}
+
+#[test]
+fn on_a_terminal_no_color_means_no_colours() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(10));
+    let url = rig.sandbox.base_url();
+    let runs: [&[&str]; 2] = [
+        &[
+            "-v",
+            "import",
+            "runs.csv",
+            "--base-url",
+            &url,
+            "--no-state",
+            "--rate",
+            "50",
+        ],
+        &["import", "--help"],
+    ];
+    for args in runs {
+        let Some(plain) = on_a_terminal(&rig, &[("NO_COLOR", "1")], args) else {
+            return;
+        };
+        assert_eq!(plain.code, 0, "{args:?}: {plain:?}");
+        assert!(!has_sgr(&plain.stdout), "{args:?}: {:?}", plain.stdout);
+        // Without NO_COLOR the same run is coloured, so the check above means something.
+        let Some(coloured) = on_a_terminal(&rig, &[], args) else {
+            return;
+        };
+        assert_eq!(coloured.code, 0, "{args:?}: {coloured:?}");
+        assert!(has_sgr(&coloured.stdout), "{args:?}: {:?}", coloured.stdout);
+    }
+    assert_eq!(rig.sandbox.runs().len(), 20);
+}
+
+#[test]
+
+fn on_a_terminal_log_lines_do_not_break_the_progress_bar() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(10));
+    let url = rig.sandbox.base_url();
+    let args = [
+        "-v",
+        "import",
+        "runs.csv",
+        "--base-url",
+        &url,
+        "--no-state",
+        "--rate",
+        "20",
+    ];
+    let Some(out) = on_a_terminal(&rig, &[("NO_COLOR", "1")], &args) else {
+        return;
+    };
+    assert_eq!(out.code, 0, "{out:?}");
+    // With log lines on stderr the bar gives way to the periodic line: no bar to break.
+    assert!(
+        !out.stdout.contains("10/10 rows"),
+        "no bar is drawn under -v: {:?}",
+        out.stdout
+    );
+    // Each log line starts a line of its own.
+    let mut answers = 0;
+    for segment in out.stdout.split(['\r', '\n']) {
+        let segment = segment.trim_start_matches("\x1b[2K");
+        if segment.contains(" INFO ") {
+            answers += 1;
+            assert!(
+                segment.starts_with(|c: char| c.is_ascii_digit()),
+                "a log line inside the bar: {segment:?}"
+            );
+        }
+    }
+    assert_eq!(answers, 10, "{:?}", out.stdout);
+}
+
+#[test]
+fn the_summary_groups_failures_by_reason() {
+    let rig = Rig::new(SandboxOptions {
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", &generated_rows(5));
+    let out = rig.import("runs.csv", &["--max-retries", "0"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = rig.report("runs.report.csv");
+    assert_eq!(report.len(), 5);
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    for row in &report {
+        assert_eq!(row.outcome, Outcome::Failed, "{row:?}");
+        assert_eq!(row.attempts, 1, "{row:?}");
+        *reasons.entry(row.error.clone().unwrap_or_default()).or_default() += 1;
+    }
+    // The sandbox answers 500 or 503 at random: one or two reasons, never five lines.
+    for reason in reasons.keys() {
+        assert!(
+            [
+                "HTTP 500: Internal Server Error (gave up after 0 retries, --max-retries)",
+                "HTTP 503: Service Unavailable (gave up after 0 retries, --max-retries)",
+            ]
+            .contains(&reason.as_str()),
+            "{reason}"
+        );
+    }
+    let grouped: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("  failed, ")).collect();
+    assert_eq!(grouped.len(), reasons.len(), "{}", out.stderr);
+    for (reason, n) in &reasons {
+        let expected = format!("  failed, {n} row(s): {reason}");
+        assert!(grouped.contains(&expected.as_str()), "{expected}\n{}", out.stderr);
+    }
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("5 rows: 5 failed · 5 requests in "),
+        "{}",
+        out.stderr
+    );
+    assert!(lines.contains(&"report: runs.report.csv"), "{}", out.stderr);
+    assert!(
+        lines.contains(&"failed rows: runs.failed.csv (fix them there and import that file)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lines.len(),
+        1 + grouped.len() + 2,
+        "nothing else, no line per row: {}",
+        out.stderr
+    );
+    assert_eq!(rig.read("runs.failed.csv").lines().count(), 6);
+    assert!(rig.sandbox.runs().is_empty());
+}
+
+#[test]
+fn five_rows_refused_alike_make_one_summary_line() {
+    // A project the service does not know: every create is a 404 with one message.
+    let rig = Rig::new(SandboxOptions {
+        projects: Some(vec![OTHER_PROJECT.to_string()]),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", &generated_rows(5));
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("5 rows: 5 failed · 5 requests in "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines[1], "  failed, 5 row(s): HTTP 404: Not Found");
+    assert_eq!(lines[2], "report: runs.report.csv");
+    assert_eq!(
+        lines[3],
+        "failed rows: runs.failed.csv (fix them there and import that file)"
+    );
+    assert_eq!(rig.sandbox.stats().posts_received, 5);
+    assert!(rig.sandbox.runs().is_empty());
+}
+
+/// The `progress:` lines of a run, checked for their shape.
+fn progress_lines(stderr: &str, total: usize) -> Vec<&str> {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("progress")).collect();
+    for line in &lines {
+        let done = line
+            .strip_prefix("progress: ")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(done, _)| done.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("progress: DONE/TOTAL …: {line}"));
+        assert!(done < total, "{line}");
+        assert!(line.contains(&format!("/{total} rows, ")), "{line}");
+    }
+    lines
+}
+
+#[test]
+fn progress_without_a_terminal_is_a_line_per_ten_seconds() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(25));
+    let started = Instant::now();
+    // At 2 requests/s, 25 rows take at least 12 s, so the 10-second mark passes mid-run.
+    let out = rig.import("runs.csv", &["--rate", "2"]);
+    let elapsed = started.elapsed().as_secs();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(rig.sandbox.runs().len(), 25);
+    let lines = progress_lines(&out.stderr, 25);
+    assert!(!lines.is_empty(), "a run past 10 s says how it goes: {}", out.stderr);
+    assert!(
+        lines.len() as u64 <= elapsed / 10 + 1,
+        "one line per 10 s at most ({elapsed} s): {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("25 rows: 25 created · 25 requests in ")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn quiet_prints_no_progress() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", &generated_rows(25));
+    let out = rig.import("runs.csv", &["--rate", "2", "--quiet"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(rig.sandbox.runs().len(), 25);
+    assert_eq!(progress_lines(&out.stderr, 25), Vec::<&str>::new(), "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "only the summary: {}", out.stderr);
+    assert!(
+        lines[0].starts_with("25 rows: 25 created · 25 requests in "),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(lines[1], "report: runs.report.csv");
+}

@@ -1,0 +1,88 @@
+//! Ctrl-C and SIGTERM in the middle of an upload: no new requests, those in flight
+//! finish, the report and ledger hold every row, exit 130; a re-run sends the rest.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
+use testsigma_import::model::Outcome;
+use testsigma_import::sandbox::SandboxOptions;
+
+const ROWS: usize = 30;
+
+fn interrupted_with(signal: &str) {
+    let rig = Rig::new(SandboxOptions {
+        latency: Duration::from_millis(200),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("int", 0..ROWS, true));
+    let mut cmd = rig.import("runs.csv", Some("key"));
+    cmd.args([
+        "--rate",
+        "5",
+        "--concurrency",
+        "2",
+        "--state",
+        "s.jsonl",
+        "--summary-json",
+        "summary.json",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("the binary starts");
+    wait_until("a few runs to be created", || rig.sandbox.runs().len() >= 3);
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+
+    // Every row has exactly one outcome; nothing in flight was abandoned.
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), ROWS);
+    let created = count(&rows, Outcome::Created);
+    let not_sent = count(&rows, Outcome::NotSent);
+    assert_eq!(created + not_sent, ROWS, "{rows:#?}");
+    assert!(not_sent > 0, "the run stopped early");
+    assert_eq!(
+        created,
+        rig.sandbox.runs().len(),
+        "the report's created rows are the sandbox's runs"
+    );
+    for row in rows.iter().filter(|r| r.outcome == Outcome::NotSent) {
+        assert_eq!(row.attempts, 0, "{row:?}");
+        assert!(
+            row.error.as_deref().is_some_and(|e| e.contains("interrupted")),
+            "{row:?}"
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+    assert_eq!(summary["exit_code"], 130);
+
+    // The next run sends exactly the rest.
+    let mut again = rig.import("runs.csv", Some("key"));
+    again.args(["--rate", "50", "--state", "s.jsonl"]);
+    let out = run(again);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::AlreadyImported), created);
+    assert_eq!(count(&rows, Outcome::Created), not_sent);
+    let by_title = runs_by_title(&rig.sandbox);
+    assert_eq!(by_title.len(), ROWS);
+    assert!(by_title.values().all(|runs| runs.len() == 1), "no row created twice");
+}
+
+#[test]
+fn ctrl_c_finishes_what_is_in_flight_and_reports_every_row() {
+    interrupted_with("-INT");
+}
+
+#[test]
+fn sigterm_is_an_interrupt_too() {
+    interrupted_with("-TERM");
+}

@@ -1,0 +1,352 @@
+//! End-to-end tests of safe re-runs: the ledger keeps a second run from creating a run
+//! twice (after a clean run, an appended file, a SIGKILL mid-run or a torn last line),
+//! refuses a second run on the same ledger at once, and the failed-rows file and
+//! `--summary-json` let a user or a script pick up where a run left off.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::sandbox::SandboxOptions;
+
+fn import_with_state(rig: &Rig, file: &str, extra: &[&str]) -> Output {
+    let mut cmd = rig.import(file, Some("k-rerun"));
+    cmd.args(["--state", "s.jsonl"]).args(extra);
+    run(cmd)
+}
+
+fn ids(rows: &[ReportRow]) -> Vec<(Option<String>, Option<String>)> {
+    rows.iter()
+        .map(|r| (r.test_run_id.clone(), r.test_run_human_id.clone()))
+        .collect()
+}
+
+#[test]
+fn a_second_run_sends_nothing_and_reports_the_earlier_ids() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.copy_sample();
+    let first = import_with_state(&rig, "test-runs.csv", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_rows = rig.report("test-runs.report.csv");
+    assert_eq!(count(&first_rows, Outcome::Created), 12);
+    let posts = rig.sandbox.stats().posts_received;
+    assert_eq!(posts, 12);
+
+    let second = import_with_state(&rig, "test-runs.csv", &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(rig.sandbox.stats().posts_received, posts, "nothing sent again");
+    assert_eq!(rig.sandbox.runs().len(), 12);
+    let rows = rig.report("test-runs.report.csv");
+    assert_eq!(rows.len(), 12);
+    for row in &rows {
+        assert_eq!(row.outcome, Outcome::AlreadyImported, "{row:?}");
+        assert_eq!(row.attempts, 0, "{row:?}");
+        assert_eq!(row.http_status, None, "{row:?}");
+    }
+    assert_eq!(ids(&rows), ids(&first_rows), "the earlier ids");
+    assert!(second.stderr.contains("nothing new to import"), "{}", second.stderr);
+}
+
+#[test]
+fn rows_appended_to_the_file_are_the_only_ones_sent() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("app", 1..6, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_rows = rig.report("runs.report.csv");
+
+    rig.append("runs.csv", generated_rows("app", 6..9, false));
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [[Outcome::AlreadyImported; 5].as_slice(), &[Outcome::Created; 3]].concat()
+    );
+    assert_eq!(ids(&rows[..5]), ids(&first_rows));
+    assert_eq!(rig.sandbox.stats().posts_received, 8, "5, then only the 3 new rows");
+    let by_title = runs_by_title(&rig.sandbox);
+    assert_eq!(by_title.len(), 8);
+    for row in &rows[5..] {
+        assert_eq!(row.test_run_id.as_deref(), Some(by_title[title(row)][0].id.as_str()));
+    }
+}
+
+#[test]
+fn after_a_sigkill_mid_run_no_row_is_created_twice() {
+    const ROWS: usize = 40;
+    const CONCURRENCY: usize = 4;
+    let rig = Rig::new(SandboxOptions {
+        latency: Duration::from_millis(300),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("kill", 1..ROWS + 1, true));
+    let mut cmd = rig.import("runs.csv", Some("k-rerun"));
+    cmd.args(["--state", "s.jsonl", "--rate", "5", "--concurrency", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn the import");
+    wait_until("5 runs in the sandbox", || rig.sandbox.runs().len() >= 5);
+    child.kill().expect("SIGKILL the import");
+    child.wait().expect("reap the import");
+    let before = rig.sandbox.runs().len();
+    assert!(before < ROWS, "killed mid-run, after {before} runs");
+
+    // Run again to completion on the same ledger and sandbox.
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "20", "--concurrency", "4"]);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), ROWS);
+    let unknown: Vec<&ReportRow> = rows.iter().filter(|r| r.outcome == Outcome::Unknown).collect();
+    assert!(
+        unknown.len() <= CONCURRENCY,
+        "at most --concurrency rows were in flight: {unknown:#?}"
+    );
+    assert_eq!(second.code, if unknown.is_empty() { 0 } else { 1 }, "{}", second.stderr);
+    let by_title = runs_by_title(&rig.sandbox);
+    let mut runs_before_retry: HashMap<String, usize> = HashMap::new();
+    for row in &rows {
+        let runs = by_title.get(title(row)).map_or(&[][..], Vec::as_slice);
+        runs_before_retry.insert(title(row).to_string(), runs.len());
+        match row.outcome {
+            Outcome::Unknown => {
+                assert!(runs.len() <= 1, "row {}: {} runs", row.row, runs.len());
+                assert!(
+                    row.error.as_deref().is_some_and(|e| e.contains("--retry-unknown")),
+                    "{row:?}"
+                );
+            }
+            Outcome::Created | Outcome::AlreadyImported => {
+                assert_eq!(runs.len(), 1, "row {}: {} runs", row.row, runs.len());
+                assert_eq!(row.test_run_id.as_deref(), Some(runs[0].id.as_str()), "row {}", row.row);
+            }
+            other => panic!("row {}: {other:?}: {row:?}", row.row),
+        }
+    }
+    assert_eq!(by_title.len(), rig.sandbox.runs().len(), "no title has two runs");
+    assert!(by_title.keys().all(|t| runs_before_retry.contains_key(t)));
+
+    // --retry-unknown sends exactly the unknown rows again.
+    let posts = rig.sandbox.stats().posts_received;
+    let third = import_with_state(&rig, "runs.csv", &["--rate", "20", "--retry-unknown"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert_eq!(rig.sandbox.stats().posts_received, posts + unknown.len() as u64);
+    let unknown_titles: Vec<&str> = unknown.iter().map(|r| title(r)).collect();
+    let by_title = runs_by_title(&rig.sandbox);
+    for row in rig.report("runs.report.csv") {
+        let was_unknown = unknown_titles.contains(&title(&row));
+        let want = if was_unknown {
+            Outcome::Created
+        } else {
+            Outcome::AlreadyImported
+        };
+        assert_eq!(row.outcome, want, "{row:?}");
+        // A resent row that had in fact been created now exists twice: the price of
+        // --retry-unknown, which is why it is not the default.
+        let extra = usize::from(was_unknown);
+        assert_eq!(
+            by_title[title(&row)].len(),
+            runs_before_retry[title(&row)] + extra,
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_torn_last_ledger_line_is_tolerated_with_a_warning() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("torn", 1..4, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    rig.append("s.jsonl", r#"{"v":1,"event":"created","scope":"http://127.0.0.1"#);
+    let torn_line = rig.read("s.jsonl").lines().count();
+
+    rig.append("runs.csv", generated_rows("torn", 4..5, false));
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("warning") && second.stderr.contains(&format!("({torn_line})")),
+        "names the torn line {torn_line}: {}",
+        second.stderr
+    );
+    let outcomes: Vec<Outcome> = rig.report("runs.report.csv").iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::AlreadyImported,
+            Outcome::AlreadyImported,
+            Outcome::AlreadyImported,
+            Outcome::Created
+        ]
+    );
+    assert_eq!(rig.sandbox.runs().len(), 4);
+
+    // The next append marked the torn line, so the ledger reads cleanly from now on.
+    let ledger = rig.read("s.jsonl");
+    let lines: Vec<&str> = ledger.lines().collect();
+    let marker: Value = serde_json::from_str(lines[torn_line]).expect("the line after the torn one");
+    assert_eq!(marker["event"], "torn");
+    let third = import_with_state(&rig, "runs.csv", &[]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(!third.stderr.contains("warning"), "{}", third.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::AlreadyImported), 4);
+}
+
+/// Kills the child when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_second_run_on_a_locked_ledger_is_refused_and_names_the_holder() {
+    let rig = Rig::new(SandboxOptions {
+        latency: Duration::from_secs(30),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("lock", 1..3, true));
+    let mut cmd = rig.import("runs.csv", Some("k-rerun"));
+    cmd.args(["--state", "s.jsonl", "--report", "first.report.csv"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut holder = KillOnDrop(cmd.spawn().expect("spawn the slow import"));
+    let pid = holder.0.id();
+    wait_until("the first run to take the lock", || {
+        std::fs::read_to_string(rig.path("s.jsonl.lock")).is_ok_and(|s| s.trim() == pid.to_string())
+    });
+    wait_until("the first run to send both rows", || {
+        std::fs::read_to_string(rig.path("s.jsonl")).is_ok_and(|s| s.matches("\"in_flight\"").count() == 2)
+    });
+
+    let second = import_with_state(&rig, "runs.csv", &["--report", "second.report.csv"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains("in use by another"), "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("process {pid}")), "{}", second.stderr);
+    assert_eq!(
+        holder.0.try_wait().expect("the first run's status"),
+        None,
+        "the first run is still going"
+    );
+
+    // A killed holder leaves no stale lock: the next run proceeds (its rows are unknown,
+    // since the first run sent them and its answers never came).
+    holder.0.kill().expect("kill the first run");
+    holder.0.wait().expect("reap the first run");
+    let third = import_with_state(&rig, "runs.csv", &["--report", "third.report.csv"]);
+    assert!(!third.stderr.contains("in use by another"), "{}", third.stderr);
+    assert_eq!(third.code, 1, "{}", third.stderr);
+    let rows = rig.report("third.report.csv");
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(
+            (row.outcome, row.attempts),
+            (Outcome::Unknown, 0),
+            "not sent again: {row:?}"
+        );
+    }
+}
+
+#[test]
+fn the_failed_rows_file_imports_into_a_healthy_service() {
+    let rig = Rig::new(SandboxOptions {
+        fail_rate: 1.0,
+        seed: Some(1),
+        ..SandboxOptions::default()
+    });
+    rig.copy_sample();
+    let first = import_with_state(
+        &rig,
+        "test-runs.csv",
+        &["--max-retries", "0", "--rate", "50", "--plan", "plan.jsonl"],
+    );
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let rows = rig.report("test-runs.report.csv");
+    assert_eq!(count(&rows, Outcome::Failed), 12, "{rows:#?}");
+    assert!(rig.sandbox.runs().is_empty());
+
+    // The original columns, cell for cell, plus the error.
+    let mut original = csv::Reader::from_path(rig.path("test-runs.csv")).expect("the sample");
+    let mut failed = csv::Reader::from_path(rig.path("test-runs.failed.csv")).expect("test-runs.failed.csv");
+    let mut want_headers: Vec<String> = original.headers().expect("headers").iter().map(String::from).collect();
+    want_headers.push("error".into());
+    let headers: Vec<String> = failed.headers().expect("headers").iter().map(String::from).collect();
+    assert_eq!(headers, want_headers);
+    let original: Vec<csv::StringRecord> = original.records().map(|r| r.expect("a record")).collect();
+    let failed_records: Vec<csv::StringRecord> = failed.records().map(|r| r.expect("a record")).collect();
+    assert_eq!(failed_records.len(), 12);
+    for ((orig, got), row) in original.iter().zip(&failed_records).zip(&rows) {
+        let cells: Vec<&str> = got.iter().collect();
+        assert_eq!(cells[..cells.len() - 1], orig.iter().collect::<Vec<_>>()[..]);
+        assert_eq!(Some(cells[cells.len() - 1]), row.error.as_deref());
+    }
+
+    // Fed back in against a healthy service, every row is created as first planned.
+    let healthy = rig.start_sandbox(SandboxOptions::default());
+    let mut cmd = rig.import_into(&healthy, "test-runs.failed.csv", Some("k-rerun"));
+    cmd.args(["--state", "s.jsonl", "--rate", "50"]);
+    let again = run(cmd);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let rows = rig.report("test-runs.failed.report.csv");
+    assert_eq!(count(&rows, Outcome::Created), 12, "{rows:#?}");
+    let by_title = runs_by_title(&healthy);
+    assert_eq!(healthy.runs().len(), 12);
+    for line in rig.plan("plan.jsonl") {
+        let title = line["body"]["title"].as_str().expect("a planned title");
+        assert_eq!(by_title[title][0].body, expected_body(&line), "row {}", line["row"]);
+    }
+}
+
+#[test]
+fn summary_json_holds_counts_per_outcome_and_the_exit_code() {
+    let rig = Rig::new(SandboxOptions::default());
+    let mut csv = generated_rows("sum", 1..5, true);
+    // A row without a title is invalid.
+    csv.push_str(&format!(",{PROJECT},SUM-BAD\n"));
+    rig.write("runs.csv", csv);
+
+    let first = import_with_state(&rig, "runs.csv", &["--skip-invalid", "--summary-json", "summary.json"]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let summary = rig.summary("summary.json");
+    assert_eq!(
+        summary["counts"],
+        json!({"created": 4, "already_imported": 0, "invalid": 1, "failed": 0, "not_sent": 0, "unknown": 0, "planned": 0})
+    );
+    assert_eq!(summary["rows"], 5);
+    assert_eq!(summary["requests_sent"], 4);
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["dry_run"], false);
+    assert_eq!(summary["report"], "runs.report.csv");
+    assert_eq!(summary["failed_rows_file"], "runs.failed.csv");
+
+    let second = import_with_state(&rig, "runs.csv", &["--skip-invalid", "--summary-json", "summary.json"]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    let summary = rig.summary("summary.json");
+    assert_eq!(
+        summary["counts"],
+        json!({"created": 0, "already_imported": 4, "invalid": 1, "failed": 0, "not_sent": 0, "unknown": 0, "planned": 0})
+    );
+    assert_eq!(summary["requests_sent"], 0);
+    assert_eq!(summary["exit_code"], 1);
+
+    // Without the invalid row, everything is already imported: exit 0.
+    rig.write("runs.csv", generated_rows("sum", 1..5, true));
+    let third = import_with_state(&rig, "runs.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    let summary = rig.summary("summary.json");
+    assert_eq!(summary["counts"]["already_imported"], 4);
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["failed_rows_file"], Value::Null);
+    assert!(
+        !rig.path("runs.failed.csv").exists(),
+        "a stale failed-rows file is removed"
+    );
+}
