@@ -215,8 +215,95 @@ impl ApiClient {
         Ok(value)
     }
 
+    /// The key never leaves through a service's words: a body or error that echoes the
+    /// request's headers is scrubbed before anyone can print or store it.
+    fn scrub(&self, text: String) -> String {
+        let key = self.key.expose();
+        if key.is_empty() || !text.contains(key) {
+            text
+        } else {
+            text.replace(key, "***")
+        }
+    }
+
+    fn scrub_answer(&self, answer: Answer) -> Answer {
+        match answer {
+            Answer::Retry {
+                status,
+                error,
+                retry_after,
+                rate_limited,
+                request_id,
+            } => Answer::Retry {
+                status,
+                error: self.scrub(error),
+                retry_after,
+                rate_limited,
+                request_id,
+            },
+            Answer::Rejected {
+                status,
+                error,
+                request_id,
+            } => Answer::Rejected {
+                status,
+                error: self.scrub(error),
+                request_id,
+            },
+            Answer::KeyRefused {
+                status,
+                error,
+                request_id,
+            } => Answer::KeyRefused {
+                status,
+                error: self.scrub(error),
+                request_id,
+            },
+            Answer::Unknown {
+                status,
+                error,
+                request_id,
+            } => Answer::Unknown {
+                status,
+                error: self.scrub(error),
+                request_id,
+            },
+            Answer::Redirected(mut r) => {
+                r.location = self.scrub(r.location);
+                r.suggested_base = r.suggested_base.map(|b| self.scrub(b));
+                Answer::Redirected(r)
+            }
+            created @ Answer::Created { .. } => created,
+        }
+    }
+
+    fn scrub_error(&self, error: ApiError) -> ApiError {
+        match error {
+            ApiError::KeyRefused { status, message } => ApiError::KeyRefused {
+                status,
+                message: self.scrub(message),
+            },
+            ApiError::Status { what, status, message } => ApiError::Status {
+                what,
+                status,
+                message: self.scrub(message),
+            },
+            ApiError::Transport { what, message } => ApiError::Transport {
+                what,
+                message: self.scrub(message),
+            },
+            ApiError::Client(message) => ApiError::Client(self.scrub(message)),
+            other => other,
+        }
+    }
+
     /// `POST /projects/{project_id}/test_runs` with a body already serialised.
     pub async fn create_test_run(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
+        let answer = self.send_create(project_id, body, idempotency_key).await;
+        self.scrub_answer(answer)
+    }
+
+    async fn send_create(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
         let path = format!("/projects/{project_id}/test_runs");
         let auth = match self.auth() {
             Ok(a) => a,
@@ -319,6 +406,10 @@ impl ApiClient {
     }
 
     async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+        self.fetch_json(path, what).await.map_err(|e| self.scrub_error(e))
+    }
+
+    async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
         let response = self
             .http
             .get(format!("{}{path}", self.base))

@@ -110,7 +110,7 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBu
     })?;
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| SettingsError::Config {
         path: shown.clone(),
-        message: e.to_string(),
+        message: toml_error(&text, &e),
     })?;
     // Keys may be spelled like the flags (`project-id`) or like the fields (`project_id`).
     let keys: Vec<String> = table.keys().cloned().collect();
@@ -123,17 +123,36 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBu
             table.insert(key.replace('_', "-"), value);
         }
     }
-    let config: ConfigFile =
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| SettingsError::Config {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
+    let secret = table
+        .get("api-key")
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let config: ConfigFile = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+        // A wrongly typed `api-key = 12345` would be quoted back: never show it.
+        let message = match &secret {
+            Some(secret) if !secret.is_empty() => e.message().replace(secret.as_str(), "***"),
+            _ => e.message().to_string(),
+        };
+        SettingsError::Config {
+            path: shown.clone(),
+            message,
+        }
+    })?;
     if config.api_key.is_some() {
         check_private(&path)?;
     }
     Ok((config, Some(path)))
+}
+
+/// A TOML syntax error with its line number but without the line itself, which may
+/// hold the API key.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
+            format!("line {line}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_string(),
+    }
 }
 
 /// A key in a config file is only accepted when no one else can read the file.
