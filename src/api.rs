@@ -226,6 +226,15 @@ impl ApiClient {
         }
     }
 
+    fn scrub_body(&self, body: impl AsRef<[u8]> + Into<Vec<u8>>) -> Vec<u8> {
+        let key = self.key.expose().as_bytes();
+        if key.is_empty() || !body.as_ref().windows(key.len()).any(|w| w == key) {
+            return body.into();
+        }
+        self.scrub(String::from_utf8_lossy(body.as_ref()).into_owned())
+            .into_bytes()
+    }
+
     fn scrub_answer(&self, answer: Answer) -> Answer {
         match answer {
             Answer::Retry {
@@ -331,14 +340,15 @@ impl ApiClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let request_id = request_id(&headers);
+        let request_id = request_id(&headers).map(|r| self.scrub(r));
         if status.is_redirection() {
             return Answer::Redirected(redirect(&self.base, &path, status, &headers));
         }
         let bytes = response.bytes().await;
         let code = status.as_u16();
         let bytes = match bytes {
-            Ok(b) => b,
+            // Scrubbed whole, before any message cuts it short and splits the key.
+            Ok(b) => self.scrub_body(b),
             Err(e) if status.is_success() => {
                 return Answer::Unknown {
                     status: Some(code),
@@ -430,6 +440,7 @@ impl ApiClient {
             what: what.to_string(),
             message: error_chain(&e),
         })?;
+        let bytes = self.scrub_body(bytes);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ApiError::KeyRefused {
                 status: status.as_u16(),

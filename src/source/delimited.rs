@@ -163,11 +163,7 @@ impl DelimitedSource {
         let row = self.rows.last_row + 1;
         match err.into_kind() {
             csv::ErrorKind::Io(source) if source.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>()) => {
-                SourceError::RunawayRecord {
-                    name: self.name.clone(),
-                    at: Location::row(row, false),
-                    limit: self.reader.get_ref().cap,
-                }
+                self.diagnose_runaway(row)
             }
             csv::ErrorKind::Io(source) => read_error(&self.name, row, source),
             other => read_error(
@@ -175,6 +171,108 @@ impl DelimitedSource {
                 row,
                 io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
             ),
+        }
+    }
+}
+
+impl DelimitedSource {
+    /// A record ran past the byte cap: either one cell is simply too large, or a quote
+    /// was never closed. Only on this error path, the record is read again from its start
+    /// to tell which, so the message sends the user to the right fix.
+    fn diagnose_runaway(&self, row: usize) -> SourceError {
+        let cap = self.reader.get_ref().cap;
+        let runaway = SourceError::RunawayRecord {
+            name: self.name.clone(),
+            at: Location::row(row, false),
+            limit: cap,
+        };
+        let Ok(mut stream) = text_stream(&self.input, self.plan, &self.name) else {
+            return runaway;
+        };
+        let start = self.reader.get_ref().record_start;
+        if io::copy(&mut (&mut stream).take(start), &mut io::sink()).ok() != Some(start) {
+            return runaway;
+        }
+        let mut lexer = FieldLexer::new(self.plan.delimiter);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut scanned = 0u64;
+        while scanned <= cap {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    lexer.feed(&buf[..n]);
+                    scanned += n as u64;
+                }
+            }
+        }
+        if lexer.in_quotes || lexer.field_bytes <= self.max_cell_bytes as u64 {
+            return runaway;
+        }
+        SourceError::CellTooLarge {
+            name: self.name.clone(),
+            at: Location::cell(row, lexer.field, &self.headers, false),
+            bytes: usize::try_from(lexer.field_bytes).unwrap_or(usize::MAX),
+            limit: self.max_cell_bytes,
+        }
+    }
+}
+
+/// Just enough CSV lexing to know, at the end of some bytes, whether we are inside a
+/// quoted field, which field of the record, and how long it is so far.
+struct FieldLexer {
+    delimiter: u8,
+    in_quotes: bool,
+    after_quote: bool,
+    field: usize,
+    field_bytes: u64,
+}
+
+impl FieldLexer {
+    fn new(delimiter: u8) -> FieldLexer {
+        FieldLexer {
+            delimiter,
+            in_quotes: false,
+            after_quote: false,
+            field: 0,
+            field_bytes: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_quotes {
+                if b == b'"' {
+                    self.in_quotes = false;
+                    self.after_quote = true;
+                } else {
+                    self.field_bytes += 1;
+                }
+                continue;
+            }
+            match b {
+                // `""` inside a quoted field is one quote.
+                b'"' if self.after_quote => {
+                    self.in_quotes = true;
+                    self.after_quote = false;
+                    self.field_bytes += 1;
+                }
+                b'"' if self.field_bytes == 0 => self.in_quotes = true,
+                b'\n' => {
+                    self.field = 0;
+                    self.field_bytes = 0;
+                    self.after_quote = false;
+                }
+                b'\r' => {}
+                d if d == self.delimiter => {
+                    self.field += 1;
+                    self.field_bytes = 0;
+                    self.after_quote = false;
+                }
+                _ => {
+                    self.field_bytes += 1;
+                    self.after_quote = false;
+                }
+            }
         }
     }
 }
@@ -415,6 +513,8 @@ struct Tracker {
     before_chunk: Option<u8>,
     since_mark: u64,
     cap: u64,
+    /// Where the record being read starts (the end of the last one).
+    record_start: u64,
 }
 
 #[derive(Debug)]
@@ -438,6 +538,7 @@ impl Tracker {
             before_chunk: None,
             since_mark: 0,
             cap: u64::MAX,
+            record_start: 0,
         }
     }
 
@@ -457,6 +558,7 @@ impl Tracker {
 
     /// A record ended at `consumed`; what was read past it belongs to the next one.
     fn mark(&mut self, consumed: u64) {
+        self.record_start = consumed;
         self.since_mark = self.offset.saturating_sub(consumed);
     }
 }
@@ -836,6 +938,24 @@ mod tests {
         assert_eq!(headers, ["Title", "Status"]);
         let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
         assert_eq!(numbers, [2, 3]);
+    }
+
+    #[test]
+    fn the_field_lexer_tells_a_big_cell_from_an_open_quote() {
+        for (text, in_quotes, field, bytes) in [
+            ("a,b,cccc", false, 2, 4),
+            ("a,\"b,\nc", true, 1, 4),
+            ("a,\"b\"\"c\",dd", false, 2, 2),
+            ("x\ny;zz", false, 0, 4),
+        ] {
+            let mut lexer = FieldLexer::new(b',');
+            lexer.feed(text.as_bytes());
+            assert_eq!(
+                (lexer.in_quotes, lexer.field, lexer.field_bytes),
+                (in_quotes, field, bytes),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
