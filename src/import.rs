@@ -68,8 +68,13 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         );
     }
     let map = map_headers(&headers, &read.columns).with_context(|| read.input.display_name())?;
-    for warning in map.warnings(&headers) {
+    let warnings = map.warnings(&headers);
+    // A sheet of thousands of stray columns gets a screenful, not thousands of lines.
+    for warning in warnings.iter().take(20) {
         progress(&format!("warning: {warning}"));
+    }
+    if warnings.len() > 20 {
+        progress(&format!("warning: … and {} more columns that are ignored", warnings.len() - 20));
     }
     let mut evidence = DateEvidence::default();
     let needs_order = read.rules.date_order.is_none()

@@ -1,0 +1,1742 @@
+//! The hostile side of an import, through the real binary against servers on 127.0.0.1:
+//! a service that misbehaves (every sandbox fault, in one table), files that are strange
+//! (empty, binary, truncated, encrypted, oversized), an API key that must never show up
+//! in anything a run writes or prints nor travel to another host, and a report that runs
+//! nothing when opened in a spreadsheet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, SandboxStats};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
+const REPORT_HEADER: &str =
+    "row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id";
+/// A run that takes longer than this has hung: a bug, not a slow machine.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+/// Unlike anything else a run could print, so finding it anywhere is a leak.
+const KEY: &str = "tsk_live_Zq8x3Hc1-hostile-7e5b2a9d";
+const SEED: u64 = 20_240_317;
+
+// ---------------------------------------------------------------------------------------
+// The rig: a temp dir, a runtime serving in-process servers, the binary run in the dir.
+
+struct Rig {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// Both streams, for scanning and for assertion messages.
+    fn streams(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+
+    /// The one `error: ...` line a setup error prints.
+    fn error_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("error: ")).collect()
+    }
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        Rig {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            rt,
+        }
+    }
+
+    fn start(&self, opts: SandboxOptions) -> Sandbox {
+        self.rt.block_on(Sandbox::start(opts, 0)).expect("the sandbox starts")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write a test file");
+        path
+    }
+
+    fn read(&self, name: &str) -> String {
+        let path = self.path(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The binary in the dir: no TESTSIGMA_* or RUST_LOG from the caller, CI=true, and
+    /// `key` (if any) in TESTSIGMA_API_KEY.
+    fn command(&self, key: Option<&str>) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .env_remove("TESTSIGMA_API_KEY")
+            .env_remove("TESTSIGMA_BASE_URL")
+            .env_remove("TESTSIGMA_PROJECT_ID")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        if let Some(key) = key {
+            cmd.env("TESTSIGMA_API_KEY", key);
+        }
+        cmd
+    }
+
+    /// `import FILE --base-url BASE` with `key`.
+    fn import(&self, base: &str, file: &str, key: Option<&str>) -> Command {
+        let mut cmd = self.command(key);
+        cmd.args(["import", file, "--base-url", base]);
+        cmd
+    }
+
+    fn report(&self, name: &str) -> Vec<ReportRow> {
+        read_csv_report(&self.path(name))
+    }
+}
+
+/// Runs to the end, bounded by [`RUN_LIMIT`].
+fn run(cmd: Command) -> Output {
+    let out = assert_cmd::Command::from_std(cmd)
+        .timeout(RUN_LIMIT)
+        .output()
+        .expect("the binary runs");
+    let output = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    // Whatever else happens, hostile input must never crash the binary.
+    assert!(
+        !output.stderr.contains("panicked") && !output.stderr.contains("RUST_BACKTRACE"),
+        "the binary panicked:\n{}",
+        output.streams()
+    );
+    output
+}
+
+fn read_csv_report(path: &Path) -> Vec<ReportRow> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        text.lines().next(),
+        Some(REPORT_HEADER),
+        "report header of {}",
+        path.display()
+    );
+    csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .map(|r| r.expect("a report row"))
+        .collect()
+}
+
+/// `Title,Project,Key` and `n` rows `Run <tag> NN` / `HX-NN`.
+fn rows_csv(tag: &str, n: usize) -> String {
+    let mut csv = String::from("Title,Project,Key\n");
+    for i in 1..=n {
+        csv.push_str(&format!("{},{PROJECT},HX-{i:02}\n", title_of(tag, i)));
+    }
+    csv
+}
+
+fn title_of(tag: &str, i: usize) -> String {
+    format!("Run {tag} {i:02}")
+}
+
+fn count(rows: &[ReportRow], outcome: Outcome) -> usize {
+    rows.iter().filter(|r| r.outcome == outcome).count()
+}
+
+fn title(row: &ReportRow) -> &str {
+    row.title.as_deref().unwrap_or("")
+}
+
+/// Every stored run's title, with how many runs carry it.
+fn sandbox_titles(sandbox: &Sandbox) -> HashMap<String, usize> {
+    let mut titles = HashMap::new();
+    for run in sandbox.runs() {
+        let t = run.body["title"].as_str().unwrap_or("").to_string();
+        *titles.entry(t).or_insert(0) += 1;
+    }
+    titles
+}
+
+fn fault(fault: Fault, probability: f64) -> FaultRule {
+    FaultRule { fault, probability }
+}
+
+fn faulty(faults: Vec<FaultRule>) -> SandboxOptions {
+    SandboxOptions {
+        faults,
+        seed: Some(SEED),
+        ..SandboxOptions::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The fault matrix.
+
+/// What a fault means for the rows that meet it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    /// The sandbox created the run but the answer was lost or unusable: such rows must
+    /// be `unknown` after exactly one attempt, with this status and error wording.
+    CreatedUnanswered {
+        http_status: Option<u16>,
+        error: &'static str,
+    },
+    /// The connection died after the whole request was sent, and the sandbox created
+    /// nothing; the client cannot tell this from a lost answer, so `unknown`, one attempt.
+    NotCreatedUnanswered,
+    /// The service said "later" and created nothing: retried, and every row ends
+    /// created (or failed once `--max-retries` is used up).
+    RetriedUntilCreated,
+    /// A redirect to another host: the run stops (exit 2), that host hears nothing.
+    Redirect,
+    /// Several faults at once: only the invariants every case shares.
+    Mixed,
+}
+
+struct Case {
+    name: &'static str,
+    /// The sandbox's random 500/503 share, which creates nothing.
+    fail_rate: f64,
+    /// `None` in a rule's place is the redirect, which needs the target's address.
+    faults: Vec<Option<FaultRule>>,
+    timeout: &'static str,
+    expect: Expect,
+}
+
+fn matrix_cases() -> Vec<Case> {
+    let one = |name, fault_rule: FaultRule, timeout, expect| Case {
+        name,
+        fail_rate: 0.0,
+        faults: vec![Some(fault_rule)],
+        timeout,
+        expect,
+    };
+    let slow = Fault::Slow(Duration::from_millis(3000));
+    vec![
+        one(
+            "reset-before",
+            fault(Fault::ResetBeforeRead, 0.4),
+            "5",
+            Expect::NotCreatedUnanswered,
+        ),
+        one(
+            "reset-after",
+            fault(Fault::ResetAfterRead, 0.4),
+            "5",
+            Expect::CreatedUnanswered {
+                http_status: None,
+                error: "the connection failed after sending",
+            },
+        ),
+        one(
+            "slow",
+            fault(slow.clone(), 0.4),
+            "1",
+            Expect::CreatedUnanswered {
+                http_status: None,
+                error: "no answer within 1 s (--timeout); the run may exist",
+            },
+        ),
+        one(
+            "truncated",
+            fault(Fault::TruncatedBody, 0.4),
+            "5",
+            Expect::CreatedUnanswered {
+                http_status: Some(200),
+                error: "the answer's body could not be read",
+            },
+        ),
+        one(
+            "non-json",
+            fault(Fault::NonJson, 0.4),
+            "5",
+            Expect::CreatedUnanswered {
+                http_status: Some(200),
+                error: "HTTP 200 but the body holds no test run id, so the run may exist",
+            },
+        ),
+        one(
+            "no-id",
+            fault(Fault::OkWithoutId, 0.4),
+            "5",
+            Expect::CreatedUnanswered {
+                http_status: Some(200),
+                error: "HTTP 200 but the body holds no test run id, so the run may exist",
+            },
+        ),
+        one(
+            "retry-after",
+            fault(Fault::RetryAfterSeconds(1), 0.3),
+            "5",
+            Expect::RetriedUntilCreated,
+        ),
+        one(
+            "retry-after-date",
+            fault(Fault::RetryAfterDate(1), 0.3),
+            "5",
+            Expect::RetriedUntilCreated,
+        ),
+        Case {
+            name: "fail-rate 500/503",
+            fail_rate: 0.3,
+            faults: Vec::new(),
+            timeout: "5",
+            expect: Expect::RetriedUntilCreated,
+        },
+        Case {
+            name: "redirect",
+            fail_rate: 0.0,
+            faults: vec![None],
+            timeout: "5",
+            expect: Expect::Redirect,
+        },
+        Case {
+            name: "mixed",
+            fail_rate: 0.0,
+            faults: [
+                Fault::ResetBeforeRead,
+                Fault::ResetAfterRead,
+                slow,
+                Fault::TruncatedBody,
+                Fault::NonJson,
+                Fault::OkWithoutId,
+                Fault::RetryAfterSeconds(1),
+                Fault::RetryAfterDate(1),
+            ]
+            .into_iter()
+            .map(|f| Some(fault(f, 0.06)))
+            .collect(),
+            timeout: "1",
+            expect: Expect::Mixed,
+        },
+    ]
+}
+
+const MATRIX_ROWS: usize = 20;
+const MAX_RETRIES: u32 = 5;
+
+/// One line of the printed matrix.
+struct MatrixLine {
+    name: &'static str,
+    exit: i32,
+    counts: BTreeMap<Outcome, usize>,
+    posts: u64,
+    faults: u64,
+    max_attempts: u32,
+    runs: usize,
+    elsewhere: u64,
+}
+
+/// Every fault of the sandbox, one case each, all of them at once, and its random
+/// 500/503, on 20 rows with `--max-retries 5 --concurrency 4 --rate 50`. For each: the
+/// run finishes, every row has exactly one outcome, the report's created rows are
+/// exactly the sandbox's runs (same ids), a row that may exist is `unknown` and never
+/// `failed`, nothing that may have been acted on is sent twice, and no other host hears
+/// anything. The table of outcomes per fault is printed (`-- --nocapture fault_matrix`).
+#[test]
+fn fault_matrix() {
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for case in matrix_cases() {
+        let rig = Rig::new();
+        let elsewhere = rig.start(SandboxOptions::default());
+        let faults: Vec<FaultRule> = case
+            .faults
+            .iter()
+            .map(|rule| {
+                rule.clone()
+                    .unwrap_or_else(|| fault(Fault::RedirectTo(elsewhere.base_url()), 0.4))
+            })
+            .collect();
+        let sandbox = rig.start(SandboxOptions {
+            fail_rate: case.fail_rate,
+            ..faulty(faults)
+        });
+        rig.write("runs.csv", rows_csv(case.name, MATRIX_ROWS));
+        let mut cmd = rig.import(&sandbox.base_url(), "runs.csv", Some(KEY));
+        cmd.args([
+            "--timeout",
+            case.timeout,
+            "--max-retries",
+            &MAX_RETRIES.to_string(),
+            "--concurrency",
+            "4",
+            "--rate",
+            "50",
+            "--summary-json",
+            "summary.json",
+        ]);
+        let out = run(cmd);
+        let rows = rig.report("runs.report.csv");
+        let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("--summary-json holds JSON");
+        let found = check_case(&case, &out, &rows, &summary, &sandbox, &elsewhere);
+        problems.extend(found.into_iter().map(|p| format!("{}: {p}", case.name)));
+        let stats = sandbox.stats();
+        lines.push(MatrixLine {
+            name: case.name,
+            exit: out.code,
+            counts: Outcome::ALL.iter().map(|o| (*o, count(&rows, *o))).collect(),
+            posts: stats.posts_received,
+            faults: stats.faults_injected,
+            max_attempts: rows.iter().map(|r| r.attempts).max().unwrap_or(0),
+            runs: sandbox.runs().len(),
+            elsewhere: elsewhere.stats().posts_received,
+        });
+    }
+    print_matrix(&lines);
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+fn print_matrix(lines: &[MatrixLine]) {
+    eprintln!(
+        "\nfault matrix: {MATRIX_ROWS} rows per case, --max-retries {MAX_RETRIES} --concurrency 4 --rate 50, seed {SEED}"
+    );
+    eprintln!(
+        "{:<17} {:>4} {:>7} {:>7} {:>6} {:>8} | {:>5} {:>6} {:>12} {:>12} {:>9}",
+        "fault",
+        "exit",
+        "created",
+        "unknown",
+        "failed",
+        "not_sent",
+        "POSTs",
+        "faults",
+        "max attempts",
+        "sandbox runs",
+        "elsewhere"
+    );
+    for l in lines {
+        let n = |o: Outcome| l.counts.get(&o).copied().unwrap_or(0);
+        eprintln!(
+            "{:<17} {:>4} {:>7} {:>7} {:>6} {:>8} | {:>5} {:>6} {:>12} {:>12} {:>9}",
+            l.name,
+            l.exit,
+            n(Outcome::Created),
+            n(Outcome::Unknown),
+            n(Outcome::Failed),
+            n(Outcome::NotSent),
+            l.posts,
+            l.faults,
+            l.max_attempts,
+            l.runs,
+            l.elsewhere
+        );
+    }
+}
+
+/// Everything a case must satisfy; each broken rule is one line.
+fn check_case(
+    case: &Case,
+    out: &Output,
+    rows: &[ReportRow],
+    summary: &Value,
+    sandbox: &Sandbox,
+    elsewhere: &Sandbox,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let stats = sandbox.stats();
+    let runs = sandbox.runs();
+    let stored = sandbox_titles(sandbox);
+
+    // Every row exactly once, in input order.
+    let numbers: Vec<usize> = rows.iter().map(|r| r.row).collect();
+    let want_numbers: Vec<usize> = (2..MATRIX_ROWS + 2).collect();
+    check(numbers == want_numbers, format!("report rows {numbers:?}"));
+    let titles: Vec<&str> = rows.iter().map(title).collect();
+    let want_titles: Vec<String> = (1..=MATRIX_ROWS).map(|i| title_of(case.name, i)).collect();
+    check(titles == want_titles, format!("report titles {titles:?}"));
+
+    // Nothing created twice, nothing the file did not ask for.
+    for (t, n) in &stored {
+        check(*n == 1, format!("the sandbox holds {n} runs titled {t:?}"));
+        check(want_titles.contains(t), format!("the sandbox holds a run titled {t:?}"));
+    }
+
+    // Created rows are exactly runs the sandbox holds, with its ids; rows it holds are
+    // created or unknown, never failed or not sent.
+    for row in rows {
+        let t = title(row);
+        let run = runs.iter().find(|r| r.body["title"] == t);
+        match row.outcome {
+            Outcome::Created => match run {
+                None => check(
+                    false,
+                    format!("row {} is created but the sandbox has no such run", row.row),
+                ),
+                Some(run) => {
+                    check(
+                        row.test_run_id.as_deref() == Some(run.id.as_str())
+                            && row.test_run_human_id.as_deref() == Some(run.human_id.as_str())
+                            && row.http_status == Some(200),
+                        format!("row {} created with {row:?}, the sandbox stored {run:?}", row.row),
+                    );
+                }
+            },
+            Outcome::Unknown => {}
+            Outcome::Failed | Outcome::NotSent => check(
+                run.is_none(),
+                format!("row {} is {:?} but the sandbox created it", row.row, row.outcome),
+            ),
+            other => check(false, format!("row {} is {other:?}", row.row)),
+        }
+        check(
+            row.outcome != Outcome::NotSent || row.attempts == 0,
+            format!("row {} not_sent after {} attempts", row.row, row.attempts),
+        );
+        check(
+            row.outcome != Outcome::Unknown || row.attempts >= 1,
+            format!("row {} unknown without an attempt", row.row),
+        );
+        // A failed row in a case without redirects is one the service kept refusing.
+        if row.outcome == Outcome::Failed && case.expect != Expect::Redirect {
+            check(
+                matches!(case.expect, Expect::RetriedUntilCreated | Expect::Mixed)
+                    && row.attempts == MAX_RETRIES + 1
+                    && matches!(row.http_status, Some(500 | 503)),
+                format!("row {} failed: {row:?}", row.row),
+            );
+        }
+    }
+
+    // Every request the report counts reached the sandbox, and no other.
+    let attempts: u64 = rows.iter().map(|r| u64::from(r.attempts)).sum();
+    check(
+        stats.posts_received == attempts,
+        format!(
+            "the sandbox received {} POSTs, the report counts {attempts} attempts",
+            stats.posts_received
+        ),
+    );
+    check(stats.faults_injected > 0, "no fault was injected".to_string());
+    check(
+        elsewhere.stats() == SandboxStats::default() && elsewhere.runs().is_empty(),
+        format!("the other host heard something: {}", elsewhere.stats()),
+    );
+
+    // Exit code and summary agree with the rows.
+    let all_created = rows.iter().all(|r| r.outcome == Outcome::Created);
+    let want_exit = match case.expect {
+        Expect::Redirect => 2,
+        _ if all_created => 0,
+        _ => 1,
+    };
+    check(
+        out.code == want_exit,
+        format!("exit {} (want {want_exit})\n{}", out.code, out.streams()),
+    );
+    check(
+        summary["exit_code"] == want_exit,
+        format!("summary exit_code {}", summary["exit_code"]),
+    );
+    for o in Outcome::ALL {
+        check(
+            summary["counts"][o.as_str()] == count(rows, o),
+            format!("summary counts {} for {}", summary["counts"], o.as_str()),
+        );
+    }
+
+    let unknown: Vec<&ReportRow> = rows.iter().filter(|r| r.outcome == Outcome::Unknown).collect();
+    match case.expect {
+        Expect::CreatedUnanswered { http_status, error } => {
+            check(
+                rows.iter()
+                    .all(|r| matches!(r.outcome, Outcome::Created | Outcome::Unknown)),
+                "a row is neither created nor unknown".to_string(),
+            );
+            for row in &unknown {
+                check(
+                    stored.contains_key(title(row)),
+                    format!("row {} is unknown but the sandbox did not create it", row.row),
+                );
+                let message = row.error.as_deref().unwrap_or("");
+                check(
+                    row.http_status == http_status && message.contains(error),
+                    format!("row {} unknown with {:?} {message:?}", row.row, row.http_status),
+                );
+            }
+            check(
+                rows.iter().all(|r| r.attempts == 1),
+                "a row whose run may exist was sent again".to_string(),
+            );
+            check(runs.len() == MATRIX_ROWS, format!("{} runs stored", runs.len()));
+            check(
+                unknown.len() as u64 == stats.faults_injected,
+                format!("{} unknown rows, {} faults", unknown.len(), stats.faults_injected),
+            );
+        }
+        Expect::NotCreatedUnanswered => {
+            check(
+                rows.iter()
+                    .all(|r| matches!(r.outcome, Outcome::Created | Outcome::Unknown)),
+                "a row is neither created nor unknown".to_string(),
+            );
+            for row in &unknown {
+                check(
+                    !stored.contains_key(title(row)),
+                    format!("row {} is unknown and the sandbox created it", row.row),
+                );
+            }
+            check(
+                rows.iter().all(|r| r.attempts == 1),
+                "a row that may have been acted on was sent again".to_string(),
+            );
+            check(
+                unknown.len() as u64 == stats.faults_injected,
+                format!("{} unknown rows, {} faults", unknown.len(), stats.faults_injected),
+            );
+        }
+        Expect::RetriedUntilCreated => {
+            check(unknown.is_empty(), format!("{} unknown rows", unknown.len()));
+            check(rows.iter().any(|r| r.attempts > 1), "no row was retried".to_string());
+            // A created row took one POST more than the refusals it met; a row that
+            // used up its retries took exactly as many as it met.
+            let gave_up = count(rows, Outcome::Failed) as u64;
+            check(
+                stats.posts_received == MATRIX_ROWS as u64 + stats.faults_injected - gave_up,
+                format!("{} POSTs for {} faults", stats.posts_received, stats.faults_injected),
+            );
+        }
+        Expect::Redirect => {
+            let base = elsewhere.base_url();
+            let advice = format!("use --base-url {base}");
+            check(
+                out.stderr.contains(&advice),
+                format!("stderr does not say {advice:?}:\n{}", out.stderr),
+            );
+            check(unknown.is_empty(), format!("{} unknown rows", unknown.len()));
+            let redirected: Vec<&ReportRow> = rows.iter().filter(|r| r.outcome == Outcome::Failed).collect();
+            check(!redirected.is_empty(), "no row met the redirect".to_string());
+            for row in redirected {
+                check(
+                    row.http_status == Some(308) && row.error.as_deref().is_some_and(|e| e.contains(&advice)),
+                    format!("row {} failed with {row:?}", row.row),
+                );
+            }
+            for row in rows.iter().filter(|r| r.outcome == Outcome::NotSent) {
+                check(
+                    row.error.as_deref().is_some_and(|e| e.starts_with("not sent: ")),
+                    format!("row {} not sent with {:?}", row.row, row.error),
+                );
+            }
+        }
+        Expect::Mixed => {}
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------------------
+// Redirects and the Authorization header.
+
+/// A TCP listener on 127.0.0.1 that accepts and keeps whatever arrives.
+struct Recorder {
+    base_url: String,
+    received: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recorder {
+    fn start(rig: &Rig) -> Recorder {
+        let listener = rig
+            .rt
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind a recorder");
+        let addr = listener.local_addr().expect("its address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let seen = received.clone();
+        rig.rt.spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut bytes = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // Whatever comes in the first moments is enough to prove a leak.
+                    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await
+                    {
+                        if n == 0 {
+                            break;
+                        }
+                        bytes.extend_from_slice(&buf[..n]);
+                    }
+                    seen.lock().expect("the recorder's lock").push(bytes);
+                });
+            }
+        });
+        Recorder {
+            base_url: format!("http://{addr}/api/v1"),
+            received,
+        }
+    }
+
+    fn connections(&self) -> usize {
+        self.received.lock().expect("the recorder's lock").len()
+    }
+}
+
+/// A 308 to another host: the first row fails naming the base URL to use, the rest are
+/// not sent, exit 2, and the other host never sees a connection (let alone the key).
+#[test]
+fn a_redirect_to_another_host_stops_the_run_and_that_host_hears_nothing() {
+    let rig = Rig::new();
+    let other = Recorder::start(&rig);
+    let sandbox = rig.start(faulty(vec![fault(Fault::RedirectTo(other.base_url.clone()), 1.0)]));
+    rig.write("runs.csv", rows_csv("redirect", 5));
+    let mut cmd = rig.import(&sandbox.base_url(), "runs.csv", Some(KEY));
+    cmd.args(["--concurrency", "1"]);
+    let out = run(cmd);
+
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let advice = format!("use --base-url {}", other.base_url);
+    let location = format!("{}/projects/{PROJECT}/test_runs", other.base_url);
+    let error = out.error_lines();
+    assert_eq!(error.len(), 1, "{}", out.streams());
+    assert!(
+        error[0].contains("HTTP 308") && error[0].contains(&location) && error[0].contains(&advice),
+        "{}",
+        error[0]
+    );
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<(usize, Outcome, u32, Option<u16>)> = rows
+        .iter()
+        .map(|r| (r.row, r.outcome, r.attempts, r.http_status))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (2, Outcome::Failed, 1, Some(308)),
+            (3, Outcome::NotSent, 0, None),
+            (4, Outcome::NotSent, 0, None),
+            (5, Outcome::NotSent, 0, None),
+            (6, Outcome::NotSent, 0, None),
+        ]
+    );
+    assert!(
+        rows[0].error.as_deref().is_some_and(|e| e.contains(&advice)),
+        "{:?}",
+        rows[0]
+    );
+    assert!(sandbox.runs().is_empty());
+    assert_eq!(sandbox.stats().posts_received, 1);
+    // Give a stray connection time to be accepted before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(other.connections(), 0, "the other host was contacted");
+}
+
+/// A service that is down (nothing listens on its port): the connection is never made,
+/// so each row is retried, then `failed` (it certainly was not created), exit 1.
+#[test]
+fn a_service_that_is_down_fails_each_row_after_its_retries() {
+    let rig = Rig::new();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("its address").port()
+    };
+    rig.write("runs.csv", rows_csv("down", 2));
+    let mut cmd = rig.import(&format!("http://127.0.0.1:{port}/api/v1"), "runs.csv", Some(KEY));
+    cmd.args(["--max-retries", "2", "--timeout", "2"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.streams());
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<(usize, Outcome, u32, Option<u16>)> = rows
+        .iter()
+        .map(|r| (r.row, r.outcome, r.attempts, r.http_status))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![(2, Outcome::Failed, 3, None), (3, Outcome::Failed, 3, None)]
+    );
+    for row in &rows {
+        let error = row.error.as_deref().unwrap_or("");
+        assert!(
+            error.starts_with("could not connect") && error.ends_with("(gave up after 2 retries, --max-retries)"),
+            "{error}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad files.
+
+enum Contents {
+    Bytes(Vec<u8>),
+    /// A workbook with sheets `Notes` and `Runs`, each a title and one row.
+    TwoSheets,
+    /// The first half of a valid workbook.
+    TruncatedWorkbook,
+    /// A valid workbook whose zip entries are overwritten with garbage, central directory kept.
+    CorruptedWorkbook,
+    /// A workbook whose only sheet holds nothing.
+    EmptySheet,
+    Fixture(&'static str),
+    Directory,
+    Missing,
+}
+
+struct BadFile {
+    what: &'static str,
+    file: &'static str,
+    contents: Contents,
+    args: &'static [&'static str],
+    /// Each must be in the one `error:` line.
+    wanted: &'static [&'static str],
+}
+
+fn two_sheet_workbook() -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    for name in ["Notes", "Runs"] {
+        let sheet = workbook.add_worksheet();
+        sheet.set_name(name).expect("sheet name");
+        sheet.write_string(0, 0, "Title").expect("write");
+        sheet.write_string(0, 1, "Project").expect("write");
+        sheet.write_string(1, 0, "A run").expect("write");
+        sheet.write_string(1, 1, PROJECT).expect("write");
+    }
+    workbook.save_to_buffer().expect("a workbook")
+}
+
+/// A PNG header, NULs and every byte value: what a mis-saved export looks like.
+fn binary_bytes() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    bytes
+}
+
+/// Files that must end the run with exit 2, one clear message naming the file, nothing
+/// sent, and no panic; with a key and a live sandbox, so nothing but the file stops them.
+#[test]
+fn bad_files_exit_2_with_a_clear_message_and_send_nothing() {
+    let cases = [
+        BadFile {
+            what: "empty file",
+            file: "empty.csv",
+            contents: Contents::Bytes(Vec::new()),
+            args: &[],
+            wanted: &["empty.csv", "the file is empty"],
+        },
+        BadFile {
+            what: "header only",
+            file: "header.csv",
+            contents: Contents::Bytes(b"Title,Project\r\n".to_vec()),
+            args: &[],
+            wanted: &["header.csv", "no data rows below the header row 1"],
+        },
+        BadFile {
+            what: "binary file named .csv",
+            file: "image.csv",
+            contents: Contents::Bytes(binary_bytes()),
+            args: &[],
+            wanted: &["image.csv does not look like text"],
+        },
+        BadFile {
+            what: "only NUL bytes",
+            file: "zeros.csv",
+            contents: Contents::Bytes(vec![0; 2048]),
+            args: &[],
+            wanted: &["zeros.csv does not look like text"],
+        },
+        BadFile {
+            what: "truncated xlsx",
+            file: "half.xlsx",
+            contents: Contents::TruncatedWorkbook,
+            args: &[],
+            wanted: &["cannot read half.xlsx as a workbook", "damaged, truncated"],
+        },
+        BadFile {
+            what: "corrupted xlsx",
+            file: "garbled.xlsx",
+            contents: Contents::CorruptedWorkbook,
+            args: &[],
+            wanted: &["cannot read garbled.xlsx as a workbook", "damaged, truncated"],
+        },
+        BadFile {
+            what: "CSV text named .xlsx",
+            file: "text.xlsx",
+            contents: Contents::Bytes(format!("Title,Project\nA,{PROJECT}\n").into_bytes()),
+            args: &[],
+            wanted: &["cannot read text.xlsx as a workbook", "another type than its extension"],
+        },
+        BadFile {
+            what: "xlsx named .xls",
+            file: "renamed.xls",
+            contents: Contents::Bytes(two_sheet_workbook()),
+            args: &[],
+            wanted: &["cannot read renamed.xls as a workbook"],
+        },
+        BadFile {
+            what: "encrypted workbook",
+            file: "locked.xlsx",
+            contents: Contents::Fixture("msoffcrypto-encrypted.xlsx"),
+            args: &[],
+            wanted: &["locked.xlsx is password-protected", "remove the password"],
+        },
+        BadFile {
+            what: "workbook with an empty sheet",
+            file: "blank.xlsx",
+            contents: Contents::EmptySheet,
+            args: &[],
+            wanted: &["blank.xlsx", "the file is empty"],
+        },
+        BadFile {
+            what: "sheet that is not there",
+            file: "book.xlsx",
+            contents: Contents::TwoSheets,
+            args: &["--sheet", "Plan"],
+            wanted: &["book.xlsx", "--sheet Plan: there is no such sheet", "`Notes`, `Runs`"],
+        },
+        BadFile {
+            what: "unclosed quote swallowing the file",
+            file: "runaway.csv",
+            contents: Contents::Bytes({
+                let mut text = format!("Title,Project\n\"never closed,{PROJECT}\n").into_bytes();
+                text.extend(format!("A row,{PROJECT}\n").repeat(120_000).into_bytes());
+                text
+            }),
+            args: &[],
+            wanted: &[
+                "runaway.csv",
+                "a quoted field is probably never closed",
+                "--max-cell-bytes",
+            ],
+        },
+        BadFile {
+            what: "a directory named .csv",
+            file: "folder.csv",
+            contents: Contents::Directory,
+            args: &[],
+            wanted: &["folder.csv"],
+        },
+        BadFile {
+            what: "no such file",
+            file: "missing.csv",
+            contents: Contents::Missing,
+            args: &[],
+            wanted: &["cannot open missing.csv"],
+        },
+    ];
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    let mut problems = Vec::new();
+    for case in cases {
+        let what = case.what;
+        match case.contents {
+            Contents::Bytes(bytes) => {
+                rig.write(case.file, bytes);
+            }
+            Contents::TwoSheets => {
+                rig.write(case.file, two_sheet_workbook());
+            }
+            Contents::TruncatedWorkbook => {
+                let book = two_sheet_workbook();
+                rig.write(case.file, &book[..book.len() / 2]);
+            }
+            Contents::CorruptedWorkbook => {
+                let mut book = two_sheet_workbook();
+                // The zip's directory sits in its last bytes; everything it points at
+                // becomes noise, so no entry can be inflated or parsed.
+                let directory = book.len() - 1200;
+                for (i, b) in book[30..directory].iter_mut().enumerate() {
+                    *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[2];
+                }
+                rig.write(case.file, book);
+            }
+            Contents::EmptySheet => {
+                let mut workbook = rust_xlsxwriter::Workbook::new();
+                workbook.add_worksheet();
+                rig.write(case.file, workbook.save_to_buffer().expect("a workbook"));
+            }
+            Contents::Fixture(name) => {
+                let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+                rig.write(case.file, std::fs::read(&source).expect("the fixture"));
+            }
+            Contents::Directory => std::fs::create_dir(rig.path(case.file)).expect("a directory"),
+            Contents::Missing => {}
+        }
+        let mut cmd = rig.import(&sandbox.base_url(), case.file, Some(KEY));
+        cmd.args(["--project-id", PROJECT]).args(case.args);
+        let out = run(cmd);
+        let errors = out.error_lines();
+        if out.code != 2 || errors.len() != 1 {
+            problems.push(format!(
+                "{what}: exit {}, {} error lines\n{}",
+                out.code,
+                errors.len(),
+                out.streams()
+            ));
+            continue;
+        }
+        eprintln!("{what}: {}", errors[0]);
+        for word in case.wanted {
+            if !errors[0].contains(word) {
+                problems.push(format!("{what}: want {word:?} in {}", errors[0]));
+            }
+        }
+    }
+    let stats = sandbox.stats();
+    assert_eq!(stats.posts_received, 0, "a bad file sent something: {stats}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Writes `Title,Project,Description` with one row whose description is `size` bytes.
+fn big_cell_csv(path: &Path, size: usize) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("create the big file");
+    let mut out = std::io::BufWriter::new(file);
+    write!(out, "Title,Project,Description\nBig one,{PROJECT},").expect("write");
+    let chunk = vec![b'd'; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        out.write_all(&chunk[..n]).expect("write");
+        left -= n;
+    }
+    out.write_all(b"\n").expect("write");
+    out.flush().expect("flush");
+}
+
+const BIG_CELL: usize = 50_000_000;
+
+/// A 50 MB cell stops the run (exit 2) before anything is sent, naming the row and the
+/// flag; raising `--max-cell-bytes` lets the same file through.
+#[test]
+fn a_50_mb_cell_stops_the_run_until_max_cell_bytes_is_raised() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    big_cell_csv(&rig.path("big.csv"), BIG_CELL);
+
+    let out = run(rig.import(&sandbox.base_url(), "big.csv", Some(KEY)));
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{}", out.streams());
+    assert!(
+        errors[0].starts_with("error: big.csv: ")
+            && errors[0].contains("row 2")
+            && errors[0].ends_with("raise --max-cell-bytes"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(sandbox.stats().posts_received, 0);
+
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "big.csv", "--dry-run", "--max-cell-bytes", "60000000"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let rows = rig.report("big.report.csv");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].row, rows[0].outcome, title(&rows[0])),
+        (2, Outcome::Planned, "Big one")
+    );
+}
+
+/// The message for a 50 MB unquoted cell names the cell and its size, as the limit's
+/// own error does; it must not send the user looking for a stray quote that is not there.
+#[test]
+fn a_50_mb_unquoted_cell_is_reported_as_a_large_cell_not_a_stray_quote() {
+    let rig = Rig::new();
+    big_cell_csv(&rig.path("big.csv"), BIG_CELL);
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "big.csv", "--dry-run"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{}", out.streams());
+    // Its size may be "more than" a bound if the reader stops early; the place may not.
+    assert!(
+        errors[0].starts_with("error: big.csv: row 2, column 3 (`Description`) holds ")
+            && errors[0].ends_with("raise --max-cell-bytes")
+            && !errors[0].contains("quote"),
+        "{}",
+        errors[0]
+    );
+}
+
+/// In a workbook too: a cell over `--max-cell-bytes` is named by its reference.
+#[test]
+fn an_oversized_workbook_cell_names_its_reference_and_the_flag() {
+    let rig = Rig::new();
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, text) in ["Title", "Project", "Description"].into_iter().enumerate() {
+        sheet.write_string(0, column as u16, text).expect("write");
+    }
+    sheet.write_string(1, 0, "Wordy").expect("write");
+    sheet.write_string(1, 1, PROJECT).expect("write");
+    sheet.write_string(1, 2, "w".repeat(5000)).expect("write");
+    workbook.save(rig.path("wordy.xlsx")).expect("save");
+
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "wordy.xlsx", "--dry-run", "--max-cell-bytes", "1000"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert_eq!(
+        out.error_lines(),
+        vec![
+            "error: wordy.xlsx: cell C2 (`Description`) holds 5000 bytes, over the limit of 1000; shorten it or raise --max-cell-bytes"
+        ]
+    );
+
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "wordy.xlsx", "--dry-run", "--max-cell-bytes", "5000"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert_eq!(rig.report("wordy.report.csv")[0].outcome, Outcome::Planned);
+}
+
+/// 10,000 columns, as CSV and as xlsx: exit 2 naming the count, the limit and the flag;
+/// `--max-columns 10000` (or `max-columns` in the config file) lets them through.
+#[test]
+fn ten_thousand_columns_stop_the_run_until_max_columns_is_raised() {
+    const COLUMNS: usize = 10_000;
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    let headers: Vec<String> = ["Title".to_string(), "Project".to_string()]
+        .into_iter()
+        .chain((3..=COLUMNS).map(|i| format!("Extra {i}")))
+        .collect();
+    let mut values = vec!["Wide".to_string(), PROJECT.to_string()];
+    values.resize(COLUMNS, "x".to_string());
+    rig.write("wide.csv", format!("{}\n{}\n", headers.join(","), values.join(",")));
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (column, (header, value)) in headers.iter().zip(&values).enumerate() {
+        let column = u16::try_from(column).expect("under Excel's 16384 columns");
+        sheet.write_string(0, column, header).expect("write");
+        sheet.write_string(1, column, value).expect("write");
+    }
+    workbook.save(rig.path("wide.xlsx")).expect("save");
+
+    for (file, place) in [("wide.csv", "row 1"), ("wide.xlsx", "row 1")] {
+        let out = run(rig.import(&sandbox.base_url(), file, Some(KEY)));
+        assert_eq!(out.code, 2, "{file}: {}", out.streams());
+        assert_eq!(
+            out.error_lines(),
+            vec![format!(
+                "error: {file}: {place} has 10000 columns, over the limit of 1000; delete the unused columns or raise --max-columns"
+            )],
+            "{file}"
+        );
+
+        let mut cmd = rig.command(None);
+        cmd.args([
+            "import",
+            file,
+            "--dry-run",
+            "--max-columns",
+            "10000",
+            "--report",
+            "raised.csv",
+        ]);
+        let out = run(cmd);
+        assert_eq!(out.code, 0, "{file}: {}", out.streams());
+        let rows = rig.report("raised.csv");
+        assert_eq!(rows.len(), 1, "{file}");
+        assert_eq!((rows[0].outcome, title(&rows[0])), (Outcome::Planned, "Wide"), "{file}");
+    }
+    assert_eq!(sandbox.stats().posts_received, 0);
+
+    // The limit is an option like any other: the config file can raise it too.
+    rig.write("testsigma-import.toml", "max-columns = 10000\n");
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "wide.csv", "--dry-run", "--report", "config.csv"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets.
+
+/// A run of this many characters of a key is a leak: a quote cut short is still one.
+const KEY_PART: usize = 12;
+
+/// True when `haystack` holds any [`KEY_PART`] consecutive bytes of `key`.
+fn holds_part_of(haystack: &[u8], key: &str) -> bool {
+    key.as_bytes()
+        .windows(KEY_PART.min(key.len()))
+        .any(|part| haystack.windows(part.len()).any(|w| w == part))
+}
+
+/// Every file under `dir` (recursively) that holds part of `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("list a dir") {
+                stack.push(entry.expect("a dir entry").path());
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read a file the run wrote");
+        if holds_part_of(&bytes, needle) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+fn assert_no_key(out: &Output, key: &str, what: &str) {
+    assert!(
+        !holds_part_of(out.stdout.as_bytes(), key) && !holds_part_of(out.stderr.as_bytes(), key),
+        "{what}: the key is in the output\n{}",
+        out.streams()
+    );
+}
+
+/// A run that meets every kind of answer (created, unknown, retried, invalid rows, an
+/// e-mail assignee resolved through GET /users), with every output switched on, at every
+/// log level and format: the key is in no file the runs wrote and on no stream.
+#[test]
+fn the_key_is_in_no_file_and_no_output_whatever_happens() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions {
+        api_key: Some(KEY.to_string()),
+        ..faulty(vec![
+            fault(Fault::OkWithoutId, 0.15),
+            fault(Fault::ResetAfterRead, 0.15),
+            fault(Fault::RetryAfterSeconds(1), 0.15),
+        ])
+    });
+    let mut csv = String::from("Title,Project,Key,Assignee,Status\n");
+    for i in 1..=8 {
+        csv.push_str(&format!("Secret run {i},{PROJECT},SEC-{i},ada@example.com,ACTIVE\n"));
+    }
+    csv.push_str(&format!("Bad status,{PROJECT},SEC-9,,DONE\n"));
+    rig.write("runs.csv", csv);
+    // The key file lives outside the scanned dir: it is the one place the key belongs.
+    let keys = tempfile::tempdir().expect("a temp dir");
+    let key_file = keys.path().join("key.txt");
+    std::fs::write(&key_file, format!("{KEY}\n")).expect("write the key file");
+
+    let common = [
+        "--skip-invalid",
+        "--max-retries",
+        "2",
+        "--timeout",
+        "5",
+        "--rate",
+        "50",
+        "--summary-json",
+    ];
+    let variants: [(&str, &[&str], Option<&str>); 5] = [
+        (
+            "plain",
+            &[
+                "plain.summary.json",
+                "--report",
+                "plain.csv",
+                "--plan",
+                "plain.plan.jsonl",
+            ],
+            None,
+        ),
+        (
+            "-vv",
+            &[
+                "vv.summary.json",
+                "--report",
+                "vv.json",
+                "-vv",
+                "--state",
+                "vv.state.jsonl",
+            ],
+            None,
+        ),
+        (
+            "-vv --log-format json",
+            &[
+                "json.summary.json",
+                "--report",
+                "json.jsonl",
+                "-vv",
+                "--log-format",
+                "json",
+                "--state",
+                "json.state.jsonl",
+            ],
+            None,
+        ),
+        (
+            "RUST_LOG=trace",
+            &[
+                "trace.summary.json",
+                "--report",
+                "trace.csv",
+                "-vv",
+                "--state",
+                "trace.state.jsonl",
+            ],
+            Some("trace"),
+        ),
+        (
+            "--api-key-file, --force",
+            &[
+                "file.summary.json",
+                "--report",
+                "file.csv",
+                "--force",
+                "--retry-unknown",
+            ],
+            None,
+        ),
+    ];
+    for (what, args, rust_log) in variants {
+        let key = (!what.starts_with("--api-key-file")).then_some(KEY);
+        let mut cmd = rig.import(&sandbox.base_url(), "runs.csv", key);
+        cmd.args(common).args(args);
+        if key.is_none() {
+            cmd.arg("--api-key-file").arg(&key_file);
+        }
+        if let Some(level) = rust_log {
+            cmd.env("RUST_LOG", level);
+        }
+        let out = run(cmd);
+        assert!(matches!(out.code, 0 | 1), "{what}: {}", out.streams());
+        assert_no_key(&out, KEY, what);
+        if what.starts_with("-vv") {
+            assert!(
+                out.stderr.contains("answer"),
+                "{what}: no debug log at all:\n{}",
+                out.stderr
+            );
+        }
+    }
+    let stats = sandbox.stats();
+    assert!(stats.created > 0 && stats.faults_injected > 0, "{stats}");
+
+    // The read-only check and a dry run, with the key set.
+    let mut cmd = rig.command(Some(KEY));
+    cmd.args(["check", "runs.csv", "--base-url", &sandbox.base_url(), "-vv"]);
+    let out = run(cmd);
+    assert_no_key(&out, KEY, "check");
+    let mut cmd = rig.command(Some(KEY));
+    cmd.args([
+        "import",
+        "runs.csv",
+        "--dry-run",
+        "--plan",
+        "dry.plan.jsonl",
+        "--report",
+        "dry.csv",
+        "-vv",
+    ]);
+    let out = run(cmd);
+    assert_no_key(&out, KEY, "dry run");
+
+    // A wrong key: refused (exit 2), and not repeated back either.
+    let wrong = "tsk_live_WRONG-4d1c8e0f-hostile";
+    let mut cmd = rig.import(&sandbox.base_url(), "runs.csv", Some(wrong));
+    cmd.args(["--skip-invalid", "--report", "wrong.csv", "--no-state", "-vv"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert_no_key(&out, wrong, "wrong key");
+
+    for needle in [KEY, wrong] {
+        let found = files_holding(rig.dir.path(), needle);
+        assert!(found.is_empty(), "the key is in {found:?}");
+    }
+}
+
+/// What the hostile echo server answers; each answer repeats the request's
+/// `Authorization` header somewhere, as a debugging proxy or a careless error page would.
+#[derive(Clone, Copy, Debug)]
+enum Echo {
+    /// 400 `{"message": "... <header>"}`
+    BadRequest,
+    /// 422 with the header in `errors.details`
+    Unprocessable,
+    /// 200 with an HTML page (no id, so the row is unknown and the body is quoted)
+    OkHtml,
+    /// The same, padded so the key straddles the 200 characters an error quotes: a
+    /// scrub after the cut would miss the key's first half.
+    OkHtmlCut,
+    /// 200 with a created run, and the header's value as `x-request-id`
+    RequestIdHeader,
+    /// 308 to another host, the key in the `Location`'s query
+    RedirectLocation,
+    /// 401 `{"message": "... <header>"}`
+    Unauthorized,
+    /// 500 on every request (including GET /users) `{"message": "... <header>"}`
+    ServerError,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request per `mode`, one request
+/// per connection.
+fn start_echo_server(rig: &Rig, mode: Echo) -> String {
+    let listener = rig
+        .rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind the echo server");
+    let addr = listener.local_addr().expect("its address");
+    rig.rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while request.len() < head_end + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let auth = head
+                    .lines()
+                    .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+                    .unwrap_or("authorization: (none)")
+                    .to_string();
+                let said = format!("we received {auth}");
+                let value = auth.split_once(':').map_or("", |(_, v)| v.trim()).to_string();
+                let token = value.split_once(' ').map_or("", |(_, t)| t.trim()).to_string();
+                let json = |message: &str| serde_json::json!({ "message": message }).to_string();
+                let mut extra = "x-request-id: echo-1".to_string();
+                let (status, content_type, body) = match mode {
+                    Echo::BadRequest => ("400 Bad Request", "application/json", json(&said)),
+                    Echo::Unprocessable => (
+                        "422 Unprocessable Entity",
+                        "application/json",
+                        serde_json::json!({
+                            "message": "Validation failed",
+                            "errors": {"code": 422, "message": "Unprocessable", "details": said}
+                        })
+                        .to_string(),
+                    ),
+                    Echo::OkHtml => (
+                        "200 OK",
+                        "text/html",
+                        format!("<html><body><pre>{said}</pre></body></html>"),
+                    ),
+                    Echo::OkHtmlCut => {
+                        let open = "<html><body><pre>";
+                        let before_token = said.find(&token).unwrap_or(0);
+                        let pad = "x".repeat(178usize.saturating_sub(open.len() + 1 + before_token));
+                        ("200 OK", "text/html", format!("{open}{pad} {said}</pre></body></html>"))
+                    }
+                    Echo::RequestIdHeader => {
+                        extra = format!("x-request-id: {value}");
+                        let run = serde_json::json!({
+                            "message": "",
+                            "data": {"test_run": {"id": "echo-run-1", "human_id": "ECHO-R-1"}}
+                        });
+                        ("200 OK", "application/json", run.to_string())
+                    }
+                    Echo::RedirectLocation => {
+                        extra = format!(
+                            "location: https://elsewhere.invalid/api/v1/projects/{PROJECT}/test_runs?auth={token}"
+                        );
+                        ("308 Permanent Redirect", "application/json", json("moved"))
+                    }
+                    Echo::Unauthorized => ("401 Unauthorized", "application/json", json(&said)),
+                    Echo::ServerError => ("500 Internal Server Error", "application/json", json(&said)),
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{extra}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}/api/v1")
+}
+
+/// Runs one import per mode against an echo server; returns every leak found, in the
+/// output or in any file the runs wrote, and checks each run took the path it was meant to.
+fn echo_leaks(modes: &[(Echo, i32)]) -> Vec<String> {
+    let rig = Rig::new();
+    let mut leaks = Vec::new();
+    for &(mode, want_exit) in modes {
+        let base = start_echo_server(&rig, mode);
+        let name = format!("{mode:?}").to_lowercase();
+        // An e-mail assignee makes the run ask GET /users first, which the 500 mode refuses.
+        let assignee = if matches!(mode, Echo::ServerError) {
+            "ada@example.com"
+        } else {
+            ""
+        };
+        rig.write(
+            &format!("{name}.csv"),
+            format!("Title,Project,Key,Assignee\nEchoed,{PROJECT},ECHO-1,{assignee}\n"),
+        );
+        let mut cmd = rig.import(&base, &format!("{name}.csv"), Some(KEY));
+        cmd.args([
+            "--max-retries",
+            "0",
+            "--summary-json",
+            &format!("{name}.summary.json"),
+            "--state",
+            &format!("{name}.state.jsonl"),
+            "-vv",
+        ]);
+        let out = run(cmd);
+        assert_eq!(out.code, want_exit, "{mode:?}: {}", out.streams());
+        if holds_part_of(out.stdout.as_bytes(), KEY) || holds_part_of(out.stderr.as_bytes(), KEY) {
+            leaks.push(format!("{mode:?}: on stderr/stdout:\n{}", out.streams()));
+        }
+    }
+    let found = files_holding(rig.dir.path(), KEY);
+    if !found.is_empty() {
+        leaks.push(format!("in files {found:?}"));
+    }
+    leaks
+}
+
+/// A service (or a proxy in front of it) that repeats the Authorization header in its
+/// answers must not get the key into the report, the ledger, the summary or the output:
+/// the importer quotes the service's words, so it must take its own key out of them.
+#[test]
+fn a_service_that_echoes_the_key_back_does_not_get_it_printed() {
+    let leaks = echo_leaks(&[
+        (Echo::BadRequest, 1),
+        (Echo::Unprocessable, 1),
+        (Echo::OkHtml, 1),
+        (Echo::RedirectLocation, 2),
+        (Echo::Unauthorized, 2),
+        (Echo::ServerError, 2),
+    ]);
+    assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+/// A quote of the service's words is cut at 200 characters; a key that straddles the cut
+/// must not leave its first half behind.
+#[test]
+
+fn a_key_cut_short_by_the_quote_limit_is_still_scrubbed() {
+    let leaks = echo_leaks(&[(Echo::OkHtmlCut, 1)]);
+    assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+/// The same for a header the report keeps: an `x-request-id` that reflects the
+/// Authorization header's value.
+#[test]
+
+fn a_request_id_that_reflects_the_key_is_not_stored() {
+    let leaks = echo_leaks(&[(Echo::RequestIdHeader, 0)]);
+    assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+/// A config file whose `api-key` line the TOML parser cannot read must not print the
+/// line back: the parser's error quotes the source.
+#[test]
+fn a_broken_config_file_does_not_print_the_key_it_holds() {
+    let rig = Rig::new();
+    rig.write("runs.csv", format!("Title,Project\nA,{PROJECT}\n"));
+    let cases = [
+        ("unquoted", format!("api-key = {KEY}\n")),
+        ("unclosed quote", format!("api-key = \"{KEY}\n")),
+        ("numeric", "api-key = 738294610583\n".to_string()),
+        ("bad line after the key", format!("api-key = \"{KEY}\"\nrate = = 3\n")),
+    ];
+    let mut leaks = Vec::new();
+    for (what, text) in cases {
+        let config = rig.write("testsigma-import.toml", &text);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        }
+        let mut cmd = rig.command(None);
+        cmd.args(["import", "runs.csv", "--dry-run"]);
+        let out = run(cmd);
+        if out.code != 2 {
+            leaks.push(format!("{what}: exit {}", out.code));
+        }
+        let secret = if what == "numeric" { "738294610583" } else { KEY };
+        if out.stderr.contains(secret) || out.stdout.contains(secret) {
+            leaks.push(format!("{what}: {}", out.stderr.trim()));
+        }
+    }
+    assert!(leaks.is_empty(), "the key leaked:\n{}", leaks.join("\n"));
+}
+
+/// A plain-http base URL off this machine is refused (exit 2, naming the flag) before
+/// anything is sent; credentials in the URL are refused without being repeated.
+#[test]
+fn insecure_base_urls_are_refused_before_anything_is_sent() {
+    let rig = Rig::new();
+    rig.write("runs.csv", format!("Title,Project\nA,{PROJECT}\n"));
+    // Only ever the refusal path: nothing may connect to this address.
+    let remote = "http://10.255.255.1/api/v1";
+    let flag = run({
+        let mut cmd = rig.import(remote, "runs.csv", Some(KEY));
+        cmd.args(["--timeout", "1", "--no-state"]);
+        cmd
+    });
+    let env = run({
+        let mut cmd = rig.command(Some(KEY));
+        cmd.env("TESTSIGMA_BASE_URL", remote)
+            .args(["import", "runs.csv", "--timeout", "1", "--no-state"]);
+        cmd
+    });
+    for (what, out) in [("--base-url", &flag), ("TESTSIGMA_BASE_URL", &env)] {
+        assert_eq!(out.code, 2, "{what}: {}", out.streams());
+        assert_eq!(
+            out.error_lines(),
+            vec![format!(
+                "error: --base-url `{remote}` is plain http:// to a host that is not this machine: the API key would cross the network in clear text. Use https://, or pass --allow-insecure if you really mean it"
+            )],
+            "{what}"
+        );
+    }
+
+    let secret = "pw-in-url-61f0c2";
+    let out = run({
+        let mut cmd = rig.import(
+            &format!("https://user:{secret}@127.0.0.1:1/api/v1"),
+            "runs.csv",
+            Some(KEY),
+        );
+        cmd.args(["--timeout", "1", "--no-state"]);
+        cmd
+    });
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert_no_key(&out, secret, "credentials in the URL");
+    assert!(
+        out.stderr.contains("credentials do not belong in the URL"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `--allow-insecure` is what lets a non-loopback http:// URL through. `0.0.0.0` is not a
+/// loopback address to the check, yet Linux connects it to this machine, so the traffic
+/// never leaves it.
+#[cfg(target_os = "linux")]
+#[test]
+fn allow_insecure_lets_a_non_loopback_http_url_through() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    rig.write("runs.csv", format!("Title,Project\nA,{PROJECT}\n"));
+    let base = format!("http://0.0.0.0:{}/api/v1", sandbox.addr().port());
+
+    let out = run({
+        let mut cmd = rig.import(&base, "runs.csv", Some(KEY));
+        cmd.arg("--no-state");
+        cmd
+    });
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(out.stderr.contains("--allow-insecure"), "{}", out.stderr);
+    assert_eq!(sandbox.stats().posts_received, 0);
+
+    let out = run({
+        let mut cmd = rig.import(&base, "runs.csv", Some(KEY));
+        cmd.args(["--no-state", "--allow-insecure"]);
+        cmd
+    });
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(!out.stderr.contains("--allow-insecure"), "{}", out.stderr);
+    assert_eq!(sandbox.runs().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The report in a spreadsheet.
+
+/// Titles and keys that a spreadsheet would run as formulas reach the service exactly,
+/// and reach the CSV report with a leading `'`; the JSON report keeps them exact.
+#[test]
+fn the_report_is_safe_to_open_in_a_spreadsheet() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    let cells = [
+        (r#"=HYPERLINK("http://x","y")"#, "=1+1"),
+        ("+33 call me", "-5"),
+        ("@SUM(A1:A2)", "@me"),
+        ("-2+3", "+KEY"),
+        ("Plain = fine", "PLAIN-1"),
+    ];
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["Title", "Project", "Key"]).expect("csv");
+    for (t, k) in cells {
+        writer.write_record([t, PROJECT, k]).expect("csv");
+    }
+    rig.write("formulas.csv", writer.into_inner().expect("csv"));
+
+    let out = run(rig.import(&sandbox.base_url(), "formulas.csv", Some(KEY)));
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let rows = rig.report("formulas.report.csv");
+    let shown: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (title(r), r.human_id.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (r#"'=HYPERLINK("http://x","y")"#, "'=1+1"),
+            ("'+33 call me", "'-5"),
+            ("'@SUM(A1:A2)", "'@me"),
+            ("'-2+3", "'+KEY"),
+            ("Plain = fine", "PLAIN-1"),
+        ]
+    );
+    let raw = rig.read("formulas.report.csv");
+    assert!(raw.contains(r#","'=HYPERLINK(""http://x"",""y"")","#), "{raw}");
+    // No cell of the report starts a formula.
+    let mut reader = csv::Reader::from_reader(raw.as_bytes());
+    for record in reader.records() {
+        for cell in record.expect("a report record").iter() {
+            assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "cell {cell:?}");
+        }
+    }
+    // The service got the real titles.
+    let mut sent: Vec<String> = sandbox_titles(&sandbox).into_keys().collect();
+    sent.sort();
+    let mut want: Vec<String> = cells.iter().map(|(t, _)| t.to_string()).collect();
+    want.sort();
+    assert_eq!(sent, want);
+
+    // A JSON report is for programs: exact values.
+    let mut cmd = rig.command(None);
+    cmd.args(["import", "formulas.csv", "--dry-run", "--report", "formulas.json"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let json: Value = serde_json::from_str(&rig.read("formulas.json")).expect("a JSON report");
+    assert_eq!(json[0]["title"], r#"=HYPERLINK("http://x","y")"#);
+    assert_eq!(json[0]["human_id"], "=1+1");
+}
