@@ -568,6 +568,48 @@ mod tests {
         assert!(err.contains("rat"), "{err}");
     }
 
+    #[test]
+    fn flags_win_over_the_config_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(
+            &config,
+            "rate = 3\nconcurrency = 2\ntimezone = \"Europe/Berlin\"\nstatus = \"closed\"\nskip-invalid = true\n[columns]\ntitle = \"Run\"\n",
+        )
+        .unwrap();
+        let base = ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                config: Some(config.clone()),
+                ..ReadArgs::default()
+            },
+            ..ImportArgs::default()
+        };
+        let from_config = resolve_import(&base).unwrap();
+        assert_eq!((from_config.rate, from_config.concurrency), (3.0, 2));
+        assert_eq!(from_config.read.rules.timezone, Tz::Europe__Berlin);
+        assert_eq!(
+            from_config.read.rules.defaults.get(&Field::Status).map(String::as_str),
+            Some("CLOSED")
+        );
+        assert!(from_config.skip_invalid);
+        assert_eq!(from_config.read.columns[&Field::Title].header, "Run");
+        // Defaults where neither says anything.
+        assert_eq!(
+            (from_config.max_retries, from_config.service.timeout),
+            (5, Duration::from_secs(30))
+        );
+
+        let mut flags = base.clone();
+        flags.rate = Some(20.0);
+        flags.read.timezone = Some("UTC".into());
+        flags.read.columns = vec!["title=Name".into()];
+        let from_flags = resolve_import(&flags).unwrap();
+        assert_eq!((from_flags.rate, from_flags.concurrency), (20.0, 2));
+        assert_eq!(from_flags.read.rules.timezone, Tz::UTC);
+        assert_eq!(from_flags.read.columns[&Field::Title].header, "Name");
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_key_in_a_readable_config_is_refused() {
