@@ -74,7 +74,10 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         progress(&format!("warning: {warning}"));
     }
     if warnings.len() > 20 {
-        progress(&format!("warning: … and {} more columns that are ignored", warnings.len() - 20));
+        progress(&format!(
+            "warning: … and {} more columns that are ignored",
+            warnings.len() - 20
+        ));
     }
     let mut evidence = DateEvidence::default();
     let needs_order = read.rules.date_order.is_none()
