@@ -425,7 +425,7 @@ fn dry_run(
     started: Instant,
 ) -> anyhow::Result<ImportResult> {
     let format = ReportFormat::from_path(&settings.report);
-    let mut writer = ReportWriter::create(&settings.report, format)?;
+    let mut writer = ReportWriter::create(&settings.report, format)?.flush_each_row(false);
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
     let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone());
     let mut printer = ProblemPrinter::new(50);

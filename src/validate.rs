@@ -696,11 +696,29 @@ pub fn looks_like_email(text: &str) -> bool {
 /// Splits on any separator, trims, drops empty entries and later duplicates.
 pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for item in text.split(|c| separators.contains(&c)) {
+    let mut push = |item: &str| {
         let item = item.trim();
         if !item.is_empty() && !out.iter().any(|seen| seen == item) {
             out.push(item.to_string());
         }
+    };
+    if separators.iter().all(char::is_ascii) {
+        // The common case, byte by byte against a table: splitting char by char with a
+        // list lookup was the largest single cost of a dry run.
+        let mut table = [false; 128];
+        for c in separators {
+            table[*c as usize] = true;
+        }
+        let mut start = 0;
+        for (i, b) in text.bytes().enumerate() {
+            if b < 128 && table[b as usize] {
+                push(&text[start..i]);
+                start = i + 1;
+            }
+        }
+        push(&text[start..]);
+    } else {
+        text.split(separators).for_each(push);
     }
     out
 }
