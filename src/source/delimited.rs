@@ -6,7 +6,7 @@ use std::io::{self, Cursor, Read};
 use csv::ByteRecord;
 use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
-use super::{Input, Location, RowSource, SourceError, SourceOptions, set_text, shown_byte};
+use super::{CellText, Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::model::{Cell, SourceRow};
 
 /// How much decoded text the delimiter sniffer may look at.
@@ -39,6 +39,7 @@ pub(super) struct DelimitedSource {
     reader: csv::Reader<Tracker>,
     record: ByteRecord,
     rows: RowCounter,
+    text: CellText,
 }
 
 impl DelimitedSource {
@@ -81,6 +82,7 @@ impl DelimitedSource {
             reader: csv_reader(stream, plan.delimiter),
             record: ByteRecord::new(),
             rows: RowCounter::default(),
+            text: CellText::default(),
         };
         source.read_headers()?;
         Ok(source)
@@ -155,8 +157,67 @@ impl DelimitedSource {
         let tracker = self.reader.get_mut();
         let ended_by_lf = byte > 0 && tracker.byte_at(byte - 1) == Some(b'\n');
         tracker.mark(byte);
-        let embedded = self.record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        // `contains` is a fast memchr; most records have no newline inside a field.
+        let bytes = self.record.as_slice();
+        let embedded = if bytes.contains(&b'\n') {
+            bytes.iter().filter(|&&b| b == b'\n').count() as u64
+        } else {
+            0
+        };
         Ok(Some(self.rows.next(line, embedded, ended_by_lf)))
+    }
+
+    /// Reads the next record into `row`: every cell, or only those at `only`. Either way
+    /// every field is checked (size, UTF-8, past the last header), so both give the same
+    /// errors for the same row.
+    fn fill_row(&mut self, row: &mut SourceRow, only: Option<&[usize]>) -> Result<bool, SourceError> {
+        let Some(number) = self.read_record()? else {
+            return Ok(false);
+        };
+        row.number = number;
+        let width = self.headers.len();
+        row.cells.resize(width, Cell::Empty);
+        // One UTF-8 check for the whole record is much cheaper than one per field; a field
+        // whose ends are character boundaries of valid text is valid text itself.
+        let whole = std::str::from_utf8(self.record.as_slice()).ok();
+        for column in 0..self.record.len() {
+            let field = &self.record[column];
+            if column >= width {
+                // A trailing delimiter is harmless; a value past the last header
+                // means the columns have shifted, and every later value is suspect.
+                if field.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return Err(SourceError::ExtraFields {
+                    name: self.name.clone(),
+                    at: Location::cell(number, column, &self.headers, false),
+                    columns: width,
+                    value: preview(field),
+                    delimiter: self.plan.delimiter,
+                });
+            }
+            let checked = whole
+                .zip(self.record.range(column))
+                .and_then(|(whole, range)| whole.get(range))
+                .filter(|text| text.len() <= self.max_cell_bytes);
+            let text = match checked {
+                Some(text) => text,
+                None => field_text(field, self.max_cell_bytes, || {
+                    Location::cell(number, column, &self.headers, false)
+                })
+                .map_err(|err| err.into_error(&self.name))?,
+            };
+            let cell = &mut row.cells[column];
+            if only.is_none_or(|wanted| wanted.contains(&column)) {
+                self.text.set(cell, text);
+            } else {
+                self.text.clear(cell);
+            }
+        }
+        for cell in row.cells.iter_mut().skip(self.record.len()) {
+            self.text.clear(cell);
+        }
+        Ok(true)
     }
 
     fn csv_error(&self, err: csv::Error) -> SourceError {
@@ -291,37 +352,11 @@ impl RowSource for DelimitedSource {
     }
 
     fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError> {
-        let Some(number) = self.read_record()? else {
-            return Ok(false);
-        };
-        row.number = number;
-        let width = self.headers.len();
-        row.cells.resize(width, Cell::Empty);
-        for (column, field) in self.record.iter().enumerate() {
-            if column >= width {
-                // A trailing delimiter is harmless; a value past the last header
-                // means the columns have shifted, and every later value is suspect.
-                if field.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                return Err(SourceError::ExtraFields {
-                    name: self.name.clone(),
-                    at: Location::cell(number, column, &self.headers, false),
-                    columns: width,
-                    value: preview(field),
-                    delimiter: self.plan.delimiter,
-                });
-            }
-            let text = field_text(field, self.max_cell_bytes, || {
-                Location::cell(number, column, &self.headers, false)
-            })
-            .map_err(|err| err.into_error(&self.name))?;
-            set_text(&mut row.cells[column], text);
-        }
-        for cell in row.cells.iter_mut().skip(self.record.len()) {
-            *cell = Cell::Empty;
-        }
-        Ok(true)
+        self.fill_row(row, None)
+    }
+
+    fn next_row_columns(&mut self, row: &mut SourceRow, columns: &[usize]) -> Result<bool, SourceError> {
+        self.fill_row(row, Some(columns))
     }
 
     fn rewind(&mut self) -> Result<(), SourceError> {
@@ -568,7 +603,14 @@ impl Read for Tracker {
         if self.since_mark > self.cap {
             return Err(io::Error::other(RecordTooLong));
         }
-        let n = self.inner.read(buf)?;
+        // The CSV parser drops a UTF-8 byte-order mark only when its first chunk holds all
+        // of it, and takes a first chunk that is nothing else for the end of the input. A
+        // decoder may hand out just those 3 bytes first, and only on one of the two passes.
+        let n = if self.offset == 0 {
+            read_full(&mut self.inner, buf)?
+        } else {
+            self.inner.read(buf)?
+        };
         if n > 0 {
             self.before_chunk = self.chunk.last().copied();
             self.chunk.clear();
@@ -579,6 +621,20 @@ impl Read for Tracker {
         }
         Ok(n)
     }
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(filled)
 }
 
 /// Streams any encoding_rs encoding out as UTF-8, a buffer at a time.
@@ -1241,6 +1297,80 @@ mod tests {
                 "Périmètre — end"
             };
             assert_eq!(out, want);
+        }
+    }
+
+    #[test]
+    fn reading_some_columns_gives_the_same_numbers_and_errors() {
+        let data = b"Title,Start,Notes\nA,01/02/2024,x\n\n\"B\nb\",13/02/2024,\nC,,y\nD,02/02/2024,z,extra\nE,03/02/2024,bad \xFF\nF,,\nG,04/02/2024,long enough\n";
+        let small = SourceOptions {
+            max_cell_bytes: 10,
+            ..opts()
+        };
+        let input = bytes_input("runs.csv", data);
+        let mut full = open_source(&input, &small).unwrap();
+        let mut some = open_source(&input, &small).unwrap();
+        let (mut all_cells, mut start_only) = (SourceRow::default(), SourceRow::default());
+        let mut seen = Vec::new();
+        loop {
+            match (
+                full.next_row(&mut all_cells),
+                some.next_row_columns(&mut start_only, &[1]),
+            ) {
+                (Ok(false), Ok(false)) => break,
+                (Ok(true), Ok(true)) => {
+                    assert_eq!(start_only.number, all_cells.number);
+                    assert_eq!(start_only.cells[1], all_cells.cells[1], "row {}", all_cells.number);
+                    assert_eq!(
+                        [&start_only.cells[0], &start_only.cells[2]],
+                        [&Cell::Empty, &Cell::Empty]
+                    );
+                    seen.push(format!("{}", all_cells.number));
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.to_string(), b.to_string());
+                    seen.push(format!("error at {:?}", a.row()));
+                }
+                other => panic!("the two reads differ: {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "2",
+                "4",
+                "5",
+                "error at Some(6)",
+                "error at Some(7)",
+                "8",
+                "error at Some(9)"
+            ]
+        );
+    }
+
+    #[test]
+    fn cells_that_empty_and_fill_again_keep_their_text() {
+        let data = b"Title,Notes\nA,one\nB,\nC,three\nD\nE,five\n";
+        let (_, rows) = read_all(&bytes_input("runs.csv", data), &opts());
+        let notes: Vec<Cell> = rows.iter().map(|r| r.cells[1].clone()).collect();
+        assert_eq!(
+            notes,
+            [text("one"), Cell::Empty, text("three"), Cell::Empty, text("five")]
+        );
+    }
+
+    /// Found by `cargo fuzz run delimited`: a UTF-16 byte-order mark, a second one as
+    /// text, then half a character. The decoder's first chunk was only the second mark,
+    /// which the CSV parser took for the whole input after a rewind.
+    #[test]
+    fn fuzz_second_byte_order_mark_reads_the_same_after_rewind() {
+        let input = bytes_input("fuzz.csv", &[0xFE, 0xFF, 0xFE, 0xFF, 0xEB]);
+        let mut source = open_source(&input, &opts()).unwrap();
+        let mut row = SourceRow::default();
+        for pass in ["first", "after rewind"] {
+            assert_eq!(source.headers(), ["\u{FFFD}"], "{pass}");
+            assert!(!source.next_row(&mut row).unwrap(), "{pass}");
+            source.rewind().unwrap();
         }
     }
 

@@ -142,6 +142,14 @@ pub trait RowSource: Send {
     /// After an error for which [`SourceError::is_row_local`] is true, the source has moved
     /// past that row and the next call goes on with the following one.
     fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError>;
+    /// Like [`RowSource::next_row`], with the same row numbers and the same errors, but
+    /// only the cells at `columns` are filled; the others are left empty. For a pass that
+    /// needs a few columns of every row (the dd/mm evidence of the date columns), this
+    /// skips copying the rest.
+    fn next_row_columns(&mut self, row: &mut SourceRow, columns: &[usize]) -> Result<bool, SourceError> {
+        let _ = columns;
+        self.next_row(row)
+    }
     /// Back to the first data row, so the pipeline can make two passes.
     fn rewind(&mut self) -> Result<(), SourceError>;
 }
@@ -316,18 +324,60 @@ pub enum SourceError {
         "cannot read {name} as a workbook ({detail}); it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"
     )]
     Workbook { name: String, detail: String },
+
+    #[error(
+        "{name}: sheet `{sheet}` has values from {first} to {last}, an area of {cells} cells, over the {limit} this tool can hold; delete the stray cells far below or right of the table (in Excel, Ctrl+End goes to the last one)"
+    )]
+    AreaTooLarge {
+        name: String,
+        sheet: String,
+        first: String,
+        last: String,
+        cells: u64,
+        limit: u64,
+    },
 }
 
-/// Reuses the cell's string, so a steady stream of rows allocates nothing. Empty text
-/// is an empty cell.
-fn set_text(cell: &mut Cell, text: &str) {
-    if text.is_empty() {
-        *cell = Cell::Empty;
-    } else if let Cell::Text(buf) = cell {
-        buf.clear();
-        buf.push_str(text);
-    } else {
-        *cell = Cell::Text(text.to_owned());
+/// Fills cells with text while keeping their strings: a steady stream of rows allocates
+/// nothing, even when a column is empty in one row and filled in the next (an empty cell
+/// is `Cell::Empty`, so its string waits here for the next text).
+#[derive(Default)]
+struct CellText {
+    spare: Vec<String>,
+}
+
+impl CellText {
+    /// Never more spare strings than a row has cells.
+    const MAX_SPARE: usize = 256;
+
+    /// Empty text is an empty cell.
+    fn set(&mut self, cell: &mut Cell, text: &str) {
+        if text.is_empty() {
+            self.clear(cell);
+        } else if let Cell::Text(buf) = cell {
+            buf.clear();
+            buf.push_str(text);
+        } else {
+            let mut buf = self.spare.pop().unwrap_or_default();
+            buf.clear();
+            buf.push_str(text);
+            *cell = Cell::Text(buf);
+        }
+    }
+
+    /// Sets a cell that is not text, keeping the string it may have held.
+    fn set_value(&mut self, cell: &mut Cell, value: Cell) {
+        if let Cell::Text(buf) = std::mem::replace(cell, value)
+            && self.spare.len() < Self::MAX_SPARE
+        {
+            self.spare.push(buf);
+        }
+    }
+
+    fn clear(&mut self, cell: &mut Cell) {
+        if !matches!(cell, Cell::Empty) {
+            self.set_value(cell, Cell::Empty);
+        }
     }
 }
 

@@ -6,11 +6,11 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use calamine::{Data, Ods, Range, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsb, Xlsx};
+use calamine::{Data, DataRef, Ods, Range, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsb, Xlsx};
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::{Input, Location, RowSource, SourceError, SourceOptions, set_text};
-use crate::model::{Cell, SourceRow};
+use super::{CellText, Input, Location, RowSource, SourceError, SourceOptions};
+use crate::model::{Cell, SourceRow, cell_ref};
 
 /// The signature of an OLE compound file: a legacy .xls, or an encrypted OOXML package.
 const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
@@ -37,23 +37,60 @@ pub(super) struct WorkbookSource {
     next: usize,
     last: usize,
     max_cell_bytes: usize,
+    text: CellText,
 }
 
 impl WorkbookSource {
     pub(super) fn open(input: &Input, opts: &SourceOptions, kind: Kind) -> Result<Self, SourceError> {
         let name = input.display_name();
-        let wanted = opts.sheet.as_deref();
         let (sheet, range) = match input {
             Input::File(path) => {
                 let file = File::open(path).map_err(|source| SourceError::Open {
                     name: name.clone(),
                     source,
                 })?;
-                load(BufReader::new(file), kind, wanted, &name)?
+                load(BufReader::new(file), kind, opts, &name)?
             }
-            Input::Bytes { data, .. } => load(Cursor::new(data.as_slice()), kind, wanted, &name)?,
+            Input::Bytes { data, .. } => load(Cursor::new(data.as_slice()), kind, opts, &name)?,
         };
         from_range(name, sheet, range, opts)
+    }
+
+    /// The next sheet row into `row`: every cell, or only those at `only`; every cell's
+    /// size is checked either way, so both give the same errors.
+    fn fill_row(&mut self, row: &mut SourceRow, only: Option<&[usize]>) -> Result<bool, SourceError> {
+        if self.next > self.last {
+            return Ok(false);
+        }
+        let sheet_row = self.next;
+        self.next += 1;
+        row.number = sheet_row + 1;
+        let width = self.headers.len();
+        row.cells.resize(width, Cell::Empty);
+        for column in 0..width {
+            let (top, left) = self.origin;
+            let data = if sheet_row < top || column < left {
+                None
+            } else {
+                self.range.get((sheet_row - top, column - left))
+            };
+            if let Some(Data::String(s)) = data
+                && s.len() > self.max_cell_bytes
+            {
+                return Err(SourceError::CellTooLarge {
+                    name: self.name.clone(),
+                    at: Location::cell(row.number, column, &self.headers, true),
+                    bytes: s.len(),
+                    limit: self.max_cell_bytes,
+                });
+            }
+            if only.is_none_or(|wanted| wanted.contains(&column)) {
+                fill_cell(&mut self.text, &mut row.cells[column], data);
+            } else {
+                self.text.clear(&mut row.cells[column]);
+            }
+        }
+        Ok(true)
     }
 
     fn data(&self, row: usize, column: usize) -> Option<&Data> {
@@ -79,29 +116,11 @@ impl RowSource for WorkbookSource {
     }
 
     fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError> {
-        if self.next > self.last {
-            return Ok(false);
-        }
-        let sheet_row = self.next;
-        self.next += 1;
-        row.number = sheet_row + 1;
-        let width = self.headers.len();
-        row.cells.resize(width, Cell::Empty);
-        for column in 0..width {
-            let data = self.data(sheet_row, column);
-            if let Some(Data::String(s)) = data
-                && s.len() > self.max_cell_bytes
-            {
-                return Err(SourceError::CellTooLarge {
-                    name: self.name.clone(),
-                    at: Location::cell(row.number, column, &self.headers, true),
-                    bytes: s.len(),
-                    limit: self.max_cell_bytes,
-                });
-            }
-            fill_cell(&mut row.cells[column], data);
-        }
-        Ok(true)
+        self.fill_row(row, None)
+    }
+
+    fn next_row_columns(&mut self, row: &mut SourceRow, columns: &[usize]) -> Result<bool, SourceError> {
+        self.fill_row(row, Some(columns))
     }
 
     fn rewind(&mut self) -> Result<(), SourceError> {
@@ -115,7 +134,7 @@ impl RowSource for WorkbookSource {
 fn load<RS: Read + Seek>(
     mut rs: RS,
     kind: Kind,
-    wanted: Option<&str>,
+    opts: &SourceOptions,
     name: &str,
 ) -> Result<(String, Range<Data>), SourceError> {
     let mut magic = [0u8; 8];
@@ -134,8 +153,20 @@ fn load<RS: Read + Seek>(
             Kind::Xls => Sheets::Xls(Xls::new(rs).map_err(|e| failed(e.into()))?),
             Kind::Ods => Sheets::Ods(Ods::new(rs).map_err(|e| failed(e.into()))?),
         };
-        let sheet = pick_sheet(book.sheets_metadata(), wanted, name)?;
-        let range = book.worksheet_range(&sheet).map_err(failed)?;
+        let sheet = pick_sheet(book.sheets_metadata(), opts.sheet.as_deref(), name)?;
+        let range = match &mut book {
+            Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(&sheet) {
+                Ok(mut cells) => bounded_range(|| cells.next_cell(), &failed, opts, name, &sheet)?,
+                // A chart sheet, as calamine's own `worksheet_range` treats it.
+                Err(calamine::XlsxError::NotAWorksheet(_)) => Range::default(),
+                Err(e) => return Err(failed(e.into())),
+            },
+            Sheets::Xlsb(xlsb) => {
+                let mut cells = xlsb.worksheet_cells_reader(&sheet).map_err(|e| failed(e.into()))?;
+                bounded_range(|| cells.next_cell(), &failed, opts, name, &sheet)?
+            }
+            _ => book.worksheet_range(&sheet).map_err(failed)?,
+        };
         Ok((sheet, range))
     }));
     loaded.unwrap_or_else(|_| {
@@ -144,6 +175,59 @@ fn load<RS: Read + Seek>(
             detail: "the workbook reader failed on its contents".to_owned(),
         })
     })
+}
+
+/// The most cells a sheet's used area may span: calamine holds it as one dense array of
+/// 32-byte values, so this is 2 GiB, a full-height sheet 64 columns wide.
+const MAX_AREA_CELLS: u64 = 64 * 1_048_576;
+
+/// A sheet's values as a range, like calamine's `worksheet_range`, but refusing a used area
+/// too large to hold before it is allocated: calamine sizes the range from the cells'
+/// bounding box, so one stray value at XFD1048576 would ask for 17 billion cells and the
+/// allocation failure would abort the process (found while fuzzing).
+fn bounded_range<'a, E: Into<calamine::Error>>(
+    mut next: impl FnMut() -> Result<Option<calamine::Cell<DataRef<'a>>>, E>,
+    failed: &dyn Fn(calamine::Error) -> SourceError,
+    opts: &SourceOptions,
+    name: &str,
+    sheet: &str,
+) -> Result<Range<Data>, SourceError> {
+    let mut cells = Vec::new();
+    let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0, 0);
+    while let Some(cell) = next().map_err(|e| failed(e.into()))? {
+        if matches!(cell.get_value(), DataRef::Empty) {
+            continue;
+        }
+        let (row, column) = cell.get_position();
+        (top, left) = (top.min(row), left.min(column));
+        (bottom, right) = (bottom.max(row), right.max(column));
+        cells.push(calamine::Cell::new((row, column), Data::from(cell.get_value().clone())));
+    }
+    if cells.is_empty() {
+        return Ok(Range::default());
+    }
+    // The refusal `from_range` would give, before the range exists.
+    let width = right as usize + 1;
+    if width > opts.max_columns {
+        return Err(SourceError::TooManyColumns {
+            name: name.to_owned(),
+            at: Location::row(opts.header_row, true),
+            columns: width,
+            limit: opts.max_columns,
+        });
+    }
+    let span = |from: u32, to: u32| u64::from(to) - u64::from(from) + 1;
+    if span(top, bottom) * span(left, right) > MAX_AREA_CELLS {
+        return Err(SourceError::AreaTooLarge {
+            name: name.to_owned(),
+            sheet: sheet.to_owned(),
+            first: cell_ref(left as usize, top as usize + 1),
+            last: cell_ref(right as usize, bottom as usize + 1),
+            cells: span(top, bottom) * span(left, right),
+            limit: MAX_AREA_CELLS,
+        });
+    }
+    Ok(Range::from_sparse(cells))
 }
 
 fn workbook_error(err: calamine::Error, kind: Kind, ole: bool, name: &str) -> SourceError {
@@ -218,6 +302,7 @@ fn from_range(
         next: 1,
         last: 0,
         max_cell_bytes: opts.max_cell_bytes,
+        text: CellText::default(),
     };
     let (Some((top, left)), Some((bottom, right))) = (source.range.start(), source.range.end()) else {
         // An empty sheet: the pipeline decides what that means.
@@ -257,7 +342,7 @@ fn from_range(
                 limit: opts.max_cell_bytes,
             });
         }
-        fill_cell(&mut cell, data);
+        fill_cell(&mut CellText::default(), &mut cell, data);
         headers.push(cell.as_text().trim().to_owned());
     }
     if headers.iter().all(String::is_empty) {
@@ -294,10 +379,10 @@ fn is_blank(data: &Data) -> bool {
 }
 
 /// Converts one calamine value, reusing the target's string where it can.
-fn fill_cell(target: &mut Cell, data: Option<&Data>) {
-    *target = match data {
+fn fill_cell(text: &mut CellText, target: &mut Cell, data: Option<&Data>) {
+    let value = match data {
         None | Some(Data::Empty) => Cell::Empty,
-        Some(Data::String(s)) => return set_text(target, s),
+        Some(Data::String(s)) => return text.set(target, s),
         Some(Data::Int(i)) => Cell::Number(*i as f64),
         Some(Data::Float(f)) => Cell::Number(*f),
         Some(Data::Bool(b)) => Cell::Bool(*b),
@@ -309,6 +394,7 @@ fn fill_cell(target: &mut Cell, data: Option<&Data>) {
         Some(Data::DurationIso(s)) => Cell::Text(s.clone()),
         Some(Data::Error(e)) => Cell::Error(e.to_string()),
     };
+    text.set_value(target, value);
 }
 
 /// calamine carries the workbook's 1900/1904 flag in each value and applies it in
@@ -381,6 +467,42 @@ mod tests {
         let path = dir.path().join(file);
         workbook.save(&path).unwrap();
         Input::File(path)
+    }
+
+    #[test]
+    fn reading_some_columns_gives_the_same_cells_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = write_xlsx(&dir, "runs.xlsx", |wb| {
+            let sheet = wb.add_worksheet();
+            sheet.write_string(0, 0, "Title").unwrap();
+            sheet.write_string(0, 1, "Start").unwrap();
+            sheet.write_string(0, 2, "Notes").unwrap();
+            sheet.write_string(1, 0, "A").unwrap();
+            sheet.write_string(1, 1, "01/02/2024").unwrap();
+            sheet.write_number(1, 2, 7.0).unwrap();
+            sheet.write_string(2, 0, "B").unwrap();
+            sheet.write_string(2, 2, "text").unwrap();
+            let date = ExcelDateTime::from_ymd(2024, 2, 13).unwrap();
+            sheet
+                .write_datetime_with_format(3, 1, &date, &Format::new().set_num_format("dd/mm/yyyy"))
+                .unwrap();
+        });
+        let mut full = open_source(&input, &opts()).unwrap();
+        let mut some = open_source(&input, &opts()).unwrap();
+        let (mut all_cells, mut start_only) = (SourceRow::default(), SourceRow::default());
+        let mut starts = Vec::new();
+        while full.next_row(&mut all_cells).unwrap() {
+            assert!(some.next_row_columns(&mut start_only, &[1]).unwrap());
+            assert_eq!(start_only.number, all_cells.number);
+            assert_eq!(start_only.cells[1], all_cells.cells[1]);
+            assert_eq!(
+                [&start_only.cells[0], &start_only.cells[2]],
+                [&Cell::Empty, &Cell::Empty]
+            );
+            starts.push(start_only.cells[1].clone());
+        }
+        assert!(!some.next_row_columns(&mut start_only, &[1]).unwrap());
+        assert_eq!(starts, [text("01/02/2024"), Cell::Empty, dt(2024, 2, 13, 0, 0)]);
     }
 
     #[test]
@@ -732,6 +854,37 @@ mod tests {
         );
         assert!(source.next_row(&mut row).unwrap());
         assert_eq!((row.number, &row.cells[0]), (3, &text("ok")));
+    }
+
+    /// Found while fuzzing: calamine sized the range from the cells' bounding box, so one
+    /// stray value far out asked for billions of cells and the failed allocation aborted.
+    #[test]
+    fn fuzz_a_stray_value_far_out_is_refused_before_it_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let far_right = write_xlsx(&dir, "far-right.xlsx", |workbook| {
+            let sheet = workbook.add_worksheet();
+            sheet.write_string(0, 0, "Title").unwrap();
+            sheet.write_string(1_048_575, 16_383, "x").unwrap();
+        });
+        assert_eq!(
+            open_err(&far_right, &opts()),
+            format!(
+                "{}: row 1 has 16384 columns, over the limit of 1000; delete the unused columns or raise --max-columns",
+                far_right.display_name()
+            )
+        );
+        let far_down = write_xlsx(&dir, "far-down.xlsx", |workbook| {
+            let sheet = workbook.add_worksheet();
+            sheet.write_string(0, 0, "Title").unwrap();
+            sheet.write_string(1_048_575, 64, "x").unwrap();
+        });
+        assert_eq!(
+            open_err(&far_down, &opts()),
+            format!(
+                "{}: sheet `Sheet1` has values from A1 to BM1048576, an area of 68157440 cells, over the 67108864 this tool can hold; delete the stray cells far below or right of the table (in Excel, Ctrl+End goes to the last one)",
+                far_down.display_name()
+            )
+        );
     }
 
     #[test]
