@@ -1,0 +1,396 @@
+//! Reading benchmarks: the raw-read floor of each format (the csv crate's `ByteRecord`
+//! loop; calamine's `worksheet_range`, and its streaming cell reader for comparison), the
+//! library's read + map + validate + plan, the dry-run binary end to end, and how a dry
+//! run's time grows with the number of rows.
+//!
+//! `cargo bench --bench read` runs every case; `cargo bench --bench read -- csv` (or
+//! `xlsx`, `scaling`) runs those whose name contains a word given. Each case runs in a
+//! child process under `/usr/bin/time -v`, so each has its own peak RSS; times are the
+//! median of a few runs. Results are printed and appended to
+//! `<target>/bench-data/results-read.txt`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use support::{Run, Table, grouped, human_bytes, median, record, rss_text, secs};
+use testsigma_import::import::{RowEvent, open_read_stage, plan_line};
+use testsigma_import::model::SourceRow;
+use testsigma_import::settings::ReadSettings;
+use testsigma_import::source::{Input, SourceOptions, open_source};
+use testsigma_import::validate::RowRules;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_testsigma-import");
+const RESULTS: &str = "results-read.txt";
+
+/// Sizes and repetitions: the real ones under `cargo bench`, tiny ones otherwise.
+struct Scale {
+    csv_rows: usize,
+    xlsx_rows: usize,
+    scaling: [usize; 3],
+    repeats: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__child") {
+        child(&args[2..]);
+        return;
+    }
+    let scale = if support::bench_mode() {
+        Scale {
+            csv_rows: 1_000_000,
+            xlsx_rows: 100_000,
+            scaling: [10_000, 100_000, 1_000_000],
+            repeats: 3,
+        }
+    } else {
+        // `cargo test --benches`: prove the cases work, quickly.
+        Scale {
+            csv_rows: 2_000,
+            xlsx_rows: 300,
+            scaling: [200, 1_000, 2_000],
+            repeats: 1,
+        }
+    };
+    let filters = support::case_filters();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+
+    record(
+        RESULTS,
+        &format!(
+            "\n== read benchmarks, {} (load average {}, {} CPUs)\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            support::load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    );
+    let mut csv_dry_run = None;
+    if wanted("csv") {
+        csv_dry_run = Some(csv_cases(&scale));
+    }
+    if wanted("xlsx") {
+        xlsx_cases(&scale);
+    }
+    if wanted("scaling") {
+        scaling(&scale, csv_dry_run);
+    }
+    record(
+        RESULTS,
+        &format!("(load average at the end: {})\n", support::load_average()),
+    );
+}
+
+/// Floor, library and binary on the big CSV. Returns the binary's median run.
+fn csv_cases(scale: &Scale) -> Run {
+    let path = support::csv_file(scale.csv_rows);
+    let size = file_size(&path);
+    let floor = repeat(scale.repeats, || child_run("csv-floor", &path));
+    let source = repeat(scale.repeats, || child_run("source", &path));
+    let library = repeat(scale.repeats, || child_run("pipeline", &path));
+    let binary = repeat(scale.repeats, || dry_run(&path));
+    let rows = scale.csv_rows as f64;
+    check_rows(&library, scale.csv_rows);
+
+    let mut table = Table::new(&["CSV", "median", "rows/s", "MB/s", "peak RSS", "× floor"]);
+    for (name, run) in [
+        ("raw read (csv ByteRecord loop)", &floor),
+        ("library read only (RowSource::next_row, one pass)", &source),
+        ("read + map + validate + plan (library)", &library),
+        ("dry run, binary, --plan --report", &binary),
+    ] {
+        table.row(vec![
+            name.to_owned(),
+            secs(run.seconds),
+            grouped(rows / run.seconds),
+            format!("{:.0}", size as f64 / 1e6 / run.seconds),
+            rss_text(run.peak_rss_kib),
+            format!("{:.2}", run.seconds / floor.seconds),
+        ]);
+    }
+    let ratio = library.seconds / floor.seconds;
+    let rss_mb = binary.peak_rss_kib.map(|k| k as f64 * 1024.0 / 1e6);
+    record(
+        RESULTS,
+        &format!(
+            "\n{} rows of CSV, {} ({} runs each, median; load average {})\n{}\
+             validation within 2x of the raw read: library/floor = {ratio:.2} → {}\n\
+             dry run peak RSS under 100 MB: {} → {}\n",
+            grouped(rows),
+            human_bytes(size),
+            scale.repeats,
+            support::load_average(),
+            table.render(),
+            verdict(ratio <= 2.0),
+            rss_text(binary.peak_rss_kib),
+            rss_mb.map_or("n/a", |mb| verdict(mb < 100.0)),
+        ),
+    );
+    binary
+}
+
+fn xlsx_cases(scale: &Scale) {
+    let path = support::xlsx_file(scale.xlsx_rows);
+    let size = file_size(&path);
+    let floor = repeat(scale.repeats, || child_run("xlsx-floor", &path));
+    let stream = repeat(scale.repeats, || child_run("xlsx-stream", &path));
+    let source = repeat(scale.repeats, || child_run("source", &path));
+    let library = repeat(scale.repeats, || child_run("pipeline", &path));
+    let binary = repeat(scale.repeats, || dry_run(&path));
+    let rows = scale.xlsx_rows as f64;
+    check_rows(&library, scale.xlsx_rows);
+
+    let mut table = Table::new(&["XLSX", "median", "rows/s", "peak RSS", "× floor"]);
+    for (name, run) in [
+        ("raw read (calamine worksheet_range)", &floor),
+        ("raw read (calamine worksheet_cells_reader)", &stream),
+        ("library read only (RowSource::next_row, one pass)", &source),
+        ("read + map + validate + plan (library)", &library),
+        ("dry run, binary, --plan --report", &binary),
+    ] {
+        table.row(vec![
+            name.to_owned(),
+            secs(run.seconds),
+            grouped(rows / run.seconds),
+            rss_text(run.peak_rss_kib),
+            format!("{:.2}", run.seconds / floor.seconds),
+        ]);
+    }
+    let ratio = library.seconds / floor.seconds;
+    record(
+        RESULTS,
+        &format!(
+            "\n{} rows of XLSX, {} ({} runs each, median; load average {})\n{}\
+             validation within 2x of the raw read: library/floor = {ratio:.2} → {}\n",
+            grouped(rows),
+            human_bytes(size),
+            scale.repeats,
+            support::load_average(),
+            table.render(),
+            verdict(ratio <= 2.0),
+        ),
+    );
+}
+
+/// Dry-run time against rows: per-row time must stay flat.
+fn scaling(scale: &Scale, largest: Option<Run>) {
+    let mut table = Table::new(&[
+        "rows",
+        "median",
+        "rows/s",
+        "µs/row",
+        "× per-row time of the smallest",
+        "peak RSS",
+    ]);
+    let mut base = None;
+    for (i, rows) in scale.scaling.iter().copied().enumerate() {
+        let path = support::csv_file(rows);
+        let run = match (&largest, i == 2 && rows == scale.csv_rows) {
+            (Some(run), true) => run.clone(),
+            _ => repeat(scale.repeats, || dry_run(&path)),
+        };
+        let per_row = run.seconds / rows as f64;
+        let base_per_row = *base.get_or_insert(per_row);
+        table.row(vec![
+            grouped(rows as f64),
+            secs(run.seconds),
+            grouped(rows as f64 / run.seconds),
+            format!("{:.2}", per_row * 1e6),
+            format!("{:.2}", per_row / base_per_row),
+            rss_text(run.peak_rss_kib),
+        ]);
+    }
+    record(
+        RESULTS,
+        &format!(
+            "\nDry run (binary, CSV, --plan --report) against rows (load average {})\n{}",
+            support::load_average(),
+            table.render()
+        ),
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn repeat(times: usize, mut f: impl FnMut() -> Run) -> Run {
+    median((0..times.max(1)).map(|_| f()).collect())
+}
+
+fn check_rows(run: &Run, rows: usize) {
+    let planned = run.field("planned").and_then(|v| v.parse::<usize>().ok());
+    assert_eq!(
+        planned,
+        Some(rows),
+        "the library planned {planned:?} of {rows} rows: the generated data or the pipeline is broken\n{}",
+        run.stderr
+    );
+}
+
+fn work_dir() -> PathBuf {
+    let dir = support::data_dir().join("work-read");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    dir
+}
+
+/// This binary again, to run one case in a fresh process.
+fn child_run(case: &str, path: &Path) -> Run {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("cannot find this benchmark's executable: {e}"));
+    let args = vec!["__child".to_owned(), case.to_owned(), path.display().to_string()];
+    let run = support::run_measured(&exe, &args, &[], &work_dir(), &[0]);
+    // The child times its own work, without process start-up and exit.
+    Run {
+        seconds: run.field_f64("secs").unwrap_or(run.seconds),
+        ..run
+    }
+}
+
+/// `testsigma-import import FILE --dry-run --plan P --report R`, timed from outside.
+fn dry_run(path: &Path) -> Run {
+    let dir = work_dir();
+    let plan = dir.join("plan.jsonl");
+    let report = dir.join("report.csv");
+    let summary = dir.join("summary.json");
+    let args: Vec<String> = [
+        "import",
+        &path.display().to_string(),
+        "--dry-run",
+        "--plan",
+        &plan.display().to_string(),
+        "--report",
+        &report.display().to_string(),
+        "--summary-json",
+        &summary.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = support::run_measured(Path::new(BINARY), &args, &[("CI", "true")], &dir, &[0]);
+    // A gigabyte of plan per run adds up; the numbers are taken.
+    let _ = std::fs::remove_file(&plan);
+    run
+}
+
+/// One case in this (child) process; prints `key=value` pairs on its last line.
+fn child(args: &[String]) {
+    let (Some(case), Some(path)) = (args.first(), args.get(1)) else {
+        panic!("usage: read __child CASE FILE");
+    };
+    let path = PathBuf::from(path);
+    let started = Instant::now();
+    let line = match case.as_str() {
+        "csv-floor" => csv_floor(&path),
+        "xlsx-floor" => xlsx_floor(&path),
+        "xlsx-stream" => xlsx_stream(&path),
+        "pipeline" => pipeline(&path),
+        "source" => source_only(&path),
+        other => panic!("unknown case {other}"),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line} secs={elapsed}");
+}
+
+/// The floor for delimited text: parse every record into one reused `ByteRecord`.
+fn csv_floor(path: &Path) -> String {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut record = csv::ByteRecord::new();
+    let (mut records, mut bytes) = (0usize, 0usize);
+    while reader.read_byte_record(&mut record).unwrap_or_else(|e| panic!("{e}")) {
+        records += 1;
+        bytes += record.as_slice().len();
+    }
+    format!("rows={} bytes={bytes}", records.saturating_sub(1))
+}
+
+/// The floor for workbooks: calamine loads the sheet into a `Range`; every cell is visited.
+fn xlsx_floor(path: &Path) -> String {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let mut book: Xlsx<_> = open_workbook(path).unwrap_or_else(|e| panic!("{e}"));
+    let name = book.sheet_names().first().cloned().unwrap_or_default();
+    let range = book.worksheet_range(&name).unwrap_or_else(|e| panic!("{e}"));
+    let mut filled = 0usize;
+    for row in range.rows() {
+        filled += row.iter().filter(|d| !matches!(d, Data::Empty)).count();
+    }
+    format!("rows={} cells={filled}", range.height().saturating_sub(1))
+}
+
+/// calamine's streaming reader: one cell at a time, no `Range` of the whole sheet.
+fn xlsx_stream(path: &Path) -> String {
+    use calamine::{DataRef, Reader, Xlsx, open_workbook};
+    let mut book: Xlsx<_> = open_workbook(path).unwrap_or_else(|e| panic!("{e}"));
+    let name = book.sheet_names().first().cloned().unwrap_or_default();
+    let mut cells = book.worksheet_cells_reader(&name).unwrap_or_else(|e| panic!("{e}"));
+    let (mut filled, mut last_row) = (0usize, 0u32);
+    while let Some(cell) = cells.next_cell().unwrap_or_else(|e| panic!("{e}")) {
+        if !matches!(cell.get_value(), DataRef::Empty) {
+            filled += 1;
+        }
+        last_row = last_row.max(cell.get_position().0);
+    }
+    format!("rows={last_row} cells={filled}")
+}
+
+/// The library's reading stage alone: every row through `RowSource::next_row`, once.
+fn source_only(path: &Path) -> String {
+    let input = Input::File(path.to_path_buf());
+    let mut source = open_source(&input, &SourceOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut row = SourceRow::default();
+    let (mut rows, mut filled) = (0usize, 0usize);
+    while source.next_row(&mut row).unwrap_or_else(|e| panic!("{e}")) {
+        rows += 1;
+        filled += row.cells.iter().filter(|c| !c.is_blank()).count();
+    }
+    format!("rows={rows} cells={filled}")
+}
+
+/// The library as the binary drives it: open (with the date-order pass), then every row
+/// read, mapped, validated and turned into its plan line.
+fn pipeline(path: &Path) -> String {
+    let read = ReadSettings {
+        input: Input::File(path.to_path_buf()),
+        source: SourceOptions::default(),
+        columns: BTreeMap::new(),
+        rules: RowRules::default(),
+        quiet: true,
+    };
+    let mut stage = open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+    let (mut planned, mut invalid, mut plan_bytes) = (0usize, 0usize, 0usize);
+    let mut first_problem = None;
+    let rows = stage
+        .for_each_row(|event| {
+            match event {
+                RowEvent::Valid { planned: p, .. } => {
+                    planned += 1;
+                    plan_bytes += plan_line(&p).len();
+                }
+                RowEvent::Invalid { problems, .. } => {
+                    invalid += 1;
+                    if first_problem.is_none() {
+                        first_problem = problems.first().map(|p| p.to_string());
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    if let Some(problem) = first_problem {
+        eprintln!("first invalid row: {problem}");
+    }
+    format!("rows={rows} planned={planned} invalid={invalid} plan_bytes={plan_bytes}")
+}
