@@ -540,6 +540,8 @@ struct UploadRun {
     requests_sent: usize,
     send_rate: f64,
     ledger: Option<Ledger>,
+    /// Read-only calls made before the upload (GET /users), which the pace must count.
+    prior_requests: usize,
 }
 
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
@@ -575,6 +577,7 @@ impl UploadRun {
             requests_sent: 0,
             send_rate: 0.0,
             ledger: None,
+            prior_requests: 0,
         }
     }
 
@@ -787,6 +790,7 @@ impl UploadRun {
             rate: settings.rate,
             concurrency: settings.concurrency,
             max_retries: settings.max_retries,
+            prior_requests: self.prior_requests,
         };
         let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
         signals.abort();
@@ -873,6 +877,7 @@ async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::R
     if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
         return Ok(());
     }
+    run.prior_requests += 1;
     let users = client.users().await.map_err(|e| SetupError {
         message: format!("could not resolve assignee e-mail addresses: {e}"),
         exit_code: EXIT_SETUP,
