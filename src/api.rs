@@ -180,6 +180,10 @@ pub struct ApiClient {
     base: String,
     key: ApiKey,
     timeout: Duration,
+    /// How often a read-only GET is tried again after a transient failure.
+    read_retries: u32,
+    /// GET requests made so far, retries included: each counts against the service's window.
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl ApiClient {
@@ -200,6 +204,8 @@ impl ApiClient {
             base: base.trim_end_matches('/').to_string(),
             key,
             timeout,
+            read_retries: 5,
+            reads: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -415,48 +421,102 @@ impl ApiClient {
         }
     }
 
-    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
-        self.fetch_json(path, what).await.map_err(|e| self.scrub_error(e))
+    /// Retry a failed GET at most `retries` times (`--max-retries`); the default is 5.
+    pub fn with_read_retries(mut self, retries: u32) -> ApiClient {
+        self.read_retries = retries;
+        self
     }
 
-    async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+    /// GET requests made so far, retries included.
+    pub fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A GET is safe to repeat, so transient failures (the rate-limit 500, 502/503/504, 408, 429,
+    /// a dropped connection, a cut-short body) are retried with backoff, honouring `Retry-After`.
+    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+        let mut retries = 0;
+        loop {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let failure = match self.fetch_json(path, what).await {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            let error = self.scrub_error(failure.error);
+            if !failure.transient || retries >= self.read_retries {
+                return Err(match error {
+                    ApiError::Status { what, status, message } if failure.transient && retries > 0 => {
+                        ApiError::Status {
+                            what,
+                            status,
+                            message: format!("{message} (gave up after {retries} retries, --max-retries)"),
+                        }
+                    }
+                    ApiError::Transport { what, message } if failure.transient && retries > 0 => ApiError::Transport {
+                        what,
+                        message: format!("{message} (gave up after {retries} retries, --max-retries)"),
+                    },
+                    other => other,
+                });
+            }
+            retries += 1;
+            let wait = failure.retry_after.unwrap_or_else(|| crate::upload::backoff(retries));
+            tracing::info!(what, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
+        let transport = |e: reqwest::Error| ReadFailure {
+            error: ApiError::Transport {
+                what: what.to_string(),
+                message: error_chain(&e),
+            },
+            transient: true,
+            retry_after: None,
+        };
         let response = self
             .http
             .get(format!("{}{path}", self.base))
-            .header(reqwest::header::AUTHORIZATION, self.auth()?)
+            .header(reqwest::header::AUTHORIZATION, self.auth().map_err(ReadFailure::fatal)?)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| ApiError::Transport {
-                what: what.to_string(),
-                message: error_chain(&e),
-            })?;
+            .map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
         if status.is_redirection() {
-            return Err(ApiError::Redirected(redirect(&self.base, path, status, &headers)));
+            return Err(ReadFailure::fatal(ApiError::Redirected(redirect(
+                &self.base, path, status, &headers,
+            ))));
         }
-        let bytes = response.bytes().await.map_err(|e| ApiError::Transport {
-            what: what.to_string(),
-            message: error_chain(&e),
-        })?;
+        let bytes = response.bytes().await.map_err(transport)?;
         let bytes = self.scrub_body(bytes);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(ApiError::KeyRefused {
+            return Err(ReadFailure::fatal(ApiError::KeyRefused {
                 status: status.as_u16(),
                 message: service_message(&bytes),
-            });
+            }));
         }
         if !status.is_success() {
-            return Err(ApiError::Status {
-                what: what.to_string(),
-                status: status.as_u16(),
-                message: service_message(&bytes),
+            return Err(ReadFailure {
+                error: ApiError::Status {
+                    what: what.to_string(),
+                    status: status.as_u16(),
+                    message: service_message(&bytes),
+                },
+                transient: matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
+                retry_after: retry_after(&headers),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::Transport {
-            what: what.to_string(),
-            message: format!("the answer is not JSON ({e}): {}", snippet(&bytes)),
+        serde_json::from_slice(&bytes).map_err(|e| ReadFailure {
+            error: ApiError::Transport {
+                what: what.to_string(),
+                message: format!("the answer is not JSON ({e}): {}", snippet(&bytes)),
+            },
+            // A 2xx that is not JSON is most likely cut short; a second read is harmless.
+            transient: true,
+            retry_after: None,
         })
     }
 
@@ -479,6 +539,23 @@ impl ApiClient {
             Ok(_) => Ok(true),
             Err(ApiError::Status { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Why a GET failed, and whether trying it again could help.
+struct ReadFailure {
+    error: ApiError,
+    transient: bool,
+    retry_after: Option<Duration>,
+}
+
+impl ReadFailure {
+    fn fatal(error: ApiError) -> ReadFailure {
+        ReadFailure {
+            error,
+            transient: false,
+            retry_after: None,
         }
     }
 }

@@ -617,6 +617,7 @@ impl UploadRun {
     /// Reaches the service and resolves e-mail assignees: everything before the first POST.
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
         let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
+        let client = client.with_read_retries(settings.max_retries);
         resolve_assignees(self, &client).await?;
         Ok((client, sandbox))
     }
@@ -877,8 +878,10 @@ async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::R
     if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
         return Ok(());
     }
-    run.prior_requests += 1;
-    let users = client.users().await.map_err(|e| SetupError {
+    let users = client.users().await;
+    // Every GET, retries included, took a place in the service's window.
+    run.prior_requests += client.reads();
+    let users = users.map_err(|e| SetupError {
         message: format!("could not resolve assignee e-mail addresses: {e}"),
         exit_code: EXIT_SETUP,
     })?;

@@ -511,7 +511,7 @@ fn not_sent_reason(stop: &StopSignal) -> String {
 }
 
 /// Exponential backoff with full jitter: a random wait up to 0.5 s × 2^n, capped at 30 s.
-fn backoff(retry: u32) -> Duration {
+pub(crate) fn backoff(retry: u32) -> Duration {
     let cap = Duration::from_millis(500)
         .saturating_mul(1u32 << retry.min(6))
         .min(Duration::from_secs(30));

@@ -498,6 +498,65 @@ fn an_email_assignee_is_sent_as_the_users_id() {
 }
 
 #[test]
+fn a_users_lookup_refused_for_the_rate_limit_is_retried() {
+    // Another client has just used up the window: the first two GET /users meet the
+    // service's rate-limit 500. The lookup backs off and the import goes on.
+    let rig = Rig::new(SandboxOptions {
+        busy_reads: 2,
+        ..SandboxOptions::default()
+    });
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
+    );
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let stats = rig.sandbox.stats();
+    assert_eq!((stats.rate_limited, stats.created), (2, 2), "{stats}");
+    let report = rig.report("runs.report.csv");
+    assert_eq!(
+        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        [(2, Outcome::Created), (3, Outcome::Created)]
+    );
+    let grace = rig
+        .sandbox
+        .runs()
+        .into_iter()
+        .find(|r| r.body["title"] == "One")
+        .expect("row 2 was created");
+    assert_eq!(grace.body["assignee_id"], user_id("grace@example.com"));
+}
+
+#[test]
+fn a_users_lookup_that_stays_refused_gives_up_after_max_retries() {
+    let rig = Rig::new(SandboxOptions {
+        busy_reads: 100,
+        ..SandboxOptions::default()
+    });
+    rig.write(
+        "runs.csv",
+        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\n"),
+    );
+    let out = rig.import("runs.csv", &["--max-retries", "1"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "could not resolve assignee e-mail addresses: GET /users: HTTP 500: rate limit exceeded (gave up after 1 retries, --max-retries)"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Tried once, then once more: two refusals, and no POST.
+    let stats = rig.sandbox.stats();
+    assert_eq!((stats.rate_limited, stats.posts_received), (2, 0), "{stats}");
+    let report = rig.report("runs.report.csv");
+    assert_eq!(
+        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        [(2, Outcome::NotSent)]
+    );
+}
+
+#[test]
 fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(

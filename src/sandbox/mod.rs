@@ -51,6 +51,9 @@ pub struct SandboxOptions {
     pub projects: Option<Vec<String>>,
     /// Makes `fail_rate` and `faults` draw the same sequence on every run.
     pub seed: Option<u64>,
+    /// The first this many GET requests are refused with the rate-limit 500, as when another
+    /// client has just used up the window.
+    pub busy_reads: u32,
 }
 
 /// A user as `GET /users` lists it.

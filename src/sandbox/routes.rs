@@ -118,7 +118,8 @@ async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
             .extensions()
             .get::<MatchedPath>()
             .is_some_and(|p| p.as_str() == CREATE_ROUTE);
-    match state.admit(bearer_key(req.headers()), is_create) {
+    let is_read = req.method() == Method::GET;
+    match state.admit(bearer_key(req.headers()), is_create, is_read) {
         Ok(()) => next.run(req).await,
         Err(Refusal::Unauthorized) => error(StatusCode::UNAUTHORIZED, "Unauthorized"),
         // The real service answers 500, not 429, and sends no Retry-After.

@@ -36,6 +36,8 @@ struct Book {
     stats: SandboxStats,
     /// Arrival times of admitted requests per key, at most one window old.
     windows: HashMap<String, VecDeque<Instant>>,
+    /// GET requests refused so far for [`SandboxOptions::busy_reads`].
+    busy_reads_refused: u32,
     rng: StdRng,
     /// Per project, the number in the last assigned `<PREFIX>-R-<n>`.
     last_number: HashMap<String, u64>,
@@ -67,6 +69,7 @@ impl AppState {
                 runs: Vec::new(),
                 stats: SandboxStats::default(),
                 windows: HashMap::new(),
+                busy_reads_refused: 0,
                 rng,
                 last_number: HashMap::new(),
             }),
@@ -99,7 +102,7 @@ impl AppState {
     }
 
     /// The key check and the rate limit, at arrival.
-    pub(super) fn admit(&self, key: Option<&str>, is_create: bool) -> Result<(), Refusal> {
+    pub(super) fn admit(&self, key: Option<&str>, is_create: bool, is_read: bool) -> Result<(), Refusal> {
         let now = Instant::now();
         let mut book = self.book();
         if is_create {
@@ -113,6 +116,11 @@ impl AppState {
                 return Err(Refusal::Unauthorized);
             }
         };
+        if is_read && book.busy_reads_refused < self.opts.busy_reads {
+            book.busy_reads_refused += 1;
+            book.stats.rate_limited += 1;
+            return Err(Refusal::RateLimited);
+        }
         let window = book.windows.entry(key.to_owned()).or_default();
         prune(window, now);
         if let Some(limit) = self.opts.rate_limit
