@@ -18,6 +18,7 @@ use crate::progress::Progress;
 use crate::report::{FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
+use crate::source::prefetch::{Fetched, read_ahead};
 use crate::source::{RowSource, open_source};
 use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, UploadSink, upload};
 use crate::validate::{DateEvidence, PlannedRow, Problem, ProblemKind, Validator};
@@ -83,16 +84,19 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
     let needs_order = read.rules.date_order.is_none()
         && (map.column(Field::StartDate).is_some() || map.column(Field::EndDate).is_some());
     if needs_order {
-        let mut row = SourceRow::default();
-        loop {
-            match source.next_row(&mut row) {
-                Ok(true) => evidence.observe(&map, &row),
-                Ok(false) => break,
-                // The second pass reports it as that row's problem.
-                Err(e) if e.is_row_local() => continue,
-                Err(e) => return Err(anyhow!("{e}")),
+        // Only the date columns are needed, but every field is still checked, so this pass
+        // fails on the same rows, with the same errors, as the next.
+        let columns: Vec<usize> = [Field::StartDate, Field::EndDate]
+            .into_iter()
+            .filter_map(|f| map.column(f))
+            .collect();
+        read_ahead(source.as_mut(), Some(&columns), |fetched| {
+            // The second pass reports a row-local problem as that row's.
+            if let Fetched::Row(row) = fetched {
+                evidence.observe(&map, row);
             }
-        }
+            Ok(())
+        })?;
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }
     let validator = Validator::new(
@@ -129,13 +133,12 @@ impl ReadStage {
     /// and the rest go on; anything else ends the run. Returns the number of data rows.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
-        let mut row = SourceRow::default();
+        let validator = &mut self.validator;
         let mut count = 0;
-        loop {
-            match self.source.next_row(&mut row) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) if e.is_row_local() => {
+        read_ahead(self.source.as_mut(), None, |fetched| {
+            let row = match fetched {
+                Fetched::Row(row) => row,
+                Fetched::RowError(e) => {
                     count += 1;
                     let number = e.row().unwrap_or(0);
                     let message = e.to_string();
@@ -153,42 +156,40 @@ impl ReadStage {
                         error: Some(message),
                         ..ReportRow::default()
                     };
-                    f(RowEvent::Invalid {
+                    return f(RowEvent::Invalid {
                         report,
                         problems: vec![problem],
                         row: None,
-                    })?;
-                    continue;
+                    });
                 }
-                Err(e) => return Err(anyhow!("{e}")),
-            }
+            };
             if row.is_blank() {
-                continue;
+                return Ok(());
             }
             count += 1;
             let mut report = ReportRow {
                 row: row.number,
-                title: cell_text(&map, &row, Field::Title),
-                human_id: cell_text(&map, &row, Field::HumanId),
+                title: cell_text(&map, row, Field::Title),
+                human_id: cell_text(&map, row, Field::HumanId),
                 ..ReportRow::default()
             };
-            match self.validator.validate(&row) {
+            match validator.validate(row) {
                 Ok(planned) => f(RowEvent::Valid {
                     report,
                     planned: Box::new(planned),
-                    row: &row,
-                })?,
+                    row,
+                }),
                 Err(problems) => {
                     report.outcome = Outcome::Invalid;
                     report.error = Some(row_error(&problems));
                     f(RowEvent::Invalid {
                         report,
                         problems,
-                        row: Some(&row),
-                    })?;
+                        row: Some(row),
+                    })
                 }
             }
-        }
+        })?;
         Ok(count)
     }
 }
@@ -269,26 +270,15 @@ fn cell_text(stage_map: &crate::mapping::ColumnMap, row: &SourceRow, field: Fiel
     let text = stage_map
         .column(field)
         .and_then(|c| row.cells.get(c))
-        .map(|c| c.as_text().trim().to_string())?;
+        .map(|c| crate::model::trim(&c.as_text()).to_string())?;
     (!text.is_empty()).then_some(text)
 }
 
 /// One line of the plan: the exact method, path and body.
 pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
-    let body = serde_json::to_string(&planned.body).unwrap_or_default();
-    let path = serde_json::to_string(&planned.path()).unwrap_or_default();
-    let mut line = format!(
-        "{{\"row\":{},\"method\":\"POST\",\"path\":{path},\"body\":{body}",
-        planned.row
-    );
-    if let Some(assignee) = &planned.assignee_email {
-        line.push_str(&format!(
-            ",\"unresolved\":{{\"assignee_id\":{}}}",
-            serde_json::to_string(&assignee.email).unwrap_or_default()
-        ));
-    }
-    line.push_str("}\n");
-    line.into_bytes()
+    let mut line = Vec::with_capacity(1024);
+    crate::json::write_plan_line(&mut line, planned);
+    line
 }
 
 fn open_plan(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
@@ -431,14 +421,16 @@ fn dry_run(
     let mut printer = ProblemPrinter::new(50);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
+    let mut plan_buffer = Vec::with_capacity(1024);
     let total = stage.for_each_row(|event| {
         let line = match event {
             RowEvent::Valid {
                 mut report, planned: p, ..
             } => {
                 if let Some(plan) = plan.as_mut() {
-                    plan.write_all(&plan_line(&p))
-                        .context("--plan: cannot write the plan")?;
+                    plan_buffer.clear();
+                    crate::json::write_plan_line(&mut plan_buffer, &p);
+                    plan.write_all(&plan_buffer).context("--plan: cannot write the plan")?;
                 }
                 if let Some(email) = p.assignee_email.as_ref().map(|a| &a.email) {
                     unresolved += 1;
@@ -712,7 +704,7 @@ impl UploadRun {
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         for (index, p, _) in &self.planned {
-            let body = serde_json::to_vec(&p.body).context("serialising a request body")?;
+            let body = p.body.to_json();
             let base_key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, &body);
             // Identical rows without a human_id are distinct runs: number the later copies.
             let seen = occurrences.entry(base_key.clone()).or_insert(0);

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod console;
 pub mod dates;
 pub mod import;
+pub mod json;
 pub mod ledger;
 pub mod mapping;
 pub mod model;

@@ -158,6 +158,8 @@ pub struct ExplicitColumn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnMap {
     columns: BTreeMap<Field, usize>,
+    /// The same, indexed by `Field as usize`: looked up for every field of every row.
+    by_field: [Option<usize>; Field::ALL.len()],
     /// Headers that match no field, with their 0-based column: warned about once, ignored.
     pub unknown: Vec<(usize, String)>,
     /// Columns that also matched a field another column already feeds.
@@ -167,15 +169,28 @@ pub struct ColumnMap {
 impl ColumnMap {
     /// A map with no columns: every field comes from the defaults.
     pub fn empty() -> ColumnMap {
+        ColumnMap::new(BTreeMap::new(), Vec::new(), Vec::new())
+    }
+
+    fn new(
+        columns: BTreeMap<Field, usize>,
+        unknown: Vec<(usize, String)>,
+        shadowed: Vec<(usize, String, Field)>,
+    ) -> Self {
+        let mut by_field = [None; Field::ALL.len()];
+        for (field, column) in &columns {
+            by_field[*field as usize] = Some(*column);
+        }
         ColumnMap {
-            columns: BTreeMap::new(),
-            unknown: Vec::new(),
-            shadowed: Vec::new(),
+            columns,
+            by_field,
+            unknown,
+            shadowed,
         }
     }
 
     pub fn column(&self, field: Field) -> Option<usize> {
-        self.columns.get(&field).copied()
+        self.by_field[field as usize]
     }
 
     pub fn fields(&self) -> impl Iterator<Item = (Field, usize)> + '_ {
@@ -272,11 +287,7 @@ pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn
         .filter(|(column, _)| !taken[*column])
         .map(|(column, header)| (column, header.clone()))
         .collect();
-    Ok(ColumnMap {
-        columns,
-        unknown,
-        shadowed,
-    })
+    Ok(ColumnMap::new(columns, unknown, shadowed))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ impl Cell {
     pub fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
-            Cell::Text(s) => s.trim().is_empty(),
+            Cell::Text(s) => trim(s).is_empty(),
             _ => false,
         }
     }
@@ -43,6 +43,15 @@ impl Cell {
             Cell::DateTime(dt) => Cow::Owned(dt.format("%Y-%m-%dT%H:%M:%S").to_string()),
             Cell::Error(e) => Cow::Borrowed(e.as_str()),
         }
+    }
+}
+
+/// `str::trim`, with a shortcut for the usual text that begins and ends with a printable
+/// ASCII character (which is never white space): a dry run trims every cell it reads.
+pub fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, TimestampUnit};
 use crate::mapping::{ColumnMap, Field};
-use crate::model::{Cell, SourceRow, cell_ref};
+use crate::model::{Cell, SourceRow, cell_ref, trim};
 
 /// The request body, field for field as the vendor's page names and orders them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -545,10 +545,24 @@ impl<'a> FieldReader<'a> {
                 );
                 return None;
             }
-            Value::Cell(cell) => cell.as_text().trim().to_string(),
-            Value::Default(d) => d.trim().to_string(),
+            Value::Cell(cell) => trim(&cell.as_text()).to_string(),
+            Value::Default(d) => trim(&d).to_string(),
         };
         (!text.is_empty()).then_some(text)
+    }
+
+    /// The untrimmed text of a field, borrowed from its cell when it can be, or None when
+    /// blank. An error cell is a problem, as for [`FieldReader::text`].
+    fn text_ref(&mut self, field: Field) -> Option<std::borrow::Cow<'a, str>> {
+        match self.value(field)? {
+            Value::Cell(Cell::Error(_)) => {
+                self.text(field);
+                None
+            }
+            Value::Cell(cell) => Some(cell.as_text()),
+            Value::Default(d) => Some(std::borrow::Cow::Owned(d)),
+        }
+        .filter(|text| !trim(text).is_empty())
     }
 
     /// The text as written, for messages.
@@ -571,23 +585,31 @@ impl<'a> FieldReader<'a> {
     }
 
     fn list(&mut self, field: Field) -> Option<Vec<String>> {
-        let text = self.text(field)?;
-        Some(split_list(&text, &self.v.rules.list_separators))
+        let text = self.text_ref(field)?;
+        Some(split_list(trim(&text), &self.v.rules.list_separators))
     }
 
     fn uuid_list(&mut self, field: Field) -> Option<Vec<String>> {
-        let items = self.list(field)?;
-        let mut ids = Vec::with_capacity(items.len());
-        let mut bad = Vec::new();
-        for item in items {
-            match parse_uuid(&item) {
-                Ok(id) if !ids.contains(&id) => ids.push(id),
-                Ok(_) => {}
-                Err(_) => bad.push(item),
+        let text = self.text_ref(field)?;
+        // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
+        // the same id in upper and lower case is one id.
+        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
+        let mut bad: Vec<&str> = Vec::new();
+        for_each_item(trim(&text), &self.v.rules.list_separators, |item| {
+            match uuid_value(item) {
+                Some(id) if !ids.contains(&id) => ids.push(id),
+                Some(_) => {}
+                None if !bad.contains(&item) => bad.push(item),
+                None => {}
             }
-        }
+        });
         if bad.is_empty() {
-            return Some(ids);
+            let mut buffer = uuid::Uuid::encode_buffer();
+            return Some(
+                ids.iter()
+                    .map(|id| id.hyphenated().encode_lower(&mut buffer).to_string())
+                    .collect(),
+            );
         }
         let all = self.raw_text(field);
         let listed = bad
@@ -609,31 +631,31 @@ impl<'a> FieldReader<'a> {
     }
 
     fn date(&mut self, field: Field) -> Option<i64> {
+        let value = self.value(field)?;
         let (order, bound) = match field {
             Field::StartDate => (&self.v.start_order, DayBound::Start),
             _ => (&self.v.end_order, DayBound::End),
         };
-        let order = order.clone();
         let tz = self.v.rules.timezone;
-        let (parsed, shown) = match self.value(field)? {
+        let parsed = match &value {
             Value::Cell(Cell::Error(_)) => {
                 self.text(field);
                 return None;
             }
-            Value::Cell(Cell::DateTime(dt)) => (
-                dates::parse_date(DateValue::DateTime(*dt), bound, None, tz).map_err(|e| e.to_string()),
-                None,
-            ),
-            Value::Cell(cell) => {
-                let text = cell.as_text().trim().to_string();
-                (parse_text_date(&text, bound, &order, tz), Some(text))
+            Value::Cell(Cell::DateTime(dt)) => {
+                dates::parse_date(DateValue::DateTime(*dt), bound, None, tz).map_err(|e| e.to_string())
             }
-            Value::Default(text) => (parse_text_date(&text, bound, &order, tz), Some(text)),
+            Value::Cell(cell) => parse_text_date(trim(&cell.as_text()), bound, order, tz),
+            Value::Default(text) => parse_text_date(text, bound, order, tz),
         };
         match parsed {
             Ok(ms) => Some(ms),
             Err(message) => {
-                let shown = shown.or_else(|| self.raw_text(field));
+                let shown = match value {
+                    Value::Cell(Cell::DateTime(_)) => self.raw_text(field),
+                    Value::Cell(cell) => Some(trim(&cell.as_text()).to_string()),
+                    Value::Default(text) => Some(text),
+                };
                 self.problem(field, shown, ProblemKind::BadDate, message);
                 None
             }
@@ -680,10 +702,14 @@ fn fingerprint(text: &str) -> u64 {
 
 /// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
 pub fn parse_uuid(text: &str) -> Result<String, String> {
-    let trimmed = text.trim();
-    match uuid::Uuid::try_parse(trimmed) {
-        Ok(id) if trimmed.len() == 36 || trimmed.len() == 32 => Ok(id.hyphenated().to_string()),
-        _ => Err("not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)".to_string()),
+    match uuid_value(text) {
+        Some(id) => Ok(id
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_string()),
+        None => {
+            Err("not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)".to_string())
+        }
     }
 }
 
@@ -710,10 +736,20 @@ pub fn looks_like_email(text: &str) -> bool {
 /// Splits on any separator, trims, drops empty entries and later duplicates.
 pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    let mut push = |item: &str| {
-        let item = item.trim();
-        if !item.is_empty() && !out.iter().any(|seen| seen == item) {
+    for_each_item(text, separators, |item| {
+        if !out.iter().any(|seen| seen == item) {
             out.push(item.to_string());
+        }
+    });
+    out
+}
+
+/// Each non-empty item of a list, trimmed, in order (duplicates included).
+fn for_each_item<'t>(text: &'t str, separators: &[char], mut f: impl FnMut(&'t str)) {
+    let mut push = |item: &'t str| {
+        let item = trim(item);
+        if !item.is_empty() {
+            f(item);
         }
     };
     if separators.iter().all(char::is_ascii) {
@@ -734,7 +770,16 @@ pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
     } else {
         text.split(separators).for_each(push);
     }
-    out
+}
+
+/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case.
+fn uuid_value(text: &str) -> Option<uuid::Uuid> {
+    let text = trim(text);
+    if text.len() == 36 || text.len() == 32 {
+        uuid::Uuid::try_parse(text).ok()
+    } else {
+        None
+    }
 }
 
 fn describe_separators(separators: &[char]) -> String {

@@ -2,6 +2,7 @@
 //! into numbered rows of cells, with the row numbers and cell references the user sees.
 
 mod delimited;
+pub mod prefetch;
 mod workbook;
 
 use std::fmt;
