@@ -17,11 +17,13 @@ pub struct TestRunBody {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    pub status: String,
+    /// `ACTIVE` or `CLOSED`.
+    pub status: &'static str,
     pub project_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub human_id: Option<String>,
-    pub selection_type: String,
+    /// Always `STATIC`: a sheet cannot carry dynamic filters.
+    pub selection_type: &'static str,
     pub static_selection_filters: Vec<SelectionFilter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_date: Option<i64>,
@@ -216,6 +218,7 @@ pub struct Validator {
     /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
     /// a row whose id visibly differs: a false alarm, never a silent loss.
     human_ids: HashMap<u64, u32>,
+    separators: Separators,
 }
 
 impl Validator {
@@ -246,10 +249,11 @@ impl Validator {
             map,
             headers,
             is_workbook,
-            rules,
             start_order,
             end_order,
             human_ids: HashMap::new(),
+            separators: Separators::new(&rules.list_separators),
+            rules,
         }
     }
 
@@ -271,7 +275,7 @@ impl Validator {
     /// Checks the configured defaults once, so a bad default is a setup error rather
     /// than the same problem on every row.
     pub fn check_defaults(rules: &RowRules) -> Result<(), String> {
-        let mut probe = Validator {
+        let probe = Validator {
             map: ColumnMap::empty(),
             headers: Vec::new(),
             is_workbook: false,
@@ -279,10 +283,11 @@ impl Validator {
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
             human_ids: HashMap::new(),
+            separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
         let mut fields = FieldReader {
-            v: &mut probe,
+            v: &probe,
             row: &SourceRow::default(),
             problems: &mut problems,
         };
@@ -322,6 +327,13 @@ impl Validator {
 
     /// Validates one row. Every problem is collected; none stops the others being found.
     pub fn validate(&mut self, row: &SourceRow) -> Result<PlannedRow, Vec<Problem>> {
+        let checked = self.check(row);
+        self.check_unique(row, checked)
+    }
+
+    /// Everything [`Validator::validate`] checks except that the human id is unique:
+    /// needs no other row, so rows can be checked on another thread.
+    pub fn check(&self, row: &SourceRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
             v: self,
@@ -341,11 +353,11 @@ impl Validator {
         let description = fields.text(Field::Description);
         let status = fields.text(Field::Status).map(|s| parse_status(&s).map_err(|m| (s, m)));
         let status = match status {
-            None => "ACTIVE".to_string(),
+            None => "ACTIVE",
             Some(Ok(s)) => s,
             Some(Err((value, message))) => {
                 fields.problem(Field::Status, Some(value), ProblemKind::BadStatus, message);
-                String::new()
+                ""
             }
         };
         let project_id = fields.uuid(Field::ProjectId);
@@ -360,8 +372,8 @@ impl Validator {
         }
         let human_id = fields.text(Field::HumanId);
         let selection_type = match fields.text(Field::SelectionType) {
-            None => "STATIC".to_string(),
-            Some(s) if s.eq_ignore_ascii_case("static") => "STATIC".to_string(),
+            None => "STATIC",
+            Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
             Some(s) => {
                 fields.problem(
                     Field::SelectionType,
@@ -370,7 +382,7 @@ impl Validator {
                     "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
                         .to_string(),
                 );
-                String::new()
+                ""
             }
         };
         let test_cases = fields.uuid_list(Field::TestCaseIds);
@@ -416,33 +428,12 @@ impl Validator {
         let label_names = fields.list(Field::LabelNames).unwrap_or_default();
         let environment_ids = fields.uuid_list(Field::EnvironmentIds);
 
-        if let Some(id) = &human_id {
-            let fingerprint = fingerprint(id);
-            match self.human_ids.get(&fingerprint) {
-                Some(first) if *first as usize != row.number => {
-                    let first = *first;
-                    let mut fields = FieldReader {
-                        v: self,
-                        row,
-                        problems: &mut problems,
-                    };
-                    fields.problem(
-                        Field::HumanId,
-                        Some(id.clone()),
-                        ProblemKind::DuplicateHumanId,
-                        format!("row {first} has the same human_id; each must be unique in the file"),
-                    );
-                }
-                Some(_) => {}
-                None => {
-                    self.human_ids
-                        .insert(fingerprint, u32::try_from(row.number).unwrap_or(u32::MAX));
-                }
-            }
-        }
-
+        let human_id_fingerprint = human_id.as_deref().map(fingerprint);
         if !problems.is_empty() {
-            return Err(problems);
+            return Checked {
+                result: Err(problems),
+                human_id_fingerprint,
+            };
         }
         let unit = self.rules.timestamp_unit;
         let static_selection_filters = match test_cases {
@@ -453,7 +444,7 @@ impl Validator {
             }],
             _ => Vec::new(),
         };
-        Ok(PlannedRow {
+        let planned = PlannedRow {
             row: row.number,
             body: TestRunBody {
                 title: title.unwrap_or_default(),
@@ -470,13 +461,84 @@ impl Validator {
                 environment_ids: environment_ids.unwrap_or_default(),
             },
             assignee_email,
-        })
+        };
+        Checked {
+            result: Ok(planned),
+            human_id_fingerprint,
+        }
     }
+
+    /// The rest of [`Validator::validate`], for rows in file order: a human id already seen
+    /// in an earlier row is a problem (whether or not either row is otherwise valid).
+    pub fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<PlannedRow, Vec<Problem>> {
+        let mut seen = self.take_human_ids();
+        let result = self.check_unique_in(&mut seen, row, checked);
+        self.human_ids = seen.0;
+        result
+    }
+
+    /// The human ids seen so far, moved out so that [`Validator::check`] can run on
+    /// another thread while [`Validator::check_unique_in`] keeps them here.
+    pub fn take_human_ids(&mut self) -> HumanIds {
+        HumanIds(std::mem::take(&mut self.human_ids))
+    }
+
+    pub fn restore_human_ids(&mut self, seen: HumanIds) {
+        self.human_ids = seen.0;
+    }
+
+    /// [`Validator::check_unique`] against ids held outside the validator.
+    pub fn check_unique_in(
+        &self,
+        seen: &mut HumanIds,
+        row: &SourceRow,
+        checked: Checked,
+    ) -> Result<PlannedRow, Vec<Problem>> {
+        let Checked {
+            mut result,
+            human_id_fingerprint,
+        } = checked;
+        let Some(fingerprint) = human_id_fingerprint else {
+            return result;
+        };
+        let number = u32::try_from(row.number).unwrap_or(u32::MAX);
+        let first = *seen.0.entry(fingerprint).or_insert(number);
+        if first != number {
+            let mut problems = Vec::new();
+            let mut fields = FieldReader {
+                v: self,
+                row,
+                problems: &mut problems,
+            };
+            let id = fields.text(Field::HumanId);
+            fields.problem(
+                Field::HumanId,
+                id,
+                ProblemKind::DuplicateHumanId,
+                format!("row {first} has the same human_id; each must be unique in the file"),
+            );
+            match &mut result {
+                Ok(_) => result = Err(problems),
+                Err(earlier) => earlier.append(&mut problems),
+            }
+        }
+        result
+    }
+}
+
+/// Each human id seen, by fingerprint, with the first row that had it.
+#[derive(Default)]
+pub struct HumanIds(HashMap<u64, u32>);
+
+/// A row checked by [`Validator::check`], waiting for [`Validator::check_unique`].
+pub struct Checked {
+    result: Result<PlannedRow, Vec<Problem>>,
+    human_id_fingerprint: Option<u64>,
 }
 
 /// Reads the fields of one row, recording problems as it goes.
 struct FieldReader<'a> {
-    v: &'a mut Validator,
+    v: &'a Validator,
     row: &'a SourceRow,
     problems: &'a mut Vec<Problem>,
 }
@@ -586,22 +648,42 @@ impl<'a> FieldReader<'a> {
 
     fn list(&mut self, field: Field) -> Option<Vec<String>> {
         let text = self.text_ref(field)?;
-        Some(split_list(trim(&text), &self.v.rules.list_separators))
+        let mut out: Vec<String> = Vec::new();
+        for_each_item(trim(&text), &self.v.separators, |item| {
+            if !out.iter().any(|seen| seen == item) {
+                out.push(item.to_string());
+            }
+        });
+        Some(out)
     }
 
     fn uuid_list(&mut self, field: Field) -> Option<Vec<String>> {
         let text = self.text_ref(field)?;
+        let text = trim(&text);
+        // Usually every id is already written as the API writes it; then the text is the id.
+        let mut written = Vec::with_capacity(8);
+        let mut all_canonical = true;
+        for_each_item(text, &self.v.separators, |item| {
+            if all_canonical && is_canonical_uuid(item) {
+                if !written.iter().any(|seen: &String| seen == item) {
+                    written.push(item.to_string());
+                }
+            } else {
+                all_canonical = false;
+            }
+        });
+        if all_canonical {
+            return Some(written);
+        }
         // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
         // the same id in upper and lower case is one id.
         let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
         let mut bad: Vec<&str> = Vec::new();
-        for_each_item(trim(&text), &self.v.rules.list_separators, |item| {
-            match uuid_value(item) {
-                Some(id) if !ids.contains(&id) => ids.push(id),
-                Some(_) => {}
-                None if !bad.contains(&item) => bad.push(item),
-                None => {}
-            }
+        for_each_item(text, &self.v.separators, |item| match uuid_value(item) {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None if !bad.contains(&item) => bad.push(item),
+            None => {}
         });
         if bad.is_empty() {
             let mut buffer = uuid::Uuid::encode_buffer();
@@ -702,6 +784,10 @@ fn fingerprint(text: &str) -> u64 {
 
 /// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
 pub fn parse_uuid(text: &str) -> Result<String, String> {
+    let text = trim(text);
+    if is_canonical_uuid(text) {
+        return Ok(text.to_string());
+    }
     match uuid_value(text) {
         Some(id) => Ok(id
             .hyphenated()
@@ -713,11 +799,14 @@ pub fn parse_uuid(text: &str) -> Result<String, String> {
     }
 }
 
-fn parse_status(text: &str) -> Result<String, String> {
-    let upper = text.trim().to_uppercase();
-    match upper.as_str() {
-        "ACTIVE" | "CLOSED" => Ok(upper),
-        _ => Err("status must be ACTIVE or CLOSED".to_string()),
+fn parse_status(text: &str) -> Result<&'static str, String> {
+    let text = trim(text);
+    if text.eq_ignore_ascii_case("ACTIVE") {
+        Ok("ACTIVE")
+    } else if text.eq_ignore_ascii_case("CLOSED") {
+        Ok("CLOSED")
+    } else {
+        Err("status must be ACTIVE or CLOSED".to_string())
     }
 }
 
@@ -736,7 +825,7 @@ pub fn looks_like_email(text: &str) -> bool {
 /// Splits on any separator, trims, drops empty entries and later duplicates.
 pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for_each_item(text, separators, |item| {
+    for_each_item(text, &Separators::new(separators), |item| {
         if !out.iter().any(|seen| seen == item) {
             out.push(item.to_string());
         }
@@ -744,32 +833,75 @@ pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
     out
 }
 
+/// The list separators, with a byte table for the usual case where all are ASCII:
+/// splitting char by char with a list lookup was once the largest single cost of a dry run.
+#[derive(Debug, Clone)]
+struct Separators {
+    chars: Vec<char>,
+    /// `Some` when every separator is ASCII: which bytes separate.
+    bytes: Option<[bool; 256]>,
+}
+
+impl Separators {
+    fn new(chars: &[char]) -> Separators {
+        let bytes = chars.iter().all(char::is_ascii).then(|| {
+            let mut table = [false; 256];
+            for c in chars {
+                table[*c as usize] = true;
+            }
+            table
+        });
+        Separators {
+            chars: chars.to_vec(),
+            bytes,
+        }
+    }
+}
+
 /// Each non-empty item of a list, trimmed, in order (duplicates included).
-fn for_each_item<'t>(text: &'t str, separators: &[char], mut f: impl FnMut(&'t str)) {
+fn for_each_item<'t>(text: &'t str, separators: &Separators, mut f: impl FnMut(&'t str)) {
     let mut push = |item: &'t str| {
         let item = trim(item);
         if !item.is_empty() {
             f(item);
         }
     };
-    if separators.iter().all(char::is_ascii) {
-        // The common case, byte by byte against a table: splitting char by char with a
-        // list lookup was the largest single cost of a dry run.
-        let mut table = [false; 128];
-        for c in separators {
-            table[*c as usize] = true;
-        }
-        let mut start = 0;
-        for (i, b) in text.bytes().enumerate() {
-            if b < 128 && table[b as usize] {
-                push(&text[start..i]);
-                start = i + 1;
+    match &separators.bytes {
+        Some(table) => {
+            let mut start = 0;
+            for (i, b) in text.bytes().enumerate() {
+                if table[b as usize] {
+                    push(&text[start..i]);
+                    start = i + 1;
+                }
             }
+            push(&text[start..]);
         }
-        push(&text[start..]);
-    } else {
-        text.split(separators).for_each(push);
+        None => text.split(separators.chars.as_slice()).for_each(push),
     }
+}
+
+/// Lower-case hex in the 8-4-4-4-12 pattern: the form the API writes, and the form a
+/// UUID is sent in.
+fn is_canonical_uuid(text: &str) -> bool {
+    const LOWER_HEX: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = matches!(b as u8, b'0'..=b'9' | b'a'..=b'f');
+            b += 1;
+        }
+        table
+    };
+    let Ok(bytes) = <&[u8; 36]>::try_from(text.as_bytes()) else {
+        return false;
+    };
+    let hyphens = bytes[8] == b'-' && bytes[13] == b'-' && bytes[18] == b'-' && bytes[23] == b'-';
+    let mut hex = true;
+    for (i, b) in bytes.iter().enumerate() {
+        hex &= LOWER_HEX[*b as usize] || matches!(i, 8 | 13 | 18 | 23);
+    }
+    hyphens && hex
 }
 
 /// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case.
@@ -1056,6 +1188,31 @@ mod tests {
         ] {
             assert!(parse_uuid(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn id_lists_are_the_same_whether_written_canonically_or_not() {
+        let v = validator(&["Title", "Test Cases"], &[], rules_with_project(), false);
+        let ids = |cell: &str| {
+            let row = text_row(2, &["T", cell]);
+            v.check(&row).result.unwrap().body.static_selection_filters[0]
+                .values
+                .clone()
+        };
+        let upper_a = CASE_A.to_uppercase();
+        let plain_b = CASE_B.replace('-', "");
+        // Canonical only (the shortcut), then mixed spellings (the parser): same ids, same order.
+        assert_eq!(ids(&format!("{CASE_A}, {CASE_B}, {CASE_A}")), [CASE_A, CASE_B]);
+        assert_eq!(ids(&format!("{upper_a}; {plain_b} | {CASE_A}")), [CASE_A, CASE_B]);
+        assert_eq!(ids(&format!("{CASE_B},{upper_a}")), [CASE_B, CASE_A]);
+        let row = text_row(3, &["T", &format!("{CASE_A}, nope, {CASE_B}, nope")]);
+        let problems = v.check(&row).result.unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].message.starts_with("`nope` is not a UUID"),
+            "{}",
+            problems[0].message
+        );
     }
 
     #[test]
