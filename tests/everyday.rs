@@ -5,61 +5,42 @@
 //! on stderr, the grouped end-of-run summary, and progress lines without a terminal.
 //! A few tests borrow a pseudo-terminal from util-linux `script` and skip without it.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use serde_json::{Value, json};
-use testsigma_import::model::{Outcome, ReportRow};
-use testsigma_import::sandbox::{Sandbox, SandboxOptions, SandboxStats, builtin_users};
+use testsigma_import::model::Outcome;
+use testsigma_import::sandbox::{SandboxOptions, SandboxStats, builtin_users};
 use testsigma_import::template;
 
-const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
-const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+use common::{BIN, Output, PROJECT, bare_command, run};
+
 const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
 const ASSIGNEE: &str = "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4";
 const KEY: &str = "everyday-key-3f9c";
 /// The template's example dates: 2026-12-01 09:00 UTC, and the whole of 2026-12-05 UTC.
 const EXAMPLE_START: i64 = 1_796_115_600;
 const EXAMPLE_END: i64 = 1_796_515_199;
-/// A run that hangs longer than this is a bug, not a slow machine.
-const RUN_LIMIT: Duration = Duration::from_secs(180);
 
-/// A working directory, and a sandbox served by a runtime that lives while the binary runs.
-struct Rig {
-    sandbox: Sandbox,
-    _rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+/// The shared rig, with this file's key in every command and no colour setting inherited.
+struct Rig(common::Rig);
+
+impl std::ops::Deref for Rig {
+    type Target = common::Rig;
+
+    fn deref(&self) -> &common::Rig {
+        &self.0
+    }
 }
 
 impl Rig {
     fn new(opts: SandboxOptions) -> Rig {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let sandbox = rt.block_on(Sandbox::start(opts, 0)).expect("the sandbox starts");
-        Rig {
-            sandbox,
-            _rt: rt,
-            dir: tempfile::tempdir().expect("a temp dir"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn write(&self, name: &str, contents: &str) {
-        std::fs::write(self.path(name), contents).expect("write a test file");
-    }
-
-    fn read(&self, name: &str) -> String {
-        let path = self.path(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        Rig(common::Rig::new(opts))
     }
 
     /// The binary in the dir, with `args`, a clean environment and the test key.
@@ -85,17 +66,9 @@ impl Rig {
         run(cmd)
     }
 
-    fn report(&self, name: &str) -> Vec<ReportRow> {
-        let text = self.read(name);
-        assert_eq!(
-            text.lines().next(),
-            Some("row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id"),
-            "{name}"
-        );
-        csv::Reader::from_reader(text.as_bytes())
-            .deserialize()
-            .map(|r| r.expect("a report row"))
-            .collect()
+    /// Each report row's number and outcome, in order.
+    fn outcomes(&self, report: &str) -> Vec<(usize, Outcome)> {
+        self.report(report).iter().map(|r| (r.row, r.outcome)).collect()
     }
 
     /// The sandbox was asked for nothing that creates a run, and stored nothing.
@@ -107,45 +80,12 @@ impl Rig {
     }
 }
 
-/// What a finished run left on its standard streams.
-#[derive(Debug)]
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// The binary in `dir`, without any TESTSIGMA_* or RUST_LOG variable, with CI=true.
-fn bare_command(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.current_dir(dir)
-        .env("CI", "true")
-        .env_remove("TESTSIGMA_API_KEY")
-        .env_remove("TESTSIGMA_BASE_URL")
-        .env_remove("TESTSIGMA_PROJECT_ID")
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// [`bare_command`] with `args`, and no key.
+/// The binary in `dir` with `args`, no key, and NO_COLOR neither set nor inherited (the
+/// colour tests set it themselves).
 fn command_in(dir: &Path, args: &[&str]) -> std::process::Command {
-    let mut cmd = bare_command(dir);
-    cmd.args(args);
+    let mut cmd = bare_command(dir, None);
+    cmd.env_remove("NO_COLOR").args(args);
     cmd
-}
-
-fn run(cmd: std::process::Command) -> Output {
-    let out = assert_cmd::Command::from_std(cmd)
-        .timeout(RUN_LIMIT)
-        .output()
-        .expect("the binary runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn user_id(email: &str) -> String {
@@ -343,7 +283,7 @@ fn check_passes_a_clean_file_and_creates_nothing() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
         "clean.csv",
-        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
+        format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
     );
     let out = rig.check("clean.csv", KEY);
     assert_eq!(out.code, 0, "{out:?}");
@@ -381,7 +321,7 @@ fn check_reports_a_refused_key_with_exit_2() {
     });
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Assignee\nOne,{PROJECT},ada@example.com\n"),
+        format!("Title,Project,Assignee\nOne,{PROJECT},ada@example.com\n"),
     );
     let out = rig.check("runs.csv", "a-wrong-key");
     assert_eq!(out.code, 2, "{out:?}");
@@ -406,7 +346,7 @@ fn check_reports_a_missing_project_naming_it_and_its_rows() {
     });
     rig.write(
         "runs.csv",
-        &format!("Title,Project\nOne,{OTHER_PROJECT}\nTwo,{PROJECT}\nThree,{OTHER_PROJECT}\n"),
+        format!("Title,Project\nOne,{OTHER_PROJECT}\nTwo,{PROJECT}\nThree,{OTHER_PROJECT}\n"),
     );
     let out = rig.check("runs.csv", KEY);
     assert_eq!(out.code, 3, "{out:?}");
@@ -427,7 +367,7 @@ fn check_names_the_closest_known_address_for_an_unknown_email() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\nTwo,{PROJECT},Grace@Example.com\nThree,{PROJECT},ada@exmaple.com\n"),
+        format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\nTwo,{PROJECT},Grace@Example.com\nThree,{PROJECT},ada@exmaple.com\n"),
     );
     let out = rig.check("runs.csv", KEY);
     assert_eq!(out.code, 3, "{out:?}");
@@ -463,7 +403,7 @@ fn an_email_assignee_is_sent_as_the_users_id() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Assignee,Key\nOne,{PROJECT},Grace@Example.com,EV-1\nTwo,{PROJECT},{ASSIGNEE},EV-2\n"),
+        format!("Title,Project,Assignee,Key\nOne,{PROJECT},Grace@Example.com,EV-1\nTwo,{PROJECT},{ASSIGNEE},EV-2\n"),
     );
     let out = rig.import("runs.csv", &[]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -488,9 +428,8 @@ fn an_email_assignee_is_sent_as_the_users_id() {
     };
     assert_eq!(by_key["EV-1"], body("One", "EV-1", &user_id("grace@example.com")));
     assert_eq!(by_key["EV-2"], body("Two", "EV-2", ASSIGNEE));
-    let report = rig.report("runs.report.csv");
     assert_eq!(
-        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        rig.outcomes("runs.report.csv"),
         [(2, Outcome::Created), (3, Outcome::Created)]
     );
     // One GET /users before the first POST, and one POST per row.
@@ -507,15 +446,14 @@ fn a_users_lookup_refused_for_the_rate_limit_is_retried() {
     });
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
+        format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\nTwo,{PROJECT},{ASSIGNEE}\n"),
     );
     let out = rig.import("runs.csv", &[]);
     assert_eq!(out.code, 0, "{out:?}");
     let stats = rig.sandbox.stats();
     assert_eq!((stats.rate_limited, stats.created), (2, 2), "{stats}");
-    let report = rig.report("runs.report.csv");
     assert_eq!(
-        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        rig.outcomes("runs.report.csv"),
         [(2, Outcome::Created), (3, Outcome::Created)]
     );
     let grace = rig
@@ -535,7 +473,7 @@ fn a_users_lookup_that_stays_refused_gives_up_after_max_retries() {
     });
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\n"),
+        format!("Title,Project,Assignee\nOne,{PROJECT},grace@example.com\n"),
     );
     let out = rig.import("runs.csv", &["--max-retries", "1"]);
     assert_eq!(out.code, 2, "{out:?}");
@@ -549,11 +487,7 @@ fn a_users_lookup_that_stays_refused_gives_up_after_max_retries() {
     // Tried once, then once more: two refusals, and no POST.
     let stats = rig.sandbox.stats();
     assert_eq!((stats.rate_limited, stats.posts_received), (2, 0), "{stats}");
-    let report = rig.report("runs.report.csv");
-    assert_eq!(
-        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
-        [(2, Outcome::NotSent)]
-    );
+    assert_eq!(rig.outcomes("runs.report.csv"), [(2, Outcome::NotSent)]);
 }
 
 #[test]
@@ -561,7 +495,7 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
         "runs.csv",
-        &format!(
+        format!(
             "Title,Project,Assignee\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},grace@exmaple.com\nThree,{PROJECT},\n"
         ),
     );
@@ -578,11 +512,11 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     );
     rig.assert_nothing_created("an unknown e-mail");
 
-    let report = rig.report("runs.report.csv");
     assert_eq!(
-        report.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        rig.outcomes("runs.report.csv"),
         [(2, Outcome::NotSent), (3, Outcome::Invalid), (4, Outcome::NotSent)]
     );
+    let report = rig.report("runs.report.csv");
     let error = report[1].error.as_deref().unwrap_or_default();
     assert!(error.contains("did you mean grace@example.com"), "{error}");
     let failed = rig.read("runs.failed.csv");
@@ -602,7 +536,7 @@ fn an_unknown_email_on_import_names_the_files_header() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
         "runs.csv",
-        &format!("Title,Project,Owner\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},grace@exmaple.com\n"),
+        format!("Title,Project,Owner\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},grace@exmaple.com\n"),
     );
     let out = rig.import("runs.csv", &[]);
     assert_eq!(out.code, 3, "{out:?}");
@@ -679,7 +613,7 @@ fn is_summary_line(line: &str) -> bool {
 #[test]
 fn verbose_logs_one_line_per_answer() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(3));
+    rig.write("runs.csv", generated_rows(3));
     let out = rig.import("runs.csv", &["-v"]);
     assert_eq!(out.code, 0, "{out:?}");
     let answers: Vec<&str> = out.stderr.lines().filter(|l| l.contains(" answer ")).collect();
@@ -704,7 +638,7 @@ fn verbose_logs_one_line_per_answer() {
 #[test]
 fn json_logs_are_json_lines_with_a_level() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(3));
+    rig.write("runs.csv", generated_rows(3));
     let out = rig.import("runs.csv", &["--log-format", "json", "-v"]);
     assert_eq!(out.code, 0, "{out:?}");
     let mut answered_rows = Vec::new();
@@ -733,8 +667,8 @@ fn json_logs_are_json_lines_with_a_level() {
 #[test]
 fn no_color_output_has_no_escape_bytes() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(3));
-    rig.write("bad.csv", &format!("Title,Status,Project\n,OPEN,{PROJECT}\n"));
+    rig.write("runs.csv", generated_rows(3));
+    rig.write("bad.csv", format!("Title,Status,Project\n,OPEN,{PROJECT}\n"));
     let url = rig.sandbox.base_url();
     let runs: [&[&str]; 6] = [
         &["-v", "import", "runs.csv", "--base-url", &url, "--no-state"],
@@ -761,7 +695,7 @@ fn no_color_output_has_no_escape_bytes() {
 
 fn json_logs_carry_warnings_as_json_too() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &format!("Title,Project,Colour\nOne,{PROJECT},red\n"));
+    rig.write("runs.csv", format!("Title,Project,Colour\nOne,{PROJECT},red\n"));
     let out = rig.import("runs.csv", &["--log-format", "json", "-v"]);
     assert_eq!(out.code, 0, "{out:?}");
     let mut messages = Vec::new();
@@ -816,7 +750,7 @@ fn has_sgr(text: &str) -> bool {
 #[test]
 fn on_a_terminal_no_color_means_no_colours() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(10));
+    rig.write("runs.csv", generated_rows(10));
     let url = rig.sandbox.base_url();
     let runs: [&[&str]; 2] = [
         &[
@@ -851,7 +785,7 @@ fn on_a_terminal_no_color_means_no_colours() {
 
 fn on_a_terminal_log_lines_do_not_break_the_progress_bar() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(10));
+    rig.write("runs.csv", generated_rows(10));
     let url = rig.sandbox.base_url();
     let args = [
         "-v",
@@ -894,7 +828,7 @@ fn the_summary_groups_failures_by_reason() {
         fail_rate: 1.0,
         ..SandboxOptions::default()
     });
-    rig.write("runs.csv", &generated_rows(5));
+    rig.write("runs.csv", generated_rows(5));
     let out = rig.import("runs.csv", &["--max-retries", "0"]);
     assert_eq!(out.code, 1, "{out:?}");
     let report = rig.report("runs.report.csv");
@@ -951,7 +885,7 @@ fn five_rows_refused_alike_make_one_summary_line() {
         projects: Some(vec![OTHER_PROJECT.to_string()]),
         ..SandboxOptions::default()
     });
-    rig.write("runs.csv", &generated_rows(5));
+    rig.write("runs.csv", generated_rows(5));
     let out = rig.import("runs.csv", &[]);
     assert_eq!(out.code, 1, "{out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
@@ -989,7 +923,7 @@ fn progress_lines(stderr: &str, total: usize) -> Vec<&str> {
 #[test]
 fn progress_without_a_terminal_is_a_line_per_ten_seconds() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(25));
+    rig.write("runs.csv", generated_rows(25));
     let started = Instant::now();
     // At 2 requests/s, 25 rows take at least 12 s, so the 10-second mark passes mid-run.
     let out = rig.import("runs.csv", &["--rate", "2"]);
@@ -1015,7 +949,7 @@ fn progress_without_a_terminal_is_a_line_per_ten_seconds() {
 #[test]
 fn quiet_prints_no_progress() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", &generated_rows(25));
+    rig.write("runs.csv", generated_rows(25));
     let out = rig.import("runs.csv", &["--rate", "2", "--quiet"]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(rig.sandbox.runs().len(), 25);

@@ -4,9 +4,11 @@
 //! in anything a run writes or prints nor travel to another host, and a report that runs
 //! nothing when opened in a spreadsheet.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,12 +18,8 @@ use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, Sandb
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
-const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
-const REPORT_HEADER: &str =
-    "row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id";
-/// A run that takes longer than this has hung: a bug, not a slow machine.
-const RUN_LIMIT: Duration = Duration::from_secs(240);
+use common::{Output, PROJECT, bare_command, read_csv_report, run};
+
 /// Unlike anything else a run could print, so finding it anywhere is a leak.
 const KEY: &str = "tsk_live_Zq8x3Hc1-hostile-7e5b2a9d";
 const SEED: u64 = 20_240_317;
@@ -32,25 +30,6 @@ const SEED: u64 = 20_240_317;
 struct Rig {
     dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
-}
-
-#[derive(Debug)]
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    /// Both streams, for scanning and for assertion messages.
-    fn streams(&self) -> String {
-        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
-    }
-
-    /// The one `error: ...` line a setup error prints.
-    fn error_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("error: ")).collect()
-    }
 }
 
 impl Rig {
@@ -88,19 +67,7 @@ impl Rig {
     /// The binary in the dir: no TESTSIGMA_* or RUST_LOG from the caller, CI=true, and
     /// `key` (if any) in TESTSIGMA_API_KEY.
     fn command(&self, key: Option<&str>) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(self.dir.path())
-            .env("CI", "true")
-            .env("NO_COLOR", "1")
-            .env_remove("TESTSIGMA_API_KEY")
-            .env_remove("TESTSIGMA_BASE_URL")
-            .env_remove("TESTSIGMA_PROJECT_ID")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
-        if let Some(key) = key {
-            cmd.env("TESTSIGMA_API_KEY", key);
-        }
-        cmd
+        bare_command(self.dir.path(), key)
     }
 
     /// `import FILE --base-url BASE` with `key`.
@@ -113,40 +80,6 @@ impl Rig {
     fn report(&self, name: &str) -> Vec<ReportRow> {
         read_csv_report(&self.path(name))
     }
-}
-
-/// Runs to the end, bounded by [`RUN_LIMIT`].
-fn run(cmd: Command) -> Output {
-    let out = assert_cmd::Command::from_std(cmd)
-        .timeout(RUN_LIMIT)
-        .output()
-        .expect("the binary runs");
-    let output = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    // Whatever else happens, hostile input must never crash the binary.
-    assert!(
-        !output.stderr.contains("panicked") && !output.stderr.contains("RUST_BACKTRACE"),
-        "the binary panicked:\n{}",
-        output.streams()
-    );
-    output
-}
-
-fn read_csv_report(path: &Path) -> Vec<ReportRow> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(
-        text.lines().next(),
-        Some(REPORT_HEADER),
-        "report header of {}",
-        path.display()
-    );
-    csv::Reader::from_reader(text.as_bytes())
-        .deserialize()
-        .map(|r| r.expect("a report row"))
-        .collect()
 }
 
 /// `Title,Project,Key` and `n` rows `Run <tag> NN` / `HX-NN`.

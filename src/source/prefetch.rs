@@ -33,6 +33,8 @@ enum Slot {
 struct Batch {
     rows: Vec<SourceRow>,
     slots: Vec<Slot>,
+    /// The most text one of its rows holds, in bytes.
+    largest_row: usize,
     /// Set on the last batch: the end of the rows, or the error that ended them.
     end: Option<Result<(), SourceError>>,
 }
@@ -77,7 +79,7 @@ pub fn read_ahead(
 fn reader(source: &mut dyn RowSource, columns: Option<&[usize]>, full: &SyncSender<Batch>, empty: &Receiver<Batch>) {
     loop {
         let mut batch = empty.try_recv().unwrap_or_default();
-        let (mut used, mut bytes) = (0, 0);
+        let (mut used, mut bytes, mut largest_row) = (0, 0, 0);
         while batch.slots.len() < BATCH_ROWS && bytes < BATCH_BYTES {
             if used == batch.rows.len() {
                 batch.rows.push(SourceRow::default());
@@ -89,7 +91,9 @@ fn reader(source: &mut dyn RowSource, columns: Option<&[usize]>, full: &SyncSend
             };
             match read {
                 Ok(true) => {
-                    bytes += row.cells.iter().map(cell_len).sum::<usize>();
+                    let row_bytes = row.cells.iter().map(cell_len).sum::<usize>();
+                    bytes += row_bytes;
+                    largest_row = largest_row.max(row_bytes);
                     used += 1;
                     batch.slots.push(Slot::Row);
                 }
@@ -104,6 +108,7 @@ fn reader(source: &mut dyn RowSource, columns: Option<&[usize]>, full: &SyncSend
                 }
             }
         }
+        batch.largest_row = largest_row;
         let last = batch.end.is_some();
         // The consumer has stopped (its visitor failed): nothing more to read for.
         if full.send(batch).is_err() || last {

@@ -16,7 +16,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
 pub const REPORT_HEADER: &str =
     "row,outcome,test_run_id,test_run_human_id,title,human_id,http_status,attempts,error,request_id";
 /// A run that hangs longer than this is a bug, not a slow machine.
-const RUN_LIMIT: Duration = Duration::from_secs(180);
+const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 /// A working directory and a sandbox, on a runtime that serves it while the binary runs.
 pub struct Rig {
@@ -31,6 +31,18 @@ pub struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Output {
+    /// Both streams, for scanning and for assertion messages.
+    pub fn streams(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+
+    /// The `error: ...` lines a setup error prints.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("error: ")).collect()
+    }
 }
 
 impl Rig {
@@ -130,16 +142,23 @@ pub fn bare_command(dir: &Path, key: Option<&str>) -> std::process::Command {
 }
 
 /// Runs to the end (bounded by [`RUN_LIMIT`]) and collects the exit code and streams.
+/// Whatever the input or the service did, the binary must not have panicked.
 pub fn run(cmd: std::process::Command) -> Output {
     let out = assert_cmd::Command::from_std(cmd)
         .timeout(RUN_LIMIT)
         .output()
         .expect("the binary runs");
-    Output {
+    let output = Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    assert!(
+        !output.stderr.contains("panicked") && !output.stderr.contains("RUST_BACKTRACE"),
+        "the binary panicked:\n{}",
+        output.streams()
+    );
+    output
 }
 
 /// A CSV report: its header line must be the contract's, then one row per data row.
