@@ -421,6 +421,7 @@ fn dry_run(
     let mut printer = ProblemPrinter::new(50);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
+    let mut ledger_view = LedgerView::open(&settings);
     let mut plan_buffer = Vec::with_capacity(1024);
     let total = stage.for_each_row(|event| {
         let line = match event {
@@ -437,6 +438,15 @@ fn dry_run(
                     report.error = Some(format!(
                         "assignee {email} is resolved to a user id through GET /users at import time"
                     ));
+                }
+                if let Some(note) = ledger_view
+                    .as_mut()
+                    .and_then(|view| view.note(&p, settings.force, settings.retry_unknown))
+                {
+                    report.error = Some(match report.error.take() {
+                        Some(earlier) => format!("{earlier}; {note}"),
+                        None => note,
+                    });
                 }
                 report.outcome = Outcome::Planned;
                 report
@@ -491,6 +501,9 @@ fn dry_run(
             "note: {unresolved} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users"
         ));
     }
+    if let Some(view) = &ledger_view {
+        eprint_line(&view.summary(planned));
+    }
     eprint_line(&format!("report: {}", settings.report.display()));
     if let Some(plan) = &settings.plan {
         eprint_line(&format!("plan: {}", plan.display()));
@@ -510,6 +523,125 @@ fn dry_run(
         rows: Vec::new(),
         summary,
     })
+}
+
+/// Each planned row's ledger scope and key, as an import computes them.
+struct RowKeys {
+    base: String,
+    /// Rows without a human_id seen so far, by key: identical rows are distinct runs, so
+    /// the later copies are numbered. (Rows with one are unique, or they were invalid.)
+    occurrences: HashMap<String, usize>,
+}
+
+impl RowKeys {
+    fn new(base: &str) -> RowKeys {
+        RowKeys {
+            base: base.to_string(),
+            occurrences: HashMap::new(),
+        }
+    }
+
+    fn key(&mut self, p: &PlannedRow, body: &[u8]) -> (String, String) {
+        let base_key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, body);
+        let key = if base_key.starts_with("human_id:") {
+            base_key
+        } else {
+            let seen = self.occurrences.entry(base_key.clone()).or_insert(0);
+            let key = if *seen == 0 {
+                base_key
+            } else {
+                let mut numbered = body.to_vec();
+                numbered.extend_from_slice(format!("#{seen}").as_bytes());
+                ledger::row_key(None, &p.body.project_id, &numbered)
+            };
+            *seen += 1;
+            key
+        };
+        (ledger::scope(&self.base, &p.body.project_id), key)
+    }
+}
+
+/// What a dry run can tell from the ledger: which planned rows an import would skip.
+struct LedgerView {
+    path: PathBuf,
+    snapshot: ledger::LedgerSnapshot,
+    keys: RowKeys,
+    already: usize,
+    unknown: usize,
+    /// Rows whose key depends on an e-mail assignee not resolved offline.
+    untold: usize,
+}
+
+impl LedgerView {
+    /// The ledger an import with these settings would use, if there is one to read. A ledger
+    /// that cannot be read is a warning here: the import itself will say what is wrong.
+    fn open(settings: &ImportSettings) -> Option<LedgerView> {
+        let path = settings.state.as_ref()?;
+        let base = check_base_url(&settings.service.base_url, settings.service.allow_insecure).ok()?;
+        match ledger::LedgerSnapshot::read(path) {
+            Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
+                path: path.clone(),
+                snapshot,
+                keys: RowKeys::new(base.trim_end_matches('/')),
+                already: 0,
+                unknown: 0,
+                untold: 0,
+            }),
+            Err(e) => {
+                eprint_line(&format!("warning: {e}; the dry run does not say which rows it holds"));
+                None
+            }
+        }
+    }
+
+    /// A note for the row's report line when the ledger knows it.
+    fn note(&mut self, p: &PlannedRow, force: bool, retry_unknown: bool) -> Option<String> {
+        if p.assignee_email.is_some() && p.body.human_id.is_none() {
+            self.untold += 1;
+            return None;
+        }
+        let (scope, key) = self.keys.key(p, &p.body.to_json());
+        match self.snapshot.prior(&scope, &key)? {
+            Prior::Created {
+                test_run_id,
+                test_run_human_id,
+                row,
+                at,
+            } if !force => {
+                self.already += 1;
+                let run = test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?");
+                Some(format!(
+                    "already imported as {run} (row {row}, {at}) per the ledger: an import skips it (--force sends it again)"
+                ))
+            }
+            Prior::InFlight { row, at } | Prior::Unknown { row, at, .. } if !retry_unknown => {
+                self.unknown += 1;
+                Some(format!(
+                    "an earlier import sent this row (row {row}, {at}) and had no answer: an import leaves it unknown (--retry-unknown sends it again)"
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn summary(&self, planned: usize) -> String {
+        let mut line = format!(
+            "ledger {}: {} of {planned} planned rows are already imported; an import would send {}",
+            self.path.display(),
+            self.already,
+            planned - self.already - self.unknown
+        );
+        if self.unknown > 0 {
+            line.push_str(&format!(" and leave {} unknown (sent before, no answer)", self.unknown));
+        }
+        if self.untold > 0 {
+            line.push_str(&format!(
+                " ({} with an e-mail assignee and no human_id cannot be matched offline)",
+                self.untold
+            ));
+        }
+        line
+    }
 }
 
 fn write_summary_json(settings: &ImportSettings, summary: &RunSummary) -> anyhow::Result<()> {
@@ -699,24 +831,12 @@ impl UploadRun {
         let ledger = self.ledger.take();
 
         // Keys, and what the ledger already knows of each row.
-        let base = client.base_url().to_string();
-        let mut occurrences: HashMap<String, usize> = HashMap::new();
+        let mut row_keys = RowKeys::new(client.base_url());
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
-            let base_key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, &body);
-            // Identical rows without a human_id are distinct runs: number the later copies.
-            let seen = occurrences.entry(base_key.clone()).or_insert(0);
-            let key = if *seen == 0 {
-                base_key.clone()
-            } else {
-                let mut numbered = body.clone();
-                numbered.extend_from_slice(format!("#{seen}").as_bytes());
-                ledger::row_key(None, &p.body.project_id, &numbered)
-            };
-            *seen += 1;
-            let scope = ledger::scope(&base, &p.body.project_id);
+            let (scope, key) = row_keys.key(p, &body);
             let prior = ledger.as_ref().and_then(|l| l.prior(&scope, &key).cloned());
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);

@@ -369,6 +369,92 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
     Ok(lock)
 }
 
+/// Each (scope, key)'s latest state.
+type States = HashMap<(String, String), Prior>;
+
+/// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
+/// is tolerated and noted; a bad line anywhere else is an error.
+fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerError> {
+    let mut body: &[u8] = bytes;
+    if body.ends_with(b"\n") {
+        body = &body[..body.len() - 1];
+    }
+    let lines: Vec<(usize, &[u8])> = if bytes.is_empty() {
+        Vec::new()
+    } else {
+        body.split(|b| *b == b'\n')
+            .enumerate()
+            .map(|(i, line)| (i + 1, line))
+            .filter(|(_, line)| !line.trim_ascii().is_empty())
+            .collect()
+    };
+
+    let mut states = HashMap::new();
+    let mut entries = 0;
+    let mut torn_line = None;
+    for (index, &(number, text)) in lines.iter().enumerate() {
+        match parse_line(text) {
+            Ok(Parsed::Entry { scope, key, prior }) => {
+                entries += 1;
+                fold(&mut states, scope, key, prior);
+            }
+            Ok(Parsed::TornMarker) => {}
+            Err(problem) => {
+                let is_last = index + 1 == lines.len();
+                let marked = lines
+                    .get(index + 1)
+                    .is_some_and(|(_, next)| matches!(parse_line(next), Ok(Parsed::TornMarker)));
+                if is_last {
+                    torn_line = Some(number);
+                } else if !marked {
+                    return Err(match problem {
+                        LineProblem::Newer(version) => LedgerError::NewerVersion {
+                            path: path.to_path_buf(),
+                            line: number,
+                            version,
+                        },
+                        LineProblem::Invalid(reason) => LedgerError::Corrupt {
+                            path: path.to_path_buf(),
+                            line: number,
+                            reason,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    Ok((states, LoadNotes { entries, torn_line }))
+}
+
+/// What a ledger holds, read without creating or locking it: a dry run may look while an
+/// import is using it.
+pub struct LedgerSnapshot {
+    states: States,
+}
+
+impl LedgerSnapshot {
+    /// `None` when there is no ledger at `path` yet.
+    pub fn read(path: &Path) -> Result<Option<LedgerSnapshot>, LedgerError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(LedgerError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let (states, _) = read_states(path, &bytes)?;
+        Ok(Some(LedgerSnapshot { states }))
+    }
+
+    pub fn prior(&self, scope: &str, key: &str) -> Option<&Prior> {
+        self.states.get(&(scope.to_string(), key.to_string()))
+    }
+}
+
 impl Ledger {
     /// Opens the ledger at `path` (creating it if missing), locks it for this process,
     /// and reads what it holds.
@@ -387,65 +473,17 @@ impl Ledger {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(open_error)?;
 
-        let mut body: &[u8] = &bytes;
-        let needs_newline = !body.is_empty() && !body.ends_with(b"\n");
-        if body.ends_with(b"\n") {
-            body = &body[..body.len() - 1];
-        }
-        let lines: Vec<(usize, &[u8])> = if bytes.is_empty() {
-            Vec::new()
-        } else {
-            body.split(|b| *b == b'\n')
-                .enumerate()
-                .map(|(i, line)| (i + 1, line))
-                .filter(|(_, line)| !line.trim_ascii().is_empty())
-                .collect()
-        };
-
-        let mut states = HashMap::new();
-        let mut entries = 0;
-        let mut torn_line = None;
-        for (index, &(number, text)) in lines.iter().enumerate() {
-            match parse_line(text) {
-                Ok(Parsed::Entry { scope, key, prior }) => {
-                    entries += 1;
-                    fold(&mut states, scope, key, prior);
-                }
-                Ok(Parsed::TornMarker) => {}
-                Err(problem) => {
-                    let is_last = index + 1 == lines.len();
-                    let marked = lines
-                        .get(index + 1)
-                        .is_some_and(|(_, next)| matches!(parse_line(next), Ok(Parsed::TornMarker)));
-                    if is_last {
-                        torn_line = Some(number);
-                    } else if !marked {
-                        return Err(match problem {
-                            LineProblem::Newer(version) => LedgerError::NewerVersion {
-                                path: path.to_path_buf(),
-                                line: number,
-                                version,
-                            },
-                            LineProblem::Invalid(reason) => LedgerError::Corrupt {
-                                path: path.to_path_buf(),
-                                line: number,
-                                reason,
-                            },
-                        });
-                    }
-                }
-            }
-        }
-
+        let needs_newline = !bytes.is_empty() && !bytes.ends_with(b"\n");
+        let (states, notes) = read_states(path, &bytes)?;
         let ledger = Ledger {
             path: path.to_path_buf(),
             file,
             _lock: lock,
             states,
             needs_newline,
-            needs_marker: torn_line.is_some(),
+            needs_marker: notes.torn_line.is_some(),
         };
-        Ok((ledger, LoadNotes { entries, torn_line }))
+        Ok((ledger, notes))
     }
 
     /// The state of `key` in `scope`, if the ledger has seen it.

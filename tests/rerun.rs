@@ -350,3 +350,68 @@ fn summary_json_holds_counts_per_outcome_and_the_exit_code() {
         "a stale failed-rows file is removed"
     );
 }
+
+#[test]
+fn a_dry_run_says_which_rows_the_ledger_holds() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("dry", 1..5, true));
+    let first = import_with_state(&rig, "runs.csv", &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let created = rig.report("runs.report.csv");
+    rig.append("runs.csv", generated_rows("dry", 5..7, false));
+
+    // The same base URL and ledger, offline: every row planned, the known ones noted.
+    let mut cmd = rig.import("runs.csv", None);
+    cmd.args(["--state", "s.jsonl", "--dry-run"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("ledger s.jsonl: 4 of 6 planned rows are already imported; an import would send 2"),
+        "{}",
+        out.stderr
+    );
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::Planned), 6);
+    for (row, earlier) in rows[..4].iter().zip(&created) {
+        let run = earlier.test_run_human_id.as_deref().expect("a created run's human id");
+        let note = row.error.as_deref().unwrap_or_default();
+        assert!(
+            note.starts_with(&format!("already imported as {run} (row {}, ", earlier.row)),
+            "{row:?}"
+        );
+        assert!(note.ends_with("an import skips it (--force sends it again)"), "{note}");
+    }
+    assert!(rows[4..].iter().all(|r| r.error.is_none()), "{rows:?}");
+    assert_eq!(rig.sandbox.stats().posts_received, 4, "the dry run sent nothing");
+
+    // The dry run neither locked nor changed the ledger: the import goes ahead and sends
+    // exactly the two rows the dry run said it would.
+    let ledger_before = rig.read("s.jsonl");
+    let second = import_with_state(&rig, "runs.csv", &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(rig.read("s.jsonl").starts_with(&ledger_before));
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::AlreadyImported), 4);
+    assert_eq!(count(&rows, Outcome::Created), 2);
+
+    // Another base URL is another service: its ledger scope holds nothing.
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args([
+        "import",
+        "runs.csv",
+        "--state",
+        "s.jsonl",
+        "--dry-run",
+        "--base-url",
+        "https://elsewhere.example.com/api/v1",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("0 of 6 planned rows are already imported; an import would send 6"),
+        "{}",
+        out.stderr
+    );
+}
