@@ -337,6 +337,10 @@ fn year_last_parts(text: &str) -> Option<(u64, u64)> {
 
 /// A wall-clock time in `tz`: the earlier instant in an overlap, an error in a gap.
 fn wall_clock(local: NaiveDateTime, tz: Tz, shown: &str) -> Result<i64, DateError> {
+    // UTC has neither gaps nor overlaps: no need to look the instant up in a zone's table.
+    if tz == Tz::UTC {
+        return Ok(local.and_utc().timestamp_millis());
+    }
     tz.from_local_datetime(&local)
         .earliest()
         .map(|t| t.timestamp_millis())
@@ -369,6 +373,9 @@ fn day_bound(date: NaiveDate, bound: DayBound, tz: Tz, shown: &str) -> Result<i6
 /// The first second (Unix) whose local date is `date` or later.
 fn first_second_of(date: NaiveDate, tz: Tz) -> Option<i64> {
     let midnight = date.and_time(NaiveTime::MIN);
+    if tz == Tz::UTC {
+        return Some(midnight.and_utc().timestamp());
+    }
     if let Some(t) = tz.from_local_datetime(&midnight).earliest() {
         return Some(t.timestamp());
     }
