@@ -65,15 +65,23 @@ pub fn read_ahead(
             if let Some(end) = batch.end.take() {
                 return end.map_err(|e| anyhow::anyhow!("{e}"));
             }
-            batch
-                .rows
-                .retain(|row| row.cells.iter().map(cell_capacity).sum::<usize>() <= KEEP_ROW_BYTES);
+            recycle(&mut batch);
             // The reader may have finished already; then the batch is simply dropped.
             let _ = empty_tx.try_send(batch);
         }
         // The reader stopped without an end marker: it panicked, and the scope re-raises it.
         Ok(())
     })
+}
+
+/// Drops the rows that grew too large to keep around, before the batch is filled again.
+fn recycle(batch: &mut Batch) {
+    // A row that grew large grew in this batch: only then is it worth looking.
+    if batch.largest_row > KEEP_ROW_BYTES {
+        batch
+            .rows
+            .retain(|row| row.cells.iter().map(cell_capacity).sum::<usize>() <= KEEP_ROW_BYTES);
+    }
 }
 
 fn reader(source: &mut dyn RowSource, columns: Option<&[usize]>, full: &SyncSender<Batch>, empty: &Receiver<Batch>) {
@@ -128,5 +136,120 @@ fn cell_capacity(cell: &crate::model::Cell) -> usize {
     match cell {
         crate::model::Cell::Text(s) | crate::model::Cell::Error(s) => s.capacity(),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cell;
+    use crate::source::test_support::bytes_input;
+    use crate::source::{SourceOptions, open_source};
+
+    /// `rows` data rows `r<n>,<n>`, with a value past the last header in each row listed in
+    /// `shifted` (an error confined to that row).
+    fn csv(rows: usize, shifted: &[usize]) -> Vec<u8> {
+        let mut text = String::from("Title,N\n");
+        for n in 1..=rows {
+            if shifted.contains(&n) {
+                text.push_str(&format!("r{n},{n},extra\n"));
+            } else {
+                text.push_str(&format!("r{n},{n}\n"));
+            }
+        }
+        text.into_bytes()
+    }
+
+    fn source(data: &[u8]) -> Box<dyn RowSource> {
+        open_source(&bytes_input("t.csv", data), &SourceOptions::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What `read_ahead` handed over, as `row N` / `error at row N` lines.
+    fn visited(data: &[u8], columns: Option<&[usize]>) -> (Vec<String>, anyhow::Result<()>) {
+        let mut seen = Vec::new();
+        let mut source = source(data);
+        let result = read_ahead(source.as_mut(), columns, |fetched| {
+            seen.push(match fetched {
+                Fetched::Row(row) => format!("row {} {:?}", row.number, row.cells),
+                Fetched::RowError(e) => format!("error at row {}", e.row().unwrap_or(0)),
+            });
+            Ok(())
+        });
+        (seen, result)
+    }
+
+    #[test]
+    fn rows_and_row_errors_arrive_in_file_order_across_batches() {
+        let rows = 3 * BATCH_ROWS + 7;
+        let shifted = [1, BATCH_ROWS, BATCH_ROWS + 1, rows];
+        let (seen, result) = visited(&csv(rows, &shifted), None);
+        result.unwrap_or_else(|e| panic!("{e}"));
+        let want: Vec<String> = (1..=rows)
+            .map(|n| {
+                if shifted.contains(&n) {
+                    format!("error at row {}", n + 1)
+                } else {
+                    let cells = vec![Cell::Text(format!("r{n}")), Cell::Text(n.to_string())];
+                    format!("row {} {cells:?}", n + 1)
+                }
+            })
+            .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn only_the_columns_asked_for_are_filled() {
+        let (seen, result) = visited(&csv(2, &[]), Some(&[1]));
+        result.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            seen,
+            [
+                format!("row 2 {:?}", [Cell::Empty, Cell::Text("1".into())]),
+                format!("row 3 {:?}", [Cell::Empty, Cell::Text("2".into())]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_that_ends_the_file_ends_the_reading_after_the_rows_before_it() {
+        let mut data = csv(BATCH_ROWS + 3, &[]);
+        // Bytes that are not UTF-8 in the last row: the whole file is in another encoding.
+        data.extend_from_slice(b"bad \xff\xfe,1\n");
+        let (seen, result) = visited(&data, None);
+        let error = result.expect_err("not UTF-8").to_string();
+        assert!(error.contains("UTF-8"), "{error}");
+        assert_eq!(seen.len(), BATCH_ROWS + 3, "every row before the bad one");
+    }
+
+    #[test]
+    fn a_failing_visitor_stops_the_reader_and_its_error_is_returned() {
+        let mut source = source(&csv(20 * BATCH_ROWS, &[]));
+        let mut visits = 0;
+        let result = read_ahead(source.as_mut(), None, |_| {
+            visits += 1;
+            if visits == 10 {
+                anyhow::bail!("disk full");
+            }
+            Ok(())
+        });
+        assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
+        assert_eq!(visits, 10);
+    }
+
+    #[test]
+    fn a_row_that_grew_large_is_not_kept_for_reuse() {
+        let mut batch: Batch = Batch::default();
+        let small = SourceRow {
+            number: 2,
+            cells: vec![Cell::Text("a".into())],
+        };
+        let large = SourceRow {
+            number: 3,
+            cells: vec![Cell::Text("x".repeat(KEEP_ROW_BYTES + 1))],
+        };
+        batch.rows = vec![small.clone(), large];
+        batch.largest_row = KEEP_ROW_BYTES + 1;
+        recycle(&mut batch);
+        assert_eq!(batch.rows, [small]);
     }
 }
