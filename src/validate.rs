@@ -331,8 +331,8 @@ impl Validator {
         self.check_unique(row, checked)
     }
 
-    /// Everything [`Validator::validate`] checks except that the human id is unique:
-    /// needs no other row, so rows can be checked on another thread.
+    /// Everything [`Validator::validate`] checks except that the human id is unique: what
+    /// needs no other row.
     pub fn check(&self, row: &SourceRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
@@ -471,29 +471,6 @@ impl Validator {
     /// The rest of [`Validator::validate`], for rows in file order: a human id already seen
     /// in an earlier row is a problem (whether or not either row is otherwise valid).
     pub fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<PlannedRow, Vec<Problem>> {
-        let mut seen = self.take_human_ids();
-        let result = self.check_unique_in(&mut seen, row, checked);
-        self.human_ids = seen.0;
-        result
-    }
-
-    /// The human ids seen so far, moved out so that [`Validator::check`] can run on
-    /// another thread while [`Validator::check_unique_in`] keeps them here.
-    pub fn take_human_ids(&mut self) -> HumanIds {
-        HumanIds(std::mem::take(&mut self.human_ids))
-    }
-
-    pub fn restore_human_ids(&mut self, seen: HumanIds) {
-        self.human_ids = seen.0;
-    }
-
-    /// [`Validator::check_unique`] against ids held outside the validator.
-    pub fn check_unique_in(
-        &self,
-        seen: &mut HumanIds,
-        row: &SourceRow,
-        checked: Checked,
-    ) -> Result<PlannedRow, Vec<Problem>> {
         let Checked {
             mut result,
             human_id_fingerprint,
@@ -502,7 +479,7 @@ impl Validator {
             return result;
         };
         let number = u32::try_from(row.number).unwrap_or(u32::MAX);
-        let first = *seen.0.entry(fingerprint).or_insert(number);
+        let first = *self.human_ids.entry(fingerprint).or_insert(number);
         if first != number {
             let mut problems = Vec::new();
             let mut fields = FieldReader {
@@ -525,10 +502,6 @@ impl Validator {
         result
     }
 }
-
-/// Each human id seen, by fingerprint, with the first row that had it.
-#[derive(Default)]
-pub struct HumanIds(HashMap<u64, u32>);
 
 /// A row checked by [`Validator::check`], waiting for [`Validator::check_unique`].
 pub struct Checked {
