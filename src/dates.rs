@@ -313,6 +313,38 @@ impl OrderEvidence {
     }
 }
 
+/// Whether reading `text` could depend on the dd/mm order: it holds two 1- or 2-digit
+/// numbers joined and followed by the same `/` or `-` (an ordinal suffix allowed after the
+/// first). Errs on the side of yes; a value this says no to reads the same in every order,
+/// and an import need not learn a column's order before it meets one that says yes.
+pub fn may_need_order(text: &str) -> bool {
+    if !text.bytes().any(|b| b == b'/' || b == b'-') {
+        return false;
+    }
+    let Ok(tokens) = Tokens::scan(text.trim()) else {
+        // Not a date in any order: the error does not depend on one.
+        return false;
+    };
+    let toks = tokens.as_slice();
+    let short = |t: Option<&Tok>| matches!(t, Some(Tok::Num { digits: 1..=2, .. }));
+    (0..toks.len()).any(|i| {
+        if !short(toks.get(i)) {
+            return false;
+        }
+        let at = if matches!(toks.get(i + 1), Some(Tok::Word(_))) {
+            i + 2
+        } else {
+            i + 1
+        };
+        match toks.get(at) {
+            Some(Tok::Sym(sep @ (b'/' | b'-'))) => {
+                short(toks.get(at + 1)) && matches!(toks.get(at + 2), Some(Tok::Sym(s)) if s == sep)
+            }
+            _ => false,
+        }
+    })
+}
+
 /// The first two parts of a slash/dash date with a 4-digit year last, or `None`.
 fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     let tokens = Tokens::scan(text).ok()?;
@@ -1073,6 +1105,100 @@ mod tests {
 
     fn text(value: &str, bound: DayBound, order: Option<DateOrder>, tz: Tz) -> Result<i64, DateError> {
         parse_date(DateValue::Text(value), bound, order, tz)
+    }
+
+    /// A value `may_need_order` says no to reads the same in every order (or fails the
+    /// same way), so rows before the first value it says yes to need no order at all.
+    #[test]
+    fn values_that_need_no_order_read_the_same_in_every_order() {
+        let parts = [
+            "03",
+            "3",
+            "17",
+            "2024",
+            "24",
+            "/",
+            "-",
+            ".",
+            " ",
+            ":",
+            "T",
+            "Z",
+            "+05:30",
+            "Mar",
+            "rd",
+            ",",
+            "09",
+            "1710633600",
+        ];
+        let orders = [None, Some(DateOrder::Dmy), Some(DateOrder::Mdy), Some(DateOrder::Ymd)];
+        let mut rng = 20_261_128u64;
+        let mut next = |n: usize| {
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (rng >> 33) as usize % n
+        };
+        let mut needing = 0;
+        let mut values: Vec<String> = [
+            "2024-03-17",
+            "2024/03/17",
+            "17.03.2024",
+            "17-Mar-2024",
+            "03/04/2024",
+            "3rd/04/2024",
+            "17/03/2024 09:30",
+            "2024-03-17T09:30:00+05:30",
+            "Sun, 17 Mar 2024 09:30:00 +0000",
+            "1710633600",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let numbers = ["3", "03", "12", "13", "17", "0", "24", "2024", "Mar"];
+        let seps = ["/", "-", ".", " ", ":", ""];
+        let tails = ["", " 09:30", "T09:30:00Z", " +05:30", "rd", ",", " 9:30 PM"];
+        for _ in 0..20_000 {
+            // Date-shaped (three parts and a tail) half the time, any mix of pieces otherwise.
+            let value = if next(2) == 0 {
+                let first_sep = seps[next(seps.len())];
+                // The same separator twice half the time: the shape that may need an order.
+                let second_sep = if next(2) == 0 {
+                    first_sep
+                } else {
+                    seps[next(seps.len())]
+                };
+                let mut v = String::new();
+                for sep in [first_sep, second_sep, ""] {
+                    v.push_str(numbers[next(numbers.len())]);
+                    v.push_str(sep);
+                }
+                v + tails[next(tails.len())]
+            } else {
+                (0..1 + next(7)).map(|_| parts[next(parts.len())]).collect()
+            };
+            values.push(value);
+        }
+        for value in &values {
+            if may_need_order(value) {
+                needing += 1;
+                continue;
+            }
+            let first = text(value, Start, orders[0], UTC).map_err(|e| e.to_string());
+            for order in &orders[1..] {
+                assert_eq!(
+                    text(value, Start, *order, UTC).map_err(|e| e.to_string()),
+                    first,
+                    "{value:?} with {order:?}"
+                );
+            }
+        }
+        assert!(
+            needing > 1_000,
+            "the generator makes values that need an order too ({needing})"
+        );
+        assert!(may_need_order("03/04/2024") && may_need_order(" 3-4-2024 10:00"));
+        assert!(!may_need_order("2024-03-17T09:30:00Z") && !may_need_order("17.03.2024"));
     }
 
     fn cell(y: i32, m: u32, d: u32, hms: (u32, u32, u32), nanos: u32) -> DateValue<'static> {

@@ -50,6 +50,16 @@ pub struct ReadStage {
     pub source: Box<dyn RowSource>,
     pub validator: Validator,
     pub headers: Vec<String>,
+    /// Delimited text whose date columns' order is still to be learned, by reading the
+    /// file a second time when the first value that may need it comes up.
+    pending_order: Option<PendingOrder>,
+    column_problems_told: bool,
+}
+
+/// What reading the date columns again takes: the input, opened afresh.
+struct PendingOrder {
+    read: ReadSettings,
+    columns: Vec<usize>,
 }
 
 /// Opens the input, maps its headers and, unless `--date-order` settles it, reads every
@@ -80,16 +90,23 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
             warnings.len() - 20
         ));
     }
-    let mut evidence = DateEvidence::default();
     let needs_order = read.rules.date_order.is_none()
         && (map.column(Field::StartDate).is_some() || map.column(Field::EndDate).is_some());
-    if needs_order {
-        // Only the date columns are needed, but every field is still checked, so this pass
-        // fails on the same rows, with the same errors, as the next.
-        let columns: Vec<usize> = [Field::StartDate, Field::EndDate]
-            .into_iter()
-            .filter_map(|f| map.column(f))
-            .collect();
+    let columns: Vec<usize> = [Field::StartDate, Field::EndDate]
+        .into_iter()
+        .filter_map(|f| map.column(f))
+        .collect();
+    let mut evidence = DateEvidence::default();
+    let mut pending_order = None;
+    if needs_order && !source.is_workbook() {
+        // Delimited text is read again only if some value turns out to need the order:
+        // a file of ISO dates is read once.
+        pending_order = Some(PendingOrder {
+            read: read.clone(),
+            columns,
+        });
+    } else if needs_order {
+        // A workbook is in memory already: go over its date columns now.
         read_ahead(source.as_mut(), Some(&columns), |fetched| {
             // The second pass reports a row-local problem as that row's.
             if let Fetched::Row(row) = fetched {
@@ -99,18 +116,41 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         })?;
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }
-    let validator = Validator::new(
+    let mut validator = Validator::new(
         map,
         headers.clone(),
         source.is_workbook(),
         read.rules.clone(),
         &evidence,
     );
+    if pending_order.is_some() {
+        validator.defer_orders();
+    }
     Ok(ReadStage {
         source,
         validator,
         headers,
+        pending_order,
+        column_problems_told: false,
     })
+}
+
+/// Every row's date columns, from a fresh reading of the input: the evidence for each
+/// column's dd/mm order. Only the date columns are filled, but every field is still
+/// checked, so this reading fails on the same rows, with the same errors, as the other.
+fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyhow::Result<()> {
+    let map = validator.column_map().clone();
+    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+    let mut evidence = DateEvidence::default();
+    read_ahead(source.as_mut(), Some(&pending.columns), |fetched| {
+        // The main reading reports a row-local problem as that row's.
+        if let Fetched::Row(row) = fetched {
+            evidence.observe(&map, row);
+        }
+        Ok(())
+    })?;
+    validator.learn_orders(&evidence);
+    Ok(())
 }
 
 /// One data row, read and validated, with its report line started.
@@ -128,12 +168,24 @@ pub enum RowEvent<'a> {
 }
 
 impl ReadStage {
+    /// Problems with whole date columns (one proves both dd/mm and mm/dd, or neither), each
+    /// once: call it before the rows and again after them, since delimited text learns its
+    /// columns' order only when a row first needs it.
+    pub fn take_column_problems(&mut self) -> Vec<String> {
+        if self.column_problems_told || self.pending_order.is_some() {
+            return Vec::new();
+        }
+        self.column_problems_told = true;
+        self.validator.column_problems()
+    }
+
     /// Reads and validates every non-blank row, in order, and hands each to `f`. A
     /// problem confined to one row (bad bytes, an oversized cell) makes that row invalid
     /// and the rest go on; anything else ends the run. Returns the number of data rows.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
         let validator = &mut self.validator;
+        let pending_order = &mut self.pending_order;
         let mut count = 0;
         read_ahead(self.source.as_mut(), None, |fetched| {
             let row = match fetched {
@@ -167,6 +219,12 @@ impl ReadStage {
                 return Ok(());
             }
             count += 1;
+            if pending_order.is_some()
+                && validator.row_may_need_order(row)
+                && let Some(pending) = pending_order.take()
+            {
+                learn_date_orders(&pending, validator)?;
+            }
             let mut report = ReportRow {
                 row: row.number,
                 title: cell_text(&map, row, Field::Title),
@@ -350,7 +408,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         _ => None,
     };
     let mut stage = open_read_stage(&settings.read, &say)?;
-    for message in stage.validator.column_problems() {
+    for message in stage.take_column_problems() {
         eprint_line(&format!("invalid: {message}"));
     }
     if settings.dry_run {
@@ -386,6 +444,9 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         Ok(())
     })?;
     printer.finish(&eprint_line);
+    for message in stage.take_column_problems() {
+        eprint_line(&format!("invalid: {message}"));
+    }
     if count == 0 {
         return Err(no_data_rows(&settings.read));
     }
@@ -465,6 +526,9 @@ fn dry_run(
         Ok(())
     })?;
     printer.finish(&eprint_line);
+    for message in stage.take_column_problems() {
+        eprint_line(&format!("invalid: {message}"));
+    }
     if let Some(plan) = plan.as_mut() {
         plan.flush().context("--plan: cannot write the plan")?;
     }
@@ -1246,6 +1310,65 @@ pub fn plural(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+
+    /// Opens `text` as a CSV file, then deletes the file: the stage still reads through
+    /// the handle it opened, and any attempt to open the file again fails.
+    fn stage_of_a_vanishing_file(text: &str) -> ReadStage {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("runs.csv");
+        std::fs::write(&path, text).expect("write the CSV");
+        let mut rules = crate::validate::RowRules::default();
+        rules.defaults.insert(Field::ProjectId, PROJECT.to_string());
+        let read = ReadSettings {
+            input: crate::source::Input::File(path.clone()),
+            source: crate::source::SourceOptions::default(),
+            columns: BTreeMap::new(),
+            rules,
+            quiet: true,
+        };
+        let stage = open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+        std::fs::remove_file(&path).expect("delete the CSV");
+        stage
+    }
+
+    fn starts(stage: &mut ReadStage) -> anyhow::Result<Vec<Option<i64>>> {
+        let mut starts = Vec::new();
+        stage.for_each_row(|event| {
+            match event {
+                RowEvent::Valid { planned, .. } => starts.push(planned.body.start_date),
+                RowEvent::Invalid { problems, .. } => panic!("{problems:?}"),
+            }
+            Ok(())
+        })?;
+        Ok(starts)
+    }
+
+    #[test]
+    fn a_file_whose_dates_need_no_order_is_read_once() {
+        let mut stage = stage_of_a_vanishing_file(
+            "Title,Start\nA,2024-03-17\nB,2024-03-17T09:30:00Z\nC,17.03.2024\nD,1710633600\n",
+        );
+        assert_eq!(
+            starts(&mut stage).unwrap_or_else(|e| panic!("{e:#}")),
+            [
+                Some(1_710_633_600),
+                Some(1_710_667_800),
+                Some(1_710_633_600),
+                Some(1_710_633_600)
+            ]
+        );
+        assert!(stage.take_column_problems().is_empty());
+    }
+
+    #[test]
+    fn the_first_value_that_needs_the_order_makes_the_date_columns_read_again() {
+        // Here the second reading finds the file gone, which shows it is a second reading.
+        let mut stage = stage_of_a_vanishing_file("Title,Start\nA,2024-03-17\nB,17/03/2024\n");
+        let error = starts(&mut stage).expect_err("the file is gone").to_string();
+        assert!(error.starts_with("cannot open"), "{error}");
+    }
 
     #[test]
     fn emails_resolve_case_insensitively_and_suggest_close_ones() {

@@ -203,6 +203,10 @@ impl DateEvidence {
 enum ColumnOrder {
     Known(Option<DateOrder>),
     Unsettled(String),
+    /// Not learned yet: the pipeline learns it (reads the column) before validating the
+    /// first row whose value may need it ([`Validator::row_may_need_order`]); values
+    /// before that read the same in every order.
+    Pending,
 }
 
 /// Turns rows into requests. Holds the state that spans rows (human ids seen so far).
@@ -261,13 +265,57 @@ impl Validator {
         &self.map
     }
 
+    /// Leaves the date columns' order to be learned later, when a row first needs it
+    /// ([`Validator::learn_orders`]); with `--date-order` there is nothing to learn.
+    pub fn defer_orders(&mut self) {
+        if self.rules.date_order.is_none() {
+            self.start_order = ColumnOrder::Pending;
+            self.end_order = ColumnOrder::Pending;
+        }
+    }
+
+    pub fn orders_pending(&self) -> bool {
+        matches!(self.start_order, ColumnOrder::Pending) || matches!(self.end_order, ColumnOrder::Pending)
+    }
+
+    /// The date columns' order, from the evidence of every row.
+    pub fn learn_orders(&mut self, evidence: &DateEvidence) {
+        let learned = Validator::new(
+            self.map.clone(),
+            self.headers.clone(),
+            self.is_workbook,
+            self.rules.clone(),
+            evidence,
+        );
+        self.start_order = learned.start_order;
+        self.end_order = learned.end_order;
+    }
+
+    /// While the order is pending: whether this row has a date value whose reading may
+    /// depend on it (its cell, or the default when the cell is blank).
+    pub fn row_may_need_order(&self, row: &SourceRow) -> bool {
+        let mut problems = Vec::new();
+        let fields = FieldReader {
+            v: self,
+            row,
+            problems: &mut problems,
+        };
+        [Field::StartDate, Field::EndDate]
+            .into_iter()
+            .any(|field| match fields.value(field) {
+                Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
+                Some(Value::Default(text)) => dates::may_need_order(&text),
+                _ => false,
+            })
+    }
+
     /// Problems with whole columns (a date column whose order cannot be settled).
     pub fn column_problems(&self) -> Vec<String> {
         [&self.start_order, &self.end_order]
             .into_iter()
             .filter_map(|o| match o {
                 ColumnOrder::Unsettled(message) => Some(message.clone()),
-                ColumnOrder::Known(_) => None,
+                ColumnOrder::Known(_) | ColumnOrder::Pending => None,
             })
             .collect()
     }
@@ -725,6 +773,8 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
         }
         // The column as a whole cannot settle dd/mm vs mm/dd: every value that needs the
         // order gets the column's message; values that do not need it still parse.
+        // Only values that read the same in every order get here (see `ColumnOrder::Pending`).
+        ColumnOrder::Pending => dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string()),
         ColumnOrder::Unsettled(message) => {
             match dates::parse_date(DateValue::Text(text), bound, Some(DateOrder::Ymd), tz) {
                 Ok(ms) if !needs_day_month_order(text) => Ok(ms),

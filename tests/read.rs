@@ -815,6 +815,61 @@ fn ambiguous_day_month_needs_date_order() {
     assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
 }
 
+#[test]
+fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
+    let w = Work::new();
+    // Delimited text is read a second time only once a value needs dd/mm vs mm/dd: here
+    // row 5, and the value that settles the order comes after it, on row 6.
+    let head = "Title,Start\nA,2024-03-17\nB,2024-03-18T09:30:00Z\nC,17.03.2024\nD,03/04/2024\nE,25/04/2024\n";
+    w.create("runs.csv", head);
+    let run = w.dry_run("runs.csv", &["--project-id", PROJECT]);
+    run.assert_code(0);
+    let starts: Vec<(u64, Value)> = run
+        .bodies()
+        .into_iter()
+        .map(|(row, b)| (row, b["start_date"].clone()))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            (2, json!(1_710_633_600)),
+            (3, json!(1_710_754_200)),
+            (4, json!(1_710_633_600)),
+            // 2024-04-03 and 2024-04-25: day first, as row 6 proves.
+            (5, json!(1_712_102_400)),
+            (6, json!(1_714_003_200)),
+        ]
+    );
+
+    // A later row proving the other order too: the column settles nothing. Its message is
+    // told once, and the rows whose dates need no order are still planned.
+    w.create("both.csv", format!("{head}F,04/26/2024\n"));
+    let run = w.dry_run("both.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    let column_lines: Vec<&str> = run
+        .invalid_lines()
+        .into_iter()
+        .filter(|l| !l.starts_with("invalid: row "))
+        .collect();
+    assert_eq!(column_lines.len(), 1, "{}", run.stderr);
+    assert!(
+        column_lines[0].contains("Start") && column_lines[0].contains("--date-order"),
+        "{}",
+        column_lines[0]
+    );
+    let planned: Vec<u64> = run.bodies().into_iter().map(|(row, _)| row).collect();
+    assert_eq!(planned, [2, 3, 4]);
+    for row in [5, 6, 7] {
+        assert!(
+            run.invalid_lines()
+                .iter()
+                .any(|l| l.starts_with(&format!("invalid: row {row}, column `Start`"))),
+            "row {row}:\n{}",
+            run.stderr
+        );
+    }
+}
+
 /// What a setup-error case's input file holds.
 enum Contents {
     Bytes(&'static [u8]),
