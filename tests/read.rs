@@ -159,6 +159,14 @@ impl Run {
         read_csv(&self.dir.join("out.report.csv"), &REPORT_HEADER)
     }
 
+    /// Each planned row's number and `start_date`.
+    fn starts(&self) -> Vec<(u64, Value)> {
+        self.bodies()
+            .into_iter()
+            .map(|(row, b)| (row, b["start_date"].clone()))
+            .collect()
+    }
+
     /// The `invalid:` lines on stderr.
     fn invalid_lines(&self) -> Vec<&str> {
         self.stderr.lines().filter(|l| l.starts_with("invalid: ")).collect()
@@ -806,11 +814,7 @@ fn ambiguous_day_month_needs_date_order() {
 
     let run = w.dry_run("runs.csv", &["--project-id", PROJECT, "--date-order", "dmy"]);
     run.assert_code(0);
-    let starts: Vec<(u64, Value)> = run
-        .bodies()
-        .into_iter()
-        .map(|(row, b)| (row, b["start_date"].clone()))
-        .collect();
+    let starts = run.starts();
     // 2024-04-03 and 2024-06-05, 00:00 UTC.
     assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
 }
@@ -824,11 +828,7 @@ fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
     w.create("runs.csv", head);
     let run = w.dry_run("runs.csv", &["--project-id", PROJECT]);
     run.assert_code(0);
-    let starts: Vec<(u64, Value)> = run
-        .bodies()
-        .into_iter()
-        .map(|(row, b)| (row, b["start_date"].clone()))
-        .collect();
+    let starts = run.starts();
     assert_eq!(
         starts,
         [

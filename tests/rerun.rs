@@ -363,13 +363,9 @@ fn a_dry_run_says_which_rows_the_ledger_holds() {
     // The same base URL and ledger, offline: every row planned, the known ones noted.
     let mut cmd = rig.import("runs.csv", None);
     cmd.args(["--state", "s.jsonl", "--dry-run"]);
-    let out = run(cmd);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("ledger s.jsonl: 4 of 6 planned rows are already imported; an import would send 2"),
-        "{}",
-        out.stderr
+    dry_run_says(
+        cmd,
+        "ledger s.jsonl: 4 of 6 planned rows are already imported; an import would send 2",
     );
     let rows = rig.report("runs.report.csv");
     assert_eq!(count(&rows, Outcome::Planned), 6);
@@ -406,12 +402,12 @@ fn a_dry_run_says_which_rows_the_ledger_holds() {
         "--base-url",
         "https://elsewhere.example.com/api/v1",
     ]);
+    dry_run_says(cmd, "0 of 6 planned rows are already imported; an import would send 6");
+}
+
+/// Runs a dry run that must pass, and whose stderr must hold `line`.
+fn dry_run_says(cmd: std::process::Command, line: &str) {
     let out = run(cmd);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("0 of 6 planned rows are already imported; an import would send 6"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(line), "{}", out.stderr);
 }
