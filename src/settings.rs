@@ -526,15 +526,19 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     })
 }
 
-/// The input's file name without its extension: `stdin` for `-`.
+/// The input's file name without its extension: `stdin` for `-` and for a pipe the shell
+/// made (`<(command)` is `/dev/fd/63`), the pipe's own name for a named pipe.
 pub fn input_stem(input: &Input) -> String {
-    match input {
-        Input::File(path) => path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "import".into()),
-        Input::Bytes { .. } => "stdin".to_string(),
-    }
+    let path = match input {
+        Input::File(path) => path.as_path(),
+        Input::Bytes { name, .. } if name.starts_with("/dev/") || name.starts_with("/proc/") || name == "<stdin>" => {
+            return "stdin".to_string();
+        }
+        Input::Bytes { name, .. } => std::path::Path::new(name.as_str()),
+    };
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "import".into())
 }
 
 #[cfg(test)]

@@ -870,6 +870,42 @@ fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
     }
 }
 
+#[test]
+fn a_named_pipe_is_read_once_into_memory() {
+    // A pipe can be read only once; the date column here needs its order learned, which
+    // takes a second reading.
+    let w = Work::new();
+    let fifo = w.path("piped.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(&fifo, "Title,Start\nA,03/04/2024\nB,25/04/2024\n").expect("write into the pipe")
+        })
+    };
+    let out = w
+        .command()
+        .args(["import", "piped.csv", "--dry-run", "--project-id", PROJECT])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .expect("run the binary");
+    if !writer.is_finished() {
+        // The binary never opened the pipe: let the writer go, and fail below.
+        drop(std::fs::File::open(&fifo));
+    }
+    writer.join().expect("the writer finishes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    // The report is named after the pipe, as after a file.
+    let report = read_csv(&w.path("piped.report.csv"), &REPORT_HEADER);
+    let outcomes: Vec<&str> = report.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(outcomes, ["planned", "planned"], "{stderr}");
+}
+
 /// What a setup-error case's input file holds.
 enum Contents {
     Bytes(&'static [u8]),

@@ -39,6 +39,24 @@ impl Input {
                 data: Arc::new(data),
             });
         }
+        // A pipe (`<(command)`, /dev/stdin) can be read only once, and a file is opened more
+        // than once (to sniff its format, then to read it): hold its bytes, as for `-`.
+        if let Ok(meta) = std::fs::metadata(arg)
+            && !meta.is_file()
+            && !meta.is_dir()
+        {
+            let mut data = Vec::new();
+            File::open(arg)
+                .and_then(|mut f| f.read_to_end(&mut data))
+                .map_err(|source| SourceError::Open {
+                    name: arg.to_owned(),
+                    source,
+                })?;
+            return Ok(Input::Bytes {
+                name: arg.to_owned(),
+                data: Arc::new(data),
+            });
+        }
         Ok(Input::File(PathBuf::from(arg)))
     }
 
