@@ -225,6 +225,33 @@ pub struct Validator {
     separators: Separators,
 }
 
+/// Each date column's order (start, end): the flag's, or what the column's values prove.
+fn column_orders(
+    map: &ColumnMap,
+    headers: &[String],
+    rules: &RowRules,
+    evidence: &DateEvidence,
+) -> (ColumnOrder, ColumnOrder) {
+    let order_of = |field: Field, evidence: &OrderEvidence| {
+        if rules.date_order.is_some() {
+            return ColumnOrder::Known(rules.date_order);
+        }
+        let column = map
+            .column(field)
+            .and_then(|c| headers.get(c))
+            .cloned()
+            .unwrap_or_default();
+        match evidence.resolve(&column) {
+            Ok(order) => ColumnOrder::Known(order),
+            Err(e) => ColumnOrder::Unsettled(e.to_string()),
+        }
+    };
+    (
+        order_of(Field::StartDate, &evidence.start),
+        order_of(Field::EndDate, &evidence.end),
+    )
+}
+
 impl Validator {
     pub fn new(
         map: ColumnMap,
@@ -233,22 +260,7 @@ impl Validator {
         rules: RowRules,
         evidence: &DateEvidence,
     ) -> Self {
-        let order_of = |field: Field, evidence: &OrderEvidence| {
-            if rules.date_order.is_some() {
-                return ColumnOrder::Known(rules.date_order);
-            }
-            let column = map
-                .column(field)
-                .and_then(|c| headers.get(c))
-                .cloned()
-                .unwrap_or_default();
-            match evidence.resolve(&column) {
-                Ok(order) => ColumnOrder::Known(order),
-                Err(e) => ColumnOrder::Unsettled(e.to_string()),
-            }
-        };
-        let start_order = order_of(Field::StartDate, &evidence.start);
-        let end_order = order_of(Field::EndDate, &evidence.end);
+        let (start_order, end_order) = column_orders(&map, &headers, &rules, evidence);
         Validator {
             map,
             headers,
@@ -274,21 +286,9 @@ impl Validator {
         }
     }
 
-    pub fn orders_pending(&self) -> bool {
-        matches!(self.start_order, ColumnOrder::Pending) || matches!(self.end_order, ColumnOrder::Pending)
-    }
-
     /// The date columns' order, from the evidence of every row.
     pub fn learn_orders(&mut self, evidence: &DateEvidence) {
-        let learned = Validator::new(
-            self.map.clone(),
-            self.headers.clone(),
-            self.is_workbook,
-            self.rules.clone(),
-            evidence,
-        );
-        self.start_order = learned.start_order;
-        self.end_order = learned.end_order;
+        (self.start_order, self.end_order) = column_orders(&self.map, &self.headers, &self.rules, evidence);
     }
 
     /// While the order is pending: whether this row has a date value whose reading may
@@ -381,7 +381,7 @@ impl Validator {
 
     /// Everything [`Validator::validate`] checks except that the human id is unique: what
     /// needs no other row.
-    pub fn check(&self, row: &SourceRow) -> Checked {
+    fn check(&self, row: &SourceRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
             v: self,
@@ -518,7 +518,7 @@ impl Validator {
 
     /// The rest of [`Validator::validate`], for rows in file order: a human id already seen
     /// in an earlier row is a problem (whether or not either row is otherwise valid).
-    pub fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<PlannedRow, Vec<Problem>> {
+    fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<PlannedRow, Vec<Problem>> {
         let Checked {
             mut result,
             human_id_fingerprint,
@@ -552,7 +552,7 @@ impl Validator {
 }
 
 /// A row checked by [`Validator::check`], waiting for [`Validator::check_unique`].
-pub struct Checked {
+struct Checked {
     result: Result<PlannedRow, Vec<Problem>>,
     human_id_fingerprint: Option<u64>,
 }
@@ -669,13 +669,7 @@ impl<'a> FieldReader<'a> {
 
     fn list(&mut self, field: Field) -> Option<Vec<String>> {
         let text = self.text_ref(field)?;
-        let mut out: Vec<String> = Vec::new();
-        for_each_item(trim(&text), &self.v.separators, |item| {
-            if !out.iter().any(|seen| seen == item) {
-                out.push(item.to_string());
-            }
-        });
-        Some(out)
+        Some(split_list(trim(&text), &self.v.separators))
     }
 
     fn uuid_list(&mut self, field: Field) -> Option<Vec<String>> {
@@ -846,9 +840,9 @@ pub fn looks_like_email(text: &str) -> bool {
 }
 
 /// Splits on any separator, trims, drops empty entries and later duplicates.
-pub fn split_list(text: &str, separators: &[char]) -> Vec<String> {
+fn split_list(text: &str, separators: &Separators) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for_each_item(text, &Separators::new(separators), |item| {
+    for_each_item(text, separators, |item| {
         if !out.iter().any(|seen| seen == item) {
             out.push(item.to_string());
         }
@@ -1194,9 +1188,9 @@ mod tests {
             (",;|", vec![]),
             ("Régression, Mensuel", vec!["Régression", "Mensuel"]),
         ] {
-            assert_eq!(split_list(input, &seps), want, "{input:?}");
+            assert_eq!(split_list(input, &Separators::new(&seps)), want, "{input:?}");
         }
-        assert_eq!(split_list("a,b|c", &['|']), vec!["a,b", "c"]);
+        assert_eq!(split_list("a,b|c", &Separators::new(&['|'])), vec!["a,b", "c"]);
     }
 
     #[test]
