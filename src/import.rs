@@ -12,7 +12,7 @@ use anyhow::{Context, anyhow, bail};
 
 use crate::api::{ApiClient, ApiKey, User, check_base_url};
 use crate::ledger::{self, Ledger, Prior};
-use crate::mapping::{Field, map_headers};
+use crate::mapping::{ColumnMap, Field, map_headers};
 use crate::model::{Outcome, ReportRow, SourceRow};
 use crate::progress::Progress;
 use crate::report::{FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path};
@@ -107,13 +107,7 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         });
     } else if needs_order {
         // A workbook is in memory already: go over its date columns now.
-        read_ahead(source.as_mut(), Some(&columns), |fetched| {
-            // The second pass reports a row-local problem as that row's.
-            if let Fetched::Row(row) = fetched {
-                evidence.observe(&map, row);
-            }
-            Ok(())
-        })?;
+        evidence = date_evidence(source.as_mut(), &map, &columns)?;
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }
     let mut validator = Validator::new(
@@ -135,20 +129,25 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
     })
 }
 
-/// Every row's date columns, from a fresh reading of the input: the evidence for each
-/// column's dd/mm order. Only the date columns are filled, but every field is still
-/// checked, so this reading fails on the same rows, with the same errors, as the other.
-fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyhow::Result<()> {
-    let map = validator.column_map().clone();
-    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+/// The evidence for each date column's dd/mm order, from every row's date columns. Only
+/// those cells are filled, but every field is still checked, so this reading fails on the
+/// same rows, with the same errors, as the main one (which reports a row-local problem as
+/// that row's, so it is passed over here).
+fn date_evidence(source: &mut dyn RowSource, map: &ColumnMap, columns: &[usize]) -> anyhow::Result<DateEvidence> {
     let mut evidence = DateEvidence::default();
-    read_ahead(source.as_mut(), Some(&pending.columns), |fetched| {
-        // The main reading reports a row-local problem as that row's.
+    read_ahead(source, Some(columns), |fetched| {
         if let Fetched::Row(row) = fetched {
-            evidence.observe(&map, row);
+            evidence.observe(map, row);
         }
         Ok(())
     })?;
+    Ok(evidence)
+}
+
+/// Learns the date columns' order from a fresh reading of the input.
+fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyhow::Result<()> {
+    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+    let evidence = date_evidence(source.as_mut(), validator.column_map(), &pending.columns)?;
     validator.learn_orders(&evidence);
     Ok(())
 }
@@ -646,7 +645,7 @@ impl LedgerView {
             Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
                 path: path.clone(),
                 snapshot,
-                keys: RowKeys::new(base.trim_end_matches('/')),
+                keys: RowKeys::new(&base),
                 already: 0,
                 unknown: 0,
                 untold: 0,
