@@ -444,19 +444,10 @@ impl ApiClient {
             };
             let error = self.scrub_error(failure.error);
             if !failure.transient || retries >= self.read_retries {
-                return Err(match error {
-                    ApiError::Status { what, status, message } if failure.transient && retries > 0 => {
-                        ApiError::Status {
-                            what,
-                            status,
-                            message: format!("{message} (gave up after {retries} retries, --max-retries)"),
-                        }
-                    }
-                    ApiError::Transport { what, message } if failure.transient && retries > 0 => ApiError::Transport {
-                        what,
-                        message: format!("{message} (gave up after {retries} retries, --max-retries)"),
-                    },
-                    other => other,
+                return Err(if failure.transient && retries > 0 {
+                    error.gave_up_after(retries)
+                } else {
+                    error
                 });
             }
             retries += 1;
@@ -539,6 +530,25 @@ impl ApiClient {
             Ok(_) => Ok(true),
             Err(ApiError::Status { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+impl ApiError {
+    /// The error, its message saying that the retries ran out.
+    fn gave_up_after(self, retries: u32) -> ApiError {
+        let note = |message: String| format!("{message}{}", crate::upload::gave_up(retries));
+        match self {
+            ApiError::Status { what, status, message } => ApiError::Status {
+                what,
+                status,
+                message: note(message),
+            },
+            ApiError::Transport { what, message } => ApiError::Transport {
+                what,
+                message: note(message),
+            },
+            other => other,
         }
     }
 }

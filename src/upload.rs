@@ -395,9 +395,7 @@ impl RowContext {
                     } else {
                         retries += 1;
                         if retries > self.max_retries {
-                            report.error = report
-                                .error
-                                .map(|e| format!("{e} (gave up after {} retries, --max-retries)", self.max_retries));
+                            report.error = report.error.map(|e| format!("{e}{}", gave_up(self.max_retries)));
                             return report;
                         }
                         if let Some(wait) = retry_after {
@@ -508,6 +506,11 @@ fn not_sent_reason(stop: &StopSignal) -> String {
         Some(StopReason::Ledger(e)) => format!("not sent: {e}"),
         None => "not sent".to_string(),
     }
+}
+
+/// Added to an error when the retries ran out.
+pub(crate) fn gave_up(retries: u32) -> String {
+    format!(" (gave up after {retries} retries, --max-retries)")
 }
 
 /// Exponential backoff with full jitter: a random wait up to 0.5 s × 2^n, capped at 30 s.
