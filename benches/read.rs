@@ -59,15 +59,7 @@ fn main() {
     let filters = support::case_filters();
     let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
 
-    record(
-        RESULTS,
-        &format!(
-            "\n== read benchmarks, {} (load average {}, {} CPUs)\n",
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-            support::load_average(),
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
-    );
+    support::record_heading(RESULTS, "read");
     let mut csv_dry_run = None;
     if wanted("csv") {
         csv_dry_run = Some(csv_cases(&scale));
@@ -95,22 +87,17 @@ fn csv_cases(scale: &Scale) -> Run {
     let rows = scale.csv_rows as f64;
     check_rows(&library, scale.csv_rows);
 
-    let mut table = Table::new(&["CSV", "median", "rows/s", "MB/s", "peak RSS", "× floor"]);
-    for (name, run) in [
-        ("raw read (csv ByteRecord loop)", &floor),
-        ("library read only (RowSource::next_row, one pass)", &source),
-        ("read + map + validate + plan (library)", &library),
-        ("dry run, binary, --plan --report", &binary),
-    ] {
-        table.row(vec![
-            name.to_owned(),
-            secs(run.seconds),
-            grouped(rows / run.seconds),
-            format!("{:.0}", size as f64 / 1e6 / run.seconds),
-            rss_text(run.peak_rss_kib),
-            format!("{:.2}", run.seconds / floor.seconds),
-        ]);
-    }
+    let table = floor_table(
+        "CSV",
+        rows,
+        Some(size),
+        &[
+            ("raw read (csv ByteRecord loop)", &floor),
+            ("library read only (RowSource::next_row, one pass)", &source),
+            ("read + map + validate + plan (library)", &library),
+            ("dry run, binary, --plan --report", &binary),
+        ],
+    );
     let ratio = library.seconds / floor.seconds;
     let rss_mb = binary.peak_rss_kib.map(|k| k as f64 * 1024.0 / 1e6);
     record(
@@ -143,22 +130,18 @@ fn xlsx_cases(scale: &Scale) {
     let rows = scale.xlsx_rows as f64;
     check_rows(&library, scale.xlsx_rows);
 
-    let mut table = Table::new(&["XLSX", "median", "rows/s", "peak RSS", "× floor"]);
-    for (name, run) in [
-        ("raw read (calamine worksheet_range)", &floor),
-        ("raw read (calamine worksheet_cells_reader)", &stream),
-        ("library read only (RowSource::next_row, one pass)", &source),
-        ("read + map + validate + plan (library)", &library),
-        ("dry run, binary, --plan --report", &binary),
-    ] {
-        table.row(vec![
-            name.to_owned(),
-            secs(run.seconds),
-            grouped(rows / run.seconds),
-            rss_text(run.peak_rss_kib),
-            format!("{:.2}", run.seconds / floor.seconds),
-        ]);
-    }
+    let table = floor_table(
+        "XLSX",
+        rows,
+        None,
+        &[
+            ("raw read (calamine worksheet_range)", &floor),
+            ("raw read (calamine worksheet_cells_reader)", &stream),
+            ("library read only (RowSource::next_row, one pass)", &source),
+            ("read + map + validate + plan (library)", &library),
+            ("dry run, binary, --plan --report", &binary),
+        ],
+    );
     let ratio = library.seconds / floor.seconds;
     record(
         RESULTS,
@@ -211,6 +194,26 @@ fn scaling(scale: &Scale, largest: Option<Run>) {
             table.render()
         ),
     );
+}
+
+/// One row per case, timed against the first (the floor); with the file's size, MB/s too.
+fn floor_table(format: &str, rows: f64, size: Option<u64>, cases: &[(&str, &Run)]) -> Table {
+    let floor = cases[0].1.seconds;
+    let mut heads = vec![format, "median", "rows/s"];
+    if size.is_some() {
+        heads.push("MB/s");
+    }
+    heads.extend(["peak RSS", "× floor"]);
+    let mut table = Table::new(&heads);
+    for (name, run) in cases {
+        let mut cells = vec![(*name).to_owned(), secs(run.seconds), grouped(rows / run.seconds)];
+        if let Some(size) = size {
+            cells.push(format!("{:.0}", size as f64 / 1e6 / run.seconds));
+        }
+        cells.extend([rss_text(run.peak_rss_kib), format!("{:.2}", run.seconds / floor)]);
+        table.row(cells);
+    }
+    table
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -154,15 +154,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
-    record(
-        RESULTS,
-        &format!(
-            "\n== upload benchmarks, {} (load average {}, {} CPUs)\n",
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
-            support::load_average(),
-            std::thread::available_parallelism().map_or(0, |n| n.get())
-        ),
-    );
+    support::record_heading(RESULTS, "upload");
     let mut outcomes = Vec::new();
     for case in chosen {
         let outcome = run_case(&runtime, case);

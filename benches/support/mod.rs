@@ -542,6 +542,19 @@ pub fn duration_secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// Records the heading of one benchmark run: when, and how loaded the machine was.
+pub fn record_heading(name: &str, what: &str) {
+    record(
+        name,
+        &format!(
+            "\n== {what} benchmarks, {} (load average {}, {} CPUs)\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            load_average(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    );
+}
+
 /// Appends `text` to `<data dir>/<name>` as well as printing it, so results survive a
 /// later case failing (as hyperfine exports after each benchmark).
 pub fn record(name: &str, text: &str) {
