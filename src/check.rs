@@ -17,9 +17,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
     let say = crate::console::say;
     let mut stage = open_read_stage(&read, &say)?;
-    for message in stage.take_column_problems() {
-        say(&format!("invalid: {message}"));
-    }
+    stage.tell_column_problems(&say);
 
     let mut printer = ProblemPrinter::new(50);
     let mut invalid = 0usize;
@@ -47,9 +45,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         Ok(())
     })?;
     printer.finish(&say);
-    for message in stage.take_column_problems() {
-        say(&format!("invalid: {message}"));
-    }
+    stage.tell_column_problems(&say);
     if rows == 0 {
         anyhow::bail!(SetupError {
             message: format!(

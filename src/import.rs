@@ -167,15 +167,17 @@ pub enum RowEvent<'a> {
 }
 
 impl ReadStage {
-    /// Problems with whole date columns (one proves both dd/mm and mm/dd, or neither), each
-    /// once: call it before the rows and again after them, since delimited text learns its
-    /// columns' order only when a row first needs it.
-    pub fn take_column_problems(&mut self) -> Vec<String> {
+    /// Tells `out` each problem with a whole date column (one proves both dd/mm and mm/dd,
+    /// or neither) as an `invalid:` line, once: call it before the rows and again after
+    /// them, since delimited text learns its columns' order only when a row first needs it.
+    pub fn tell_column_problems(&mut self, out: &dyn Fn(&str)) {
         if self.column_problems_told || self.pending_order.is_some() {
-            return Vec::new();
+            return;
         }
         self.column_problems_told = true;
-        self.validator.column_problems()
+        for message in self.validator.column_problems() {
+            out(&format!("invalid: {message}"));
+        }
     }
 
     /// Reads and validates every non-blank row, in order, and hands each to `f`. A
@@ -407,9 +409,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         _ => None,
     };
     let mut stage = open_read_stage(&settings.read, &say)?;
-    for message in stage.take_column_problems() {
-        eprint_line(&format!("invalid: {message}"));
-    }
+    stage.tell_column_problems(&eprint_line);
     if settings.dry_run {
         return dry_run(settings, stage, failed_path, started);
     }
@@ -443,9 +443,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         Ok(())
     })?;
     printer.finish(&eprint_line);
-    for message in stage.take_column_problems() {
-        eprint_line(&format!("invalid: {message}"));
-    }
+    stage.tell_column_problems(&eprint_line);
     if count == 0 {
         return Err(no_data_rows(&settings.read));
     }
@@ -525,9 +523,7 @@ fn dry_run(
         Ok(())
     })?;
     printer.finish(&eprint_line);
-    for message in stage.take_column_problems() {
-        eprint_line(&format!("invalid: {message}"));
-    }
+    stage.tell_column_problems(&eprint_line);
     if let Some(plan) = plan.as_mut() {
         plan.flush().context("--plan: cannot write the plan")?;
     }
@@ -1358,7 +1354,9 @@ mod tests {
                 Some(1_710_633_600)
             ]
         );
-        assert!(stage.take_column_problems().is_empty());
+        let told = std::cell::RefCell::new(Vec::new());
+        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
+        assert!(told.borrow().is_empty());
     }
 
     #[test]
