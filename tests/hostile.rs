@@ -1014,6 +1014,28 @@ fn a_50_mb_unquoted_cell_is_reported_as_a_large_cell_not_a_stray_quote() {
     );
 }
 
+/// A quote left open takes every later line into one cell, up to the end of the file.
+/// Well under the record cap, that would read as one valid row and exit 0 while three
+/// rows vanished; instead the run stops before sending anything and names the cell.
+#[test]
+fn a_quote_never_closed_stops_the_run_instead_of_swallowing_the_rows_after_it() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions::default());
+    rig.write(
+        "open.csv",
+        format!("Title,Project,Labels\nFine,{PROJECT},x\nA,{PROJECT},\"smoke\nB,{PROJECT},x\nC,{PROJECT},y\n"),
+    );
+    let out = run(rig.import(&sandbox.base_url(), "open.csv", Some(KEY)));
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(
+        out.stderr
+            .contains("open.csv: row 3, column 3 (`Labels`): a quote opened there is never closed"),
+        "{}",
+        out.streams()
+    );
+    assert!(sandbox.runs().is_empty(), "nothing is sent from a file read wrong");
+}
+
 /// In a workbook too: a cell over `--max-cell-bytes` is named by its reference.
 #[test]
 fn an_oversized_workbook_cell_names_its_reference_and_the_flag() {

@@ -155,7 +155,9 @@ impl DelimitedSource {
         let end = self.reader.position();
         let (line, byte) = (end.line(), end.byte());
         let tracker = self.reader.get_mut();
+        let start = tracker.record_start;
         let ended_by_lf = byte > 0 && tracker.byte_at(byte - 1) == Some(b'\n');
+        let ended_by_eof = tracker.at_eof && byte == tracker.offset;
         tracker.mark(byte);
         // `contains` is a fast memchr; most records have no newline inside a field.
         let bytes = self.record.as_slice();
@@ -164,7 +166,20 @@ impl DelimitedSource {
         } else {
             0
         };
-        Ok(Some(self.rows.next(line, embedded, ended_by_lf)))
+        let row = self.rows.next(line, embedded, ended_by_lf);
+        // A quote never closed takes every later line into its cell, up to the end of the
+        // file, and the rows on those lines would be lost without a word.
+        if ended_by_eof
+            && embedded > 0
+            && let Some(column) = self.unclosed_quote(start)
+        {
+            return Err(SourceError::UnclosedQuote {
+                name: self.name.clone(),
+                at: Location::cell(row, column, &self.headers, false),
+                lines: embedded,
+            });
+        }
+        Ok(Some(row))
     }
 
     /// Reads the next record into `row`: every cell, or only those at `only`. Either way
@@ -237,6 +252,26 @@ impl DelimitedSource {
 }
 
 impl DelimitedSource {
+    /// Whether the record from byte `start` to the end of the input is still inside a
+    /// quoted field at the end, and if so, the field the quote opened. Only for a last
+    /// record with a newline inside it, so the input is read again only then.
+    fn unclosed_quote(&self, start: u64) -> Option<usize> {
+        let mut stream = text_stream(&self.input, self.plan, &self.name).ok()?;
+        if io::copy(&mut (&mut stream).take(start), &mut io::sink()).ok()? != start {
+            return None;
+        }
+        let mut lexer = FieldLexer::new(self.plan.delimiter);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => lexer.feed(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        lexer.in_quotes.then_some(lexer.quote_field)
+    }
+
     /// A record ran past the byte cap: either one cell is simply too large, or a quote
     /// was never closed. Only on this error path, the record is read again from its start
     /// to tell which, so the message sends the user to the right fix.
@@ -286,6 +321,8 @@ struct FieldLexer {
     after_quote: bool,
     field: usize,
     field_bytes: u64,
+    /// The field the last quote opened in.
+    quote_field: usize,
 }
 
 impl FieldLexer {
@@ -296,6 +333,7 @@ impl FieldLexer {
             after_quote: false,
             field: 0,
             field_bytes: 0,
+            quote_field: 0,
         }
     }
 
@@ -317,7 +355,10 @@ impl FieldLexer {
                     self.after_quote = false;
                     self.field_bytes += 1;
                 }
-                b'"' if self.field_bytes == 0 => self.in_quotes = true,
+                b'"' if self.field_bytes == 0 => {
+                    self.in_quotes = true;
+                    self.quote_field = self.field;
+                }
                 b'\n' => {
                     self.field = 0;
                     self.field_bytes = 0;
@@ -550,6 +591,8 @@ struct Tracker {
     cap: u64,
     /// Where the record being read starts (the end of the last one).
     record_start: u64,
+    /// The input has ended.
+    at_eof: bool,
 }
 
 #[derive(Debug)]
@@ -574,6 +617,7 @@ impl Tracker {
             since_mark: 0,
             cap: u64::MAX,
             record_start: 0,
+            at_eof: false,
         }
     }
 
@@ -611,6 +655,7 @@ impl Read for Tracker {
         } else {
             self.inner.read(buf)?
         };
+        self.at_eof = n == 0 && !buf.is_empty();
         if n > 0 {
             self.before_chunk = self.chunk.last().copied();
             self.chunk.clear();
@@ -1173,6 +1218,39 @@ mod tests {
         );
     }
 
+
+    #[test]
+    fn a_quote_left_open_to_the_end_of_the_file_is_an_error_not_lost_rows() {
+        // Under the record cap: without the check, rows B to D would vanish into A's cell.
+        let data = "Title,Labels,Status\nOK,x,ACTIVE\nA,\"smoke,ACTIVE\nB,x,ACTIVE\nC,y,CLOSED\nD,z,ACTIVE\n";
+        for (name, data) in [
+            ("runs.csv", data.to_owned()),
+            ("no-newline.csv", data.trim_end().to_owned()),
+            ("crlf.csv", data.replace('\n', "\r\n")),
+        ] {
+            let (rows, err) = first_error(&bytes_input(name, data.as_bytes()), &opts());
+            assert_eq!(rows.len(), 1, "{name}: the row before it is read");
+            assert!(!err.is_row_local());
+            assert_eq!(err.row(), Some(3));
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "{name}: row 3, column 2 (`Labels`): a quote opened there is never closed"
+                )),
+                "{message}"
+            );
+        }
+        // Closed quotes around line breaks, in the last row too, are fine; so is a last
+        // row whose quote is left open on its own line (nothing after it is taken).
+        for data in [
+            "Title,Notes\nA,\"two\nlines\"\nB,\"ends \"\"quoted\"\"\nhere\"\n",
+            "Title,Notes\nA,\"two\nlines\"\nB,\"ends \"\"quoted\"\"\nhere\"",
+            "Title,Notes\nA,x\nB,\"open",
+        ] {
+            let (_, rows) = read_all(&bytes_input("ok.csv", data.as_bytes()), &opts());
+            assert_eq!(rows.len(), 2, "{data:?}");
+        }
+    }
     #[test]
     fn header_row_skips_the_rows_above() {
         let data = b"Export of 2024-03-01\nby someone\nTitle,Status\nA,ACTIVE\n";

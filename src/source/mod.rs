@@ -292,6 +292,11 @@ pub enum SourceError {
     RunawayRecord { name: String, at: Location, limit: u64 },
 
     #[error(
+        "{name}: {at}: a quote opened there is never closed, so every line after it, to the end of the file, was read into that one cell ({lines} line breaks); close the quote, or write a quote meant as text as `\"\"`"
+    )]
+    UnclosedQuote { name: String, at: Location, lines: u64 },
+
+    #[error(
         "{name}: {at} has {columns} columns, over the limit of {limit}; delete the unused columns or raise --max-columns"
     )]
     TooManyColumns {
@@ -432,6 +437,7 @@ impl SourceError {
             | SourceError::InvalidUtf8 { at, .. }
             | SourceError::CellTooLarge { at, .. }
             | SourceError::RunawayRecord { at, .. }
+            | SourceError::UnclosedQuote { at, .. }
             | SourceError::TooManyColumns { at, .. }
             | SourceError::ExtraFields { at, .. }
             | SourceError::HeaderRowBlank { at, .. } => Some(at.row),
