@@ -570,7 +570,8 @@ impl ReadFailure {
     }
 }
 
-/// A non-2xx, non-3xx answer: certainly not created. Retry only what is worth retrying.
+/// A non-2xx, non-3xx answer. Most say the run was not created; retry only what is worth
+/// retrying. A server error that is not the rate limit may come after the run was made.
 fn classify_failure(status: StatusCode, headers: &HeaderMap, message: &str, request_id: Option<String>) -> Answer {
     let code = status.as_u16();
     let error = format!("HTTP {code}: {message}");
@@ -583,15 +584,23 @@ fn classify_failure(status: StatusCode, headers: &HeaderMap, message: &str, requ
             error,
             request_id,
         },
-        408 | 429 | 500 | 502 | 503 => Answer::Retry {
+        408 | 429 | 503 => Answer::Retry {
             status: Some(code),
             error,
             retry_after,
             rate_limited,
             request_id,
         },
-        // A gateway timeout means the service may still have acted on the request.
-        504 => Answer::Unknown {
+        500 if rate_limited => Answer::Retry {
+            status: Some(code),
+            error,
+            retry_after,
+            rate_limited,
+            request_id,
+        },
+        // Any other 500, a bad gateway or a gateway timeout: the service may have created
+        // the run before it failed, so sending it again could create it twice.
+        500 | 502 | 504 => Answer::Unknown {
             status: Some(code),
             error: format!("{error}; the run may exist"),
             request_id,
@@ -753,9 +762,10 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         let headers = HeaderMap::new();
-        let cases: [(u16, &str, &str); 9] = [
+        let cases: [(u16, &str, &str); 10] = [
             (500, r#"{"message":"rate limit exceeded"}"#, "retry-rl"),
-            (500, r#"{"message":"Internal Server Error"}"#, "retry"),
+            (500, r#"{"message":"Internal Server Error"}"#, "unknown"),
+            (502, "", "unknown"),
             (429, "", "retry-rl"),
             (503, "", "retry"),
             (504, "", "unknown"),

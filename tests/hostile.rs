@@ -151,7 +151,7 @@ enum Expect {
 
 struct Case {
     name: &'static str,
-    /// The sandbox's random 500/503 share, which creates nothing.
+    /// The sandbox's random 503 share, which creates nothing.
     fail_rate: f64,
     /// `None` in a rule's place is the redirect, which needs the target's address.
     faults: Vec<Option<FaultRule>>,
@@ -221,6 +221,15 @@ fn matrix_cases() -> Vec<Case> {
             },
         ),
         one(
+            "error-after",
+            fault(Fault::ErrorAfterCreate, 0.4),
+            "5",
+            Expect::CreatedUnanswered {
+                http_status: Some(500),
+                error: "HTTP 500: Internal Server Error; the run may exist",
+            },
+        ),
+        one(
             "retry-after",
             fault(Fault::RetryAfterSeconds(1), 0.3),
             "5",
@@ -233,7 +242,7 @@ fn matrix_cases() -> Vec<Case> {
             Expect::RetriedUntilCreated,
         ),
         Case {
-            name: "fail-rate 500/503",
+            name: "fail-rate 503",
             fail_rate: 0.3,
             faults: Vec::new(),
             timeout: "5",
@@ -256,6 +265,7 @@ fn matrix_cases() -> Vec<Case> {
                 Fault::TruncatedBody,
                 Fault::NonJson,
                 Fault::OkWithoutId,
+                Fault::ErrorAfterCreate,
                 Fault::RetryAfterSeconds(1),
                 Fault::RetryAfterDate(1),
             ]
@@ -284,7 +294,7 @@ struct MatrixLine {
 }
 
 /// Every fault of the sandbox, one case each, all of them at once, and its random
-/// 500/503, on 20 rows with `--max-retries 5 --concurrency 4 --rate 50`. For each: the
+/// 503, on 20 rows with `--max-retries 5 --concurrency 4 --rate 50`. For each: the
 /// run finishes, every row has exactly one outcome, the report's created rows are
 /// exactly the sandbox's runs (same ids), a row that may exist is `unknown` and never
 /// `failed`, nothing that may have been acted on is sent twice, and no other host hears

@@ -19,6 +19,9 @@ pub enum Fault {
     NonJson,
     /// Create the run, then answer 200 with JSON that has no `data.test_run.id`.
     OkWithoutId,
+    /// Create the run, then answer 500 `Internal Server Error`, as a service that fails
+    /// after its work is done would.
+    ErrorAfterCreate,
     /// Answer 503 with `Retry-After: N` (seconds); nothing is created.
     RetryAfterSeconds(u64),
     /// Answer 429 with `Retry-After` as an HTTP date N seconds ahead; nothing is created.
@@ -40,7 +43,7 @@ pub struct FaultRule {
 pub enum FaultSpecError {
     #[error(
         "--fault `{spec}`: unknown fault `{kind}`; expected one of reset-before, reset-after, \
-         slow=DURATION, truncated, non-json, no-id, retry-after=SECS, retry-after-date=SECS, \
+         slow=DURATION, truncated, non-json, no-id, error-after, retry-after=SECS, retry-after-date=SECS, \
          redirect=URL, each optionally followed by :PROBABILITY"
     )]
     UnknownKind { spec: String, kind: String },
@@ -76,6 +79,7 @@ pub enum FaultSpecError {
 /// | `truncated` | [`Fault::TruncatedBody`] |
 /// | `non-json` | [`Fault::NonJson`] |
 /// | `no-id` | [`Fault::OkWithoutId`] |
+/// | `error-after` | [`Fault::ErrorAfterCreate`] |
 /// | `retry-after=2` | [`Fault::RetryAfterSeconds`] |
 /// | `retry-after-date=2` | [`Fault::RetryAfterDate`] |
 /// | `redirect=http://127.0.0.2:9/api/v1` | [`Fault::RedirectTo`] |
@@ -150,6 +154,7 @@ fn parse_kind(spec: &str, kind: &str, value: Option<&str>) -> Result<Fault, Faul
         "truncated" => plain(Fault::TruncatedBody),
         "non-json" => plain(Fault::NonJson),
         "no-id" => plain(Fault::OkWithoutId),
+        "error-after" => plain(Fault::ErrorAfterCreate),
         "slow" => {
             let value = value.ok_or_else(|| needs("slow=5000ms:0.1"))?;
             parse_duration(value)
@@ -209,6 +214,7 @@ impl fmt::Display for FaultRule {
             Fault::TruncatedBody => f.write_str("truncated")?,
             Fault::NonJson => f.write_str("non-json")?,
             Fault::OkWithoutId => f.write_str("no-id")?,
+            Fault::ErrorAfterCreate => f.write_str("error-after")?,
             Fault::RetryAfterSeconds(n) => write!(f, "retry-after={n}")?,
             Fault::RetryAfterDate(n) => write!(f, "retry-after-date={n}")?,
             Fault::RedirectTo(url) => write!(f, "redirect={url}")?,

@@ -171,12 +171,7 @@ async fn create_run(
     };
     let fault = match state.draw_disruption() {
         None => None,
-        Some(Disruption::Fail(status)) => {
-            return match status {
-                StatusCode::SERVICE_UNAVAILABLE => error(status, "Service Unavailable"),
-                _ => json_answer(status, json!({"message": "Internal Server Error"})),
-            };
-        }
+        Some(Disruption::Fail(status)) => return error(status, "Service Unavailable"),
         Some(Disruption::Fault(fault)) => Some(fault),
     };
     // Faults that answer or vanish before anything is created.
@@ -219,6 +214,10 @@ async fn create_run(
             }
             json_answer(StatusCode::OK, json!({"message": "", "data": {"test_run": shown}}))
         }
+        Some(Fault::ErrorAfterCreate) => json_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"message": "Internal Server Error"}),
+        ),
         _ => json_answer(StatusCode::OK, created_body(&run)),
     }
 }

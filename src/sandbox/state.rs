@@ -162,12 +162,9 @@ impl AppState {
         let mut book = self.book();
         let book = &mut *book;
         let drawn = if self.opts.fail_rate > 0.0 && book.rng.random::<f64>() < self.opts.fail_rate {
-            let status = if book.rng.random_bool(0.5) {
-                StatusCode::INTERNAL_SERVER_ERROR
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            Some(Disruption::Fail(status))
+            // A 503 says the request was not handled; a plain 500 could not say that (see
+            // `Fault::ErrorAfterCreate`), so it would not rehearse a failure to retry.
+            Some(Disruption::Fail(StatusCode::SERVICE_UNAVAILABLE))
         } else {
             self.opts
                 .faults

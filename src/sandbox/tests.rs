@@ -294,6 +294,11 @@ async fn each_fault_behaves_as_documented() {
         (Fault::NonJson, Seen::Status(StatusCode::OK), true),
         (Fault::OkWithoutId, Seen::Status(StatusCode::OK), true),
         (
+            Fault::ErrorAfterCreate,
+            Seen::Status(StatusCode::INTERNAL_SERVER_ERROR),
+            true,
+        ),
+        (
             Fault::Slow(Duration::from_millis(20)),
             Seen::Status(StatusCode::OK),
             true,

@@ -1218,7 +1218,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn a_quote_left_open_to_the_end_of_the_file_is_an_error_not_lost_rows() {
         // Under the record cap: without the check, rows B to D would vanish into A's cell.
