@@ -371,7 +371,24 @@ fn check_outputs(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
             });
         }
     }
+    if let Some(path) = &settings.summary_json {
+        check_writable(path).map_err(|e| SetupError {
+            message: format!("--summary-json: cannot write {}: {e}", path.display()),
+            exit_code: EXIT_SETUP,
+        })?;
+    }
     Ok(failed)
+}
+
+/// Whether `path` can be written, found out before anything is sent rather than after:
+/// the summary is written last. Leaves no file behind that was not there.
+fn check_writable(path: &Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new().append(true).create(true).open(path)?;
+    if !existed {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
 }
 
 fn row_error(problems: &[Problem]) -> String {

@@ -305,6 +305,28 @@ fn the_failed_rows_file_imports_into_a_healthy_service() {
     }
 }
 
+/// The summary is written last; a path it cannot be written to is found before anything
+/// is sent, not after the runs exist (which would end a successful import with exit 2).
+#[test]
+fn a_summary_json_path_that_cannot_be_written_stops_the_run_before_sending() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("sj", 1..3, true));
+    let out = import_with_state(&rig, "runs.csv", &["--summary-json", "no-such-dir/summary.json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--summary-json: cannot write no-such-dir/summary.json"),
+        "{}",
+        out.stderr
+    );
+    assert!(rig.sandbox.runs().is_empty());
+    assert_eq!(rig.sandbox.stats().posts_received, 0);
+    // A writable path is checked without leaving a file behind if the run stops early.
+    let out = import_with_state(&rig, "missing.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(!rig.path("summary.json").exists());
+}
+
 #[test]
 fn summary_json_holds_counts_per_outcome_and_the_exit_code() {
     let rig = Rig::new(SandboxOptions::default());
