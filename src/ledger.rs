@@ -324,8 +324,25 @@ fn fold(states: &mut HashMap<(String, String), Prior>, scope: String, key: Strin
     }
 }
 
+/// The sidecar lock of the ledger at `path`, next to the file `path` really names: two
+/// runs that reach one ledger by different paths (a symlink, `./s.jsonl` and `s.jsonl`,
+/// a symlinked directory) must meet at one lock.
 fn lock_path(path: &Path) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| {
+        // Not created yet: its directory can still be resolved.
+        match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) => {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |dir| dir.join(name))
+            }
+            _ => path.to_path_buf(),
+        }
+    });
+    let mut name = OsString::from(real.as_os_str());
     name.push(".lock");
     PathBuf::from(name)
 }
@@ -820,6 +837,30 @@ mod tests {
         drop(first);
         // Released with its holder: the next run gets in.
         Ledger::open(&path).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ledger_reached_by_another_path_is_locked_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let (_first, _) = Ledger::open(&path).unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let linked_dir = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(dir.path(), &linked_dir).unwrap();
+        for other in [
+            link,
+            linked_dir.join("state.jsonl"),
+            dir.path().join(".").join("state.jsonl"),
+        ] {
+            assert!(
+                matches!(Ledger::open(&other), Err(LedgerError::Locked { .. })),
+                "{} got in while {} is held",
+                other.display(),
+                path.display()
+            );
+        }
     }
 
     #[test]
