@@ -769,12 +769,23 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
         // order gets the column's message; values that do not need it still parse.
         // Only values that read the same in every order get here (see `ColumnOrder::Pending`).
         ColumnOrder::Pending => dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string()),
-        ColumnOrder::Unsettled(message) => {
-            match dates::parse_date(DateValue::Text(text), bound, Some(DateOrder::Ymd), tz) {
-                Ok(ms) if !needs_day_month_order(text) => Ok(ms),
-                _ if needs_day_month_order(text) => Err(message.clone()),
-                other => other.map_err(|e| e.to_string()),
+        ColumnOrder::Unsettled(message) if needs_day_month_order(text) => {
+            // The column's order is unknown, but some values do not depend on it: one that
+            // reads the same either way (`05/05/2024`) stands, and one that is no date in
+            // either order (`31/31/2024`) gets its own error, which the order would not fix.
+            let read = |order| dates::parse_date(DateValue::Text(text), bound, Some(order), tz);
+            match (read(DateOrder::Dmy), read(DateOrder::Mdy)) {
+                (Ok(day_first), Ok(month_first)) if day_first == month_first => Ok(day_first),
+                // Read without an order, its message says why (`because the first part is over 12`).
+                (Err(e), Err(_)) => Err(dates::parse_date(DateValue::Text(text), bound, None, tz)
+                    .err()
+                    .unwrap_or(e)
+                    .to_string()),
+                _ => Err(message.clone()),
             }
+        }
+        ColumnOrder::Unsettled(_) => {
+            dates::parse_date(DateValue::Text(text), bound, Some(DateOrder::Ymd), tz).map_err(|e| e.to_string())
         }
     }
 }

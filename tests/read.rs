@@ -819,6 +819,33 @@ fn ambiguous_day_month_needs_date_order() {
     assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
 }
 
+/// An undecided column does not hide what the order would not change: a value that reads
+/// the same either way stands, and one that is no date in either order gets its own error.
+#[test]
+fn an_undecided_column_still_reads_values_that_need_no_order_and_names_real_errors() {
+    let w = Work::new();
+    w.create(
+        "runs.csv",
+        "Title,Start\nA,03/04/2024\nB,05/05/2024\nC,2024-05-06\nD,31/31/2024\nE,24/03/04\n",
+    );
+    let run = w.dry_run("runs.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    let invalid = run.invalid_lines();
+    let line = |row: usize| {
+        invalid
+            .iter()
+            .find(|l| l.starts_with(&format!("invalid: row {row}, column `Start`: ")))
+            .map(|l| l.to_string())
+    };
+    assert!(line(2).is_some_and(|l| l.contains("--date-order")), "{invalid:#?}");
+    assert_eq!(line(3), None, "05/05/2024 is the same day either way: {invalid:#?}");
+    assert_eq!(line(4), None, "{invalid:#?}");
+    for row in [5, 6] {
+        let line = line(row).unwrap_or_else(|| panic!("no line for row {row}: {invalid:#?}"));
+        assert!(!line.contains("--date-order"), "the order would not fix it: {line}");
+    }
+}
+
 #[test]
 fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
     let w = Work::new();
