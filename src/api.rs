@@ -164,6 +164,20 @@ pub enum Answer {
     Redirected(Redirect),
 }
 
+impl Answer {
+    /// The HTTP status the service answered with; `None` when no answer came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            // A rejection with status 0 was made here (no usable key), not by the service.
+            Answer::Created { status, .. } | Answer::Rejected { status, .. } | Answer::KeyRefused { status, .. } => {
+                Some(*status).filter(|s| *s != 0)
+            }
+            Answer::Retry { status, .. } | Answer::Unknown { status, .. } => *status,
+            Answer::Redirected(redirect) => Some(redirect.status),
+        }
+    }
+}
+
 /// A user from `GET /users`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct User {

@@ -1007,9 +1007,10 @@ impl UploadRun {
         let stop_reason = stop.reason();
         let exit_code = match &stop_reason {
             Some(StopReason::Interrupted) => EXIT_INTERRUPTED,
-            Some(StopReason::KeyRefused { .. }) | Some(StopReason::Redirected(_)) | Some(StopReason::Ledger(_)) => {
-                EXIT_SETUP
-            }
+            Some(StopReason::KeyRefused { .. })
+            | Some(StopReason::Redirected(_))
+            | Some(StopReason::Ledger(_))
+            | Some(StopReason::Unreachable { .. }) => EXIT_SETUP,
             None => {
                 if self
                     .rows
@@ -1259,6 +1260,9 @@ fn print_summary(
         )),
         Some(StopReason::Redirected(r)) => eprint_line(&format!("error: {r}; the run stopped.")),
         Some(StopReason::Ledger(e)) => eprint_line(&format!("error: {e}; the run stopped.")),
+        Some(StopReason::Unreachable { base_url, error }) => eprint_line(&format!(
+            "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
+        )),
         Some(StopReason::Interrupted) => {
             eprint_line("interrupted: the report and the ledger hold every row that finished.")
         }

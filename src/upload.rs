@@ -54,9 +54,18 @@ pub trait UploadSink: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
     Interrupted,
-    KeyRefused { status: u16, message: String },
+    KeyRefused {
+        status: u16,
+        message: String,
+    },
     Redirected(Redirect),
     Ledger(String),
+    /// No connection to the service was ever made: a row ran out of retries, and not
+    /// one request of the run got any answer. The base URL or the network is wrong.
+    Unreachable {
+        base_url: String,
+        error: String,
+    },
 }
 
 /// A handle that stops the upload: no new request starts; those in flight finish.
@@ -266,6 +275,7 @@ pub async fn upload(
         sent: AtomicUsize::new(0),
         rate_limited: AtomicUsize::new(0),
         created_any: AtomicBool::new(false),
+        answered_any: AtomicBool::new(false),
         sends: Mutex::new(None),
         max_retries: settings.max_retries,
     });
@@ -307,6 +317,8 @@ struct RowContext {
     sent: AtomicUsize,
     rate_limited: AtomicUsize,
     created_any: AtomicBool,
+    /// Some request got an HTTP answer, of any kind: the service is there.
+    answered_any: AtomicBool,
     /// The first and the latest send, for the pace actually achieved.
     sends: Mutex<Option<(Instant, Instant)>>,
     max_retries: u32,
@@ -352,6 +364,9 @@ impl RowContext {
                 .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key)
                 .await;
             tracing::info!(row = job.row, attempt = report.attempts, answer = ?AnswerKind(&answer), "answer");
+            if answer.status().is_some() {
+                self.answered_any.store(true, Ordering::SeqCst);
+            }
             match answer {
                 Answer::Created {
                     id,
@@ -395,6 +410,13 @@ impl RowContext {
                     } else {
                         retries += 1;
                         if retries > self.max_retries {
+                            if status.is_none() && !self.answered_any.load(Ordering::SeqCst) {
+                                // Every other row would wait through its retries the same way.
+                                self.stop.stop(StopReason::Unreachable {
+                                    base_url: self.client.base_url().to_owned(),
+                                    error: report.error.clone().unwrap_or_default(),
+                                });
+                            }
                             report.error = report.error.map(|e| format!("{e}{}", gave_up(self.max_retries)));
                             return report;
                         }
@@ -504,6 +526,7 @@ fn not_sent_reason(stop: &StopSignal) -> String {
         Some(StopReason::KeyRefused { status, .. }) => format!("not sent: the service refused the key (HTTP {status})"),
         Some(StopReason::Redirected(r)) => format!("not sent: {r}"),
         Some(StopReason::Ledger(e)) => format!("not sent: {e}"),
+        Some(StopReason::Unreachable { .. }) => "not sent: the service could not be reached".to_string(),
         None => "not sent".to_string(),
     }
 }

@@ -696,36 +696,62 @@ fn a_redirect_to_another_host_stops_the_run_and_that_host_hears_nothing() {
     assert_eq!(other.connections(), 0, "the other host was contacted");
 }
 
-/// A service that is down (nothing listens on its port): the connection is never made,
-/// so each row is retried, then `failed` (it certainly was not created), exit 1.
+/// A service that is down (nothing listens on its port): the connection is never made.
+/// The first row to run out of retries stops the run, since not one request got an answer
+/// and every other row would wait through its retries the same way: the rows tried are
+/// `failed` (certainly not created), the rest `not_sent`, exit 2 naming `--base-url`.
 #[test]
-fn a_service_that_is_down_fails_each_row_after_its_retries() {
+fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries() {
     let rig = Rig::new();
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("its address").port()
     };
-    rig.write("runs.csv", rows_csv("down", 2));
+    rig.write("runs.csv", rows_csv("down", 30));
     let mut cmd = rig.import(&format!("http://127.0.0.1:{port}/api/v1"), "runs.csv", Some(KEY));
-    cmd.args(["--max-retries", "2", "--timeout", "2"]);
+    cmd.args(["--max-retries", "2", "--timeout", "2", "--concurrency", "2"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(
+        out.stderr.contains(&format!(
+            "error: no connection to http://127.0.0.1:{port}/api/v1 could be made (could not connect"
+        )) && out.stderr.contains("Check --base-url and the network."),
+        "{}",
+        out.stderr
+    );
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), 30, "every row is in the report");
+    let failed = count(&rows, Outcome::Failed);
+    assert!(
+        (1..=2).contains(&failed),
+        "only the rows in flight were tried: {rows:#?}"
+    );
+    assert_eq!(count(&rows, Outcome::NotSent), 30 - failed, "{rows:#?}");
+    for row in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
+        let error = row.error.as_deref().unwrap_or("");
+        assert!(error.starts_with("could not connect"), "{error}");
+        assert_eq!(row.http_status, None);
+    }
+}
+
+/// A service that answers, even if only with refusals, is there: nothing is stopped,
+/// each row keeps its own retries and outcome, and the exit code is 1, not 2.
+#[test]
+fn a_service_that_answers_with_refusals_is_not_taken_for_unreachable() {
+    let rig = Rig::new();
+    let sandbox = rig.start(SandboxOptions {
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    rig.write("busy.csv", rows_csv("busy", 3));
+    let mut cmd = rig.import(&sandbox.base_url(), "busy.csv", Some(KEY));
+    cmd.args(["--max-retries", "0"]);
     let out = run(cmd);
     assert_eq!(out.code, 1, "{}", out.streams());
-    let rows = rig.report("runs.report.csv");
-    let outcomes: Vec<(usize, Outcome, u32, Option<u16>)> = rows
-        .iter()
-        .map(|r| (r.row, r.outcome, r.attempts, r.http_status))
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec![(2, Outcome::Failed, 3, None), (3, Outcome::Failed, 3, None)]
-    );
-    for row in &rows {
-        let error = row.error.as_deref().unwrap_or("");
-        assert!(
-            error.starts_with("could not connect") && error.ends_with("(gave up after 2 retries, --max-retries)"),
-            "{error}"
-        );
-    }
+    assert!(!out.stderr.contains("could be made"), "{}", out.stderr);
+    let rows = rig.report("busy.report.csv");
+    assert_eq!(count(&rows, Outcome::Failed), 3, "{rows:#?}");
+    assert_eq!(sandbox.stats().posts_received, 3);
 }
 
 // ---------------------------------------------------------------------------------------
