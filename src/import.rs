@@ -1145,7 +1145,12 @@ fn watch_signals(stop: StopSignal) -> tokio::task::JoinHandle<()> {
         eprint_line("interrupted: no new requests; waiting for those in flight (press Ctrl-C again to stop at once)");
         stop.stop(StopReason::Interrupted);
         wait_for_signal().await;
-        eprint_line("stopped at once; the ledger is consistent, the report holds the rows that finished");
+        eprint_line(
+            "stopping at once: the rows in flight are marked unknown (they may exist); writing the report (Ctrl-C again to quit without it)",
+        );
+        stop.halt(StopReason::Interrupted);
+        wait_for_signal().await;
+        eprint_line("quit: the ledger is consistent; the report holds the rows that finished");
         std::process::exit(EXIT_INTERRUPTED);
     })
 }

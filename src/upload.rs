@@ -68,11 +68,23 @@ pub enum StopReason {
     },
 }
 
-/// A handle that stops the upload: no new request starts; those in flight finish.
-#[derive(Clone, Default)]
+/// A handle that stops the upload: no new request starts; those in flight finish. Halting
+/// also gives up on the answers in flight, whose rows become `unknown`.
+#[derive(Clone)]
 pub struct StopSignal {
     stopped: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<StopReason>>>,
+    halted: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal {
+            stopped: Arc::default(),
+            reason: Arc::default(),
+            halted: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
 }
 
 impl StopSignal {
@@ -87,6 +99,20 @@ impl StopSignal {
 
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Stops, and gives up waiting: answers in flight are no longer awaited, retries and
+    /// turns no longer waited for, so the run ends now with every row accounted for.
+    pub fn halt(&self, reason: StopReason) {
+        self.stop(reason);
+        self.halted.send_replace(true);
+    }
+
+    /// Completes once [`StopSignal::halt`] is called.
+    async fn halted(&self) {
+        let mut halted = self.halted.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while awaited.
+        let _ = halted.wait_for(|h| *h).await;
     }
 
     pub fn reason(&self) -> Option<StopReason> {
@@ -340,7 +366,10 @@ impl RowContext {
         let mut retries = 0u32;
         let mut refusals = 0u32;
         loop {
-            self.pacer.acquire().await;
+            tokio::select! {
+                () = self.pacer.acquire() => {}
+                () = self.stop.halted() => {}
+            }
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(report);
             }
@@ -359,10 +388,14 @@ impl RowContext {
             }
             report.attempts += 1;
             self.sent.fetch_add(1, Ordering::SeqCst);
-            let answer = self
-                .client
-                .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key)
-                .await;
+            let answer = tokio::select! {
+                answer = self.client.create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key) => answer,
+                () = self.stop.halted() => Answer::Unknown {
+                    status: None,
+                    error: "the run was stopped at once before the answer came; the run may exist".to_owned(),
+                    request_id: None,
+                },
+            };
             tracing::info!(row = job.row, attempt = report.attempts, answer = ?AnswerKind(&answer), "answer");
             if answer.status().is_some() {
                 self.answered_any.store(true, Ordering::SeqCst);
@@ -426,7 +459,10 @@ impl RowContext {
                         retry_after.unwrap_or_else(|| backoff(retries))
                     };
                     tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?report.error, "retrying");
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.stop.halted() => {}
+                    }
                     if self.stop.is_stopped() {
                         report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
                         return report;

@@ -86,3 +86,70 @@ fn ctrl_c_finishes_what_is_in_flight_and_reports_every_row() {
 fn sigterm_is_an_interrupt_too() {
     interrupted_with("-TERM");
 }
+
+/// A second Ctrl-C does not wait for the answers in flight (here each takes 3 s), but
+/// the run still ends with every row in the report, as valid JSON: the rows in flight
+/// `unknown` (they may exist), the rest `not_sent`; the next run does not resend them.
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
+    let rig = Rig::new(SandboxOptions {
+        latency: Duration::from_millis(3000),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("int2", 0..12, true));
+    let mut cmd = rig.import("runs.csv", Some("key"));
+    cmd.args([
+        "--rate",
+        "20",
+        "--concurrency",
+        "2",
+        "--state",
+        "s.jsonl",
+        "--report",
+        "runs.report.json",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("the binary starts");
+    wait_until("two requests in flight", || rig.sandbox.stats().posts_received >= 2);
+    let interrupt = || {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    interrupt();
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt();
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopping at once"), "{stderr}");
+
+    let report: serde_json::Value =
+        serde_json::from_str(&rig.read("runs.report.json")).expect("the report is whole JSON");
+    let rows = report.as_array().expect("an array of rows");
+    assert_eq!(rows.len(), 12, "{report:#}");
+    let outcome = |r: &serde_json::Value| r["outcome"].as_str().unwrap_or("").to_owned();
+    let unknown = rows.iter().filter(|r| outcome(r) == "unknown").count();
+    let not_sent = rows.iter().filter(|r| outcome(r) == "not_sent").count();
+    // Had it waited for their answers, they would be `created`.
+    assert_eq!(unknown, 2, "the two in flight: {report:#}");
+    for row in rows.iter().filter(|r| outcome(r) == "unknown") {
+        assert_eq!(
+            row["error"], "the run was stopped at once before the answer came; the run may exist",
+            "{row}"
+        );
+    }
+    assert_eq!(not_sent, 10, "{report:#}");
+
+    // The rows given up on may exist: the next run does not send them again.
+    let mut again = rig.import("runs.csv", Some("key"));
+    again.args(["--rate", "50", "--state", "s.jsonl"]);
+    let out = run(again);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::Unknown), 2, "{rows:#?}");
+    assert_eq!(count(&rows, Outcome::Created), 10, "{rows:#?}");
+}
