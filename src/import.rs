@@ -392,22 +392,7 @@ fn check_writable(path: &Path) -> std::io::Result<()> {
 }
 
 fn row_error(problems: &[Problem]) -> String {
-    problems
-        .iter()
-        .map(|p| {
-            let mut s = String::new();
-            if let Some(c) = &p.column {
-                s.push_str(c);
-                if let Some(cell) = &p.cell {
-                    s.push_str(&format!(" ({cell})"));
-                }
-                s.push_str(": ");
-            }
-            s.push_str(&p.message);
-            s
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    problems.iter().map(Problem::in_row).collect::<Vec<_>>().join("; ")
 }
 
 /// Runs `import`. Returns the exit code and rows; a setup error is an `Err`.

@@ -133,17 +133,33 @@ impl fmt::Display for Problem {
             (Some(column), None) => write!(f, ", column `{column}`")?,
             _ => {}
         }
-        // Date messages quote the value themselves; say it once.
-        if let Some(value) = &self.value
-            && !self.message.contains(&format!("`{value}`"))
-        {
-            write!(f, ": `{}`", shorten(value, 80))?;
-        }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.value_and_message())
     }
 }
 
-/// Long values are cut for messages (the report keeps them whole).
+impl Problem {
+    /// The problem within its row, as the report's `error` says it: `Status: `OPEN`: …`.
+    pub fn in_row(&self) -> String {
+        match (&self.column, &self.cell) {
+            (Some(column), Some(cell)) => format!("{column} ({cell}): {}", self.value_and_message()),
+            (Some(column), None) => format!("{column}: {}", self.value_and_message()),
+            _ => self.value_and_message(),
+        }
+    }
+
+    /// The value (shortened) and the message; date messages quote the value themselves,
+    /// so it is said once.
+    fn value_and_message(&self) -> String {
+        match &self.value {
+            Some(value) if !self.message.contains(&format!("`{value}`")) => {
+                format!("`{}`: {}", shorten(value, 80), self.message)
+            }
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// Long values are cut for messages (the failed-rows file keeps them whole).
 fn shorten(value: &str, max: usize) -> String {
     let one_line = value.replace(['\r', '\n'], "⏎");
     if one_line.chars().count() <= max {

@@ -497,7 +497,7 @@ fn xlsx_second_sheet_header_row_two_date_cells_and_numeric_keys() {
             (row, "invalid", title, key)
         );
     }
-    assert_eq!(report[2][8], "Status (E5): status must be ACTIVE or CLOSED");
+    assert_eq!(report[2][8], "Status (E5): `OPEN`: status must be ACTIVE or CLOSED");
     assert!(report[3][8].starts_with("Start (C6): "), "{:?}", report[3]);
 }
 
