@@ -454,7 +454,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     run.ledger = ledger;
     if run.invalid_count() > 0 && !settings.skip_invalid {
         // The plan still shows what the valid rows would send (e-mails unresolved).
-        run.write_plan(settings.plan.as_deref())?;
+        run.write_plan(settings.plan.as_deref(), |_| true)?;
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
@@ -766,11 +766,11 @@ impl UploadRun {
         }
     }
 
-    /// `--plan`: the exact requests of the rows to send.
-    fn write_plan(&self, path: Option<&Path>) -> anyhow::Result<()> {
+    /// `--plan`: the exact requests of the valid rows that `wanted` picks by index.
+    fn write_plan(&self, path: Option<&Path>, wanted: impl Fn(usize) -> bool) -> anyhow::Result<()> {
         let Some(path) = path else { return Ok(()) };
         let mut plan = open_plan(path)?;
-        for (_, p, _) in &self.planned {
+        for (_, p, _) in self.planned.iter().filter(|(index, _, _)| wanted(*index)) {
             plan.write_all(&plan_line(p))
                 .with_context(|| format!("--plan: cannot write {}", path.display()))?;
         }
@@ -880,8 +880,8 @@ impl UploadRun {
                 return self.finish_without_upload(code, settings);
             }
         };
-        self.write_plan(settings.plan.as_deref())?;
         if self.invalid_count() > 0 && !settings.skip_invalid {
+            self.write_plan(settings.plan.as_deref(), |_| true)?;
             let invalid = self.invalid_count();
             self.mark_planned_not_sent(&format!(
                 "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
@@ -944,6 +944,9 @@ impl UploadRun {
                 human_id: p.body.human_id.clone(),
             });
         }
+
+        // The exact requests this run sends: not those the ledger skips.
+        self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
 
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
         for r in self.rows.iter().filter(|r| r.outcome != Outcome::NotSent) {

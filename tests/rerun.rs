@@ -61,8 +61,16 @@ fn rows_appended_to_the_file_are_the_only_ones_sent() {
     let first_rows = rig.report("runs.report.csv");
 
     rig.append("runs.csv", generated_rows("app", 6..9, false));
-    let second = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "50", "--plan", "sent.jsonl"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
+    // The plan of a run holds the requests it sends: not the rows the ledger skips.
+    let plan_titles: Vec<String> = rig
+        .plan("sent.jsonl")
+        .iter()
+        .map(|line| line["body"]["title"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let new_titles: Vec<String> = (6..9).map(|n| title_of(n, "app")).collect();
+    assert_eq!(plan_titles, new_titles);
     let rows = rig.report("runs.report.csv");
     let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
     assert_eq!(
