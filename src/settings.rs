@@ -123,6 +123,20 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBu
             table.insert(key.replace('_', "-"), value);
         }
     }
+    // What one run means, never every run's default: a config that always forced, always
+    // rehearsed or never sent would do it silently, night after night.
+    for (key, why) in [
+        ("force", "it would send every row again on every run"),
+        ("dry-run", "every run would send nothing, and still exit 0"),
+        ("sandbox", "every run would go to a throw-away sandbox, not the service"),
+    ] {
+        if table.contains_key(key) {
+            return Err(SettingsError::Config {
+                path: shown.clone(),
+                message: format!("`{key}` is a flag only, for one run (--{key}): in a config file {why}; remove it"),
+            });
+        }
+    }
     let secret = table
         .get("api-key")
         .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
@@ -570,6 +584,24 @@ mod tests {
         std::fs::write(&path, "rat = 3\n").unwrap();
         let err = load_config(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("rat"), "{err}");
+    }
+
+    #[test]
+    fn options_that_mean_one_run_are_refused_in_a_config_file_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (line, flag, reason) in [
+            ("force = true", "--force", "send every row again"),
+            ("dry_run = true", "--dry-run", "send nothing"),
+            ("sandbox = true", "--sandbox", "throw-away sandbox"),
+        ] {
+            std::fs::write(&path, format!("{line}\n")).unwrap();
+            let err = load_config(Some(&path)).unwrap_err().to_string();
+            assert!(
+                err.contains("is a flag only") && err.contains(flag) && err.contains(reason),
+                "{err}"
+            );
+        }
     }
 
     #[test]
