@@ -15,7 +15,9 @@ use crate::ledger::{self, Ledger, Prior};
 use crate::mapping::{ColumnMap, Field, map_headers};
 use crate::model::{Outcome, ReportRow, SourceRow};
 use crate::progress::Progress;
-use crate::report::{FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path};
+use crate::report::{
+    FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path_beside,
+};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
 use crate::source::prefetch::{Fetched, read_ahead};
@@ -340,15 +342,19 @@ pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
     line
 }
 
-fn open_plan(path: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+/// `--plan FILE`, or standard output for `-` (nothing else of the tool's goes there).
+fn open_plan(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout())));
+    }
     let file = std::fs::File::create(path).with_context(|| format!("--plan: cannot create {}", path.display()))?;
-    Ok(std::io::BufWriter::new(file))
+    Ok(Box::new(std::io::BufWriter::new(file)))
 }
 
 /// No file the run writes may be the input it reads (a report named like the input
 /// would destroy it). Returns the failed-rows file's path.
-fn check_outputs(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
-    let failed = failed_rows_path(&settings.report);
+fn check_outputs(settings: &ImportSettings) -> anyhow::Result<Option<PathBuf>> {
+    let failed = failed_rows_path_beside(&settings.report);
     let crate::source::Input::File(input) = &settings.read.input else {
         return Ok(failed);
     };
@@ -356,7 +362,8 @@ fn check_outputs(settings: &ImportSettings) -> anyhow::Result<PathBuf> {
         (Ok(a), Ok(b)) => a == b,
         _ => input == path,
     };
-    let mut outputs: Vec<(&str, &Path)> = vec![("--report", &settings.report), ("the failed-rows file", &failed)];
+    let mut outputs: Vec<(&str, &Path)> = vec![("--report", &settings.report)];
+    outputs.extend(failed.as_deref().map(|p| ("the failed-rows file", p)));
     outputs.extend(settings.plan.as_deref().map(|p| ("--plan", p)));
     outputs.extend(settings.state.as_deref().map(|p| ("--state", p)));
     outputs.extend(settings.summary_json.as_deref().map(|p| ("--summary-json", p)));
@@ -471,7 +478,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
 fn dry_run(
     settings: ImportSettings,
     mut stage: ReadStage,
-    failed_path: PathBuf,
+    failed_path: Option<PathBuf>,
     started: Instant,
 ) -> anyhow::Result<ImportResult> {
     let format = ReportFormat::from_path(&settings.report);
@@ -567,7 +574,9 @@ fn dry_run(
     }
     eprint_line(&format!("report: {}", settings.report.display()));
     if let Some(plan) = &settings.plan {
-        eprint_line(&format!("plan: {}", plan.display()));
+        if plan != Path::new("-") {
+            eprint_line(&format!("plan: {}", plan.display()));
+        }
     }
     if let Some(f) = &failed_file {
         eprint_line(&format!(
@@ -719,7 +728,7 @@ struct UploadRun {
     rows: Vec<ReportRow>,
     planned: Vec<(usize, PlannedRow, Vec<String>)>,
     invalid_cells: Vec<(usize, Vec<String>)>,
-    failed_path: PathBuf,
+    failed_path: Option<PathBuf>,
     headers: Vec<String>,
     started: Instant,
     requests_sent: usize,
@@ -749,7 +758,7 @@ impl UploadRun {
         rows: Vec<ReportRow>,
         planned: Vec<(usize, PlannedRow, Vec<String>)>,
         invalid_cells: Vec<(usize, Vec<String>)>,
-        failed_path: PathBuf,
+        failed_path: Option<PathBuf>,
         started: Instant,
     ) -> UploadRun {
         UploadRun {

@@ -287,8 +287,17 @@ impl ReportWriter {
             rows_written,
             ..
         } = self;
+        // A device or a pipe (`--report /dev/null`) cannot be rewritten, only closed: the
+        // rows went there as they finished. (As root, a rename over `/dev/null` succeeds.)
+        let special = fs::metadata(&path).is_ok_and(|m| !m.is_file());
         match rows_in_input_order {
-            None => {
+            Some(rows) if !special => {
+                // Closed before the rename: Windows refuses to replace a file that is open.
+                drop(file);
+                replace_atomically(&path, &serialize(rows, format))
+                    .map_err(|source| ReportError::Write { path, source })
+            }
+            _ => {
                 let close: &[u8] = if format == ReportFormat::Json {
                     json_close(rows_written == 0)
                 } else {
@@ -302,12 +311,6 @@ impl ReportWriter {
                     })?;
                 Ok(())
             }
-            Some(rows) => {
-                // Closed before the rename: Windows refuses to replace a file that is open.
-                drop(file);
-                replace_atomically(&path, &serialize(rows, format))
-                    .map_err(|source| ReportError::Write { path, source })
-            }
         }
     }
 
@@ -319,8 +322,11 @@ impl ReportWriter {
     }
 }
 
-/// Writes `bytes` to a new file next to `path` and renames it over `path`.
+/// Writes `bytes` to a new file next to `path` and renames it over `path`. A symlink's
+/// target is replaced, not the link.
 fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = real.as_path();
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -346,6 +352,13 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// `dir/<stem>.failed.csv` next to the report, where `<stem>` is the report's file stem
 /// without a trailing `.report` (`plan.report.csv` → `plan.failed.csv`).
+/// [`failed_rows_path`], or `None` when the report is not a regular file (`/dev/null`, a
+/// pipe): there is then no place beside it for a file of its own.
+pub fn failed_rows_path_beside(report_path: &Path) -> Option<PathBuf> {
+    let special = fs::metadata(report_path).is_ok_and(|m| !m.is_file());
+    (!special).then(|| failed_rows_path(report_path))
+}
+
 pub fn failed_rows_path(report_path: &Path) -> PathBuf {
     let stem = report_path
         .file_stem()
@@ -370,12 +383,17 @@ pub struct FailedRowsWriter {
     path: PathBuf,
     headers: Vec<String>,
     writer: Option<csv::Writer<File>>,
+    /// No file at all: the report goes to a device such as `/dev/null`, beside which a
+    /// `null.failed.csv` must not be made.
+    disabled: bool,
 }
 
 impl FailedRowsWriter {
-    pub fn new(path: PathBuf, headers: Vec<String>) -> Self {
+    /// `path: None` writes nothing (see [`failed_rows_path_beside`]).
+    pub fn new(path: Option<PathBuf>, headers: Vec<String>) -> Self {
         FailedRowsWriter {
-            path,
+            disabled: path.is_none(),
+            path: path.unwrap_or_default(),
             headers,
             writer: None,
         }
@@ -385,6 +403,9 @@ impl FailedRowsWriter {
     /// keeps its extra cells after the error column, so every original column stays
     /// where it was; a shorter one is padded with empty cells.
     pub fn write(&mut self, cells: &[String], error: &str) -> Result<(), ReportError> {
+        if self.disabled {
+            return Ok(());
+        }
         let width = self.headers.len();
         let mut record: Vec<&str> = cells.iter().take(width).map(String::as_str).collect();
         record.resize(width, "");
@@ -430,6 +451,7 @@ impl FailedRowsWriter {
             source,
         };
         match self.writer {
+            _ if self.disabled => Ok(None),
             Some(mut writer) => {
                 writer.flush().map_err(failed)?;
                 Ok(Some(self.path.clone()))
@@ -640,6 +662,43 @@ mod tests {
         }
     }
 
+    /// The report as a symlink (kept with the other logs, say): the file it points to is
+    /// replaced, and the link stays a link. A named pipe gets the rows as they finished,
+    /// once, and stays a pipe; no failed-rows file is made beside it.
+    #[cfg(unix)]
+    #[test]
+    fn finishing_replaces_what_a_link_points_to_and_writes_into_a_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("kept").join("r.csv");
+        fs::create_dir(target.parent().unwrap()).unwrap();
+        let link = dir.path().join("r.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let rows: Vec<ReportRow> = (2..4).map(|n| row(n, Outcome::Created, "t")).collect();
+        let writer = ReportWriter::create(&link, ReportFormat::Csv).unwrap();
+        writer.finish(Some(&rows)).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), serialize(&rows, ReportFormat::Csv));
+
+        let fifo = dir.path().join("pipe.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(fifo).unwrap())
+        };
+        let mut writer = ReportWriter::create(&fifo, ReportFormat::Csv).unwrap();
+        for r in rows.iter().rev() {
+            writer.append(r).unwrap();
+        }
+        writer.finish(Some(&rows)).unwrap();
+        let seen = reader.join().unwrap();
+        let in_finish_order: Vec<ReportRow> = rows.iter().rev().cloned().collect();
+        assert_eq!(seen, serialize(&in_finish_order, ReportFormat::Csv));
+        assert!(!fs::metadata(&fifo).unwrap().is_file(), "still a pipe");
+        assert!(failed_rows_path_beside(&fifo).is_none());
+        assert!(failed_rows_path_beside(&link).is_some());
+    }
+
     #[test]
     fn finish_none_completes_a_streamed_report() {
         for format in [ReportFormat::Csv, ReportFormat::Json, ReportFormat::JsonLines] {
@@ -689,11 +748,11 @@ mod tests {
         let headers = vec!["Title".to_string(), "Key".to_string()];
 
         // Nothing failed: no file.
-        let writer = FailedRowsWriter::new(path.clone(), headers.clone());
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone());
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
 
-        let mut writer = FailedRowsWriter::new(path.clone(), headers.clone());
+        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers.clone());
         assert!(!path.exists());
         let cells = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         writer
@@ -711,7 +770,7 @@ mod tests {
         );
 
         // A later clean run removes the stale file.
-        let writer = FailedRowsWriter::new(path.clone(), headers);
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers);
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
     }

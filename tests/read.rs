@@ -1167,3 +1167,31 @@ fn failed_rows_of_a_workbook_import_back_to_the_same_dates() {
         ]
     );
 }
+
+/// `--plan -` writes the requests to standard output (the tool writes nothing else
+/// there), for a pipe into `jq`; no file named `-` is made.
+#[test]
+fn plan_dash_writes_the_requests_to_standard_output() {
+    let w = Work::new();
+    w.create("runs.csv", &format!("Title,Project\nA,{PROJECT}\nB,{PROJECT}\n"));
+    let output = w
+        .command()
+        .args(["import", "runs.csv", "--dry-run", "--plan", "-"])
+        .output()
+        .expect("run the binary");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let titles: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let plan: Value = serde_json::from_str(line).expect("a plan line is JSON");
+            plan["body"]["title"].as_str().unwrap_or("").to_owned()
+        })
+        .collect();
+    assert_eq!(titles, ["A", "B"]);
+    assert!(!w.path("-").exists());
+}
