@@ -573,10 +573,10 @@ fn dry_run(
         eprint_line(&view.summary(planned));
     }
     eprint_line(&format!("report: {}", settings.report.display()));
-    if let Some(plan) = &settings.plan {
-        if plan != Path::new("-") {
-            eprint_line(&format!("plan: {}", plan.display()));
-        }
+    if let Some(plan) = &settings.plan
+        && plan != Path::new("-")
+    {
+        eprint_line(&format!("plan: {}", plan.display()));
     }
     if let Some(f) = &failed_file {
         eprint_line(&format!(
