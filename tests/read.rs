@@ -1173,7 +1173,7 @@ fn failed_rows_of_a_workbook_import_back_to_the_same_dates() {
 #[test]
 fn plan_dash_writes_the_requests_to_standard_output() {
     let w = Work::new();
-    w.create("runs.csv", &format!("Title,Project\nA,{PROJECT}\nB,{PROJECT}\n"));
+    w.create("runs.csv", format!("Title,Project\nA,{PROJECT}\nB,{PROJECT}\n"));
     let output = w
         .command()
         .args(["import", "runs.csv", "--dry-run", "--plan", "-"])
