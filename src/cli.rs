@@ -218,6 +218,11 @@ pub struct ImportArgs {
     #[arg(long)]
     pub retry_unknown: bool,
 
+    /// The service moved from this base URL: rows the ledger shows as created there are
+    /// not sent again (and are recorded under the new address).
+    #[arg(long, value_name = "URL")]
+    pub moved_from: Option<String>,
+
     /// Write counts per outcome, elapsed time, rate and exit code as JSON.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,

@@ -898,16 +898,21 @@ impl UploadRun {
             eprint_line(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
             return self.finish_without_upload(EXIT_INVALID, settings);
         }
-        let ledger = self.ledger.take();
+        let mut ledger = self.ledger.take();
 
         // Keys, and what the ledger already knows of each row.
         let mut row_keys = RowKeys::new(client.base_url());
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
+        let mut moved = MovedRows::default();
+        let created_scopes = ledger.as_ref().map(Ledger::created_scopes).unwrap_or_default();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
-            let prior = ledger.as_ref().and_then(|l| l.prior(&scope, &key).cloned());
+            let mut prior = ledger.as_ref().and_then(|l| l.prior(&scope, &key).cloned());
+            if prior.is_none() && !settings.force {
+                prior = moved.look_elsewhere(&created_scopes, settings, ledger.as_ref(), p, &scope, &key);
+            }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
             match prior {
@@ -952,6 +957,16 @@ impl UploadRun {
                 title: p.body.title.clone(),
                 human_id: p.body.human_id.clone(),
             });
+        }
+
+        drop(created_scopes);
+        if let Some(error) = moved.refusal(client.base_url()) {
+            eprint_line(&format!("error: {error}"));
+            self.mark_planned_not_sent(&format!("not sent: {error}"));
+            return self.finish_without_upload(EXIT_SETUP, settings);
+        }
+        if let Some(ledger) = ledger.as_mut() {
+            moved.record_here(ledger)?;
         }
 
         // The exact requests this run sends: not those the ledger skips.
@@ -1021,6 +1036,100 @@ impl UploadRun {
             }
         };
         self.complete(exit_code, settings, stop_reason)
+    }
+}
+
+/// Rows the ledger shows as created through another base URL, for the same project. With
+/// `--moved-from` naming that URL they count as created here; otherwise the run refuses
+/// rather than risk creating them twice (the other URL may be the same service, moved).
+#[derive(Default)]
+struct MovedRows {
+    /// Found under `--moved-from`, to be recorded under this run's address.
+    found: Vec<CarriedRow>,
+    /// Rows created under some other address that `--moved-from` does not name.
+    elsewhere: Vec<(usize, String)>,
+}
+
+/// A row created through the old address, with what to record under the new one.
+struct CarriedRow {
+    scope: String,
+    key: String,
+    row: usize,
+    test_run_id: Option<String>,
+    test_run_human_id: Option<String>,
+}
+
+impl MovedRows {
+    /// What the ledger knows of a row that this run's address has never seen.
+    fn look_elsewhere(
+        &mut self,
+        created_scopes: &HashMap<&str, Vec<&str>>,
+        settings: &ImportSettings,
+        ledger: Option<&Ledger>,
+        p: &PlannedRow,
+        scope: &str,
+        key: &str,
+    ) -> Option<Prior> {
+        let ledger = ledger?;
+        let project = ledger::scope("", &p.body.project_id);
+        let other = *created_scopes
+            .get(key)?
+            .iter()
+            .find(|s| **s != scope && s.ends_with(&project))?;
+        match &settings.moved_from {
+            Some(old) if ledger::scope(old, &p.body.project_id) == other => {
+                let prior = ledger.prior(other, key).cloned();
+                if let Some(Prior::Created {
+                    test_run_id,
+                    test_run_human_id,
+                    ..
+                }) = &prior
+                {
+                    self.found.push(CarriedRow {
+                        scope: scope.to_owned(),
+                        key: key.to_owned(),
+                        row: p.row,
+                        test_run_id: test_run_id.clone(),
+                        test_run_human_id: test_run_human_id.clone(),
+                    });
+                }
+                prior
+            }
+            _ => {
+                let base = other.strip_suffix(project.as_str()).unwrap_or(other);
+                self.elsewhere.push((p.row, base.to_owned()));
+                None
+            }
+        }
+    }
+
+    /// Why the run must not send anything, if some row was created under another address.
+    fn refusal(&self, base_url: &str) -> Option<String> {
+        let (row, other) = self.elsewhere.first()?;
+        let rows = match self.elsewhere.len() {
+            1 => format!("row {row} is"),
+            n => format!("{n} rows (row {row} first) are"),
+        };
+        Some(format!(
+            "{rows} in the ledger as created through {other}, and this run goes to {base_url}: if that is the same service under a new address, sending would create them twice. If the service moved, pass --moved-from {other}; if the earlier run went to another service (a rehearsal), give this one its own ledger (--state)"
+        ))
+    }
+
+    /// Records the rows found under the old address as created under the new one, so
+    /// later runs need no `--moved-from`.
+    fn record_here(&self, ledger: &mut Ledger) -> anyhow::Result<()> {
+        for r in &self.found {
+            ledger
+                .record_created(
+                    &r.scope,
+                    &r.key,
+                    r.row,
+                    r.test_run_id.as_deref(),
+                    r.test_run_human_id.as_deref(),
+                )
+                .map_err(|e| anyhow!("{e}"))?;
+        }
+        Ok(())
     }
 }
 

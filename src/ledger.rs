@@ -508,6 +508,18 @@ impl Ledger {
         self.states.get(&(scope.to_string(), key.to_string()))
     }
 
+    /// For each key, the scopes in which the ledger shows it created: to find rows made
+    /// through another base URL of what may be the same service.
+    pub fn created_scopes(&self) -> HashMap<&str, Vec<&str>> {
+        let mut scopes: HashMap<&str, Vec<&str>> = HashMap::new();
+        for ((scope, key), prior) in &self.states {
+            if prior.is_created() {
+                scopes.entry(key.as_str()).or_default().push(scope.as_str());
+            }
+        }
+        scopes
+    }
+
     /// To be called, and to succeed, before the row's request is sent.
     pub fn record_in_flight(&mut self, scope: &str, key: &str, row: usize) -> Result<(), LedgerError> {
         self.append(LineOut::entry("in_flight", scope, key, row))

@@ -66,6 +66,7 @@ pub struct ConfigFile {
     pub state: Option<PathBuf>,
     pub no_state: Option<bool>,
     pub retry_unknown: Option<bool>,
+    pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
     pub skip_invalid: Option<bool>,
     pub mapping: Option<PathBuf>,
@@ -230,6 +231,8 @@ pub struct ImportSettings {
     pub state: Option<PathBuf>,
     pub force: bool,
     pub retry_unknown: bool,
+    /// `--moved-from`: the base URL the service had when the ledger's earlier rows were made.
+    pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
     pub skip_invalid: bool,
 }
@@ -535,6 +538,14 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         state,
         force: args.force,
         retry_unknown: args.retry_unknown || config.retry_unknown.unwrap_or(false),
+        moved_from: match args.moved_from.as_deref().or(config.moved_from.as_deref()) {
+            None => None,
+            // The check's message names --base-url, the flag it was written for.
+            Some(url) => Some(
+                crate::api::check_base_url(url, true)
+                    .map_err(|e| flag("--moved-from", e.to_string().replacen("--base-url ", "", 1)))?,
+            ),
+        },
         summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
         skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
     })

@@ -441,3 +441,51 @@ fn dry_run_says(cmd: std::process::Command, line: &str) {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains(line), "{}", out.stderr);
 }
+
+/// The same ledger, another base URL (the service moved hosts, say): the rows it shows as
+/// created through the old address are not sent blindly. Without `--moved-from` the run
+/// refuses, naming the flag; with it they are `already_imported` with their ids, and are
+/// recorded under the new address, so the next run needs no flag and sends only new rows.
+#[test]
+fn a_ledger_made_through_another_address_is_not_resent_blindly() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("mv", 1..4, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_rows = rig.report("runs.report.csv");
+    let old = rig.sandbox.base_url();
+
+    let moved = rig.start_sandbox(SandboxOptions::default());
+    let to_moved = |extra: &[&str]| {
+        let mut cmd = rig.import_into(&moved, "runs.csv", Some("k-rerun"));
+        cmd.args(["--state", "s.jsonl", "--rate", "50"]).args(extra);
+        run(cmd)
+    };
+    let refused = to_moved(&[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!(
+            "3 rows (row 2 first) are in the ledger as created through {old}"
+        )) && refused.stderr.contains(&format!("pass --moved-from {old}")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(moved.stats().posts_received, 0);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::NotSent), 3);
+
+    let carried = to_moved(&["--moved-from", &old]);
+    assert_eq!(carried.code, 0, "{}", carried.stderr);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::AlreadyImported), 3, "{rows:#?}");
+    assert_eq!(ids(&rows), ids(&first_rows));
+    assert_eq!(moved.stats().posts_received, 0);
+
+    rig.append("runs.csv", generated_rows("mv", 4..5, false));
+    let next = to_moved(&[]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::AlreadyImported), 3, "{rows:#?}");
+    assert_eq!(count(&rows, Outcome::Created), 1, "{rows:#?}");
+    assert_eq!(moved.stats().posts_received, 1, "only the new row");
+    assert_eq!(rig.sandbox.runs().len(), 3, "nothing more at the old address");
+}
