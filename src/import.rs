@@ -344,11 +344,17 @@ pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
 
 /// `--plan FILE`, or standard output for `-` (nothing else of the tool's goes there).
 fn open_plan(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    // A plan runs to about 760 bytes a row: in 1 MB writes, a million rows take 700 system
+    // calls instead of 90,000.
+    const PLAN_BUFFER: usize = 1 << 20;
     if path == Path::new("-") {
-        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout())));
+        return Ok(Box::new(std::io::BufWriter::with_capacity(
+            PLAN_BUFFER,
+            std::io::stdout(),
+        )));
     }
     let file = std::fs::File::create(path).with_context(|| format!("--plan: cannot create {}", path.display()))?;
-    Ok(Box::new(std::io::BufWriter::new(file)))
+    Ok(Box::new(std::io::BufWriter::with_capacity(PLAN_BUFFER, file)))
 }
 
 /// No file the run writes may be the input it reads (a report named like the input

@@ -241,7 +241,8 @@ impl ReportWriter {
         Ok(ReportWriter {
             path: path.to_path_buf(),
             format,
-            file: io::BufWriter::new(file),
+            // Rows are flushed one by one while uploading; a dry run writes in large pieces.
+            file: io::BufWriter::with_capacity(256 << 10, file),
             rows_written: 0,
             flush_each_row: true,
         })
