@@ -797,10 +797,13 @@ impl UploadRun {
         self.rows.iter().filter(|r| r.outcome == Outcome::Invalid).count()
     }
 
+    /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
     fn mark_planned_not_sent(&mut self, why: &str) {
         for (index, _, _) in &self.planned {
-            self.rows[*index].outcome = Outcome::NotSent;
-            self.rows[*index].error = Some(why.to_string());
+            let row = &mut self.rows[*index];
+            if row.outcome == Outcome::NotSent {
+                row.error = Some(why.to_string());
+            }
         }
     }
 
@@ -883,41 +886,21 @@ impl UploadRun {
         })
     }
 
-    async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
-        self.headers = settings_headers(settings);
-        // A failure to reach the service still leaves a report: every row not sent, and why.
-        let (client, _sandbox) = match self.prepare(settings).await {
-            Ok(ready) => ready,
-            Err(e) => {
-                let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
-                eprint_line(&format!("error: {e:#}"));
-                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
-                return self.finish_without_upload(code, settings);
-            }
-        };
-        if self.invalid_count() > 0 && !settings.skip_invalid {
-            self.write_plan(settings.plan.as_deref(), |_| true)?;
-            let invalid = self.invalid_count();
-            self.mark_planned_not_sent(&format!(
-                "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
-            ));
-            eprint_line(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
-            return self.finish_without_upload(EXIT_INVALID, settings);
-        }
-        let mut ledger = self.ledger.take();
-
+    /// Keys, and what the ledger already knows of each row: rows it shows as created are
+    /// `already_imported`, rows whose answer never came `unknown`; the rest are the jobs.
+    fn sort_by_ledger(&mut self, base_url: &str, ledger: Option<&Ledger>, settings: &ImportSettings) -> Sorted {
         // Keys, and what the ledger already knows of each row.
-        let mut row_keys = RowKeys::new(client.base_url());
+        let mut row_keys = RowKeys::new(base_url);
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
-        let created_scopes = ledger.as_ref().map(Ledger::created_scopes).unwrap_or_default();
+        let created_scopes = ledger.map(Ledger::created_scopes).unwrap_or_default();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
-            let mut prior = ledger.as_ref().and_then(|l| l.prior(&scope, &key).cloned());
+            let mut prior = ledger.and_then(|l| l.prior(&scope, &key).cloned());
             if prior.is_none() && !settings.force {
-                prior = moved.look_elsewhere(&created_scopes, settings, ledger.as_ref(), p, &scope, &key);
+                prior = moved.look_elsewhere(&created_scopes, settings, ledger, p, &scope, &key);
             }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
@@ -965,7 +948,36 @@ impl UploadRun {
             });
         }
 
-        drop(created_scopes);
+        Sorted { jobs, keys, moved }
+    }
+
+    async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.headers = settings_headers(settings);
+        // A failure to reach the service still leaves a report: every row not sent, and why.
+        let (client, _sandbox) = match self.prepare(settings).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
+                eprint_line(&format!("error: {e:#}"));
+                // Rows the ledger shows as done are still said to be done (e-mail assignees
+                // are unresolved, so a row without a human_id that had one may not be found).
+                let ledger = self.ledger.take();
+                self.sort_by_ledger(&settings.service.base_url, ledger.as_ref(), settings);
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                return self.finish_without_upload(code, settings);
+            }
+        };
+        if self.invalid_count() > 0 && !settings.skip_invalid {
+            self.write_plan(settings.plan.as_deref(), |_| true)?;
+            let invalid = self.invalid_count();
+            self.mark_planned_not_sent(&format!(
+                "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
+            ));
+            eprint_line(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
+            return self.finish_without_upload(EXIT_INVALID, settings);
+        }
+        let mut ledger = self.ledger.take();
+        let Sorted { jobs, keys, moved } = self.sort_by_ledger(client.base_url(), ledger.as_ref(), settings);
         if let Some(error) = moved.refusal(client.base_url()) {
             eprint_line(&format!("error: {error}"));
             self.mark_planned_not_sent(&format!("not sent: {error}"));
@@ -1043,6 +1055,14 @@ impl UploadRun {
         };
         self.complete(exit_code, settings, stop_reason)
     }
+}
+
+/// The rows to send, after the ledger has had its say.
+struct Sorted {
+    jobs: Vec<UploadJob>,
+    /// Each job's (scope, key) in the ledger, by row index.
+    keys: HashMap<usize, (String, String)>,
+    moved: MovedRows,
 }
 
 /// Rows the ledger shows as created through another base URL, for the same project. With

@@ -489,3 +489,33 @@ fn a_ledger_made_through_another_address_is_not_resent_blindly() {
     assert_eq!(moved.stats().posts_received, 1, "only the new row");
     assert_eq!(rig.sandbox.runs().len(), 3, "nothing more at the old address");
 }
+
+/// A nightly run whose key has gone missing stops (exit 2), but its report still says
+/// which rows the ledger shows as done, with their ids: only the new rows are `not_sent`.
+#[test]
+fn without_a_key_the_rows_already_imported_are_still_reported_so() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("nk", 1..4, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_rows = rig.report("runs.report.csv");
+
+    rig.append("runs.csv", generated_rows("nk", 4..5, false));
+    let mut cmd = rig.import("runs.csv", None);
+    cmd.args(["--state", "s.jsonl"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [[Outcome::AlreadyImported; 3].as_slice(), &[Outcome::NotSent]].concat()
+    );
+    assert_eq!(ids(&rows[..3]), ids(&first_rows));
+    assert!(
+        rows[3].error.as_deref().is_some_and(|e| e.starts_with("not sent: ")),
+        "{:?}",
+        rows[3]
+    );
+    assert_eq!(rig.sandbox.stats().posts_received, 3);
+}
