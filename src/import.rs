@@ -894,13 +894,13 @@ impl UploadRun {
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
-        let created_scopes = ledger.map(Ledger::created_scopes).unwrap_or_default();
+        let sent_scopes = ledger.map(Ledger::sent_scopes).unwrap_or_default();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
             let mut prior = ledger.and_then(|l| l.prior(&scope, &key).cloned());
             if prior.is_none() && !settings.force {
-                prior = moved.look_elsewhere(&created_scopes, settings, ledger, p, &scope, &key);
+                prior = moved.look_elsewhere(&sent_scopes, settings, ledger, p, &scope, &key);
             }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
@@ -1065,8 +1065,8 @@ struct Sorted {
     moved: MovedRows,
 }
 
-/// Rows the ledger shows as created through another base URL, for the same project. With
-/// `--moved-from` naming that URL they count as created here; otherwise the run refuses
+/// Rows the ledger shows as sent through another base URL (created, or no answer), for the
+/// same project. With `--moved-from` naming that URL they count as they stand there; otherwise the run refuses
 /// rather than risk creating them twice (the other URL may be the same service, moved).
 #[derive(Default)]
 struct MovedRows {
@@ -1089,7 +1089,7 @@ impl MovedRows {
     /// What the ledger knows of a row that this run's address has never seen.
     fn look_elsewhere(
         &mut self,
-        created_scopes: &HashMap<&str, Vec<&str>>,
+        sent_scopes: &HashMap<&str, Vec<&str>>,
         settings: &ImportSettings,
         ledger: Option<&Ledger>,
         p: &PlannedRow,
@@ -1098,7 +1098,7 @@ impl MovedRows {
     ) -> Option<Prior> {
         let ledger = ledger?;
         let project = ledger::scope("", &p.body.project_id);
-        let other = *created_scopes
+        let other = *sent_scopes
             .get(key)?
             .iter()
             .find(|s| **s != scope && s.ends_with(&project))?;
@@ -1137,7 +1137,7 @@ impl MovedRows {
             n => format!("{n} rows (row {row} first) are"),
         };
         Some(format!(
-            "{rows} in the ledger as created through {other}, and this run goes to {base_url}: if that is the same service under a new address, sending would create them twice. If the service moved, pass --moved-from {other}; if the earlier run went to another service (a rehearsal), give this one its own ledger (--state)"
+            "{rows} in the ledger as sent through {other} (created, or with no answer), and this run goes to {base_url}: if that is the same service under a new address, sending would create them twice. If the service moved, pass --moved-from {other}; if the earlier run went to another service (a rehearsal), give this one its own ledger (--state)"
         ))
     }
 

@@ -508,12 +508,12 @@ impl Ledger {
         self.states.get(&(scope.to_string(), key.to_string()))
     }
 
-    /// For each key, the scopes in which the ledger shows it created: to find rows made
-    /// through another base URL of what may be the same service.
-    pub fn created_scopes(&self) -> HashMap<&str, Vec<&str>> {
+    /// For each key, the scopes in which the ledger shows it created, or sent with no
+    /// answer: to find rows sent through another base URL of what may be the same service.
+    pub fn sent_scopes(&self) -> HashMap<&str, Vec<&str>> {
         let mut scopes: HashMap<&str, Vec<&str>> = HashMap::new();
         for ((scope, key), prior) in &self.states {
-            if prior.is_created() {
+            if prior.is_created() || prior.is_unknown() {
                 scopes.entry(key.as_str()).or_default().push(scope.as_str());
             }
         }

@@ -64,8 +64,6 @@ pub struct ConfigFile {
     pub concurrency: Option<usize>,
     pub max_retries: Option<u32>,
     pub state: Option<PathBuf>,
-    pub no_state: Option<bool>,
-    pub retry_unknown: Option<bool>,
     pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
     pub skip_invalid: Option<bool>,
@@ -128,6 +126,14 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBu
     // rehearsed or never sent would do it silently, night after night.
     for (key, why) in [
         ("force", "it would send every row again on every run"),
+        (
+            "no-state",
+            "no run would keep a ledger, so every run would send every row again",
+        ),
+        (
+            "retry-unknown",
+            "every run would resend the rows whose runs may already exist",
+        ),
         ("dry-run", "every run would send nothing, and still exit 0"),
         ("sandbox", "every run would go to a throw-away sandbox, not the service"),
     ] {
@@ -515,7 +521,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     // The in-process sandbox starts empty every run, so a ledger would have nothing to
     // protect; an explicit --state still gets one.
     let sandbox_default = service.sandbox && args.state.is_none() && config.state.is_none();
-    let no_state = args.no_state || config.no_state.unwrap_or(false) || sandbox_default;
+    let no_state = args.no_state || sandbox_default;
     let state = if no_state {
         None
     } else {
@@ -537,7 +543,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
         state,
         force: args.force,
-        retry_unknown: args.retry_unknown || config.retry_unknown.unwrap_or(false),
+        retry_unknown: args.retry_unknown,
         moved_from: match args.moved_from.as_deref().or(config.moved_from.as_deref()) {
             None => None,
             // The check's message names --base-url, the flag it was written for.
@@ -605,6 +611,8 @@ mod tests {
             ("force = true", "--force", "send every row again"),
             ("dry_run = true", "--dry-run", "send nothing"),
             ("sandbox = true", "--sandbox", "throw-away sandbox"),
+            ("no_state = true", "--no-state", "keep a ledger"),
+            ("retry-unknown = true", "--retry-unknown", "may already exist"),
         ] {
             std::fs::write(&path, format!("{line}\n")).unwrap();
             let err = load_config(Some(&path)).unwrap_err().to_string();

@@ -464,9 +464,10 @@ fn a_ledger_made_through_another_address_is_not_resent_blindly() {
     let refused = to_moved(&[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains(&format!(
-            "3 rows (row 2 first) are in the ledger as created through {old}"
-        )) && refused.stderr.contains(&format!("pass --moved-from {old}")),
+        refused
+            .stderr
+            .contains(&format!("3 rows (row 2 first) are in the ledger as sent through {old}"))
+            && refused.stderr.contains(&format!("pass --moved-from {old}")),
         "{}",
         refused.stderr
     );
@@ -518,4 +519,29 @@ fn without_a_key_the_rows_already_imported_are_still_reported_so() {
         rows[3]
     );
     assert_eq!(rig.sandbox.stats().posts_received, 3);
+}
+
+/// Rows whose answer never came, under another spelling of the same service's address:
+/// not resent either (they may exist), refused the same way as created ones.
+#[test]
+fn unknown_rows_under_another_address_are_not_resent_either() {
+    let rig = Rig::new(SandboxOptions {
+        faults: vec![testsigma_import::sandbox::FaultRule {
+            fault: testsigma_import::sandbox::Fault::ErrorAfterCreate,
+            probability: 1.0,
+        }],
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("unk", 1..3, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Unknown), 2);
+
+    let other = rig.sandbox.base_url().replace("127.0.0.1", "localhost");
+    let mut cmd = bare_command(&rig.path(""), Some("k-rerun"));
+    cmd.args(["import", "runs.csv", "--base-url", &other, "--state", "s.jsonl"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("pass --moved-from"), "{}", out.stderr);
+    assert_eq!(rig.sandbox.stats().posts_received, 2, "nothing sent again");
 }
