@@ -318,24 +318,38 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         }
     };
 
-    // Columns and defaults: the mapping file, then the config's own tables, then flags.
+    // Columns and defaults, each later source winning: a mapping file named by the config,
+    // the config's own tables and values, then a mapping file named by --mapping, then the
+    // flags (and environment) themselves.
     let mut columns = BTreeMap::new();
     let mut defaults: BTreeMap<Field, String> = BTreeMap::new();
     let joiner = list_separators[0].to_string();
-    let mapping_path = args.mapping.clone().or_else(|| config.mapping.clone());
-    if let Some(path) = &mapping_path {
+    let add_mapping = |path: &Path, columns: &mut BTreeMap<_, _>, defaults: &mut BTreeMap<_, _>| {
         let text = std::fs::read_to_string(path)
             .map_err(|e| flag("--mapping", format!("cannot read {}: {e}", path.display())))?;
         let file: MappingFile =
             toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
         add_tables(
-            &mut columns,
-            &mut defaults,
+            columns,
+            defaults,
             &file.columns,
             &file.defaults,
             &format!("--mapping {}", path.display()),
             &joiner,
-        )?;
+        )
+    };
+    let set_status = |defaults: &mut BTreeMap<Field, String>, status: &str| {
+        let upper = status.trim().to_uppercase();
+        if upper != "ACTIVE" && upper != "CLOSED" {
+            return Err(flag("--status", format!("`{status}`: use ACTIVE or CLOSED")));
+        }
+        defaults.insert(Field::Status, upper);
+        Ok(())
+    };
+    if args.mapping.is_none()
+        && let Some(path) = &config.mapping
+    {
+        add_mapping(path, &mut columns, &mut defaults)?;
     }
     add_tables(
         &mut columns,
@@ -345,6 +359,15 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         "the config file",
         &joiner,
     )?;
+    if let Some(status) = &config.status {
+        set_status(&mut defaults, status)?;
+    }
+    if let Some(project) = &config.project_id {
+        defaults.insert(Field::ProjectId, project.to_string());
+    }
+    if let Some(path) = &args.mapping {
+        add_mapping(path, &mut columns, &mut defaults)?;
+    }
     for spec in &args.columns {
         let (field, header) = parse_column_spec(spec)?;
         columns.insert(
@@ -355,14 +378,10 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
             },
         );
     }
-    if let Some(status) = args.status.as_deref().or(config.status.as_deref()) {
-        let upper = status.trim().to_uppercase();
-        if upper != "ACTIVE" && upper != "CLOSED" {
-            return Err(flag("--status", format!("`{status}`: use ACTIVE or CLOSED")));
-        }
-        defaults.insert(Field::Status, upper);
+    if let Some(status) = &args.status {
+        set_status(&mut defaults, status)?;
     }
-    if let Some(project) = args.project_id.as_deref().or(config.project_id.as_deref()) {
+    if let Some(project) = &args.project_id {
         defaults.insert(Field::ProjectId, project.to_string());
     }
     let rules = RowRules {
@@ -663,6 +682,52 @@ mod tests {
         assert_eq!((from_flags.rate, from_flags.concurrency), (20.0, 2));
         assert_eq!(from_flags.read.rules.timezone, Tz::UTC);
         assert_eq!(from_flags.read.columns[&Field::Title].header, "Name");
+    }
+
+    /// `--mapping` is a flag: its tables win over the config file's (and its status over the
+    /// config's `status`), as flags do; a mapping file the config names does not.
+    #[test]
+    fn a_mapping_flag_wins_over_the_config_files_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let mapping = dir.path().join("map.toml");
+        std::fs::write(
+            &mapping,
+            "[columns]\ntitle = \"Other\"\n[defaults]\nlabel_names = [\"map\"]\nstatus = \"ACTIVE\"\n",
+        )
+        .unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(
+            &config,
+            "status = \"CLOSED\"\n[columns]\ntitle = \"Run Name\"\n[defaults]\nlabel_names = [\"cfg\"]\n",
+        )
+        .unwrap();
+        let args = |mapping_flag: Option<&Path>| ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                config: Some(config.clone()),
+                mapping: mapping_flag.map(Path::to_path_buf),
+                ..ReadArgs::default()
+            },
+            ..ImportArgs::default()
+        };
+        let read = |settings: &ImportSettings, field| settings.read.rules.defaults.get(&field).cloned();
+        let with_flag = resolve_import(&args(Some(&mapping))).unwrap();
+        assert_eq!(with_flag.read.columns[&Field::Title].header, "Other");
+        assert_eq!(read(&with_flag, Field::LabelNames).as_deref(), Some("map"));
+        assert_eq!(read(&with_flag, Field::Status).as_deref(), Some("ACTIVE"));
+
+        std::fs::write(
+            &config,
+            format!(
+                "mapping = {:?}\nstatus = \"CLOSED\"\n[columns]\ntitle = \"Run Name\"\n",
+                mapping.display().to_string()
+            ),
+        )
+        .unwrap();
+        let named_by_config = resolve_import(&args(None)).unwrap();
+        assert_eq!(named_by_config.read.columns[&Field::Title].header, "Run Name");
+        assert_eq!(read(&named_by_config, Field::LabelNames).as_deref(), Some("map"));
+        assert_eq!(read(&named_by_config, Field::Status).as_deref(), Some("CLOSED"));
     }
 
     #[cfg(unix)]
