@@ -278,9 +278,11 @@ impl OrderEvidence {
         let Some((first, second)) = year_last_parts(text) else {
             return;
         };
+        // A value proves its order only if it is a date read so (`29/02/2023` is not).
+        let is_date = |order| read_text(text, Some(order)).is_ok();
         let slot = match (first, second) {
-            (13..=31, 1..=12) => &mut self.dmy,
-            (1..=12, 13..=31) => &mut self.mdy,
+            (13..=31, 1..=12) if is_date(DateOrder::Dmy) => &mut self.dmy,
+            (1..=12, 13..=31) if is_date(DateOrder::Mdy) => &mut self.mdy,
             (1..=12, 1..=12) if first != second => &mut self.ambiguous,
             // Equal parts read the same either way; anything else is no date at all,
             // and parsing the value will say so.
@@ -1573,6 +1575,8 @@ mod tests {
             (&["13-01-2024 09:00"], Some(DateOrder::Dmy)),
             (&["03/04/2024", "03/17/2024 9:30 AM"], Some(DateOrder::Mdy)),
             (&["3/4/2024", "12-31-2024"], Some(DateOrder::Mdy)),
+            // A value that is no date read its way proves nothing (no 29 February in 2023).
+            (&["03/17/2024", "29/02/2023"], Some(DateOrder::Mdy)),
             // Values that are no date at all prove nothing; parsing reports them.
             (
                 &["32/01/2024", "13/13/2024", "00/13/2024", "17/03/24", "03/04-2024"],

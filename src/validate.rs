@@ -217,7 +217,10 @@ impl DateEvidence {
 /// column proves neither order or both, the message every ambiguous value gets.
 #[derive(Debug, Clone)]
 enum ColumnOrder {
+    /// From `--date-order`, or `None`: no value needs one.
     Known(Option<DateOrder>),
+    /// Proved by the column's own values.
+    Inferred(DateOrder),
     Unsettled(String),
     /// Not learned yet: the pipeline learns it (reads the column) before validating the
     /// first row whose value may need it ([`Validator::row_may_need_order`]); values
@@ -258,7 +261,8 @@ fn column_orders(
             .cloned()
             .unwrap_or_default();
         match evidence.resolve(&column) {
-            Ok(order) => ColumnOrder::Known(order),
+            Ok(Some(order)) => ColumnOrder::Inferred(order),
+            Ok(None) => ColumnOrder::Known(None),
             Err(e) => ColumnOrder::Unsettled(e.to_string()),
         }
     };
@@ -331,7 +335,7 @@ impl Validator {
             .into_iter()
             .filter_map(|o| match o {
                 ColumnOrder::Unsettled(message) => Some(message.clone()),
-                ColumnOrder::Known(_) | ColumnOrder::Pending => None,
+                ColumnOrder::Known(_) | ColumnOrder::Inferred(_) | ColumnOrder::Pending => None,
             })
             .collect()
     }
@@ -780,6 +784,15 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
     match order {
         ColumnOrder::Known(order) => {
             dates::parse_date(DateValue::Text(text), bound, *order, tz).map_err(|e| e.to_string())
+        }
+        // As with the flag, but a message must not credit a flag that was never given.
+        ColumnOrder::Inferred(order) => {
+            dates::parse_date(DateValue::Text(text), bound, Some(*order), tz).map_err(|e| {
+                e.to_string().replace(
+                    &format!("because of `--date-order {order}`"),
+                    "like the column's other values",
+                )
+            })
         }
         // The column as a whole cannot settle dd/mm vs mm/dd: every value that needs the
         // order gets the column's message; values that do not need it still parse.

@@ -844,6 +844,17 @@ fn an_undecided_column_still_reads_values_that_need_no_order_and_names_real_erro
         let line = line(row).unwrap_or_else(|| panic!("no line for row {row}: {invalid:#?}"));
         assert!(!line.contains("--date-order"), "the order would not fix it: {line}");
     }
+
+    // An order the column proved is not credited to a flag nobody gave.
+    w.create("proved.csv", "Title,Start\nA,03/17/2024\nB,31/31/2024\n");
+    let run = w.dry_run("proved.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    assert_eq!(
+        run.invalid_lines(),
+        [
+            "invalid: row 3, column `Start`: `31/31/2024` is not a real date: there is no month 31 (read as month/day/year like the column's other values)"
+        ]
+    );
 }
 
 #[test]
