@@ -164,11 +164,20 @@ struct PacerState {
     next_slot: tokio::time::Instant,
     /// The rate at which the service last refused us; the climb stays under it.
     ceiling: Option<f64>,
+    /// The last change of pace, either way: climbs are a second apart at least.
     changed_at: Instant,
+    /// The last slow-down: refusals of requests sent within a window after it do not count.
+    slowed_at: Instant,
+    /// The last refusal, counted or not: no climb within a second of one.
+    refused_at: Option<Instant>,
     paused_until: Option<tokio::time::Instant>,
 }
 
 const MIN_RATE: f64 = 0.2;
+
+/// How long the service's rate-limit window is taken to be: a request sent less than this
+/// after a slow-down may be refused for those sent before it, still in the window.
+const LIMIT_WINDOW: Duration = Duration::from_secs(1);
 
 /// Requests leave at most `rate / 1.015` per second: 15 ms of arrival jitter per second
 /// of window is absorbed, for 1.5% of the pace.
@@ -191,6 +200,9 @@ impl Pacer {
                 next_slot: tokio::time::Instant::now(),
                 ceiling: None,
                 changed_at: Instant::now(),
+                // As if a window ago: the first refusal counts at once.
+                slowed_at: Instant::now().checked_sub(LIMIT_WINDOW).unwrap_or_else(Instant::now),
+                refused_at: None,
                 paused_until: None,
             }),
         }
@@ -233,13 +245,17 @@ impl Pacer {
             self.pause(wait);
         }
         let Ok(mut s) = self.state.lock() else { return };
-        // Answers to requests sent before the last change say nothing about the new pace.
-        if sent_at < s.changed_at {
+        s.refused_at = Some(Instant::now());
+        // Answers to requests sent before the last slow-down, or so soon after it that the
+        // service's window still held the faster ones, say nothing about the new pace:
+        // counting them cut 20/s to 2/s in half a second against a limit of 5/s.
+        if sent_at < s.slowed_at + LIMIT_WINDOW {
             return;
         }
         s.ceiling = Some(s.rate);
         s.rate = (s.rate * 0.75).max(MIN_RATE);
         s.changed_at = Instant::now();
+        s.slowed_at = s.changed_at;
         tracing::warn!(
             rate = s.rate,
             ceiling = s.ceiling,
@@ -257,10 +273,14 @@ impl Pacer {
     /// A request went through: after a quiet second, climb back.
     fn on_success(&self) {
         let Ok(mut s) = self.state.lock() else { return };
-        if s.rate >= self.max_rate || s.changed_at.elapsed() < Duration::from_secs(1) {
+        let second = Duration::from_secs(1);
+        if s.rate >= self.max_rate
+            || s.changed_at.elapsed() < second
+            || s.refused_at.is_some_and(|at| at.elapsed() < second)
+        {
             return;
         }
-        let quiet_for = s.changed_at.elapsed();
+        let quiet_for = s.refused_at.map_or(s.changed_at.elapsed(), |at| at.elapsed());
         let target = match s.ceiling {
             // Probe above the last refusal only after a long quiet spell: limits do rise.
             Some(c) if quiet_for < Duration::from_secs(20) => c * 0.97,
@@ -600,16 +620,28 @@ mod tests {
     fn the_pacer_slows_down_once_per_signal_and_climbs_back_under_the_ceiling() {
         let pacer = Pacer::new(20.0);
         let before = Instant::now();
-        pacer.on_rate_limited(before, None);
+        // The first refusal: its request went out at the starting pace.
+        pacer.on_rate_limited(before + LIMIT_WINDOW, None);
         assert_eq!(pacer.rate(), 15.0);
-        // A second refusal of a request sent before the slow-down changes nothing.
+        // Refusals of requests sent before the slow-down, or within one window of it,
+        // change nothing: the window still held the faster ones.
         pacer.on_rate_limited(before, None);
+        pacer.on_rate_limited(Instant::now() + LIMIT_WINDOW / 2, None);
         assert_eq!(pacer.rate(), 15.0);
-        pacer.on_rate_limited(Instant::now(), None);
+        // One sent a whole window after it was refused at the new pace: slow down again.
+        pacer.on_rate_limited(Instant::now() + LIMIT_WINDOW, None);
         assert_eq!(pacer.rate(), 11.25);
         {
             let mut s = pacer.state.lock().unwrap();
             s.changed_at = Instant::now() - Duration::from_secs(2);
+            // Within a second of a refusal (counted or not), no climb.
+            s.refused_at = Some(Instant::now());
+        }
+        pacer.on_success();
+        assert_eq!(pacer.rate(), 11.25);
+        {
+            let mut s = pacer.state.lock().unwrap();
+            s.refused_at = Some(Instant::now() - Duration::from_secs(2));
         }
         pacer.on_success();
         // Back up, but never above 97% of the rate that was refused (15).
