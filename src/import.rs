@@ -676,18 +676,25 @@ impl LedgerView {
             self.untold += 1;
             return None;
         }
-        let (scope, key) = self.keys.key(p, &p.body.to_json());
+        let body = p.body.to_json();
+        let (scope, key) = self.keys.key(p, &body);
         match self.snapshot.prior(&scope, &key)? {
             Prior::Created {
                 test_run_id,
                 test_run_human_id,
                 row,
                 at,
+                body: sent,
             } if !force => {
                 self.already += 1;
                 let run = test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?");
+                let changed = if changed_since(sent.as_deref(), p, &body) {
+                    "; the row has changed since, and an import does not send the change"
+                } else {
+                    ""
+                };
                 Some(format!(
-                    "already imported as {run} (row {row}, {at}) per the ledger: an import skips it (--force sends it again)"
+                    "already imported as {run} (row {row}, {at}) per the ledger: an import skips it{changed} (--force sends it again)"
                 ))
             }
             Prior::InFlight { row, at } | Prior::Unknown { row, at, .. } if !retry_unknown => {
@@ -910,13 +917,18 @@ impl UploadRun {
                     test_run_human_id,
                     row,
                     at,
+                    body: sent,
                 }) if !settings.force => {
                     report.outcome = Outcome::AlreadyImported;
+                    report.error = changed_since(sent.as_deref(), p, &body).then(|| {
+                        let run = test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?");
+                        format!(
+                            "the row has changed since it was imported as {run} (row {row}, {at}); the change was not sent, so Testsigma keeps the earlier version (--force sends it as a new run)"
+                        )
+                    });
                     report.test_run_id = test_run_id;
                     report.test_run_human_id = test_run_human_id;
-                    report.error = None;
                     report.attempts = 0;
-                    let _ = (row, at);
                     continue;
                 }
                 Some(Prior::Created { .. }) => {
@@ -978,6 +990,20 @@ impl UploadRun {
         }
         let mut ledger = self.ledger.take();
         let Sorted { jobs, keys, moved } = self.sort_by_ledger(client.base_url(), ledger.as_ref(), settings);
+        let changed: Vec<usize> = self
+            .rows
+            .iter()
+            .filter(|r| r.outcome == Outcome::AlreadyImported && r.error.is_some())
+            .map(|r| r.row)
+            .collect();
+        if let Some(first) = changed.first() {
+            eprint_line(&format!(
+                "note: {} already imported {} changed since (row {first}{}); an import does not send changes, so Testsigma keeps the earlier versions (the report says which; --force sends them as new runs)",
+                plural(changed.len(), "row"),
+                if changed.len() == 1 { "has" } else { "have" },
+                if changed.len() > 1 { " first" } else { "" },
+            ));
+        }
         if let Some(error) = moved.refusal(client.base_url()) {
             eprint_line(&format!("error: {error}"));
             self.mark_planned_not_sent(&format!("not sent: {error}"));
@@ -1057,6 +1083,14 @@ impl UploadRun {
     }
 }
 
+/// Whether a row the ledger shows as created (`sent`: the hash of that request) would
+/// now send something else. Unknown for ledgers from before the hash was kept, and for a
+/// row whose e-mail assignee is not resolved yet (its body is not the one to send).
+fn changed_since(sent: Option<&str>, p: &PlannedRow, body: &[u8]) -> bool {
+    let unresolved = p.assignee_email.is_some() && p.body.assignee_id.is_none();
+    !unresolved && sent.is_some_and(|sent| sent != ledger::body_hash(body))
+}
+
 /// The rows to send, after the ledger has had its say.
 struct Sorted {
     jobs: Vec<UploadJob>,
@@ -1083,6 +1117,7 @@ struct CarriedRow {
     row: usize,
     test_run_id: Option<String>,
     test_run_human_id: Option<String>,
+    body: Option<String>,
 }
 
 impl MovedRows {
@@ -1108,6 +1143,7 @@ impl MovedRows {
                 if let Some(Prior::Created {
                     test_run_id,
                     test_run_human_id,
+                    body,
                     ..
                 }) = &prior
                 {
@@ -1117,6 +1153,7 @@ impl MovedRows {
                         row: p.row,
                         test_run_id: test_run_id.clone(),
                         test_run_human_id: test_run_human_id.clone(),
+                        body: body.clone(),
                     });
                 }
                 prior
@@ -1152,6 +1189,7 @@ impl MovedRows {
                     r.row,
                     r.test_run_id.as_deref(),
                     r.test_run_human_id.as_deref(),
+                    r.body.as_deref(),
                 )
                 .map_err(|e| anyhow!("{e}"))?;
         }
@@ -1357,6 +1395,7 @@ impl UploadSink for RunSink {
                     job.row,
                     row.test_run_id.as_deref(),
                     row.test_run_human_id.as_deref(),
+                    Some(&ledger::body_hash(&job.body)),
                 ),
                 Outcome::Unknown => l.record_unknown(scope, key, job.row, row.error.as_deref().unwrap_or("")),
                 _ => l.record_failed(scope, key, job.row, row.error.as_deref().unwrap_or("not created")),

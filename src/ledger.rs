@@ -86,6 +86,8 @@ pub enum Prior {
         test_run_human_id: Option<String>,
         row: usize,
         at: String,
+        /// [`body_hash`] of the request that created it (not in ledgers from before it was kept).
+        body: Option<String>,
     },
     /// Sent, and no answer was recorded: the process died while waiting.
     InFlight { row: usize, at: String },
@@ -182,6 +184,14 @@ fn normalise_base_url(url: &str) -> String {
 /// The `Idempotency-Key` header for a row: the first 32 hex digits of SHA-256 over the
 /// scope, a 0 byte and the row's key. The same row in the same scope always gets the
 /// same value.
+/// What a `created` line keeps of the request body: its SHA-256 (32 hex digits), to tell
+/// a later run that the row has changed since it was sent.
+pub fn body_hash(body: &[u8]) -> String {
+    let mut hex = hex::encode(Sha256::digest(body));
+    hex.truncate(32);
+    hex
+}
+
 pub fn idempotency_key(scope: &str, key: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(scope.as_bytes());
@@ -210,6 +220,8 @@ struct LineIn {
     test_run_human_id: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -229,6 +241,9 @@ struct LineOut<'a> {
     test_run_human_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// [`body_hash`] of what was sent, on `created` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
     pid: u32,
 }
 
@@ -244,6 +259,7 @@ impl<'a> LineOut<'a> {
             test_run_id: None,
             test_run_human_id: None,
             error: None,
+            body: None,
             pid: std::process::id(),
         }
     }
@@ -297,6 +313,7 @@ fn parse_line(text: &[u8]) -> Result<Parsed, LineProblem> {
             test_run_human_id: line.test_run_human_id,
             row,
             at,
+            body: line.body,
         },
         "in_flight" => Prior::InFlight { row, at },
         "failed" => Prior::Failed { row, error, at },
@@ -525,6 +542,7 @@ impl Ledger {
         self.append(LineOut::entry("in_flight", scope, key, row))
     }
 
+    /// `body` is the [`body_hash`] of the request that created it.
     pub fn record_created(
         &mut self,
         scope: &str,
@@ -532,10 +550,12 @@ impl Ledger {
         row: usize,
         test_run_id: Option<&str>,
         test_run_human_id: Option<&str>,
+        body: Option<&str>,
     ) -> Result<(), LedgerError> {
         self.append(LineOut {
             test_run_id,
             test_run_human_id,
+            body,
             ..LineOut::entry("created", scope, key, row)
         })
     }
@@ -684,16 +704,18 @@ mod tests {
             for key in ["a", "b", "c", "d", "e", "f"] {
                 ledger.record_in_flight(SCOPE, key, 2).unwrap();
             }
-            ledger.record_created(SCOPE, "a", 2, Some("id-a"), Some("R-1")).unwrap();
+            ledger
+                .record_created(SCOPE, "a", 2, Some("id-a"), Some("R-1"), Some("b1"))
+                .unwrap();
             ledger.record_failed(SCOPE, "b", 3, "HTTP 422").unwrap();
             ledger.record_unknown(SCOPE, "c", 4, "timed out").unwrap();
             // d: in flight, no answer. e: created, then forced and failed.
-            ledger.record_created(SCOPE, "e", 6, Some("id-e"), None).unwrap();
+            ledger.record_created(SCOPE, "e", 6, Some("id-e"), None, None).unwrap();
             ledger.record_in_flight(SCOPE, "e", 6).unwrap();
             ledger.record_failed(SCOPE, "e", 6, "HTTP 500").unwrap();
             // f: created twice (--force): the later ids win.
-            ledger.record_created(SCOPE, "f", 7, Some("id-f1"), None).unwrap();
-            ledger.record_created(SCOPE, "f", 7, Some("id-f2"), None).unwrap();
+            ledger.record_created(SCOPE, "f", 7, Some("id-f1"), None, None).unwrap();
+            ledger.record_created(SCOPE, "f", 7, Some("id-f2"), None, None).unwrap();
             assert!(ledger.prior(SCOPE, "a").unwrap().is_created());
         }
         let (ledger, notes) = Ledger::open(&path).unwrap();
@@ -707,6 +729,7 @@ mod tests {
         assert_eq!(created_id("a").as_deref(), Some("id-a"));
         assert_eq!(created_id("e").as_deref(), Some("id-e"));
         assert_eq!(created_id("f").as_deref(), Some("id-f2"));
+        assert!(matches!(ledger.prior(SCOPE, "a"), Some(Prior::Created { body: Some(b), .. }) if b == "b1"));
         assert!(matches!(
             ledger.prior(SCOPE, "b"),
             Some(Prior::Failed { row: 3, error, .. }) if error == "HTTP 422"
@@ -796,7 +819,7 @@ mod tests {
                     torn_line: None
                 }
             );
-            ledger.record_created("s", "a", 2, Some("x"), None).unwrap();
+            ledger.record_created("s", "a", 2, Some("x"), None, None).unwrap();
         }
         assert_eq!(read_lines(&path).len(), 2);
         let (ledger, _) = Ledger::open(&path).unwrap();

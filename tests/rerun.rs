@@ -545,3 +545,38 @@ fn unknown_rows_under_another_address_are_not_resent_either() {
     assert!(out.stderr.contains("pass --moved-from"), "{}", out.stderr);
     assert_eq!(rig.sandbox.stats().posts_received, 2, "nothing sent again");
 }
+
+/// A row edited after it was imported (same human_id, new title) is not sent again, as
+/// the contract says; but the report and stderr say that the change was not sent, rather
+/// than a plain `already_imported` with the new title beside the old run's id.
+#[test]
+fn a_row_changed_since_it_was_imported_is_said_to_be_unsent() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("ed", 1..4, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    let edited = rig.read("runs.csv").replacen(&title_of(2, "ed"), "Renamed run", 1);
+    rig.write("runs.csv", edited);
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(rig.sandbox.stats().posts_received, 3, "nothing sent again");
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(count(&rows, Outcome::AlreadyImported), 3);
+    let notes: Vec<Option<&str>> = rows.iter().map(|r| r.error.as_deref()).collect();
+    assert_eq!(notes[0], None);
+    assert!(
+        notes[1]
+            .is_some_and(|n| n.starts_with("the row has changed since it was imported as ")
+                && n.contains("the change was not sent")),
+        "{notes:?}"
+    );
+    assert_eq!(notes[2], None);
+    assert!(
+        second
+            .stderr
+            .contains("note: 1 row already imported has changed since (row 3)"),
+        "{}",
+        second.stderr
+    );
+}
