@@ -87,7 +87,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
         } else {
             service_problems += 1;
             say(&format!(
-                "invalid: project {project} does not exist or this key cannot see it (rows {})",
+                "invalid: project {project} does not exist or this key cannot see it ({})",
                 list_rows(used_by)
             ));
         }
@@ -109,7 +109,7 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
                 Err(message) => {
                     service_problems += 1;
                     say(&format!(
-                        "invalid: assignee `{email}` (rows {}): {message}",
+                        "invalid: assignee `{email}` ({}): {message}",
                         list_rows(used_by)
                     ));
                 }
@@ -129,11 +129,13 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// `row 3`, `rows 3, 5`, `rows 3, 5, … 12 in all`.
 fn list_rows(rows: &[usize]) -> String {
     let shown: Vec<String> = rows.iter().take(10).map(|r| r.to_string()).collect();
+    let noun = if rows.len() == 1 { "row" } else { "rows" };
     if rows.len() > 10 {
-        format!("{}, … {} in all", shown.join(", "), rows.len())
+        format!("{noun} {}, … {} in all", shown.join(", "), rows.len())
     } else {
-        shown.join(", ")
+        format!("{noun} {}", shown.join(", "))
     }
 }

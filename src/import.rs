@@ -369,7 +369,11 @@ fn check_outputs(settings: &ImportSettings) -> anyhow::Result<Option<PathBuf>> {
         _ => input == path,
     };
     let mut outputs: Vec<(&str, &Path)> = vec![("--report", &settings.report)];
-    outputs.extend(failed.as_deref().map(|p| ("the failed-rows file", p)));
+    outputs.extend(
+        failed
+            .as_deref()
+            .map(|p| ("the failed-rows file (named after --report)", p)),
+    );
     outputs.extend(settings.plan.as_deref().map(|p| ("--plan", p)));
     outputs.extend(settings.state.as_deref().map(|p| ("--state", p)));
     outputs.extend(settings.summary_json.as_deref().map(|p| ("--summary-json", p)));

@@ -25,7 +25,7 @@ pub enum SettingsError {
     Flag { flag: String, message: String },
     #[error("config file {path}: {message}")]
     Config { path: String, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Mapping(#[from] crate::mapping::MappingError),
 }
 
