@@ -516,10 +516,7 @@ fn dry_run(
                         "assignee {email} is resolved to a user id through GET /users at import time"
                     ));
                 }
-                if let Some(note) = ledger_view
-                    .as_mut()
-                    .and_then(|view| view.note(&p, settings.force, settings.retry_unknown))
-                {
+                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(&p, &settings)) {
                     report.error = Some(match report.error.take() {
                         Some(earlier) => format!("{earlier}; {note}"),
                         None => note,
@@ -641,6 +638,29 @@ impl RowKeys {
     }
 }
 
+/// The ledger's address for runs into the in-process sandbox: its port changes every run,
+/// so its URL would make every rehearsal a stranger to the last.
+const IN_PROCESS_SANDBOX: &str = "in-process-sandbox";
+
+/// The scopes, other than this run's, in which the ledger shows `key` of the same project
+/// sent; rehearsals in the in-process sandbox never stand for the service.
+fn other_scopes<'a, S: AsRef<str>>(sent: Option<&'a Vec<S>>, scope: &str, project: &str) -> Vec<&'a str> {
+    sent.into_iter()
+        .flatten()
+        .map(AsRef::as_ref)
+        .filter(|s| *s != scope && s.ends_with(project) && !s.starts_with(IN_PROCESS_SANDBOX))
+        .collect()
+}
+
+/// The base URL rows are recorded under in the ledger.
+fn ledger_base<'a>(settings: &ImportSettings, base_url: &'a str) -> &'a str {
+    if settings.service.sandbox {
+        IN_PROCESS_SANDBOX
+    } else {
+        base_url
+    }
+}
+
 /// What a dry run can tell from the ledger: which planned rows an import would skip.
 struct LedgerView {
     path: PathBuf,
@@ -650,6 +670,10 @@ struct LedgerView {
     unknown: usize,
     /// Rows whose key depends on an e-mail assignee not resolved offline.
     untold: usize,
+    /// Rows sent through another address, which would make an import refuse.
+    elsewhere: usize,
+    /// The ledger's scopes by key, for rows it holds under other addresses only.
+    sent_scopes: HashMap<String, Vec<String>>,
 }
 
 impl LedgerView {
@@ -661,11 +685,17 @@ impl LedgerView {
         match ledger::LedgerSnapshot::read(path) {
             Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
                 path: path.clone(),
+                sent_scopes: snapshot
+                    .sent_scopes()
+                    .into_iter()
+                    .map(|(key, scopes)| (key.to_owned(), scopes.into_iter().map(str::to_owned).collect()))
+                    .collect(),
                 snapshot,
-                keys: RowKeys::new(&base),
+                keys: RowKeys::new(ledger_base(settings, &base)),
                 already: 0,
                 unknown: 0,
                 untold: 0,
+                elsewhere: 0,
             }),
             Err(e) => {
                 eprint_line(&format!("warning: {e}; the dry run does not say which rows it holds"));
@@ -675,14 +705,18 @@ impl LedgerView {
     }
 
     /// A note for the row's report line when the ledger knows it.
-    fn note(&mut self, p: &PlannedRow, force: bool, retry_unknown: bool) -> Option<String> {
+    fn note(&mut self, p: &PlannedRow, settings: &ImportSettings) -> Option<String> {
+        let (force, retry_unknown) = (settings.force, settings.retry_unknown);
         if p.assignee_email.is_some() && p.body.human_id.is_none() {
             self.untold += 1;
             return None;
         }
         let body = p.body.to_json();
         let (scope, key) = self.keys.key(p, &body);
-        match self.snapshot.prior(&scope, &key)? {
+        let Some(prior) = self.snapshot.prior(&scope, &key) else {
+            return self.sent_elsewhere(p, &scope, &key, settings);
+        };
+        match prior {
             Prior::Created {
                 test_run_id,
                 test_run_human_id,
@@ -711,6 +745,31 @@ impl LedgerView {
         }
     }
 
+    /// The note for a row the ledger shows sent through another address (see `MovedRows`).
+    fn sent_elsewhere(&mut self, p: &PlannedRow, scope: &str, key: &str, settings: &ImportSettings) -> Option<String> {
+        if settings.force || settings.service.sandbox {
+            return None;
+        }
+        let project = ledger::scope("", &p.body.project_id);
+        let others = other_scopes(self.sent_scopes.get(key), scope, &project);
+        let named = settings
+            .moved_from
+            .as_deref()
+            .map(|old| ledger::scope(old, &p.body.project_id));
+        if named.is_some_and(|old| others.contains(&old.as_str())) {
+            return Some(
+                "sent through the --moved-from address per the ledger: an import counts it as it stands there"
+                    .to_owned(),
+            );
+        }
+        let other = others.into_iter().min()?;
+        let base = other.strip_suffix(project.as_str()).unwrap_or(other);
+        self.elsewhere += 1;
+        Some(format!(
+            "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
+        ))
+    }
+
     fn summary(&self, planned: usize) -> String {
         let mut line = format!(
             "ledger {}: {} of {planned} planned rows are already imported; an import would send {}",
@@ -726,6 +785,13 @@ impl LedgerView {
                 " ({} with an e-mail assignee and no human_id cannot be matched offline)",
                 self.untold
             ));
+        }
+        if self.elsewhere > 0 {
+            line = format!(
+                "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
+                self.path.display(),
+                plural(self.elsewhere, "row")
+            );
         }
         line
     }
@@ -910,7 +976,7 @@ impl UploadRun {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
             let mut prior = ledger.and_then(|l| l.prior(&scope, &key).cloned());
-            if prior.is_none() && !settings.force {
+            if prior.is_none() && !settings.force && !settings.service.sandbox {
                 prior = moved.look_elsewhere(&sent_scopes, settings, ledger, p, &scope, &key);
             }
             let report = &mut self.rows[*index];
@@ -978,7 +1044,11 @@ impl UploadRun {
                 // Rows the ledger shows as done are still said to be done (e-mail assignees
                 // are unresolved, so a row without a human_id that had one may not be found).
                 let ledger = self.ledger.take();
-                self.sort_by_ledger(&settings.service.base_url, ledger.as_ref(), settings);
+                self.sort_by_ledger(
+                    ledger_base(settings, &settings.service.base_url),
+                    ledger.as_ref(),
+                    settings,
+                );
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
                 return self.finish_without_upload(code, settings);
             }
@@ -993,7 +1063,8 @@ impl UploadRun {
             return self.finish_without_upload(EXIT_INVALID, settings);
         }
         let mut ledger = self.ledger.take();
-        let Sorted { jobs, keys, moved } = self.sort_by_ledger(client.base_url(), ledger.as_ref(), settings);
+        let Sorted { jobs, keys, moved } =
+            self.sort_by_ledger(ledger_base(settings, client.base_url()), ledger.as_ref(), settings);
         let changed: Vec<usize> = self
             .rows
             .iter()
@@ -1114,14 +1185,12 @@ struct MovedRows {
     elsewhere: Vec<(usize, String)>,
 }
 
-/// A row created through the old address, with what to record under the new one.
+/// A row sent through the old address, with what to record under the new one.
 struct CarriedRow {
     scope: String,
     key: String,
     row: usize,
-    test_run_id: Option<String>,
-    test_run_human_id: Option<String>,
-    body: Option<String>,
+    prior: Prior,
 }
 
 impl MovedRows {
@@ -1137,37 +1206,28 @@ impl MovedRows {
     ) -> Option<Prior> {
         let ledger = ledger?;
         let project = ledger::scope("", &p.body.project_id);
-        let other = *sent_scopes
-            .get(key)?
-            .iter()
-            .find(|s| **s != scope && s.ends_with(&project))?;
-        match &settings.moved_from {
-            Some(old) if ledger::scope(old, &p.body.project_id) == other => {
-                let prior = ledger.prior(other, key).cloned();
-                if let Some(Prior::Created {
-                    test_run_id,
-                    test_run_human_id,
-                    body,
-                    ..
-                }) = &prior
-                {
-                    self.found.push(CarriedRow {
-                        scope: scope.to_owned(),
-                        key: key.to_owned(),
-                        row: p.row,
-                        test_run_id: test_run_id.clone(),
-                        test_run_human_id: test_run_human_id.clone(),
-                        body: body.clone(),
-                    });
-                }
-                prior
-            }
-            _ => {
-                let base = other.strip_suffix(project.as_str()).unwrap_or(other);
-                self.elsewhere.push((p.row, base.to_owned()));
-                None
-            }
+        let others = other_scopes(sent_scopes.get(key), scope, &project);
+        // The address --moved-from names, if the row was sent there; else the same one
+        // every run (the map's order is not).
+        let moved = settings
+            .moved_from
+            .as_deref()
+            .map(|old| ledger::scope(old, &p.body.project_id))
+            .filter(|old| others.contains(&old.as_str()));
+        if let Some(old) = moved {
+            let prior = ledger.prior(&old, key).cloned()?;
+            self.found.push(CarriedRow {
+                scope: scope.to_owned(),
+                key: key.to_owned(),
+                row: p.row,
+                prior: prior.clone(),
+            });
+            return Some(prior);
         }
+        let other = others.into_iter().min()?;
+        let base = other.strip_suffix(project.as_str()).unwrap_or(other);
+        self.elsewhere.push((p.row, base.to_owned()));
+        None
     }
 
     /// Why the run must not send anything, if some row was created under another address.
@@ -1182,20 +1242,35 @@ impl MovedRows {
         ))
     }
 
-    /// Records the rows found under the old address as created under the new one, so
-    /// later runs need no `--moved-from`.
+    /// Records the rows found under the old address under the new one, as they stood
+    /// (created, or unknown), so later runs need no `--moved-from`.
     fn record_here(&self, ledger: &mut Ledger) -> anyhow::Result<()> {
         for r in &self.found {
-            ledger
-                .record_created(
+            let recorded = match &r.prior {
+                Prior::Created {
+                    test_run_id,
+                    test_run_human_id,
+                    body,
+                    ..
+                } => ledger.record_created(
                     &r.scope,
                     &r.key,
                     r.row,
-                    r.test_run_id.as_deref(),
-                    r.test_run_human_id.as_deref(),
-                    r.body.as_deref(),
-                )
-                .map_err(|e| anyhow!("{e}"))?;
+                    test_run_id.as_deref(),
+                    test_run_human_id.as_deref(),
+                    body.as_deref(),
+                ),
+                // Still unknown at the new address: not resent, and no flag needed to say so.
+                Prior::InFlight { at, .. } => ledger.record_unknown(
+                    &r.scope,
+                    &r.key,
+                    r.row,
+                    &format!("sent at {at} through the old address; no answer"),
+                ),
+                Prior::Unknown { error, .. } => ledger.record_unknown(&r.scope, &r.key, r.row, error),
+                Prior::Failed { .. } => Ok(()),
+            };
+            recorded.map_err(|e| anyhow!("{e}"))?;
         }
         Ok(())
     }

@@ -406,6 +406,18 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
 /// Each (scope, key)'s latest state.
 type States = HashMap<(String, String), Prior>;
 
+/// For each key, the scopes in which the ledger shows it created, or sent with no answer:
+/// to find rows sent through another base URL of what may be the same service.
+fn sent_scopes(states: &States) -> HashMap<&str, Vec<&str>> {
+    let mut scopes: HashMap<&str, Vec<&str>> = HashMap::new();
+    for ((scope, key), prior) in states {
+        if prior.is_created() || prior.is_unknown() {
+            scopes.entry(key.as_str()).or_default().push(scope.as_str());
+        }
+    }
+    scopes
+}
+
 /// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
 /// is tolerated and noted; a bad line anywhere else is an error.
 fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerError> {
@@ -468,6 +480,11 @@ pub struct LedgerSnapshot {
 }
 
 impl LedgerSnapshot {
+    /// See [`sent_scopes`].
+    pub fn sent_scopes(&self) -> HashMap<&str, Vec<&str>> {
+        sent_scopes(&self.states)
+    }
+
     /// `None` when there is no ledger at `path` yet.
     pub fn read(path: &Path) -> Result<Option<LedgerSnapshot>, LedgerError> {
         let bytes = match std::fs::read(path) {
@@ -525,16 +542,9 @@ impl Ledger {
         self.states.get(&(scope.to_string(), key.to_string()))
     }
 
-    /// For each key, the scopes in which the ledger shows it created, or sent with no
-    /// answer: to find rows sent through another base URL of what may be the same service.
+    /// See [`sent_scopes`].
     pub fn sent_scopes(&self) -> HashMap<&str, Vec<&str>> {
-        let mut scopes: HashMap<&str, Vec<&str>> = HashMap::new();
-        for ((scope, key), prior) in &self.states {
-            if prior.is_created() || prior.is_unknown() {
-                scopes.entry(key.as_str()).or_default().push(scope.as_str());
-            }
-        }
-        scopes
+        sent_scopes(&self.states)
     }
 
     /// To be called, and to succeed, before the row's request is sent.

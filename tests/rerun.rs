@@ -421,7 +421,8 @@ fn a_dry_run_says_which_rows_the_ledger_holds() {
     assert_eq!(count(&rows, Outcome::AlreadyImported), 4);
     assert_eq!(count(&rows, Outcome::Created), 2);
 
-    // Another base URL is another service: its ledger scope holds nothing.
+    // Another base URL holds none of them, but may be the same service moved: the dry run
+    // says an import there would refuse (see the --moved-from tests below).
     let mut cmd = bare_command(rig.dir.path(), None);
     cmd.args([
         "import",
@@ -432,7 +433,10 @@ fn a_dry_run_says_which_rows_the_ledger_holds() {
         "--base-url",
         "https://elsewhere.example.com/api/v1",
     ]);
-    dry_run_says(cmd, "0 of 6 planned rows are already imported; an import would send 6");
+    dry_run_says(
+        cmd,
+        "6 rows the ledger shows sent through another address, so an import to this one would refuse to run",
+    );
 }
 
 /// Runs a dry run that must pass, and whose stderr must hold `line`.
@@ -461,6 +465,16 @@ fn a_ledger_made_through_another_address_is_not_resent_blindly() {
         cmd.args(["--state", "s.jsonl", "--rate", "50"]).args(extra);
         run(cmd)
     };
+    // A dry run says so first, as a nightly job's check would want.
+    let dry = to_moved(&["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains(
+            "3 rows the ledger shows sent through another address, so an import to this one would refuse to run"
+        ),
+        "{}",
+        dry.stderr
+    );
     let refused = to_moved(&[]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
@@ -579,4 +593,70 @@ fn a_row_changed_since_it_was_imported_is_said_to_be_unsent() {
         "{}",
         second.stderr
     );
+}
+
+/// The in-process sandbox's port changes every run: a rehearsal with a ledger can be run
+/// again (its rows are `already_imported`), and it never blocks a run into the service.
+#[test]
+fn in_process_sandbox_rehearsals_repeat_and_never_block_the_real_run() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("reh", 1..3, true));
+    let rehearse = || {
+        let mut cmd = bare_command(&rig.path(""), None);
+        cmd.args(["import", "runs.csv", "--sandbox", "--state", "s.jsonl"]);
+        run(cmd)
+    };
+    let first = rehearse();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = rehearse();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::AlreadyImported), 2);
+
+    let real = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(real.code, 0, "{}", real.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 2);
+    assert_eq!(rig.sandbox.runs().len(), 2);
+}
+
+/// Rows sent through two other addresses: `--moved-from` takes the one it names, every
+/// time; and rows that were unknown there stay unknown here without the flag next time.
+#[test]
+fn moved_from_takes_the_address_it_names_and_carries_unknown_rows_too() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("two", 1..4, true));
+    assert_eq!(import_with_state(&rig, "runs.csv", &["--rate", "50"]).code, 0);
+    let old = rig.start_sandbox(SandboxOptions::default());
+    let into = |sandbox: &testsigma_import::sandbox::Sandbox, extra: &[&str]| {
+        let mut cmd = rig.import_into(sandbox, "runs.csv", Some("k-rerun"));
+        cmd.args(["--state", "s.jsonl", "--rate", "50"]).args(extra);
+        run(cmd)
+    };
+    assert_eq!(into(&old, &["--force"]).code, 0);
+    let old_ids = ids(&rig.report("runs.report.csv"));
+    let new = rig.start_sandbox(SandboxOptions::default());
+    for _ in 0..3 {
+        let out = into(&new, &["--moved-from", &old.base_url()]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(ids(&rig.report("runs.report.csv")), old_ids);
+    }
+    assert_eq!(new.stats().posts_received, 0);
+
+    // Unknown rows at the old address.
+    let failing = rig.start_sandbox(SandboxOptions {
+        faults: vec![testsigma_import::sandbox::FaultRule {
+            fault: testsigma_import::sandbox::Fault::ErrorAfterCreate,
+            probability: 1.0,
+        }],
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("unk2", 1..3, true));
+    assert_eq!(into(&failing, &[]).code, 1);
+    let fresh = rig.start_sandbox(SandboxOptions::default());
+    let carried = into(&fresh, &["--moved-from", &failing.base_url()]);
+    assert_eq!(carried.code, 1, "{}", carried.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Unknown), 2);
+    let next = into(&fresh, &[]);
+    assert_eq!(next.code, 1, "no refusal: {}", next.stderr);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Unknown), 2);
+    assert_eq!(fresh.stats().posts_received, 0);
 }
