@@ -290,9 +290,8 @@ impl ReportWriter {
         } = self;
         // A device or a pipe (`--report /dev/null`) cannot be rewritten, only closed: the
         // rows went there as they finished. (As root, a rename over `/dev/null` succeeds.)
-        let special = fs::metadata(&path).is_ok_and(|m| !m.is_file());
         match rows_in_input_order {
-            Some(rows) if !special => {
+            Some(rows) if !is_special_file(&path) => {
                 // Closed before the rename: Windows refuses to replace a file that is open.
                 drop(file);
                 replace_atomically(&path, &serialize(rows, format))
@@ -356,8 +355,12 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// [`failed_rows_path`], or `None` when the report is not a regular file (`/dev/null`, a
 /// pipe): there is then no place beside it for a file of its own.
 pub fn failed_rows_path_beside(report_path: &Path) -> Option<PathBuf> {
-    let special = fs::metadata(report_path).is_ok_and(|m| !m.is_file());
-    (!special).then(|| failed_rows_path(report_path))
+    (!is_special_file(report_path)).then(|| failed_rows_path(report_path))
+}
+
+/// A path that exists and is not a regular file: a device such as `/dev/null`, a pipe.
+fn is_special_file(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file())
 }
 
 pub fn failed_rows_path(report_path: &Path) -> PathBuf {

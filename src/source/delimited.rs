@@ -256,20 +256,33 @@ impl DelimitedSource {
     /// quoted field at the end, and if so, the field the quote opened. Only for a last
     /// record with a newline inside it, so the input is read again only then.
     fn unclosed_quote(&self, start: u64) -> Option<usize> {
+        match self.lex_again(start, u64::MAX)? {
+            (lexer, true) => lexer.in_quotes.then_some(lexer.quote_field),
+            (_, false) => None,
+        }
+    }
+
+    /// Lexes the input again from byte `start`, to its end or until past `limit` more bytes,
+    /// and says whether every read succeeded; `None` when it cannot be read again up to `start`.
+    fn lex_again(&self, start: u64, limit: u64) -> Option<(FieldLexer, bool)> {
         let mut stream = text_stream(&self.input, self.plan, &self.name).ok()?;
         if io::copy(&mut (&mut stream).take(start), &mut io::sink()).ok()? != start {
             return None;
         }
         let mut lexer = FieldLexer::new(self.plan.delimiter);
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
+        let mut scanned = 0u64;
+        while scanned <= limit {
             match stream.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => lexer.feed(&buf[..n]),
-                Err(_) => return None,
+                Ok(n) => {
+                    lexer.feed(&buf[..n]);
+                    scanned += n as u64;
+                }
+                Err(_) => return Some((lexer, false)),
             }
         }
-        lexer.in_quotes.then_some(lexer.quote_field)
+        Some((lexer, true))
     }
 
     /// A record ran past the byte cap: either one cell is simply too large, or a quote
@@ -282,25 +295,9 @@ impl DelimitedSource {
             at: Location::row(row, false),
             limit: cap,
         };
-        let Ok(mut stream) = text_stream(&self.input, self.plan, &self.name) else {
+        let Some((lexer, _)) = self.lex_again(self.reader.get_ref().record_start, cap) else {
             return runaway;
         };
-        let start = self.reader.get_ref().record_start;
-        if io::copy(&mut (&mut stream).take(start), &mut io::sink()).ok() != Some(start) {
-            return runaway;
-        }
-        let mut lexer = FieldLexer::new(self.plan.delimiter);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut scanned = 0u64;
-        while scanned <= cap {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    lexer.feed(&buf[..n]);
-                    scanned += n as u64;
-                }
-            }
-        }
         if lexer.in_quotes || lexer.field_bytes <= self.max_cell_bytes as u64 {
             return runaway;
         }
