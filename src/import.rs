@@ -642,14 +642,38 @@ impl RowKeys {
 /// so its URL would make every rehearsal a stranger to the last.
 const IN_PROCESS_SANDBOX: &str = "in-process-sandbox";
 
-/// The scopes, other than this run's, in which the ledger shows `key` of the same project
-/// sent; rehearsals in the in-process sandbox never stand for the service.
-fn other_scopes<'a, S: AsRef<str>>(sent: Option<&'a Vec<S>>, scope: &str, project: &str) -> Vec<&'a str> {
-    sent.into_iter()
-        .flatten()
-        .map(AsRef::as_ref)
-        .filter(|s| *s != scope && s.ends_with(project) && !s.starts_with(IN_PROCESS_SANDBOX))
-        .collect()
+/// Where the ledger shows a row sent that this run's address (`scope`) has never seen.
+enum SentElsewhere<'a> {
+    /// Through the address `--moved-from` names: the row as it stands there.
+    MovedFrom(&'a Prior),
+    /// Through another address (the same one every run, whatever the map's order).
+    Other { base: &'a str },
+}
+
+/// Looks for `key` of the row's project sent through another address; rehearsals in the
+/// in-process sandbox never stand for the service.
+fn sent_elsewhere<'a>(
+    known: &'a ledger::LedgerSnapshot,
+    p: &PlannedRow,
+    scope: &str,
+    key: &str,
+    moved_from: Option<&str>,
+) -> Option<SentElsewhere<'a>> {
+    let project = ledger::scope("", &p.body.project_id);
+    let others: Vec<&str> = known
+        .sent_scopes(key)
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != scope && s.ends_with(project.as_str()) && !s.starts_with(IN_PROCESS_SANDBOX))
+        .collect();
+    let named = moved_from.map(|old| ledger::scope(old, &p.body.project_id));
+    if let Some(old) = named.and_then(|old| others.iter().copied().find(|s| *s == old)) {
+        return known.prior(old, key).map(SentElsewhere::MovedFrom);
+    }
+    let other = others.into_iter().min()?;
+    Some(SentElsewhere::Other {
+        base: other.strip_suffix(project.as_str()).unwrap_or(other),
+    })
 }
 
 /// The base URL rows are recorded under in the ledger.
@@ -672,8 +696,6 @@ struct LedgerView {
     untold: usize,
     /// Rows sent through another address, which would make an import refuse.
     elsewhere: usize,
-    /// The ledger's scopes by key, for rows it holds under other addresses only.
-    sent_scopes: HashMap<String, Vec<String>>,
 }
 
 impl LedgerView {
@@ -685,11 +707,6 @@ impl LedgerView {
         match ledger::LedgerSnapshot::read(path) {
             Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
                 path: path.clone(),
-                sent_scopes: snapshot
-                    .sent_scopes()
-                    .into_iter()
-                    .map(|(key, scopes)| (key.to_owned(), scopes.into_iter().map(str::to_owned).collect()))
-                    .collect(),
                 snapshot,
                 keys: RowKeys::new(ledger_base(settings, &base)),
                 already: 0,
@@ -714,7 +731,7 @@ impl LedgerView {
         let body = p.body.to_json();
         let (scope, key) = self.keys.key(p, &body);
         let Some(prior) = self.snapshot.prior(&scope, &key) else {
-            return self.sent_elsewhere(p, &scope, &key, settings);
+            return self.note_sent_elsewhere(p, &scope, &key, settings);
         };
         match prior {
             Prior::Created {
@@ -746,31 +763,38 @@ impl LedgerView {
     }
 
     /// The note for a row the ledger shows sent through another address (see `MovedRows`).
-    fn sent_elsewhere(&mut self, p: &PlannedRow, scope: &str, key: &str, settings: &ImportSettings) -> Option<String> {
+    fn note_sent_elsewhere(
+        &mut self,
+        p: &PlannedRow,
+        scope: &str,
+        key: &str,
+        settings: &ImportSettings,
+    ) -> Option<String> {
         if settings.force || settings.service.sandbox {
             return None;
         }
-        let project = ledger::scope("", &p.body.project_id);
-        let others = other_scopes(self.sent_scopes.get(key), scope, &project);
-        let named = settings
-            .moved_from
-            .as_deref()
-            .map(|old| ledger::scope(old, &p.body.project_id));
-        if named.is_some_and(|old| others.contains(&old.as_str())) {
-            return Some(
+        match sent_elsewhere(&self.snapshot, p, scope, key, settings.moved_from.as_deref())? {
+            SentElsewhere::MovedFrom(_) => Some(
                 "sent through the --moved-from address per the ledger: an import counts it as it stands there"
                     .to_owned(),
-            );
+            ),
+            SentElsewhere::Other { base } => {
+                self.elsewhere += 1;
+                Some(format!(
+                    "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
+                ))
+            }
         }
-        let other = others.into_iter().min()?;
-        let base = other.strip_suffix(project.as_str()).unwrap_or(other);
-        self.elsewhere += 1;
-        Some(format!(
-            "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
-        ))
     }
 
     fn summary(&self, planned: usize) -> String {
+        if self.elsewhere > 0 {
+            return format!(
+                "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
+                self.path.display(),
+                plural(self.elsewhere, "row")
+            );
+        }
         let mut line = format!(
             "ledger {}: {} of {planned} planned rows are already imported; an import would send {}",
             self.path.display(),
@@ -785,13 +809,6 @@ impl LedgerView {
                 " ({} with an e-mail assignee and no human_id cannot be matched offline)",
                 self.untold
             ));
-        }
-        if self.elsewhere > 0 {
-            line = format!(
-                "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
-                self.path.display(),
-                plural(self.elsewhere, "row")
-            );
         }
         line
     }
@@ -965,19 +982,27 @@ impl UploadRun {
 
     /// Keys, and what the ledger already knows of each row: rows it shows as created are
     /// `already_imported`, rows whose answer never came `unknown`; the rest are the jobs.
-    fn sort_by_ledger(&mut self, base_url: &str, ledger: Option<&Ledger>, settings: &ImportSettings) -> Sorted {
+    fn sort_by_ledger(
+        &mut self,
+        base_url: &str,
+        known: Option<&ledger::LedgerSnapshot>,
+        settings: &ImportSettings,
+    ) -> Sorted {
         // Keys, and what the ledger already knows of each row.
         let mut row_keys = RowKeys::new(base_url);
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
-        let sent_scopes = ledger.map(Ledger::sent_scopes).unwrap_or_default();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
-            let mut prior = ledger.and_then(|l| l.prior(&scope, &key).cloned());
-            if prior.is_none() && !settings.force && !settings.service.sandbox {
-                prior = moved.look_elsewhere(&sent_scopes, settings, ledger, p, &scope, &key);
+            let mut prior = known.and_then(|l| l.prior(&scope, &key).cloned());
+            if prior.is_none()
+                && !settings.force
+                && !settings.service.sandbox
+                && let Some(known) = known
+            {
+                prior = moved.look_elsewhere(known, settings, p, &scope, &key);
             }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
@@ -1046,7 +1071,7 @@ impl UploadRun {
                 let ledger = self.ledger.take();
                 self.sort_by_ledger(
                     ledger_base(settings, &settings.service.base_url),
-                    ledger.as_ref(),
+                    ledger.as_ref().map(Ledger::known),
                     settings,
                 );
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
@@ -1063,8 +1088,11 @@ impl UploadRun {
             return self.finish_without_upload(EXIT_INVALID, settings);
         }
         let mut ledger = self.ledger.take();
-        let Sorted { jobs, keys, moved } =
-            self.sort_by_ledger(ledger_base(settings, client.base_url()), ledger.as_ref(), settings);
+        let Sorted { jobs, keys, moved } = self.sort_by_ledger(
+            ledger_base(settings, client.base_url()),
+            ledger.as_ref().map(Ledger::known),
+            settings,
+        );
         let changed: Vec<usize> = self
             .rows
             .iter()
@@ -1197,37 +1225,27 @@ impl MovedRows {
     /// What the ledger knows of a row that this run's address has never seen.
     fn look_elsewhere(
         &mut self,
-        sent_scopes: &HashMap<&str, Vec<&str>>,
+        known: &ledger::LedgerSnapshot,
         settings: &ImportSettings,
-        ledger: Option<&Ledger>,
         p: &PlannedRow,
         scope: &str,
         key: &str,
     ) -> Option<Prior> {
-        let ledger = ledger?;
-        let project = ledger::scope("", &p.body.project_id);
-        let others = other_scopes(sent_scopes.get(key), scope, &project);
-        // The address --moved-from names, if the row was sent there; else the same one
-        // every run (the map's order is not).
-        let moved = settings
-            .moved_from
-            .as_deref()
-            .map(|old| ledger::scope(old, &p.body.project_id))
-            .filter(|old| others.contains(&old.as_str()));
-        if let Some(old) = moved {
-            let prior = ledger.prior(&old, key).cloned()?;
-            self.found.push(CarriedRow {
-                scope: scope.to_owned(),
-                key: key.to_owned(),
-                row: p.row,
-                prior: prior.clone(),
-            });
-            return Some(prior);
+        match sent_elsewhere(known, p, scope, key, settings.moved_from.as_deref())? {
+            SentElsewhere::MovedFrom(prior) => {
+                self.found.push(CarriedRow {
+                    scope: scope.to_owned(),
+                    key: key.to_owned(),
+                    row: p.row,
+                    prior: prior.clone(),
+                });
+                Some(prior.clone())
+            }
+            SentElsewhere::Other { base } => {
+                self.elsewhere.push((p.row, base.to_owned()));
+                None
+            }
         }
-        let other = others.into_iter().min()?;
-        let base = other.strip_suffix(project.as_str()).unwrap_or(other);
-        self.elsewhere.push((p.row, base.to_owned()));
-        None
     }
 
     /// Why the run must not send anything, if some row was created under another address.

@@ -123,7 +123,7 @@ pub struct Ledger {
     file: File,
     // Held for its lock; dropping it releases the lock.
     _lock: File,
-    states: HashMap<(String, String), Prior>,
+    known: LedgerSnapshot,
     /// The file does not end with `\n`: the next append starts with one.
     needs_newline: bool,
     /// The last line is (or may be) torn: the next append writes a `torn` marker.
@@ -406,18 +406,6 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
 /// Each (scope, key)'s latest state.
 type States = HashMap<(String, String), Prior>;
 
-/// For each key, the scopes in which the ledger shows it created, or sent with no answer:
-/// to find rows sent through another base URL of what may be the same service.
-fn sent_scopes(states: &States) -> HashMap<&str, Vec<&str>> {
-    let mut scopes: HashMap<&str, Vec<&str>> = HashMap::new();
-    for ((scope, key), prior) in states {
-        if prior.is_created() || prior.is_unknown() {
-            scopes.entry(key.as_str()).or_default().push(scope.as_str());
-        }
-    }
-    scopes
-}
-
 /// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
 /// is tolerated and noted; a bad line anywhere else is an error.
 fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerError> {
@@ -477,12 +465,37 @@ fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerE
 /// import is using it.
 pub struct LedgerSnapshot {
     states: States,
+    /// For each key, the scopes in which it was sent (see [`LedgerSnapshot::sent_scopes`]):
+    /// built when first asked for, dropped when an entry is added.
+    sent: std::cell::OnceCell<HashMap<String, Vec<String>>>,
 }
 
 impl LedgerSnapshot {
-    /// See [`sent_scopes`].
-    pub fn sent_scopes(&self) -> HashMap<&str, Vec<&str>> {
-        sent_scopes(&self.states)
+    fn new(states: States) -> LedgerSnapshot {
+        LedgerSnapshot {
+            states,
+            sent: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The scopes in which the ledger shows `key` created, or sent with no answer: to find
+    /// rows sent through another base URL of what may be the same service.
+    pub fn sent_scopes(&self, key: &str) -> &[String] {
+        let sent = self.sent.get_or_init(|| {
+            let mut sent: HashMap<String, Vec<String>> = HashMap::new();
+            for ((scope, key), prior) in &self.states {
+                if prior.is_created() || prior.is_unknown() {
+                    sent.entry(key.clone()).or_default().push(scope.clone());
+                }
+            }
+            sent
+        });
+        sent.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    fn fold(&mut self, scope: String, key: String, prior: Prior) {
+        fold(&mut self.states, scope, key, prior);
+        self.sent.take();
     }
 
     /// `None` when there is no ledger at `path` yet.
@@ -498,9 +511,10 @@ impl LedgerSnapshot {
             }
         };
         let (states, _) = read_states(path, &bytes)?;
-        Ok(Some(LedgerSnapshot { states }))
+        Ok(Some(LedgerSnapshot::new(states)))
     }
 
+    /// The state of `key` in `scope`, if the ledger has seen it.
     pub fn prior(&self, scope: &str, key: &str) -> Option<&Prior> {
         self.states.get(&(scope.to_string(), key.to_string()))
     }
@@ -530,21 +544,16 @@ impl Ledger {
             path: path.to_path_buf(),
             file,
             _lock: lock,
-            states,
+            known: LedgerSnapshot::new(states),
             needs_newline,
             needs_marker: notes.torn_line.is_some(),
         };
         Ok((ledger, notes))
     }
 
-    /// The state of `key` in `scope`, if the ledger has seen it.
-    pub fn prior(&self, scope: &str, key: &str) -> Option<&Prior> {
-        self.states.get(&(scope.to_string(), key.to_string()))
-    }
-
-    /// See [`sent_scopes`].
-    pub fn sent_scopes(&self) -> HashMap<&str, Vec<&str>> {
-        sent_scopes(&self.states)
+    /// What the ledger holds, as this run has added to it.
+    pub fn known(&self) -> &LedgerSnapshot {
+        &self.known
     }
 
     /// To be called, and to succeed, before the row's request is sent.
@@ -621,7 +630,7 @@ impl Ledger {
         // Read back through the loader's own parser, so this run sees exactly what a
         // later run will.
         if let Ok(Parsed::Entry { scope, key, prior }) = parse_line(&entry) {
-            fold(&mut self.states, scope, key, prior);
+            self.known.fold(scope, key, prior);
         }
         Ok(())
     }
@@ -726,35 +735,38 @@ mod tests {
             // f: created twice (--force): the later ids win.
             ledger.record_created(SCOPE, "f", 7, Some("id-f1"), None, None).unwrap();
             ledger.record_created(SCOPE, "f", 7, Some("id-f2"), None, None).unwrap();
-            assert!(ledger.prior(SCOPE, "a").unwrap().is_created());
+            assert!(ledger.known().prior(SCOPE, "a").unwrap().is_created());
         }
         let (ledger, notes) = Ledger::open(&path).unwrap();
         assert_eq!(notes.entries, 14);
         assert_eq!(notes.torn_line, None);
 
-        let created_id = |key: &str| match ledger.prior(SCOPE, key) {
+        let created_id = |key: &str| match ledger.known().prior(SCOPE, key) {
             Some(Prior::Created { test_run_id, .. }) => test_run_id.clone(),
             other => panic!("{key}: {other:?}"),
         };
         assert_eq!(created_id("a").as_deref(), Some("id-a"));
         assert_eq!(created_id("e").as_deref(), Some("id-e"));
         assert_eq!(created_id("f").as_deref(), Some("id-f2"));
-        assert!(matches!(ledger.prior(SCOPE, "a"), Some(Prior::Created { body: Some(b), .. }) if b == "b1"));
+        assert!(matches!(ledger.known().prior(SCOPE, "a"), Some(Prior::Created { body: Some(b), .. }) if b == "b1"));
         assert!(matches!(
-            ledger.prior(SCOPE, "b"),
+            ledger.known().prior(SCOPE, "b"),
             Some(Prior::Failed { row: 3, error, .. }) if error == "HTTP 422"
         ));
         assert!(matches!(
-            ledger.prior(SCOPE, "c"),
+            ledger.known().prior(SCOPE, "c"),
             Some(Prior::Unknown { row: 4, error, .. }) if error == "timed out"
         ));
-        assert!(matches!(ledger.prior(SCOPE, "d"), Some(Prior::InFlight { row: 2, .. })));
+        assert!(matches!(
+            ledger.known().prior(SCOPE, "d"),
+            Some(Prior::InFlight { row: 2, .. })
+        ));
         for (key, unknown) in [("a", false), ("b", false), ("c", true), ("d", true)] {
-            assert_eq!(ledger.prior(SCOPE, key).unwrap().is_unknown(), unknown, "{key}");
+            assert_eq!(ledger.known().prior(SCOPE, key).unwrap().is_unknown(), unknown, "{key}");
         }
-        assert_eq!(ledger.prior(SCOPE, "zzz"), None);
+        assert_eq!(ledger.known().prior(SCOPE, "zzz"), None);
         // Another scope knows nothing of these rows.
-        assert_eq!(ledger.prior("http://127.0.0.1:9/projects/p1", "a"), None);
+        assert_eq!(ledger.known().prior("http://127.0.0.1:9/projects/p1", "a"), None);
 
         // Every line is the documented shape, with a UTC timestamp and no body.
         let lines = read_lines(&path);
@@ -786,7 +798,7 @@ mod tests {
                     },
                     "{tail:?}"
                 );
-                assert!(ledger.prior("s", "a").unwrap().is_created());
+                assert!(ledger.known().prior("s", "a").unwrap().is_created());
                 ledger.record_in_flight("s", "b", 3).unwrap();
                 ledger.record_unknown("s", "b", 3, "timed out").unwrap();
             }
@@ -800,7 +812,7 @@ mod tests {
                 },
                 "{tail:?}"
             );
-            assert!(ledger.prior("s", "b").unwrap().is_unknown());
+            assert!(ledger.known().prior("s", "b").unwrap().is_unknown());
             let text = std::fs::read_to_string(&path).unwrap();
             let after_torn: Vec<&str> = text.lines().skip(2).collect();
             assert_eq!(after_torn.len(), 3, "{text:?}");
@@ -833,7 +845,7 @@ mod tests {
         }
         assert_eq!(read_lines(&path).len(), 2);
         let (ledger, _) = Ledger::open(&path).unwrap();
-        assert!(ledger.prior("s", "a").unwrap().is_created());
+        assert!(ledger.known().prior("s", "a").unwrap().is_created());
     }
 
     #[test]
