@@ -215,6 +215,26 @@ pub enum DateError {
 /// with `None`, a slash date is accepted only when it proves its own order (`17/03/2024`).
 /// `tz` applies to values without an offset.
 pub fn parse_date(value: DateValue<'_>, bound: DayBound, order: Option<DateOrder>, tz: Tz) -> Result<i64, DateError> {
+    parse_date_by(value, bound, order.map(|o| (o, OrderFrom::Flag)), tz)
+}
+
+/// Where a dd/mm order came from, for the message about a value that is no date in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderFrom {
+    /// `--date-order`.
+    Flag,
+    /// Learned from the column's other values.
+    Column,
+}
+
+/// [`parse_date`], with the order's source named, so that a message credits the flag only
+/// when it was given.
+pub fn parse_date_by(
+    value: DateValue<'_>,
+    bound: DayBound,
+    order: Option<(DateOrder, OrderFrom)>,
+    tz: Tz,
+) -> Result<i64, DateError> {
     match value {
         DateValue::Text(text) => {
             let text = text.trim();
@@ -279,7 +299,7 @@ impl OrderEvidence {
             return;
         };
         // A value proves its order only if it is a date read so (`29/02/2023` is not).
-        let is_date = |order| read_text(text, Some(order)).is_ok();
+        let is_date = |order| read_text(text, Some((order, OrderFrom::Column))).is_ok();
         let slot = match (first, second) {
             (13..=31, 1..=12) if is_date(DateOrder::Dmy) => &mut self.dmy,
             (1..=12, 13..=31) if is_date(DateOrder::Mdy) => &mut self.mdy,
@@ -446,7 +466,7 @@ enum Reading {
     },
 }
 
-fn read_text(value: &str, order: Option<DateOrder>) -> Result<Reading, DateError> {
+fn read_text(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Reading, DateError> {
     if value.is_empty() {
         return Err(DateError::Empty);
     }
@@ -637,7 +657,13 @@ fn is_ordinal_suffix(word: &str) -> bool {
 }
 
 /// How a year-last numeric date was read, for messages about an impossible day or month.
-fn reading_hint(sep: u8, order: Option<DateOrder>, chose: DateOrder, first: u64, second: u64) -> Option<String> {
+fn reading_hint(
+    sep: u8,
+    order: Option<(DateOrder, OrderFrom)>,
+    chose: DateOrder,
+    first: u64,
+    second: u64,
+) -> Option<String> {
     let form = if chose == DateOrder::Dmy {
         "day/month/year"
     } else {
@@ -645,7 +671,8 @@ fn reading_hint(sep: u8, order: Option<DateOrder>, chose: DateOrder, first: u64,
     };
     match (sep, order) {
         (b'.', _) => Some("dotted dates are read as day.month.year".to_owned()),
-        (_, Some(o)) => Some(format!("read as {form} because of `--date-order {o}`")),
+        (_, Some((o, OrderFrom::Flag))) => Some(format!("read as {form} because of `--date-order {o}`")),
+        (_, Some((_, OrderFrom::Column))) => Some(format!("read as {form} like the column's other values")),
         (_, None) if first > 12 => Some(format!("read as {form} because the first part is over 12")),
         (_, None) if second > 12 => Some(format!("read as {form} because the second part is over 12")),
         // Equal parts, or a zero: the reading does not matter, the value is wrong either way.
@@ -657,7 +684,7 @@ struct Parser<'t, 'a> {
     value: &'a str,
     toks: &'t [Tok<'a>],
     at: usize,
-    order: Option<DateOrder>,
+    order: Option<(DateOrder, OrderFrom)>,
 }
 
 impl<'a> Parser<'_, 'a> {
@@ -887,7 +914,7 @@ impl<'a> Parser<'_, 'a> {
                 let chose = if sep == b'.' {
                     DateOrder::Dmy
                 } else {
-                    match self.order {
+                    match self.order.map(|(order, _)| order) {
                         Some(DateOrder::Ymd) => {
                             return Err(DateError::YearLastWithYmd {
                                 value: self.value.to_owned(),

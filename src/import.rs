@@ -993,6 +993,7 @@ impl UploadRun {
         let mut jobs = Vec::new();
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
+        let mut changed = Vec::new();
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
@@ -1015,12 +1016,13 @@ impl UploadRun {
                     body: sent,
                 }) if !settings.force => {
                     report.outcome = Outcome::AlreadyImported;
-                    report.error = changed_since(sent.as_deref(), p, &body).then(|| {
+                    if changed_since(sent.as_deref(), p, &body) {
+                        changed.push(p.row);
                         let run = test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?");
-                        format!(
+                        report.error = Some(format!(
                             "the row has changed since it was imported as {run} (row {row}, {at}); the change was not sent, so Testsigma keeps the earlier version (--force sends it as a new run)"
-                        )
-                    });
+                        ));
+                    }
                     report.test_run_id = test_run_id;
                     report.test_run_human_id = test_run_human_id;
                     report.attempts = 0;
@@ -1055,7 +1057,12 @@ impl UploadRun {
             });
         }
 
-        Sorted { jobs, keys, moved }
+        Sorted {
+            jobs,
+            keys,
+            moved,
+            changed,
+        }
     }
 
     async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
@@ -1088,17 +1095,16 @@ impl UploadRun {
             return self.finish_without_upload(EXIT_INVALID, settings);
         }
         let mut ledger = self.ledger.take();
-        let Sorted { jobs, keys, moved } = self.sort_by_ledger(
+        let Sorted {
+            jobs,
+            keys,
+            moved,
+            changed,
+        } = self.sort_by_ledger(
             ledger_base(settings, client.base_url()),
             ledger.as_ref().map(Ledger::known),
             settings,
         );
-        let changed: Vec<usize> = self
-            .rows
-            .iter()
-            .filter(|r| r.outcome == Outcome::AlreadyImported && r.error.is_some())
-            .map(|r| r.row)
-            .collect();
         if let Some(first) = changed.first() {
             eprint_line(&format!(
                 "note: {} already imported {} changed since (row {first}{}); an import does not send changes, so Testsigma keeps the earlier versions (the report says which; --force sends them as new runs)",
@@ -1200,6 +1206,8 @@ struct Sorted {
     /// Each job's (scope, key) in the ledger, by row index.
     keys: HashMap<usize, (String, String)>,
     moved: MovedRows,
+    /// Rows already imported whose request would now be different: their row numbers.
+    changed: Vec<usize>,
 }
 
 /// Rows the ledger shows as sent through another base URL (created, or no answer), for the

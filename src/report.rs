@@ -384,20 +384,18 @@ pub fn failed_rows_path(report_path: &Path) -> PathBuf {
 /// only when the first row is written; a run without failures leaves no file, and
 /// removes one left by an earlier run so it cannot mislead.
 pub struct FailedRowsWriter {
-    path: PathBuf,
+    /// `None`: no file at all, as when the report goes to a device such as `/dev/null`,
+    /// beside which a `null.failed.csv` must not be made.
+    path: Option<PathBuf>,
     headers: Vec<String>,
     writer: Option<csv::Writer<File>>,
-    /// No file at all: the report goes to a device such as `/dev/null`, beside which a
-    /// `null.failed.csv` must not be made.
-    disabled: bool,
 }
 
 impl FailedRowsWriter {
     /// `path: None` writes nothing (see [`failed_rows_path_beside`]).
     pub fn new(path: Option<PathBuf>, headers: Vec<String>) -> Self {
         FailedRowsWriter {
-            disabled: path.is_none(),
-            path: path.unwrap_or_default(),
+            path,
             headers,
             writer: None,
         }
@@ -407,9 +405,9 @@ impl FailedRowsWriter {
     /// keeps its extra cells after the error column, so every original column stays
     /// where it was; a shorter one is padded with empty cells.
     pub fn write(&mut self, cells: &[String], error: &str) -> Result<(), ReportError> {
-        if self.disabled {
+        let Some(path) = &self.path else {
             return Ok(());
-        }
+        };
         let width = self.headers.len();
         let mut record: Vec<&str> = cells.iter().take(width).map(String::as_str).collect();
         record.resize(width, "");
@@ -418,7 +416,7 @@ impl FailedRowsWriter {
 
         let writer = match self.writer.take() {
             Some(writer) => writer,
-            None => self.create()?,
+            None => create_failed_rows(path, &self.headers)?,
         };
         let writer = self.writer.insert(writer);
         let written = writer
@@ -426,23 +424,7 @@ impl FailedRowsWriter {
             .map_err(io::Error::from)
             .and_then(|()| writer.flush());
         written.map_err(|source| ReportError::FailedRows {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// The file and its header row, on the first failed row.
-    fn create(&self) -> Result<csv::Writer<File>, ReportError> {
-        let mut header: Vec<&str> = self.headers.iter().map(String::as_str).collect();
-        let error_column = error_column_name(&self.headers);
-        header.push(&error_column);
-        let created = File::create(&self.path).and_then(|file| {
-            let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
-            writer.write_record(&header)?;
-            Ok(writer)
-        });
-        created.map_err(|source| ReportError::FailedRows {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         })
     }
@@ -450,23 +432,41 @@ impl FailedRowsWriter {
     /// Flushes the file and returns its path, or, when no row was written, removes a
     /// stale file from an earlier run and returns `None`.
     pub fn finish(self) -> Result<Option<PathBuf>, ReportError> {
+        let Some(path) = self.path else {
+            return Ok(None);
+        };
         let failed = |source| ReportError::FailedRows {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
         match self.writer {
-            _ if self.disabled => Ok(None),
             Some(mut writer) => {
                 writer.flush().map_err(failed)?;
-                Ok(Some(self.path.clone()))
+                Ok(Some(path.clone()))
             }
-            None => match fs::remove_file(&self.path) {
+            None => match fs::remove_file(&path) {
                 Ok(()) => Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(failed(e)),
             },
         }
     }
+}
+
+/// The failed-rows file and its header row, made on the first failed row.
+fn create_failed_rows(path: &Path, headers: &[String]) -> Result<csv::Writer<File>, ReportError> {
+    let mut header: Vec<&str> = headers.iter().map(String::as_str).collect();
+    let error_column = error_column_name(headers);
+    header.push(&error_column);
+    let created = File::create(path).and_then(|file| {
+        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+        writer.write_record(&header)?;
+        Ok(writer)
+    });
+    created.map_err(|source| ReportError::FailedRows {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `error`, unless the input has a column of that name already: then `import_error`

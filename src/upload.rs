@@ -108,11 +108,14 @@ impl StopSignal {
         self.halted.send_replace(true);
     }
 
-    /// Completes once [`StopSignal::halt`] is called.
-    async fn halted(&self) {
+    /// Runs `work` to its end, or until [`StopSignal::halt`] is called: `None` then.
+    async fn unless_halted<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
         let mut halted = self.halted.subscribe();
-        // The sender lives as long as `self`, so this cannot fail while awaited.
-        let _ = halted.wait_for(|h| *h).await;
+        tokio::select! {
+            done = work => Some(done),
+            // The sender lives as long as `self`, so this cannot fail while awaited.
+            _ = halted.wait_for(|h| *h) => None,
+        }
     }
 
     pub fn reason(&self) -> Option<StopReason> {
@@ -386,10 +389,7 @@ impl RowContext {
         let mut retries = 0u32;
         let mut refusals = 0u32;
         loop {
-            tokio::select! {
-                () = self.pacer.acquire() => {}
-                () = self.stop.halted() => {}
-            }
+            self.stop.unless_halted(self.pacer.acquire()).await;
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(report);
             }
@@ -408,14 +408,18 @@ impl RowContext {
             }
             report.attempts += 1;
             self.sent.fetch_add(1, Ordering::SeqCst);
-            let answer = tokio::select! {
-                answer = self.client.create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key) => answer,
-                () = self.stop.halted() => Answer::Unknown {
+            let request = self
+                .client
+                .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key);
+            let answer = self
+                .stop
+                .unless_halted(request)
+                .await
+                .unwrap_or_else(|| Answer::Unknown {
                     status: None,
                     error: "the run was stopped at once before the answer came; the run may exist".to_owned(),
                     request_id: None,
-                },
-            };
+                });
             tracing::info!(row = job.row, attempt = report.attempts, answer = ?AnswerKind(&answer), "answer");
             if answer.status().is_some() {
                 self.answered_any.store(true, Ordering::SeqCst);
@@ -479,10 +483,7 @@ impl RowContext {
                         retry_after.unwrap_or_else(|| backoff(retries))
                     };
                     tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?report.error, "retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = self.stop.halted() => {}
-                    }
+                    self.stop.unless_halted(tokio::time::sleep(wait)).await;
                     if self.stop.is_stopped() {
                         report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
                         return report;

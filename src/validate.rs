@@ -7,7 +7,7 @@ use std::fmt;
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, TimestampUnit};
+use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, OrderFrom, TimestampUnit};
 use crate::mapping::{ColumnMap, Field};
 use crate::model::{Cell, SourceRow, cell_ref, trim};
 
@@ -787,12 +787,8 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
         }
         // As with the flag, but a message must not credit a flag that was never given.
         ColumnOrder::Inferred(order) => {
-            dates::parse_date(DateValue::Text(text), bound, Some(*order), tz).map_err(|e| {
-                e.to_string().replace(
-                    &format!("because of `--date-order {order}`"),
-                    "like the column's other values",
-                )
-            })
+            dates::parse_date_by(DateValue::Text(text), bound, Some((*order, OrderFrom::Column)), tz)
+                .map_err(|e| e.to_string())
         }
         // The column as a whole cannot settle dd/mm vs mm/dd: every value that needs the
         // order gets the column's message; values that do not need it still parse.
