@@ -469,6 +469,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
 
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
     run.ledger = ledger;
+    run.failed_delimiter = stage.source.delimiter().unwrap_or(b',');
     if run.invalid_count() > 0 && !settings.skip_invalid {
         // The plan still shows what the valid rows would send (e-mails unresolved).
         run.write_plan(settings.plan.as_deref(), |_| true)?;
@@ -494,7 +495,8 @@ fn dry_run(
     let format = ReportFormat::from_path(&settings.report);
     let mut writer = ReportWriter::create(&settings.report, format)?.flush_each_row(false);
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
-    let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone());
+    let delimiter = stage.source.delimiter().unwrap_or(b',');
+    let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone(), delimiter);
     let mut printer = ProblemPrinter::new(50);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
@@ -829,6 +831,8 @@ struct UploadRun {
     planned: Vec<(usize, PlannedRow, Vec<String>)>,
     invalid_cells: Vec<(usize, Vec<String>)>,
     failed_path: Option<PathBuf>,
+    /// The input's delimiter, for the failed-rows file (`,` for a workbook).
+    failed_delimiter: u8,
     headers: Vec<String>,
     started: Instant,
     requests_sent: usize,
@@ -866,6 +870,7 @@ impl UploadRun {
             planned,
             invalid_cells,
             failed_path,
+            failed_delimiter: b',',
             headers: Vec::new(),
             started,
             requests_sent: 0,
@@ -940,7 +945,7 @@ impl UploadRun {
         } else {
             std::mem::take(&mut self.headers)
         };
-        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers);
+        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_delimiter);
         let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
         for (index, _, cells) in &self.planned {
             if self.rows[*index].outcome == Outcome::Failed {

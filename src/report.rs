@@ -377,7 +377,10 @@ pub fn failed_rows_path(report_path: &Path) -> PathBuf {
 }
 
 /// The rows that failed or were invalid, with their original columns and an error
-/// column, so that fixing the file and feeding it back as input just works.
+/// column, so that fixing the file and feeding it back as input just works: in the
+/// input's delimiter, as UTF-8 with a byte-order mark. The mark wins over `--encoding`, so
+/// a nightly config that reads its exports as windows-1252 still reads this file right,
+/// and Excel opens it as UTF-8 too.
 ///
 /// Cells are written exactly as read, NOT neutralised for spreadsheets: a leading
 /// apostrophe would become part of the title on the next import. The file is created
@@ -388,15 +391,18 @@ pub struct FailedRowsWriter {
     /// beside which a `null.failed.csv` must not be made.
     path: Option<PathBuf>,
     headers: Vec<String>,
+    delimiter: u8,
     writer: Option<csv::Writer<File>>,
 }
 
 impl FailedRowsWriter {
-    /// `path: None` writes nothing (see [`failed_rows_path_beside`]).
-    pub fn new(path: Option<PathBuf>, headers: Vec<String>) -> Self {
+    /// `path: None` writes nothing (see [`failed_rows_path_beside`]). `delimiter`: the
+    /// input's, or `,` for a workbook.
+    pub fn new(path: Option<PathBuf>, headers: Vec<String>, delimiter: u8) -> Self {
         FailedRowsWriter {
             path,
             headers,
+            delimiter,
             writer: None,
         }
     }
@@ -416,7 +422,7 @@ impl FailedRowsWriter {
 
         let writer = match self.writer.take() {
             Some(writer) => writer,
-            None => create_failed_rows(path, &self.headers)?,
+            None => create_failed_rows(path, &self.headers, self.delimiter)?,
         };
         let writer = self.writer.insert(writer);
         let written = writer
@@ -453,13 +459,19 @@ impl FailedRowsWriter {
     }
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The failed-rows file and its header row, made on the first failed row.
-fn create_failed_rows(path: &Path, headers: &[String]) -> Result<csv::Writer<File>, ReportError> {
+fn create_failed_rows(path: &Path, headers: &[String], delimiter: u8) -> Result<csv::Writer<File>, ReportError> {
     let mut header: Vec<&str> = headers.iter().map(String::as_str).collect();
     let error_column = error_column_name(headers);
     header.push(&error_column);
-    let created = File::create(path).and_then(|file| {
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+    let created = File::create(path).and_then(|mut file| {
+        file.write_all(UTF8_BOM)?;
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_writer(file);
         writer.write_record(&header)?;
         Ok(writer)
     });
@@ -752,11 +764,11 @@ mod tests {
         let headers = vec!["Title".to_string(), "Key".to_string()];
 
         // Nothing failed: no file.
-        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone());
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b',');
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
 
-        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers.clone());
+        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b',');
         assert!(!path.exists());
         let cells = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         writer
@@ -767,16 +779,25 @@ mod tests {
         assert_eq!(writer.finish().unwrap(), Some(path.clone()));
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "Title,Key,error\n\
+            "\u{feff}Title,Key,error\n\
              =SUM(1),K-1,\"status: \"\"DONE\"\" is not ACTIVE or CLOSED\"\n\
              short,,\"title, too long\"\n\
              a,b,e,extra\n"
         );
 
         // A later clean run removes the stale file.
-        let writer = FailedRowsWriter::new(Some(path.clone()), headers);
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b';');
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
+
+        // The input's delimiter is kept.
+        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers, b';');
+        writer.write(&cells(&["a;b", "K"]), "e").unwrap();
+        writer.finish().unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "\u{feff}Title;Key;error\n\"a;b\";K;e\n"
+        );
     }
 
     #[test]

@@ -294,6 +294,44 @@ fn cp1252_csv_without_encoding_is_a_setup_error_naming_the_flag() {
     assert_eq!(run.plan_text().unwrap_or_default(), "");
 }
 
+/// A nightly config that reads its exports as windows-1252 reads the failed-rows file with
+/// the same settings: the file keeps the input's `;` and carries a UTF-8 byte-order mark,
+/// which wins over `encoding`, so accented text comes back as it went out.
+#[test]
+fn failed_rows_of_a_cp1252_file_import_back_under_the_same_config() {
+    let w = Work::new();
+    let fixture = std::fs::read(w.fixture("excel-semicolon-cp1252.csv")).expect("the fixture");
+    // `Open` is no status, so row 2 (and its accents) goes to the failed-rows file.
+    let at = fixture
+        .windows(8)
+        .position(|bytes| bytes == b";Active;")
+        .expect("row 2's status is Active");
+    let bytes = [&fixture[..at], b";Open;", &fixture[at + 8..]].concat();
+    w.create("runs.csv", &bytes);
+    w.create(
+        "testsigma-import.toml",
+        format!(
+            "encoding = \"windows-1252\"\ntimezone = \"Europe/Berlin\"\nproject-id = \"{PROJECT}\"\n[columns]\ntitle = \"Titel / Title\"\n"
+        ),
+    );
+    w.dry_run("runs.csv", &[]).assert_code(3);
+
+    let failed = std::fs::read(w.path("out.failed.csv")).expect("the failed-rows file");
+    assert!(failed.starts_with(b"\xEF\xBB\xBF"), "no byte-order mark: {failed:?}");
+    let failed = String::from_utf8(failed).expect("UTF-8");
+    assert!(failed.contains(";Open;"), "not in the input's delimiter: {failed}");
+    w.create("fixed.csv", failed.replace(";Open;", ";Active;"));
+
+    let run = w.dry_run("fixed.csv", &[]);
+    run.assert_code(0);
+    let bodies = run.bodies();
+    assert_eq!(bodies.len(), 1, "{}", run.stderr);
+    assert_eq!(bodies[0].1["title"], "Régression mensuelle");
+    assert_eq!(bodies[0].1["description"], "Périmètre: paiement; facturation");
+    assert_eq!(bodies[0].1["label_names"], json!(["Régression", "Mensuel"]));
+    assert_eq!(bodies[0].1["start_date"], 1707087600);
+}
+
 #[test]
 fn bom_csv_with_quoted_comma_and_newline_and_crlf() {
     // The same table in each encoding whose BOM says what it is; Title is the first

@@ -385,6 +385,10 @@ impl RowSource for DelimitedSource {
         false
     }
 
+    fn delimiter(&self) -> Option<u8> {
+        Some(self.plan.delimiter)
+    }
+
     fn sheet_name(&self) -> Option<&str> {
         None
     }

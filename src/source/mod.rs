@@ -157,6 +157,10 @@ pub trait RowSource: Send {
     /// Messages use cell references (`C7`) only for workbooks.
     fn is_workbook(&self) -> bool;
     fn sheet_name(&self) -> Option<&str>;
+    /// The field delimiter of delimited text, as given or sniffed; `None` for workbooks.
+    fn delimiter(&self) -> Option<u8> {
+        None
+    }
     /// Fills `row` with the next data row, reusing its storage. `Ok(false)` at the end.
     /// After an error for which [`SourceError::is_row_local`] is true, the source has moved
     /// past that row and the next call goes on with the following one.
