@@ -471,7 +471,8 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     run.ledger = ledger;
     run.failed_delimiter = stage.source.delimiter().unwrap_or(b',');
     if run.invalid_count() > 0 && !settings.skip_invalid {
-        // The plan still shows what the valid rows would send (e-mails unresolved).
+        run.resolve_assignees_anyway(&settings).await;
+        // The plan still shows what the valid rows would send.
         run.write_plan(settings.plan.as_deref(), |_| true)?;
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
@@ -924,6 +925,24 @@ impl UploadRun {
         Ok((client, sandbox))
     }
 
+    /// Rows already invalid mean nothing is sent, but an e-mail assignee that matches no
+    /// user is a problem too, and every problem is reported at once: the service is asked
+    /// all the same. If it cannot be (no key, unreachable), that is said and is no error.
+    async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
+        if self.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
+            return;
+        }
+        let resolved = async {
+            let (client, _sandbox) = connect(&settings.service, true).await?;
+            resolve_assignees(self, &client.with_read_retries(settings.max_retries)).await
+        };
+        if let Err(e) = resolved.await {
+            eprint_line(&format!(
+                "note: e-mail assignees were not checked against the service: {e:#}"
+            ));
+        }
+    }
+
     fn finish_without_upload(self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
         for r in &self.rows {
@@ -1335,7 +1354,7 @@ pub(crate) async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::R
         exit_code: EXIT_SETUP,
     })?;
     let key = service.key.clone().ok_or_else(|| SetupError {
-        message: "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); --dry-run needs none".to_string(),
+        message: "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none".to_string(),
         exit_code: EXIT_SETUP,
     })?;
     let client = ApiClient::new(&base, key, service.timeout)?;

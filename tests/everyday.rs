@@ -522,7 +522,7 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     let failed = rig.read("runs.failed.csv");
     let failed_lines: Vec<&str> = failed.lines().collect();
     assert_eq!(failed_lines.len(), 2, "{failed}");
-    assert_eq!(failed_lines[0], "Title,Project,Assignee,error");
+    assert_eq!(failed_lines[0], "\u{feff}Title,Project,Assignee,error");
     assert!(
         failed_lines[1].starts_with(&format!("Two,{PROJECT},grace@exmaple.com,")),
         "{failed}"
@@ -531,7 +531,46 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
 }
 
 #[test]
+fn an_unknown_email_is_reported_in_the_same_run_as_other_invalid_rows() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!("Title,Project,Assignee\nOne,{PROJECT},grace@exmaple.com\nTwo,{PROJECT},ada@example.com.\n"),
+    );
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    for row in [
+        "invalid: row 2, column `Assignee`: `grace@exmaple.com`: no user",
+        "invalid: row 3,",
+    ] {
+        assert!(out.stderr.lines().any(|l| l.starts_with(row)), "{row}\n{}", out.stderr);
+    }
+    assert_eq!(
+        rig.outcomes("runs.report.csv"),
+        [(2, Outcome::Invalid), (3, Outcome::Invalid)]
+    );
+    rig.assert_nothing_created("invalid rows");
 
+    // Without a key the service cannot be asked; that is said, and the run is as before.
+    let url = rig.sandbox.base_url();
+    let out = run(command_in(
+        rig.dir.path(),
+        &["import", "runs.csv", "--base-url", &url, "--no-state"],
+    ));
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("note: e-mail assignees were not checked against the service: no API key"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        rig.outcomes("runs.report.csv"),
+        [(2, Outcome::NotSent), (3, Outcome::Invalid)]
+    );
+}
+
+#[test]
 fn an_unknown_email_on_import_names_the_files_header() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write(
