@@ -367,10 +367,24 @@ pub fn may_need_order(text: &str) -> bool {
     })
 }
 
-/// The first two parts of a slash/dash date with a 4-digit year last, or `None`.
-fn year_last_parts(text: &str) -> Option<(u64, u64)> {
+/// The first two parts of a slash/dash date with a 4-digit year last (`03/04/2024`, also
+/// after a weekday: `Wed, 03/04/2024`), or `None`: the values whose reading needs the
+/// column's dd/mm order, or proves it.
+pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     let tokens = Tokens::scan(text).ok()?;
-    match tokens.as_slice() {
+    let mut toks = tokens.as_slice();
+    if let [Tok::Word(word), rest @ ..] = toks
+        && weekday_of(word).is_some()
+    {
+        toks = rest;
+        if let [Tok::Sym(b','), rest @ ..] = toks {
+            toks = rest;
+        }
+        if let [Tok::Space, rest @ ..] = toks {
+            toks = rest;
+        }
+    }
+    match toks {
         [
             Tok::Num {
                 value: a,
@@ -1611,6 +1625,12 @@ mod tests {
             ),
             // Dotted dates are always day-first; they neither prove nor need an order.
             (&["05.02.2024", "13.02.2024", "03/17/2024"], Some(DateOrder::Mdy)),
+            // A weekday in front proves as much as the date alone.
+            (&["Wed, 03/04/2024", "Sat, 13/04/2024"], Some(DateOrder::Dmy)),
+            (
+                &["Wednesday 03/04/2024", "Monday 04/15/2024 10:00"],
+                Some(DateOrder::Mdy),
+            ),
         ];
         for (values, want) in cases {
             assert_eq!(evidence(values).resolve("Start"), Ok(*want), "{values:?}");

@@ -794,7 +794,7 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
         // order gets the column's message; values that do not need it still parse.
         // Only values that read the same in every order get here (see `ColumnOrder::Pending`).
         ColumnOrder::Pending => dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string()),
-        ColumnOrder::Unsettled(message) if needs_day_month_order(text) => {
+        ColumnOrder::Unsettled(message) if dates::year_last_parts(text).is_some() => {
             // The column's order is unknown, but some values do not depend on it: one that
             // reads the same either way (`05/05/2024`) stands, and one that is no date in
             // either order (`31/31/2024`) gets its own error, which the order would not fix.
@@ -809,22 +809,11 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
                 _ => Err(message.clone()),
             }
         }
+        // Values with no year-last slash date read the same in every order.
         ColumnOrder::Unsettled(_) => {
-            dates::parse_date(DateValue::Text(text), bound, Some(DateOrder::Ymd), tz).map_err(|e| e.to_string())
+            dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string())
         }
     }
-}
-
-/// `03/04/2024`-style: two short numbers before the year, separated by `/` or `-`.
-fn needs_day_month_order(text: &str) -> bool {
-    let date = text.split_whitespace().next().unwrap_or("");
-    let parts: Vec<&str> = date.split(['/', '-']).collect();
-    parts.len() == 3
-        && parts[0].len() <= 2
-        && parts[1].len() <= 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// SipHash of the text: in memory only, never stored, so any stable hash will do.
@@ -1151,6 +1140,21 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].column.as_deref(), Some("End"));
         assert!(problems[0].message.contains("--date-order"), "{}", problems[0].message);
+
+        // A weekday in front needs the order as much as the date alone, and the message
+        // is the column's, not one about a `--date-order ymd` nobody gave.
+        let weekday_rows = [
+            text_row(2, &["a", "03/04/2024"]),
+            text_row(3, &["b", "Wed, 03/04/2024"]),
+        ];
+        let mut v = validator(&["Title", "Start"], &weekday_rows, rules_with_project(), false);
+        let problems = v.validate(&weekday_rows[1]).unwrap_err();
+        assert!(
+            problems[0].message.contains("no value in the column decides which"),
+            "{}",
+            problems[0].message
+        );
+        assert!(!problems[0].message.contains("ymd"), "{}", problems[0].message);
 
         let mut rules = rules_with_project();
         rules.date_order = Some(DateOrder::Mdy);
