@@ -68,13 +68,22 @@ pub enum StopReason {
     },
 }
 
-/// A handle that stops the upload: no new request starts; those in flight finish. Halting
-/// also gives up on the answers in flight, whose rows become `unknown`.
+/// A handle that stops the upload: no new request starts, and rows waiting for their turn
+/// or for a retry stop waiting; those in flight finish. Halting also gives up on the
+/// answers in flight, whose rows become `unknown`.
 #[derive(Clone)]
 pub struct StopSignal {
     stopped: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<StopReason>>>,
-    halted: Arc<tokio::sync::watch::Sender<bool>>,
+    level: Arc<tokio::sync::watch::Sender<Level>>,
+}
+
+/// How far a run has been stopped, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Running,
+    Stopped,
+    Halted,
 }
 
 impl Default for StopSignal {
@@ -82,7 +91,7 @@ impl Default for StopSignal {
         StopSignal {
             stopped: Arc::default(),
             reason: Arc::default(),
-            halted: Arc::new(tokio::sync::watch::Sender::new(false)),
+            level: Arc::new(tokio::sync::watch::Sender::new(Level::Running)),
         }
     }
 }
@@ -95,26 +104,46 @@ impl StopSignal {
             *slot = Some(reason);
         }
         self.stopped.store(true, Ordering::SeqCst);
+        self.raise(Level::Stopped);
     }
 
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Stops, and gives up waiting: answers in flight are no longer awaited, retries and
-    /// turns no longer waited for, so the run ends now with every row accounted for.
+    /// Stops, and gives up waiting: answers in flight are no longer awaited, so the run
+    /// ends now with every row accounted for.
     pub fn halt(&self, reason: StopReason) {
         self.stop(reason);
-        self.halted.send_replace(true);
+        self.raise(Level::Halted);
     }
 
-    /// Runs `work` to its end, or until [`StopSignal::halt`] is called: `None` then.
+    fn raise(&self, to: Level) {
+        self.level.send_if_modified(|level| {
+            let raised = *level < to;
+            *level = (*level).max(to);
+            raised
+        });
+    }
+
+    /// Runs `work` to its end, or until the run is stopped: `None` then. For waits that
+    /// a stop makes pointless (a turn, a retry's pause).
+    async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        self.unless(Level::Stopped, work).await
+    }
+
+    /// Runs `work` to its end, or until [`StopSignal::halt`] is called: `None` then. For
+    /// answers in flight, which a plain stop still waits for.
     async fn unless_halted<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
-        let mut halted = self.halted.subscribe();
+        self.unless(Level::Halted, work).await
+    }
+
+    async fn unless<T>(&self, level: Level, work: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut watch = self.level.subscribe();
         tokio::select! {
             done = work => Some(done),
             // The sender lives as long as `self`, so this cannot fail while awaited.
-            _ = halted.wait_for(|h| *h) => None,
+            _ = watch.wait_for(|now| *now >= level) => None,
         }
     }
 
@@ -389,7 +418,7 @@ impl RowContext {
         let mut retries = 0u32;
         let mut refusals = 0u32;
         loop {
-            self.stop.unless_halted(self.pacer.acquire()).await;
+            self.stop.unless_stopped(self.pacer.acquire()).await;
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(report);
             }
@@ -483,7 +512,7 @@ impl RowContext {
                         retry_after.unwrap_or_else(|| backoff(retries))
                     };
                     tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?report.error, "retrying");
-                    self.stop.unless_halted(tokio::time::sleep(wait)).await;
+                    self.stop.unless_stopped(tokio::time::sleep(wait)).await;
                     if self.stop.is_stopped() {
                         report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
                         return report;

@@ -153,3 +153,55 @@ fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
     assert_eq!(count(&rows, Outcome::Unknown), 2, "{rows:#?}");
     assert_eq!(count(&rows, Outcome::Created), 10, "{rows:#?}");
 }
+
+/// A row waiting out a long `Retry-After` is not in flight: it was refused, so one SIGTERM
+/// (what `timeout`, `docker stop` and systemd send) ends the wait, and the row is `failed`,
+/// certainly not created, rather than holding the run until the pause is over.
+#[test]
+fn an_interrupt_ends_a_wait_for_a_retry() {
+    use testsigma_import::sandbox::{Fault, FaultRule};
+    let rig = Rig::new(SandboxOptions {
+        faults: vec![FaultRule {
+            fault: Fault::RetryAfterSeconds(3600),
+            probability: 1.0,
+        }],
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", generated_rows("wait", 0..3, true));
+    let mut cmd = rig.import("runs.csv", Some("key"));
+    cmd.args(["--concurrency", "1", "--state", "s.jsonl"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("the binary starts");
+    wait_until("the first refusal", || rig.sandbox.stats().posts_received >= 1);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    // Not a measure of speed: without the fix the run would wait an hour.
+    wait_until("the run to end after SIGTERM", || {
+        child.try_wait().expect("the child can be waited for").is_some()
+    });
+    let out = child.wait_with_output().expect("the binary ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(
+        rows.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        [Outcome::Failed, Outcome::NotSent, Outcome::NotSent],
+        "{rows:#?}"
+    );
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("interrupted before the next retry"), "{error}");
+    assert!(rig.sandbox.runs().is_empty());
+
+    assert_eq!(rig.sandbox.stats().posts_received, 1);
+
+    // Refused, so certainly not created: the ledger says `failed`, and the next run sends
+    // it without --retry-unknown.
+    let ledger = rig.read("s.jsonl");
+    let last: serde_json::Value =
+        serde_json::from_str(ledger.lines().last().expect("a ledger line")).expect("a ledger line is JSON");
+    assert_eq!(last["event"], "failed", "{ledger}");
+}
