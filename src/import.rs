@@ -626,20 +626,66 @@ impl RowKeys {
         let key = if base_key.starts_with("human_id:") {
             base_key
         } else {
-            let seen = self.occurrences.entry(base_key.clone()).or_insert(0);
-            let key = if *seen == 0 {
-                base_key
-            } else {
-                let mut numbered = body.to_vec();
-                numbered.extend_from_slice(format!("#{seen}").as_bytes());
-                ledger::row_key(None, &p.body.project_id, &numbered)
-            };
+            let seen = self.occurrences.entry(base_key).or_insert(0);
+            let key = copy_key(p, body, *seen);
             *seen += 1;
             key
         };
         (ledger::scope(&self.base, &p.body.project_id), key)
     }
 }
+
+/// The key of the `n`-th (from 0) of identical rows without a human_id.
+fn copy_key(p: &PlannedRow, body: &[u8], n: usize) -> String {
+    if n == 0 {
+        return ledger::row_key(None, &p.body.project_id, body);
+    }
+    let mut numbered = body.to_vec();
+    numbered.extend_from_slice(format!("#{n}").as_bytes());
+    ledger::row_key(None, &p.body.project_id, &numbered)
+}
+
+/// Identical rows without a human_id are told apart only by their order in the file. When
+/// the ledger knows more copies of a row than this file holds (a failed-rows file, a sheet
+/// with a copy deleted) and they did not all end the same way, which of them this file's
+/// copies are cannot be known: taken for the created one, a failed copy would be lost; taken
+/// for a failed one, a created copy would be made twice. Such rows are not sent; the
+/// message says why and what to do.
+fn unmatched_copies(
+    known: &ledger::LedgerSnapshot,
+    scope: &str,
+    p: &PlannedRow,
+    body: &[u8],
+    in_file: usize,
+) -> Option<String> {
+    known.prior(scope, &copy_key(p, body, in_file))?;
+    let copies: Vec<&Prior> = (0..)
+        .map_while(|n| known.prior(scope, &copy_key(p, body, n)))
+        .take(MAX_COPIES_NAMED.max(in_file + 1) * 2)
+        .collect();
+    let first = copies.first()?.standing();
+    if copies.iter().all(|c| c.standing() == first) {
+        return None;
+    }
+    let named: Vec<String> = copies
+        .iter()
+        .take(MAX_COPIES_NAMED)
+        .map(|c| format!("row {} {}", c.row(), c.standing()))
+        .collect();
+    let more = copies.len().saturating_sub(MAX_COPIES_NAMED);
+    Some(format!(
+        "not sent: an earlier run imported {} identical rows without a human_id ({}{}), and this file holds {in_file}, so which of them this is cannot be told; give the rows human_ids, or pass --force to send it as a new run",
+        copies.len(),
+        named.join(", "),
+        if more > 0 {
+            format!(", {more} more")
+        } else {
+            String::new()
+        },
+    ))
+}
+
+const MAX_COPIES_NAMED: usize = 5;
 
 /// The ledger's address for runs into the in-process sandbox: its port changes every run,
 /// so its URL would make every rehearsal a stranger to the last.
@@ -1018,9 +1064,26 @@ impl UploadRun {
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
         let mut changed = Vec::new();
+        // How many identical copies of each row without a human_id this file holds.
+        let mut copies: HashMap<String, usize> = HashMap::new();
+        for (_, p, _) in &self.planned {
+            if p.body.human_id.is_none() {
+                *copies.entry(copy_key(p, &p.body.to_json(), 0)).or_default() += 1;
+            }
+        }
         for (index, p, _) in &self.planned {
             let body = p.body.to_json();
             let (scope, key) = row_keys.key(p, &body);
+            if !settings.force
+                && let Some(known) = known
+                && let Some(in_file) = copies.get(&copy_key(p, &body, 0)).copied()
+                && let Some(why) = unmatched_copies(known, &scope, p, &body, in_file)
+            {
+                let report = &mut self.rows[*index];
+                report.outcome = Outcome::NotSent;
+                report.error = Some(why);
+                continue;
+            }
             let mut prior = known.and_then(|l| l.prior(&scope, &key).cloned());
             if prior.is_none()
                 && !settings.force

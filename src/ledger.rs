@@ -102,6 +102,25 @@ impl Prior {
         matches!(self, Prior::Created { .. })
     }
 
+    /// The row it was, in the run that recorded it.
+    pub fn row(&self) -> usize {
+        match self {
+            Prior::Created { row, .. }
+            | Prior::InFlight { row, .. }
+            | Prior::Failed { row, .. }
+            | Prior::Unknown { row, .. } => *row,
+        }
+    }
+
+    /// Where the row stands, in a word a report can show: `created`, `failed` or `unknown`.
+    pub fn standing(&self) -> &'static str {
+        match self {
+            Prior::Created { .. } => "created",
+            Prior::Failed { .. } => "failed",
+            Prior::InFlight { .. } | Prior::Unknown { .. } => "unknown",
+        }
+    }
+
     /// The run may or may not exist: not resent without `--retry-unknown`.
     pub fn is_unknown(&self) -> bool {
         matches!(self, Prior::InFlight { .. } | Prior::Unknown { .. })

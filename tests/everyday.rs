@@ -67,10 +67,6 @@ impl Rig {
     }
 
     /// Each report row's number and outcome, in order.
-    fn outcomes(&self, report: &str) -> Vec<(usize, Outcome)> {
-        self.report(report).iter().map(|r| (r.row, r.outcome)).collect()
-    }
-
     /// The sandbox was asked for nothing that creates a run, and stored nothing.
     fn assert_nothing_created(&self, context: &str) {
         let stats: SandboxStats = self.sandbox.stats();

@@ -660,3 +660,74 @@ fn moved_from_takes_the_address_it_names_and_carries_unknown_rows_too() {
     assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Unknown), 2);
     assert_eq!(fresh.stats().posts_received, 0);
 }
+
+/// Identical rows without a human_id are told apart by their order. One of two copies
+/// created, the other failed: the failed-rows file holds one copy, which by order alone
+/// would be taken for the created one and never sent. It is not sent, and says why; the
+/// whole sheet, both copies in place, sends just the failed one.
+#[test]
+fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
+    use testsigma_import::sandbox::Sandbox;
+    let rig = Rig::new(SandboxOptions::default());
+    // One service address throughout (the ledger is per address), served by sandboxes that
+    // answer differently: started one after another on the same port.
+    let first = rig.start_sandbox(SandboxOptions::default());
+    let port = first.addr().port();
+    let swap = |old: Sandbox, opts: SandboxOptions| {
+        rig.rt.block_on(old.shutdown());
+        rig.rt
+            .block_on(Sandbox::start(opts, port))
+            .expect("the port is free again")
+    };
+    let import = |sandbox: &Sandbox, file: &str| {
+        let mut cmd = rig.import_into(sandbox, file, Some("k-copies"));
+        cmd.args(["--state", "s.jsonl", "--max-retries", "0", "--concurrency", "1"]);
+        run(cmd)
+    };
+    let row = format!("Same,{PROJECT},x\n");
+    rig.write("one.csv", format!("Title,Project,Labels\n{row}"));
+    rig.write("two.csv", format!("Title,Project,Labels\n{row}{row}"));
+
+    let out = import(&first, "one.csv");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(first.runs().len(), 1);
+
+    // The second copy is refused (503, retries used up): certainly not created.
+    let refusing = swap(
+        first,
+        SandboxOptions {
+            fail_rate: 1.0,
+            ..SandboxOptions::default()
+        },
+    );
+    let out = import(&refusing, "two.csv");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        rig.outcomes("two.report.csv"),
+        [(2, Outcome::AlreadyImported), (3, Outcome::Failed)]
+    );
+    let failed = rig.read("two.failed.csv");
+    assert_eq!(failed.lines().count(), 2, "{failed}");
+
+    let healthy = swap(refusing, SandboxOptions::default());
+    let out = import(&healthy, "two.failed.csv");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rows = rig.report("two.failed.report.csv");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, Outcome::NotSent, "{rows:?}");
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("an earlier run imported 2 identical rows without a human_id (row 2 created, row 3 failed)"),
+        "{error}"
+    );
+    assert!(healthy.runs().is_empty(), "nothing sent");
+
+    // Both copies in place, the order tells them apart: only the failed one is sent.
+    let out = import(&healthy, "two.csv");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        rig.outcomes("two.report.csv"),
+        [(2, Outcome::AlreadyImported), (3, Outcome::Created)]
+    );
+    assert_eq!(healthy.runs().len(), 1);
+}

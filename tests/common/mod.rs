@@ -111,6 +111,11 @@ impl Rig {
         read_csv_report(&self.path(name))
     }
 
+    /// Each report row's number and outcome, in report order.
+    pub fn outcomes(&self, name: &str) -> Vec<(usize, testsigma_import::model::Outcome)> {
+        self.report(name).iter().map(|r| (r.row, r.outcome)).collect()
+    }
+
     pub fn summary(&self, name: &str) -> Value {
         serde_json::from_str(&self.read(name)).expect("--summary-json holds JSON")
     }
