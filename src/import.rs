@@ -427,10 +427,16 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         (Some(path), false) => Some(open_ledger(path)?),
         _ => None,
     };
-    let mut stage = open_read_stage(&settings.read, &say)?;
+    // From here on this run owns its outputs; a setup error is said in --summary-json too,
+    // so a nightly job's monitor does not read last night's success.
+    let summary_path = settings.summary_json.clone();
+    let said = |e: anyhow::Error| setup_error_in_summary(summary_path.as_deref(), settings.dry_run, started, e);
+    let mut stage = open_read_stage(&settings.read, &say).map_err(said)?;
     stage.tell_column_problems(&eprint_line);
     if settings.dry_run {
-        return dry_run(settings, stage, failed_path, started);
+        let summary_path = settings.summary_json.clone();
+        return dry_run(settings, stage, failed_path, started)
+            .map_err(|e| setup_error_in_summary(summary_path.as_deref(), true, started, e));
     }
 
     // Every row is read and validated before anything is sent.
@@ -460,11 +466,12 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             }
         }
         Ok(())
-    })?;
+    });
+    let count = count.map_err(said)?;
     printer.finish(&eprint_line);
     stage.tell_column_problems(&eprint_line);
     if count == 0 {
-        return Err(no_data_rows(&settings.read));
+        return Err(said(no_data_rows(&settings.read)));
     }
 
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
@@ -568,6 +575,7 @@ fn dry_run(
         report: Some(settings.report.display().to_string()),
         failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
         dry_run: true,
+        error: None,
     };
     eprint_line(&format!(
         "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
@@ -863,6 +871,28 @@ impl LedgerView {
     }
 }
 
+/// A run that ended before its rows were read or, in a dry run, before the end: its exit code
+/// and why, in `--summary-json` (best effort; the path was proved writable at the start).
+/// Returns the error, to be reported as usual.
+fn setup_error_in_summary(path: Option<&Path>, dry_run: bool, started: Instant, error: anyhow::Error) -> anyhow::Error {
+    if let Some(path) = path {
+        let summary = RunSummary {
+            counts: count_outcomes(&[]),
+            rows: 0,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            requests_sent: 0,
+            effective_rate: 0.0,
+            exit_code: error.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |e| e.exit_code),
+            report: None,
+            failed_rows_file: None,
+            dry_run,
+            error: Some(format!("{error:#}")),
+        };
+        let _ = std::fs::write(path, summary.to_json());
+    }
+    error
+}
+
 fn write_summary_json(settings: &ImportSettings, summary: &RunSummary) -> anyhow::Result<()> {
     if let Some(path) = &settings.summary_json {
         std::fs::write(path, summary.to_json())
@@ -1034,6 +1064,7 @@ impl UploadRun {
             report: Some(settings.report.display().to_string()),
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
             dry_run: false,
+            error: None,
         };
         print_summary(
             &self.rows,

@@ -520,6 +520,9 @@ pub struct RunSummary {
     pub report: Option<String>,
     pub failed_rows_file: Option<String>,
     pub dry_run: bool,
+    /// Why the run ended before its rows were read (exit 2): no rows at all then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunSummary {
@@ -835,6 +838,7 @@ mod tests {
             report: Some("plan.report.csv".into()),
             failed_rows_file: None,
             dry_run: false,
+            error: None,
         };
         let json: serde_json::Value = serde_json::from_slice(&summary.to_json()).unwrap();
         assert_eq!(json["counts"]["already_imported"], 0);

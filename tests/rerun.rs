@@ -329,10 +329,16 @@ fn a_summary_json_path_that_cannot_be_written_stops_the_run_before_sending() {
     );
     assert!(rig.sandbox.runs().is_empty());
     assert_eq!(rig.sandbox.stats().posts_received, 0);
-    // A writable path is checked without leaving a file behind if the run stops early.
+    // A writable path is checked without leaving a probe behind; a run that then stops
+    // early writes the summary that says so.
     let out = import_with_state(&rig, "missing.csv", &["--summary-json", "summary.json"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(!rig.path("summary.json").exists());
+    let summary = rig.summary("summary.json");
+    assert_eq!(summary["exit_code"], 2, "{summary:#}");
+    assert!(
+        summary["error"].as_str().is_some_and(|e| e.contains("missing.csv")),
+        "{summary:#}"
+    );
 }
 
 #[test]
@@ -730,4 +736,26 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
         [(2, Outcome::AlreadyImported), (3, Outcome::Created)]
     );
     assert_eq!(healthy.runs().len(), 1);
+}
+
+/// A nightly job whose export came out empty must not leave last night's summary saying
+/// exit 0: a run that ends before its rows are read says so in --summary-json.
+#[test]
+fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.copy_sample();
+    let out = import_with_state(&rig, "test-runs.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(rig.summary("summary.json")["exit_code"], 0);
+
+    rig.write("test-runs.csv", "Title,Project\n");
+    let out = import_with_state(&rig, "test-runs.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let summary = rig.summary("summary.json");
+    assert_eq!(summary["exit_code"], 2, "{summary:#}");
+    assert_eq!(summary["rows"], 0, "{summary:#}");
+    assert_eq!(
+        summary["error"], "test-runs.csv: no data rows below the header row 1; nothing to import",
+        "{summary:#}"
+    );
 }
