@@ -45,6 +45,15 @@ pub enum ApiError {
         "--base-url `{url}` is plain http:// to a host that is not this machine: the API key would cross the network in clear text. Use https://, or pass --allow-insecure if you really mean it"
     )]
     Insecure { url: String },
+    #[error(
+        "--base-url `{url}` has {part} `{extra}`, but the request paths are added to its end, so it must stop at the API root's path. Remove the `{extra}` part: `{suggested}`"
+    )]
+    BaseUrlExtra {
+        url: String,
+        part: &'static str,
+        extra: String,
+        suggested: String,
+    },
     #[error("could not build the HTTP client: {0}")]
     Client(String),
     #[error("the service refused the API key (HTTP {status}): {message}. Check TESTSIGMA_API_KEY or --api-key-file")]
@@ -112,6 +121,23 @@ pub fn check_base_url(url: &str, allow_insecure: bool) -> Result<String, ApiErro
         return Err(ApiError::BadBaseUrl {
             url: "(hidden: it holds credentials)".to_string(),
             reason: "credentials do not belong in the URL; the key goes in TESTSIGMA_API_KEY".to_string(),
+        });
+    }
+    // The request paths are appended to the text as given: anything after a `?` or `#` would
+    // swallow them (`/api/v1?x=1/projects/...`) or drop them (`/api/v1#x/projects/...`).
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        let at = trimmed.find(['?', '#']).unwrap_or(trimmed.len());
+        let (suggested, extra) = trimmed.split_at(at);
+        let part = if parsed.query().is_some() {
+            "a query string"
+        } else {
+            "a fragment"
+        };
+        return Err(ApiError::BaseUrlExtra {
+            url: url.to_string(),
+            part,
+            extra: extra.to_string(),
+            suggested: suggested.trim_end_matches('/').to_string(),
         });
     }
     Ok(trimmed)
@@ -297,11 +323,7 @@ impl ApiClient {
                 error: self.scrub(error),
                 request_id,
             },
-            Answer::Redirected(mut r) => {
-                r.location = self.scrub(r.location);
-                r.suggested_base = r.suggested_base.map(|b| self.scrub(b));
-                Answer::Redirected(r)
-            }
+            Answer::Redirected(r) => Answer::Redirected(self.scrub_redirect(r)),
             created @ Answer::Created { .. } => created,
         }
     }
@@ -322,8 +344,16 @@ impl ApiClient {
                 message: self.scrub(message),
             },
             ApiError::Client(message) => ApiError::Client(self.scrub(message)),
+            ApiError::Redirected(r) => ApiError::Redirected(self.scrub_redirect(r)),
             other => other,
         }
+    }
+
+    /// The `Location` header is the service's text too: scrubbed whole, then cleaned.
+    fn scrub_redirect(&self, mut r: Redirect) -> Redirect {
+        r.location = clean_service_text(&self.scrub(r.location));
+        r.suggested_base = r.suggested_base.map(|b| clean_service_text(&self.scrub(b)));
+        r
     }
 
     /// `POST /projects/{project_id}/test_runs` with a body already serialised.
@@ -360,7 +390,7 @@ impl ApiClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let request_id = request_id(&headers).map(|r| self.scrub(r));
+        let request_id = request_id(&headers).map(|r| clean_service_text(&self.scrub(r)));
         if status.is_redirection() {
             return Answer::Redirected(redirect(&self.base, &path, status, &headers));
         }
@@ -643,17 +673,17 @@ fn parse_created(bytes: &[u8]) -> Option<(String, Option<String>)> {
     Some((id, human_id))
 }
 
-/// The service's own words from an error body, in either of its shapes.
+/// The service's own words from an error body, in either of its shapes, made safe to show
+/// by [`clean_service_text`].
 pub fn service_message(bytes: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return if bytes.is_empty() {
-            "(empty body)".to_string()
-        } else {
-            snippet(bytes)
-        };
+        return snippet(bytes);
     };
     let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        // Blank once cleaned (only spaces and control characters) says nothing.
+        Some(serde_json::Value::String(s)) if s.chars().any(|c| !is_blank(c)) => {
+            Some(s.trim_matches(is_blank).to_string())
+        }
         Some(serde_json::Value::Null) | None => None,
         Some(serde_json::Value::String(_)) => None,
         Some(other) => Some(other.to_string()),
@@ -678,18 +708,49 @@ pub fn service_message(bytes: &[u8]) -> String {
     if parts.is_empty() {
         snippet(bytes)
     } else {
-        parts.join(": ")
+        clean_service_text(&parts.join(": "))
     }
 }
 
+/// A body that is not the service's JSON (an HTML error page, a cut-short answer), as text
+/// [`clean_service_text`] made safe to show.
 fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 200 {
-        format!("{}…", one_line.chars().take(200).collect::<String>())
+    let text = clean_service_text(&String::from_utf8_lossy(bytes));
+    if text.is_empty() {
+        "(empty body)".to_string()
     } else {
-        one_line
+        text
     }
+}
+
+/// The most characters of the service's text a message shows.
+const SERVICE_TEXT_LIMIT: usize = 500;
+
+fn is_blank(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+/// Text the service wrote, fit to print and to store: every control character (C0 with
+/// newlines and tabs, DEL, C1) becomes a space, so an answer cannot move the cursor, clear the
+/// terminal or add lines of its own; runs of spaces become one; and past
+/// [`SERVICE_TEXT_LIMIT`] characters it is cut, saying how much was left out.
+pub fn clean_service_text(text: &str) -> String {
+    let mut chars = text
+        .split(is_blank)
+        .filter(|word| !word.is_empty())
+        .flat_map(|word| std::iter::once(' ').chain(word.chars()))
+        .skip(1);
+    let mut kept: String = chars.by_ref().take(SERVICE_TEXT_LIMIT).collect();
+    let mut more = chars.count();
+    if more == 0 {
+        return kept;
+    }
+    if kept.ends_with(' ') {
+        kept.pop();
+        more += 1;
+    }
+    let unit = if more == 1 { "character" } else { "characters" };
+    format!("{kept}… ({more} more {unit})")
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
@@ -760,8 +821,55 @@ mod tests {
             ("ftp://example.com", true, false),
             ("not a url", false, false),
             ("https://user:pw@example.com/api/v1", false, false),
+            ("http://127.0.0.1:8080/api/v1?x=1", false, false),
+            ("http://127.0.0.1:8080/api/v1#x", false, false),
+            ("https://x.test/api/v1/?", false, false),
+            ("https://x.test/api/v1#", false, false),
+            ("https://x.test/api/v1?a=b#c", false, false),
+            ("https://x.test/api/v1#c?a=b", false, false),
         ] {
             assert_eq!(check_base_url(url, insecure).is_ok(), ok, "{url}");
+        }
+        for (url, part, extra, suggested) in [
+            (
+                "http://127.0.0.1:8080/api/v1?x=1",
+                "a query string",
+                "?x=1",
+                "http://127.0.0.1:8080/api/v1",
+            ),
+            (
+                "http://127.0.0.1:8080/api/v1#x",
+                "a fragment",
+                "#x",
+                "http://127.0.0.1:8080/api/v1",
+            ),
+            (
+                "https://x.test/api/v1/?",
+                "a query string",
+                "?",
+                "https://x.test/api/v1",
+            ),
+            (
+                "https://x.test/api/v1?a=b#c",
+                "a query string",
+                "?a=b#c",
+                "https://x.test/api/v1",
+            ),
+            (
+                "https://x.test/api/v1#c?a=b",
+                "a fragment",
+                "#c?a=b",
+                "https://x.test/api/v1",
+            ),
+        ] {
+            let err = check_base_url(url, false).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "--base-url `{url}` has {part} `{extra}`, but the request paths are added to its end, so it must stop at the API root's path. Remove the `{extra}` part: `{suggested}`"
+                ),
+                "{url}"
+            );
         }
         assert_eq!(
             check_base_url("https://x.test/api/v1/", false).unwrap(),
@@ -809,6 +917,80 @@ mod tests {
             service_message(br#"{"message":"Validation failed","errors":{"code":422,"message":"bad","details":"title is required"}}"#),
             "Validation failed: bad: title is required"
         );
+    }
+
+    #[test]
+    fn service_text_is_cleaned_and_capped() {
+        let long = "x".repeat(SERVICE_TEXT_LIMIT + 12345);
+        let cut = format!("{}… (12345 more characters)", "x".repeat(SERVICE_TEXT_LIMIT));
+        let spaced = format!("{} {}", "a".repeat(SERVICE_TEXT_LIMIT), "b".repeat(9));
+        let spaced_cut = format!("{}… (10 more characters)", "a".repeat(SERVICE_TEXT_LIMIT));
+        let wide = "é".repeat(SERVICE_TEXT_LIMIT + 1);
+        let wide_cut = format!("{}… (1 more character)", "é".repeat(SERVICE_TEXT_LIMIT));
+        let cases: [(&str, &str); 12] = [
+            ("", ""),
+            ("plain words", "plain words"),
+            ("  padded \t ", "padded"),
+            (
+                "bad\u{1b}[2J\u{1b}[31mRED\nfake: 5 rows: 5 created\r",
+                "bad [2J [31mRED fake: 5 rows: 5 created",
+            ),
+            ("a\r\n\t\x0b\x0cb", "a b"),
+            ("nul\0bell\x07del\x7fend", "nul bell del end"),
+            ("c1\u{85}next\u{9b}31mcsi\u{80}\u{9f}z", "c1 next 31mcsi z"),
+            ("line\u{2028}sep\u{a0}nbsp", "line sep nbsp"),
+            ("\n\r\t\u{1b}", ""),
+            (&long, &cut),
+            (&spaced, &spaced_cut),
+            (&wide, &wide_cut),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(clean_service_text(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_error_bodies_give_short_clean_messages() {
+        let body = serde_json::json!({
+            "message": "bad\u{1b}[2J\u{1b}[31mRED\nfake: 5 rows: 5 created\r",
+            "errors": {"message": "m".repeat(3_000_000), "details": "\r\n\t"},
+        })
+        .to_string();
+        let message = service_message(body.as_bytes());
+        assert!(
+            message.starts_with("bad [2J [31mRED fake: 5 rows: 5 created: mmm"),
+            "{message:.80}"
+        );
+        assert!(message.ends_with("… (2999541 more characters)"), "{message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.chars().count() < SERVICE_TEXT_LIMIT + 40, "{message}");
+        let answer = classify_failure(StatusCode::UNPROCESSABLE_ENTITY, &HeaderMap::new(), &message, None);
+        let Answer::Rejected { error, .. } = answer else {
+            panic!("{answer:?}");
+        };
+        assert!(error.starts_with("HTTP 422: bad [2J"), "{error:.80}");
+
+        let html = format!(
+            "<html>\r\n<title>502 \u{1b}]0;owned\u{7}</title>\n{}</html>",
+            "<p>filler</p>\n".repeat(100_000)
+        );
+        let message = service_message(html.as_bytes());
+        assert!(
+            message.starts_with("<html> <title>502 ]0;owned </title> <p>filler</p> "),
+            "{message:.80}"
+        );
+        assert!(message.ends_with(" more characters)"), "{message}");
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.chars().count() < SERVICE_TEXT_LIMIT + 40, "{message}");
+
+        for body in ["", " \r\n ", r#"{"message":"\r\n"}"#] {
+            let message = service_message(body.as_bytes());
+            assert!(
+                !message.is_empty() && !message.chars().any(char::is_control),
+                "{body:?}: {message:?}"
+            );
+        }
+        assert_eq!(service_message(b""), "(empty body)");
     }
 
     #[test]
