@@ -526,6 +526,15 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
             format!("`{rate}`: give requests per second between 0.2 and 10000"),
         ));
     }
+    // The limit holds in every one-second window, where 1.5 can only mean 1 or 2.
+    if rate > 1.0 && rate.fract() != 0.0 {
+        return Err(flag(
+            "--rate",
+            format!(
+                "`{rate}`: no one-second window may hold more than the rate, so above 1 give a whole number of requests per second (below 1 a fraction is fine: 0.5 is one request every 2 s)"
+            ),
+        ));
+    }
     let concurrency = args.concurrency.or(config.concurrency).unwrap_or(4);
     if concurrency == 0 || concurrency > 256 {
         return Err(flag(
@@ -682,6 +691,35 @@ mod tests {
         assert_eq!((from_flags.rate, from_flags.concurrency), (20.0, 2));
         assert_eq!(from_flags.read.rules.timezone, Tz::UTC);
         assert_eq!(from_flags.read.columns[&Field::Title].header, "Name");
+    }
+
+    #[test]
+    fn rates_are_whole_above_one_and_in_range() {
+        let args = |rate: f64| ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                ..ReadArgs::default()
+            },
+            rate: Some(rate),
+            ..ImportArgs::default()
+        };
+        for (rate, ok) in [
+            (0.2, true),
+            (0.5, true),
+            (1.0, true),
+            (8.0, true),
+            (10_000.0, true),
+            (0.1, false),
+            (1.5, false),
+            (7.9, false),
+            (10_001.0, false),
+        ] {
+            let resolved = resolve_import(&args(rate));
+            assert_eq!(resolved.is_ok(), ok, "{rate}");
+            if let Err(e) = resolved {
+                assert!(e.to_string().starts_with(&format!("--rate: `{rate}`")), "{e}");
+            }
+        }
     }
 
     /// `--mapping` is a flag: its tables win over the config file's (and its status over the
