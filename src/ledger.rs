@@ -425,6 +425,14 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
 /// Each (scope, key)'s latest state.
 type States = HashMap<(String, String), Prior>;
 
+/// Whether an unparsable last line could be a ledger line cut short: the start of a JSON
+/// object, or the zeros a power cut can leave. Anything else (a notes file given as
+/// `--state` by mistake) is no ledger, and appending to it would spoil the file.
+fn could_be_torn(text: &[u8]) -> bool {
+    let text = text.trim_ascii_start();
+    text.starts_with(b"{") || text.iter().all(|&b| b == 0)
+}
+
 /// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
 /// is tolerated and noted; a bad line anywhere else is an error.
 fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerError> {
@@ -457,7 +465,7 @@ fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerE
                 let marked = lines
                     .get(index + 1)
                     .is_some_and(|(_, next)| matches!(parse_line(next), Ok(Parsed::TornMarker)));
-                if is_last {
+                if is_last && could_be_torn(text) {
                     torn_line = Some(number);
                 } else if !marked {
                     return Err(match problem {
@@ -887,6 +895,25 @@ mod tests {
             assert!(err.contains(want), "{middle}: {err}");
             assert!(err.contains("line 2"), "{middle}: {err}");
             assert!(err.contains("--state"), "{middle}: {err}");
+        }
+    }
+
+    /// A file that is no ledger at all (notes given as `--state` by mistake) is refused,
+    /// not taken for a torn last line and appended to.
+    #[test]
+    fn a_last_line_that_is_no_ledger_line_is_refused() {
+        let good = r#"{"v":1,"event":"created","scope":"s","key":"a","row":2,"at":"t"}"#;
+        for text in [
+            "meeting notes: import the Q3 runs\n".to_string(),
+            "meeting notes".to_string(),
+            format!("{good}\nTODO check the rest\n"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("notes.txt");
+            std::fs::write(&path, &text).unwrap();
+            let err = Ledger::open(&path).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("is not a ledger entry"), "{text:?}: {err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "left as it was");
         }
     }
 
