@@ -122,6 +122,15 @@ pub enum MappingError {
         found: String,
     },
     #[error(
+        "{source_name} maps {field} to the header `{header}`, but columns {columns} all have that header, and nothing tells which one is meant; rename all but one of them"
+    )]
+    MappedHeaderAmbiguous {
+        source_name: String,
+        field: Field,
+        header: String,
+        columns: String,
+    },
+    #[error(
         "no column for the required field `title`: expected a header such as Title, Name, Run Name or Test Run, or map one with --column \"title=YOUR HEADER\"; the headers found are: {found}"
     )]
     NoTitle { found: String },
@@ -215,15 +224,23 @@ impl ColumnMap {
             }
         }
         for (column, header, field) in &self.shadowed {
-            let used = self
-                .column(*field)
+            let used_column = self.column(*field);
+            let used = used_column
                 .and_then(|c| headers.get(c))
                 .map(String::as_str)
                 .unwrap_or("");
-            out.push(format!(
-                "column {} `{header}` also matches {field}, which is read from `{used}`: ignored (choose with --column {field}=HEADER)",
-                crate::model::column_letters(*column)
-            ));
+            let letters = crate::model::column_letters(*column);
+            if used.trim() == header.trim() {
+                // --column names a header, and this one names two columns.
+                let used_letters = used_column.map(crate::model::column_letters).unwrap_or_default();
+                out.push(format!(
+                    "column {letters} `{header}` has the same header as column {used_letters}, from which {field} is read: ignored (to read {field} from column {letters}, rename one of the two headers)"
+                ));
+            } else {
+                out.push(format!(
+                    "column {letters} `{header}` also matches {field}, which is read from `{used}`: ignored (choose with --column {field}=HEADER)"
+                ));
+            }
         }
         out
     }
@@ -247,14 +264,39 @@ pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn
     let mut columns = BTreeMap::new();
     let mut taken = vec![false; headers.len()];
     for (field, wanted) in explicit {
-        let exact = headers.iter().position(|h| h.trim() == wanted.header.trim());
-        let loose = || normalised.iter().position(|h| *h == normalise_header(&wanted.header));
-        let column = exact.or_else(loose).ok_or_else(|| MappingError::MappedHeaderMissing {
-            source_name: wanted.source_name.clone(),
-            field: *field,
-            header: wanted.header.clone(),
-            found: found(),
-        })?;
+        // The header written exactly, else as matching compares headers; one column only.
+        let exact: Vec<usize> = (0..headers.len())
+            .filter(|&c| headers[c].trim() == wanted.header.trim())
+            .collect();
+        let candidates = if exact.is_empty() {
+            let loose = normalise_header(&wanted.header);
+            (0..headers.len()).filter(|&c| normalised[c] == loose).collect()
+        } else {
+            exact
+        };
+        let column = match candidates.as_slice() {
+            [] => {
+                return Err(MappingError::MappedHeaderMissing {
+                    source_name: wanted.source_name.clone(),
+                    field: *field,
+                    header: wanted.header.clone(),
+                    found: found(),
+                });
+            }
+            [column] => *column,
+            several => {
+                return Err(MappingError::MappedHeaderAmbiguous {
+                    source_name: wanted.source_name.clone(),
+                    field: *field,
+                    header: wanted.header.clone(),
+                    columns: several
+                        .iter()
+                        .map(|&c| crate::model::column_letters(c))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        };
         columns.insert(*field, column);
         taken[column] = true;
     }
@@ -374,6 +416,53 @@ mod tests {
             err.contains("label_names") && err.contains("`Tags`") && err.contains("`Titel / Title`"),
             "{err}"
         );
+    }
+
+    /// Two columns with one header: `--column` cannot pick one of them, so naming that
+    /// header is an error, and the warning about the second does not advise it.
+    #[test]
+    fn a_header_two_columns_share_cannot_be_chosen_by_name() {
+        let h = headers(&["Title", "Title", "Foo", "Foo"]);
+        let map = map_headers(&h, &BTreeMap::new()).unwrap();
+        assert_eq!(map.column(Field::Title), Some(0));
+        let warnings = map.warnings(&h);
+        assert!(
+            warnings.contains(
+                &"column B `Title` has the same header as column A, from which title is read: ignored (to read title from column B, rename one of the two headers)"
+                    .to_string()
+            ),
+            "{warnings:?}"
+        );
+        for (field, header, columns) in [
+            (Field::Description, "Title", "A, B"),
+            (Field::Title, "Foo", "C, D"),
+            (Field::Title, "FOO", "C, D"),
+        ] {
+            let explicit = BTreeMap::from([(
+                field,
+                ExplicitColumn {
+                    header: header.into(),
+                    source_name: "--column".into(),
+                },
+            )]);
+            let err = map_headers(&h, &explicit).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "--column maps {field} to the header `{header}`, but columns {columns} all have that header, and nothing tells which one is meant; rename all but one of them"
+                )
+            );
+        }
+        // Written exactly, a header is one column even if another matches it loosely.
+        let h = headers(&["Title", "Foo", "foo"]);
+        let explicit = BTreeMap::from([(
+            Field::Description,
+            ExplicitColumn {
+                header: "foo".into(),
+                source_name: "--column".into(),
+            },
+        )]);
+        assert_eq!(map_headers(&h, &explicit).unwrap().column(Field::Description), Some(2));
     }
 
     #[test]
