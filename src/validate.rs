@@ -127,6 +127,10 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The reader's message names the file, row and column itself.
+        if self.kind == ProblemKind::Unreadable {
+            return f.write_str(&self.message);
+        }
         write!(f, "row {}", self.row)?;
         match (&self.column, &self.cell) {
             (Some(column), Some(cell)) => write!(f, ", column `{column}` ({cell})")?,

@@ -1244,3 +1244,23 @@ fn plan_dash_writes_the_requests_to_standard_output() {
     assert_eq!(titles, ["A", "B"]);
     assert!(!w.path("-").exists());
 }
+
+/// A row whose values run past the last header is invalid, once, in the reader's own words
+/// (file, row, column), and the rows around it go on.
+#[test]
+fn a_row_with_values_past_the_last_header_is_named_once() {
+    let w = Work::new();
+    w.create(
+        "shifted.csv",
+        "Title,Start\na,2024-01-01\nb,2024-01-01,5Z\nc,2024-01-02\n",
+    );
+    let run = w.dry_run("shifted.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    assert_eq!(
+        run.invalid_lines(),
+        [
+            "invalid: shifted.csv: row 3, column 3 holds `5Z` past the last of the 2 headers, so the columns have probably shifted; quote values that contain the delimiter `,`, or pass the right --delimiter"
+        ]
+    );
+    assert_eq!(run.bodies().iter().map(|(row, _)| *row).collect::<Vec<_>>(), [2, 4]);
+}
