@@ -394,7 +394,7 @@ impl ApiClient {
         if status.is_redirection() {
             return Answer::Redirected(redirect(&self.base, &path, status, &headers));
         }
-        let bytes = response.bytes().await;
+        let bytes = read_body(response, MAX_ANSWER_BYTES).await;
         let code = status.as_u16();
         let bytes = match bytes {
             // Scrubbed whole, before any message cuts it short and splits the key.
@@ -402,17 +402,12 @@ impl ApiClient {
             Err(e) if status.is_success() => {
                 return Answer::Unknown {
                     status: Some(code),
-                    error: format!("the answer's body could not be read: {}", error_chain(&e)),
+                    error: format!("the answer's body could not be read: {e}"),
                     request_id,
                 };
             }
             Err(e) => {
-                return classify_failure(
-                    status,
-                    &headers,
-                    &format!("body unreadable: {}", error_chain(&e)),
-                    request_id,
-                );
+                return classify_failure(status, &headers, &format!("body unreadable: {e}"), request_id);
             }
         };
         if status.is_success() {
@@ -525,7 +520,14 @@ impl ApiClient {
                 &self.base, path, status, &headers,
             ))));
         }
-        let bytes = response.bytes().await.map_err(transport)?;
+        let bytes = read_body(response, MAX_LIST_BYTES).await.map_err(|e| ReadFailure {
+            error: ApiError::Transport {
+                what: what.to_string(),
+                message: e.to_string(),
+            },
+            transient: matches!(e, BodyError::Transport(_)),
+            retry_after: None,
+        })?;
         let bytes = self.scrub_body(bytes);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(ReadFailure::fatal(ApiError::KeyRefused {
@@ -710,6 +712,36 @@ pub fn service_message(bytes: &[u8]) -> String {
     } else {
         clean_service_text(&parts.join(": "))
     }
+}
+
+/// The most of a create answer read into memory: a few hundred bytes are expected, and a
+/// service that sends megabytes is answered as unreadable rather than let fill memory.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+/// The same for the lists read before sending (`GET /users`): room for many thousands.
+const MAX_LIST_BYTES: usize = 64 << 20;
+
+/// Why an answer's body was not read whole.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("{}", error_chain(.0))]
+    Transport(reqwest::Error),
+    #[error("it is over {} MB, more than any answer of this API needs; it was not read", .0 >> 20)]
+    TooLarge(usize),
+}
+
+/// The body, up to `limit` bytes; past that, [`BodyError::TooLarge`] without reading on.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A body that is not the service's JSON (an HTML error page, a cut-short answer), as text

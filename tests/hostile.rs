@@ -696,6 +696,70 @@ fn a_redirect_to_another_host_stops_the_run_and_that_host_hears_nothing() {
     assert_eq!(other.connections(), 0, "the other host was contacted");
 }
 
+/// A service whose answer to a create never ends (chunks of 1 MB, streamed): the body is
+/// not read past 1 MB, so memory stays small, and the row is `unknown`, since a 200 came
+/// and the run may exist.
+#[test]
+fn an_answer_too_large_to_read_is_not_read_and_the_row_is_unknown() {
+    let rig = Rig::new();
+    let listener = rig
+        .rt
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind a server");
+    let addr = listener.local_addr().expect("its address");
+    rig.rt.spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                // The whole request: headers, then as many bytes as Content-Length says.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("100000\r\n{}\r\n", " ".repeat(1 << 20));
+                for _ in 0..64 {
+                    if stream.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    rig.write("runs.csv", rows_csv("huge", 1));
+    let mut cmd = rig.import(&format!("http://{addr}/api/v1"), "runs.csv", Some(KEY));
+    cmd.args(["--max-retries", "0"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.streams());
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].outcome, rows[0].http_status), (Outcome::Unknown, Some(200)));
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the answer's body could not be read: it is over 1 MB"),
+        "{error}"
+    );
+}
+
 /// A service that is down (nothing listens on its port): the connection is never made.
 /// The first row to run out of retries stops the run, since not one request got an answer
 /// and every other row would wait through its retries the same way: the rows tried are
