@@ -477,6 +477,14 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
     run.ledger = ledger;
     run.failed_delimiter = stage.source.delimiter().unwrap_or(b',');
+    if run.planned.is_empty() && run.invalid_count() > 0 {
+        // Nothing valid, so nothing to send, --skip-invalid or not: validation failed (exit 3).
+        eprint_line(&format!(
+            "all {} rows are invalid: nothing was sent. Fix them (see the report).",
+            run.rows.len()
+        ));
+        return run.finish_without_upload(EXIT_INVALID, &settings);
+    }
     if run.invalid_count() > 0 && !settings.skip_invalid {
         run.resolve_assignees_anyway(&settings).await;
         // The plan still shows what the valid rows would send.

@@ -992,3 +992,28 @@ fn quiet_prints_no_progress() {
     );
     assert_eq!(lines[1], "report: runs.report.csv");
 }
+
+/// Validation failed and nothing was sent: exit 3, with or without --skip-invalid, when no
+/// row is valid (the flag sends the valid rows, and there are none).
+#[test]
+fn no_valid_row_is_exit_3_even_with_skip_invalid() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!("Title,Project,Status\nOne,{PROJECT},OPEN\nTwo,{PROJECT},DONE\n"),
+    );
+    for extra in [&[][..], &["--skip-invalid"][..]] {
+        let out = rig.import("runs.csv", extra);
+        assert_eq!(out.code, 3, "{extra:?}: {out:?}");
+        assert!(
+            out.stderr.contains("all 2 rows are invalid: nothing was sent"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            rig.outcomes("runs.report.csv"),
+            [(2, Outcome::Invalid), (3, Outcome::Invalid)]
+        );
+    }
+    rig.assert_nothing_created("no valid row");
+}
