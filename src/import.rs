@@ -477,6 +477,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
     run.ledger = ledger;
     run.failed_delimiter = stage.source.delimiter().unwrap_or(b',');
+    run.headers = stage.headers.clone();
     if run.planned.is_empty() && run.invalid_count() > 0 {
         // Nothing valid, so nothing to send, --skip-invalid or not: validation failed (exit 3).
         eprint_line(&format!(
@@ -761,6 +762,10 @@ struct LedgerView {
     untold: usize,
     /// Rows sent through another address, which would make an import refuse.
     elsewhere: usize,
+    /// Rows without a human_id whose identical copies the ledger knows ended differently,
+    /// by their first copy's key: how many copies the ledger knows, and this file's rows.
+    /// At the end, fewer rows here than copies there means an import would not send them.
+    mixed_copies: HashMap<String, (usize, Vec<usize>)>,
 }
 
 impl LedgerView {
@@ -778,6 +783,7 @@ impl LedgerView {
                 unknown: 0,
                 untold: 0,
                 elsewhere: 0,
+                mixed_copies: HashMap::new(),
             }),
             Err(e) => {
                 eprint_line(&format!("warning: {e}; the dry run does not say which rows it holds"));
@@ -795,6 +801,9 @@ impl LedgerView {
         }
         let body = p.body.to_json();
         let (scope, key) = self.keys.key(p, &body);
+        if p.body.human_id.is_none() && !force {
+            self.count_copy(p, &body, &scope);
+        }
         let Some(prior) = self.snapshot.prior(&scope, &key) else {
             return self.note_sent_elsewhere(p, &scope, &key, settings);
         };
@@ -852,7 +861,42 @@ impl LedgerView {
         }
     }
 
+    /// Notes a row without a human_id whose identical copies the ledger knows ended
+    /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are counted.
+    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str) {
+        let first = copy_key(p, body, 0);
+        if let Some((_, rows)) = self.mixed_copies.get_mut(&first) {
+            rows.push(p.row);
+        } else if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
+            let known = (0..)
+                .take_while(|&n| self.snapshot.prior(scope, &copy_key(p, body, n)).is_some())
+                .count();
+            self.mixed_copies.insert(first, (known, vec![p.row]));
+        }
+    }
+
+    /// Rows an import would leave `not_sent`: fewer copies here than the ledger knows.
+    fn unmatched_rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = self
+            .mixed_copies
+            .values()
+            .filter(|(known, here)| here.len() < *known)
+            .flat_map(|(_, here)| here.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
     fn summary(&self, planned: usize) -> String {
+        let unmatched = self.unmatched_rows();
+        if let Some(first) = unmatched.first() {
+            return format!(
+                "ledger {}: {} without a human_id (row {first}{}) cannot be told from identical rows an earlier run imported, which ended differently; an import would not send them (exit 1): give the rows human_ids, or pass --force",
+                self.path.display(),
+                plural(unmatched.len(), "row"),
+                if unmatched.len() > 1 { " first" } else { "" },
+            );
+        }
         if self.elsewhere > 0 {
             return format!(
                 "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
@@ -1043,11 +1087,7 @@ impl UploadRun {
         settings: &ImportSettings,
         stop: Option<StopReason>,
     ) -> anyhow::Result<ImportResult> {
-        let headers = if self.headers.is_empty() {
-            Vec::new()
-        } else {
-            std::mem::take(&mut self.headers)
-        };
+        let headers = std::mem::take(&mut self.headers);
         let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_delimiter);
         let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
         for (index, _, cells) in &self.planned {
@@ -1192,7 +1232,6 @@ impl UploadRun {
     }
 
     async fn upload(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
-        self.headers = settings_headers(settings);
         // A failure to reach the service still leaves a report: every row not sent, and why.
         let (client, _sandbox) = match self.prepare(settings).await {
             Ok(ready) => ready,
@@ -1426,13 +1465,6 @@ impl MovedRows {
         }
         Ok(())
     }
-}
-
-fn settings_headers(settings: &ImportSettings) -> Vec<String> {
-    // The headers are needed again for the failed-rows file; reading them is cheap.
-    open_source(&settings.read.input, &settings.read.source)
-        .map(|s| s.headers().to_vec())
-        .unwrap_or_default()
 }
 
 /// The client, and the in-process sandbox it talks to with `--sandbox`.

@@ -1017,3 +1017,40 @@ fn no_valid_row_is_exit_3_even_with_skip_invalid() {
     }
     rig.assert_nothing_created("no valid row");
 }
+
+/// An import stopped by invalid rows writes the same failed-rows file a dry run does: the
+/// original headers, then the error column, so it can be fixed and imported (here from stdin,
+/// which cannot be read a second time for its headers).
+#[test]
+fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
+    let rig = Rig::new(SandboxOptions::default());
+    let csv = format!("Title,Project,Status\nok,{PROJECT},ACTIVE\nbad,{PROJECT},OPEN\n");
+    rig.write("c.csv", &csv);
+    let out = rig.import("c.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let failed = rig.read("c.failed.csv");
+    assert_eq!(
+        failed,
+        format!(
+            "\u{feff}Title,Project,Status,error\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
+        )
+    );
+
+    let url = rig.sandbox.base_url();
+    let mut cmd = rig.command(&["import", "-", "--base-url", &url, "--no-state", "--report", "stdin.csv"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("its stdin");
+        stdin.write_all(csv.as_bytes()).expect("the file on stdin");
+    }
+    let out = child.wait_with_output().expect("the binary ends");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rig.read("stdin.failed.csv"), failed);
+    rig.assert_nothing_created("invalid rows");
+}

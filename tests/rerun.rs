@@ -727,6 +727,18 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
         "{error}"
     );
     assert!(healthy.runs().is_empty(), "nothing sent");
+    // A dry run says as much.
+    let mut dry = rig.import_into(&healthy, "two.failed.csv", Some("k-copies"));
+    dry.args(["--state", "s.jsonl", "--dry-run", "--report", "dry.csv"]);
+    let out = run(dry);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "1 row without a human_id (row 2) cannot be told from identical rows an earlier run imported, which ended differently; an import would not send them"
+        ),
+        "{}",
+        out.stderr
+    );
 
     // Both copies in place, the order tells them apart: only the failed one is sent.
     let out = import(&healthy, "two.csv");
@@ -736,6 +748,11 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
         [(2, Outcome::AlreadyImported), (3, Outcome::Created)]
     );
     assert_eq!(healthy.runs().len(), 1);
+    let mut dry = rig.import_into(&healthy, "two.csv", Some("k-copies"));
+    dry.args(["--state", "s.jsonl", "--dry-run", "--report", "dry.csv"]);
+    let out = run(dry);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("cannot be told"), "{}", out.stderr);
 }
 
 /// A nightly job whose export came out empty must not leave last night's summary saying
