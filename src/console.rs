@@ -18,13 +18,16 @@ pub fn logging() -> bool {
     LOGGING.load(Ordering::Relaxed)
 }
 
-/// One line on stderr.
+/// One line on stderr. A stderr that is gone (a closed pipe: `2>&1 | head -1`) loses the
+/// line, never the run: `eprintln!` would panic there, mid-upload, with rows unreported.
 pub fn say(line: &str) {
-    if JSON.load(Ordering::Relaxed) {
-        eprintln!("{}", json_line(line));
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = if JSON.load(Ordering::Relaxed) {
+        writeln!(err, "{}", json_line(line))
     } else {
-        eprintln!("{line}");
-    }
+        writeln!(err, "{line}")
+    };
 }
 
 fn json_line(line: &str) -> String {

@@ -18,7 +18,7 @@ use testsigma_import::model::Outcome;
 use testsigma_import::sandbox::{SandboxOptions, SandboxStats, builtin_users};
 use testsigma_import::template;
 
-use common::{BIN, Output, PROJECT, bare_command, run};
+use common::{BIN, Output, PROJECT, bare_command, count, run};
 
 const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
 const ASSIGNEE: &str = "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4";
@@ -1053,4 +1053,24 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rig.read("stdin.failed.csv"), failed);
     rig.assert_nothing_created("invalid rows");
+}
+
+/// `import … 2>&1 | head -1`: once the reader of stderr is gone, its lines are lost, not
+/// the run; every row is still sent and reported, and the exit code is the run's.
+#[test]
+fn a_closed_stderr_does_not_stop_the_run() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", common::generated_rows("pipe", 0..5, true));
+    let url = rig.sandbox.base_url();
+    let mut cmd = rig.command(&["import", "runs.csv", "--base-url", &url, "--no-state", "--rate", "50"]);
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    drop(child.stderr.take());
+    let status = child.wait().expect("the binary ends");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 5);
+    assert_eq!(rig.sandbox.runs().len(), 5);
 }
