@@ -16,7 +16,7 @@ use crate::mapping::{ColumnMap, Field, map_headers};
 use crate::model::{Outcome, ReportRow, SourceRow};
 use crate::progress::Progress;
 use crate::report::{
-    FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path_beside,
+    FailedRowsShape, FailedRowsWriter, ReportFormat, ReportWriter, RunSummary, count_outcomes, failed_rows_path_beside,
 };
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
@@ -322,6 +322,14 @@ fn eprint_line(line: &str) {
     crate::console::say(line);
 }
 
+/// The input's layout, which the failed-rows file keeps.
+fn failed_rows_shape(read: &ReadSettings, stage: &ReadStage) -> FailedRowsShape {
+    FailedRowsShape {
+        delimiter: stage.source.delimiter().unwrap_or(b','),
+        header_row: read.source.header_row,
+    }
+}
+
 /// The text of a row's cells, for the failed-rows file.
 fn raw_cells(row: &SourceRow) -> Vec<String> {
     row.cells.iter().map(|c| c.as_text().into_owned()).collect()
@@ -476,7 +484,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
 
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
     run.ledger = ledger;
-    run.failed_delimiter = stage.source.delimiter().unwrap_or(b',');
+    run.failed_shape = failed_rows_shape(&settings.read, &stage);
     run.headers = stage.headers.clone();
     if run.planned.is_empty() && run.invalid_count() > 0 {
         // Nothing valid, so nothing to send, --skip-invalid or not: validation failed (exit 3).
@@ -512,8 +520,8 @@ fn dry_run(
     let format = ReportFormat::from_path(&settings.report);
     let mut writer = ReportWriter::create(&settings.report, format)?.flush_each_row(false);
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
-    let delimiter = stage.source.delimiter().unwrap_or(b',');
-    let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone(), delimiter);
+    let shape = failed_rows_shape(&settings.read, &stage);
+    let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone(), shape);
     let mut printer = ProblemPrinter::new(50);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
@@ -960,8 +968,8 @@ struct UploadRun {
     planned: Vec<(usize, PlannedRow, Vec<String>)>,
     invalid_cells: Vec<(usize, Vec<String>)>,
     failed_path: Option<PathBuf>,
-    /// The input's delimiter, for the failed-rows file (`,` for a workbook).
-    failed_delimiter: u8,
+    /// The input's layout, for the failed-rows file.
+    failed_shape: FailedRowsShape,
     headers: Vec<String>,
     started: Instant,
     requests_sent: usize,
@@ -999,7 +1007,7 @@ impl UploadRun {
             planned,
             invalid_cells,
             failed_path,
-            failed_delimiter: b',',
+            failed_shape: FailedRowsShape::default(),
             headers: Vec::new(),
             started,
             requests_sent: 0,
@@ -1088,7 +1096,7 @@ impl UploadRun {
         stop: Option<StopReason>,
     ) -> anyhow::Result<ImportResult> {
         let headers = std::mem::take(&mut self.headers);
-        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_delimiter);
+        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_shape);
         let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
         for (index, _, cells) in &self.planned {
             if self.rows[*index].outcome == Outcome::Failed {

@@ -391,18 +391,36 @@ pub struct FailedRowsWriter {
     /// beside which a `null.failed.csv` must not be made.
     path: Option<PathBuf>,
     headers: Vec<String>,
-    delimiter: u8,
+    shape: FailedRowsShape,
     writer: Option<csv::Writer<File>>,
 }
 
+/// What the failed-rows file keeps of the input's layout, so the options that read the
+/// input (`--delimiter`, `--header-row`, in a config too) read it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedRowsShape {
+    /// The input's delimiter, or `,` for a workbook.
+    pub delimiter: u8,
+    /// The input's header row: blank lines stand in for the rows above it.
+    pub header_row: usize,
+}
+
+impl Default for FailedRowsShape {
+    fn default() -> Self {
+        FailedRowsShape {
+            delimiter: b',',
+            header_row: 1,
+        }
+    }
+}
+
 impl FailedRowsWriter {
-    /// `path: None` writes nothing (see [`failed_rows_path_beside`]). `delimiter`: the
-    /// input's, or `,` for a workbook.
-    pub fn new(path: Option<PathBuf>, headers: Vec<String>, delimiter: u8) -> Self {
+    /// `path: None` writes nothing (see [`failed_rows_path_beside`]).
+    pub fn new(path: Option<PathBuf>, headers: Vec<String>, shape: FailedRowsShape) -> Self {
         FailedRowsWriter {
             path,
             headers,
-            delimiter,
+            shape,
             writer: None,
         }
     }
@@ -422,7 +440,7 @@ impl FailedRowsWriter {
 
         let writer = match self.writer.take() {
             Some(writer) => writer,
-            None => create_failed_rows(path, &self.headers, self.delimiter)?,
+            None => create_failed_rows(path, &self.headers, self.shape)?,
         };
         let writer = self.writer.insert(writer);
         let written = writer
@@ -462,15 +480,20 @@ impl FailedRowsWriter {
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The failed-rows file and its header row, made on the first failed row.
-fn create_failed_rows(path: &Path, headers: &[String], delimiter: u8) -> Result<csv::Writer<File>, ReportError> {
+fn create_failed_rows(
+    path: &Path,
+    headers: &[String],
+    shape: FailedRowsShape,
+) -> Result<csv::Writer<File>, ReportError> {
     let mut header: Vec<&str> = headers.iter().map(String::as_str).collect();
     let error_column = error_column_name(headers);
     header.push(&error_column);
     let created = File::create(path).and_then(|mut file| {
         file.write_all(UTF8_BOM)?;
+        file.write_all(&b"\n".repeat(shape.header_row.saturating_sub(1)))?;
         let mut writer = csv::WriterBuilder::new()
             .flexible(true)
-            .delimiter(delimiter)
+            .delimiter(shape.delimiter)
             .from_writer(file);
         writer.write_record(&header)?;
         Ok(writer)
@@ -767,11 +790,11 @@ mod tests {
         let headers = vec!["Title".to_string(), "Key".to_string()];
 
         // Nothing failed: no file.
-        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b',');
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), FailedRowsShape::default());
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
 
-        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b',');
+        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), FailedRowsShape::default());
         assert!(!path.exists());
         let cells = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         writer
@@ -789,17 +812,21 @@ mod tests {
         );
 
         // A later clean run removes the stale file.
-        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), b';');
+        let writer = FailedRowsWriter::new(Some(path.clone()), headers.clone(), FailedRowsShape::default());
         assert_eq!(writer.finish().unwrap(), None);
         assert!(!path.exists());
 
-        // The input's delimiter is kept.
-        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers, b';');
+        // The input's delimiter and header row are kept.
+        let shape = FailedRowsShape {
+            delimiter: b';',
+            header_row: 3,
+        };
+        let mut writer = FailedRowsWriter::new(Some(path.clone()), headers, shape);
         writer.write(&cells(&["a;b", "K"]), "e").unwrap();
         writer.finish().unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "\u{feff}Title;Key;error\n\"a;b\";K;e\n"
+            "\u{feff}\n\nTitle;Key;error\n\"a;b\";K;e\n"
         );
     }
 

@@ -1264,3 +1264,26 @@ fn a_row_with_values_past_the_last_header_is_named_once() {
     );
     assert_eq!(run.bodies().iter().map(|(row, _)| *row).collect::<Vec<_>>(), [2, 4]);
 }
+
+/// The failed-rows file keeps the header where the input had it (blank lines stand in for the
+/// rows above), so the same `--header-row` reads it back.
+#[test]
+fn failed_rows_keep_the_header_row() {
+    let w = Work::new();
+    w.create(
+        "h.csv",
+        format!("exported by tool v1\nTitle,Project,Status\nok,{PROJECT},ACTIVE\nbad,{PROJECT},OPEN\n"),
+    );
+    w.dry_run("h.csv", &["--header-row", "2"]).assert_code(3);
+    let failed = std::fs::read_to_string(w.path("out.failed.csv")).expect("the failed-rows file");
+    assert!(
+        failed.starts_with("\u{feff}\nTitle,Project,Status,error\n"),
+        "{failed:?}"
+    );
+    w.create("fixed.csv", failed.replace(",OPEN,", ",ACTIVE,"));
+    let run = w.dry_run("fixed.csv", &["--header-row", "2"]);
+    run.assert_code(0);
+    let bodies = run.bodies();
+    assert_eq!(bodies.len(), 1, "{}", run.stderr);
+    assert_eq!((bodies[0].0, &bodies[0].1["title"]), (3, &json!("bad")));
+}
