@@ -934,7 +934,12 @@ impl LedgerView {
 /// A run that ended before its rows were read or, in a dry run, before the end: its exit code
 /// and why, in `--summary-json` (best effort; the path was proved writable at the start).
 /// Returns the error, to be reported as usual.
-fn setup_error_in_summary(path: Option<&Path>, dry_run: bool, started: Instant, error: anyhow::Error) -> anyhow::Error {
+pub fn setup_error_in_summary(
+    path: Option<&Path>,
+    dry_run: bool,
+    started: Instant,
+    error: anyhow::Error,
+) -> anyhow::Error {
     if let Some(path) = path {
         let summary = RunSummary {
             counts: count_outcomes(&[]),

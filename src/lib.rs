@@ -36,7 +36,13 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Import(args) => match settings::resolve_import(&args) {
             Ok(settings) => import::run_import(settings).await.map(|r| r.exit_code),
-            Err(e) => Err(e.into()),
+            // A monitor reading the summary must not see the last run's success.
+            Err(e) => Err(import::setup_error_in_summary(
+                settings::summary_path(&args).as_deref(),
+                args.dry_run,
+                std::time::Instant::now(),
+                e.into(),
+            )),
         },
         Command::Check(args) => check::run_check(&args).await,
         Command::Sandbox(args) => sandbox_command(args).await,

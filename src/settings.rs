@@ -515,6 +515,23 @@ fn read_key(
     Ok((None, None))
 }
 
+/// Where `--summary-json` (or the config's `summary-json`) asks the summary to go, as far as
+/// it can be told when the settings themselves are wrong.
+/// Never the input file itself, whatever it says.
+pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
+    let path = args.summary_json.clone().or_else(|| {
+        load_config(args.read.config.as_deref())
+            .ok()
+            .and_then(|(config, _)| config.summary_json)
+    })?;
+    let input = Path::new(&args.read.file);
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(&path)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => input == path,
+    };
+    (!same).then_some(path)
+}
+
 pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError> {
     let (config, config_path) = load_config(args.read.config.as_deref())?;
     let read = resolve_read(&args.read, &config)?;

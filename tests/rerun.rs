@@ -775,4 +775,35 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
         summary["error"], "test-runs.csv: no data rows below the header row 1; nothing to import",
         "{summary:#}"
     );
+
+    // A setting refused before the file is opened says so too, from the flag or the config;
+    // a summary path that is the input file itself is never written.
+    rig.copy_sample();
+    for (extra, config) in [
+        (
+            &["--timezone", "Mars/Olympus", "--summary-json", "summary.json"][..],
+            "",
+        ),
+        (&["--rate", "1.5"][..], "summary-json = \"summary.json\"\n"),
+    ] {
+        rig.write("testsigma-import.toml", config);
+        let out = import_with_state(&rig, "test-runs.csv", &["--summary-json", "summary.json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = import_with_state(&rig, "test-runs.csv", extra);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let summary = rig.summary("summary.json");
+        assert_eq!(summary["exit_code"], 2, "{extra:?}: {summary:#}");
+        assert!(
+            summary["error"].as_str().is_some_and(|e| e.starts_with("--")),
+            "{summary:#}"
+        );
+    }
+    let input = rig.read("test-runs.csv");
+    let out = import_with_state(
+        &rig,
+        "test-runs.csv",
+        &["--rate", "0", "--summary-json", "test-runs.csv"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(rig.read("test-runs.csv"), input, "the input is untouched");
 }
