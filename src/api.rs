@@ -759,7 +759,10 @@ fn snippet(bytes: &[u8]) -> String {
 const SERVICE_TEXT_LIMIT: usize = 500;
 
 fn is_blank(c: char) -> bool {
-    c.is_whitespace() || c.is_control()
+    // Bidirectional marks and overrides too: U+202E would show the rest of a line reversed.
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Text the service wrote, fit to print and to store: every control character (C0 with
@@ -959,7 +962,7 @@ mod tests {
         let spaced_cut = format!("{}… (10 more characters)", "a".repeat(SERVICE_TEXT_LIMIT));
         let wide = "é".repeat(SERVICE_TEXT_LIMIT + 1);
         let wide_cut = format!("{}… (1 more character)", "é".repeat(SERVICE_TEXT_LIMIT));
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 13] = [
             ("", ""),
             ("plain words", "plain words"),
             ("  padded \t ", "padded"),
@@ -971,6 +974,7 @@ mod tests {
             ("nul\0bell\x07del\x7fend", "nul bell del end"),
             ("c1\u{85}next\u{9b}31mcsi\u{80}\u{9f}z", "c1 next 31mcsi z"),
             ("line\u{2028}sep\u{a0}nbsp", "line sep nbsp"),
+            ("ok\u{202E}gnirts\u{2066}x\u{200F}", "ok gnirts x"),
             ("\n\r\t\u{1b}", ""),
             (&long, &cut),
             (&spaced, &spaced_cut),

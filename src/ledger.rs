@@ -430,7 +430,9 @@ type States = HashMap<(String, String), Prior>;
 /// `--state` by mistake) is no ledger, and appending to it would spoil the file.
 fn could_be_torn(text: &[u8]) -> bool {
     let text = text.trim_ascii_start();
-    text.starts_with(b"{") || text.iter().all(|&b| b == 0)
+    // A whole JSON object was not cut short: one that is no ledger entry was written so.
+    let whole = serde_json::from_slice::<serde_json::Value>(text).is_ok();
+    (text.starts_with(b"{") && !whole) || text.iter().all(|&b| b == 0)
 }
 
 /// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
@@ -907,6 +909,7 @@ mod tests {
             "meeting notes: import the Q3 runs\n".to_string(),
             "meeting notes".to_string(),
             format!("{good}\nTODO check the rest\n"),
+            format!("{good}\n{{\"v\":1,\"event\":\"created\"}}\n"),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("notes.txt");

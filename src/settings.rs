@@ -563,6 +563,12 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         Some(p) => p,
         None => PathBuf::from(format!("{}.report.csv", input_stem(&read.input))),
     };
+    if report == Path::new("-") {
+        return Err(flag(
+            "--report",
+            "`-`: the report is a file, whose extension picks its format (.csv, .json, .jsonl); for standard output give /dev/stdout (or use --plan - for the requests)".to_string(),
+        ));
+    }
     // The in-process sandbox starts empty every run, so a ledger would have nothing to
     // protect; an explicit --state still gets one.
     let sandbox_default = service.sandbox && args.state.is_none() && config.state.is_none();
@@ -708,6 +714,20 @@ mod tests {
         assert_eq!((from_flags.rate, from_flags.concurrency), (20.0, 2));
         assert_eq!(from_flags.read.rules.timezone, Tz::UTC);
         assert_eq!(from_flags.read.columns[&Field::Title].header, "Name");
+    }
+
+    #[test]
+    fn a_report_is_a_file_not_a_dash() {
+        let args = ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                ..ReadArgs::default()
+            },
+            report: Some("-".into()),
+            ..ImportArgs::default()
+        };
+        let err = resolve_import(&args).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("--report: `-`: the report is a file"), "{err}");
     }
 
     #[test]
