@@ -728,10 +728,14 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
     );
     assert!(healthy.runs().is_empty(), "nothing sent");
     // A dry run says as much.
-    let mut dry = rig.import_into(&healthy, "two.failed.csv", Some("k-copies"));
-    dry.args(["--state", "s.jsonl", "--dry-run", "--report", "dry.csv"]);
-    let out = run(dry);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dry_run = |file: &str| {
+        let mut dry = rig.import_into(&healthy, file, Some("k-copies"));
+        dry.args(["--state", "s.jsonl", "--dry-run", "--report", "dry.csv"]);
+        let out = run(dry);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out
+    };
+    let out = dry_run("two.failed.csv");
     assert!(
         out.stderr.contains(
             "1 row without a human_id (row 2) cannot be told from identical rows an earlier run imported, which ended differently; an import would not send them"
@@ -748,10 +752,7 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
         [(2, Outcome::AlreadyImported), (3, Outcome::Created)]
     );
     assert_eq!(healthy.runs().len(), 1);
-    let mut dry = rig.import_into(&healthy, "two.csv", Some("k-copies"));
-    dry.args(["--state", "s.jsonl", "--dry-run", "--report", "dry.csv"]);
-    let out = run(dry);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dry_run("two.csv");
     assert!(!out.stderr.contains("cannot be told"), "{}", out.stderr);
 }
 
