@@ -712,6 +712,22 @@ fn unmatched_copies(
 
 const MAX_COPIES_NAMED: usize = 5;
 
+/// [`unmatched_copies`] at this run's address, or else at the one `--moved-from` names,
+/// whose rows this run takes over.
+fn unmatched_copies_here_or_moved(
+    known: &ledger::LedgerSnapshot,
+    settings: &ImportSettings,
+    scope: &str,
+    p: &PlannedRow,
+    body: &[u8],
+    in_file: usize,
+) -> Option<String> {
+    unmatched_copies(known, scope, p, body, in_file).or_else(|| {
+        let old = ledger::scope(settings.moved_from.as_deref()?, &p.body.project_id);
+        unmatched_copies(known, &old, p, body, in_file)
+    })
+}
+
 /// The ledger's address for runs into the in-process sandbox: its port changes every run,
 /// so its URL would make every rehearsal a stranger to the last.
 const IN_PROCESS_SANDBOX: &str = "in-process-sandbox";
@@ -810,7 +826,13 @@ impl LedgerView {
         let body = p.body.to_json();
         let (scope, key) = self.keys.key(p, &body);
         if p.body.human_id.is_none() && !force {
-            self.count_copy(p, &body, &scope);
+            self.count_copy(p, &body, &scope, settings);
+            if self.mixed_copies.contains_key(&copy_key(p, &body, 0)) {
+                return Some(
+                    "identical to rows without a human_id that an earlier run imported, which ended differently: an import sends it only if this file holds as many copies (the summary says)"
+                        .to_owned(),
+                );
+            }
         }
         let Some(prior) = self.snapshot.prior(&scope, &key) else {
             return self.note_sent_elsewhere(p, &scope, &key, settings);
@@ -871,15 +893,24 @@ impl LedgerView {
 
     /// Notes a row without a human_id whose identical copies the ledger knows ended
     /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are counted.
-    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str) {
+    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str, settings: &ImportSettings) {
         let first = copy_key(p, body, 0);
         if let Some((_, rows)) = self.mixed_copies.get_mut(&first) {
             rows.push(p.row);
-        } else if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
-            let known = (0..)
-                .take_while(|&n| self.snapshot.prior(scope, &copy_key(p, body, n)).is_some())
-                .count();
-            self.mixed_copies.insert(first, (known, vec![p.row]));
+            return;
+        }
+        let moved = settings
+            .moved_from
+            .as_deref()
+            .map(|old| ledger::scope(old, &p.body.project_id));
+        for scope in std::iter::once(scope).chain(moved.as_deref()) {
+            if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
+                let known = (0..)
+                    .take_while(|&n| self.snapshot.prior(scope, &copy_key(p, body, n)).is_some())
+                    .count();
+                self.mixed_copies.insert(first, (known, vec![p.row]));
+                return;
+            }
         }
     }
 
@@ -1169,7 +1200,7 @@ impl UploadRun {
             if !settings.force
                 && let Some(known) = known
                 && let Some(in_file) = copies.get(&copy_key(p, &body, 0)).copied()
-                && let Some(why) = unmatched_copies(known, &scope, p, &body, in_file)
+                && let Some(why) = unmatched_copies_here_or_moved(known, settings, &scope, p, &body, in_file)
             {
                 let report = &mut self.rows[*index];
                 report.outcome = Outcome::NotSent;

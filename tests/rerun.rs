@@ -743,6 +743,14 @@ fn a_copy_that_cannot_be_told_from_a_created_one_is_not_taken_for_it() {
         "{}",
         out.stderr
     );
+    // Taken over from that address by another, it is no clearer.
+    let moved = rig.start_sandbox(SandboxOptions::default());
+    let mut cmd = rig.import_into(&moved, "two.failed.csv", Some("k-copies"));
+    cmd.args(["--state", "s.jsonl", "--moved-from", &healthy.base_url()]);
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(rig.outcomes("two.failed.report.csv"), [(2, Outcome::NotSent)]);
+    assert!(moved.runs().is_empty(), "nothing sent");
 
     // Both copies in place, the order tells them apart: only the failed one is sent.
     let out = import(&healthy, "two.csv");
