@@ -30,6 +30,22 @@ pub fn say(line: &str) {
     };
 }
 
+/// Stderr for the tracing logs: a write that fails (a closed pipe) is dropped and reported
+/// as done. tracing-subscriber answers a failed write with `eprintln!`, which panics there.
+pub struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().lock().flush();
+        Ok(())
+    }
+}
+
 fn json_line(line: &str) -> String {
     let level = if line.starts_with("warning") {
         "WARN"

@@ -126,7 +126,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("testsigma_import={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| console::LossyStderr)
         .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),

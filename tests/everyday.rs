@@ -1062,15 +1062,20 @@ fn a_closed_stderr_does_not_stop_the_run() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write("runs.csv", common::generated_rows("pipe", 0..5, true));
     let url = rig.sandbox.base_url();
-    let mut cmd = rig.command(&["import", "runs.csv", "--base-url", &url, "--no-state", "--rate", "50"]);
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    drop(child.stderr.take());
-    let status = child.wait().expect("the binary ends");
-    assert_eq!(status.code(), Some(0));
-    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 5);
-    assert_eq!(rig.sandbox.runs().len(), 5);
+    // Plain lines, then the tracing logs too (`-vv`), which write on every request.
+    for (round, verbose) in [(1, None), (2, Some("-vv"))] {
+        let mut args = Vec::from_iter(verbose);
+        args.extend(["import", "runs.csv", "--base-url", &url, "--no-state", "--rate", "50"]);
+        let mut child = rig
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        drop(child.stderr.take());
+        let status = child.wait().expect("the binary ends");
+        assert_eq!(status.code(), Some(0), "{verbose:?}");
+        assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 5);
+        assert_eq!(rig.sandbox.runs().len(), 5 * round, "{verbose:?}");
+    }
 }
