@@ -369,28 +369,47 @@ fn open_plan(path: &Path) -> anyhow::Result<Box<dyn Write>> {
 /// would destroy it). Returns the failed-rows file's path.
 fn check_outputs(settings: &ImportSettings) -> anyhow::Result<Option<PathBuf>> {
     let failed = failed_rows_path_beside(&settings.report);
-    let crate::source::Input::File(input) = &settings.read.input else {
-        return Ok(failed);
-    };
-    let same = |path: &Path| match (std::fs::canonicalize(input), std::fs::canonicalize(path)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => input == path,
-    };
     let mut outputs: Vec<(&str, &Path)> = vec![("--report", &settings.report)];
     outputs.extend(
         failed
             .as_deref()
             .map(|p| ("the failed-rows file (named after --report)", p)),
     );
-    outputs.extend(settings.plan.as_deref().map(|p| ("--plan", p)));
+    outputs.extend(
+        settings
+            .plan
+            .as_deref()
+            .filter(|p| *p != Path::new("-"))
+            .map(|p| ("--plan", p)),
+    );
     outputs.extend(settings.state.as_deref().map(|p| ("--state", p)));
     outputs.extend(settings.summary_json.as_deref().map(|p| ("--summary-json", p)));
-    for (name, path) in outputs {
-        if same(path) {
+    // Files the run reads: writing an output over one would destroy it.
+    let mut read: Vec<(&str, &Path)> = Vec::new();
+    if let crate::source::Input::File(input) = &settings.read.input {
+        read.push(("the input file", input));
+    }
+    read.extend(settings.config_path.as_deref().map(|p| ("the config file", p)));
+    // A device (`/dev/null`) may take several outputs; a file holds one.
+    let is_device = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
+    for (i, (name, path)) in outputs.iter().enumerate() {
+        if is_device(path) {
+            continue;
+        }
+        let earlier = read.iter().chain(&outputs[..i]);
+        if let Some((other, _)) = earlier
+            .clone()
+            .find(|(_, other)| crate::settings::same_file(other, path))
+        {
             bail!(SetupError {
                 message: format!(
-                    "{name} {} is the input file itself, which the run would overwrite; choose another name",
-                    path.display()
+                    "{name} {} is {}, which the run would overwrite; choose another name",
+                    path.display(),
+                    if other.starts_with("the ") {
+                        (*other).to_owned()
+                    } else {
+                        format!("also {other}")
+                    },
                 ),
                 exit_code: EXIT_SETUP,
             });

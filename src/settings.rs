@@ -241,6 +241,8 @@ pub struct ImportSettings {
     pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
     pub skip_invalid: bool,
+    /// The config file read, if any: no output may be written over it.
+    pub config_path: Option<PathBuf>,
 }
 
 pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
@@ -517,19 +519,36 @@ fn read_key(
 
 /// Where `--summary-json` (or the config's `summary-json`) asks the summary to go, as far as
 /// it can be told when the settings themselves are wrong.
-/// Never the input file itself, whatever it says.
+/// Never a file the run reads or keeps (the input, the config, the ledger), whatever it says.
 pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
-    let path = args.summary_json.clone().or_else(|| {
-        load_config(args.read.config.as_deref())
-            .ok()
-            .and_then(|(config, _)| config.summary_json)
-    })?;
-    let input = Path::new(&args.read.file);
-    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(&path)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => input == path,
-    };
-    (!same).then_some(path)
+    let config = load_config(args.read.config.as_deref()).ok();
+    let path = args
+        .summary_json
+        .clone()
+        .or_else(|| config.as_ref().and_then(|(c, _)| c.summary_json.clone()))?;
+    let config_path = config.as_ref().and_then(|(_, p)| p.clone());
+    let state = args
+        .state
+        .clone()
+        .or_else(|| config.as_ref().and_then(|(c, _)| c.state.clone()));
+    let kept = [Some(PathBuf::from(&args.read.file)), config_path, state];
+    (!kept.iter().flatten().any(|other| same_file(other, &path))).then_some(path)
+}
+
+/// Whether two paths name one file: the same file system entry (a hard link or a symlink
+/// too), or, for paths that do not exist yet, the same text.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
 }
 
 pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError> {
@@ -605,6 +624,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         },
         summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
         skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
+        config_path: config_path.clone(),
     })
 }
 

@@ -816,3 +816,50 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(rig.read("test-runs.csv"), input, "the input is untouched");
 }
+
+/// No output is written over a file the run reads or keeps: the ledger, the config, the
+/// input (through a hard link too). Each clash is refused before anything is read or sent.
+#[test]
+fn an_output_over_the_ledger_the_config_or_the_input_is_refused() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.copy_sample();
+    let out = import_with_state(&rig, "test-runs.csv", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ledger = rig.read("s.jsonl");
+    std::fs::hard_link(rig.path("test-runs.csv"), rig.path("linked.csv")).expect("a hard link");
+    rig.write("testsigma-import.toml", "rate = 8\n");
+    let input = rig.read("test-runs.csv");
+    for (extra, clash) in [
+        (
+            &["--summary-json", "s.jsonl"][..],
+            "--summary-json s.jsonl is also --state",
+        ),
+        (&["--report", "s.jsonl"][..], "--state s.jsonl is also --report"),
+        (
+            &["--summary-json", "linked.csv"][..],
+            "--summary-json linked.csv is the input file",
+        ),
+        (
+            &["--summary-json", "testsigma-import.toml", "--dry-run"][..],
+            "--summary-json testsigma-import.toml is the config file",
+        ),
+        (&["--plan", "linked.csv"][..], "--plan linked.csv is the input file"),
+    ] {
+        let out = import_with_state(&rig, "test-runs.csv", extra);
+        assert_eq!(out.code, 2, "{extra:?}: {}", out.stderr);
+        assert!(out.stderr.contains(clash), "{extra:?}: {}", out.stderr);
+    }
+    // A settings error's summary is not written over them either.
+    let out = import_with_state(&rig, "test-runs.csv", &["--rate", "0", "--summary-json", "linked.csv"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(rig.read("s.jsonl"), ledger);
+    assert_eq!(rig.read("test-runs.csv"), input);
+    assert_eq!(rig.read("testsigma-import.toml"), "rate = 8\n");
+    // Devices take any number of outputs.
+    let out = import_with_state(
+        &rig,
+        "test-runs.csv",
+        &["--report", "/dev/null", "--summary-json", "/dev/null", "--dry-run"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
