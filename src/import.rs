@@ -1313,6 +1313,18 @@ impl UploadRun {
                 return self.finish_without_upload(code, settings);
             }
         };
+        // E-mail assignees no user has may have left no valid row: nothing to send (exit 3).
+        let valid = self
+            .planned
+            .iter()
+            .filter(|(i, _, _)| self.rows[*i].outcome != Outcome::Invalid);
+        if self.invalid_count() > 0 && valid.count() == 0 {
+            eprint_line(&format!(
+                "all {} rows are invalid: nothing was sent. Fix them (see the report).",
+                self.rows.len()
+            ));
+            return self.finish_without_upload(EXIT_INVALID, settings);
+        }
         if self.invalid_count() > 0 && !settings.skip_invalid {
             self.write_plan(settings.plan.as_deref(), |_| true)?;
             let invalid = self.invalid_count();

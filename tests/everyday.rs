@@ -998,22 +998,29 @@ fn quiet_prints_no_progress() {
 #[test]
 fn no_valid_row_is_exit_3_even_with_skip_invalid() {
     let rig = Rig::new(SandboxOptions::default());
+    // Invalid offline, or through an e-mail address no user has (found only online).
     rig.write(
         "runs.csv",
         format!("Title,Project,Status\nOne,{PROJECT},OPEN\nTwo,{PROJECT},DONE\n"),
     );
-    for extra in [&[][..], &["--skip-invalid"][..]] {
-        let out = rig.import("runs.csv", extra);
-        assert_eq!(out.code, 3, "{extra:?}: {out:?}");
+    rig.write(
+        "emails.csv",
+        format!("Title,Project,Assignee\nOne,{PROJECT},nobody@example.com\nTwo,{PROJECT},nobody@example.org\n"),
+    );
+    for (file, extra) in [
+        ("runs.csv", &[][..]),
+        ("runs.csv", &["--skip-invalid"][..]),
+        ("emails.csv", &["--skip-invalid"][..]),
+    ] {
+        let out = rig.import(file, extra);
+        assert_eq!(out.code, 3, "{file} {extra:?}: {out:?}");
         assert!(
             out.stderr.contains("all 2 rows are invalid: nothing was sent"),
             "{}",
             out.stderr
         );
-        assert_eq!(
-            rig.outcomes("runs.report.csv"),
-            [(2, Outcome::Invalid), (3, Outcome::Invalid)]
-        );
+        let report = format!("{}.report.csv", file.trim_end_matches(".csv"));
+        assert_eq!(rig.outcomes(&report), [(2, Outcome::Invalid), (3, Outcome::Invalid)]);
     }
     rig.assert_nothing_created("no valid row");
 }
