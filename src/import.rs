@@ -511,12 +511,12 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             "all {} rows are invalid: nothing was sent. Fix them (see the report).",
             run.rows.len()
         ));
-        return run.finish_without_upload(EXIT_INVALID, &settings);
+        return run.finish_without_upload(EXIT_INVALID, &settings).map_err(said);
     }
     if run.invalid_count() > 0 && !settings.skip_invalid {
         run.resolve_assignees_anyway(&settings).await;
         // The plan still shows what the valid rows would send.
-        run.write_plan(settings.plan.as_deref(), |_| true)?;
+        run.write_plan(settings.plan.as_deref(), |_| true).map_err(said)?;
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
@@ -525,9 +525,9 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             "{invalid} of {} rows are invalid: nothing was sent. Fix them (see the report), or pass --skip-invalid to send the valid rows.",
             run.rows.len()
         ));
-        return run.finish_without_upload(EXIT_INVALID, &settings);
+        return run.finish_without_upload(EXIT_INVALID, &settings).map_err(said);
     }
-    run.upload(&settings).await
+    run.upload(&settings).await.map_err(said)
 }
 
 fn dry_run(
