@@ -521,16 +521,25 @@ fn read_key(
 /// it can be told when the settings themselves are wrong.
 /// Never a file the run reads or keeps (the input, the config, the ledger), whatever it says.
 pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
-    let config = load_config(args.read.config.as_deref()).ok();
-    let path = args
-        .summary_json
+    // The config may be what was refused (a value of the wrong type): read it leniently.
+    let config_path = args
+        .read
+        .config
         .clone()
-        .or_else(|| config.as_ref().and_then(|(c, _)| c.summary_json.clone()))?;
-    let config_path = config.as_ref().and_then(|(_, p)| p.clone());
-    let state = args
-        .state
-        .clone()
-        .or_else(|| config.as_ref().and_then(|(c, _)| c.state.clone()));
+        .or_else(|| Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()));
+    let table: Option<toml::Table> = config_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| text.parse().ok());
+    let in_config = |key: &str| {
+        table
+            .as_ref()
+            .and_then(|t| t.get(key))
+            .and_then(toml::Value::as_str)
+            .map(PathBuf::from)
+    };
+    let path = args.summary_json.clone().or_else(|| in_config("summary-json"))?;
+    let state = args.state.clone().or_else(|| in_config("state"));
     let kept = [Some(PathBuf::from(&args.read.file)), config_path, state];
     (!kept.iter().flatten().any(|other| same_file(other, &path))).then_some(path)
 }
