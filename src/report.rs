@@ -231,7 +231,14 @@ impl ReportWriter {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::create(path).map_err(create_error)?;
+        // A device or pipe is written on, not truncated: `/dev/stdout` may be a log file
+        // opened for appending (`>> run.log`), whose earlier lines must stay.
+        let opened = if is_special_file(path) {
+            fs::OpenOptions::new().append(true).open(path)
+        } else {
+            File::create(path)
+        };
+        let mut file = opened.map_err(create_error)?;
         let opening = match format {
             ReportFormat::Csv => csv_header(),
             ReportFormat::Json => JSON_OPEN.to_vec(),
@@ -358,9 +365,10 @@ pub fn failed_rows_path_beside(report_path: &Path) -> Option<PathBuf> {
     (!is_special_file(report_path)).then(|| failed_rows_path(report_path))
 }
 
-/// A path that exists and is not a regular file: a device such as `/dev/null`, a pipe.
-fn is_special_file(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| !m.is_file())
+/// A path that exists and is not a regular file: a device such as `/dev/null`, a pipe; and
+/// anything under `/dev`, where `/dev/stdout` may lead to a regular file.
+pub fn is_special_file(path: &Path) -> bool {
+    path.starts_with("/dev") || fs::metadata(path).is_ok_and(|m| !m.is_file())
 }
 
 pub fn failed_rows_path(report_path: &Path) -> PathBuf {

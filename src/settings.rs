@@ -591,6 +591,15 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         Some(p) => p,
         None => PathBuf::from(format!("{}.report.csv", input_stem(&read.input))),
     };
+    if args.plan.as_deref() == Some(Path::new("-")) && same_file(&report, Path::new("/dev/stdout")) {
+        return Err(flag(
+            "--report",
+            format!(
+                "`{}` is standard output, where `--plan -` writes the plan; the two would be mixed, so give the report a file",
+                report.display()
+            ),
+        ));
+    }
     if report == Path::new("-") {
         return Err(flag(
             "--report",

@@ -1086,3 +1086,46 @@ fn a_closed_stderr_does_not_stop_the_run() {
         assert_eq!(rig.sandbox.runs().len(), 5 * round, "{verbose:?}");
     }
 }
+
+/// `--report /dev/stdout >> run.log`: the report is appended to the log, not written over
+/// it, no failed-rows file is made in /dev, and `--plan -` cannot share standard output.
+#[test]
+fn a_report_to_standard_output_appends_and_is_alone_there() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!("Title,Project,Status\nOne,{PROJECT},ACTIVE\nTwo,{PROJECT},OPEN\n"),
+    );
+    rig.write("run.log", "earlier\n");
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(rig.path("run.log"))
+        .expect("the log");
+    let url = rig.sandbox.base_url();
+    let out = rig
+        .command(&[
+            "import",
+            "runs.csv",
+            "--base-url",
+            &url,
+            "--no-state",
+            "--report",
+            "/dev/stdout",
+        ])
+        .stdout(log)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = rig.read("run.log");
+    assert!(text.starts_with("earlier\nrow,outcome,"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(!Path::new("/dev/stdout.failed.csv").exists());
+
+    let out = rig.import("runs.csv", &["--report", "/dev/stdout", "--plan", "-"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("where `--plan -` writes the plan"),
+        "{}",
+        out.stderr
+    );
+}
