@@ -499,12 +499,18 @@ fn create_failed_rows(
     let created = File::create(path).and_then(|mut file| {
         file.write_all(UTF8_BOM)?;
         file.write_all(&b"\n".repeat(shape.header_row.saturating_sub(1)))?;
-        let mut writer = csv::WriterBuilder::new()
+        // The delimiter of a file read back is sniffed from its header line, outside quotes:
+        // every header is quoted, so a `Tags (a, b)` header cannot make a TSV look like commas.
+        let mut header_writer = csv::WriterBuilder::new()
+            .delimiter(shape.delimiter)
+            .quote_style(csv::QuoteStyle::Always)
+            .from_writer(file);
+        header_writer.write_record(&header)?;
+        let file = header_writer.into_inner().map_err(|e| e.into_error())?;
+        Ok(csv::WriterBuilder::new()
             .flexible(true)
             .delimiter(shape.delimiter)
-            .from_writer(file);
-        writer.write_record(&header)?;
-        Ok(writer)
+            .from_writer(file))
     });
     created.map_err(|source| ReportError::FailedRows {
         path: path.to_path_buf(),
@@ -813,7 +819,7 @@ mod tests {
         assert_eq!(writer.finish().unwrap(), Some(path.clone()));
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "\u{feff}Title,Key,error\n\
+            "\u{feff}\"Title\",\"Key\",\"error\"\n\
              =SUM(1),K-1,\"status: \"\"DONE\"\" is not ACTIVE or CLOSED\"\n\
              short,,\"title, too long\"\n\
              a,b,e,extra\n"
@@ -834,7 +840,7 @@ mod tests {
         writer.finish().unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "\u{feff}\n\nTitle;Key;error\n\"a;b\";K;e\n"
+            "\u{feff}\n\n\"Title\";\"Key\";\"error\"\n\"a;b\";K;e\n"
         );
     }
 

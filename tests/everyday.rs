@@ -518,7 +518,7 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     let failed = rig.read("runs.failed.csv");
     let failed_lines: Vec<&str> = failed.lines().collect();
     assert_eq!(failed_lines.len(), 2, "{failed}");
-    assert_eq!(failed_lines[0], "\u{feff}Title,Project,Assignee,error");
+    assert_eq!(failed_lines[0], "\u{feff}\"Title\",\"Project\",\"Assignee\",\"error\"");
     assert!(
         failed_lines[1].starts_with(&format!("Two,{PROJECT},grace@exmaple.com,")),
         "{failed}"
@@ -1039,7 +1039,7 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     assert_eq!(
         failed,
         format!(
-            "\u{feff}Title,Project,Status,error\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
+            "\u{feff}\"Title\",\"Project\",\"Status\",\"error\"\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
         )
     );
 

@@ -1277,7 +1277,7 @@ fn failed_rows_keep_the_header_row() {
     w.dry_run("h.csv", &["--header-row", "2"]).assert_code(3);
     let failed = std::fs::read_to_string(w.path("out.failed.csv")).expect("the failed-rows file");
     assert!(
-        failed.starts_with("\u{feff}\nTitle,Project,Status,error\n"),
+        failed.starts_with("\u{feff}\n\"Title\",\"Project\",\"Status\",\"error\"\n"),
         "{failed:?}"
     );
     w.create("fixed.csv", failed.replace(",OPEN,", ",ACTIVE,"));
@@ -1286,4 +1286,26 @@ fn failed_rows_keep_the_header_row() {
     let bodies = run.bodies();
     assert_eq!(bodies.len(), 1, "{}", run.stderr);
     assert_eq!((bodies[0].0, &bodies[0].1["title"]), (3, &json!("bad")));
+}
+
+/// A TSV whose header holds commas keeps its tabs in the failed-rows file: the headers are
+/// quoted, so the delimiter sniffed from that line is the tab again.
+#[test]
+fn failed_rows_of_a_tsv_with_commas_in_a_header_read_back_as_tsv() {
+    let w = Work::new();
+    w.create(
+        "t.tsv",
+        format!(
+            "Title\tProject\tStatus\tLabels (a, b, c, d, e)\nok\t{PROJECT}\tACTIVE\ta\nbad\t{PROJECT}\tOPEN\tb, c\n"
+        ),
+    );
+    w.dry_run("t.tsv", &["--column", "label_names=Labels (a, b, c, d, e)"])
+        .assert_code(3);
+    let failed = std::fs::read_to_string(w.path("out.failed.csv")).expect("the failed-rows file");
+    w.create("fixed.csv", failed.replace("\tOPEN\t", "\tACTIVE\t"));
+    let run = w.dry_run("fixed.csv", &["--column", "label_names=Labels (a, b, c, d, e)"]);
+    run.assert_code(0);
+    let bodies = run.bodies();
+    assert_eq!(bodies.len(), 1, "{}", run.stderr);
+    assert_eq!(bodies[0].1["label_names"], json!(["b", "c"]));
 }
