@@ -366,9 +366,13 @@ pub fn failed_rows_path_beside(report_path: &Path) -> Option<PathBuf> {
 }
 
 /// A path that exists and is not a regular file: a device such as `/dev/null`, a pipe; and
-/// anything under `/dev`, where `/dev/stdout` may lead to a regular file.
+/// the process's own streams (`/dev/stdout`, `/dev/fd/1`), which may lead to a regular file
+/// (`>> run.log`) that is not the report's to replace. (`/dev/shm` files are plain files.)
 pub fn is_special_file(path: &Path) -> bool {
-    path.starts_with("/dev") || fs::metadata(path).is_ok_and(|m| !m.is_file())
+    let stream = ["/dev/stdout", "/dev/stderr", "/dev/fd", "/proc/self/fd"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    stream || fs::metadata(path).is_ok_and(|m| !m.is_file())
 }
 
 pub fn failed_rows_path(report_path: &Path) -> PathBuf {
@@ -842,6 +846,23 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "\u{feff}\n\n\"Title\";\"Key\";\"error\"\n\"a;b\";K;e\n"
         );
+    }
+
+    #[test]
+    fn the_process_streams_and_devices_are_special_and_dev_shm_files_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("r.csv");
+        fs::write(&plain, "x").unwrap();
+        for (path, special) in [
+            (Path::new("/dev/null"), true),
+            (Path::new("/dev/stdout"), true),
+            (Path::new("/dev/fd/1"), true),
+            (Path::new("/proc/self/fd/2"), true),
+            (Path::new("/dev/shm/testsigma-import-no-such-report.csv"), false),
+            (plain.as_path(), false),
+        ] {
+            assert_eq!(is_special_file(path), special, "{}", path.display());
+        }
     }
 
     #[test]
