@@ -390,26 +390,20 @@ fn check_outputs(settings: &ImportSettings) -> anyhow::Result<Option<PathBuf>> {
         read.push(("the input file", input));
     }
     read.extend(settings.config_path.as_deref().map(|p| ("the config file", p)));
-    // A device (`/dev/null`) may take several outputs; a file holds one.
-    let is_device = |path: &Path| std::fs::metadata(path).is_ok_and(|m| !m.is_file());
     for (i, (name, path)) in outputs.iter().enumerate() {
-        if is_device(path) {
+        // A device (`/dev/null`) may take several outputs; a file holds one.
+        if crate::report::is_special_file(path) {
             continue;
         }
-        let earlier = read.iter().chain(&outputs[..i]);
-        if let Some((other, _)) = earlier
-            .clone()
-            .find(|(_, other)| crate::settings::same_file(other, path))
-        {
+        let mut earlier = read
+            .iter()
+            .map(|(what, p)| ((*what).to_owned(), *p))
+            .chain(outputs[..i].iter().map(|(what, p)| (format!("also {what}"), *p)));
+        if let Some((other, _)) = earlier.find(|(_, other)| crate::settings::same_file(other, path)) {
             bail!(SetupError {
                 message: format!(
-                    "{name} {} is {}, which the run would overwrite; choose another name",
+                    "{name} {} is {other}, which the run would overwrite; choose another name",
                     path.display(),
-                    if other.starts_with("the ") {
-                        (*other).to_owned()
-                    } else {
-                        format!("also {other}")
-                    },
                 ),
                 exit_code: EXIT_SETUP,
             });
@@ -456,14 +450,12 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     };
     // From here on this run owns its outputs; a setup error is said in --summary-json too,
     // so a nightly job's monitor does not read last night's success.
-    let summary_path = settings.summary_json.clone();
-    let said = |e: anyhow::Error| setup_error_in_summary(summary_path.as_deref(), settings.dry_run, started, e);
+    let (summary_path, is_dry_run) = (settings.summary_json.clone(), settings.dry_run);
+    let said = |e: anyhow::Error| setup_error_in_summary(summary_path.as_deref(), is_dry_run, started, e);
     let mut stage = open_read_stage(&settings.read, &say).map_err(said)?;
     stage.tell_column_problems(&eprint_line);
     if settings.dry_run {
-        let summary_path = settings.summary_json.clone();
-        return dry_run(settings, stage, failed_path, started)
-            .map_err(|e| setup_error_in_summary(summary_path.as_deref(), true, started, e));
+        return dry_run(settings, stage, failed_path, started).map_err(said);
     }
 
     // Every row is read and validated before anything is sent.
@@ -505,13 +497,8 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     run.ledger = ledger;
     run.failed_shape = failed_rows_shape(&settings.read, &stage);
     run.headers = stage.headers.clone();
-    if run.planned.is_empty() && run.invalid_count() > 0 {
-        // Nothing valid, so nothing to send, --skip-invalid or not: validation failed (exit 3).
-        eprint_line(&format!(
-            "all {} rows are invalid: nothing was sent. Fix them (see the report).",
-            run.rows.len()
-        ));
-        return run.finish_without_upload(EXIT_INVALID, &settings).map_err(said);
+    if run.nothing_valid() {
+        return run.finish_nothing_valid(&settings).map_err(said);
     }
     if run.invalid_count() > 0 && !settings.skip_invalid {
         run.resolve_assignees_anyway(&settings).await;
@@ -844,14 +831,11 @@ impl LedgerView {
         }
         let body = p.body.to_json();
         let (scope, key) = self.keys.key(p, &body);
-        if p.body.human_id.is_none() && !force {
-            self.count_copy(p, &body, &scope, settings);
-            if self.mixed_copies.contains_key(&copy_key(p, &body, 0)) {
-                return Some(
-                    "identical to rows without a human_id that an earlier run imported, which ended differently: an import sends it only if this file holds as many copies (the summary says)"
-                        .to_owned(),
-                );
-            }
+        if p.body.human_id.is_none() && !force && self.count_copy(p, &body, &scope, settings) {
+            return Some(
+                "identical to rows without a human_id that an earlier run imported, which ended differently: an import sends it only if this file holds as many copies (the summary says)"
+                    .to_owned(),
+            );
         }
         let Some(prior) = self.snapshot.prior(&scope, &key) else {
             return self.note_sent_elsewhere(p, &scope, &key, settings);
@@ -911,12 +895,13 @@ impl LedgerView {
     }
 
     /// Notes a row without a human_id whose identical copies the ledger knows ended
-    /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are counted.
-    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str, settings: &ImportSettings) {
+    /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are
+    /// counted. Returns whether the row is such a copy.
+    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str, settings: &ImportSettings) -> bool {
         let first = copy_key(p, body, 0);
         if let Some((_, rows)) = self.mixed_copies.get_mut(&first) {
             rows.push(p.row);
-            return;
+            return true;
         }
         let moved = settings
             .moved_from
@@ -928,9 +913,10 @@ impl LedgerView {
                     .take_while(|&n| self.snapshot.prior(scope, &copy_key(p, body, n)).is_some())
                     .count();
                 self.mixed_copies.insert(first, (known, vec![p.row]));
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// Rows an import would leave `not_sent`: fewer copies here than the ledger knows.
@@ -981,9 +967,9 @@ impl LedgerView {
     }
 }
 
-/// A run that ended before its rows were read or, in a dry run, before the end: its exit code
-/// and why, in `--summary-json` (best effort; the path was proved writable at the start).
-/// Returns the error, to be reported as usual.
+/// A run that stopped on an error: its exit code and why, in `--summary-json`, with no counts
+/// (best effort; the path was proved writable at the start, or comes from settings that
+/// were refused). Returns the error, to be reported as usual.
 pub fn setup_error_in_summary(
     path: Option<&Path>,
     dry_run: bool,
@@ -1134,6 +1120,25 @@ impl UploadRun {
         }
     }
 
+    /// Every row is invalid (offline, or for an e-mail no user has): nothing to send,
+    /// `--skip-invalid` or not.
+    fn nothing_valid(&self) -> bool {
+        self.rows.iter().any(|r| r.outcome == Outcome::Invalid)
+            && self
+                .planned
+                .iter()
+                .all(|(i, _, _)| self.rows[*i].outcome == Outcome::Invalid)
+    }
+
+    /// Validation failed and nothing was sent: exit 3.
+    fn finish_nothing_valid(self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        eprint_line(&format!(
+            "all {} rows are invalid: nothing was sent. Fix them (see the report).",
+            self.rows.len()
+        ));
+        self.finish_without_upload(EXIT_INVALID, settings)
+    }
+
     fn finish_without_upload(self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
         for r in &self.rows {
@@ -1206,19 +1211,26 @@ impl UploadRun {
         let mut keys: HashMap<usize, (String, String)> = HashMap::new();
         let mut moved = MovedRows::default();
         let mut changed = Vec::new();
-        // How many identical copies of each row without a human_id this file holds.
+        // Each row's body, and for a row without a human_id its first copy's key, once; then
+        // how many identical copies of each such row this file holds.
+        let bodies: Vec<(Vec<u8>, Option<String>)> = self
+            .planned
+            .iter()
+            .map(|(_, p, _)| {
+                let body = p.body.to_json();
+                let first = p.body.human_id.is_none().then(|| copy_key(p, &body, 0));
+                (body, first)
+            })
+            .collect();
         let mut copies: HashMap<String, usize> = HashMap::new();
-        for (_, p, _) in &self.planned {
-            if p.body.human_id.is_none() {
-                *copies.entry(copy_key(p, &p.body.to_json(), 0)).or_default() += 1;
-            }
+        for first in bodies.iter().filter_map(|(_, first)| first.clone()) {
+            *copies.entry(first).or_default() += 1;
         }
-        for (index, p, _) in &self.planned {
-            let body = p.body.to_json();
+        for ((index, p, _), (body, first)) in self.planned.iter().zip(bodies) {
             let (scope, key) = row_keys.key(p, &body);
             if !settings.force
                 && let Some(known) = known
-                && let Some(in_file) = copies.get(&copy_key(p, &body, 0)).copied()
+                && let Some(in_file) = first.and_then(|first| copies.get(&first).copied())
                 && let Some(why) = unmatched_copies_here_or_moved(known, settings, &scope, p, &body, in_file)
             {
                 let report = &mut self.rows[*index];
@@ -1313,17 +1325,9 @@ impl UploadRun {
                 return self.finish_without_upload(code, settings);
             }
         };
-        // E-mail assignees no user has may have left no valid row: nothing to send (exit 3).
-        let valid = self
-            .planned
-            .iter()
-            .filter(|(i, _, _)| self.rows[*i].outcome != Outcome::Invalid);
-        if self.invalid_count() > 0 && valid.count() == 0 {
-            eprint_line(&format!(
-                "all {} rows are invalid: nothing was sent. Fix them (see the report).",
-                self.rows.len()
-            ));
-            return self.finish_without_upload(EXIT_INVALID, settings);
+        // E-mail assignees no user has may have left no valid row.
+        if self.nothing_valid() {
+            return self.finish_nothing_valid(settings);
         }
         if self.invalid_count() > 0 && !settings.skip_invalid {
             self.write_plan(settings.plan.as_deref(), |_| true)?;
