@@ -380,7 +380,7 @@ fn pipeline(path: &Path) -> String {
             match event {
                 RowEvent::Valid { planned: p, .. } => {
                     planned += 1;
-                    plan_bytes += plan_line(&p).len();
+                    plan_bytes += plan_line(p).len();
                 }
                 RowEvent::Invalid { problems, .. } => {
                     invalid += 1;

@@ -31,8 +31,8 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
                     .entry(planned.body.project_id.clone())
                     .or_default()
                     .push(planned.row);
-                if let Some(assignee) = planned.assignee_email {
-                    emails.entry(assignee.email).or_default().push(planned.row);
+                if let Some(assignee) = &planned.assignee_email {
+                    emails.entry(assignee.email.clone()).or_default().push(planned.row);
                 }
             }
             RowEvent::Invalid { problems, .. } => {

@@ -20,7 +20,7 @@ use crate::report::{
 };
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
-use crate::source::prefetch::{Fetched, read_ahead};
+use crate::source::prefetch::{Fetched, Prepared, read_ahead, read_prepared};
 use crate::source::{RowSource, open_source};
 use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, UploadSink, upload};
 use crate::validate::{DateEvidence, PlannedRow, Problem, ProblemKind, Validator};
@@ -158,7 +158,7 @@ fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyho
 pub enum RowEvent<'a> {
     Valid {
         report: ReportRow,
-        planned: Box<PlannedRow>,
+        planned: &'a PlannedRow,
         row: &'a SourceRow,
     },
     Invalid {
@@ -185,15 +185,36 @@ impl ReadStage {
     /// Reads and validates every non-blank row, in order, and hands each to `f`. A
     /// problem confined to one row (bad bytes, an oversized cell) makes that row invalid
     /// and the rest go on; anything else ends the run. Returns the number of data rows.
+    ///
+    /// Three threads share the work: one parses, one validates (in file order, so the
+    /// human-id check and the date columns' order are as they would be on one), and this
+    /// one hands the rows to `f`.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
         let validator = &mut self.validator;
         let pending_order = &mut self.pending_order;
         let mut count = 0;
-        read_ahead(self.source.as_mut(), None, |fetched| {
-            let row = match fetched {
-                Fetched::Row(row) => row,
-                Fetched::RowError(e) => {
+        let check = |row: &SourceRow, checked: &mut CheckedRow| {
+            checked.state = RowState::Blank;
+            if row.is_blank() {
+                return Ok(());
+            }
+            if pending_order.is_some()
+                && validator.row_may_need_order(row)
+                && let Some(pending) = pending_order.take()
+            {
+                learn_date_orders(&pending, validator)?;
+            }
+            checked.state = match validator.validate_into(row, &mut checked.planned) {
+                Ok(()) => RowState::Valid,
+                Err(problems) => RowState::Invalid(problems),
+            };
+            Ok(())
+        };
+        read_prepared(self.source.as_mut(), check, |prepared| {
+            let (row, checked) = match prepared {
+                Prepared::Row(row, checked) => (row, checked),
+                Prepared::RowError(e) => {
                     count += 1;
                     let number = e.row().unwrap_or(0);
                     let message = e.to_string();
@@ -218,29 +239,25 @@ impl ReadStage {
                     });
                 }
             };
-            if row.is_blank() {
+            if matches!(checked.state, RowState::Blank) {
                 return Ok(());
             }
             count += 1;
-            if pending_order.is_some()
-                && validator.row_may_need_order(row)
-                && let Some(pending) = pending_order.take()
-            {
-                learn_date_orders(&pending, validator)?;
-            }
             let mut report = ReportRow {
                 row: row.number,
                 title: cell_text(&map, row, Field::Title),
                 human_id: cell_text(&map, row, Field::HumanId),
                 ..ReportRow::default()
             };
-            match validator.validate(row) {
-                Ok(planned) => f(RowEvent::Valid {
+            match &mut checked.state {
+                RowState::Valid => f(RowEvent::Valid {
                     report,
-                    planned: Box::new(planned),
+                    planned: &checked.planned,
                     row,
                 }),
-                Err(problems) => {
+                RowState::Invalid(problems) => {
+                    // Taken, not borrowed: an invalid row is rare, and `f` keeps its problems.
+                    let problems = std::mem::take(problems);
                     report.outcome = Outcome::Invalid;
                     report.error = Some(row_error(&problems));
                     f(RowEvent::Invalid {
@@ -249,10 +266,27 @@ impl ReadStage {
                         row: Some(row),
                     })
                 }
+                RowState::Blank => Ok(()),
             }
         })?;
         Ok(count)
     }
+}
+
+/// What the validating thread made of one row. The request is written over by the row
+/// validated next in its place, so its strings are allocated once, not once per row.
+#[derive(Default)]
+struct CheckedRow {
+    state: RowState,
+    planned: PlannedRow,
+}
+
+#[derive(Default)]
+enum RowState {
+    #[default]
+    Blank,
+    Valid,
+    Invalid(Vec<Problem>),
 }
 
 fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
@@ -473,7 +507,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             } => {
                 report.outcome = Outcome::NotSent;
                 report.title = Some(p.body.title.clone());
-                planned.push((index, *p, raw_cells(row)));
+                planned.push((index, p.clone(), raw_cells(row)));
                 rows.push(report);
             }
             RowEvent::Invalid { report, problems, row } => {
@@ -540,7 +574,7 @@ fn dry_run(
             } => {
                 if let Some(plan) = plan.as_mut() {
                     plan_buffer.clear();
-                    crate::json::write_plan_line(&mut plan_buffer, &p);
+                    crate::json::write_plan_line(&mut plan_buffer, p);
                     plan.write_all(&plan_buffer).context("--plan: cannot write the plan")?;
                 }
                 if let Some(email) = p.assignee_email.as_ref().map(|a| &a.email) {
@@ -549,7 +583,7 @@ fn dry_run(
                         "assignee {email} is resolved to a user id through GET /users at import time"
                     ));
                 }
-                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(&p, &settings)) {
+                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(p, &settings)) {
                     report.error = Some(match report.error.take() {
                         Some(earlier) => format!("{earlier}; {note}"),
                         None => note,

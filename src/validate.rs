@@ -1,6 +1,7 @@
 //! A source row → the exact create-test-run request, or every problem with it. Pure:
 //! nothing here touches files, the network or the terminal.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -12,7 +13,7 @@ use crate::mapping::{ColumnMap, Field};
 use crate::model::{Cell, SourceRow, cell_ref, trim};
 
 /// The request body, field for field as the vendor's page names and orders them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TestRunBody {
     pub title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,7 +36,7 @@ pub struct TestRunBody {
     pub environment_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct SelectionFilter {
     pub field: &'static str,
     pub operator: &'static str,
@@ -43,7 +44,7 @@ pub struct SelectionFilter {
 }
 
 /// A valid row, ready to send.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlannedRow {
     pub row: usize,
     pub body: TestRunBody,
@@ -328,7 +329,7 @@ impl Validator {
             .into_iter()
             .any(|field| match fields.value(field) {
                 Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
-                Some(Value::Default(text)) => dates::may_need_order(&text),
+                Some(Value::Default(text)) => dates::may_need_order(text),
                 _ => false,
             })
     }
@@ -378,7 +379,7 @@ impl Validator {
                     }
                 }
                 Field::TestCaseIds | Field::EnvironmentIds => {
-                    fields.uuid_list(*field);
+                    fields.uuid_list_into(*field, &mut Vec::new());
                 }
                 Field::StartDate | Field::EndDate => {
                     fields.date(*field);
@@ -399,41 +400,51 @@ impl Validator {
 
     /// Validates one row. Every problem is collected; none stops the others being found.
     pub fn validate(&mut self, row: &SourceRow) -> Result<PlannedRow, Vec<Problem>> {
-        let checked = self.check(row);
+        let mut planned = PlannedRow::default();
+        self.validate_into(row, &mut planned)?;
+        Ok(planned)
+    }
+
+    /// [`Validator::validate`] into a request made for an earlier row: its strings are
+    /// written over, so a file of a million rows allocates for the first few only. On
+    /// `Err`, `out` holds a part of the row and is not to be used.
+    pub fn validate_into(&mut self, row: &SourceRow, out: &mut PlannedRow) -> Result<(), Vec<Problem>> {
+        let checked = self.check(row, out);
         self.check_unique(row, checked)
     }
 
     /// Everything [`Validator::validate`] checks except that the human id is unique: what
     /// needs no other row.
-    fn check(&self, row: &SourceRow) -> Checked {
+    fn check(&self, row: &SourceRow, out: &mut PlannedRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
             v: self,
             row,
             problems: &mut problems,
         };
+        let body = &mut out.body;
 
-        let title = fields.text(Field::Title);
-        if title.is_none() {
-            fields.problem(
+        match fields.text(Field::Title) {
+            Some(title) => set_string(&mut body.title, &title),
+            None => fields.problem(
                 Field::Title,
                 None,
                 ProblemKind::Missing,
                 "a title is required".to_string(),
-            );
+            ),
         }
-        let description = fields.text(Field::Description);
-        let status = fields.text(Field::Status).map(|s| parse_status(&s).map_err(|m| (s, m)));
-        let status = match status {
+        set_option(&mut body.description, fields.text(Field::Description).as_deref());
+        body.status = match fields.text(Field::Status) {
             None => "ACTIVE",
-            Some(Ok(s)) => s,
-            Some(Err((value, message))) => {
-                fields.problem(Field::Status, Some(value), ProblemKind::BadStatus, message);
-                ""
-            }
+            Some(text) => match parse_status(&text) {
+                Ok(status) => status,
+                Err(message) => {
+                    fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
+                    ""
+                }
+            },
         };
-        let project_id = fields.uuid(Field::ProjectId);
-        if project_id.is_none() && !fields.has_problem(Field::ProjectId) {
+        if !fields.uuid_into(Field::ProjectId, &mut body.project_id) && !fields.has_problem(Field::ProjectId) {
             fields.problem(
                 Field::ProjectId,
                 None,
@@ -443,13 +454,15 @@ impl Validator {
             );
         }
         let human_id = fields.text(Field::HumanId);
-        let selection_type = match fields.text(Field::SelectionType) {
+        set_option(&mut body.human_id, human_id.as_deref());
+        let human_id_fingerprint = human_id.as_deref().map(fingerprint);
+        body.selection_type = match fields.text(Field::SelectionType) {
             None => "STATIC",
             Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
             Some(s) => {
                 fields.problem(
                     Field::SelectionType,
-                    Some(s),
+                    Some(s.into_owned()),
                     ProblemKind::BadSelectionType,
                     "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
                         .to_string(),
@@ -457,7 +470,20 @@ impl Validator {
                 ""
             }
         };
-        let test_cases = fields.uuid_list(Field::TestCaseIds);
+        // One `id IN (…)` filter when there are test cases, none otherwise; the filter
+        // and its strings are kept from the last row.
+        body.static_selection_filters.truncate(1);
+        if body.static_selection_filters.is_empty() {
+            body.static_selection_filters.push(SelectionFilter {
+                field: "id",
+                operator: "IN",
+                values: Vec::new(),
+            });
+        }
+        fields.uuid_list_into(Field::TestCaseIds, &mut body.static_selection_filters[0].values);
+        if body.static_selection_filters[0].values.is_empty() {
+            body.static_selection_filters.clear();
+        }
         let start_date = fields.date(Field::StartDate);
         let end_date = fields.date(Field::EndDate);
         if let (Some(start), Some(end)) = (start_date, end_date)
@@ -472,77 +498,46 @@ impl Validator {
                 format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
             );
         }
-        let mut assignee_email = None;
-        let assignee_id = match fields.text(Field::AssigneeId) {
-            None => None,
-            Some(value) => match parse_uuid(&value) {
-                Ok(id) => Some(id),
-                Err(_) if looks_like_email(&value) => {
+        let unit = self.rules.timestamp_unit;
+        body.start_date = start_date.map(|ms| unit.convert(ms));
+        body.end_date = end_date.map(|ms| unit.convert(ms));
+        out.assignee_email = None;
+        match fields.text(Field::AssigneeId) {
+            None => body.assignee_id = None,
+            Some(value) => match uuid_text(&value) {
+                Some(id) => set_option(&mut body.assignee_id, Some(&id)),
+                None if looks_like_email(&value) => {
+                    body.assignee_id = None;
                     let (column, cell) = fields.location(Field::AssigneeId);
-                    assignee_email = Some(EmailAssignee {
-                        email: value,
+                    out.assignee_email = Some(EmailAssignee {
+                        email: value.into_owned(),
                         column,
                         cell,
                     });
-                    None
                 }
-                Err(message) => {
+                None => {
+                    body.assignee_id = None;
                     fields.problem(
                         Field::AssigneeId,
-                        Some(value),
+                        Some(value.into_owned()),
                         ProblemKind::NotUuid,
-                        format!("{message}, nor an e-mail address; give the user's UUID or e-mail"),
+                        format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
                     );
-                    None
                 }
             },
-        };
-        let label_names = fields.list(Field::LabelNames).unwrap_or_default();
-        let environment_ids = fields.uuid_list(Field::EnvironmentIds);
-
-        let human_id_fingerprint = human_id.as_deref().map(fingerprint);
-        if !problems.is_empty() {
-            return Checked {
-                result: Err(problems),
-                human_id_fingerprint,
-            };
         }
-        let unit = self.rules.timestamp_unit;
-        let static_selection_filters = match test_cases {
-            Some(values) if !values.is_empty() => vec![SelectionFilter {
-                field: "id",
-                operator: "IN",
-                values,
-            }],
-            _ => Vec::new(),
-        };
-        let planned = PlannedRow {
-            row: row.number,
-            body: TestRunBody {
-                title: title.unwrap_or_default(),
-                description,
-                status,
-                project_id: project_id.unwrap_or_default(),
-                human_id,
-                selection_type,
-                static_selection_filters,
-                start_date: start_date.map(|ms| unit.convert(ms)),
-                end_date: end_date.map(|ms| unit.convert(ms)),
-                assignee_id,
-                label_names,
-                environment_ids: environment_ids.unwrap_or_default(),
-            },
-            assignee_email,
-        };
+        fields.list_into(Field::LabelNames, &mut body.label_names);
+        fields.uuid_list_into(Field::EnvironmentIds, &mut body.environment_ids);
+        out.row = row.number;
         Checked {
-            result: Ok(planned),
+            result: if problems.is_empty() { Ok(()) } else { Err(problems) },
             human_id_fingerprint,
         }
     }
 
     /// The rest of [`Validator::validate`], for rows in file order: a human id already seen
     /// in an earlier row is a problem (whether or not either row is otherwise valid).
-    fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<PlannedRow, Vec<Problem>> {
+    fn check_unique(&mut self, row: &SourceRow, checked: Checked) -> Result<(), Vec<Problem>> {
         let Checked {
             mut result,
             human_id_fingerprint,
@@ -559,7 +554,7 @@ impl Validator {
                 row,
                 problems: &mut problems,
             };
-            let id = fields.text(Field::HumanId);
+            let id = fields.text(Field::HumanId).map(Cow::into_owned);
             fields.problem(
                 Field::HumanId,
                 id,
@@ -567,7 +562,7 @@ impl Validator {
                 format!("row {first} has the same human_id; each must be unique in the file"),
             );
             match &mut result {
-                Ok(_) => result = Err(problems),
+                Ok(()) => result = Err(problems),
                 Err(earlier) => earlier.append(&mut problems),
             }
         }
@@ -577,7 +572,7 @@ impl Validator {
 
 /// A row checked by [`Validator::check`], waiting for [`Validator::check_unique`].
 struct Checked {
-    result: Result<PlannedRow, Vec<Problem>>,
+    result: Result<(), Vec<Problem>>,
     human_id_fingerprint: Option<u64>,
 }
 
@@ -591,7 +586,7 @@ struct FieldReader<'a> {
 /// A field's value: from its cell, else from the defaults.
 enum Value<'a> {
     Cell(&'a Cell),
-    Default(String),
+    Default(&'a str),
 }
 
 impl<'a> FieldReader<'a> {
@@ -603,7 +598,8 @@ impl<'a> FieldReader<'a> {
         {
             return Some(Value::Cell(cell));
         }
-        self.v.rules.defaults.get(&field).map(|d| Value::Default(d.clone()))
+        let validator: &'a Validator = self.v;
+        validator.rules.defaults.get(&field).map(|d| Value::Default(d.as_str()))
     }
 
     fn has_problem(&self, field: Field) -> bool {
@@ -639,8 +635,9 @@ impl<'a> FieldReader<'a> {
         });
     }
 
-    /// The trimmed text of a field, or None when blank. An error cell is a problem.
-    fn text(&mut self, field: Field) -> Option<String> {
+    /// The trimmed text of a field, borrowed from its cell when it can be, or None when
+    /// blank. An error cell is a problem.
+    fn text(&mut self, field: Field) -> Option<Cow<'a, str>> {
         let text = match self.value(field)? {
             Value::Cell(Cell::Error(code)) => {
                 let code = code.clone();
@@ -652,22 +649,25 @@ impl<'a> FieldReader<'a> {
                 );
                 return None;
             }
-            Value::Cell(cell) => trim(&cell.as_text()).to_string(),
-            Value::Default(d) => trim(&d).to_string(),
+            Value::Cell(cell) => match cell.as_text() {
+                Cow::Borrowed(text) => Cow::Borrowed(trim(text)),
+                Cow::Owned(text) => Cow::Owned(trim(&text).to_string()),
+            },
+            Value::Default(d) => Cow::Borrowed(trim(d)),
         };
         (!text.is_empty()).then_some(text)
     }
 
     /// The untrimmed text of a field, borrowed from its cell when it can be, or None when
     /// blank. An error cell is a problem, as for [`FieldReader::text`].
-    fn text_ref(&mut self, field: Field) -> Option<std::borrow::Cow<'a, str>> {
+    fn text_ref(&mut self, field: Field) -> Option<Cow<'a, str>> {
         match self.value(field)? {
             Value::Cell(Cell::Error(_)) => {
                 self.text(field);
                 None
             }
             Value::Cell(cell) => Some(cell.as_text()),
-            Value::Default(d) => Some(std::borrow::Cow::Owned(d)),
+            Value::Default(d) => Some(Cow::Borrowed(d)),
         }
         .filter(|text| !trim(text).is_empty())
     }
@@ -676,44 +676,66 @@ impl<'a> FieldReader<'a> {
     fn raw_text(&self, field: Field) -> Option<String> {
         match self.value(field)? {
             Value::Cell(cell) => Some(cell.as_text().into_owned()),
-            Value::Default(d) => Some(d),
+            Value::Default(d) => Some(d.to_string()),
         }
     }
 
-    fn uuid(&mut self, field: Field) -> Option<String> {
-        let text = self.text(field)?;
-        match parse_uuid(&text) {
-            Ok(id) => Some(id),
-            Err(message) => {
-                self.problem(field, Some(text), ProblemKind::NotUuid, message);
-                None
+    /// Writes the field's UUID into `out` as the API writes it; false when the field is
+    /// blank or not a UUID (a problem).
+    fn uuid_into(&mut self, field: Field, out: &mut String) -> bool {
+        let Some(text) = self.text(field) else {
+            return false;
+        };
+        match uuid_text(&text) {
+            Some(id) => {
+                set_string(out, &id);
+                true
+            }
+            None => {
+                self.problem(
+                    field,
+                    Some(text.into_owned()),
+                    ProblemKind::NotUuid,
+                    NOT_A_UUID.to_string(),
+                );
+                false
             }
         }
     }
 
-    fn list(&mut self, field: Field) -> Option<Vec<String>> {
-        let text = self.text_ref(field)?;
-        Some(split_list(trim(&text), &self.v.separators))
+    /// Splits the field into `out` (emptied when the field is blank).
+    fn list_into(&mut self, field: Field, out: &mut Vec<String>) {
+        match self.text_ref(field) {
+            Some(text) => split_into(trim(&text), &self.v.separators, out),
+            None => out.clear(),
+        }
     }
 
-    fn uuid_list(&mut self, field: Field) -> Option<Vec<String>> {
-        let text = self.text_ref(field)?;
+    /// Splits the field into UUIDs, written as the API writes them, into `out`; emptied
+    /// when the field is blank or any item is not a UUID (a problem naming those items).
+    fn uuid_list_into(&mut self, field: Field, out: &mut Vec<String>) {
+        let mut fill = ListFill::new(out);
+        let Some(text) = self.text_ref(field) else {
+            fill.finish();
+            return;
+        };
         let text = trim(&text);
         // Usually every id is already written as the API writes it; then the text is the id.
-        let mut written = Vec::with_capacity(8);
         let mut all_canonical = true;
         for_each_item(text, &self.v.separators, |item| {
             if all_canonical && is_canonical_uuid(item) {
-                if !written.iter().any(|seen: &String| seen == item) {
-                    written.push(item.to_string());
+                if !fill.contains(item) {
+                    fill.push(item);
                 }
             } else {
                 all_canonical = false;
             }
         });
         if all_canonical {
-            return Some(written);
+            fill.finish();
+            return;
         }
+        fill.len = 0;
         // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
         // the same id in upper and lower case is one id.
         let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
@@ -726,12 +748,13 @@ impl<'a> FieldReader<'a> {
         });
         if bad.is_empty() {
             let mut buffer = uuid::Uuid::encode_buffer();
-            return Some(
-                ids.iter()
-                    .map(|id| id.hyphenated().encode_lower(&mut buffer).to_string())
-                    .collect(),
-            );
+            for id in &ids {
+                fill.push(id.hyphenated().encode_lower(&mut buffer));
+            }
+            fill.finish();
+            return;
         }
+        fill.finish();
         let all = self.raw_text(field);
         let listed = bad
             .iter()
@@ -748,7 +771,6 @@ impl<'a> FieldReader<'a> {
                 describe_separators(&self.v.rules.list_separators)
             ),
         );
-        None
     }
 
     fn date(&mut self, field: Field) -> Option<i64> {
@@ -775,12 +797,55 @@ impl<'a> FieldReader<'a> {
                 let shown = match value {
                     Value::Cell(Cell::DateTime(_)) => self.raw_text(field),
                     Value::Cell(cell) => Some(trim(&cell.as_text()).to_string()),
-                    Value::Default(text) => Some(text),
+                    Value::Default(text) => Some(text.to_string()),
                 };
                 self.problem(field, shown, ProblemKind::BadDate, message);
                 None
             }
         }
+    }
+}
+
+/// Overwrites `out` with `text`, keeping its allocation.
+fn set_string(out: &mut String, text: &str) {
+    out.clear();
+    out.push_str(text);
+}
+
+/// Overwrites `out` with `text`, keeping the string it held when there is one.
+fn set_option(out: &mut Option<String>, text: Option<&str>) {
+    match (text, out.as_mut()) {
+        (Some(text), Some(held)) => set_string(held, text),
+        (Some(text), None) => *out = Some(text.to_string()),
+        (None, _) => *out = None,
+    }
+}
+
+/// A list written over in place: its first strings are reused for the new items.
+struct ListFill<'l> {
+    list: &'l mut Vec<String>,
+    len: usize,
+}
+
+impl<'l> ListFill<'l> {
+    fn new(list: &'l mut Vec<String>) -> ListFill<'l> {
+        ListFill { list, len: 0 }
+    }
+
+    fn contains(&self, item: &str) -> bool {
+        self.list[..self.len].iter().any(|seen| seen == item)
+    }
+
+    fn push(&mut self, item: &str) {
+        match self.list.get_mut(self.len) {
+            Some(held) => set_string(held, item),
+            None => self.list.push(item.to_string()),
+        }
+        self.len += 1;
+    }
+
+    fn finish(self) {
+        self.list.truncate(self.len);
     }
 }
 
@@ -828,21 +893,28 @@ fn fingerprint(text: &str) -> u64 {
     hasher.finish()
 }
 
+const NOT_A_UUID: &str = "not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)";
+
 /// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
 pub fn parse_uuid(text: &str) -> Result<String, String> {
+    uuid_text(text)
+        .map(Cow::into_owned)
+        .ok_or_else(|| NOT_A_UUID.to_string())
+}
+
+/// The UUID in `text` as the API writes it: `text` itself (trimmed) when it is written so.
+fn uuid_text(text: &str) -> Option<Cow<'_, str>> {
     let text = trim(text);
     if is_canonical_uuid(text) {
-        return Ok(text.to_string());
+        return Some(Cow::Borrowed(text));
     }
-    match uuid_value(text) {
-        Some(id) => Ok(id
-            .hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-            .to_string()),
-        None => {
-            Err("not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)".to_string())
-        }
-    }
+    uuid_value(text).map(|id| {
+        Cow::Owned(
+            id.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_string(),
+        )
+    })
 }
 
 fn parse_status(text: &str) -> Result<&'static str, String> {
@@ -868,15 +940,15 @@ pub fn looks_like_email(text: &str) -> bool {
         && !domain.contains('@')
 }
 
-/// Splits on any separator, trims, drops empty entries and later duplicates.
-fn split_list(text: &str, separators: &Separators) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// Splits on any separator, trims, drops empty entries and later duplicates, into `out`.
+fn split_into(text: &str, separators: &Separators, out: &mut Vec<String>) {
+    let mut fill = ListFill::new(out);
     for_each_item(text, separators, |item| {
-        if !out.iter().any(|seen| seen == item) {
-            out.push(item.to_string());
+        if !fill.contains(item) {
+            fill.push(item);
         }
     });
-    out
+    fill.finish();
 }
 
 /// The list separators, with a byte table for the usual case where all are ASCII:
@@ -1226,15 +1298,19 @@ mod tests {
     #[test]
     fn lists_split_trim_and_dedupe() {
         let seps = RowRules::default().list_separators;
+        let mut out = vec!["stale".to_string(); 7];
         for (input, want) in [
             ("a, b;c|d\ne", vec!["a", "b", "c", "d", "e"]),
             (" a ,, a , B ", vec!["a", "B"]),
             (",;|", vec![]),
             ("Régression, Mensuel", vec!["Régression", "Mensuel"]),
         ] {
-            assert_eq!(split_list(input, &Separators::new(&seps)), want, "{input:?}");
+            // Written over the last list, as rows are: nothing of it may show through.
+            split_into(input, &Separators::new(&seps), &mut out);
+            assert_eq!(out, want, "{input:?}");
         }
-        assert_eq!(split_list("a,b|c", &Separators::new(&['|'])), vec!["a,b", "c"]);
+        split_into("a,b|c", &Separators::new(&['|']), &mut out);
+        assert_eq!(out, vec!["a,b", "c"]);
     }
 
     #[test]
@@ -1252,13 +1328,66 @@ mod tests {
     }
 
     #[test]
+    fn a_request_written_over_an_earlier_one_keeps_nothing_of_it() {
+        let headers = [
+            "Title",
+            "Description",
+            "Status",
+            "Human ID",
+            "Test Cases",
+            "Start",
+            "End",
+            "Assignee",
+            "Labels",
+            "Environments",
+        ];
+        let upper_a = CASE_A.to_uppercase();
+        let full = [
+            "Full",
+            "All of it",
+            "closed",
+            "H-1",
+            &format!("{CASE_A}, {CASE_B}"),
+            "2024-03-17",
+            "2024-03-18T10:00:00Z",
+            CASE_A,
+            "smoke, nightly, eu",
+            &format!("{upper_a}; {CASE_B}"),
+        ];
+        let email = ["Mail", "", "", "H-2", CASE_B, "", "", "ann@example.com", "one", ""];
+        let minimal = ["Bare", "", "", "", "", "", "", "", "", ""];
+        let bad = ["", "d", "nope", "H-3", "x", "later", "", "zz", "", ""];
+        let rows: Vec<SourceRow> = [&full[..], &email, &minimal, &bad]
+            .iter()
+            .enumerate()
+            .map(|(i, cells)| text_row(i + 2, cells))
+            .collect();
+        let v = validator(&headers, &rows, rules_with_project(), false);
+        let fresh = |row: &SourceRow| {
+            let mut out = PlannedRow::default();
+            v.check(row, &mut out).result.map(|()| out)
+        };
+        for earlier in &rows {
+            for row in &rows {
+                let mut out = PlannedRow::default();
+                let _ = v.check(earlier, &mut out);
+                let result = v.check(row, &mut out).result.map(|()| out);
+                assert_eq!(result, fresh(row), "row {} over row {}", row.number, earlier.number);
+            }
+        }
+        assert!(fresh(&rows[3]).is_err(), "the bad row is invalid");
+    }
+
+    #[test]
     fn id_lists_are_the_same_whether_written_canonically_or_not() {
         let v = validator(&["Title", "Test Cases"], &[], rules_with_project(), false);
+        // One request written over row after row, as the pipeline does.
+        let out = std::cell::RefCell::new(PlannedRow::default());
         let ids = |cell: &str| {
             let row = text_row(2, &["T", cell]);
-            v.check(&row).result.unwrap().body.static_selection_filters[0]
-                .values
-                .clone()
+            let mut out = out.borrow_mut();
+            v.check(&row, &mut out).result.unwrap();
+            out.body.static_selection_filters[0].values.clone()
         };
         let upper_a = CASE_A.to_uppercase();
         let plain_b = CASE_B.replace('-', "");
@@ -1267,7 +1396,7 @@ mod tests {
         assert_eq!(ids(&format!("{upper_a}; {plain_b} | {CASE_A}")), [CASE_A, CASE_B]);
         assert_eq!(ids(&format!("{CASE_B},{upper_a}")), [CASE_B, CASE_A]);
         let row = text_row(3, &["T", &format!("{CASE_A}, nope, {CASE_B}, nope")]);
-        let problems = v.check(&row).result.unwrap_err();
+        let problems = v.check(&row, &mut out.borrow_mut()).result.unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0].message.starts_with("`nope` is not a UUID"),

@@ -1,6 +1,12 @@
 //! Reading on a second thread: the source parses the next rows while this thread
 //! validates the last ones. Rows travel in batches, and the batches go back to the
 //! reader to be filled again, so no row is allocated twice.
+//!
+//! [`read_prepared`] adds a third stage between the two: a thread that prepares each row
+//! (validates it) in file order, keeping what it made in the batch. The last stage only
+//! borrows it, so what the middle thread allocated it also frees (when it prepares the
+//! next row in that place): a value freed on another thread than the one that made it
+//! costs glibc's allocator a lock.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -29,14 +35,107 @@ enum Slot {
     Error(SourceError),
 }
 
-#[derive(Default)]
-struct Batch {
+struct Batch<P = ()> {
     rows: Vec<SourceRow>,
+    /// What the middle stage made of each row, by the row's place in `rows`.
+    prepared: Vec<P>,
     slots: Vec<Slot>,
     /// The most text one of its rows holds, in bytes.
     largest_row: usize,
     /// Set on the last batch: the end of the rows, or the error that ended them.
     end: Option<Result<(), SourceError>>,
+    /// Set when preparing a row failed: the batch ends before that row, and so do the rows.
+    failed: Option<anyhow::Error>,
+}
+
+impl<P> Default for Batch<P> {
+    fn default() -> Self {
+        Batch {
+            rows: Vec::new(),
+            prepared: Vec::new(),
+            slots: Vec::new(),
+            largest_row: 0,
+            end: None,
+            failed: None,
+        }
+    }
+}
+
+/// A row with what the middle stage made of it, or a problem confined to one row.
+pub enum Prepared<'a, P> {
+    Row(&'a SourceRow, &'a mut P),
+    RowError(SourceError),
+}
+
+/// Like [`read_ahead`], with a stage between reading and `visit`: on a thread of its own,
+/// `prepare` fills each row's `P` (reused from an earlier row: it must overwrite all of
+/// it), in file order. `visit` then gets every row, its `P`, and the row errors, in
+/// order, on this thread. The first error from either closure ends the reading and is
+/// returned.
+pub fn read_prepared<P: Default + Send>(
+    source: &mut dyn RowSource,
+    mut prepare: impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()> + Send,
+    mut visit: impl FnMut(Prepared<'_, P>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = sync_channel::<Batch<P>>(BATCHES_AHEAD);
+        let (ready_tx, ready_rx) = sync_channel::<Batch<P>>(BATCHES_AHEAD);
+        let (empty_tx, empty_rx) = sync_channel::<Batch<P>>(2 * BATCHES_AHEAD + 3);
+        scope.spawn(move || reader(source, None, &full_tx, &empty_rx));
+        scope.spawn(move || {
+            for mut batch in full_rx.iter() {
+                prepare_batch(&mut batch, &mut prepare);
+                let last = batch.failed.is_some() || batch.end.is_some();
+                // Stopping drops `full_rx`, which stops the reader in turn.
+                if ready_tx.send(batch).is_err() || last {
+                    return;
+                }
+            }
+        });
+        for mut batch in ready_rx.iter() {
+            let (mut rows, mut prepared) = (batch.rows.iter(), batch.prepared.iter_mut());
+            for slot in batch.slots.drain(..) {
+                match slot {
+                    Slot::Row => {
+                        let row = rows.next().expect("a row slot has its row");
+                        let made = prepared.next().expect("a prepared row has its place");
+                        visit(Prepared::Row(row, made))?;
+                    }
+                    Slot::Error(e) => visit(Prepared::RowError(e))?,
+                }
+            }
+            if let Some(failed) = batch.failed.take() {
+                return Err(failed);
+            }
+            if let Some(end) = batch.end.take() {
+                return end.map_err(|e| anyhow::anyhow!("{e}"));
+            }
+            recycle(&mut batch);
+            let _ = empty_tx.try_send(batch);
+        }
+        // A stage stopped without an end marker: it panicked, and the scope re-raises it.
+        Ok(())
+    })
+}
+
+/// Runs `prepare` over a batch's rows; on a failure, the batch is cut before that row.
+fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()>) {
+    let mut index = 0;
+    for place in 0..batch.slots.len() {
+        if !matches!(batch.slots[place], Slot::Row) {
+            continue;
+        }
+        if batch.prepared.len() == index {
+            batch.prepared.push(P::default());
+        }
+        if let Err(e) = prepare(&batch.rows[index], &mut batch.prepared[index]) {
+            batch.slots.truncate(place);
+            batch.end = None;
+            batch.failed = Some(e);
+            return;
+        }
+        index += 1;
+    }
 }
 
 /// Hands every row of `source` (or only the cells at `columns`) to `visit`, in order, while a
@@ -75,16 +174,23 @@ pub fn read_ahead(
 }
 
 /// Drops the rows that grew too large to keep around, before the batch is filled again.
-fn recycle(batch: &mut Batch) {
+fn recycle<P>(batch: &mut Batch<P>) {
     // A row that grew large grew in this batch: only then is it worth looking.
     if batch.largest_row > KEEP_ROW_BYTES {
+        // What was prepared goes with its row, and is made afresh for the rows kept.
+        batch.prepared.clear();
         batch
             .rows
             .retain(|row| row.cells.iter().map(cell_capacity).sum::<usize>() <= KEEP_ROW_BYTES);
     }
 }
 
-fn reader(source: &mut dyn RowSource, columns: Option<&[usize]>, full: &SyncSender<Batch>, empty: &Receiver<Batch>) {
+fn reader<P>(
+    source: &mut dyn RowSource,
+    columns: Option<&[usize]>,
+    full: &SyncSender<Batch<P>>,
+    empty: &Receiver<Batch<P>>,
+) {
     loop {
         let mut batch = empty.try_recv().unwrap_or_default();
         let (mut used, mut bytes, mut largest_row) = (0, 0, 0);
@@ -232,6 +338,83 @@ mod tests {
             }
             Ok(())
         });
+        assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
+        assert_eq!(visits, 10);
+    }
+
+    /// What `read_prepared` handed over, when `prepare` writes `number * 10` over each
+    /// row's place and fails at row `fail_at`.
+    fn prepared(data: &[u8], fail_at: Option<usize>) -> (Vec<String>, anyhow::Result<()>) {
+        let mut seen = Vec::new();
+        let mut source = source(data);
+        let prepare = |row: &SourceRow, made: &mut usize| {
+            if Some(row.number) == fail_at {
+                anyhow::bail!("cannot prepare row {}", row.number);
+            }
+            *made = row.number * 10;
+            Ok(())
+        };
+        let result = read_prepared(source.as_mut(), prepare, |item| {
+            seen.push(match item {
+                Prepared::Row(row, made) => format!("row {} made {made}", row.number),
+                Prepared::RowError(e) => format!("error at row {}", e.row().unwrap_or(0)),
+            });
+            Ok(())
+        });
+        (seen, result)
+    }
+
+    #[test]
+    fn prepared_rows_keep_their_order_and_their_own_results_across_batches() {
+        // Enough batches that the places in them are reused several times over.
+        let rows = 5 * BATCH_ROWS + 3;
+        let shifted = [2, BATCH_ROWS + 1, rows];
+        let (seen, result) = prepared(&csv(rows, &shifted), None);
+        result.unwrap_or_else(|e| panic!("{e}"));
+        let want: Vec<String> = (1..=rows)
+            .map(|n| {
+                if shifted.contains(&n) {
+                    format!("error at row {}", n + 1)
+                } else {
+                    format!("row {} made {}", n + 1, (n + 1) * 10)
+                }
+            })
+            .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_failure_to_prepare_ends_the_reading_at_that_row() {
+        let fail_at = 2 * BATCH_ROWS + 5;
+        let (seen, result) = prepared(&csv(6 * BATCH_ROWS, &[]), Some(fail_at));
+        let error = result.expect_err("preparing failed").to_string();
+        assert_eq!(error, format!("cannot prepare row {fail_at}"));
+        // Row numbers start at 2, after the header: every row before the failed one.
+        assert_eq!(seen.len(), fail_at - 2);
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some(format!("row {} made {}", fail_at - 1, (fail_at - 1) * 10).as_str())
+        );
+    }
+
+    #[test]
+    fn a_failing_visitor_stops_every_stage() {
+        let mut source = source(&csv(20 * BATCH_ROWS, &[]));
+        let mut visits = 0;
+        let result = read_prepared(
+            source.as_mut(),
+            |_, made: &mut u8| {
+                *made = 1;
+                Ok(())
+            },
+            |_| {
+                visits += 1;
+                if visits == 10 {
+                    anyhow::bail!("disk full");
+                }
+                Ok(())
+            },
+        );
         assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
         assert_eq!(visits, 10);
     }
