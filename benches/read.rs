@@ -362,8 +362,8 @@ fn source_only(path: &Path) -> String {
     format!("rows={rows} cells={filled}")
 }
 
-/// The library as the binary drives it: open (with the date-order pass), then every row
-/// read, mapped, validated and turned into its plan line.
+/// The library as the binary drives it: open, then every row read, mapped, validated and
+/// turned into its plan line (with a short reading ahead for the date columns' order).
 fn pipeline(path: &Path) -> String {
     let read = ReadSettings {
         input: Input::File(path.to_path_buf()),
@@ -373,6 +373,8 @@ fn pipeline(path: &Path) -> String {
         quiet: true,
     };
     let mut stage = open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"));
+    // As an import and a dry run into files do: orders from the first rows that prove them.
+    stage.settle_orders_early();
     let (mut planned, mut invalid, mut plan_bytes) = (0usize, 0usize, 0usize);
     let mut first_problem = None;
     let rows = stage

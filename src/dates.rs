@@ -300,17 +300,23 @@ impl OrderEvidence {
         };
         // A value proves its order only if it is a date read so (`29/02/2023` is not).
         let is_date = |order| read_text(text, Some((order, OrderFrom::Column))).is_ok();
-        let slot = match (first, second) {
-            (13..=31, 1..=12) if is_date(DateOrder::Dmy) => &mut self.dmy,
-            (1..=12, 13..=31) if is_date(DateOrder::Mdy) => &mut self.mdy,
-            (1..=12, 1..=12) if first != second => &mut self.ambiguous,
+        // Only the first of each kind is kept: a slot already filled needs no parsing.
+        let (slot, order) = match (first, second) {
+            (13..=31, 1..=12) => (&mut self.dmy, Some(DateOrder::Dmy)),
+            (1..=12, 13..=31) => (&mut self.mdy, Some(DateOrder::Mdy)),
+            (1..=12, 1..=12) if first != second => (&mut self.ambiguous, None),
             // Equal parts read the same either way; anything else is no date at all,
             // and parsing the value will say so.
             _ => return,
         };
-        if slot.is_none() {
+        if slot.is_none() && order.is_none_or(is_date) {
             *slot = Some((text.to_owned(), row));
         }
+    }
+
+    /// Whether some value seen so far can only be read in one order.
+    pub fn proves_an_order(&self) -> bool {
+        self.dmy.is_some() || self.mdy.is_some()
     }
 
     /// The column's order: `None` when no value needs one. `column` is the header, for messages.

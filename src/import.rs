@@ -55,8 +55,56 @@ pub struct ReadStage {
     /// Delimited text whose date columns' order is still to be learned, by reading the
     /// file a second time when the first value that may need it comes up.
     pending_order: Option<PendingOrder>,
+    /// Set by [`ReadStage::settle_orders_early`].
+    early: Option<EarlyOrders>,
+    /// Rows read ahead by the last reading to learn orders early.
+    rows_read_ahead: usize,
     column_problems_told: bool,
 }
+
+/// A date column's order taken from the first rows that prove one, and checked against
+/// every row at the end of the reading (see [`ReadStage::settle_orders_early`]).
+#[derive(Default)]
+struct EarlyOrders {
+    /// The date values of every row read so far.
+    seen: DateEvidence,
+    /// The columns whose order came from the first rows only.
+    guessed: Vec<Field>,
+    /// Rows the readings for the first proofs went through.
+    rows_read_ahead: usize,
+}
+
+/// Returned by [`ReadStage::for_each_row`] when a date column's order, taken from its
+/// first rows, is overturned by a later one: the rows it gave are not to be used. Open
+/// the input again and read it without [`ReadStage::settle_orders_early`].
+#[derive(Debug)]
+pub struct OrdersOverturned {
+    pub column: String,
+}
+
+impl std::fmt::Display for OrdersOverturned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a later value of the date column `{}` overturned the dd/mm order of its first ones; read the file again",
+            self.column
+        )
+    }
+}
+
+impl std::error::Error for OrdersOverturned {}
+
+/// Stops an early reading once its columns prove an order.
+#[derive(Debug)]
+struct ProofFound;
+
+impl std::fmt::Display for ProofFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an order is proved")
+    }
+}
+
+impl std::error::Error for ProofFound {}
 
 /// What reading the date columns again takes: the input, opened afresh.
 struct PendingOrder {
@@ -127,6 +175,8 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
         validator,
         headers,
         pending_order,
+        early: None,
+        rows_read_ahead: 0,
         column_problems_told: false,
     })
 }
@@ -154,6 +204,53 @@ fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyho
     Ok(())
 }
 
+/// Learns the order of the date columns that `row` needs from a fresh reading of the
+/// input that stops once each of them has a value proving one. A reading that gets to
+/// the end of the file settles every pending column for good; one that stops early
+/// only guesses, and the guess is checked when the main reading ends.
+fn learn_date_orders_early(
+    pending: &PendingOrder,
+    validator: &mut Validator,
+    early: &mut EarlyOrders,
+    row: &SourceRow,
+) -> anyhow::Result<()> {
+    let needed: Vec<Field> = [Field::StartDate, Field::EndDate]
+        .into_iter()
+        .zip(validator.columns_needing_order(row))
+        .filter_map(|(field, needs)| needs.then_some(field))
+        .collect();
+    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+    let map = validator.column_map();
+    let mut evidence = DateEvidence::default();
+    let read = read_ahead(source.as_mut(), Some(&pending.columns), |fetched| {
+        if let Fetched::Row(row) = fetched {
+            early.rows_read_ahead += 1;
+            evidence.observe(map, row);
+            if needed.iter().all(|field| evidence.proves_an_order(*field)) {
+                return Err(ProofFound.into());
+            }
+        }
+        Ok(())
+    });
+    match read {
+        Ok(()) => {
+            for field in [Field::StartDate, Field::EndDate] {
+                if validator.order_pending(field) {
+                    validator.learn_order(field, &evidence);
+                }
+            }
+        }
+        Err(e) if e.is::<ProofFound>() => {
+            for field in needed {
+                validator.learn_order(field, &evidence);
+                early.guessed.push(field);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 /// One data row, read and validated, with its report line started.
 pub enum RowEvent<'a> {
     Valid {
@@ -172,6 +269,29 @@ impl ReadStage {
     /// Tells `out` each problem with a whole date column (one proves both dd/mm and mm/dd,
     /// or neither) as an `invalid:` line, once: call it before the rows and again after
     /// them, since delimited text learns its columns' order only when a row first needs it.
+    /// Lets [`ReadStage::for_each_row`] take a date column's dd/mm order from the first
+    /// rows that prove one, instead of reading the whole column again before the first
+    /// row that needs it. Every row's dates are still gathered, and if the whole column
+    /// does not settle the same order (a later value proves the other one), the reading
+    /// ends with [`OrdersOverturned`] once every row has been handed over: the caller must
+    /// then forget those rows and read the input again from a stage opened afresh. Only
+    /// for callers that can; then a file is read once and a few rows, not twice.
+    pub fn settle_orders_early(&mut self) {
+        if self.pending_order.is_some() {
+            self.early = Some(EarlyOrders::default());
+        }
+    }
+
+    /// Whether the rows handed over may yet be overturned ([`ReadStage::settle_orders_early`]).
+    pub fn settles_orders_early(&self) -> bool {
+        self.early.is_some()
+    }
+
+    /// Rows the last reading read ahead to learn date orders early.
+    pub fn rows_read_ahead(&self) -> usize {
+        self.rows_read_ahead
+    }
+
     pub fn tell_column_problems(&mut self, out: &dyn Fn(&str)) {
         if self.column_problems_told || self.pending_order.is_some() {
             return;
@@ -193,17 +313,30 @@ impl ReadStage {
         let map = self.validator.column_map().clone();
         let validator = &mut self.validator;
         let pending_order = &mut self.pending_order;
+        let early = &mut self.early;
         let mut count = 0;
         let check = |row: &SourceRow, checked: &mut CheckedRow| {
             checked.state = RowState::Blank;
             if row.is_blank() {
                 return Ok(());
             }
-            if pending_order.is_some()
-                && validator.row_may_need_order(row)
-                && let Some(pending) = pending_order.take()
-            {
-                learn_date_orders(&pending, validator)?;
+            match early.as_mut() {
+                Some(early) => {
+                    early.seen.observe(validator.column_map(), row);
+                    if let Some(pending) = pending_order.as_ref()
+                        && validator.row_may_need_order(row)
+                    {
+                        learn_date_orders_early(pending, validator, early, row)?;
+                    }
+                }
+                None => {
+                    if pending_order.is_some()
+                        && validator.row_may_need_order(row)
+                        && let Some(pending) = pending_order.take()
+                    {
+                        learn_date_orders(&pending, validator)?;
+                    }
+                }
             }
             checked.state = match validator.validate_into(row, &mut checked.planned) {
                 Ok(()) => RowState::Valid,
@@ -269,6 +402,23 @@ impl ReadStage {
                 RowState::Blank => Ok(()),
             }
         })?;
+        if let Some(early) = self.early.take() {
+            // The reading is over: whatever is pending now, no row needed.
+            self.pending_order = None;
+            self.rows_read_ahead = early.rows_read_ahead;
+            for field in early.guessed {
+                if !self.validator.order_holds(field, &early.seen) {
+                    let column = self
+                        .validator
+                        .column_map()
+                        .column(field)
+                        .and_then(|c| self.headers.get(c))
+                        .cloned()
+                        .unwrap_or_default();
+                    return Err(OrdersOverturned { column }.into());
+                }
+            }
+        }
         Ok(count)
     }
 }
@@ -308,6 +458,8 @@ pub struct ProblemPrinter {
     limit: usize,
     hidden: BTreeMap<(String, ProblemKind), usize>,
     total: usize,
+    /// Lines kept back until [`ProblemPrinter::release`], when the rows may be read again.
+    held: Option<Vec<String>>,
 }
 
 impl ProblemPrinter {
@@ -317,6 +469,21 @@ impl ProblemPrinter {
             limit,
             hidden: BTreeMap::new(),
             total: 0,
+            held: None,
+        }
+    }
+
+    /// Keeps the lines back until [`ProblemPrinter::release`]: for a reading whose rows
+    /// may be overturned ([`ReadStage::settle_orders_early`]). At most `limit` lines.
+    pub fn holding(mut self, hold: bool) -> ProblemPrinter {
+        self.held = hold.then(Vec::new);
+        self
+    }
+
+    /// Says the lines kept back, and from now on says them as they come.
+    pub fn release(&mut self, out: &dyn Fn(&str)) {
+        for line in self.held.take().unwrap_or_default() {
+            out(&line);
         }
     }
 
@@ -324,14 +491,19 @@ impl ProblemPrinter {
         self.total += 1;
         if self.shown < self.limit {
             self.shown += 1;
-            out(&format!("invalid: {problem}"));
+            let line = format!("invalid: {problem}");
+            match self.held.as_mut() {
+                Some(held) => held.push(line),
+                None => out(&line),
+            }
         } else {
             let column = problem.column.clone().unwrap_or_default();
             *self.hidden.entry((column, problem.kind)).or_default() += 1;
         }
     }
 
-    pub fn finish(&self, out: &dyn Fn(&str)) {
+    pub fn finish(&mut self, out: &dyn Fn(&str)) {
+        self.release(out);
         let hidden: usize = self.hidden.values().sum();
         if hidden == 0 {
             return;
@@ -488,39 +660,38 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let said = |e: anyhow::Error| setup_error_in_summary(summary_path.as_deref(), is_dry_run, started, e);
     let mut stage = open_read_stage(&settings.read, &say).map_err(said)?;
     stage.tell_column_problems(&eprint_line);
+    // Outputs that can be written again from the start let a dry run read the file once.
+    let rewritable = |path: &Path| path != Path::new("-") && !crate::report::is_special_file(path);
+    if !settings.dry_run || (rewritable(&settings.report) && settings.plan.as_deref().is_none_or(rewritable)) {
+        stage.settle_orders_early();
+    }
     if settings.dry_run {
-        return dry_run(settings, stage, failed_path, started).map_err(said);
+        let result = match dry_run(&settings, stage, failed_path.clone(), started) {
+            Err(e) if e.is::<OrdersOverturned>() => {
+                // Every output is written anew, and the problems held back are not said.
+                let stage = open_read_stage(&settings.read, &|_| {}).map_err(said)?;
+                dry_run(&settings, stage, failed_path, started)
+            }
+            result => result,
+        };
+        return result.map_err(said);
     }
 
     // Every row is read and validated before anything is sent.
-    let mut rows: Vec<ReportRow> = Vec::new();
-    let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
-    let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut printer = ProblemPrinter::new(50);
-    let count = stage.for_each_row(|event| {
-        let index = rows.len();
-        match event {
-            RowEvent::Valid {
-                mut report,
-                planned: p,
-                row,
-            } => {
-                report.outcome = Outcome::NotSent;
-                report.title = Some(p.body.title.clone());
-                planned.push((index, p.clone(), raw_cells(row)));
-                rows.push(report);
-            }
-            RowEvent::Invalid { report, problems, row } => {
-                for p in &problems {
-                    printer.add(p, &eprint_line);
-                }
-                invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
-                rows.push(report);
-            }
+    let read = match read_all(&mut stage) {
+        Err(e) if e.is::<OrdersOverturned>() => {
+            stage = open_read_stage(&settings.read, &|_| {}).map_err(said)?;
+            read_all(&mut stage)
         }
-        Ok(())
-    });
-    let count = count.map_err(said)?;
+        read => read,
+    };
+    let ReadAll {
+        count,
+        rows,
+        planned,
+        invalid_cells,
+        mut printer,
+    } = read.map_err(said)?;
     printer.finish(&eprint_line);
     stage.tell_column_problems(&eprint_line);
     if count == 0 {
@@ -551,8 +722,56 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     run.upload(&settings).await.map_err(said)
 }
 
+/// Every row of the input, read and validated: the report rows in input order, the
+/// valid rows' requests (with their cells, for the failed-rows file) and the invalid
+/// rows' cells, by report index.
+struct ReadAll {
+    count: usize,
+    rows: Vec<ReportRow>,
+    planned: Vec<(usize, PlannedRow, Vec<String>)>,
+    invalid_cells: Vec<(usize, Vec<String>)>,
+    printer: ProblemPrinter,
+}
+
+fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
+    let mut rows: Vec<ReportRow> = Vec::new();
+    let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
+    let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
+    let count = stage.for_each_row(|event| {
+        let index = rows.len();
+        match event {
+            RowEvent::Valid {
+                mut report,
+                planned: p,
+                row,
+            } => {
+                report.outcome = Outcome::NotSent;
+                report.title = Some(p.body.title.clone());
+                planned.push((index, p.clone(), raw_cells(row)));
+                rows.push(report);
+            }
+            RowEvent::Invalid { report, problems, row } => {
+                for p in &problems {
+                    printer.add(p, &eprint_line);
+                }
+                invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
+                rows.push(report);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ReadAll {
+        count,
+        rows,
+        planned,
+        invalid_cells,
+        printer,
+    })
+}
+
 fn dry_run(
-    settings: ImportSettings,
+    settings: &ImportSettings,
     mut stage: ReadStage,
     failed_path: Option<PathBuf>,
     started: Instant,
@@ -562,10 +781,10 @@ fn dry_run(
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
     let shape = failed_rows_shape(&settings.read, &stage);
     let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone(), shape);
-    let mut printer = ProblemPrinter::new(50);
+    let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
     let mut unresolved = 0usize;
-    let mut ledger_view = LedgerView::open(&settings);
+    let mut ledger_view = LedgerView::open(settings);
     let mut plan_buffer = Vec::with_capacity(1024);
     let total = stage.for_each_row(|event| {
         let line = match event {
@@ -583,7 +802,7 @@ fn dry_run(
                         "assignee {email} is resolved to a user id through GET /users at import time"
                     ));
                 }
-                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(p, &settings)) {
+                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(p, settings)) {
                     report.error = Some(match report.error.take() {
                         Some(earlier) => format!("{earlier}; {note}"),
                         None => note,
@@ -662,7 +881,7 @@ fn dry_run(
     if invalid > 0 {
         eprint_line(&format!("{invalid} of {total} rows are invalid (exit 3)."));
     }
-    write_summary_json(&settings, &summary)?;
+    write_summary_json(settings, &summary)?;
     Ok(ImportResult {
         exit_code,
         rows: Vec::new(),
@@ -1938,6 +2157,96 @@ mod tests {
         let mut stage = stage_of_a_vanishing_file("Title,Start\nA,2024-03-17\nB,17/03/2024\n");
         let error = starts(&mut stage).expect_err("the file is gone").to_string();
         assert!(error.starts_with("cannot open"), "{error}");
+    }
+
+    /// What each row came to: its start, or its problems' messages.
+    fn outcomes(stage: &mut ReadStage) -> anyhow::Result<Vec<Result<Option<i64>, Vec<String>>>> {
+        let mut seen = Vec::new();
+        stage.for_each_row(|event| {
+            seen.push(match event {
+                RowEvent::Valid { planned, .. } => Ok(planned.body.start_date),
+                RowEvent::Invalid { problems, .. } => Err(problems.iter().map(|p| p.to_string()).collect()),
+            });
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    fn stage_of(dir: &tempfile::TempDir, text: &str) -> ReadStage {
+        let path = dir.path().join("runs.csv");
+        std::fs::write(&path, text).expect("write the CSV");
+        let mut rules = crate::validate::RowRules::default();
+        rules.defaults.insert(Field::ProjectId, PROJECT.to_string());
+        let read = ReadSettings {
+            input: crate::source::Input::File(path),
+            source: crate::source::SourceOptions::default(),
+            columns: BTreeMap::new(),
+            rules,
+            quiet: true,
+        };
+        open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn orders_settled_early_read_a_few_rows_ahead_and_give_what_the_whole_file_gives() {
+        // Row 3 needs the order, row 5 proves day-first; then a thousand rows more.
+        let mut text = String::from("Title,Start,End\nA,2024-03-17,\nB,03/04/2024,\nC,04/05/2024,\nD,25/03/2024,\n");
+        for n in 0..1000 {
+            text.push_str(&format!("R{n},{:02}/{:02}/2024,28/12/2024\n", n % 28 + 1, n % 12 + 1));
+        }
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let whole = outcomes(&mut stage_of(&dir, &text)).unwrap_or_else(|e| panic!("{e:#}"));
+        let mut stage = stage_of(&dir, &text);
+        stage.settle_orders_early();
+        let early = outcomes(&mut stage).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(early, whole);
+        assert_eq!(early[1], Ok(Some(1_712_102_400)), "2024-04-03: day first");
+        // Each column is read ahead up to its first proof: the start column's is on the
+        // fourth row, the end column's (first needed by row 6) on the fifth.
+        assert_eq!(stage.rows_read_ahead(), 4 + 5);
+        let told = std::cell::RefCell::new(Vec::new());
+        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
+        assert!(told.borrow().is_empty(), "{told:?}");
+    }
+
+    #[test]
+    fn an_order_a_later_row_overturns_ends_the_reading_so_it_is_read_again() {
+        let text = "Title,Start\nA,03/04/2024\nB,25/03/2024\nC,05/06/2024\nD,04/26/2024\n";
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut stage = stage_of(&dir, text);
+        stage.settle_orders_early();
+        let error = outcomes(&mut stage).expect_err("row 5 proves month-first");
+        let overturned = error.downcast_ref::<OrdersOverturned>().expect("OrdersOverturned");
+        assert_eq!(overturned.column, "Start");
+        // Read again without guessing, every value that needs the order is invalid.
+        let whole = outcomes(&mut stage_of(&dir, text)).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(whole.len(), 4);
+        for (row, outcome) in whole.iter().enumerate() {
+            let problems = outcome.as_ref().expect_err("invalid");
+            assert!(
+                problems[0].contains("mixes day-first and month-first"),
+                "row {}: {problems:?}",
+                row + 2
+            );
+        }
+    }
+
+    #[test]
+    fn a_column_that_never_proves_an_order_is_read_to_the_end_and_settled_there() {
+        let text = "Title,Start\nA,03/04/2024\nB,2024-03-17\n";
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut stage = stage_of(&dir, text);
+        stage.settle_orders_early();
+        let early = outcomes(&mut stage).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            early,
+            outcomes(&mut stage_of(&dir, text)).unwrap_or_else(|e| panic!("{e:#}"))
+        );
+        assert_eq!(stage.rows_read_ahead(), 2, "the whole file");
+        let told = std::cell::RefCell::new(Vec::new());
+        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
+        assert_eq!(told.borrow().len(), 1, "{told:?}");
+        assert!(told.borrow()[0].contains("no value in the column decides"), "{told:?}");
     }
 
     #[test]

@@ -209,6 +209,15 @@ pub struct DateEvidence {
 }
 
 impl DateEvidence {
+    /// Whether some value of the column (`Field::StartDate` or `Field::EndDate`) seen so
+    /// far can only be read in one order.
+    pub fn proves_an_order(&self, field: Field) -> bool {
+        match field {
+            Field::StartDate => self.start.proves_an_order(),
+            _ => self.end.proves_an_order(),
+        }
+    }
+
     pub fn observe(&mut self, map: &ColumnMap, row: &SourceRow) {
         for (field, evidence) in [(Field::StartDate, &mut self.start), (Field::EndDate, &mut self.end)] {
             if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cells.get(c)) {
@@ -319,19 +328,62 @@ impl Validator {
     /// While the order is pending: whether this row has a date value whose reading may
     /// depend on it (its cell, or the default when the cell is blank).
     pub fn row_may_need_order(&self, row: &SourceRow) -> bool {
+        self.columns_needing_order(row).iter().any(|needs| *needs)
+    }
+
+    /// Of the date columns (start, end) whose order is still pending, those whose value in
+    /// this row may depend on it.
+    pub fn columns_needing_order(&self, row: &SourceRow) -> [bool; 2] {
         let mut problems = Vec::new();
         let fields = FieldReader {
             v: self,
             row,
             problems: &mut problems,
         };
-        [Field::StartDate, Field::EndDate]
-            .into_iter()
-            .any(|field| match fields.value(field) {
-                Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
-                Some(Value::Default(text)) => dates::may_need_order(text),
-                _ => false,
-            })
+        let needs = |field: Field, order: &ColumnOrder| {
+            matches!(order, ColumnOrder::Pending)
+                && match fields.value(field) {
+                    Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
+                    Some(Value::Default(text)) => dates::may_need_order(text),
+                    _ => false,
+                }
+        };
+        [
+            needs(Field::StartDate, &self.start_order),
+            needs(Field::EndDate, &self.end_order),
+        ]
+    }
+
+    /// Whether a date column's order is still to be learned ([`Validator::defer_orders`]).
+    pub fn order_pending(&self, field: Field) -> bool {
+        let order = match field {
+            Field::StartDate => &self.start_order,
+            _ => &self.end_order,
+        };
+        matches!(order, ColumnOrder::Pending)
+    }
+
+    /// One date column's order (`Field::StartDate` or `Field::EndDate`), from `evidence`.
+    pub fn learn_order(&mut self, field: Field, evidence: &DateEvidence) {
+        let (start, end) = column_orders(&self.map, &self.headers, &self.rules, evidence);
+        match field {
+            Field::StartDate => self.start_order = start,
+            _ => self.end_order = end,
+        }
+    }
+
+    /// Whether `evidence` (of every row) settles the column's order as it stands now.
+    pub fn order_holds(&self, field: Field, evidence: &DateEvidence) -> bool {
+        let (start, end) = column_orders(&self.map, &self.headers, &self.rules, evidence);
+        let (now, then) = match field {
+            Field::StartDate => (&self.start_order, start),
+            _ => (&self.end_order, end),
+        };
+        match (now, then) {
+            (ColumnOrder::Inferred(a), ColumnOrder::Inferred(b)) => *a == b,
+            (ColumnOrder::Known(a), ColumnOrder::Known(b)) => *a == b,
+            _ => false,
+        }
     }
 
     /// Problems with whole columns (a date column whose order cannot be settled).

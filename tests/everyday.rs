@@ -526,6 +526,47 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     assert!(out.stderr.contains("failed rows: runs.failed.csv"), "{}", out.stderr);
 }
 
+/// An import takes a date column's order from its first proving value, and checks it
+/// against every row before anything is sent: a later value proving the other order makes
+/// the file be read again, and the column's rows are invalid, each told once.
+#[test]
+fn an_import_whose_date_column_proves_both_orders_late_sends_nothing() {
+    let rig = Rig::new(SandboxOptions::default());
+    let mut text =
+        format!("Title,Project,Start\nA,{PROJECT},2024-03-17\nB,{PROJECT},03/04/2024\nC,{PROJECT},25/04/2024\n");
+    for n in 0..300 {
+        text.push_str(&format!("R{n},{PROJECT},2024-05-{:02}\n", n % 28 + 1));
+    }
+    text.push_str(&format!("Z,{PROJECT},04/26/2024\n"));
+    rig.write("runs.csv", text);
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    rig.assert_nothing_created("a column of both orders");
+    let row_lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("invalid: row ")).collect();
+    let rows: Vec<&str> = row_lines
+        .iter()
+        .map(|l| l.split(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        rows,
+        ["invalid: row 3", "invalid: row 4", "invalid: row 305"],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        row_lines.iter().all(|l| l.contains("mixes day-first and month-first")),
+        "{row_lines:#?}"
+    );
+    let outcomes = rig.outcomes("runs.report.csv");
+    assert_eq!(outcomes.len(), 304);
+    let invalid: Vec<usize> = outcomes
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Invalid)
+        .map(|(row, _)| *row)
+        .collect();
+    assert_eq!(invalid, [3, 4, 305]);
+}
+
 #[test]
 fn an_unknown_email_is_reported_in_the_same_run_as_other_invalid_rows() {
     let rig = Rig::new(SandboxOptions::default());
