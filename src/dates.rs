@@ -377,6 +377,20 @@ pub fn may_need_order(text: &str) -> bool {
 /// after a weekday: `Wed, 03/04/2024`), or `None`: the values whose reading needs the
 /// column's dd/mm order, or proves it.
 pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
+    // Every value of a date column comes here: most start with a number that is not one
+    // or two digits then `/` or `-`, and are no such date, without being tokenised.
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(u8::is_ascii_digit) {
+        let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits > 2 || !matches!(bytes.get(digits), Some(b'/' | b'-')) {
+            return None;
+        }
+    }
+    year_last_tokens(text)
+}
+
+/// [`year_last_parts`], from the tokens.
+fn year_last_tokens(text: &str) -> Option<(u64, u64)> {
     let tokens = Tokens::scan(text).ok()?;
     let mut toks = tokens.as_slice();
     if let [Tok::Word(word), rest @ ..] = toks
@@ -1146,6 +1160,38 @@ mod tests {
     use chrono_tz::America::{Havana, New_York, Santiago};
     use chrono_tz::Europe::Berlin;
     use chrono_tz::UTC;
+
+    #[test]
+    fn year_last_parts_skips_tokenising_only_what_tokens_would_refuse() {
+        use rand::{RngExt, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(11);
+        let prefixes = ["", "", "", "Wed, ", "Wed ", "x", " ", "\u{a0}"];
+        let seps = ["/", "-", ".", ":", " ", ""];
+        let suffixes = ["", "", " 10:30", "T10:30:00Z", "x", "\u{a0}"];
+        let mut found = 0;
+        for _ in 0..50_000 {
+            let number = |rng: &mut StdRng| {
+                let digits = rng.random_range(0..=4);
+                (0..digits)
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect::<String>()
+            };
+            let (a, b, year) = (number(&mut rng), number(&mut rng), number(&mut rng));
+            let (sep, sep2) = (
+                seps[rng.random_range(0..seps.len())],
+                seps[rng.random_range(0..seps.len())],
+            );
+            let text = format!(
+                "{}{a}{sep}{b}{sep2}{year}{}",
+                prefixes[rng.random_range(0..prefixes.len())],
+                suffixes[rng.random_range(0..suffixes.len())]
+            );
+            let parts = year_last_parts(&text);
+            assert_eq!(parts, year_last_tokens(&text), "{text:?}");
+            found += usize::from(parts.is_some());
+        }
+        assert!(found > 30, "only {found} year-last dates were tried");
+    }
 
     /// 2024-03-17 09:30:00 UTC and the two ends of that day, in ms.
     const NINE_THIRTY: i64 = 1_710_667_800_000;

@@ -159,10 +159,11 @@ impl DelimitedSource {
         let ended_by_lf = byte > 0 && tracker.byte_at(byte - 1) == Some(b'\n');
         let ended_by_eof = tracker.at_eof && byte == tracker.offset;
         tracker.mark(byte);
-        // `contains` is a fast memchr; most records have no newline inside a field.
+        // Most records have no newline inside a field; the memchr crate's search is SIMD,
+        // where the standard library's `contains` looked at a word at a time.
         let bytes = self.record.as_slice();
-        let embedded = if bytes.contains(&b'\n') {
-            bytes.iter().filter(|&&b| b == b'\n').count() as u64
+        let embedded = if memchr::memchr(b'\n', bytes).is_some() {
+            memchr::memchr_iter(b'\n', bytes).count() as u64
         } else {
             0
         };
