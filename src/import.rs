@@ -20,7 +20,7 @@ use crate::report::{
 };
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::settings::{ImportSettings, ReadSettings, ServiceSettings};
-use crate::source::prefetch::{Fetched, Prepared, read_ahead, read_prepared};
+use crate::source::prefetch::{read_ahead, read_prepared};
 use crate::source::{RowSource, open_source};
 use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, UploadSink, upload};
 use crate::validate::{DateEvidence, PlannedRow, Problem, ProblemKind, Validator};
@@ -183,14 +183,12 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
 
 /// The evidence for each date column's dd/mm order, from every row's date columns. Only
 /// those cells are filled, but every field is still checked, so this reading fails on the
-/// same rows, with the same errors, as the main one (which reports a row-local problem as
-/// that row's, so it is passed over here).
+/// same rows, with the same errors, as the main one (a row whose columns have shifted is
+/// passed over: it proves nothing).
 fn date_evidence(source: &mut dyn RowSource, map: &ColumnMap, columns: &[usize]) -> anyhow::Result<DateEvidence> {
     let mut evidence = DateEvidence::default();
-    read_ahead(source, Some(columns), |fetched| {
-        if let Fetched::Row(row) = fetched {
-            evidence.observe(map, row);
-        }
+    read_ahead(source, Some(columns), |row| {
+        evidence.observe(map, row);
         Ok(())
     })?;
     Ok(evidence)
@@ -222,13 +220,11 @@ fn learn_date_orders_early(
     let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
     let map = validator.column_map();
     let mut evidence = DateEvidence::default();
-    let read = read_ahead(source.as_mut(), Some(&pending.columns), |fetched| {
-        if let Fetched::Row(row) = fetched {
-            early.rows_read_ahead += 1;
-            evidence.observe(map, row);
-            if needed.iter().all(|field| evidence.proves_an_order(*field)) {
-                return Err(ProofFound.into());
-            }
+    let read = read_ahead(source.as_mut(), Some(&pending.columns), |row| {
+        early.rows_read_ahead += 1;
+        evidence.observe(map, row);
+        if needed.iter().all(|field| evidence.proves_an_order(*field)) {
+            return Err(ProofFound.into());
         }
         Ok(())
     });
@@ -302,9 +298,9 @@ impl ReadStage {
         }
     }
 
-    /// Reads and validates every non-blank row, in order, and hands each to `f`. A
-    /// problem confined to one row (bad bytes, an oversized cell) makes that row invalid
-    /// and the rest go on; anything else ends the run. Returns the number of data rows.
+    /// Reads and validates every non-blank row, in order, and hands each to `f`. A row
+    /// whose columns have shifted is invalid and the rest go on; an error reading the file
+    /// (bad bytes, an oversized cell) ends the run. Returns the number of data rows.
     ///
     /// Three threads share the work: one parses, one validates (in file order, so the
     /// human-id check and the date columns' order are as they would be on one), and this
@@ -324,6 +320,7 @@ impl ReadStage {
                 Some(early) => {
                     early.seen.observe(validator.column_map(), row);
                     if let Some(pending) = pending_order.as_ref()
+                        && row.overflow.is_none()
                         && validator.row_may_need_order(row)
                     {
                         learn_date_orders_early(pending, validator, early, row)?;
@@ -331,6 +328,7 @@ impl ReadStage {
                 }
                 None => {
                     if pending_order.is_some()
+                        && row.overflow.is_none()
                         && validator.row_may_need_order(row)
                         && let Some(pending) = pending_order.take()
                     {
@@ -344,34 +342,7 @@ impl ReadStage {
             };
             Ok(())
         };
-        read_prepared(self.source.as_mut(), check, |prepared| {
-            let (row, checked) = match prepared {
-                Prepared::Row(row, checked) => (row, checked),
-                Prepared::RowError(e) => {
-                    count += 1;
-                    let number = e.row().unwrap_or(0);
-                    let message = e.to_string();
-                    let problem = Problem {
-                        row: number,
-                        column: None,
-                        cell: None,
-                        value: None,
-                        kind: ProblemKind::Unreadable,
-                        message: message.clone(),
-                    };
-                    let report = ReportRow {
-                        row: number,
-                        outcome: Outcome::Invalid,
-                        error: Some(message),
-                        ..ReportRow::default()
-                    };
-                    return f(RowEvent::Invalid {
-                        report,
-                        problems: vec![problem],
-                        row: None,
-                    });
-                }
-            };
+        read_prepared(self.source.as_mut(), check, |row, checked| {
             if matches!(checked.state, RowState::Blank) {
                 return Ok(());
             }

@@ -72,6 +72,9 @@ pub fn format_number(n: f64) -> String {
 pub struct SourceRow {
     pub number: usize,
     pub cells: Vec<Cell>,
+    /// Why the row cannot be trusted as read (a value past the last header: its columns
+    /// have probably shifted). Its cells are still the ones under the headers.
+    pub overflow: Option<String>,
 }
 
 impl SourceRow {

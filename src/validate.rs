@@ -220,6 +220,10 @@ impl DateEvidence {
     }
 
     pub fn observe(&mut self, map: &ColumnMap, row: &SourceRow) {
+        // A row whose columns have shifted proves nothing about a column.
+        if row.overflow.is_some() {
+            return;
+        }
         for (field, evidence) in [(Field::StartDate, &mut self.start), (Field::EndDate, &mut self.end)] {
             if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cells.get(c)) {
                 evidence.observe(text, row.number);
@@ -475,6 +479,23 @@ impl Validator {
             row,
             problems: &mut problems,
         };
+        // A row whose columns have shifted has that one problem: what its cells seem to
+        // say is not to be trusted, but its human_id still counts.
+        if let Some(message) = &row.overflow {
+            let human_id_fingerprint = fields.text(Field::HumanId).as_deref().map(fingerprint);
+            let problem = Problem {
+                row: row.number,
+                column: None,
+                cell: None,
+                value: None,
+                kind: ProblemKind::Unreadable,
+                message: message.clone(),
+            };
+            return Checked {
+                result: Err(vec![problem]),
+                human_id_fingerprint,
+            };
+        }
         let body = &mut out.body;
 
         match fields.text(Field::Title) {
@@ -1177,6 +1198,7 @@ mod tests {
                     }
                 })
                 .collect(),
+            ..SourceRow::default()
         }
     }
 
@@ -1348,6 +1370,7 @@ mod tests {
         let row = SourceRow {
             number: 5,
             cells: vec![Cell::Text("t".into()), Cell::Number(42.0), Cell::Error("#N/A".into())],
+            ..SourceRow::default()
         };
         let mut v = validator(
             &["Title", "Human ID", "Start"],
@@ -1364,6 +1387,7 @@ mod tests {
         let row = SourceRow {
             number: 6,
             cells: vec![Cell::Text("t".into()), Cell::Number(43.0), Cell::Empty],
+            ..SourceRow::default()
         };
         assert_eq!(v.validate(&row).unwrap().body.human_id.as_deref(), Some("43"));
     }

@@ -961,6 +961,38 @@ fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
     );
 }
 
+/// A row with a value past the last header is invalid on its own (its columns have
+/// probably shifted), but it is still the user's row: its title and human_id are in the
+/// report, its cells in the failed-rows file, and its human_id counts for uniqueness.
+#[test]
+fn a_shifted_row_keeps_its_cells_and_its_human_id() {
+    let w = Work::new();
+    w.create("shift.csv", "Title,Human ID\nhello,K1,extra\nok,K1\nfine,K2\n");
+    let run = w.dry_run("shift.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    let report = run.report();
+    assert_eq!(report.len(), 3);
+    assert_eq!(report[0][..6], ["2", "invalid", "", "", "hello", "K1"]);
+    assert!(
+        report[0][8].contains("column 3 holds `extra` past the last of the 2 headers"),
+        "{:?}",
+        report[0]
+    );
+    assert_eq!(report[1][..6], ["3", "invalid", "", "", "ok", "K1"]);
+    assert!(report[1][8].contains("row 2 has the same human_id"), "{:?}", report[1]);
+    assert_eq!(report[2][..2], ["4", "planned"]);
+    let failed = read_records(&run.dir.join("out.failed.csv"));
+    assert_eq!(
+        failed[0],
+        ["Title", "Human ID", "error"],
+        "the BOM is the csv reader's to drop"
+    );
+    assert_eq!(failed[1][..2], ["hello", "K1"]);
+    assert!(failed[1][2].contains("`extra`"), "{failed:?}");
+    assert_eq!(failed[2][..2], ["ok", "K1"]);
+    assert_eq!(run.invalid_lines().len(), 2, "{}", run.stderr);
+}
+
 #[test]
 fn a_named_pipe_is_read_once_into_memory() {
     // A pipe can be read only once; the date column here needs its order learned, which

@@ -185,12 +185,14 @@ impl DelimitedSource {
 
     /// Reads the next record into `row`: every cell, or only those at `only`. Either way
     /// every field is checked (size, UTF-8, past the last header), so both give the same
-    /// errors for the same row.
+    /// errors for the same row. A value past the last header is not an error here: the
+    /// row says so in `overflow`.
     fn fill_row(&mut self, row: &mut SourceRow, only: Option<&[usize]>) -> Result<bool, SourceError> {
         let Some(number) = self.read_record()? else {
             return Ok(false);
         };
         row.number = number;
+        row.overflow = None;
         let width = self.headers.len();
         row.cells.resize(width, Cell::Empty);
         // One UTF-8 check for the whole record is much cheaper than one per field; a field
@@ -204,13 +206,17 @@ impl DelimitedSource {
                 if field.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return Err(SourceError::ExtraFields {
+                // The row is invalid, but its cells are kept: for the report and the
+                // failed-rows file, and its human_id still counts.
+                let error = SourceError::ExtraFields {
                     name: self.name.clone(),
                     at: Location::cell(number, column, &self.headers, false),
                     columns: width,
                     value: preview(field),
                     delimiter: self.plan.delimiter,
-                });
+                };
+                row.overflow = Some(error.to_string());
+                break;
             }
             let checked = whole
                 .zip(self.record.range(column))
@@ -859,6 +865,7 @@ mod tests {
                         text("Régression, Mensuel"),
                         text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d"),
                     ],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 3,
@@ -871,6 +878,7 @@ mod tests {
                         text("Smoke"),
                         text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d;2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"),
                     ],
+                    ..SourceRow::default()
                 },
             ]
         );
@@ -880,10 +888,6 @@ mod tests {
     fn cp1252_without_encoding_names_the_row_and_the_flag() {
         let (rows, err) = first_error(&fixture("excel-semicolon-cp1252.csv"), &opts());
         assert!(rows.is_empty());
-        assert!(
-            !err.is_row_local(),
-            "a file in another encoding is the whole file's problem"
-        );
         assert_eq!(
             err.to_string(),
             format!(
@@ -947,7 +951,8 @@ mod tests {
                 rows,
                 [SourceRow {
                     number: 2,
-                    cells: vec![text("Régression — 1"), text("a|b")]
+                    cells: vec![text("Régression — 1"), text("a|b")],
+                    ..SourceRow::default()
                 }],
                 "{what}"
             );
@@ -1004,15 +1009,18 @@ mod tests {
             [
                 SourceRow {
                     number: 2,
-                    cells: vec![text("Run 1"), text("line one\r\nline two")]
+                    cells: vec![text("Run 1"), text("line one\r\nline two")],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 3,
-                    cells: vec![text("Run 2"), text("x\ny\nz")]
+                    cells: vec![text("Run 2"), text("x\ny\nz")],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 4,
-                    cells: vec![text("Run 3"), text("last")]
+                    cells: vec![text("Run 3"), text("last")],
+                    ..SourceRow::default()
                 },
             ]
         );
@@ -1129,19 +1137,23 @@ mod tests {
             [
                 SourceRow {
                     number: 2,
-                    cells: vec![text("A"), text("  spaced  "), Cell::Empty, Cell::Empty]
+                    cells: vec![text("A"), text("  spaced  "), Cell::Empty, Cell::Empty],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 3,
-                    cells: vec![text("B"), Cell::Empty, Cell::Empty, Cell::Empty]
+                    cells: vec![text("B"), Cell::Empty, Cell::Empty, Cell::Empty],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 4,
-                    cells: vec![Cell::Empty; 4]
+                    cells: vec![Cell::Empty; 4],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 5,
-                    cells: vec![text("C"), text("x"), text("y"), Cell::Empty]
+                    cells: vec![text("C"), text("x"), text("y"), Cell::Empty],
+                    ..SourceRow::default()
                 },
             ]
         );
@@ -1149,21 +1161,31 @@ mod tests {
     }
 
     #[test]
-    fn extra_fields_are_a_row_error_but_trailing_delimiters_are_not() {
+    fn extra_fields_mark_the_row_shifted_but_trailing_delimiters_do_not() {
         let data = b"Title;Description\nA;ok;;\nB;Perimeter: pay; invoice\nC;fine\n";
         let input = bytes_input("runs.csv", data);
         let mut source = open_source(&input, &opts()).unwrap();
         let mut row = SourceRow::default();
         assert!(source.next_row(&mut row).unwrap());
-        assert_eq!(row.cells, [text("A"), text("ok")]);
-        let err = source.next_row(&mut row).unwrap_err();
-        assert!(err.is_row_local());
         assert_eq!(
-            err.to_string(),
-            "runs.csv: row 3, column 3 holds ` invoice` past the last of the 2 headers, so the columns have probably shifted; quote values that contain the delimiter `;`, or pass the right --delimiter"
+            (row.cells.clone(), row.overflow.clone()),
+            (vec![text("A"), text("ok")], None)
         );
+        // The row is read, cells and all, and says why it cannot be trusted.
         assert!(source.next_row(&mut row).unwrap());
-        assert_eq!((row.number, row.cells.clone()), (4, vec![text("C"), text("fine")]));
+        assert_eq!(row.cells, [text("B"), text("Perimeter: pay")]);
+        assert_eq!(
+            row.overflow.as_deref(),
+            Some(
+                "runs.csv: row 3, column 3 holds ` invoice` past the last of the 2 headers, so the columns have probably shifted; quote values that contain the delimiter `;`, or pass the right --delimiter"
+            )
+        );
+        // The next row, read into the same place, is not marked.
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(
+            (row.number, row.cells.clone(), row.overflow.clone()),
+            (4, vec![text("C"), text("fine")], None)
+        );
     }
 
     #[test]
@@ -1186,7 +1208,6 @@ mod tests {
         let mut source = open_source(&input, &small).unwrap();
         let mut row = SourceRow::default();
         let err = source.next_row(&mut row).unwrap_err();
-        assert!(!err.is_row_local(), "a limit to raise ends the run");
         assert_eq!(
             err.to_string(),
             "runs.csv: row 2, column 2 (`State`) holds 6 bytes, over the limit of 5; shorten it or raise --max-cell-bytes"
@@ -1213,7 +1234,6 @@ mod tests {
         };
         let (rows, err) = first_error(&bytes_input("runs.csv", &data), &opts);
         assert!(rows.is_empty());
-        assert!(!err.is_row_local());
         assert_eq!(
             err.to_string(),
             "runs.csv: the record starting at or after row 2 runs past 69536 bytes, so a quoted field is probably never closed; look for a stray `\"` there, or raise --max-cell-bytes"
@@ -1231,7 +1251,6 @@ mod tests {
         ] {
             let (rows, err) = first_error(&bytes_input(name, data.as_bytes()), &opts());
             assert_eq!(rows.len(), 1, "{name}: the row before it is read");
-            assert!(!err.is_row_local());
             assert_eq!(err.row(), Some(3));
             let message = err.to_string();
             assert!(
@@ -1265,7 +1284,8 @@ mod tests {
             rows,
             [SourceRow {
                 number: 4,
-                cells: vec![text("A"), text("ACTIVE")]
+                cells: vec![text("A"), text("ACTIVE")],
+                ..SourceRow::default()
             }]
         );
     }
@@ -1324,15 +1344,18 @@ mod tests {
             [
                 SourceRow {
                     number: 3,
-                    cells: vec![text("A\r\nmulti"), text("01.02.2024")]
+                    cells: vec![text("A\r\nmulti"), text("01.02.2024")],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 4,
-                    cells: vec![text("B"), text("02.02.2024")]
+                    cells: vec![text("B"), text("02.02.2024")],
+                    ..SourceRow::default()
                 },
                 SourceRow {
                     number: 6,
-                    cells: vec![text("C"), Cell::Empty]
+                    cells: vec![text("C"), Cell::Empty],
+                    ..SourceRow::default()
                 },
             ]
         );
@@ -1400,11 +1423,13 @@ mod tests {
                 (Ok(true), Ok(true)) => {
                     assert_eq!(start_only.number, all_cells.number);
                     assert_eq!(start_only.cells[1], all_cells.cells[1], "row {}", all_cells.number);
+                    assert_eq!(start_only.overflow, all_cells.overflow, "row {}", all_cells.number);
                     assert_eq!(
                         [&start_only.cells[0], &start_only.cells[2]],
                         [&Cell::Empty, &Cell::Empty]
                     );
-                    seen.push(format!("{}", all_cells.number));
+                    let shifted = if all_cells.overflow.is_some() { " shifted" } else { "" };
+                    seen.push(format!("{}{shifted}", all_cells.number));
                 }
                 (Err(a), Err(b)) => {
                     assert_eq!(a.to_string(), b.to_string());
@@ -1415,15 +1440,7 @@ mod tests {
         }
         assert_eq!(
             seen,
-            [
-                "2",
-                "4",
-                "5",
-                "error at Some(6)",
-                "error at Some(7)",
-                "8",
-                "error at Some(9)"
-            ]
+            ["2", "4", "5", "6 shifted", "error at Some(7)", "8", "error at Some(9)"]
         );
     }
 

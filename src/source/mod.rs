@@ -162,8 +162,8 @@ pub trait RowSource: Send {
         None
     }
     /// Fills `row` with the next data row, reusing its storage. `Ok(false)` at the end.
-    /// After an error for which [`SourceError::is_row_local`] is true, the source has moved
-    /// past that row and the next call goes on with the following one.
+    /// A row whose columns have shifted is read with its `overflow` set; an error ends the
+    /// reading.
     fn next_row(&mut self, row: &mut SourceRow) -> Result<bool, SourceError>;
     /// Like [`RowSource::next_row`], with the same row numbers and the same errors, but
     /// only the cells at `columns` are filled; the others are left empty. For a pass that
@@ -426,14 +426,6 @@ fn first_row_hint(first_row: &Option<usize>) -> String {
 }
 
 impl SourceError {
-    /// True when the error concerns one data row and the source has already moved past
-    /// it, so the pipeline may report that row as invalid and carry on.
-    pub fn is_row_local(&self) -> bool {
-        // Bad bytes mean the whole file is in another encoding, and an oversized cell means
-        // a limit the user must raise: both are the file's problem (exit 2), not one row's.
-        matches!(self, SourceError::ExtraFields { .. })
-    }
-
     /// The row the error is about, when there is one.
     pub fn row(&self) -> Option<usize> {
         match self {

@@ -23,23 +23,12 @@ const BATCHES_AHEAD: usize = 2;
 /// A row whose cells grew past this is dropped on return rather than kept for reuse.
 const KEEP_ROW_BYTES: usize = 64 << 10;
 
-/// What the reader found next, in file order.
-pub enum Fetched<'a> {
-    Row(&'a SourceRow),
-    /// A problem confined to one row ([`SourceError::is_row_local`]); reading goes on.
-    RowError(SourceError),
-}
-
-enum Slot {
-    Row,
-    Error(SourceError),
-}
-
 struct Batch<P = ()> {
     rows: Vec<SourceRow>,
     /// What the middle stage made of each row, by the row's place in `rows`.
     prepared: Vec<P>,
-    slots: Vec<Slot>,
+    /// How many of `rows` were read into (the others are kept for reuse).
+    used: usize,
     /// The most text one of its rows holds, in bytes.
     largest_row: usize,
     /// Set on the last batch: the end of the rows, or the error that ended them.
@@ -53,7 +42,7 @@ impl<P> Default for Batch<P> {
         Batch {
             rows: Vec::new(),
             prepared: Vec::new(),
-            slots: Vec::new(),
+            used: 0,
             largest_row: 0,
             end: None,
             failed: None,
@@ -61,21 +50,14 @@ impl<P> Default for Batch<P> {
     }
 }
 
-/// A row with what the middle stage made of it, or a problem confined to one row.
-pub enum Prepared<'a, P> {
-    Row(&'a SourceRow, &'a mut P),
-    RowError(SourceError),
-}
-
 /// Like [`read_ahead`], with a stage between reading and `visit`: on a thread of its own,
 /// `prepare` fills each row's `P` (reused from an earlier row: it must overwrite all of
-/// it), in file order. `visit` then gets every row, its `P`, and the row errors, in
-/// order, on this thread. The first error from either closure ends the reading and is
+/// it), in file order. `visit` then gets every row and its `P`, in order, on this thread. The first error from either closure ends the reading and is
 /// returned.
 pub fn read_prepared<P: Default + Send>(
     source: &mut dyn RowSource,
     mut prepare: impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()> + Send,
-    mut visit: impl FnMut(Prepared<'_, P>) -> anyhow::Result<()>,
+    mut visit: impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch<P>>(BATCHES_AHEAD);
@@ -93,16 +75,9 @@ pub fn read_prepared<P: Default + Send>(
             }
         });
         for mut batch in ready_rx.iter() {
-            let (mut rows, mut prepared) = (batch.rows.iter(), batch.prepared.iter_mut());
-            for slot in batch.slots.drain(..) {
-                match slot {
-                    Slot::Row => {
-                        let row = rows.next().expect("a row slot has its row");
-                        let made = prepared.next().expect("a prepared row has its place");
-                        visit(Prepared::Row(row, made))?;
-                    }
-                    Slot::Error(e) => visit(Prepared::RowError(e))?,
-                }
+            let rows = batch.rows[..batch.used].iter();
+            for (row, made) in rows.zip(batch.prepared.iter_mut()) {
+                visit(row, made)?;
             }
             if let Some(failed) = batch.failed.take() {
                 return Err(failed);
@@ -120,46 +95,34 @@ pub fn read_prepared<P: Default + Send>(
 
 /// Runs `prepare` over a batch's rows; on a failure, the batch is cut before that row.
 fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()>) {
-    let mut index = 0;
-    for place in 0..batch.slots.len() {
-        if !matches!(batch.slots[place], Slot::Row) {
-            continue;
-        }
+    for index in 0..batch.used {
         if batch.prepared.len() == index {
             batch.prepared.push(P::default());
         }
         if let Err(e) = prepare(&batch.rows[index], &mut batch.prepared[index]) {
-            batch.slots.truncate(place);
+            batch.used = index;
             batch.end = None;
             batch.failed = Some(e);
             return;
         }
-        index += 1;
     }
 }
 
 /// Hands every row of `source` (or only the cells at `columns`) to `visit`, in order, while a
-/// second thread reads ahead. An error that is not row-local ends the reading and is
-/// returned; so is the first error from `visit`, which stops the reader.
+/// second thread reads ahead. An error from the source ends the reading and is returned;
+/// so is the first error from `visit`, which stops the reader.
 pub fn read_ahead(
     source: &mut dyn RowSource,
     columns: Option<&[usize]>,
-    mut visit: impl FnMut(Fetched<'_>) -> anyhow::Result<()>,
+    mut visit: impl FnMut(&SourceRow) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_AHEAD);
         let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_AHEAD + 2);
         scope.spawn(move || reader(source, columns, &full_tx, &empty_rx));
         for mut batch in full_rx.iter() {
-            let mut rows = batch.rows.iter();
-            for slot in batch.slots.drain(..) {
-                match slot {
-                    Slot::Row => {
-                        let row = rows.next().expect("a row slot has its row");
-                        visit(Fetched::Row(row))?;
-                    }
-                    Slot::Error(e) => visit(Fetched::RowError(e))?,
-                }
+            for row in &batch.rows[..batch.used] {
+                visit(row)?;
             }
             if let Some(end) = batch.end.take() {
                 return end.map_err(|e| anyhow::anyhow!("{e}"));
@@ -194,7 +157,7 @@ fn reader<P>(
     loop {
         let mut batch = empty.try_recv().unwrap_or_default();
         let (mut used, mut bytes, mut largest_row) = (0, 0, 0);
-        while batch.slots.len() < BATCH_ROWS && bytes < BATCH_BYTES {
+        while used < BATCH_ROWS && bytes < BATCH_BYTES {
             if used == batch.rows.len() {
                 batch.rows.push(SourceRow::default());
             }
@@ -209,13 +172,11 @@ fn reader<P>(
                     bytes += row_bytes;
                     largest_row = largest_row.max(row_bytes);
                     used += 1;
-                    batch.slots.push(Slot::Row);
                 }
                 Ok(false) => {
                     batch.end = Some(Ok(()));
                     break;
                 }
-                Err(e) if e.is_row_local() => batch.slots.push(Slot::Error(e)),
                 Err(e) => {
                     batch.end = Some(Err(e));
                     break;
@@ -223,6 +184,7 @@ fn reader<P>(
             }
         }
         batch.largest_row = largest_row;
+        batch.used = used;
         let last = batch.end.is_some();
         // The consumer has stopped (its visitor failed): nothing more to read for.
         if full.send(batch).is_err() || last {
@@ -253,7 +215,7 @@ mod tests {
     use crate::source::{SourceOptions, open_source};
 
     /// `rows` data rows `r<n>,<n>`, with a value past the last header in each row listed in
-    /// `shifted` (an error confined to that row).
+    /// `shifted` (a row whose columns have shifted: read, and marked).
     fn csv(rows: usize, shifted: &[usize]) -> Vec<u8> {
         let mut text = String::from("Title,N\n");
         for n in 1..=rows {
@@ -270,34 +232,29 @@ mod tests {
         open_source(&bytes_input("t.csv", data), &SourceOptions::default()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// What `read_ahead` handed over, as `row N` / `error at row N` lines.
+    /// What `read_ahead` handed over, as `row N [cells]` lines.
     fn visited(data: &[u8], columns: Option<&[usize]>) -> (Vec<String>, anyhow::Result<()>) {
         let mut seen = Vec::new();
         let mut source = source(data);
-        let result = read_ahead(source.as_mut(), columns, |fetched| {
-            seen.push(match fetched {
-                Fetched::Row(row) => format!("row {} {:?}", row.number, row.cells),
-                Fetched::RowError(e) => format!("error at row {}", e.row().unwrap_or(0)),
-            });
+        let result = read_ahead(source.as_mut(), columns, |row| {
+            let shifted = if row.overflow.is_some() { " shifted" } else { "" };
+            seen.push(format!("row {} {:?}{shifted}", row.number, row.cells));
             Ok(())
         });
         (seen, result)
     }
 
     #[test]
-    fn rows_and_row_errors_arrive_in_file_order_across_batches() {
+    fn rows_arrive_in_file_order_across_batches_shifted_ones_too() {
         let rows = 3 * BATCH_ROWS + 7;
         let shifted = [1, BATCH_ROWS, BATCH_ROWS + 1, rows];
         let (seen, result) = visited(&csv(rows, &shifted), None);
         result.unwrap_or_else(|e| panic!("{e}"));
         let want: Vec<String> = (1..=rows)
             .map(|n| {
-                if shifted.contains(&n) {
-                    format!("error at row {}", n + 1)
-                } else {
-                    let cells = vec![Cell::Text(format!("r{n}")), Cell::Text(n.to_string())];
-                    format!("row {} {cells:?}", n + 1)
-                }
+                let cells = vec![Cell::Text(format!("r{n}")), Cell::Text(n.to_string())];
+                let shifted = if shifted.contains(&n) { " shifted" } else { "" };
+                format!("row {} {cells:?}{shifted}", n + 1)
             })
             .collect();
         assert_eq!(seen, want);
@@ -354,11 +311,8 @@ mod tests {
             *made = row.number * 10;
             Ok(())
         };
-        let result = read_prepared(source.as_mut(), prepare, |item| {
-            seen.push(match item {
-                Prepared::Row(row, made) => format!("row {} made {made}", row.number),
-                Prepared::RowError(e) => format!("error at row {}", e.row().unwrap_or(0)),
-            });
+        let result = read_prepared(source.as_mut(), prepare, |row, made| {
+            seen.push(format!("row {} made {made}", row.number));
             Ok(())
         });
         (seen, result)
@@ -368,17 +322,10 @@ mod tests {
     fn prepared_rows_keep_their_order_and_their_own_results_across_batches() {
         // Enough batches that the places in them are reused several times over.
         let rows = 5 * BATCH_ROWS + 3;
-        let shifted = [2, BATCH_ROWS + 1, rows];
-        let (seen, result) = prepared(&csv(rows, &shifted), None);
+        let (seen, result) = prepared(&csv(rows, &[2, BATCH_ROWS + 1, rows]), None);
         result.unwrap_or_else(|e| panic!("{e}"));
         let want: Vec<String> = (1..=rows)
-            .map(|n| {
-                if shifted.contains(&n) {
-                    format!("error at row {}", n + 1)
-                } else {
-                    format!("row {} made {}", n + 1, (n + 1) * 10)
-                }
-            })
+            .map(|n| format!("row {} made {}", n + 1, (n + 1) * 10))
             .collect();
         assert_eq!(seen, want);
     }
@@ -407,7 +354,7 @@ mod tests {
                 *made = 1;
                 Ok(())
             },
-            |_| {
+            |_, _| {
                 visits += 1;
                 if visits == 10 {
                     anyhow::bail!("disk full");
@@ -425,10 +372,12 @@ mod tests {
         let small = SourceRow {
             number: 2,
             cells: vec![Cell::Text("a".into())],
+            ..SourceRow::default()
         };
         let large = SourceRow {
             number: 3,
             cells: vec![Cell::Text("x".repeat(KEEP_ROW_BYTES + 1))],
+            ..SourceRow::default()
         };
         batch.rows = vec![small.clone(), large];
         batch.largest_row = KEEP_ROW_BYTES + 1;
