@@ -30,6 +30,22 @@ use clap::CommandFactory;
 use crate::cli::{Cli, Command, LogFormat};
 use crate::import::{EXIT_OK, EXIT_SETUP, SetupError};
 
+/// Writes an `exit_code: 2` summary for an `import` whose command line was refused before
+/// it could be parsed, when `--summary-json` names a file that is not another argument.
+pub fn refused_args_in_summary(args: &[std::ffi::OsString], message: &str) {
+    if let Some(path) = settings::summary_path_of_refused_args(args) {
+        let dry_run = args.iter().any(|a| a == "--dry-run");
+        let first_line = message.lines().next().unwrap_or(message);
+        let first_line = first_line.strip_prefix("error: ").unwrap_or(first_line);
+        let _ = import::setup_error_in_summary(
+            Some(&path),
+            dry_run,
+            std::time::Instant::now(),
+            anyhow::anyhow!("{first_line}"),
+        );
+    }
+}
+
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     init_logging(cli.verbose, cli.log_format);

@@ -5,7 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = testsigma_import::cli::Cli::parse();
+    let cli = match testsigma_import::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A refused command line (not --help or --version) still says so in the
+            // summary a nightly job's monitor reads.
+            if e.use_stderr() {
+                let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+                testsigma_import::refused_args_in_summary(&args, &e.to_string());
+            }
+            e.exit();
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -544,6 +544,43 @@ pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
     (!kept.iter().flatten().any(|other| same_file(other, &path))).then_some(path)
 }
 
+/// Where `--summary-json` asks the summary of an `import` whose command line the argument
+/// parser refused (`--rate abc`) to go, read from the raw arguments, since they could not
+/// be parsed: a monitor must not read the last run's success. `None` when not given, or
+/// when the path is also another argument or a default file (the input, config or ledger).
+pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let words: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or("")).collect();
+    if !words.contains(&"import") {
+        return None;
+    }
+    // The path, and the places of the words that give it.
+    let (path, given_at) =
+        words
+            .iter()
+            .enumerate()
+            .find_map(|(i, word)| match word.strip_prefix("--summary-json") {
+                Some("") => words.get(i + 1).map(|v| (*v, [i, i + 1])),
+                Some(rest) => rest.strip_prefix('=').map(|v| (v, [i, i])),
+                None => None,
+            })?;
+    if path.is_empty() || path.starts_with('-') {
+        return None;
+    }
+    let path = PathBuf::from(path);
+    let others = words
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !given_at.contains(i))
+        .map(|(_, word)| PathBuf::from(word))
+        .chain([PathBuf::from(DEFAULT_CONFIG), PathBuf::from(DEFAULT_STATE)]);
+    for other in others {
+        if same_file(&other, &path) {
+            return None;
+        }
+    }
+    Some(path)
+}
+
 /// Whether two paths name one file: the same file system entry (a hard link or a symlink
 /// too), or, for paths that do not exist yet, the same text.
 pub fn same_file(a: &Path, b: &Path) -> bool {
@@ -664,6 +701,51 @@ pub fn input_stem(input: &Input) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_command_line_gives_its_summary_path_unless_it_is_another_argument() {
+        let args = |words: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("testsigma-import")
+                .chain(words.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        let path = |words: &[&str]| summary_path_of_refused_args(&args(words));
+        assert_eq!(
+            path(&["import", "in.csv", "--rate", "x", "--summary-json", "s.json"]),
+            Some(PathBuf::from("s.json"))
+        );
+        assert_eq!(
+            path(&["import", "--summary-json=s.json", "in.csv"]),
+            Some(PathBuf::from("s.json"))
+        );
+        assert_eq!(
+            path(&["check", "in.csv", "--summary-json", "s.json"]),
+            None,
+            "not an import"
+        );
+        assert_eq!(path(&["import", "in.csv", "--summary-json"]), None, "no value");
+        assert_eq!(
+            path(&["import", "in.csv", "--summary-json", "--dry-run"]),
+            None,
+            "a flag, not a path"
+        );
+        assert_eq!(
+            path(&["import", "in.csv", "--summary-json", "in.csv"]),
+            None,
+            "the input"
+        );
+        assert_eq!(
+            path(&["import", "in.csv", "--summary-json", DEFAULT_STATE]),
+            None,
+            "the ledger"
+        );
+        assert_eq!(
+            path(&["import", "in.csv", "--summary-json", DEFAULT_CONFIG]),
+            None,
+            "the config"
+        );
+    }
 
     #[test]
     fn delimiters() {

@@ -818,6 +818,38 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert_eq!(rig.read("test-runs.csv"), input, "the input is untouched");
+
+    // A value the argument parser itself refuses, before any setting is resolved: the
+    // summary is still written where the flag says, in either spelling of it.
+    rig.write("testsigma-import.toml", "");
+    for summary_flag in [
+        &["--summary-json", "summary.json"][..],
+        &["--summary-json=summary.json"][..],
+    ] {
+        let out = import_with_state(&rig, "test-runs.csv", &["--summary-json", "summary.json"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let mut extra = vec!["--rate", "abc"];
+        extra.extend_from_slice(summary_flag);
+        let out = import_with_state(&rig, "test-runs.csv", &extra);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("invalid value 'abc' for '--rate <N>'"),
+            "{}",
+            out.stderr
+        );
+        let summary = rig.summary("summary.json");
+        assert_eq!(summary["exit_code"], 2, "{summary_flag:?}: {summary:#}");
+        let error = summary["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("invalid value 'abc' for '--rate <N>'"), "{summary:#}");
+    }
+    // ... and never over the input.
+    let out = import_with_state(
+        &rig,
+        "test-runs.csv",
+        &["--rate", "abc", "--summary-json", "test-runs.csv"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(rig.read("test-runs.csv"), input, "the input is untouched");
 }
 
 /// No output is written over a file the run reads or keeps: the ledger, the config, the
