@@ -284,17 +284,20 @@ mod tests {
         assert_eq!(seen.len(), BATCH_ROWS + 3, "every row before the bad one");
     }
 
+    /// A visitor that fails on its tenth row, counting its calls.
+    fn failing_on_the_tenth(visits: &mut usize) -> anyhow::Result<()> {
+        *visits += 1;
+        if *visits == 10 {
+            anyhow::bail!("disk full");
+        }
+        Ok(())
+    }
+
     #[test]
     fn a_failing_visitor_stops_the_reader_and_its_error_is_returned() {
         let mut source = source(&csv(20 * BATCH_ROWS, &[]));
         let mut visits = 0;
-        let result = read_ahead(source.as_mut(), None, |_| {
-            visits += 1;
-            if visits == 10 {
-                anyhow::bail!("disk full");
-            }
-            Ok(())
-        });
+        let result = read_ahead(source.as_mut(), None, |_| failing_on_the_tenth(&mut visits));
         assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
         assert_eq!(visits, 10);
     }
@@ -348,20 +351,11 @@ mod tests {
     fn a_failing_visitor_stops_every_stage() {
         let mut source = source(&csv(20 * BATCH_ROWS, &[]));
         let mut visits = 0;
-        let result = read_prepared(
-            source.as_mut(),
-            |_, made: &mut u8| {
-                *made = 1;
-                Ok(())
-            },
-            |_, _| {
-                visits += 1;
-                if visits == 10 {
-                    anyhow::bail!("disk full");
-                }
-                Ok(())
-            },
-        );
+        let prepare = |_: &SourceRow, made: &mut u8| {
+            *made = 1;
+            Ok(())
+        };
+        let result = read_prepared(source.as_mut(), prepare, |_, _| failing_on_the_tenth(&mut visits));
         assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
         assert_eq!(visits, 10);
     }
