@@ -35,13 +35,19 @@ use crate::import::{EXIT_OK, EXIT_SETUP, SetupError};
 pub fn refused_args_in_summary(args: &[std::ffi::OsString], message: &str) {
     if let Some(path) = settings::summary_path_of_refused_args(args) {
         let dry_run = args.iter().any(|a| a == "--dry-run");
-        let first_line = message.lines().next().unwrap_or(message);
-        let first_line = first_line.strip_prefix("error: ").unwrap_or(first_line);
+        // The parser's message up to its usage lines, on one line.
+        let said: Vec<&str> = message
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.is_empty())
+            .collect();
+        let said = said.join(" ");
+        let said = said.strip_prefix("error: ").unwrap_or(&said);
         let _ = import::setup_error_in_summary(
             Some(&path),
             dry_run,
             std::time::Instant::now(),
-            anyhow::anyhow!("{first_line}"),
+            anyhow::anyhow!("{said}"),
         );
     }
 }

@@ -550,7 +550,15 @@ pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
 /// when the path is also another argument or a default file (the input, config or ledger).
 pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     let words: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or("")).collect();
-    if !words.contains(&"import") {
+    // The subcommand is the first word that is neither a flag nor the global flag's value.
+    let mut rest = words.iter().enumerate();
+    let subcommand = loop {
+        let (i, word) = rest.next()?;
+        if !word.starts_with('-') && (i == 0 || words[i - 1] != "--log-format") {
+            break *word;
+        }
+    };
+    if subcommand != "import" {
         return None;
     }
     // The path, and the places of the words that give it.
@@ -567,18 +575,30 @@ pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathB
         return None;
     }
     let path = PathBuf::from(path);
+    // Every other word is a path the run may read or keep, and so is the value of any
+    // `--flag=value`; so are the default config and ledger, and the ledger's lock.
     let others = words
         .iter()
         .enumerate()
         .filter(|(i, _)| !given_at.contains(i))
-        .map(|(_, word)| PathBuf::from(word))
-        .chain([PathBuf::from(DEFAULT_CONFIG), PathBuf::from(DEFAULT_STATE)]);
+        .flat_map(|(_, word)| [Some(*word), word.split_once('=').map(|(_, value)| value)])
+        .flatten()
+        .map(PathBuf::from)
+        .chain([DEFAULT_CONFIG, DEFAULT_STATE, "testsigma-import.state.jsonl.lock"].map(PathBuf::from));
     for other in others {
         if same_file(&other, &path) {
             return None;
         }
     }
-    Some(path)
+    // Whatever else it names (the default report, a lock, a file of the user's) is
+    // written over only when it is a summary already.
+    let is_summary =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("exit_code").is_some());
+    match std::fs::read_to_string(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(path),
+        Ok(text) if is_summary(&text) => Some(path),
+        _ => None,
+    }
 }
 
 /// Whether two paths name one file: the same file system entry (a hard link or a symlink
@@ -745,6 +765,28 @@ mod tests {
             None,
             "the config"
         );
+        assert_eq!(
+            path(&["import", "--config=c.toml", "--summary-json", "c.toml"]),
+            None,
+            "--flag=value"
+        );
+        assert_eq!(
+            path(&["help", "import", "--summary-json", "h.json"]),
+            None,
+            "help, not an import"
+        );
+        assert_eq!(
+            path(&["--log-format", "json", "import", "--summary-json", "s.json"]),
+            Some(PathBuf::from("s.json"))
+        );
+        // A file that exists is written over only when it is a summary already.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (summary, notes) = (dir.path().join("s.json"), dir.path().join("notes.txt"));
+        std::fs::write(&summary, "{\"exit_code\": 0}").expect("write");
+        std::fs::write(&notes, "mine").expect("write");
+        let at = |p: &Path| path(&["import", "in.csv", "--summary-json", p.to_str().unwrap_or_default()]);
+        assert_eq!(at(&summary), Some(summary.clone()));
+        assert_eq!(at(&notes), None);
     }
 
     #[test]

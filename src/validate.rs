@@ -621,7 +621,8 @@ impl Validator {
         };
         let number = u32::try_from(row.number).unwrap_or(u32::MAX);
         let first = *self.human_ids.entry(fingerprint).or_insert(number);
-        if first != number {
+        // A row whose columns have shifted keeps its one problem; its id still counts.
+        if first != number && row.overflow.is_none() {
             let mut problems = Vec::new();
             let mut fields = FieldReader {
                 v: self,

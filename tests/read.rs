@@ -967,11 +967,14 @@ fn a_late_slash_date_still_learns_its_columns_order_from_every_row() {
 #[test]
 fn a_shifted_row_keeps_its_cells_and_its_human_id() {
     let w = Work::new();
-    w.create("shift.csv", "Title,Human ID\nhello,K1,extra\nok,K1\nfine,K2\n");
+    w.create(
+        "shift.csv",
+        "Title,Human ID\nhello,K1,extra\nok,K1\nfine,K2\nagain,K2,x\n",
+    );
     let run = w.dry_run("shift.csv", &["--project-id", PROJECT]);
     run.assert_code(3);
     let report = run.report();
-    assert_eq!(report.len(), 3);
+    assert_eq!(report.len(), 4);
     assert_eq!(report[0][..6], ["2", "invalid", "", "", "hello", "K1"]);
     assert!(
         report[0][8].contains("column 3 holds `extra` past the last of the 2 headers"),
@@ -981,6 +984,9 @@ fn a_shifted_row_keeps_its_cells_and_its_human_id() {
     assert_eq!(report[1][..6], ["3", "invalid", "", "", "ok", "K1"]);
     assert!(report[1][8].contains("row 2 has the same human_id"), "{:?}", report[1]);
     assert_eq!(report[2][..2], ["4", "planned"]);
+    // A shifted row keeps its one problem, even when its id was seen before.
+    assert_eq!(report[3][..6], ["5", "invalid", "", "", "again", "K2"]);
+    assert!(!report[3][8].contains("same human_id"), "{:?}", report[3]);
     let failed = read_records(&run.dir.join("out.failed.csv"));
     assert_eq!(
         failed[0],
@@ -990,7 +996,7 @@ fn a_shifted_row_keeps_its_cells_and_its_human_id() {
     assert_eq!(failed[1][..2], ["hello", "K1"]);
     assert!(failed[1][2].contains("`extra`"), "{failed:?}");
     assert_eq!(failed[2][..2], ["ok", "K1"]);
-    assert_eq!(run.invalid_lines().len(), 2, "{}", run.stderr);
+    assert_eq!(run.invalid_lines().len(), 3, "{}", run.stderr);
 }
 
 #[test]

@@ -810,7 +810,8 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
             "{summary:#}"
         );
     }
-    // A rate refused by the settings, or by the argument parser: never over the input.
+    // A rate refused by the settings, or by the argument parser: never over the input,
+    // nor a config given as `--config=FILE`, nor a file that is not a summary.
     let input = rig.read("test-runs.csv");
     for rate in ["0", "abc"] {
         let out = import_with_state(
@@ -825,6 +826,19 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
             "--rate {rate}: the input is untouched"
         );
     }
+    rig.write("other.toml", "rate = 5\n");
+    rig.write("notes.txt", "mine\n");
+    for extra in [
+        &["--config=other.toml", "--summary-json", "other.toml"][..],
+        &["--summary-json", "notes.txt"][..],
+    ] {
+        let mut args = vec!["--rate", "abc"];
+        args.extend_from_slice(extra);
+        let out = import_with_state(&rig, "test-runs.csv", &args);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+    }
+    assert_eq!(rig.read("other.toml"), "rate = 5\n");
+    assert_eq!(rig.read("notes.txt"), "mine\n");
 
     // A value the argument parser itself refuses, before any setting is resolved: the
     // summary is still written where the flag says, in either spelling of it.
