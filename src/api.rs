@@ -202,7 +202,15 @@ impl Answer {
             Answer::Redirected(redirect) => Some(redirect.status),
         }
     }
+
+    /// The connection was never made: no request left this machine.
+    pub fn never_connected(&self) -> bool {
+        matches!(self, Answer::Retry { status: None, error, .. } if error.starts_with(NOT_CONNECTED))
+    }
 }
+
+/// How an answer whose connection was never made begins.
+const NOT_CONNECTED: &str = "could not connect";
 
 /// A user from `GET /users`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -437,7 +445,7 @@ impl ApiClient {
             // The connection was never made, so the request cannot have been acted on.
             return Answer::Retry {
                 status: None,
-                error: format!("could not connect: {detail}"),
+                error: format!("{NOT_CONNECTED}: {detail}"),
                 retry_after: None,
                 rate_limited: false,
                 request_id: None,

@@ -450,6 +450,10 @@ impl RowContext {
                     request_id: None,
                 });
             tracing::info!(row = job.row, attempt = report.attempts, answer = ?AnswerKind(&answer), "answer");
+            // A connection never made sent no request: the summary counts requests sent.
+            if answer.never_connected() {
+                self.sent.fetch_sub(1, Ordering::SeqCst);
+            }
             if answer.status().is_some() {
                 self.answered_any.store(true, Ordering::SeqCst);
             }

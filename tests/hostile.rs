@@ -756,8 +756,13 @@ fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries()
     rig.write("runs.csv", rows_csv("down", 30));
     let mut cmd = rig.import(&format!("http://127.0.0.1:{port}/api/v1"), "runs.csv", Some(KEY));
     cmd.args(["--max-retries", "2", "--timeout", "2", "--concurrency", "2"]);
+    cmd.args(["--summary-json", "summary.json"]);
     let out = run(cmd);
     assert_eq!(out.code, 2, "{}", out.streams());
+    // Connections never made sent nothing: the summary does not count them as requests.
+    let summary: serde_json::Value =
+        serde_json::from_str(&rig.read("summary.json")).unwrap_or_else(|e| panic!("the summary: {e}"));
+    assert_eq!(summary["requests_sent"], 0, "{summary:#}");
     assert!(
         out.stderr.contains(&format!(
             "error: no connection to http://127.0.0.1:{port}/api/v1 could be made (could not connect"
