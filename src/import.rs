@@ -53,7 +53,8 @@ pub struct ReadStage {
     pub validator: Validator,
     pub headers: Vec<String>,
     /// Delimited text whose date columns' order is still to be learned, by reading the
-    /// file a second time when the first value that may need it comes up.
+    /// file again when the first value that may need it comes up: all of it, or with
+    /// [`ReadStage::settle_orders_early`] only up to each column's first proving value.
     pending_order: Option<PendingOrder>,
     /// Set by [`ReadStage::settle_orders_early`].
     early: Option<EarlyOrders>,
@@ -112,8 +113,9 @@ struct PendingOrder {
     columns: Vec<usize>,
 }
 
-/// Opens the input, maps its headers and, unless `--date-order` settles it, reads every
-/// row once to learn each date column's dd/mm order.
+/// Opens the input and maps its headers. Unless `--date-order` settles it, a workbook's
+/// date columns are read now for their dd/mm order; delimited text learns it later, when
+/// a row first needs it ([`ReadStage::for_each_row`]).
 pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::Result<ReadStage> {
     let mut source = open_source(&read.input, &read.source).map_err(|e| anyhow!("{e}"))?;
     let headers = source.headers().to_vec();
