@@ -36,6 +36,16 @@ fn flag(flag: &str, message: impl Into<String>) -> SettingsError {
     }
 }
 
+/// Where a value that a flag or the config file may give came from, for its message: the
+/// flag, or the config file's key, which is where it must be fixed.
+fn given(flag_name: &str, by_flag: bool) -> String {
+    if by_flag {
+        flag_name.to_string()
+    } else {
+        format!("`{}` in the config file", flag_name.trim_start_matches("--"))
+    }
+}
+
 /// The config file: any option (by its long name, `-` or `_`), plus `[columns]` and `[defaults]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -249,21 +259,24 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
     let input = Input::from_arg(&args.file).map_err(|e| flag("<FILE>", e.to_string()))?;
     let delimiter = match args.delimiter.as_deref().or(config.delimiter.as_deref()) {
         None => None,
-        Some(d) => Some(parse_delimiter(d)?),
+        Some(d) => Some(parse_delimiter(d).map_err(|e| match e {
+            SettingsError::Flag { message, .. } => flag(&given("--delimiter", args.delimiter.is_some()), message),
+            other => other,
+        })?),
     };
     let encoding = args.encoding.clone().or_else(|| config.encoding.clone());
     if let Some(label) = &encoding
         && encoding_rs::Encoding::for_label(label.trim().as_bytes()).is_none()
     {
         return Err(flag(
-            "--encoding",
+            &given("--encoding", args.encoding.is_some()),
             format!("`{label}` is not an encoding this tool knows; try windows-1252, iso-8859-1, utf-16le or utf-8"),
         ));
     }
     let header_row = args.header_row.or(config.header_row).unwrap_or(1);
     if header_row == 0 {
         return Err(flag(
-            "--header-row",
+            &given("--header-row", args.header_row.is_some()),
             "rows count from 1: the first row is --header-row 1",
         ));
     }
@@ -287,21 +300,28 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         None => Tz::UTC,
         Some(name) => Tz::from_str(name.trim()).map_err(|_| {
             flag(
-                "--timezone",
+                &given("--timezone", args.timezone.is_some()),
                 format!("`{name}` is not an IANA zone; use a name such as UTC, Europe/Berlin or America/New_York"),
             )
         })?,
     };
     let date_order = match args.date_order.as_deref().or(config.date_order.as_deref()) {
         None => None,
-        Some(o) => Some(
-            DateOrder::from_str(o.trim()).map_err(|_| flag("--date-order", format!("`{o}`: use ymd, dmy or mdy")))?,
-        ),
+        Some(o) => Some(DateOrder::from_str(o.trim()).map_err(|_| {
+            flag(
+                &given("--date-order", args.date_order.is_some()),
+                format!("`{o}`: use ymd, dmy or mdy"),
+            )
+        })?),
     };
     let timestamp_unit = match args.timestamp_unit.as_deref().or(config.timestamp_unit.as_deref()) {
         None => TimestampUnit::Seconds,
-        Some(u) => TimestampUnit::from_str(u.trim())
-            .map_err(|_| flag("--timestamp-unit", format!("`{u}`: use seconds or milliseconds")))?,
+        Some(u) => TimestampUnit::from_str(u.trim()).map_err(|_| {
+            flag(
+                &given("--timestamp-unit", args.timestamp_unit.is_some()),
+                format!("`{u}`: use seconds or milliseconds"),
+            )
+        })?,
     };
     let list_separators: Vec<char> = match args.list_separators.as_deref().or(config.list_separators.as_deref()) {
         None => RowRules::default().list_separators,
@@ -309,7 +329,7 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
             let mut list: Vec<char> = chars.replace("\\n", "\n").replace("\\t", "\t").chars().collect();
             if list.is_empty() {
                 return Err(flag(
-                    "--list-separators",
+                    &given("--list-separators", args.list_separators.is_some()),
                     "give at least one character, e.g. --list-separators ','",
                 ));
             }
@@ -462,7 +482,7 @@ pub fn resolve_service(
     let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
     if !(timeout.is_finite() && timeout > 0.0) {
         return Err(flag(
-            "--timeout",
+            &given("--timeout", args.timeout.is_some()),
             format!("`{timeout}`: give a number of seconds above 0"),
         ));
     }
@@ -624,14 +644,14 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     let rate = args.rate.or(config.rate).unwrap_or(8.0);
     if !(0.2..=10_000.0).contains(&rate) {
         return Err(flag(
-            "--rate",
+            &given("--rate", args.rate.is_some()),
             format!("`{rate}`: give requests per second between 0.2 and 10000"),
         ));
     }
     // The limit holds in every one-second window, where 1.5 can only mean 1 or 2.
     if rate > 1.0 && rate.fract() != 0.0 {
         return Err(flag(
-            "--rate",
+            &given("--rate", args.rate.is_some()),
             format!(
                 "`{rate}`: no one-second window may hold more than the rate, so above 1 give a whole number of requests per second (below 1 a fraction is fine: 0.5 is one request every 2 s)"
             ),
@@ -640,7 +660,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     let concurrency = args.concurrency.or(config.concurrency).unwrap_or(4);
     if concurrency == 0 || concurrency > 256 {
         return Err(flag(
-            "--concurrency",
+            &given("--concurrency", args.concurrency.is_some()),
             format!("`{concurrency}`: give a number from 1 to 256"),
         ));
     }
@@ -692,10 +712,12 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         moved_from: match args.moved_from.as_deref().or(config.moved_from.as_deref()) {
             None => None,
             // The check's message names --base-url, the flag it was written for.
-            Some(url) => Some(
-                crate::api::check_base_url(url, true)
-                    .map_err(|e| flag("--moved-from", e.to_string().replacen("--base-url ", "", 1)))?,
-            ),
+            Some(url) => Some(crate::api::check_base_url(url, true).map_err(|e| {
+                flag(
+                    &given("--moved-from", args.moved_from.is_some()),
+                    e.to_string().replacen("--base-url ", "", 1),
+                )
+            })?),
         },
         summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
         skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
@@ -876,6 +898,42 @@ mod tests {
         assert_eq!((from_flags.rate, from_flags.concurrency), (20.0, 2));
         assert_eq!(from_flags.read.rules.timezone, Tz::UTC);
         assert_eq!(from_flags.read.columns[&Field::Title].header, "Name");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_config_key_or_the_flag_that_gave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        let error_with = |text: &str, flags: &dyn Fn(&mut ImportArgs)| {
+            std::fs::write(&config, text).unwrap();
+            let mut args = ImportArgs {
+                read: ReadArgs {
+                    file: "runs.csv".into(),
+                    config: Some(config.clone()),
+                    ..ReadArgs::default()
+                },
+                ..ImportArgs::default()
+            };
+            flags(&mut args);
+            resolve_import(&args).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        let none = |_: &mut ImportArgs| {};
+        for (text, want) in [
+            ("rate = 0\n", "`rate` in the config file: `0`"),
+            ("concurrency = 0\n", "`concurrency` in the config file: `0`"),
+            (
+                "timezone = \"Mars/Olympus\"\n",
+                "`timezone` in the config file: `Mars/Olympus`",
+            ),
+            ("date-order = \"ydm\"\n", "`date-order` in the config file: `ydm`"),
+            ("delimiter = \"ab\"\n", "`delimiter` in the config file: `ab`"),
+            ("timeout = 0\n", "`timeout` in the config file: `0`"),
+        ] {
+            let error = error_with(text, &none);
+            assert!(error.starts_with(want), "{text:?}: {error}");
+        }
+        let error = error_with("", &|args| args.rate = Some(0.0));
+        assert!(error.starts_with("--rate: `0`"), "{error}");
     }
 
     #[test]
