@@ -264,9 +264,6 @@ pub enum RowEvent<'a> {
 }
 
 impl ReadStage {
-    /// Tells `out` each problem with a whole date column (one proves both dd/mm and mm/dd,
-    /// or neither) as an `invalid:` line, once: call it before the rows and again after
-    /// them, since delimited text learns its columns' order only when a row first needs it.
     /// Lets [`ReadStage::for_each_row`] take a date column's dd/mm order from the first
     /// rows that prove one, instead of reading the whole column again before the first
     /// row that needs it. Every row's dates are still gathered, and if the whole column
@@ -290,6 +287,9 @@ impl ReadStage {
         self.rows_read_ahead
     }
 
+    /// Tells `out` each problem with a whole date column (one proves both dd/mm and mm/dd,
+    /// or neither) as an `invalid:` line, once: call it before the rows and again after
+    /// them, since delimited text learns its columns' order only when a row first needs it.
     pub fn tell_column_problems(&mut self, out: &dyn Fn(&str)) {
         if self.column_problems_told || self.pending_order.is_some() {
             return;
@@ -318,23 +318,19 @@ impl ReadStage {
             if row.is_blank() {
                 return Ok(());
             }
-            match early.as_mut() {
-                Some(early) => {
-                    early.seen.observe(validator.column_map(), row);
-                    if let Some(pending) = pending_order.as_ref()
-                        && row.overflow.is_none()
-                        && validator.row_may_need_order(row)
-                    {
-                        learn_date_orders_early(pending, validator, early, row)?;
-                    }
-                }
-                None => {
-                    if pending_order.is_some()
-                        && row.overflow.is_none()
-                        && validator.row_may_need_order(row)
-                        && let Some(pending) = pending_order.take()
-                    {
-                        learn_date_orders(&pending, validator)?;
+            if let Some(early) = early.as_mut() {
+                early.seen.observe(validator.column_map(), row);
+            }
+            if let Some(pending) = pending_order.as_ref()
+                && validator.row_may_need_order(row)
+            {
+                match early.as_mut() {
+                    // The other column may yet need the input read again.
+                    Some(early) => learn_date_orders_early(pending, validator, early, row)?,
+                    None => {
+                        learn_date_orders(pending, validator)?;
+                        // Both columns are learned from the whole file: nothing is pending.
+                        *pending_order = None;
                     }
                 }
             }
@@ -1193,7 +1189,7 @@ impl LedgerView {
     }
 }
 
-/// A run that stopped on an error: its exit code and why, in `--summary-json`, with no counts
+/// A run that stopped on an error: its exit code and why, in `--summary-json`, every count 0
 /// (best effort; the path was proved writable at the start, or comes from settings that
 /// were refused). Returns the error, to be reported as usual.
 pub fn setup_error_in_summary(
@@ -2077,19 +2073,8 @@ mod tests {
     /// the handle it opened, and any attempt to open the file again fails.
     fn stage_of_a_vanishing_file(text: &str) -> ReadStage {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("runs.csv");
-        std::fs::write(&path, text).expect("write the CSV");
-        let mut rules = crate::validate::RowRules::default();
-        rules.defaults.insert(Field::ProjectId, PROJECT.to_string());
-        let read = ReadSettings {
-            input: crate::source::Input::File(path.clone()),
-            source: crate::source::SourceOptions::default(),
-            columns: BTreeMap::new(),
-            rules,
-            quiet: true,
-        };
-        let stage = open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"));
-        std::fs::remove_file(&path).expect("delete the CSV");
+        let stage = stage_of(&dir, text);
+        std::fs::remove_file(dir.path().join("runs.csv")).expect("delete the CSV");
         stage
     }
 
@@ -2119,9 +2104,7 @@ mod tests {
                 Some(1_710_633_600)
             ]
         );
-        let told = std::cell::RefCell::new(Vec::new());
-        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
-        assert!(told.borrow().is_empty());
+        assert!(told(&mut stage).is_empty());
     }
 
     #[test]
@@ -2130,6 +2113,13 @@ mod tests {
         let mut stage = stage_of_a_vanishing_file("Title,Start\nA,2024-03-17\nB,17/03/2024\n");
         let error = starts(&mut stage).expect_err("the file is gone").to_string();
         assert!(error.starts_with("cannot open"), "{error}");
+    }
+
+    /// The lines `tell_column_problems` says now.
+    fn told(stage: &mut ReadStage) -> Vec<String> {
+        let told = std::cell::RefCell::new(Vec::new());
+        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
+        told.into_inner()
     }
 
     /// What each row came to: its start, or its problems' messages.
@@ -2177,9 +2167,8 @@ mod tests {
         // Each column is read ahead up to its first proof: the start column's is on the
         // fourth row, the end column's (first needed by row 6) on the fifth.
         assert_eq!(stage.rows_read_ahead(), 4 + 5);
-        let told = std::cell::RefCell::new(Vec::new());
-        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
-        assert!(told.borrow().is_empty(), "{told:?}");
+        let told = told(&mut stage);
+        assert!(told.is_empty(), "{told:?}");
     }
 
     #[test]
@@ -2216,10 +2205,9 @@ mod tests {
             outcomes(&mut stage_of(&dir, text)).unwrap_or_else(|e| panic!("{e:#}"))
         );
         assert_eq!(stage.rows_read_ahead(), 2, "the whole file");
-        let told = std::cell::RefCell::new(Vec::new());
-        stage.tell_column_problems(&|line| told.borrow_mut().push(line.to_string()));
-        assert_eq!(told.borrow().len(), 1, "{told:?}");
-        assert!(told.borrow()[0].contains("no value in the column decides"), "{told:?}");
+        let told = told(&mut stage);
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].contains("no value in the column decides"), "{told:?}");
     }
 
     #[test]

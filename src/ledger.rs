@@ -363,7 +363,7 @@ fn fold(states: &mut HashMap<(String, String), Prior>, scope: String, key: Strin
 /// The sidecar lock of the ledger at `path`, next to the file `path` really names: two
 /// runs that reach one ledger by different paths (a symlink, `./s.jsonl` and `s.jsonl`,
 /// a symlinked directory) must meet at one lock.
-fn lock_path(path: &Path) -> PathBuf {
+pub(crate) fn lock_path(path: &Path) -> PathBuf {
     let real = std::fs::canonicalize(path).unwrap_or_else(|_| {
         // Not created yet: its directory can still be resolved.
         match (path.parent(), path.file_name()) {

@@ -604,7 +604,8 @@ pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathB
         .flat_map(|(_, word)| [Some(*word), word.split_once('=').map(|(_, value)| value)])
         .flatten()
         .map(PathBuf::from)
-        .chain([DEFAULT_CONFIG, DEFAULT_STATE, "testsigma-import.state.jsonl.lock"].map(PathBuf::from));
+        .chain([DEFAULT_CONFIG, DEFAULT_STATE].map(PathBuf::from))
+        .chain([crate::ledger::lock_path(Path::new(DEFAULT_STATE))]);
     for other in others {
         if same_file(&other, &path) {
             return None;
@@ -761,42 +762,30 @@ mod tests {
             path(&["import", "--summary-json=s.json", "in.csv"]),
             Some(PathBuf::from("s.json"))
         );
-        assert_eq!(
-            path(&["check", "in.csv", "--summary-json", "s.json"]),
-            None,
-            "not an import"
-        );
-        assert_eq!(path(&["import", "in.csv", "--summary-json"]), None, "no value");
-        assert_eq!(
-            path(&["import", "in.csv", "--summary-json", "--dry-run"]),
-            None,
-            "a flag, not a path"
-        );
-        assert_eq!(
-            path(&["import", "in.csv", "--summary-json", "in.csv"]),
-            None,
-            "the input"
-        );
-        assert_eq!(
-            path(&["import", "in.csv", "--summary-json", DEFAULT_STATE]),
-            None,
-            "the ledger"
-        );
-        assert_eq!(
-            path(&["import", "in.csv", "--summary-json", DEFAULT_CONFIG]),
-            None,
-            "the config"
-        );
-        assert_eq!(
-            path(&["import", "--config=c.toml", "--summary-json", "c.toml"]),
-            None,
-            "--flag=value"
-        );
-        assert_eq!(
-            path(&["help", "import", "--summary-json", "h.json"]),
-            None,
-            "help, not an import"
-        );
+        for (words, why) in [
+            (&["check", "in.csv", "--summary-json", "s.json"][..], "not an import"),
+            (&["import", "in.csv", "--summary-json"][..], "no value"),
+            (
+                &["import", "in.csv", "--summary-json", "--dry-run"][..],
+                "a flag, not a path",
+            ),
+            (&["import", "in.csv", "--summary-json", "in.csv"][..], "the input"),
+            (&["import", "in.csv", "--summary-json", DEFAULT_STATE][..], "the ledger"),
+            (
+                &["import", "in.csv", "--summary-json", DEFAULT_CONFIG][..],
+                "the config",
+            ),
+            (
+                &["import", "--config=c.toml", "--summary-json", "c.toml"][..],
+                "--flag=value",
+            ),
+            (
+                &["help", "import", "--summary-json", "h.json"][..],
+                "help, not an import",
+            ),
+        ] {
+            assert_eq!(path(words), None, "{why}");
+        }
         assert_eq!(
             path(&["--log-format", "json", "import", "--summary-json", "s.json"]),
             Some(PathBuf::from("s.json"))

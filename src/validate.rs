@@ -338,6 +338,7 @@ impl Validator {
 
     /// Of the date columns (start, end) whose order is still pending, those whose value in
     /// this row may depend on it.
+    /// A row whose columns have shifted needs none: its one problem is the shift.
     pub fn columns_needing_order(&self, row: &SourceRow) -> [bool; 2] {
         let mut problems = Vec::new();
         let fields = FieldReader {
@@ -345,27 +346,29 @@ impl Validator {
             row,
             problems: &mut problems,
         };
-        let needs = |field: Field, order: &ColumnOrder| {
-            matches!(order, ColumnOrder::Pending)
+        let needs = |field: Field| {
+            row.overflow.is_none()
+                && self.order_pending(field)
                 && match fields.value(field) {
                     Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
                     Some(Value::Default(text)) => dates::may_need_order(text),
                     _ => false,
                 }
         };
-        [
-            needs(Field::StartDate, &self.start_order),
-            needs(Field::EndDate, &self.end_order),
-        ]
+        [needs(Field::StartDate), needs(Field::EndDate)]
+    }
+
+    /// The order a date column (`Field::StartDate` or `Field::EndDate`) is read in.
+    fn column_order(&self, field: Field) -> &ColumnOrder {
+        match field {
+            Field::StartDate => &self.start_order,
+            _ => &self.end_order,
+        }
     }
 
     /// Whether a date column's order is still to be learned ([`Validator::defer_orders`]).
     pub fn order_pending(&self, field: Field) -> bool {
-        let order = match field {
-            Field::StartDate => &self.start_order,
-            _ => &self.end_order,
-        };
-        matches!(order, ColumnOrder::Pending)
+        matches!(self.column_order(field), ColumnOrder::Pending)
     }
 
     /// One date column's order (`Field::StartDate` or `Field::EndDate`), from `evidence`.
@@ -380,11 +383,8 @@ impl Validator {
     /// Whether `evidence` (of every row) settles the column's order as it stands now.
     pub fn order_holds(&self, field: Field, evidence: &DateEvidence) -> bool {
         let (start, end) = column_orders(&self.map, &self.headers, &self.rules, evidence);
-        let (now, then) = match field {
-            Field::StartDate => (&self.start_order, start),
-            _ => (&self.end_order, end),
-        };
-        match (now, then) {
+        let then = if field == Field::StartDate { start } else { end };
+        match (self.column_order(field), then) {
             (ColumnOrder::Inferred(a), ColumnOrder::Inferred(b)) => *a == b,
             (ColumnOrder::Known(a), ColumnOrder::Known(b)) => *a == b,
             _ => false,
@@ -840,9 +840,11 @@ impl<'a> FieldReader<'a> {
 
     fn date(&mut self, field: Field) -> Option<i64> {
         let value = self.value(field)?;
-        let (order, bound) = match field {
-            Field::StartDate => (&self.v.start_order, DayBound::Start),
-            _ => (&self.v.end_order, DayBound::End),
+        let order = self.v.column_order(field);
+        let bound = if field == Field::StartDate {
+            DayBound::Start
+        } else {
+            DayBound::End
         };
         let tz = self.v.rules.timezone;
         let parsed = match &value {

@@ -33,7 +33,8 @@ struct Batch<P = ()> {
     largest_row: usize,
     /// Set on the last batch: the end of the rows, or the error that ended them.
     end: Option<Result<(), SourceError>>,
-    /// Set when preparing a row failed: the batch ends before that row, and so do the rows.
+    /// Set when preparing a row failed: the batch ends before that row, and so do the rows
+    /// (it is told before `end`).
     failed: Option<anyhow::Error>,
 }
 
@@ -74,23 +75,38 @@ pub fn read_prepared<P: Default + Send>(
                 }
             }
         });
-        for mut batch in ready_rx.iter() {
-            let rows = batch.rows[..batch.used].iter();
-            for (row, made) in rows.zip(batch.prepared.iter_mut()) {
-                visit(row, made)?;
-            }
-            if let Some(failed) = batch.failed.take() {
-                return Err(failed);
-            }
-            if let Some(end) = batch.end.take() {
-                return end.map_err(|e| anyhow::anyhow!("{e}"));
-            }
-            recycle(&mut batch);
-            let _ = empty_tx.try_send(batch);
-        }
-        // A stage stopped without an end marker: it panicked, and the scope re-raises it.
-        Ok(())
+        hand_over(&ready_rx, &empty_tx, &mut visit)
     })
+}
+
+/// This thread's part of both readings: each batch's rows, with what was made of them, to
+/// `visit` in order, then the batch back to the reader. Rows nothing was made for (in
+/// [`read_ahead`], where `P` is `()`) get `P`'s default.
+fn hand_over<P: Default>(
+    full: &Receiver<Batch<P>>,
+    empty: &SyncSender<Batch<P>>,
+    visit: &mut impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for mut batch in full.iter() {
+        if batch.prepared.len() < batch.used {
+            batch.prepared.resize_with(batch.used, P::default);
+        }
+        let rows = batch.rows[..batch.used].iter();
+        for (row, made) in rows.zip(batch.prepared.iter_mut()) {
+            visit(row, made)?;
+        }
+        if let Some(failed) = batch.failed.take() {
+            return Err(failed);
+        }
+        if let Some(end) = batch.end.take() {
+            return end.map_err(|e| anyhow::anyhow!("{e}"));
+        }
+        recycle(&mut batch);
+        // The reader may have finished already; then the batch is simply dropped.
+        let _ = empty.try_send(batch);
+    }
+    // A stage stopped without an end marker: it panicked, and the scope re-raises it.
+    Ok(())
 }
 
 /// Runs `prepare` over a batch's rows; on a failure, the batch is cut before that row.
@@ -101,7 +117,6 @@ fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&Sou
         }
         if let Err(e) = prepare(&batch.rows[index], &mut batch.prepared[index]) {
             batch.used = index;
-            batch.end = None;
             batch.failed = Some(e);
             return;
         }
@@ -120,19 +135,7 @@ pub fn read_ahead(
         let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_AHEAD);
         let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_AHEAD + 2);
         scope.spawn(move || reader(source, columns, &full_tx, &empty_rx));
-        for mut batch in full_rx.iter() {
-            for row in &batch.rows[..batch.used] {
-                visit(row)?;
-            }
-            if let Some(end) = batch.end.take() {
-                return end.map_err(|e| anyhow::anyhow!("{e}"));
-            }
-            recycle(&mut batch);
-            // The reader may have finished already; then the batch is simply dropped.
-            let _ = empty_tx.try_send(batch);
-        }
-        // The reader stopped without an end marker: it panicked, and the scope re-raises it.
-        Ok(())
+        hand_over(&full_rx, &empty_tx, &mut |row, ()| visit(row))
     })
 }
 
