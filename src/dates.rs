@@ -501,6 +501,14 @@ enum Reading {
 }
 
 fn read_text(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Reading, DateError> {
+    if let Some(reading) = common_form(value.as_bytes(), order) {
+        return Ok(reading);
+    }
+    full_read(value, order)
+}
+
+/// The reading by tokens and [`Parser`]: every accepted form, and the words of every error.
+fn full_read(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Reading, DateError> {
     if value.is_empty() {
         return Err(DateError::Empty);
     }
@@ -512,6 +520,80 @@ fn read_text(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Readi
         order,
     }
     .parse()
+}
+
+/// The forms most files hold, read straight from their bytes at fixed places:
+/// `2024-03-17`, `2024-03-17T09:30`, `2024-03-17 09:30:00`, either with `Z`; a Unix
+/// integer; and `17/03/2024`, `17/03/2024 09:30[:00]` when the column's order is known.
+/// `None` for every other text, and for these forms with anything out of range: then the
+/// full reading decides, and words the error. Where it answers, it answers as
+/// [`full_read`] does (a test holds it to that); it only skips the tokens.
+fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Reading> {
+    if (9..=15).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) {
+        let value = b.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        return match value {
+            MIN_UNIX_MILLIS..=MAX_UNIX_MILLIS => Some(Reading::Unix(value as i64)),
+            MIN_UNIX_SECONDS..MIN_UNIX_MILLIS => Some(Reading::Unix(value as i64 * 1000)),
+            _ => None,
+        };
+    }
+    let (date, rest) = match b {
+        [_, _, _, _, b'-', _, _, b'-', _, _, rest @ ..] => {
+            let year = two_digits(b, 0)? * 100 + two_digits(b, 2)?;
+            (calendar_date(year, two_digits(b, 5)?, two_digits(b, 8)?)?, rest)
+        }
+        [_, _, b'/', _, _, b'/', _, _, _, _, rest @ ..] => {
+            let (first, second) = (two_digits(b, 0)?, two_digits(b, 3)?);
+            let (day, month) = match order? {
+                (DateOrder::Dmy, _) => (first, second),
+                (DateOrder::Mdy, _) => (second, first),
+                (DateOrder::Ymd, _) => return None,
+            };
+            let year = two_digits(b, 6)? * 100 + two_digits(b, 8)?;
+            (calendar_date(year, month, day)?, rest)
+        }
+        _ => return None,
+    };
+    let (time, offset) = match rest {
+        [] => {
+            return Some(Reading::Wall {
+                date,
+                time: None,
+                offset: None,
+            });
+        }
+        [b' ' | b'T', h, hh, b':', m, mm, rest @ ..] => {
+            let (hour, minute) = (two_digits(&[*h, *hh], 0)?, two_digits(&[*m, *mm], 0)?);
+            let (second, offset) = match rest {
+                [] => (0, None),
+                [b'Z'] => (0, Some(0)),
+                [b':', s, ss] => (two_digits(&[*s, *ss], 0)?, None),
+                [b':', s, ss, b'Z'] => (two_digits(&[*s, *ss], 0)?, Some(0)),
+                _ => return None,
+            };
+            (NaiveTime::from_hms_opt(hour, minute, second)?, offset)
+        }
+        _ => return None,
+    };
+    Some(Reading::Wall {
+        date,
+        time: Some(time),
+        offset,
+    })
+}
+
+/// The two ASCII digits at `at` as a number.
+fn two_digits(b: &[u8], at: usize) -> Option<u32> {
+    let (tens, ones) = (b[at].wrapping_sub(b'0'), b[at + 1].wrapping_sub(b'0'));
+    (tens < 10 && ones < 10).then(|| u32::from(tens) * 10 + u32::from(ones))
+}
+
+/// A date in the accepted years, or `None`.
+fn calendar_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+    if !(MIN_YEAR..=MAX_YEAR).contains(&i64::from(year)) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(year as i32, month, day)
 }
 
 fn unrecognised(value: &str, reason: impl Into<String>) -> DateError {
@@ -1191,6 +1273,83 @@ mod tests {
             found += usize::from(parts.is_some());
         }
         assert!(found > 30, "only {found} year-last dates were tried");
+    }
+
+    #[test]
+    fn common_forms_read_as_the_full_reading_does() {
+        use rand::{RngExt, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(17);
+        // Pieces of the common forms, with the near misses among them.
+        let numbers = [
+            "", "0", "00", "7", "09", "12", "13", "29", "30", "31", "32", "59", "60", "99",
+        ];
+        let years = ["2024", "2023", "1900", "1899", "0000", "9999", "202", "20245"];
+        let seps = ["-", "/", ".", ":", " ", "T", "t", "Z", ""];
+        let orders = [
+            None,
+            Some((DateOrder::Dmy, OrderFrom::Column)),
+            Some((DateOrder::Mdy, OrderFrom::Flag)),
+            Some((DateOrder::Ymd, OrderFrom::Flag)),
+        ];
+        let (mut answered, mut tried) = (0, 0);
+        for _ in 0..200_000 {
+            let pick = |rng: &mut StdRng, from: &[&'static str]| from[rng.random_range(0..from.len())];
+            let text = if rng.random_range(0..8) == 0 {
+                // Integers around the Unix ranges' edges.
+                let digits = rng.random_range(7..=17);
+                let lead = pick(&mut rng, &["1", "2", "9", "0"]);
+                let tail: String = (1..digits)
+                    .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                    .collect();
+                format!("{lead}{tail}")
+            } else {
+                let date = if rng.random_range(0..2) == 0 {
+                    let sep = pick(&mut rng, &seps);
+                    format!(
+                        "{}{sep}{}{sep}{}",
+                        pick(&mut rng, &years),
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &numbers)
+                    )
+                } else {
+                    let sep = pick(&mut rng, &seps);
+                    format!(
+                        "{}{sep}{}{sep}{}",
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &years)
+                    )
+                };
+                let time = match rng.random_range(0..4) {
+                    0 => String::new(),
+                    1 => format!(
+                        "{}{}:{}",
+                        pick(&mut rng, &seps),
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &numbers)
+                    ),
+                    _ => format!(
+                        "{}{}:{}:{}",
+                        pick(&mut rng, &seps),
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &numbers),
+                        pick(&mut rng, &numbers)
+                    ),
+                };
+                let zone = pick(&mut rng, &["", "", "Z", "z", "+01:00", " Z"]);
+                format!("{date}{time}{zone}")
+            };
+            let order = orders[rng.random_range(0..orders.len())];
+            tried += 1;
+            if let Some(reading) = common_form(text.as_bytes(), order) {
+                answered += 1;
+                assert_eq!(full_read(&text, order), Ok(reading), "{text:?} {order:?}");
+            }
+        }
+        assert!(
+            answered > tried / 20,
+            "only {answered} of {tried} texts were read by the short way"
+        );
     }
 
     /// 2024-03-17 09:30:00 UTC and the two ends of that day, in ms.
