@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use support::{Run, Table, grouped, human_bytes, median, record, rss_text, secs};
-use testsigma_import::import::{RowEvent, open_read_stage, plan_line};
+use testsigma_import::import::{RowEvent, open_read_stage};
+use testsigma_import::json::write_plan_line;
 use testsigma_import::model::SourceRow;
 use testsigma_import::settings::ReadSettings;
 use testsigma_import::source::{Input, SourceOptions, open_source};
@@ -377,12 +378,16 @@ fn pipeline(path: &Path) -> String {
     stage.settle_orders_early();
     let (mut planned, mut invalid, mut plan_bytes) = (0usize, 0usize, 0usize);
     let mut first_problem = None;
+    let mut line = Vec::new();
     let rows = stage
         .for_each_row(|event| {
             match event {
                 RowEvent::Valid { planned: p, .. } => {
                     planned += 1;
-                    plan_bytes += plan_line(p).len();
+                    // Into one reused buffer, as the binary's plan writer does.
+                    line.clear();
+                    write_plan_line(&mut line, p);
+                    plan_bytes += line.len();
                 }
                 RowEvent::Invalid { problems, .. } => {
                     invalid += 1;

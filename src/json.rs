@@ -49,30 +49,35 @@ fn write_str_content(out: &mut Vec<u8>, s: &str) {
 }
 
 fn needs_escape(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut found = false;
-    for chunk in &mut chunks {
+    let word_at = |at: usize| {
         let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        found |= word_needs_escape(u64::from_le_bytes(word));
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    let Some(last) = bytes.len().checked_sub(8) else {
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    };
+    // Whole words, then the last eight bytes (which may overlap the words before).
+    let mut marks = 0;
+    let mut at = 0;
+    while at < last {
+        marks |= escape_marks(word_at(at));
+        at += 8;
     }
-    // The last few bytes, padded with a letter that needs no escape.
-    let rest = chunks.remainder();
-    let mut word = [b'a'; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    found | word_needs_escape(u64::from_le_bytes(word))
+    (marks | escape_marks(word_at(last))) != 0
 }
 
-/// Whether any of eight bytes is a control character, `"` or `\`: the classic
-/// "has a byte less than n" and "has a zero byte" bit tricks, exact as a yes/no answer.
-fn word_needs_escape(word: u64) -> bool {
+/// A high bit set in each of eight bytes that is a control character, `"` or `\\` (and
+/// maybe in others after the first such byte): the classic "has a byte less than n" and
+/// "has a zero byte" bit tricks, exact as a yes/no answer.
+fn escape_marks(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    (below_space | zero_in(quote) | zero_in(backslash)) != 0
+    below_space | zero_in(quote) | zero_in(backslash)
 }
 
 fn write_i64(out: &mut Vec<u8>, n: i64) {

@@ -63,8 +63,11 @@ pub fn read_prepared<P: Default + Send>(
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch<P>>(BATCHES_AHEAD);
         let (ready_tx, ready_rx) = sync_channel::<Batch<P>>(BATCHES_AHEAD);
-        let (empty_tx, empty_rx) = sync_channel::<Batch<P>>(2 * BATCHES_AHEAD + 3);
-        scope.spawn(move || reader(source, None, &full_tx, &empty_rx));
+        // Every batch there is can wait in it: two channels' worth, one being read, one
+        // being prepared and one being visited.
+        let batches = 2 * BATCHES_AHEAD + 3;
+        let (empty_tx, empty_rx) = sync_channel::<Batch<P>>(batches);
+        scope.spawn(move || reader(source, None, batches, &full_tx, &empty_rx));
         scope.spawn(move || {
             for mut batch in full_rx.iter() {
                 prepare_batch(&mut batch, &mut prepare);
@@ -133,8 +136,9 @@ pub fn read_ahead(
 ) -> anyhow::Result<()> {
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_AHEAD);
-        let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_AHEAD + 2);
-        scope.spawn(move || reader(source, columns, &full_tx, &empty_rx));
+        let batches = BATCHES_AHEAD + 2;
+        let (empty_tx, empty_rx) = sync_channel::<Batch>(batches);
+        scope.spawn(move || reader(source, columns, batches, &full_tx, &empty_rx));
         hand_over(&full_rx, &empty_tx, &mut |row, ()| visit(row))
     })
 }
@@ -151,14 +155,30 @@ fn recycle<P>(batch: &mut Batch<P>) {
     }
 }
 
+/// Fills batches from `source` and sends them on `full`. It makes at most `batches` of
+/// them, then waits for one to come back on `empty`: a batch made afresh allocates every
+/// cell of its rows again, and one more than the way can hold is dropped on return.
 fn reader<P>(
     source: &mut dyn RowSource,
     columns: Option<&[usize]>,
+    batches: usize,
     full: &SyncSender<Batch<P>>,
     empty: &Receiver<Batch<P>>,
 ) {
+    let mut made = 0;
     loop {
-        let mut batch = empty.try_recv().unwrap_or_default();
+        let mut batch = match empty.try_recv() {
+            Ok(batch) => batch,
+            Err(_) if made < batches => {
+                made += 1;
+                Batch::default()
+            }
+            // Stopped waiting only when the consumer has stopped.
+            Err(_) => match empty.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
+            },
+        };
         let (mut used, mut bytes, mut largest_row) = (0, 0, 0);
         while used < BATCH_ROWS && bytes < BATCH_BYTES {
             if used == batch.rows.len() {
