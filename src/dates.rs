@@ -380,6 +380,21 @@ pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     // Every value of a date column comes here: most start with a number that is not one
     // or two digits then `/` or `-`, and are no such date, without being tokenised.
     let bytes = text.as_bytes();
+    // `17/03/2024` and `17/03/2024 09:30[:00]` most of all: read in place, when the rest
+    // is plainly what the tokens would take (a short run of ASCII letters, digits, white
+    // space and date punctuation, not running on from the year).
+    if let [a, aa, sep @ (b'/' | b'-'), b, bb, sep2, y, yy, yyy, yyyy, rest @ ..] = bytes
+        && sep == sep2
+        && [a, aa, b, bb, y, yy, yyy, yyyy].iter().all(|d| d.is_ascii_digit())
+        && rest.len() <= 9
+        && rest.first().is_none_or(|c| !c.is_ascii_digit())
+        && rest
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || b"-/.:,+".contains(c))
+    {
+        let number = |tens: u8, ones: u8| u64::from(tens - b'0') * 10 + u64::from(ones - b'0');
+        return Some((number(*a, *aa), number(*b, *bb)));
+    }
     if bytes.first().is_some_and(u8::is_ascii_digit) {
         let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > 2 || !matches!(bytes.get(digits), Some(b'/' | b'-')) {
@@ -524,7 +539,8 @@ fn full_read(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Readi
 
 /// The forms most files hold, read straight from their bytes at fixed places:
 /// `2024-03-17`, `2024-03-17T09:30`, `2024-03-17 09:30:00`, either with `Z`; a Unix
-/// integer; and `17/03/2024`, `17/03/2024 09:30[:00]` when the column's order is known.
+/// integer; `17.03.2024`; and `17/03/2024` when the column's order is known; the last
+/// two with a time (`09:30[:00]`) too.
 /// `None` for every other text, and for these forms with anything out of range: then the
 /// full reading decides, and words the error. Where it answers, it answers as
 /// [`full_read`] does (a test holds it to that); it only skips the tokens.
@@ -542,12 +558,13 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
             let year = two_digits(b, 0)? * 100 + two_digits(b, 2)?;
             (calendar_date(year, two_digits(b, 5)?, two_digits(b, 8)?)?, rest)
         }
-        [_, _, b'/', _, _, b'/', _, _, _, _, rest @ ..] => {
+        [_, _, sep @ (b'/' | b'.'), _, _, sep2, _, _, _, _, rest @ ..] if sep == sep2 => {
             let (first, second) = (two_digits(b, 0)?, two_digits(b, 3)?);
-            let (day, month) = match order? {
-                (DateOrder::Dmy, _) => (first, second),
-                (DateOrder::Mdy, _) => (second, first),
-                (DateOrder::Ymd, _) => return None,
+            // A dotted date is always day first.
+            let (day, month) = match (sep, order) {
+                (b'.', _) | (_, Some((DateOrder::Dmy, _))) => (first, second),
+                (_, Some((DateOrder::Mdy, _))) => (second, first),
+                _ => return None,
             };
             let year = two_digits(b, 6)? * 100 + two_digits(b, 8)?;
             (calendar_date(year, month, day)?, rest)
@@ -1249,7 +1266,19 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let prefixes = ["", "", "", "Wed, ", "Wed ", "x", " ", "\u{a0}"];
         let seps = ["/", "-", ".", ":", " ", ""];
-        let suffixes = ["", "", " 10:30", "T10:30:00Z", "x", "\u{a0}"];
+        let suffixes = [
+            "",
+            "",
+            " 10:30",
+            " 10:30:00",
+            "T10:30:00Z",
+            "x",
+            "\u{a0}",
+            " \u{a0}",
+            " 10:30 \u{20ac}",
+            " 1 2 3 4 5 6 7 8 9 10 11",
+            "5",
+        ];
         let mut found = 0;
         for _ in 0..50_000 {
             let number = |rng: &mut StdRng| {
@@ -1273,6 +1302,19 @@ mod tests {
             found += usize::from(parts.is_some());
         }
         assert!(found > 30, "only {found} year-last dates were tried");
+        // The short way's edges: a year running on, a foreign character, too many tokens.
+        for text in [
+            "03/04/2024",
+            "03-04-2024 10:30:00",
+            "03/04/20245",
+            "03/04/2024\u{a0}",
+            "03/04/2024 \u{20ac}",
+            "03/04/2024 1 2 3 4 5 6 7 8 9 10 11",
+            "03/04-2024",
+            "3/04/2024",
+        ] {
+            assert_eq!(year_last_parts(text), year_last_tokens(text), "{text:?}");
+        }
     }
 
     #[test]
