@@ -1506,6 +1506,37 @@ mod tests {
     }
 
     #[test]
+    fn the_uuid_check_takes_exactly_lower_case_hex_and_hyphens_in_place() {
+        fn bytewise(bytes: &[u8]) -> bool {
+            bytes.len() == 36
+                && bytes.iter().enumerate().all(|(i, b)| match i {
+                    8 | 13 | 18 | 23 => *b == b'-',
+                    _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+                })
+        }
+        // Every character that fits in one byte, at every place of a valid id.
+        let valid = CASE_A.as_bytes().to_vec();
+        let mut accepted = 0;
+        for at in 0..36 {
+            for b in 0u8..=0x7F {
+                let mut bytes = valid.clone();
+                bytes[at] = b;
+                let text = std::str::from_utf8(&bytes).unwrap();
+                assert_eq!(is_canonical_uuid(text), bytewise(&bytes), "{text:?}");
+                accepted += usize::from(bytewise(&bytes));
+            }
+        }
+        assert!(accepted > 500, "only {accepted} variants were ids");
+        // Multi-byte characters in place of two or three bytes.
+        for (at, c) in [(0, "é"), (10, "é"), (30, "€"), (33, "€"), (20, "\u{80}")] {
+            let text = format!("{}{c}{}", &CASE_A[..at], &CASE_A[at + c.len()..]);
+            assert!(!is_canonical_uuid(&text), "{text:?}");
+        }
+        assert!(is_canonical_uuid(CASE_A));
+        assert!(!is_canonical_uuid(&CASE_A.to_uppercase()));
+    }
+
+    #[test]
     fn the_one_pass_uuid_split_agrees_with_splitting_then_checking() {
         use rand::{RngExt, SeedableRng, rngs::StdRng};
         let pieces = [
