@@ -21,7 +21,8 @@
 //! - A bare integer is a Unix time by magnitude: 9 to 11 digits' worth (1e8 ≤ n < 1e11) is
 //!   seconds, from 1e11 up to the end of year 9999 is milliseconds; anything smaller is
 //!   rejected (a spreadsheet serial is only a date in a date-formatted cell). Exception: an
-//!   8-digit value that is a valid `YYYYMMDD` is the ISO 8601 basic date.
+//!   8-digit value that is a valid `YYYYMMDD` is the ISO 8601 basic date; one with a year
+//!   and a month but no such day (`20240230`) is told so, as a date.
 //! - Two-digit years are rejected; years outside 1900..=9999 are rejected.
 //! - A wall-clock time in a DST gap is an error; one in a DST overlap is the earlier instant.
 //! - A date without a time: Start is the first instant of that day (the end of the gap if
@@ -834,9 +835,10 @@ impl<'a> Parser<'_, 'a> {
                 (value / 100 % 100) as u32,
                 (value % 100) as u32,
             );
-            if (MIN_YEAR..=MAX_YEAR).contains(&y)
-                && let Some(date) = NaiveDate::from_ymd_opt(y as i32, m, d)
-            {
+            if (MIN_YEAR..=MAX_YEAR).contains(&y) && (1..=12).contains(&m) {
+                // A year and a month: `20240230` is far more likely a date with a slip in the
+                // day than a number, so say what is wrong with it as a date.
+                let date = self.calendar(y, m, u64::from(d), Some("read as the ISO 8601 basic date YYYYMMDD"))?;
                 return Ok(Reading::Wall {
                     date,
                     time: None,
@@ -1851,6 +1853,36 @@ mod tests {
                 "{value}"
             );
             assert!(err.to_string().contains("cell formatted as a date"), "{err}");
+        }
+    }
+
+    /// An 8-digit value with a year and a month in it is taken for a basic date, and one
+    /// with an impossible day is told so; anything else stays a plain number.
+    #[test]
+    fn eight_digits_with_a_year_and_month_are_told_about_the_day() {
+        for (value, reason) in [
+            ("20240230", "February 2024 has days 1 to 29, not 30"),
+            ("20240431", "April 2024 has days 1 to 30, not 31"),
+            ("20240100", "January 2024 has days 1 to 31, not 0"),
+        ] {
+            let err = text(value, Start, None, UTC).unwrap_err();
+            assert_eq!(
+                err,
+                DateError::InvalidDate {
+                    value: value.to_owned(),
+                    reason: format!("{reason} (read as the ISO 8601 basic date YYYYMMDD)"),
+                }
+            );
+        }
+        for value in ["20241317", "20240017", "18991231", "10000000"] {
+            let err = text(value, Start, None, UTC).unwrap_err();
+            assert_eq!(
+                err,
+                DateError::BareNumber {
+                    value: value.to_owned()
+                },
+                "{value}"
+            );
         }
     }
 
