@@ -857,6 +857,63 @@ fn ambiguous_day_month_needs_date_order() {
     assert_eq!(starts, [(2, json!(1712102400)), (3, json!(1717545600))]);
 }
 
+/// ISO 8601 basic date-times, as some tools export them: with `Z` or an offset they are
+/// that instant, without one they are read in `--timezone`; they need no `--date-order`.
+#[test]
+fn iso_basic_dates_become_unix_times_in_the_plan() {
+    let w = Work::new();
+    w.create(
+        "runs.csv",
+        "Title,Start,Due\n\
+         A,20240317T093000Z,20240317T1130+0100\n\
+         B,20240317T0930,20240318T093000.500Z\n\
+         C,20240317,20240317\n",
+    );
+    let run = w.dry_run("runs.csv", &["--project-id", PROJECT, "--timezone", "Europe/Berlin"]);
+    run.assert_code(0);
+    let dates: Vec<(u64, Value, Value)> = run
+        .bodies()
+        .into_iter()
+        .map(|(row, b)| (row, b["start_date"].clone(), b["end_date"].clone()))
+        .collect();
+    assert_eq!(
+        dates,
+        [
+            // 2024-03-17 09:30 UTC; 11:30 at +01:00 is 10:30 UTC.
+            (2, json!(1_710_667_800), json!(1_710_671_400)),
+            // 09:30 in Berlin (CET) is 08:30 UTC; the half second is floored away.
+            (3, json!(1_710_664_200), json!(1_710_754_200)),
+            // The basic date alone: that day in Berlin, 00:00:00 to 23:59:59.
+            (4, json!(1_710_630_000), json!(1_710_716_399)),
+        ]
+    );
+    assert!(run.invalid_lines().is_empty(), "{}", run.stderr);
+
+    // An impossible basic date is named like any other, and the mixed form is refused.
+    w.create(
+        "bad.csv",
+        "Title,Start\nA,20240230T0930\nB,20240317T09:30:00Z\nC,20240317T093000Z\n",
+    );
+    let run = w.dry_run("bad.csv", &["--project-id", PROJECT]);
+    run.assert_code(3);
+    let invalid = run.invalid_lines();
+    assert_eq!(invalid.len(), 2, "{}", run.stderr);
+    assert!(
+        invalid[0].starts_with(
+            "invalid: row 2, column `Start`: `20240230T0930` is not a real date: February 2024 has days 1 to 29, not 30"
+        ),
+        "{}",
+        invalid[0]
+    );
+    assert!(
+        invalid[1].starts_with("invalid: row 3, column `Start`: `20240317T09:30:00Z` is not a date I can read")
+            && invalid[1].contains("`20240317T093000`"),
+        "{}",
+        invalid[1]
+    );
+    assert_eq!(run.starts(), [(4, json!(1_710_667_800))]);
+}
+
 /// An undecided column does not hide what the order would not change: a value that reads
 /// the same either way stands, and one that is no date in either order gets its own error.
 #[test]
