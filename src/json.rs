@@ -80,6 +80,15 @@ fn escape_marks(word: u64) -> u64 {
     below_space | zero_in(quote) | zero_in(backslash)
 }
 
+/// Appends one of the tool's own constants (a status, a selection type, a filter's field
+/// or operator) as a JSON string: none of them has anything to escape.
+fn write_constant(out: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(!needs_escape(s.as_bytes()), "{s:?}");
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 fn write_i64(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
@@ -97,9 +106,9 @@ fn write_strings(out: &mut Vec<u8>, items: &[String]) {
 
 fn write_filter(out: &mut Vec<u8>, filter: &SelectionFilter) {
     out.extend_from_slice(b"{\"field\":");
-    write_str(out, filter.field);
+    write_constant(out, filter.field);
     out.extend_from_slice(b",\"operator\":");
-    write_str(out, filter.operator);
+    write_constant(out, filter.operator);
     out.extend_from_slice(b",\"values\":");
     write_strings(out, &filter.values);
     out.push(b'}');
@@ -116,7 +125,7 @@ impl TestRunBody {
             write_str(out, description);
         }
         out.extend_from_slice(b",\"status\":");
-        write_str(out, self.status);
+        write_constant(out, self.status);
         out.extend_from_slice(b",\"project_id\":");
         write_str(out, &self.project_id);
         if let Some(human_id) = &self.human_id {
@@ -124,7 +133,7 @@ impl TestRunBody {
             write_str(out, human_id);
         }
         out.extend_from_slice(b",\"selection_type\":");
-        write_str(out, self.selection_type);
+        write_constant(out, self.selection_type);
         out.extend_from_slice(b",\"static_selection_filters\":[");
         for (i, filter) in self.static_selection_filters.iter().enumerate() {
             if i > 0 {
