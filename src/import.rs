@@ -2,7 +2,7 @@
 //! Setup problems (bad flags, unreadable file, refused key) are errors that end the
 //! run with exit 2; a row's problem is an outcome in the report, never an abort.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -1320,20 +1320,36 @@ impl UploadRun {
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
         let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
         let client = client.with_read_retries(settings.max_retries);
-        resolve_assignees(self, &client).await?;
+        let skipped = self.skipped_emails(settings);
+        resolve_assignees(self, &client, &skipped).await?;
         Ok((client, sandbox))
+    }
+
+    /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
+    /// by index: they need no `GET /users` (see [`skipped_by_human_id`]).
+    fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
+        let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
+            return HashSet::new();
+        };
+        let base_url = ledger_base(settings, &settings.service.base_url);
+        self.planned
+            .iter()
+            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_human_id(known, settings, base_url, p))
+            .map(|(index, _, _)| *index)
+            .collect()
     }
 
     /// Rows already invalid mean nothing is sent, but an e-mail assignee that matches no
     /// user is a problem too, and every problem is reported at once: the service is asked
     /// all the same. If it cannot be (no key, unreachable), that is said and is no error.
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
-        if self.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
+        let skipped = self.skipped_emails(settings);
+        if !needs_users(&self.planned, &skipped) {
             return;
         }
         let resolved = async {
             let (client, _sandbox) = connect(&settings.service, true).await?;
-            resolve_assignees(self, &client.with_read_retries(settings.max_retries)).await
+            resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
         };
         if let Err(e) = resolved.await {
             eprint_line(&format!(
@@ -1470,6 +1486,7 @@ impl UploadRun {
             }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
+            let skipped = prior.as_ref().is_some_and(|prior| ledger_skips(prior, settings));
             match prior {
                 Some(Prior::Created {
                     test_run_id,
@@ -1477,7 +1494,7 @@ impl UploadRun {
                     row,
                     at,
                     body: sent,
-                }) if !settings.force => {
+                }) if skipped => {
                     report.outcome = Outcome::AlreadyImported;
                     if changed_since(sent.as_deref(), p, &body) {
                         changed.push(p.row);
@@ -1499,7 +1516,7 @@ impl UploadRun {
                         &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis()),
                     );
                 }
-                Some(Prior::InFlight { row, at }) | Some(Prior::Unknown { row, at, .. }) if !settings.retry_unknown => {
+                Some(Prior::InFlight { row, at }) | Some(Prior::Unknown { row, at, .. }) if skipped => {
                     report.outcome = Outcome::Unknown;
                     report.error = Some(format!(
                         "an earlier run sent this row (then row {row}, at {at}) but its answer never came, so the run may exist; check in Testsigma, then re-run with --retry-unknown to send it again"
@@ -1658,6 +1675,43 @@ impl UploadRun {
     }
 }
 
+/// Whether this run leaves alone a row the ledger knows as `prior`: one created (unless
+/// `--force`), or sent with no answer (unless `--retry-unknown`).
+fn ledger_skips(prior: &Prior, settings: &ImportSettings) -> bool {
+    match prior {
+        Prior::Created { .. } => !settings.force,
+        Prior::InFlight { .. } | Prior::Unknown { .. } => !settings.retry_unknown,
+        Prior::Failed { .. } => false,
+    }
+}
+
+/// Whether the ledger shows `p` as a row this run does not send, told by its human_id alone
+/// (here, or at the `--moved-from` address), as [`UploadRun::sort_by_ledger`] tells it. A
+/// row without a human_id is known by a hash of its request, which holds the resolved
+/// assignee, so it cannot be told before its e-mail is resolved: false.
+fn skipped_by_human_id(
+    known: &ledger::LedgerSnapshot,
+    settings: &ImportSettings,
+    base_url: &str,
+    p: &PlannedRow,
+) -> bool {
+    let key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, &[]);
+    if !key.starts_with("human_id:") {
+        return false;
+    }
+    let scope = ledger::scope(base_url, &p.body.project_id);
+    let prior = known.prior(&scope, &key).or_else(|| {
+        if settings.force || settings.service.sandbox {
+            return None;
+        }
+        match sent_elsewhere(known, p, &scope, &key, settings.moved_from.as_deref())? {
+            SentElsewhere::MovedFrom(prior) => Some(prior),
+            SentElsewhere::Other { .. } => None,
+        }
+    });
+    prior.is_some_and(|prior| ledger_skips(prior, settings))
+}
+
 /// Whether a row the ledger shows as created (`sent`: the hash of that request) would
 /// now send something else. Unknown for ledgers from before the hash was kept, and for a
 /// row whose e-mail assignee is not resolved yet (its body is not the one to send).
@@ -1796,9 +1850,20 @@ pub(crate) async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::R
     Ok((client, None))
 }
 
-/// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first POST.
-async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::Result<()> {
-    if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
+/// Whether a row to send has an e-mail assignee, so `GET /users` is needed: not for the
+/// rows the ledger shows this run skips (`skipped`).
+fn needs_users(planned: &[(usize, PlannedRow, Vec<String>)], skipped: &HashSet<usize>) -> bool {
+    planned
+        .iter()
+        .any(|(index, p, _)| p.assignee_email.is_some() && !skipped.contains(index))
+}
+
+/// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first
+/// POST, made only when a row to send needs it. The rows the ledger skips (`skipped`) are
+/// resolved too when it is made, which tells whether they have changed since; an address
+/// no user has any more is no problem there, since nothing is sent for them.
+async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient, skipped: &HashSet<usize>) -> anyhow::Result<()> {
+    if !needs_users(&run.planned, skipped) {
         return Ok(());
     }
     let users = client.users().await;
@@ -1810,11 +1875,13 @@ async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::R
     })?;
     let mut unknown = Vec::new();
     for (index, p, _) in run.planned.iter_mut() {
-        if let Some(assignee) = p.assignee_email.take() {
-            match resolve_email(&users, &assignee.email) {
-                Ok(id) => p.body.assignee_id = Some(id),
-                Err(message) => unknown.push((*index, assignee.problem(p.row, message))),
-            }
+        let Some(assignee) = p.assignee_email.take() else {
+            continue;
+        };
+        match resolve_email(&users, &assignee.email) {
+            Ok(id) => p.body.assignee_id = Some(id),
+            Err(_) if skipped.contains(index) => p.assignee_email = Some(assignee),
+            Err(message) => unknown.push((*index, assignee.problem(p.row, message))),
         }
     }
     let mut printer = ProblemPrinter::new(50);
