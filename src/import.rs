@@ -724,6 +724,10 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         run.resolve_assignees_anyway(&settings).await;
         // The plan still shows what the valid rows would send.
         run.write_plan(settings.plan.as_deref(), |_| true).map_err(said)?;
+        // E-mail assignees no user has may have left no valid row.
+        if run.nothing_valid() {
+            return run.finish_nothing_valid(&settings).map_err(said);
+        }
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"

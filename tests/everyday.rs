@@ -715,6 +715,22 @@ fn invalid_lines_for_unknown_emails_take_their_places_in_row_order() {
         "{}",
         out.stderr
     );
+
+    // When the unknown addresses leave no valid row, the summary says so.
+    rig.write(
+        "none.csv",
+        format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\n,{PROJECT},\n"),
+    );
+    let out = rig.import("none.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(invalid_rows(&out.stderr), ["invalid: row 2", "invalid: row 3"]);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == "all 2 rows are invalid: nothing was sent. Fix them (see the report)."),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Past the first 50 lines the rest are counted: the 50 are the first rows', so an unknown
@@ -740,6 +756,10 @@ fn the_first_fifty_invalid_lines_are_the_first_rows_whatever_was_found_first() {
     assert_eq!(lines[at], "… and 12 more problems (every one is in the report):");
     assert_eq!(lines[at + 1].trim(), "11 × missing value in column `Title`");
     assert_eq!(lines[at + 2].trim(), "1 × unknown assignee in column `Assignee`");
+    assert_eq!(
+        lines[at + 3],
+        "all 62 rows are invalid: nothing was sent. Fix them (see the report)."
+    );
 }
 
 #[test]
