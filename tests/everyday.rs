@@ -1,7 +1,8 @@
 //! End-to-end tests of the everyday commands around an import (issue 7): the template
 //! round-trips through a dry run, `check` against the sandbox (refused key, missing
 //! project, unknown e-mail, a clean file) creates nothing, e-mail assignees are sent as
-//! user ids, shell completions, `--help` examples, `-v` / `--log-format json` / NO_COLOR
+//! user ids (and the `invalid:` lines of unknown ones come in row order among the
+//! others), shell completions, `--help` examples, `-v` / `--log-format json` / NO_COLOR
 //! on stderr, the grouped end-of-run summary, and progress lines without a terminal.
 //! A few tests borrow a pseudo-terminal from util-linux `script` and skip without it.
 
