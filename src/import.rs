@@ -2,7 +2,7 @@
 //! Setup problems (bad flags, unreadable file, refused key) are errors that end the
 //! run with exit 2; a row's problem is an outcome in the report, never an abort.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -291,13 +291,22 @@ impl ReadStage {
     /// or neither) as an `invalid:` line, once: call it before the rows and again after
     /// them, since delimited text learns its columns' order only when a row first needs it.
     pub fn tell_column_problems(&mut self, out: &dyn Fn(&str)) {
+        for line in self.take_column_problems() {
+            out(&line);
+        }
+    }
+
+    /// The lines [`ReadStage::tell_column_problems`] would say, for saying later.
+    pub fn take_column_problems(&mut self) -> Vec<String> {
         if self.column_problems_told || self.pending_order.is_some() {
-            return;
+            return Vec::new();
         }
         self.column_problems_told = true;
-        for message in self.validator.column_problems() {
-            out(&format!("invalid: {message}"));
-        }
+        self.validator
+            .column_problems()
+            .into_iter()
+            .map(|message| format!("invalid: {message}"))
+            .collect()
     }
 
     /// Reads and validates every non-blank row, in order, and hands each to `f`. A row
@@ -427,8 +436,19 @@ pub struct ProblemPrinter {
     limit: usize,
     hidden: BTreeMap<(String, ProblemKind), usize>,
     total: usize,
-    /// Lines kept back until [`ProblemPrinter::release`], when the rows may be read again.
-    held: Option<Vec<String>>,
+    /// Lines kept back until [`ProblemPrinter::release`], in row order.
+    held: Option<Vec<HeldLine>>,
+}
+
+/// A problem's line kept back, with what places it among the others.
+struct HeldLine {
+    row: usize,
+    group: (String, ProblemKind),
+    line: String,
+}
+
+fn group_of(problem: &Problem) -> (String, ProblemKind) {
+    (problem.column.clone().unwrap_or_default(), problem.kind)
 }
 
 impl ProblemPrinter {
@@ -443,7 +463,10 @@ impl ProblemPrinter {
     }
 
     /// Keeps the lines back until [`ProblemPrinter::release`]: for a reading whose rows
-    /// may be overturned ([`ReadStage::settle_orders_early`]). At most `limit` lines.
+    /// may be overturned ([`ReadStage::settle_orders_early`]), and for an import, whose
+    /// e-mail assignees no user has are found after the reading. At most `limit` lines:
+    /// the first rows' (not the first problems found), so that a problem added late for an
+    /// earlier row takes its place in row order.
     pub fn holding(mut self, hold: bool) -> ProblemPrinter {
         self.held = hold.then(Vec::new);
         self
@@ -451,26 +474,46 @@ impl ProblemPrinter {
 
     /// Says the lines kept back, and from now on says them as they come.
     pub fn release(&mut self, out: &dyn Fn(&str)) {
-        for line in self.held.take().unwrap_or_default() {
-            out(&line);
+        for held in self.held.take().unwrap_or_default() {
+            self.shown += 1;
+            out(&held.line);
         }
     }
 
     pub fn add(&mut self, problem: &Problem, out: &dyn Fn(&str)) {
         self.total += 1;
-        if self.shown < self.limit {
-            self.shown += 1;
-            let line = format!("invalid: {problem}");
-            match self.held.as_mut() {
-                Some(held) => held.push(line),
-                None => out(&line),
+        let Some(held) = self.held.as_mut() else {
+            if self.shown < self.limit {
+                self.shown += 1;
+                out(&format!("invalid: {problem}"));
+            } else {
+                *self.hidden.entry(group_of(problem)).or_default() += 1;
             }
-        } else {
-            let column = problem.column.clone().unwrap_or_default();
-            *self.hidden.entry((column, problem.kind)).or_default() += 1;
+            return;
+        };
+        // After the rows of the same number, so a row's own problems keep their order.
+        let at = held.partition_point(|h| h.row <= problem.row);
+        if at >= self.limit {
+            *self.hidden.entry(group_of(problem)).or_default() += 1;
+            return;
+        }
+        held.insert(
+            at,
+            HeldLine {
+                row: problem.row,
+                group: group_of(problem),
+                line: format!("invalid: {problem}"),
+            },
+        );
+        if held.len() > self.limit
+            && let Some(last) = held.pop()
+        {
+            *self.hidden.entry(last.group).or_default() += 1;
         }
     }
 
+    /// Says the lines kept back, then the count of those not shown. Says nothing the
+    /// second time.
     pub fn finish(&mut self, out: &dyn Fn(&str)) {
         self.release(out);
         let hidden: usize = self.hidden.values().sum();
@@ -478,7 +521,8 @@ impl ProblemPrinter {
             return;
         }
         out(&format!("… and {hidden} more problems (every one is in the report):"));
-        let mut groups: Vec<_> = self.hidden.iter().collect();
+        let hidden = std::mem::take(&mut self.hidden);
+        let mut groups: Vec<_> = hidden.iter().collect();
         groups.sort_by(|a, b| b.1.cmp(a.1));
         for ((column, kind), count) in groups.iter().take(12) {
             out(&format!("  {count:>7} × {} in column `{column}`", kind.describe()));
@@ -659,15 +703,17 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         rows,
         planned,
         invalid_cells,
-        mut printer,
+        printer,
     } = read.map_err(said)?;
-    printer.finish(&eprint_line);
-    stage.tell_column_problems(&eprint_line);
-    if count == 0 {
-        return Err(said(no_data_rows(&settings.read)));
-    }
 
     let mut run = UploadRun::new(rows, planned, invalid_cells, failed_path, started);
+    // The invalid lines are said once the e-mail assignees are checked too, in row order.
+    run.problems = printer;
+    run.column_problems = stage.take_column_problems();
+    if count == 0 {
+        run.tell_problems();
+        return Err(said(no_data_rows(&settings.read)));
+    }
     run.ledger = ledger;
     run.failed_shape = failed_rows_shape(&settings.read, &stage);
     run.headers = stage.headers.clone();
@@ -678,6 +724,10 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         run.resolve_assignees_anyway(&settings).await;
         // The plan still shows what the valid rows would send.
         run.write_plan(settings.plan.as_deref(), |_| true).map_err(said)?;
+        // E-mail assignees no user has may have left no valid row.
+        if run.nothing_valid() {
+            return run.finish_nothing_valid(&settings).map_err(said);
+        }
         let invalid = run.invalid_count();
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
@@ -706,7 +756,8 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
     let mut rows: Vec<ReportRow> = Vec::new();
     let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
     let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
+    // Held until the e-mail assignees are checked (and the rows' date orders confirmed).
+    let mut printer = ProblemPrinter::new(50).holding(true);
     let count = stage.for_each_row(|event| {
         let index = rows.len();
         match event {
@@ -1240,6 +1291,11 @@ struct UploadRun {
     ledger: Option<Ledger>,
     /// Read-only calls made before the upload (GET /users), which the pace must count.
     prior_requests: usize,
+    /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
+    /// those no user has take their places in row order ([`UploadRun::tell_problems`]).
+    problems: ProblemPrinter,
+    /// Lines about whole date columns, said after the rows'.
+    column_problems: Vec<String>,
 }
 
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
@@ -1277,6 +1333,17 @@ impl UploadRun {
             send_rate: 0.0,
             ledger: None,
             prior_requests: 0,
+            problems: ProblemPrinter::new(50),
+            column_problems: Vec::new(),
+        }
+    }
+
+    /// Says the `invalid:` lines held back (offline problems and e-mail addresses no user
+    /// has, in row order), then the date columns'. Says nothing the second time.
+    fn tell_problems(&mut self) {
+        self.problems.finish(&eprint_line);
+        for line in self.column_problems.drain(..) {
+            eprint_line(&line);
         }
     }
 
@@ -1318,24 +1385,47 @@ impl UploadRun {
 
     /// Reaches the service and resolves e-mail assignees: everything before the first POST.
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
-        let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
-        let client = client.with_read_retries(settings.max_retries);
-        resolve_assignees(self, &client).await?;
-        Ok((client, sandbox))
+        let ready = async {
+            let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
+            let client = client.with_read_retries(settings.max_retries);
+            let skipped = self.skipped_emails(settings);
+            resolve_assignees(self, &client, &skipped).await?;
+            Ok((client, sandbox))
+        }
+        .await;
+        self.tell_problems();
+        ready
+    }
+
+    /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
+    /// by index: they need no `GET /users` (see [`skipped_by_human_id`]).
+    fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
+        let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
+            return HashSet::new();
+        };
+        let base_url = ledger_base(settings, &settings.service.base_url);
+        self.planned
+            .iter()
+            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_human_id(known, settings, base_url, p))
+            .map(|(index, _, _)| *index)
+            .collect()
     }
 
     /// Rows already invalid mean nothing is sent, but an e-mail assignee that matches no
     /// user is a problem too, and every problem is reported at once: the service is asked
     /// all the same. If it cannot be (no key, unreachable), that is said and is no error.
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
-        if self.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
-            return;
+        let skipped = self.skipped_emails(settings);
+        let mut resolved = Ok(());
+        if needs_users(&self.planned, &skipped) {
+            resolved = async {
+                let (client, _sandbox) = connect(&settings.service, true).await?;
+                resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
+            }
+            .await;
         }
-        let resolved = async {
-            let (client, _sandbox) = connect(&settings.service, true).await?;
-            resolve_assignees(self, &client.with_read_retries(settings.max_retries)).await
-        };
-        if let Err(e) = resolved.await {
+        self.tell_problems();
+        if let Err(e) = resolved {
             eprint_line(&format!(
                 "note: e-mail assignees were not checked against the service: {e:#}"
             ));
@@ -1353,7 +1443,8 @@ impl UploadRun {
     }
 
     /// Validation failed and nothing was sent: exit 3.
-    fn finish_nothing_valid(self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_nothing_valid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
         eprint_line(&format!(
             "all {} rows are invalid: nothing was sent. Fix them (see the report).",
             self.rows.len()
@@ -1361,7 +1452,8 @@ impl UploadRun {
         self.finish_without_upload(EXIT_INVALID, settings)
     }
 
-    fn finish_without_upload(self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_without_upload(mut self, exit_code: i32, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
         for r in &self.rows {
             report.append(r)?;
@@ -1470,6 +1562,7 @@ impl UploadRun {
             }
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
+            let skipped = prior.as_ref().is_some_and(|prior| ledger_skips(prior, settings));
             match prior {
                 Some(Prior::Created {
                     test_run_id,
@@ -1477,7 +1570,7 @@ impl UploadRun {
                     row,
                     at,
                     body: sent,
-                }) if !settings.force => {
+                }) if skipped => {
                     report.outcome = Outcome::AlreadyImported;
                     if changed_since(sent.as_deref(), p, &body) {
                         changed.push(p.row);
@@ -1499,7 +1592,7 @@ impl UploadRun {
                         &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis()),
                     );
                 }
-                Some(Prior::InFlight { row, at }) | Some(Prior::Unknown { row, at, .. }) if !settings.retry_unknown => {
+                Some(Prior::InFlight { row, at }) | Some(Prior::Unknown { row, at, .. }) if skipped => {
                     report.outcome = Outcome::Unknown;
                     report.error = Some(format!(
                         "an earlier run sent this row (then row {row}, at {at}) but its answer never came, so the run may exist; check in Testsigma, then re-run with --retry-unknown to send it again"
@@ -1658,6 +1751,43 @@ impl UploadRun {
     }
 }
 
+/// Whether this run leaves alone a row the ledger knows as `prior`: one created (unless
+/// `--force`), or sent with no answer (unless `--retry-unknown`).
+fn ledger_skips(prior: &Prior, settings: &ImportSettings) -> bool {
+    match prior {
+        Prior::Created { .. } => !settings.force,
+        Prior::InFlight { .. } | Prior::Unknown { .. } => !settings.retry_unknown,
+        Prior::Failed { .. } => false,
+    }
+}
+
+/// Whether the ledger shows `p` as a row this run does not send, told by its human_id alone
+/// (here, or at the `--moved-from` address), as [`UploadRun::sort_by_ledger`] tells it. A
+/// row without a human_id is known by a hash of its request, which holds the resolved
+/// assignee, so it cannot be told before its e-mail is resolved: false.
+fn skipped_by_human_id(
+    known: &ledger::LedgerSnapshot,
+    settings: &ImportSettings,
+    base_url: &str,
+    p: &PlannedRow,
+) -> bool {
+    let key = ledger::row_key(p.body.human_id.as_deref(), &p.body.project_id, &[]);
+    if !key.starts_with("human_id:") {
+        return false;
+    }
+    let scope = ledger::scope(base_url, &p.body.project_id);
+    let prior = known.prior(&scope, &key).or_else(|| {
+        if settings.force || settings.service.sandbox {
+            return None;
+        }
+        match sent_elsewhere(known, p, &scope, &key, settings.moved_from.as_deref())? {
+            SentElsewhere::MovedFrom(prior) => Some(prior),
+            SentElsewhere::Other { .. } => None,
+        }
+    });
+    prior.is_some_and(|prior| ledger_skips(prior, settings))
+}
+
 /// Whether a row the ledger shows as created (`sent`: the hash of that request) would
 /// now send something else. Unknown for ledgers from before the hash was kept, and for a
 /// row whose e-mail assignee is not resolved yet (its body is not the one to send).
@@ -1796,9 +1926,20 @@ pub(crate) async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::R
     Ok((client, None))
 }
 
-/// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first POST.
-async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::Result<()> {
-    if run.planned.iter().all(|(_, p, _)| p.assignee_email.is_none()) {
+/// Whether a row to send has an e-mail assignee, so `GET /users` is needed: not for the
+/// rows the ledger shows this run skips (`skipped`).
+fn needs_users(planned: &[(usize, PlannedRow, Vec<String>)], skipped: &HashSet<usize>) -> bool {
+    planned
+        .iter()
+        .any(|(index, p, _)| p.assignee_email.is_some() && !skipped.contains(index))
+}
+
+/// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first
+/// POST, made only when a row to send needs it. The rows the ledger skips (`skipped`) are
+/// resolved too when it is made, which tells whether they have changed since; an address
+/// no user has any more is no problem there, since nothing is sent for them.
+async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient, skipped: &HashSet<usize>) -> anyhow::Result<()> {
+    if !needs_users(&run.planned, skipped) {
         return Ok(());
     }
     let users = client.users().await;
@@ -1810,19 +1951,19 @@ async fn resolve_assignees(run: &mut UploadRun, client: &ApiClient) -> anyhow::R
     })?;
     let mut unknown = Vec::new();
     for (index, p, _) in run.planned.iter_mut() {
-        if let Some(assignee) = p.assignee_email.take() {
-            match resolve_email(&users, &assignee.email) {
-                Ok(id) => p.body.assignee_id = Some(id),
-                Err(message) => unknown.push((*index, assignee.problem(p.row, message))),
-            }
+        let Some(assignee) = p.assignee_email.take() else {
+            continue;
+        };
+        match resolve_email(&users, &assignee.email) {
+            Ok(id) => p.body.assignee_id = Some(id),
+            Err(_) if skipped.contains(index) => p.assignee_email = Some(assignee),
+            Err(message) => unknown.push((*index, assignee.problem(p.row, message))),
         }
     }
-    let mut printer = ProblemPrinter::new(50);
     for (index, problem) in unknown {
-        printer.add(&problem, &eprint_line);
+        run.problems.add(&problem, &eprint_line);
         run.invalidate(index, row_error(std::slice::from_ref(&problem)));
     }
-    printer.finish(&eprint_line);
     Ok(())
 }
 
@@ -2231,6 +2372,58 @@ mod tests {
         assert!(err.contains("did you mean grace@example.com"), "{err}");
         let err = resolve_email(&users, "zzzzzzzzzzzzzzzzzzzzzz@q.q").unwrap_err();
         assert!(!err.contains("did you mean"), "{err}");
+    }
+
+    /// What a printer holding its lines (limit 2) says for problems added in this order,
+    /// each `(row, column)`: the first rows' lines in row order, a row's own in the order
+    /// added, and the rest counted by column (`A` before `B` when the counts tie).
+    #[test]
+    fn a_holding_printer_says_the_first_rows_problems_in_row_order() {
+        let line = |row: usize, column: &str| format!("invalid: row {row}, column `{column}`: a value is required");
+        let more = |n: usize| format!("… and {n} more problems (every one is in the report):");
+        let count = |n: usize, column: &str| format!("  {n:>7} × missing value in column `{column}`");
+        // Problems added, each `(row, column)`, and the lines said.
+        type Case<'a> = (Vec<(usize, &'a str)>, Vec<String>);
+        let cases: Vec<Case> = vec![
+            (vec![], vec![]),
+            (
+                vec![(3, "A"), (5, "A"), (2, "B")],
+                vec![line(2, "B"), line(3, "A"), more(1), count(1, "A")],
+            ),
+            (
+                vec![(3, "A"), (4, "B"), (3, "C")],
+                vec![line(3, "A"), line(3, "C"), more(1), count(1, "B")],
+            ),
+            (
+                vec![(3, "A"), (4, "A"), (5, "A"), (9, "B"), (2, "B")],
+                vec![line(2, "B"), line(3, "A"), more(3), count(2, "A"), count(1, "B")],
+            ),
+            (
+                vec![(7, "A"), (8, "A"), (9, "B")],
+                vec![line(7, "A"), line(8, "A"), more(1), count(1, "B")],
+            ),
+        ];
+        for (added, want) in cases {
+            let said = std::cell::RefCell::new(Vec::new());
+            let out = |line: &str| said.borrow_mut().push(line.to_string());
+            let mut printer = ProblemPrinter::new(2).holding(true);
+            for (row, column) in &added {
+                let problem = Problem {
+                    row: *row,
+                    column: Some(column.to_string()),
+                    cell: None,
+                    value: None,
+                    kind: ProblemKind::Missing,
+                    message: "a value is required".into(),
+                };
+                printer.add(&problem, &out);
+            }
+            assert!(said.borrow().is_empty(), "{added:?}: held until the end");
+            printer.finish(&out);
+            printer.finish(&out);
+            assert_eq!(*said.borrow(), want, "{added:?}");
+            assert_eq!(printer.total(), added.len());
+        }
     }
 
     #[test]

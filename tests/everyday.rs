@@ -1,7 +1,8 @@
 //! End-to-end tests of the everyday commands around an import (issue 7): the template
 //! round-trips through a dry run, `check` against the sandbox (refused key, missing
 //! project, unknown e-mail, a clean file) creates nothing, e-mail assignees are sent as
-//! user ids, shell completions, `--help` examples, `-v` / `--log-format json` / NO_COLOR
+//! user ids (and the `invalid:` lines of unknown ones come in row order among the
+//! others), shell completions, `--help` examples, `-v` / `--log-format json` / NO_COLOR
 //! on stderr, the grouped end-of-run summary, and progress lines without a terminal.
 //! A few tests borrow a pseudo-terminal from util-linux `script` and skip without it.
 
@@ -630,6 +631,136 @@ fn an_unknown_email_on_import_names_the_files_header() {
         "like every other invalid row's error: {error}"
     );
     rig.assert_nothing_created("an unknown e-mail");
+}
+
+/// The `invalid:` lines, each cut to its `invalid: row N` part.
+fn invalid_rows(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("invalid: row "))
+        .map(|l| l.split(',').next().unwrap_or_default())
+        .collect()
+}
+
+/// Rows invalid offline (read from the file) and rows whose e-mail no user has (known only
+/// once the service is asked) are said in one list, in row order, as in the report and
+/// the failed-rows file; the summary counts both, with or without --skip-invalid.
+#[test]
+fn invalid_lines_for_unknown_emails_take_their_places_in_row_order() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!(
+            "Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\n,{PROJECT},\nThree,{PROJECT},ada@example.com\nFour,{PROJECT},bob@example.com\nFive,project-5,\n"
+        ),
+    );
+    let want = ["invalid: row 2", "invalid: row 3", "invalid: row 5", "invalid: row 6"];
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(invalid_rows(&out.stderr), want, "{}", out.stderr);
+    assert!(
+        out.stderr.lines().any(|l| l
+            == "4 of 5 rows are invalid: nothing was sent. Fix them (see the report), or pass --skip-invalid to send the valid rows."),
+        "{}",
+        out.stderr
+    );
+    let in_order = [
+        (2, Outcome::Invalid),
+        (3, Outcome::Invalid),
+        (4, Outcome::NotSent),
+        (5, Outcome::Invalid),
+        (6, Outcome::Invalid),
+    ];
+    assert_eq!(rig.outcomes("runs.report.csv"), in_order);
+    let failed_titles = || -> Vec<String> {
+        rig.read("runs.failed.csv")
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(failed_titles(), ["One", "", "Four", "Five"]);
+    rig.assert_nothing_created("invalid rows");
+
+    // With --skip-invalid the same lines, then the valid row is sent.
+    let out = rig.import("runs.csv", &["--skip-invalid"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(invalid_rows(&out.stderr), want, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.starts_with("5 rows: 1 created, 4 invalid")),
+        "{}",
+        out.stderr
+    );
+    let mut sent = in_order;
+    sent[2] = (4, Outcome::Created);
+    assert_eq!(rig.outcomes("runs.report.csv"), sent);
+    assert_eq!(failed_titles(), ["One", "", "Four", "Five"]);
+
+    // Without an e-mail to check, the lines are said as soon as the file is read: still
+    // before the closing line.
+    rig.write(
+        "plain.csv",
+        format!("Title,Project\nOne,{PROJECT}\n,{PROJECT}\nThree,project-3\n"),
+    );
+    let out = rig.import("plain.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        invalid_rows(&lines[..2].join("\n")),
+        ["invalid: row 3", "invalid: row 4"]
+    );
+    assert!(
+        lines[2].starts_with("2 of 3 rows are invalid: nothing was sent."),
+        "{}",
+        out.stderr
+    );
+
+    // When the unknown addresses leave no valid row, the summary says so.
+    rig.write(
+        "none.csv",
+        format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\n,{PROJECT},\n"),
+    );
+    let out = rig.import("none.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(invalid_rows(&out.stderr), ["invalid: row 2", "invalid: row 3"]);
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == "all 2 rows are invalid: nothing was sent. Fix them (see the report)."),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Past the first 50 lines the rest are counted: the 50 are the first rows', so an unknown
+/// e-mail on row 2 is among them and one on the last row is counted with the others.
+#[test]
+fn the_first_fifty_invalid_lines_are_the_first_rows_whatever_was_found_first() {
+    let rig = Rig::new(SandboxOptions::default());
+    let mut text = format!("Title,Project,Assignee\nOne,{PROJECT},ada@exmaple.com\n");
+    for _ in 3..=62 {
+        text.push_str(&format!(",{PROJECT},\n"));
+    }
+    text.push_str(&format!("Last,{PROJECT},grace@exmaple.com\n"));
+    rig.write("runs.csv", text);
+    let out = rig.import("runs.csv", &[]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let want: Vec<String> = (2..=51).map(|row| format!("invalid: row {row}")).collect();
+    assert_eq!(invalid_rows(&out.stderr), want, "{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("… and "))
+        .unwrap_or_else(|| panic!("a count of the rest: {}", out.stderr));
+    assert_eq!(lines[at], "… and 12 more problems (every one is in the report):");
+    assert_eq!(lines[at + 1].trim(), "11 × missing value in column `Title`");
+    assert_eq!(lines[at + 2].trim(), "1 × unknown assignee in column `Assignee`");
+    assert_eq!(
+        lines[at + 3],
+        "all 62 rows are invalid: nothing was sent. Fix them (see the report)."
+    );
 }
 
 #[test]

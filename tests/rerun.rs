@@ -1,7 +1,8 @@
 //! End-to-end tests of safe re-runs: the ledger keeps a second run from creating a run
 //! twice (after a clean run, an appended file, a SIGKILL mid-run or a torn last line),
 //! refuses a second run on the same ledger at once, and the failed-rows file and
-//! `--summary-json` let a user or a script pick up where a run left off.
+//! `--summary-json` let a user or a script pick up where a run left off. Rows the ledger
+//! skips need no `GET /users` for their e-mail assignees.
 
 mod common;
 
@@ -910,4 +911,185 @@ fn an_output_over_the_ledger_the_config_or_the_input_is_refused() {
         &["--report", "/dev/null", "--summary-json", "/dev/null", "--dry-run"],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+/// One service address throughout (the ledger is per address), served by sandboxes that
+/// answer differently: `old` stops, and a sandbox with `opts` starts on its port.
+fn swap(
+    rig: &Rig,
+    old: testsigma_import::sandbox::Sandbox,
+    opts: SandboxOptions,
+) -> testsigma_import::sandbox::Sandbox {
+    let port = old.addr().port();
+    rig.rt.block_on(old.shutdown());
+    rig.rt
+        .block_on(testsigma_import::sandbox::Sandbox::start(opts, port))
+        .expect("the port is free again")
+}
+
+/// A service whose `GET /users` is always refused (the rate-limit 500, as when another
+/// client keeps the window full), so that every lookup fails with `--max-retries 0`.
+fn users_refused() -> SandboxOptions {
+    SandboxOptions {
+        busy_reads: u32::MAX,
+        ..SandboxOptions::default()
+    }
+}
+
+/// The built-in users but those with `emails`.
+fn users_without(emails: &[&str]) -> SandboxOptions {
+    let users = testsigma_import::sandbox::builtin_users()
+        .into_iter()
+        .filter(|u| !emails.contains(&u.email.as_str()))
+        .collect();
+    SandboxOptions {
+        users: Some(users),
+        ..SandboxOptions::default()
+    }
+}
+
+fn import_into_with_state(
+    rig: &Rig,
+    sandbox: &testsigma_import::sandbox::Sandbox,
+    file: &str,
+    extra: &[&str],
+) -> Output {
+    let mut cmd = rig.import_into(sandbox, file, Some("k-rerun"));
+    cmd.args(["--state", "s.jsonl", "--max-retries", "0"]).args(extra);
+    run(cmd)
+}
+
+/// A re-run whose rows the ledger shows as imported sends nothing, so their e-mail
+/// assignees need no `GET /users`: a lookup that would fail, or a user list that no longer
+/// has the addresses, does not turn "nothing new to import" into exit 2 or 3. A row
+/// without a human_id is known to the ledger by its request, which holds the resolved
+/// user id, so it still needs the lookup.
+#[test]
+fn a_rerun_with_nothing_to_send_needs_no_users_lookup() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!(
+            "Title,Project,Key,Assignee\nOne,{PROJECT},EM-1,ada@example.com\nTwo,{PROJECT},EM-2,Grace@Example.com\n"
+        ),
+    );
+    rig.write(
+        "plain.csv",
+        format!("Title,Project,Assignee\nPlain,{PROJECT},alan@example.com\n"),
+    );
+    let healthy = rig.start_sandbox(SandboxOptions::default());
+    for file in ["runs.csv", "plain.csv"] {
+        let out = import_into_with_state(&rig, &healthy, file, &[]);
+        assert_eq!(out.code, 0, "{file}: {}", out.stderr);
+    }
+    assert_eq!(healthy.runs().len(), 3);
+    let imported = ids(&rig.report("runs.report.csv"));
+
+    let refusing = swap(&rig, healthy, users_refused());
+    let out = import_into_with_state(&rig, &refusing, "runs.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(
+        rows.iter().map(|r| (r.row, r.outcome)).collect::<Vec<_>>(),
+        [(2, Outcome::AlreadyImported), (3, Outcome::AlreadyImported)]
+    );
+    assert_eq!(ids(&rows), imported, "the earlier ids");
+    assert!(rows.iter().all(|r| r.error.is_none()), "{rows:?}");
+    // Not one GET /users was made (each would have been refused), and nothing was sent.
+    let stats = refusing.stats();
+    assert_eq!((stats.rate_limited, stats.posts_received), (0, 0), "{stats}");
+    assert!(out.stderr.contains("nothing new to import"), "{}", out.stderr);
+    assert!(!out.stderr.contains("GET /users"), "{}", out.stderr);
+    assert_eq!(rig.summary("summary.json")["exit_code"], 0);
+
+    // The row without a human_id: the lookup is made (and refused), so the run cannot
+    // tell it is imported and sends nothing (exit 2).
+    let out = import_into_with_state(&rig, &refusing, "plain.csv", &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("could not resolve assignee e-mail addresses: GET /users"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rig.outcomes("plain.report.csv"), [(2, Outcome::NotSent)]);
+    assert_eq!(refusing.stats().rate_limited, 1, "{}", refusing.stats());
+
+    // A service that no longer lists the addresses: they are not asked about either.
+    let forgetful = swap(&rig, refusing, users_without(&["ada@example.com", "grace@example.com"]));
+    let out = import_into_with_state(&rig, &forgetful, "runs.csv", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("invalid:"), "{}", out.stderr);
+    assert_eq!(
+        rig.outcomes("runs.report.csv"),
+        [(2, Outcome::AlreadyImported), (3, Outcome::AlreadyImported)]
+    );
+    assert_eq!(forgetful.stats().posts_received, 0);
+}
+
+/// A new row with an e-mail assignee needs the lookup: when it fails, nothing is sent
+/// (exit 2) and the imported rows are still said to be imported. When it is made, it also
+/// tells whether an imported row has changed since, and an imported row whose address no
+/// user has any more is no problem (its row is not sent).
+#[test]
+fn a_new_row_with_an_email_needs_the_lookup_and_the_imported_rows_ride_along() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        format!(
+            "Title,Project,Key,Assignee\nOne,{PROJECT},EM-1,ada@example.com\nTwo,{PROJECT},EM-2,grace@example.com\n"
+        ),
+    );
+    let healthy = rig.start_sandbox(SandboxOptions::default());
+    assert_eq!(import_into_with_state(&rig, &healthy, "runs.csv", &[]).code, 0);
+    rig.append("runs.csv", format!("Three,{PROJECT},EM-3,alan@example.com\n"));
+
+    let refusing = swap(&rig, healthy, users_refused());
+    let out = import_into_with_state(&rig, &refusing, "runs.csv", &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("could not resolve assignee e-mail addresses: GET /users"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        rig.outcomes("runs.report.csv"),
+        [
+            (2, Outcome::AlreadyImported),
+            (3, Outcome::AlreadyImported),
+            (4, Outcome::NotSent)
+        ]
+    );
+    let stats = refusing.stats();
+    assert_eq!((stats.rate_limited, stats.posts_received), (1, 0), "{stats}");
+
+    // Grace has left; row 2 was renamed since it was imported.
+    let edited = rig.read("runs.csv").replacen("One,", "One renamed,", 1);
+    rig.write("runs.csv", edited);
+    let without_grace = swap(&rig, refusing, users_without(&["grace@example.com"]));
+    let out = import_into_with_state(&rig, &without_grace, "runs.csv", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("invalid:"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("note: 1 row already imported has changed since (row 2)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        rig.outcomes("runs.report.csv"),
+        [
+            (2, Outcome::AlreadyImported),
+            (3, Outcome::AlreadyImported),
+            (4, Outcome::Created)
+        ]
+    );
+    let runs = without_grace.runs();
+    assert_eq!(runs.len(), 1);
+    let alan = testsigma_import::sandbox::builtin_users()
+        .into_iter()
+        .find(|u| u.email == "alan@example.com")
+        .expect("alan is a built-in user");
+    assert_eq!(runs[0].body["assignee_id"], Value::String(alan.id));
 }
