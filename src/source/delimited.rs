@@ -198,8 +198,11 @@ impl DelimitedSource {
         // One UTF-8 check for the whole record is much cheaper than one per field; a field
         // whose ends are character boundaries of valid text is valid text itself.
         let whole = std::str::from_utf8(self.record.as_slice()).ok();
-        for column in 0..self.record.len() {
-            let field = &self.record[column];
+        // The record holds its fields one after another: each begins where the last ended.
+        let mut end = 0;
+        for (column, field) in self.record.iter().enumerate() {
+            let start = end;
+            end += field.len();
             if column >= width {
                 // A trailing delimiter is harmless; a value past the last header
                 // means the columns have shifted, and every later value is suspect.
@@ -219,8 +222,7 @@ impl DelimitedSource {
                 break;
             }
             let checked = whole
-                .zip(self.record.range(column))
-                .and_then(|(whole, range)| whole.get(range))
+                .and_then(|whole| whole.get(start..end))
                 .filter(|text| text.len() <= self.max_cell_bytes);
             let text = match checked {
                 Some(text) => text,

@@ -379,6 +379,7 @@ impl CellText {
     const MAX_SPARE: usize = 256;
 
     /// Empty text is an empty cell.
+    #[inline]
     fn set(&mut self, cell: &mut Cell, text: &str) {
         if text.is_empty() {
             self.clear(cell);
