@@ -729,6 +729,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
             return run.finish_nothing_valid(&settings).map_err(said);
         }
         let invalid = run.invalid_count();
+        run.say_what_the_ledger_holds(&settings, &settings.service.base_url);
         run.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
         ));
@@ -1363,6 +1364,17 @@ impl UploadRun {
         self.rows.iter().filter(|r| r.outcome == Outcome::Invalid).count()
     }
 
+    /// For a run that sends nothing: rows the ledger shows as done are said to be done
+    /// (`already_imported`, with the earlier ids), not merely `not_sent`.
+    fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) {
+        let ledger = self.ledger.take();
+        self.sort_by_ledger(
+            ledger_base(settings, base_url),
+            ledger.as_ref().map(Ledger::known),
+            settings,
+        );
+    }
+
     /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
     fn mark_planned_not_sent(&mut self, why: &str) {
         for (index, _, _) in &self.planned {
@@ -1628,14 +1640,9 @@ impl UploadRun {
             Err(e) => {
                 let code = e.downcast_ref::<SetupError>().map_or(EXIT_SETUP, |s| s.exit_code);
                 eprint_line(&format!("error: {e:#}"));
-                // Rows the ledger shows as done are still said to be done (e-mail assignees
-                // are unresolved, so a row without a human_id that had one may not be found).
-                let ledger = self.ledger.take();
-                self.sort_by_ledger(
-                    ledger_base(settings, &settings.service.base_url),
-                    ledger.as_ref().map(Ledger::known),
-                    settings,
-                );
+                // E-mail assignees are unresolved here, so a row without a human_id that had
+                // one may not be found.
+                self.say_what_the_ledger_holds(settings, &settings.service.base_url);
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
                 return self.finish_without_upload(code, settings);
             }
@@ -1647,6 +1654,7 @@ impl UploadRun {
         if self.invalid_count() > 0 && !settings.skip_invalid {
             self.write_plan(settings.plan.as_deref(), |_| true)?;
             let invalid = self.invalid_count();
+            self.say_what_the_ledger_holds(settings, client.base_url());
             self.mark_planned_not_sent(&format!(
                 "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
             ));

@@ -88,6 +88,41 @@ fn rows_appended_to_the_file_are_the_only_ones_sent() {
 }
 
 #[test]
+fn rows_already_imported_stay_so_when_an_invalid_row_stops_the_run() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows("inv", 1..4, true));
+    let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let first_rows = rig.report("runs.report.csv");
+
+    // The file gains a new valid row and a row without a title.
+    rig.append(
+        "runs.csv",
+        format!("{}, {PROJECT},INV-009\n", generated_rows("inv", 4..5, false)),
+    );
+    let second = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
+    assert_eq!(second.code, 3, "{}", second.stderr);
+    assert!(second.stderr.contains("nothing was sent"), "{}", second.stderr);
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            [Outcome::AlreadyImported; 3].as_slice(),
+            &[Outcome::NotSent, Outcome::Invalid]
+        ]
+        .concat()
+    );
+    assert_eq!(ids(&rows[..3]), ids(&first_rows), "the earlier ids");
+    assert!(
+        rows[3].error.as_deref().is_some_and(|e| e.contains("--skip-invalid")),
+        "{:?}",
+        rows[3]
+    );
+    assert_eq!(rig.sandbox.stats().posts_received, 3, "nothing sent the second time");
+}
+
+#[test]
 fn after_a_sigkill_mid_run_no_row_is_created_twice() {
     const ROWS: usize = 40;
     const CONCURRENCY: usize = 4;
