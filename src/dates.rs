@@ -2048,16 +2048,22 @@ mod tests {
             "0",
             "+5",
         ] {
-            let err = text(value, Start, None, UTC).unwrap_err();
-            assert_eq!(
-                err,
-                DateError::BareNumber {
-                    value: value.to_owned()
-                },
-                "{value}"
-            );
+            let err = assert_bare_number(value);
             assert!(err.to_string().contains("cell formatted as a date"), "{err}");
         }
+    }
+
+    /// `value` read as a start date in UTC is the plain-number error; the error, for more.
+    fn assert_bare_number(value: &str) -> DateError {
+        let err = text(value, Start, None, UTC).unwrap_err();
+        assert_eq!(
+            err,
+            DateError::BareNumber {
+                value: value.to_owned()
+            },
+            "{value}"
+        );
+        err
     }
 
     /// An 8-digit value with a year and a month in it is taken for a basic date, and one
@@ -2079,14 +2085,7 @@ mod tests {
             );
         }
         for value in ["20241317", "20240017", "18991231", "10000000"] {
-            let err = text(value, Start, None, UTC).unwrap_err();
-            assert_eq!(
-                err,
-                DateError::BareNumber {
-                    value: value.to_owned()
-                },
-                "{value}"
-            );
+            assert_bare_number(value);
         }
     }
 
