@@ -159,6 +159,15 @@ struct Case {
     expect: Expect,
 }
 
+/// `--timeout` where requests that never answer must run into it (`slow`, `mixed`; the
+/// `slow` case's error names it): a thousand times what an answer takes on loopback, so
+/// that on a loaded machine, or one whose CPUs are taken away for a second or two, no
+/// other request meets it. At 1 s, an ordinary answer held up by such a stall timed out
+/// too: one `unknown` row more than faults, or an attempt the sandbox never received.
+const TIMED_OUT: &str = "5";
+/// `--timeout` where no request is meant to time out: far beyond any stall.
+const UNHURRIED: &str = "120";
+
 fn matrix_cases() -> Vec<Case> {
     let one = |name, fault_rule: FaultRule, timeout, expect| Case {
         name,
@@ -167,18 +176,20 @@ fn matrix_cases() -> Vec<Case> {
         timeout,
         expect,
     };
-    let slow = Fault::Slow(Duration::from_millis(3000));
+    // An answer that never comes while the run lasts: it misses `--timeout` however
+    // slowly the machine runs.
+    let slow = Fault::Slow(Duration::from_secs(3600));
     vec![
         one(
             "reset-before",
             fault(Fault::ResetBeforeRead, 0.4),
-            "5",
+            UNHURRIED,
             Expect::NotCreatedUnanswered,
         ),
         one(
             "reset-after",
             fault(Fault::ResetAfterRead, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: None,
                 error: "the connection failed after sending",
@@ -187,16 +198,16 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "slow",
             fault(slow.clone(), 0.4),
-            "1",
+            TIMED_OUT,
             Expect::CreatedUnanswered {
                 http_status: None,
-                error: "no answer within 1 s (--timeout); the run may exist",
+                error: "no answer within 5 s (--timeout); the run may exist",
             },
         ),
         one(
             "truncated",
             fault(Fault::TruncatedBody, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "the answer's body could not be read",
@@ -205,7 +216,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "non-json",
             fault(Fault::NonJson, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "HTTP 200 but the body holds no test run id, so the run may exist",
@@ -214,7 +225,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "no-id",
             fault(Fault::OkWithoutId, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "HTTP 200 but the body holds no test run id, so the run may exist",
@@ -223,7 +234,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "error-after",
             fault(Fault::ErrorAfterCreate, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(500),
                 error: "HTTP 500: Internal Server Error; the run may exist",
@@ -232,27 +243,27 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "retry-after",
             fault(Fault::RetryAfterSeconds(1), 0.3),
-            "5",
+            UNHURRIED,
             Expect::RetriedUntilCreated,
         ),
         one(
             "retry-after-date",
             fault(Fault::RetryAfterDate(1), 0.3),
-            "5",
+            UNHURRIED,
             Expect::RetriedUntilCreated,
         ),
         Case {
             name: "fail-rate 503",
             fail_rate: 0.3,
             faults: Vec::new(),
-            timeout: "5",
+            timeout: UNHURRIED,
             expect: Expect::RetriedUntilCreated,
         },
         Case {
             name: "redirect",
             fail_rate: 0.0,
             faults: vec![None],
-            timeout: "5",
+            timeout: UNHURRIED,
             expect: Expect::Redirect,
         },
         Case {
@@ -272,7 +283,7 @@ fn matrix_cases() -> Vec<Case> {
             .into_iter()
             .map(|f| Some(fault(f, 0.06)))
             .collect(),
-            timeout: "1",
+            timeout: TIMED_OUT,
             expect: Expect::Mixed,
         },
     ]
