@@ -796,6 +796,53 @@ fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries()
     }
 }
 
+/// A service whose connections hang, as behind a firewall that drops the packets (here a
+/// listener whose queue is full, so the kernel drops each new connection's first packet):
+/// no connection is ever made, so nothing was sent. The connection's own timeout, half of
+/// `--timeout`, says so before the request's would call the row `unknown`: the row is
+/// `failed`, certainly not created, and the run stops as for a refused connection.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_service_whose_connections_hang_is_unreachable_and_its_rows_not_unknown() {
+    let rig = Rig::new();
+    let (listener, addr) = rig.rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind("127.0.0.1:0".parse().expect("an address")).expect("bind");
+        // Backlog 0: one connection waiting to be accepted fills the queue.
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("its address");
+        (listener, addr)
+    });
+    // Never accepted: it keeps the queue full while the binary runs.
+    let _queued = std::net::TcpStream::connect(addr).expect("the first connection is queued");
+    rig.write("runs.csv", rows_csv("hang", 3));
+    let mut cmd = rig.import(&format!("http://{addr}/api/v1"), "runs.csv", Some(KEY));
+    // 4 s for the connection, 8 s for the request: a margin no stall reaches.
+    cmd.args(["--timeout", "8", "--max-retries", "0", "--concurrency", "1"]);
+    cmd.args(["--summary-json", "summary.json"]);
+    let out = run(cmd);
+    drop(listener);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(
+        out.stderr.contains(&format!(
+            "error: no connection to http://{addr}/api/v1 could be made (could not connect"
+        )),
+        "{}",
+        out.stderr
+    );
+    let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("--summary-json holds JSON");
+    assert_eq!(summary["requests_sent"], 0, "{summary:#}");
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<(Outcome, u32)> = rows.iter().map(|r| (r.outcome, r.attempts)).collect();
+    assert_eq!(
+        outcomes,
+        [(Outcome::Failed, 1), (Outcome::NotSent, 0), (Outcome::NotSent, 0)],
+        "{rows:#?}"
+    );
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("could not connect"), "{error}");
+}
+
 /// A service that answers, even if only with refusals, is there: nothing is stopped,
 /// each row keeps its own retries and outcome, and the exit code is 1, not 2.
 #[test]
