@@ -760,15 +760,22 @@ fn an_answer_too_large_to_read_is_not_read_and_the_row_is_unknown() {
 #[test]
 fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries() {
     let rig = Rig::new();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("its address").port()
-    };
+    // A port held by a socket that is bound but does not listen: connections to it are
+    // refused, and while it is held no other server (another test's, another program's)
+    // can take it, nor can an outgoing connection use it as its own port. A port bound and
+    // let go at once could be taken before the binary tried it.
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.bind("127.0.0.1:0".parse().expect("an address")).expect("bind");
+    let port = held.local_addr().expect("its address").port();
     rig.write("runs.csv", rows_csv("down", 30));
     let mut cmd = rig.import(&format!("http://127.0.0.1:{port}/api/v1"), "runs.csv", Some(KEY));
-    cmd.args(["--max-retries", "2", "--timeout", "2", "--concurrency", "2"]);
+    // The default --timeout: nothing here is about timeouts. With `--timeout 2`, a machine
+    // stalled for 2 s mid-attempt turned the refused connection into a request timeout,
+    // and the row into `unknown`.
+    cmd.args(["--max-retries", "2", "--concurrency", "2"]);
     cmd.args(["--summary-json", "summary.json"]);
     let out = run(cmd);
+    drop(held);
     assert_eq!(out.code, 2, "{}", out.streams());
     // Connections never made sent nothing: the summary does not count them as requests.
     let summary: serde_json::Value =
