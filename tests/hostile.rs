@@ -1345,16 +1345,9 @@ fn the_key_is_in_no_file_and_no_output_whatever_happens() {
     let key_file = keys.path().join("key.txt");
     std::fs::write(&key_file, format!("{KEY}\n")).expect("write the key file");
 
-    let common = [
-        "--skip-invalid",
-        "--max-retries",
-        "2",
-        "--timeout",
-        "5",
-        "--rate",
-        "50",
-        "--summary-json",
-    ];
+    // No fault here hangs, so no short --timeout: a stalled machine could otherwise time
+    // out `GET /users` and its retries, and the run would stop (exit 2).
+    let common = ["--skip-invalid", "--max-retries", "2", "--rate", "50", "--summary-json"];
     let variants: [(&str, &[&str], Option<&str>); 5] = [
         (
             "plain",
