@@ -223,6 +223,18 @@ pub struct User {
     pub last_name: Option<String>,
 }
 
+/// The longest a connection may take to be made: half of `--timeout`, 10 s at most.
+///
+/// It must run out before the request's own timeout. A connection that cannot be made (a
+/// host or firewall that drops the packets) then ends as a connect error: nothing was
+/// sent, so the row is retried, and the run stops as for a refused connection if nothing
+/// ever answers. At the request's full timeout instead, reqwest reports the request's
+/// timeout, which cannot tell an unmade connection from an unanswered request, so every
+/// row became `unknown` ("the run may exist") though nothing had left this machine.
+fn connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 2).min(Duration::from_secs(10))
+}
+
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
@@ -243,7 +255,7 @@ impl ApiClient {
             // POST turned into a GET creates nothing while looking like success.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .connect_timeout(connect_timeout(timeout))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ApiError::Client(error_chain(&e)))?;
@@ -1094,5 +1106,16 @@ mod tests {
         assert_eq!(format!("{key:?}"), "ApiKey(***)");
         assert_eq!(key.expose(), "s3cret");
         assert!(ApiKey::new("  ").is_none());
+    }
+
+    #[test]
+    fn a_connection_gets_half_the_timeout_and_10_s_at_most() {
+        let secs = Duration::from_secs_f64;
+        assert_eq!(connect_timeout(secs(30.0)), secs(10.0));
+        assert_eq!(connect_timeout(secs(8.0)), secs(4.0));
+        assert_eq!(connect_timeout(secs(0.5)), secs(0.25));
+        for t in [0.1, 1.0, 10.0, 20.0, 300.0] {
+            assert!(connect_timeout(secs(t)) < secs(t), "{t}");
+        }
     }
 }

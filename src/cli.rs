@@ -161,7 +161,7 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub allow_insecure: bool,
 
-    /// Per-request timeout in seconds.
+    /// Per-request timeout in seconds; making the connection may take half of it, 10 s at most.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 

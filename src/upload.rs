@@ -658,9 +658,12 @@ mod tests {
         pacer.on_rate_limited(before + LIMIT_WINDOW, None);
         assert_eq!(pacer.rate(), 15.0);
         // Refusals of requests sent before the slow-down, or within one window of it,
-        // change nothing: the window still held the faster ones.
+        // change nothing: the window still held the faster ones. (Measured from the
+        // slow-down itself, not from now: a test thread held up for half a second would
+        // otherwise send this one a whole window after it.)
+        let slowed_at = pacer.state.lock().unwrap().slowed_at;
         pacer.on_rate_limited(before, None);
-        pacer.on_rate_limited(Instant::now() + LIMIT_WINDOW / 2, None);
+        pacer.on_rate_limited(slowed_at + LIMIT_WINDOW / 2, None);
         assert_eq!(pacer.rate(), 15.0);
         // One sent a whole window after it was refused at the new pace: slow down again.
         pacer.on_rate_limited(Instant::now() + LIMIT_WINDOW, None);
@@ -668,8 +671,9 @@ mod tests {
         {
             let mut s = pacer.state.lock().unwrap();
             s.changed_at = Instant::now() - Duration::from_secs(2);
-            // Within a second of a refusal (counted or not), no climb.
-            s.refused_at = Some(Instant::now());
+            // Within a second of a refusal (counted or not), no climb. (Dated a minute
+            // ahead, it stays within the second however long this thread is held up.)
+            s.refused_at = Some(Instant::now() + Duration::from_secs(60));
         }
         pacer.on_success();
         assert_eq!(pacer.rate(), 11.25);

@@ -18,7 +18,7 @@ use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, Sandb
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use common::{Output, PROJECT, bare_command, read_csv_report, run};
+use common::{Output, PROJECT, bare_command, read_csv_report, run, wait_until};
 
 /// Unlike anything else a run could print, so finding it anywhere is a leak.
 const KEY: &str = "tsk_live_Zq8x3Hc1-hostile-7e5b2a9d";
@@ -159,6 +159,15 @@ struct Case {
     expect: Expect,
 }
 
+/// `--timeout` where requests that never answer must run into it (`slow`, `mixed`; the
+/// `slow` case's error names it): a thousand times what an answer takes on loopback, so
+/// that on a loaded machine, or one whose CPUs are taken away for a second or two, no
+/// other request meets it. At 1 s, an ordinary answer held up by such a stall timed out
+/// too: one `unknown` row more than faults, or an attempt the sandbox never received.
+const TIMED_OUT: &str = "5";
+/// `--timeout` where no request is meant to time out: far beyond any stall.
+const UNHURRIED: &str = "120";
+
 fn matrix_cases() -> Vec<Case> {
     let one = |name, fault_rule: FaultRule, timeout, expect| Case {
         name,
@@ -167,18 +176,20 @@ fn matrix_cases() -> Vec<Case> {
         timeout,
         expect,
     };
-    let slow = Fault::Slow(Duration::from_millis(3000));
+    // An answer that never comes while the run lasts: it misses `--timeout` however
+    // slowly the machine runs.
+    let slow = Fault::Slow(Duration::from_secs(3600));
     vec![
         one(
             "reset-before",
             fault(Fault::ResetBeforeRead, 0.4),
-            "5",
+            UNHURRIED,
             Expect::NotCreatedUnanswered,
         ),
         one(
             "reset-after",
             fault(Fault::ResetAfterRead, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: None,
                 error: "the connection failed after sending",
@@ -187,16 +198,16 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "slow",
             fault(slow.clone(), 0.4),
-            "1",
+            TIMED_OUT,
             Expect::CreatedUnanswered {
                 http_status: None,
-                error: "no answer within 1 s (--timeout); the run may exist",
+                error: "no answer within 5 s (--timeout); the run may exist",
             },
         ),
         one(
             "truncated",
             fault(Fault::TruncatedBody, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "the answer's body could not be read",
@@ -205,7 +216,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "non-json",
             fault(Fault::NonJson, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "HTTP 200 but the body holds no test run id, so the run may exist",
@@ -214,7 +225,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "no-id",
             fault(Fault::OkWithoutId, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(200),
                 error: "HTTP 200 but the body holds no test run id, so the run may exist",
@@ -223,7 +234,7 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "error-after",
             fault(Fault::ErrorAfterCreate, 0.4),
-            "5",
+            UNHURRIED,
             Expect::CreatedUnanswered {
                 http_status: Some(500),
                 error: "HTTP 500: Internal Server Error; the run may exist",
@@ -232,27 +243,27 @@ fn matrix_cases() -> Vec<Case> {
         one(
             "retry-after",
             fault(Fault::RetryAfterSeconds(1), 0.3),
-            "5",
+            UNHURRIED,
             Expect::RetriedUntilCreated,
         ),
         one(
             "retry-after-date",
             fault(Fault::RetryAfterDate(1), 0.3),
-            "5",
+            UNHURRIED,
             Expect::RetriedUntilCreated,
         ),
         Case {
             name: "fail-rate 503",
             fail_rate: 0.3,
             faults: Vec::new(),
-            timeout: "5",
+            timeout: UNHURRIED,
             expect: Expect::RetriedUntilCreated,
         },
         Case {
             name: "redirect",
             fail_rate: 0.0,
             faults: vec![None],
-            timeout: "5",
+            timeout: UNHURRIED,
             expect: Expect::Redirect,
         },
         Case {
@@ -272,7 +283,7 @@ fn matrix_cases() -> Vec<Case> {
             .into_iter()
             .map(|f| Some(fault(f, 0.06)))
             .collect(),
-            timeout: "1",
+            timeout: TIMED_OUT,
             expect: Expect::Mixed,
         },
     ]
@@ -603,10 +614,11 @@ fn check_case(
 // ---------------------------------------------------------------------------------------
 // Redirects and the Authorization header.
 
-/// A TCP listener on 127.0.0.1 that accepts and keeps whatever arrives.
+/// A TCP listener on 127.0.0.1 that notes every connection it accepts.
 struct Recorder {
     base_url: String,
-    received: Arc<Mutex<Vec<Vec<u8>>>>,
+    addr: std::net::SocketAddr,
+    accepted: Arc<Mutex<Vec<std::net::SocketAddr>>>,
 }
 
 impl Recorder {
@@ -616,34 +628,35 @@ impl Recorder {
             .block_on(TcpListener::bind("127.0.0.1:0"))
             .expect("bind a recorder");
         let addr = listener.local_addr().expect("its address");
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let seen = received.clone();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let noted = accepted.clone();
         rig.rt.spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let mut bytes = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    // Whatever comes in the first moments is enough to prove a leak.
-                    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await
-                    {
-                        if n == 0 {
-                            break;
-                        }
-                        bytes.extend_from_slice(&buf[..n]);
-                    }
-                    seen.lock().expect("the recorder's lock").push(bytes);
-                });
+            // A connection at all is the failure: what it would carry does not matter.
+            while let Ok((_stream, peer)) = listener.accept().await {
+                noted.lock().expect("the recorder's lock").push(peer);
             }
         });
         Recorder {
             base_url: format!("http://{addr}/api/v1"),
-            received,
+            addr,
+            accepted,
         }
     }
 
-    fn connections(&self) -> usize {
-        self.received.lock().expect("the recorder's lock").len()
+    /// How many connections were made to it before this call. A listener is handed its
+    /// connections in the order they were made, so once one made now has been accepted,
+    /// every earlier one has been too: a count, not a guess at how long a stray connection
+    /// takes to show up.
+    fn connections_so_far(&self) -> usize {
+        let probe = std::net::TcpStream::connect(self.addr).expect("connect to the recorder");
+        let mine = probe.local_addr().expect("its address");
+        let mut before = None;
+        wait_until("the recorder to accept the probe", || {
+            let accepted = self.accepted.lock().expect("the recorder's lock");
+            before = accepted.iter().position(|peer| *peer == mine);
+            before.is_some()
+        });
+        before.unwrap_or_default()
     }
 }
 
@@ -691,9 +704,7 @@ fn a_redirect_to_another_host_stops_the_run_and_that_host_hears_nothing() {
     );
     assert!(sandbox.runs().is_empty());
     assert_eq!(sandbox.stats().posts_received, 1);
-    // Give a stray connection time to be accepted before counting.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(other.connections(), 0, "the other host was contacted");
+    assert_eq!(other.connections_so_far(), 0, "the other host was contacted");
 }
 
 /// A service whose answer to a create never ends (chunks of 1 MB, streamed): the body is
@@ -749,15 +760,22 @@ fn an_answer_too_large_to_read_is_not_read_and_the_row_is_unknown() {
 #[test]
 fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries() {
     let rig = Rig::new();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("its address").port()
-    };
+    // A port held by a socket that is bound but does not listen: connections to it are
+    // refused, and while it is held no other server (another test's, another program's)
+    // can take it, nor can an outgoing connection use it as its own port. A port bound and
+    // let go at once could be taken before the binary tried it.
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.bind("127.0.0.1:0".parse().expect("an address")).expect("bind");
+    let port = held.local_addr().expect("its address").port();
     rig.write("runs.csv", rows_csv("down", 30));
     let mut cmd = rig.import(&format!("http://127.0.0.1:{port}/api/v1"), "runs.csv", Some(KEY));
-    cmd.args(["--max-retries", "2", "--timeout", "2", "--concurrency", "2"]);
+    // The default --timeout: nothing here is about timeouts. With `--timeout 2`, a machine
+    // stalled for 2 s mid-attempt turned the refused connection into a request timeout,
+    // and the row into `unknown`.
+    cmd.args(["--max-retries", "2", "--concurrency", "2"]);
     cmd.args(["--summary-json", "summary.json"]);
     let out = run(cmd);
+    drop(held);
     assert_eq!(out.code, 2, "{}", out.streams());
     // Connections never made sent nothing: the summary does not count them as requests.
     let summary: serde_json::Value =
@@ -783,6 +801,53 @@ fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries()
         assert!(error.starts_with("could not connect"), "{error}");
         assert_eq!(row.http_status, None);
     }
+}
+
+/// A service whose connections hang, as behind a firewall that drops the packets (here a
+/// listener whose queue is full, so the kernel drops each new connection's first packet):
+/// no connection is ever made, so nothing was sent. The connection's own timeout, half of
+/// `--timeout`, says so before the request's would call the row `unknown`: the row is
+/// `failed`, certainly not created, and the run stops as for a refused connection.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_service_whose_connections_hang_is_unreachable_and_its_rows_not_unknown() {
+    let rig = Rig::new();
+    let (listener, addr) = rig.rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind("127.0.0.1:0".parse().expect("an address")).expect("bind");
+        // Backlog 0: one connection waiting to be accepted fills the queue.
+        let listener = socket.listen(0).expect("listen");
+        let addr = listener.local_addr().expect("its address");
+        (listener, addr)
+    });
+    // Never accepted: it keeps the queue full while the binary runs.
+    let _queued = std::net::TcpStream::connect(addr).expect("the first connection is queued");
+    rig.write("runs.csv", rows_csv("hang", 3));
+    let mut cmd = rig.import(&format!("http://{addr}/api/v1"), "runs.csv", Some(KEY));
+    // 4 s for the connection, 8 s for the request: a margin no stall reaches.
+    cmd.args(["--timeout", "8", "--max-retries", "0", "--concurrency", "1"]);
+    cmd.args(["--summary-json", "summary.json"]);
+    let out = run(cmd);
+    drop(listener);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(
+        out.stderr.contains(&format!(
+            "error: no connection to http://{addr}/api/v1 could be made (could not connect"
+        )),
+        "{}",
+        out.stderr
+    );
+    let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("--summary-json holds JSON");
+    assert_eq!(summary["requests_sent"], 0, "{summary:#}");
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<(Outcome, u32)> = rows.iter().map(|r| (r.outcome, r.attempts)).collect();
+    assert_eq!(
+        outcomes,
+        [(Outcome::Failed, 1), (Outcome::NotSent, 0), (Outcome::NotSent, 0)],
+        "{rows:#?}"
+    );
+    let error = rows[0].error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("could not connect"), "{error}");
 }
 
 /// A service that answers, even if only with refusals, is there: nothing is stopped,
@@ -1280,16 +1345,9 @@ fn the_key_is_in_no_file_and_no_output_whatever_happens() {
     let key_file = keys.path().join("key.txt");
     std::fs::write(&key_file, format!("{KEY}\n")).expect("write the key file");
 
-    let common = [
-        "--skip-invalid",
-        "--max-retries",
-        "2",
-        "--timeout",
-        "5",
-        "--rate",
-        "50",
-        "--summary-json",
-    ];
+    // No fault here hangs, so no short --timeout: a stalled machine could otherwise time
+    // out `GET /users` and its retries, and the run would stop (exit 2).
+    let common = ["--skip-invalid", "--max-retries", "2", "--rate", "50", "--summary-json"];
     let variants: [(&str, &[&str], Option<&str>); 5] = [
         (
             "plain",

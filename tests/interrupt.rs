@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
 use testsigma_import::model::Outcome;
-use testsigma_import::sandbox::SandboxOptions;
+use testsigma_import::sandbox::{Sandbox, SandboxOptions};
 
 const ROWS: usize = 30;
 
@@ -87,17 +87,20 @@ fn sigterm_is_an_interrupt_too() {
     interrupted_with("-TERM");
 }
 
-/// A second Ctrl-C does not wait for the answers in flight (here each takes 3 s), but
+/// A second Ctrl-C does not wait for the answers in flight (here they never come), but
 /// the run still ends with every row in the report, as valid JSON: the rows in flight
 /// `unknown` (they may exist), the rest `not_sent`; the next run does not resend them.
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
-    let rig = Rig::new(SandboxOptions {
-        latency: Duration::from_millis(3000),
+    // The first run's service never answers while the test lasts; the next run's answers
+    // at once, at the same address (the ledger is per address).
+    let rig = Rig::new(SandboxOptions::default());
+    let silent = rig.start_sandbox(SandboxOptions {
+        latency: Duration::from_secs(3600),
         ..SandboxOptions::default()
     });
     rig.write("runs.csv", generated_rows("int2", 0..12, true));
-    let mut cmd = rig.import("runs.csv", Some("key"));
+    let mut cmd = rig.import_into(&silent, "runs.csv", Some("key"));
     cmd.args([
         "--rate",
         "20",
@@ -110,8 +113,9 @@ fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
     ]);
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().expect("the binary starts");
-    wait_until("two requests in flight", || rig.sandbox.stats().posts_received >= 2);
+    let mut child = cmd.spawn().expect("the binary starts");
+    let mut stderr = StderrLines::of(&mut child);
+    wait_until("two requests in flight", || silent.stats().posts_received >= 2);
     let interrupt = || {
         let status = std::process::Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -120,10 +124,15 @@ fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
         assert!(status.success());
     };
     interrupt();
-    std::thread::sleep(Duration::from_millis(200));
+    // Not a pause: two signals that reach a process before it has handled the first are
+    // one signal, and the run would wait for its answers.
+    stderr.wait_for("interrupted: no new requests");
     interrupt();
+    wait_until("the run to end after the second Ctrl-C", || {
+        child.try_wait().expect("the child can be waited for").is_some()
+    });
     let out = child.wait_with_output().expect("the binary ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = stderr.all();
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("stopping at once"), "{stderr}");
 
@@ -134,7 +143,7 @@ fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
     let outcome = |r: &serde_json::Value| r["outcome"].as_str().unwrap_or("").to_owned();
     let unknown = rows.iter().filter(|r| outcome(r) == "unknown").count();
     let not_sent = rows.iter().filter(|r| outcome(r) == "not_sent").count();
-    // Had it waited for their answers, they would be `created`.
+    // Had it waited for their answers, they would have run into --timeout instead.
     assert_eq!(unknown, 2, "the two in flight: {report:#}");
     for row in rows.iter().filter(|r| outcome(r) == "unknown") {
         assert_eq!(
@@ -145,13 +154,69 @@ fn a_second_ctrl_c_stops_at_once_and_still_reports_every_row() {
     assert_eq!(not_sent, 10, "{report:#}");
 
     // The rows given up on may exist: the next run does not send them again.
-    let mut again = rig.import("runs.csv", Some("key"));
+    let answering = swap(&rig, silent, SandboxOptions::default());
+    let mut again = rig.import_into(&answering, "runs.csv", Some("key"));
     again.args(["--rate", "50", "--state", "s.jsonl"]);
     let out = run(again);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let rows = rig.report("runs.report.csv");
     assert_eq!(count(&rows, Outcome::Unknown), 2, "{rows:#?}");
     assert_eq!(count(&rows, Outcome::Created), 10, "{rows:#?}");
+    assert_eq!(answering.stats().posts_received, 10);
+}
+
+/// `old` stops, and a sandbox with `opts` starts on its port.
+fn swap(rig: &Rig, old: Sandbox, opts: SandboxOptions) -> Sandbox {
+    let port = old.addr().port();
+    rig.rt.block_on(old.shutdown());
+    rig.rt
+        .block_on(Sandbox::start(opts, port))
+        .expect("the port is free again")
+}
+
+/// A child's stderr, read line by line as it comes, so a test can wait for a line.
+struct StderrLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl StderrLines {
+    fn of(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines {
+            lines,
+            seen: Vec::new(),
+            reader,
+        }
+    }
+
+    /// Waits (bounded, like `wait_until`) for a line that starts with `start`.
+    fn wait_for(&mut self, start: &str) {
+        while !self.seen.iter().any(|l| l.starts_with(start)) {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => self.seen.push(line),
+                Err(e) => panic!("no line {start:?} on stderr ({e}):\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Everything, once the child has ended.
+    fn all(mut self) -> String {
+        self.reader.join().expect("the stderr reader");
+        self.seen.extend(self.lines.try_iter());
+        self.seen.join("\n")
+    }
 }
 
 /// A row waiting out a long `Retry-After` is not in flight: it was refused, so one SIGTERM
