@@ -3,9 +3,9 @@
 
 use std::io::{self, Cursor, Read};
 
-use csv::ByteRecord;
 use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
+use super::records::{Record, RecordReader, RecordTooLong};
 use super::{CellText, Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::model::{Cell, SourceRow};
 
@@ -36,8 +36,8 @@ pub(super) struct DelimitedSource {
     max_cell_bytes: usize,
     max_columns: usize,
     headers: Vec<String>,
-    reader: csv::Reader<Tracker>,
-    record: ByteRecord,
+    reader: RecordReader,
+    record: Record,
     rows: RowCounter,
     text: CellText,
 }
@@ -79,8 +79,8 @@ impl DelimitedSource {
             max_cell_bytes: opts.max_cell_bytes,
             max_columns: opts.max_columns,
             headers: Vec::new(),
-            reader: csv_reader(stream, plan.delimiter),
-            record: ByteRecord::new(),
+            reader: RecordReader::new(stream, plan.delimiter),
+            record: Record::default(),
             rows: RowCounter::default(),
             text: CellText::default(),
         };
@@ -142,23 +142,20 @@ impl DelimitedSource {
             .saturating_mul(2)
             .saturating_mul(columns.max(1) as u64)
             .saturating_add(RECORD_SLACK);
-        self.reader.get_mut().cap = cap;
+        self.reader.cap = cap;
     }
 
     /// Reads the next record into `self.record` and returns its spreadsheet row number.
     fn read_record(&mut self) -> Result<Option<usize>, SourceError> {
-        match self.reader.read_byte_record(&mut self.record) {
+        match self.reader.read_record(&mut self.record) {
             Ok(true) => {}
             Ok(false) => return Ok(None),
-            Err(err) => return Err(self.csv_error(err)),
+            Err(err) => return Err(self.read_failed(err)),
         }
-        let end = self.reader.position();
-        let (line, byte) = (end.line(), end.byte());
-        let tracker = self.reader.get_mut();
-        let start = tracker.record_start;
-        let ended_by_lf = byte > 0 && tracker.byte_at(byte - 1) == Some(b'\n');
-        let ended_by_eof = tracker.at_eof && byte == tracker.offset;
-        tracker.mark(byte);
+        let line = self.reader.line();
+        let start = self.reader.record_start();
+        let ended_by_lf = self.reader.ended_by_lf();
+        let ended_by_eof = self.reader.ended_by_eof();
         // Most records have no newline inside a field; the memchr crate's search is SIMD,
         // where the standard library's `contains` looked at a word at a time.
         let bytes = self.record.as_slice();
@@ -244,18 +241,12 @@ impl DelimitedSource {
         Ok(true)
     }
 
-    fn csv_error(&self, err: csv::Error) -> SourceError {
+    fn read_failed(&self, err: io::Error) -> SourceError {
         let row = self.rows.last_row + 1;
-        match err.into_kind() {
-            csv::ErrorKind::Io(source) if source.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>()) => {
-                self.diagnose_runaway(row)
-            }
-            csv::ErrorKind::Io(source) => read_error(&self.name, row, source),
-            other => read_error(
-                &self.name,
-                row,
-                io::Error::new(io::ErrorKind::InvalidData, format!("{other:?}")),
-            ),
+        if err.get_ref().is_some_and(|inner| inner.is::<RecordTooLong>()) {
+            self.diagnose_runaway(row)
+        } else {
+            read_error(&self.name, row, err)
         }
     }
 }
@@ -298,13 +289,13 @@ impl DelimitedSource {
     /// was never closed. Only on this error path, the record is read again from its start
     /// to tell which, so the message sends the user to the right fix.
     fn diagnose_runaway(&self, row: usize) -> SourceError {
-        let cap = self.reader.get_ref().cap;
+        let cap = self.reader.cap;
         let runaway = SourceError::RunawayRecord {
             name: self.name.clone(),
             at: Location::row(row, false),
             limit: cap,
         };
-        let Some((lexer, _)) = self.lex_again(self.reader.get_ref().record_start, cap) else {
+        let Some((lexer, _)) = self.lex_again(self.reader.record_start(), cap) else {
             return runaway;
         };
         if lexer.in_quotes || lexer.field_bytes <= self.max_cell_bytes as u64 {
@@ -412,18 +403,10 @@ impl RowSource for DelimitedSource {
 
     fn rewind(&mut self) -> Result<(), SourceError> {
         let stream = text_stream(&self.input, self.plan, &self.name)?;
-        self.reader = csv_reader(stream, self.plan.delimiter);
+        self.reader = RecordReader::new(stream, self.plan.delimiter);
         self.rows = RowCounter::default();
         self.read_headers()
     }
-}
-
-fn csv_reader(stream: Box<dyn Read + Send>, delimiter: u8) -> csv::Reader<Tracker> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(Tracker::new(stream))
 }
 
 /// The input from its first character, as UTF-8 bytes, byte-order mark removed.
@@ -585,111 +568,6 @@ impl RowCounter {
         self.last_row = row;
         row
     }
-}
-
-/// The reader handed to the CSV parser: remembers the last chunk so the byte that
-/// ended a record can be looked up, and refuses to read on when one record grows
-/// past `cap` bytes.
-struct Tracker {
-    inner: Box<dyn Read + Send>,
-    /// Bytes handed out so far.
-    offset: u64,
-    chunk: Vec<u8>,
-    chunk_start: u64,
-    before_chunk: Option<u8>,
-    since_mark: u64,
-    cap: u64,
-    /// Where the record being read starts (the end of the last one).
-    record_start: u64,
-    /// The input has ended.
-    at_eof: bool,
-}
-
-#[derive(Debug)]
-struct RecordTooLong;
-
-impl std::fmt::Display for RecordTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("record too long")
-    }
-}
-
-impl std::error::Error for RecordTooLong {}
-
-impl Tracker {
-    fn new(inner: Box<dyn Read + Send>) -> Tracker {
-        Tracker {
-            inner,
-            offset: 0,
-            chunk: Vec::new(),
-            chunk_start: 0,
-            before_chunk: None,
-            since_mark: 0,
-            cap: u64::MAX,
-            record_start: 0,
-            at_eof: false,
-        }
-    }
-
-    /// The parser reads a new chunk only once it has used up the last one, so any
-    /// consumed position is inside the current chunk or just before it.
-    fn byte_at(&self, position: u64) -> Option<u8> {
-        if position >= self.chunk_start {
-            usize::try_from(position - self.chunk_start)
-                .ok()
-                .and_then(|i| self.chunk.get(i).copied())
-        } else if position + 1 == self.chunk_start {
-            self.before_chunk
-        } else {
-            None
-        }
-    }
-
-    /// A record ended at `consumed`; what was read past it belongs to the next one.
-    fn mark(&mut self, consumed: u64) {
-        self.record_start = consumed;
-        self.since_mark = self.offset.saturating_sub(consumed);
-    }
-}
-
-impl Read for Tracker {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.since_mark > self.cap {
-            return Err(io::Error::other(RecordTooLong));
-        }
-        // The CSV parser drops a UTF-8 byte-order mark only when its first chunk holds all
-        // of it, and takes a first chunk that is nothing else for the end of the input. A
-        // decoder may hand out just those 3 bytes first, and only on one of the two passes.
-        let n = if self.offset == 0 {
-            read_full(&mut self.inner, buf)?
-        } else {
-            self.inner.read(buf)?
-        };
-        self.at_eof = n == 0 && !buf.is_empty();
-        if n > 0 {
-            self.before_chunk = self.chunk.last().copied();
-            self.chunk.clear();
-            self.chunk.extend_from_slice(&buf[..n]);
-            self.chunk_start = self.offset;
-            self.offset += n as u64;
-            self.since_mark += n as u64;
-        }
-        Ok(n)
-    }
-}
-
-/// Reads until `buf` is full or the input ends.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(filled)
 }
 
 /// Streams any encoding_rs encoding out as UTF-8, a buffer at a time.

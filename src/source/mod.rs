@@ -3,6 +3,7 @@
 
 mod delimited;
 pub mod prefetch;
+mod records;
 mod workbook;
 
 use std::fmt;
