@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod console;
 pub mod dates;
+mod first_rows;
 pub mod import;
 pub mod json;
 pub mod ledger;

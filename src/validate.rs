@@ -2,14 +2,14 @@
 //! nothing here touches files, the network or the terminal.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::BuildHasherDefault;
 
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, OrderFrom, TimestampUnit};
+use crate::first_rows::FirstRows;
 use crate::mapping::{ColumnMap, Field};
 use crate::model::{Cell, SourceRow, cell_ref, trim};
 
@@ -259,7 +259,7 @@ pub struct Validator {
     /// million ids as strings took 80 MB. Two different ids share a fingerprint with a
     /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
     /// a row whose id visibly differs: a false alarm, never a silent loss.
-    human_ids: HashMap<u64, u32, BuildHasherDefault<Fingerprinted>>,
+    human_ids: FirstRows,
     separators: Separators,
 }
 
@@ -306,7 +306,7 @@ impl Validator {
             is_workbook,
             start_order,
             end_order,
-            human_ids: HashMap::default(),
+            human_ids: FirstRows::default(),
             separators: Separators::new(&rules.list_separators),
             rules,
         }
@@ -412,7 +412,7 @@ impl Validator {
             rules: rules.clone(),
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
-            human_ids: HashMap::default(),
+            human_ids: FirstRows::default(),
             separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
@@ -530,6 +530,10 @@ impl Validator {
         let human_id = fields.text(Field::HumanId);
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
+        if let Some(fingerprint) = human_id_fingerprint {
+            // Looked up at the end of the row (`check_unique`): fetched meanwhile.
+            self.human_ids.prefetch(fingerprint);
+        }
         body.selection_type = match fields.text(Field::SelectionType) {
             None => "STATIC",
             Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
@@ -620,7 +624,7 @@ impl Validator {
             return result;
         };
         let number = u32::try_from(row.number).unwrap_or(u32::MAX);
-        let first = *self.human_ids.entry(fingerprint).or_insert(number);
+        let first = self.human_ids.first_or_insert(fingerprint, number);
         // A row whose columns have shifted keeps its one problem; its id still counts.
         if first != number && row.overflow.is_none() {
             let mut problems = Vec::new();
@@ -949,28 +953,6 @@ fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> 
         ColumnOrder::Unsettled(_) => {
             dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string())
         }
-    }
-}
-
-/// Hashes a key that is a fingerprint already (64 well-mixed bits) as itself: hashing
-/// it again with SipHash cost as much as the fingerprint.
-#[derive(Default)]
-struct Fingerprinted(u64);
-
-impl std::hash::Hasher for Fingerprinted {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used for a `u64` key; anything else is folded in, still correct.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
     }
 }
 
