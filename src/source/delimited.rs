@@ -156,14 +156,7 @@ impl DelimitedSource {
         let start = self.reader.record_start();
         let ended_by_lf = self.reader.ended_by_lf();
         let ended_by_eof = self.reader.ended_by_eof();
-        // Most records have no newline inside a field; the memchr crate's search is SIMD,
-        // where the standard library's `contains` looked at a word at a time.
-        let bytes = self.record.as_slice();
-        let embedded = if memchr::memchr(b'\n', bytes).is_some() {
-            memchr::memchr_iter(b'\n', bytes).count() as u64
-        } else {
-            0
-        };
+        let embedded = self.reader.embedded();
         let row = self.rows.next(line, embedded, ended_by_lf);
         // A quote never closed takes every later line into its cell, up to the end of the
         // file, and the rows on those lines would be lost without a word.

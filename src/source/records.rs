@@ -104,6 +104,8 @@ pub(super) struct RecordReader {
     content_start: u64,
     last_byte: Option<u8>,
     ended_by_eof: bool,
+    /// Line feeds inside the last record's fields.
+    embedded: u64,
     /// Most bytes one record may take from the input past its first field's start.
     pub cap: u64,
 }
@@ -132,6 +134,7 @@ impl RecordReader {
             content_start: 0,
             last_byte: None,
             ended_by_eof: false,
+            embedded: 0,
             cap: u64::MAX,
         }
     }
@@ -155,6 +158,11 @@ impl RecordReader {
     /// The last record was closed by the end of the input, not by a line end.
     pub fn ended_by_eof(&self) -> bool {
         self.ended_by_eof
+    }
+
+    /// The line feeds inside the last record's fields (quoted ones).
+    pub fn embedded(&self) -> u64 {
+        self.embedded
     }
 
     /// Reads the next record into `record`; `Ok(false)` at the end of the input.
@@ -188,7 +196,11 @@ impl RecordReader {
             match self.quick(record) {
                 Quick::Done { end, by_eof } => {
                     self.ended_by_eof = by_eof;
-                    self.consume(end - self.pos);
+                    // Every line feed read is in a field or ends the record: no need to
+                    // look at the bytes read again.
+                    let ended_by_lf = self.buf[end - 1] == b'\n' && !by_eof;
+                    self.embedded = newlines(record.as_slice());
+                    self.advance(end - self.pos, self.embedded + u64::from(ended_by_lf));
                     return Ok(true);
                 }
                 Quick::NeedMore => {
@@ -305,6 +317,7 @@ impl RecordReader {
                     self.ended_by_eof = input_done;
                     record.bytes.extend_from_slice(&self.core_out[..out]);
                     record.ends.extend_from_slice(&self.core_ends[..ends]);
+                    self.embedded = newlines(record.as_slice());
                     return Ok(true);
                 }
                 // Not reached: a record starts here. Said as the csv crate would say it.
@@ -315,12 +328,17 @@ impl RecordReader {
 
     /// Moves past `n` read bytes, counting their line feeds.
     fn consume(&mut self, n: usize) {
+        let lines = newlines(&self.buf[self.pos..self.pos + n]);
+        self.advance(n, lines);
+    }
+
+    /// Moves past `n` read bytes that hold `lines` line feeds.
+    fn advance(&mut self, n: usize, lines: u64) {
         if n == 0 {
             return;
         }
-        let read = &self.buf[self.pos..self.pos + n];
-        self.line += memchr::memchr_iter(b'\n', read).count() as u64;
-        self.last_byte = read.last().copied();
+        self.line += lines;
+        self.last_byte = Some(self.buf[self.pos + n - 1]);
         self.pos += n;
         self.byte += n as u64;
     }
@@ -357,6 +375,14 @@ impl RecordReader {
                 Err(err) => return Err(err),
             }
         }
+    }
+}
+
+/// Most fields hold no line feed: one search says so, where counting looks at every byte.
+fn newlines(bytes: &[u8]) -> u64 {
+    match memchr(b'\n', bytes) {
+        Some(first) => 1 + memchr::memchr_iter(b'\n', &bytes[first + 1..]).count() as u64,
+        None => 0,
     }
 }
 
@@ -413,6 +439,7 @@ mod tests {
         while reader.read_record(&mut record).unwrap_or_else(|e| panic!("{e}")) {
             let fields: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
             assert_eq!(fields.concat(), record.as_slice());
+            assert_eq!(reader.embedded(), newlines(record.as_slice()));
             let end = reader.byte as usize;
             assert_eq!(reader.ended_by_lf(), data[..end].last() == Some(&b'\n'), "{data:?}");
             // Closed by the input's end: nothing after it, and no line end closed it.
