@@ -652,6 +652,23 @@ fn row_error(problems: &[Problem]) -> String {
     problems.iter().map(Problem::in_row).collect::<Vec<_>>().join("; ")
 }
 
+/// Runs `pass` over the rows of `stage`. When a date column's order, taken from its first
+/// rows, is overturned by a later row, what the pass made is dropped and it runs once more
+/// over the input opened again, which learns each order from the whole column.
+fn read_again_if_overturned<T>(
+    read: &ReadSettings,
+    stage: &mut ReadStage,
+    mut pass: impl FnMut(&mut ReadStage) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match pass(stage) {
+        Err(e) if e.is::<OrdersOverturned>() => {
+            *stage = open_read_stage(read, &|_| {})?;
+            pass(stage)
+        }
+        result => result,
+    }
+}
+
 /// Runs `import`. Returns the exit code and rows; a setup error is an `Err`.
 pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
     let started = Instant::now();
@@ -679,25 +696,15 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         stage.settle_orders_early();
     }
     if settings.dry_run {
-        let result = match dry_run(&settings, stage, failed_path.clone(), started) {
-            Err(e) if e.is::<OrdersOverturned>() => {
-                // Every output is written anew, and the problems held back are not said.
-                let stage = open_read_stage(&settings.read, &|_| {}).map_err(said)?;
-                dry_run(&settings, stage, failed_path, started)
-            }
-            result => result,
-        };
+        // Every output is written anew on a second pass, and the problems held back are not said.
+        let result = read_again_if_overturned(&settings.read, &mut stage, |stage| {
+            dry_run(&settings, stage, failed_path.clone(), started)
+        });
         return result.map_err(said);
     }
 
     // Every row is read and validated before anything is sent.
-    let read = match read_all(&mut stage) {
-        Err(e) if e.is::<OrdersOverturned>() => {
-            stage = open_read_stage(&settings.read, &|_| {}).map_err(said)?;
-            read_all(&mut stage)
-        }
-        read => read,
-    };
+    let read = read_again_if_overturned(&settings.read, &mut stage, read_all);
     let ReadAll {
         count,
         rows,
@@ -793,14 +800,14 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
 
 fn dry_run(
     settings: &ImportSettings,
-    mut stage: ReadStage,
+    stage: &mut ReadStage,
     failed_path: Option<PathBuf>,
     started: Instant,
 ) -> anyhow::Result<ImportResult> {
     let format = ReportFormat::from_path(&settings.report);
     let mut writer = ReportWriter::create(&settings.report, format)?.flush_each_row(false);
     let mut plan = settings.plan.as_deref().map(open_plan).transpose()?;
-    let shape = failed_rows_shape(&settings.read, &stage);
+    let shape = failed_rows_shape(&settings.read, stage);
     let mut failed = FailedRowsWriter::new(failed_path, stage.headers.clone(), shape);
     let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
