@@ -27,18 +27,14 @@ pub fn read_all(source: &mut dyn RowSource, header_row: usize, budget: usize) ->
                 last = row.number;
                 out.push(Ok(row.clone()));
             }
+            // Every reading error ends the reading (a row whose columns have shifted is
+            // read, with its `overflow` set); it names a row after the header.
             Err(e) => {
-                let local = e.is_row_local();
                 if let Some(n) = e.row() {
-                    assert!(
-                        n > header_row || !local,
-                        "row-local error on row {n} at or above the header: {e}"
-                    );
+                    assert!(n > header_row, "an error on row {n}, at or above the header: {e}");
                 }
                 out.push(Err(e.to_string()));
-                if !local {
-                    break;
-                }
+                break;
             }
         }
     }
