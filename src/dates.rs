@@ -546,7 +546,7 @@ fn full_read(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Readi
 /// The forms most files hold, read straight from their bytes at fixed places:
 /// `2024-03-17`, `2024-03-17T09:30`, `2024-03-17 09:30:00`, either with `Z`; a Unix
 /// integer; `17.03.2024`; and `17/03/2024` when the column's order is known; the last
-/// two with a time (`09:30[:00]`) too.
+/// two with a time (`09:30[:00]`) too; and `17 Mar 2024` or `Mar 17, 2024`.
 /// `None` for every other text, and for these forms with anything out of range: then the
 /// full reading decides, and words the error. Where it answers, it answers as
 /// [`full_read`] does (a test holds it to that); it only skips the tokens.
@@ -558,6 +558,13 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
             MIN_UNIX_SECONDS..MIN_UNIX_MILLIS => Some(Reading::Unix(value as i64 * 1000)),
             _ => None,
         };
+    }
+    if let Some(date) = named_month_date(b) {
+        return Some(Reading::Wall {
+            date,
+            time: None,
+            offset: None,
+        });
     }
     let (date, rest) = match b {
         [_, _, _, _, b'-', _, _, b'-', _, _, rest @ ..] => {
@@ -603,6 +610,37 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
         time: Some(time),
         offset,
     })
+}
+
+/// `17 Mar 2024` or `Mar 17, 2024` (a one-digit day too), with the month's three-letter
+/// name in any case: the order of a named month is no question.
+fn named_month_date(b: &[u8]) -> Option<NaiveDate> {
+    let one_digit = |d: u8| d.is_ascii_digit().then(|| u32::from(d - b'0'));
+    let (day, month, year) = match b {
+        [d, b' ', m0, m1, m2, b' ', year @ ..] if year.len() == 4 => (one_digit(*d)?, [*m0, *m1, *m2], year),
+        [d0, d1, b' ', m0, m1, m2, b' ', year @ ..] if year.len() == 4 => {
+            (two_digits(&[*d0, *d1], 0)?, [*m0, *m1, *m2], year)
+        }
+        [m0, m1, m2, b' ', d, b',', b' ', year @ ..] if year.len() == 4 => (one_digit(*d)?, [*m0, *m1, *m2], year),
+        [m0, m1, m2, b' ', d0, d1, b',', b' ', year @ ..] if year.len() == 4 => {
+            (two_digits(&[*d0, *d1], 0)?, [*m0, *m1, *m2], year)
+        }
+        _ => return None,
+    };
+    let month = short_month(month)?;
+    calendar_date(two_digits(year, 0)? * 100 + two_digits(year, 2)?, month, day)
+}
+
+/// [`month_number`] of a three-byte word, by one compare per month.
+fn short_month(word: [u8; 3]) -> Option<u32> {
+    const NAMES: [&[u8; 3]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+    ];
+    if !word.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let lower = word.map(|b| b.to_ascii_lowercase());
+    NAMES.iter().position(|name| **name == lower).map(|i| i as u32 + 1)
 }
 
 /// The two ASCII digits at `at` as a number.
@@ -1434,7 +1472,28 @@ mod tests {
         let (mut answered, mut tried) = (0, 0);
         for _ in 0..200_000 {
             let pick = |rng: &mut StdRng, from: &[&'static str]| from[rng.random_range(0..from.len())];
-            let text = if rng.random_range(0..8) == 0 {
+            let text = if rng.random_range(0..6) == 0 {
+                // A month by name, before or after the day.
+                let day = pick(
+                    &mut rng,
+                    &["", "0", "1", "7", "07", "17", "29", "30", "31", "32", "123"],
+                );
+                let month = pick(
+                    &mut rng,
+                    &[
+                        "Mar", "mar", "MAR", "Feb", "Sep", "Sept", "March", "Foo", "Ma", "Mär", "Mon",
+                    ],
+                );
+                let (first, second) = (
+                    pick(&mut rng, &[" ", "  ", ",", "-"]),
+                    pick(&mut rng, &[" ", ", ", ","]),
+                );
+                let year = pick(&mut rng, &years);
+                match rng.random_range(0..2) {
+                    0 => format!("{day}{first}{month}{first}{year}"),
+                    _ => format!("{month}{first}{day}{second}{year}"),
+                }
+            } else if rng.random_range(0..8) == 0 {
                 // Integers around the Unix ranges' edges.
                 let digits = rng.random_range(7..=17);
                 let lead = pick(&mut rng, &["1", "2", "9", "0"]);
@@ -1490,6 +1549,22 @@ mod tests {
             answered > tried / 20,
             "only {answered} of {tried} texts were read by the short way"
         );
+    }
+
+    #[test]
+    fn short_month_names_are_read_as_month_number_reads_them() {
+        let mut bytes: Vec<u8> = (b'a'..=b'z').chain(b'A'..=b'Z').collect();
+        bytes.extend([b'0', b' ', b'-', b'.', 0xC3]);
+        for &a in &bytes {
+            for &b in &bytes {
+                for &c in &bytes {
+                    let word = [a, b, c];
+                    let want = std::str::from_utf8(&word).ok().and_then(month_number);
+                    assert_eq!(short_month(word), want, "{:?}", String::from_utf8_lossy(&word));
+                }
+            }
+        }
+        assert_eq!(short_month(*b"SEP"), Some(9));
     }
 
     /// 2024-03-17 09:30:00 UTC and the two ends of that day, in ms.
