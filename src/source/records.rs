@@ -5,8 +5,8 @@
 //! of the reading thread's time.
 //!
 //! A record of an unusual shape (text after a closing quote, a quote still open at the end
-//! of the input) is handed to `csv_core` itself, from its first byte, so such a record
-//! also reads as the csv crate reads it. A randomised test holds the two readers together:
+//! of the input), or one longer than a read of the input, is handed to `csv_core` itself,
+//! from its first byte, so such a record also reads as the csv crate reads it. A randomised test holds the two readers together:
 //! the same fields, line numbers and byte positions for every record.
 
 use std::io::{self, Read};
@@ -203,6 +203,10 @@ impl RecordReader {
                     self.advance(end - self.pos, self.embedded + u64::from(ended_by_lf));
                     return Ok(true);
                 }
+                // The quick reading starts again from the record's first byte after each
+                // refill, which for a record of many megabytes would be quadratic: one
+                // that outgrows a chunk is read on by csv_core, which keeps its place.
+                Quick::NeedMore if self.end - self.pos >= CHUNK => return self.with_core(record),
                 Quick::NeedMore => {
                     self.refill()?;
                 }
@@ -478,6 +482,21 @@ mod tests {
             for sizes in [vec![usize::MAX], vec![1], vec![2, 3]] {
                 assert_eq!(by_record_reader(data, b',', sizes), want, "{text:?}");
             }
+        }
+    }
+
+    #[test]
+    fn records_of_megabytes_read_as_the_csv_crate_reads_them() {
+        let big = "x".repeat(3 * 1024 * 1024 + 17);
+        for text in [
+            format!("a,b\n{big},\"q\"\nc,d\n"),
+            format!("a,b\n\"{big}\"\"{big}\",e\r\nc,d"),
+            format!("\"{big}\nstill open"),
+        ] {
+            let data = text.as_bytes();
+            let want = by_csv_crate(data, b',');
+            assert_eq!(by_record_reader(data, b',', vec![usize::MAX]), want);
+            assert_eq!(by_record_reader(data, b',', vec![4096, 777]), want);
         }
     }
 
