@@ -389,17 +389,18 @@ pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     // `17/03/2024` and `17/03/2024 09:30[:00]` most of all: read in place, when the rest
     // is plainly what the tokens would take (a short run of ASCII letters, digits, white
     // space and date punctuation, not running on from the year).
-    if let [a, aa, sep @ (b'/' | b'-'), b, bb, sep2, y, yy, yyy, yyyy, rest @ ..] = bytes
+    if let [_, _, sep @ (b'/' | b'-'), _, _, sep2, year @ ..] = bytes
+        && let [y, yy, yyy, yyyy, rest @ ..] = year
         && sep == sep2
-        && [a, aa, b, bb, y, yy, yyy, yyyy].iter().all(|d| d.is_ascii_digit())
+        && [y, yy, yyy, yyyy].iter().all(|d| d.is_ascii_digit())
+        && let (Some(first), Some(second)) = (two_digits(bytes, 0), two_digits(bytes, 3))
         && rest.len() <= 9
         && rest.first().is_none_or(|c| !c.is_ascii_digit())
         && rest
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || b"-/.:,+".contains(c))
     {
-        let number = |tens: u8, ones: u8| u64::from(tens - b'0') * 10 + u64::from(ones - b'0');
-        return Some((number(*a, *aa), number(*b, *bb)));
+        return Some((u64::from(first), u64::from(second)));
     }
     if bytes.first().is_some_and(u8::is_ascii_digit) {
         let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -592,13 +593,13 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
                 offset: None,
             });
         }
-        [b' ' | b'T', h, hh, b':', m, mm, rest @ ..] => {
-            let (hour, minute) = (two_digits(&[*h, *hh], 0)?, two_digits(&[*m, *mm], 0)?);
-            let (second, offset) = match rest {
+        [b' ' | b'T', _, _, b':', _, _, seconds @ ..] => {
+            let (hour, minute) = (two_digits(rest, 1)?, two_digits(rest, 4)?);
+            let (second, offset) = match seconds {
                 [] => (0, None),
                 [b'Z'] => (0, Some(0)),
-                [b':', s, ss] => (two_digits(&[*s, *ss], 0)?, None),
-                [b':', s, ss, b'Z'] => (two_digits(&[*s, *ss], 0)?, Some(0)),
+                [b':', _, _] => (two_digits(seconds, 1)?, None),
+                [b':', _, _, b'Z'] => (two_digits(seconds, 1)?, Some(0)),
                 _ => return None,
             };
             (NaiveTime::from_hms_opt(hour, minute, second)?, offset)
@@ -618,12 +619,10 @@ fn named_month_date(b: &[u8]) -> Option<NaiveDate> {
     let one_digit = |d: u8| d.is_ascii_digit().then(|| u32::from(d - b'0'));
     let (day, month, year) = match b {
         [d, b' ', m0, m1, m2, b' ', year @ ..] if year.len() == 4 => (one_digit(*d)?, [*m0, *m1, *m2], year),
-        [d0, d1, b' ', m0, m1, m2, b' ', year @ ..] if year.len() == 4 => {
-            (two_digits(&[*d0, *d1], 0)?, [*m0, *m1, *m2], year)
-        }
+        [_, _, b' ', m0, m1, m2, b' ', year @ ..] if year.len() == 4 => (two_digits(b, 0)?, [*m0, *m1, *m2], year),
         [m0, m1, m2, b' ', d, b',', b' ', year @ ..] if year.len() == 4 => (one_digit(*d)?, [*m0, *m1, *m2], year),
-        [m0, m1, m2, b' ', d0, d1, b',', b' ', year @ ..] if year.len() == 4 => {
-            (two_digits(&[*d0, *d1], 0)?, [*m0, *m1, *m2], year)
+        [m0, m1, m2, b' ', _, _, b',', b' ', year @ ..] if year.len() == 4 => {
+            (two_digits(b, 4)?, [*m0, *m1, *m2], year)
         }
         _ => return None,
     };
