@@ -18,6 +18,9 @@ use memchr::{memchr, memchr3};
 /// more) of read-ahead past the record's end.
 const CHUNK: usize = 32 * 1024;
 
+/// Refills of the buffer one record may take before `csv_core` reads it instead.
+const MAX_REFILLS: usize = 8;
+
 /// One record's fields, unquoted, one after another, with where each ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Record {
@@ -192,6 +195,7 @@ impl RecordReader {
             }
         }
         self.content_start = self.byte;
+        let mut refills = 0;
         loop {
             match self.quick(record) {
                 Quick::Done { end, by_eof } => {
@@ -204,10 +208,14 @@ impl RecordReader {
                     return Ok(true);
                 }
                 // The quick reading starts again from the record's first byte after each
-                // refill, which for a record of many megabytes would be quadratic: one
-                // that outgrows a chunk is read on by csv_core, which keeps its place.
-                Quick::NeedMore if self.end - self.pos >= CHUNK => return self.with_core(record),
+                // refill, which for a record of many megabytes (or an input handed out a
+                // few bytes at a time) would be quadratic: a record that outgrows a chunk,
+                // or needs many refills, is read on by csv_core, which keeps its place.
+                Quick::NeedMore if self.end - self.pos >= CHUNK || refills == MAX_REFILLS => {
+                    return self.with_core(record);
+                }
                 Quick::NeedMore => {
+                    refills += 1;
                     self.refill()?;
                 }
                 Quick::Unusual => return self.with_core(record),
