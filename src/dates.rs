@@ -243,7 +243,7 @@ pub fn parse_date_by(
 ) -> Result<i64, DateError> {
     match value {
         DateValue::Text(text) => {
-            let text = text.trim();
+            let text = crate::model::trim(text);
             match read_text(text, order)? {
                 Reading::Unix(ms) => Ok(ms),
                 Reading::Wall { date, time: None, .. } => day_bound(date, bound, tz, text),
@@ -300,7 +300,7 @@ pub struct OrderEvidence {
 
 impl OrderEvidence {
     pub fn observe(&mut self, text: &str, row: usize) {
-        let text = text.trim();
+        let text = crate::model::trim(text);
         let Some((first, second)) = year_last_parts(text) else {
             return;
         };
@@ -643,6 +643,7 @@ fn short_month(word: [u8; 3]) -> Option<u32> {
 }
 
 /// The two ASCII digits at `at` as a number.
+#[inline]
 fn two_digits(b: &[u8], at: usize) -> Option<u32> {
     let (tens, ones) = (b[at].wrapping_sub(b'0'), b[at + 1].wrapping_sub(b'0'));
     (tens < 10 && ones < 10).then(|| u32::from(tens) * 10 + u32::from(ones))
