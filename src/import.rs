@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -95,18 +96,6 @@ impl std::fmt::Display for OrdersOverturned {
 
 impl std::error::Error for OrdersOverturned {}
 
-/// Stops an early reading once its columns prove an order.
-#[derive(Debug)]
-struct ProofFound;
-
-impl std::fmt::Display for ProofFound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an order is proved")
-    }
-}
-
-impl std::error::Error for ProofFound {}
-
 /// What reading the date columns again takes: the input, opened afresh.
 struct PendingOrder {
     read: ReadSettings,
@@ -189,9 +178,10 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
 /// passed over: it proves nothing).
 fn date_evidence(source: &mut dyn RowSource, map: &ColumnMap, columns: &[usize]) -> anyhow::Result<DateEvidence> {
     let mut evidence = DateEvidence::default();
-    read_ahead(source, Some(columns), |row| {
+    // Never stopped early: every row is read.
+    let _every_row = read_ahead(source, Some(columns), |row| {
         evidence.observe(map, row);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })?;
     Ok(evidence)
 }
@@ -222,29 +212,30 @@ fn learn_date_orders_early(
     let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
     let map = validator.column_map();
     let mut evidence = DateEvidence::default();
+    // Stops once its columns prove an order.
     let read = read_ahead(source.as_mut(), Some(&pending.columns), |row| {
         early.rows_read_ahead += 1;
         evidence.observe(map, row);
-        if needed.iter().all(|field| evidence.proves_an_order(*field)) {
-            return Err(ProofFound.into());
-        }
-        Ok(())
-    });
+        Ok(if needed.iter().all(|field| evidence.proves_an_order(*field)) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
     match read {
-        Ok(()) => {
+        ControlFlow::Continue(()) => {
             for field in [Field::StartDate, Field::EndDate] {
                 if validator.order_pending(field) {
                     validator.learn_order(field, &evidence);
                 }
             }
         }
-        Err(e) if e.is::<ProofFound>() => {
+        ControlFlow::Break(()) => {
             for field in needed {
                 validator.learn_order(field, &evidence);
                 early.guessed.push(field);
             }
         }
-        Err(e) => return Err(e),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! next row in that place): a value freed on another thread than the one that made it
 //! costs glibc's allocator a lock.
 
+use std::ops::ControlFlow;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::{RowSource, SourceError};
@@ -82,38 +83,47 @@ pub fn read_prepared<P: Default + Send>(
                 }
             }
         });
-        hand_over(&ready_rx, &empty_tx, &mut visit)
+        hand_over(&ready_rx, &empty_tx, &mut |row, made| {
+            visit(row, made).map(|()| ControlFlow::Continue(()))
+        })
+        .map(|_| ())
     })
 }
 
 /// This thread's part of both readings: each batch's rows, with what was made of them, to
 /// `visit` in order, then the batch back to the reader. Rows nothing was made for (in
-/// [`read_ahead`], where `P` is `()`) get `P`'s default.
+/// [`read_ahead`], where `P` is `()`) get `P`'s default. `Break` from `visit` ends the
+/// reading there, and is returned.
 fn hand_over<P: Default>(
     full: &Receiver<Batch<P>>,
     empty: &SyncSender<Batch<P>>,
-    visit: &mut impl FnMut(&SourceRow, &mut P) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    visit: &mut impl FnMut(&SourceRow, &mut P) -> anyhow::Result<ControlFlow<()>>,
+) -> anyhow::Result<ControlFlow<()>> {
     for mut batch in full.iter() {
         if batch.prepared.len() < batch.used {
             batch.prepared.resize_with(batch.used, P::default);
         }
         let rows = batch.rows[..batch.used].iter();
         for (row, made) in rows.zip(batch.prepared.iter_mut()) {
-            visit(row, made)?;
+            // Returning drops the channels, which stops the other stages.
+            if visit(row, made)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
         }
         if let Some(failed) = batch.failed.take() {
             return Err(failed);
         }
         if let Some(end) = batch.end.take() {
-            return end.map_err(|e| anyhow::anyhow!("{e}"));
+            return end
+                .map(|()| ControlFlow::Continue(()))
+                .map_err(|e| anyhow::anyhow!("{e}"));
         }
         recycle(&mut batch);
         // The reader may have finished already; then the batch is simply dropped.
         let _ = empty.try_send(batch);
     }
     // A stage stopped without an end marker: it panicked, and the scope re-raises it.
-    Ok(())
+    Ok(ControlFlow::Continue(()))
 }
 
 /// Runs `prepare` over a batch's rows; on a failure, the batch is cut before that row.
@@ -132,12 +142,13 @@ fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&Sou
 
 /// Hands every row of `source` (or only the cells at `columns`) to `visit`, in order, while a
 /// second thread reads ahead. An error from the source ends the reading and is returned;
-/// so is the first error from `visit`, which stops the reader.
+/// so is the first error from `visit`, which stops the reader. `visit` may also stop the
+/// reading with `Break`, which is returned; `Continue` means every row was visited.
 pub fn read_ahead(
     source: &mut dyn RowSource,
     columns: Option<&[usize]>,
-    mut visit: impl FnMut(&SourceRow) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut visit: impl FnMut(&SourceRow) -> anyhow::Result<ControlFlow<()>>,
+) -> anyhow::Result<ControlFlow<()>> {
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_AHEAD);
         let batches = BATCHES_AHEAD + 2;
@@ -266,8 +277,9 @@ mod tests {
         let result = read_ahead(source.as_mut(), columns, |row| {
             let shifted = if row.overflow.is_some() { " shifted" } else { "" };
             seen.push(format!("row {} {:?}{shifted}", row.number, row.cells));
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         });
+        let result = result.map(|flow| assert!(flow.is_continue(), "nothing stopped the reading"));
         (seen, result)
     }
 
@@ -324,9 +336,28 @@ mod tests {
     fn a_failing_visitor_stops_the_reader_and_its_error_is_returned() {
         let mut source = source(&csv(20 * BATCH_ROWS, &[]));
         let mut visits = 0;
-        let result = read_ahead(source.as_mut(), None, |_| failing_on_the_tenth(&mut visits));
+        let result = read_ahead(source.as_mut(), None, |_| {
+            failing_on_the_tenth(&mut visits).map(|()| ControlFlow::Continue(()))
+        });
         assert_eq!(result.expect_err("the visitor failed").to_string(), "disk full");
         assert_eq!(visits, 10);
+    }
+
+    #[test]
+    fn a_visitor_that_breaks_stops_the_reading_there() {
+        let mut source = source(&csv(20 * BATCH_ROWS, &[]));
+        let mut visits = 0;
+        let result = read_ahead(source.as_mut(), None, |row| {
+            visits += 1;
+            Ok(if row.number == BATCH_ROWS + 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        });
+        assert!(matches!(result, Ok(ControlFlow::Break(()))));
+        // Row numbers start at 2, after the header.
+        assert_eq!(visits, BATCH_ROWS + 4);
     }
 
     /// What `read_prepared` handed over, when `prepare` writes `number * 10` over each
