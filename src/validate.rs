@@ -728,8 +728,6 @@ impl<'a> FieldReader<'a> {
                 );
                 return None;
             }
-            // Every cell of delimited text: borrowed without a call through `as_text`.
-            Value::Cell(Cell::Text(text)) => Cow::Borrowed(trim(text)),
             Value::Cell(cell) => match cell.as_text() {
                 Cow::Borrowed(text) => Cow::Borrowed(trim(text)),
                 Cow::Owned(text) => Cow::Owned(trim(&text).to_string()),
@@ -747,7 +745,6 @@ impl<'a> FieldReader<'a> {
                 self.text(field);
                 None
             }
-            Value::Cell(Cell::Text(text)) => Some(Cow::Borrowed(text.as_str())),
             Value::Cell(cell) => Some(cell.as_text()),
             Value::Default(d) => Some(Cow::Borrowed(d)),
         }
