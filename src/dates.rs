@@ -568,10 +568,10 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
         });
     }
     let (date, rest) = match b {
-        [_, _, _, _, b'-', _, _, b'-', _, _, rest @ ..] => {
-            let year = two_digits(b, 0)? * 100 + two_digits(b, 2)?;
-            (calendar_date(year, two_digits(b, 5)?, two_digits(b, 8)?)?, rest)
-        }
+        [_, _, _, _, b'-', _, _, b'-', _, _, rest @ ..] => (
+            calendar_date(four_digits(b, 0)?, two_digits(b, 5)?, two_digits(b, 8)?)?,
+            rest,
+        ),
         [_, _, sep @ (b'/' | b'.'), _, _, sep2, _, _, _, _, rest @ ..] if sep == sep2 => {
             let (first, second) = (two_digits(b, 0)?, two_digits(b, 3)?);
             // A dotted date is always day first.
@@ -580,8 +580,7 @@ fn common_form(b: &[u8], order: Option<(DateOrder, OrderFrom)>) -> Option<Readin
                 (_, Some((DateOrder::Mdy, _))) => (second, first),
                 _ => return None,
             };
-            let year = two_digits(b, 6)? * 100 + two_digits(b, 8)?;
-            (calendar_date(year, month, day)?, rest)
+            (calendar_date(four_digits(b, 6)?, month, day)?, rest)
         }
         _ => return None,
     };
@@ -627,19 +626,16 @@ fn named_month_date(b: &[u8]) -> Option<NaiveDate> {
         _ => return None,
     };
     let month = short_month(month)?;
-    calendar_date(two_digits(year, 0)? * 100 + two_digits(year, 2)?, month, day)
+    calendar_date(four_digits(year, 0)?, month, day)
 }
 
-/// [`month_number`] of a three-byte word, by one compare per month.
+/// [`month_number`] of a three-byte word, by one compare per month with the first three
+/// letters of its name (which is all `month_number` matches a three-letter word with).
 fn short_month(word: [u8; 3]) -> Option<u32> {
-    const NAMES: [&[u8; 3]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
-    ];
-    if !word.iter().all(u8::is_ascii_alphabetic) {
-        return None;
-    }
-    let lower = word.map(|b| b.to_ascii_lowercase());
-    NAMES.iter().position(|name| **name == lower).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|name| name.as_bytes()[..3].eq_ignore_ascii_case(&word))
+        .map(|i| i as u32 + 1)
 }
 
 /// The two ASCII digits at `at` as a number.
@@ -647,6 +643,12 @@ fn short_month(word: [u8; 3]) -> Option<u32> {
 fn two_digits(b: &[u8], at: usize) -> Option<u32> {
     let (tens, ones) = (b[at].wrapping_sub(b'0'), b[at + 1].wrapping_sub(b'0'));
     (tens < 10 && ones < 10).then(|| u32::from(tens) * 10 + u32::from(ones))
+}
+
+/// The four ASCII digits at `at` (a year) as a number.
+#[inline]
+fn four_digits(b: &[u8], at: usize) -> Option<u32> {
+    Some(two_digits(b, at)? * 100 + two_digits(b, at + 2)?)
 }
 
 /// A date in the accepted years, or `None`.
@@ -1502,22 +1504,18 @@ mod tests {
                     .collect();
                 format!("{lead}{tail}")
             } else {
-                let date = if rng.random_range(0..2) == 0 {
-                    let sep = pick(&mut rng, &seps);
-                    format!(
-                        "{}{sep}{}{sep}{}",
-                        pick(&mut rng, &years),
-                        pick(&mut rng, &numbers),
-                        pick(&mut rng, &numbers)
-                    )
+                // The year first or last.
+                let year_first = rng.random_range(0..2) == 0;
+                let sep = pick(&mut rng, &seps);
+                let (year, a, b) = (
+                    pick(&mut rng, &years),
+                    pick(&mut rng, &numbers),
+                    pick(&mut rng, &numbers),
+                );
+                let date = if year_first {
+                    format!("{year}{sep}{a}{sep}{b}")
                 } else {
-                    let sep = pick(&mut rng, &seps);
-                    format!(
-                        "{}{sep}{}{sep}{}",
-                        pick(&mut rng, &numbers),
-                        pick(&mut rng, &numbers),
-                        pick(&mut rng, &years)
-                    )
+                    format!("{a}{sep}{b}{sep}{year}")
                 };
                 let time = match rng.random_range(0..4) {
                     0 => String::new(),
