@@ -6,8 +6,9 @@
 //!
 //! A record of an unusual shape (text after a closing quote, a quote still open at the end
 //! of the input), or one longer than a read of the input, is handed to `csv_core` itself,
-//! from its first byte, so such a record also reads as the csv crate reads it. A randomised test holds the two readers together:
-//! the same fields, line numbers and byte positions for every record.
+//! from its first byte, so such a record also reads as the csv crate reads it. A
+//! randomised test holds the two readers together: the same fields, line numbers and byte
+//! positions for every record.
 
 use std::io::{self, Read};
 
@@ -360,7 +361,7 @@ impl RecordReader {
         if self.eof {
             return Ok(false);
         }
-        if self.taken - self.content_start.min(self.taken) > self.cap {
+        if self.taken.saturating_sub(self.content_start) > self.cap {
             return Err(io::Error::other(RecordTooLong));
         }
         if self.pos > 0 {
