@@ -84,8 +84,8 @@ fn csv_cases(scale: &Scale) -> Run {
     let floor = repeat(scale.repeats, || child_run("csv-floor", &path));
     let source = repeat(scale.repeats, || child_run("source", &path));
     let library = repeat(scale.repeats, || child_run("pipeline", &path));
-    let binary = repeat(scale.repeats, || dry_run(&path));
-    let report_only = repeat(scale.repeats, || dry_run_without_plan(&path));
+    let binary = repeat(scale.repeats, || dry_run(&path, true));
+    let report_only = repeat(scale.repeats, || dry_run(&path, false));
     let rows = scale.csv_rows as f64;
     check_rows(&library, scale.csv_rows);
 
@@ -129,7 +129,7 @@ fn xlsx_cases(scale: &Scale) {
     let stream = repeat(scale.repeats, || child_run("xlsx-stream", &path));
     let source = repeat(scale.repeats, || child_run("source", &path));
     let library = repeat(scale.repeats, || child_run("pipeline", &path));
-    let binary = repeat(scale.repeats, || dry_run(&path));
+    let binary = repeat(scale.repeats, || dry_run(&path, true));
     let rows = scale.xlsx_rows as f64;
     check_rows(&library, scale.xlsx_rows);
 
@@ -176,7 +176,7 @@ fn scaling(scale: &Scale, largest: Option<Run>) {
         let path = support::csv_file(rows);
         let run = match (&largest, i == 2 && rows == scale.csv_rows) {
             (Some(run), true) => run.clone(),
-            _ => repeat(scale.repeats, || dry_run(&path)),
+            _ => repeat(scale.repeats, || dry_run(&path, true)),
         };
         let per_row = run.seconds / rows as f64;
         let base_per_row = *base.get_or_insert(per_row);
@@ -261,18 +261,10 @@ fn child_run(case: &str, path: &Path) -> Run {
     }
 }
 
-/// `testsigma-import import FILE --dry-run --plan P --report R`, timed from outside.
-fn dry_run(path: &Path) -> Run {
-    binary_dry_run(path, true)
-}
-
-/// The same without `--plan`: the plan is about 760 bytes a row, so on a million rows the
-/// difference is mostly the writing of 760 MB.
-fn dry_run_without_plan(path: &Path) -> Run {
-    binary_dry_run(path, false)
-}
-
-fn binary_dry_run(path: &Path, with_plan: bool) -> Run {
+/// `testsigma-import import FILE --dry-run --report R [--plan P]`, timed from outside.
+/// The plan is about 760 bytes a row, so on a million rows `with_plan` adds mostly the
+/// writing of 760 MB.
+fn dry_run(path: &Path, with_plan: bool) -> Run {
     let dir = work_dir();
     let plan = dir.join("plan.jsonl");
     let report = dir.join("report.csv");
