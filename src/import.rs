@@ -304,9 +304,9 @@ impl ReadStage {
     /// whose columns have shifted is invalid and the rest go on; an error reading the file
     /// (bad bytes, an oversized cell) ends the run. Returns the number of data rows.
     ///
-    /// Three threads share the work: one parses, one validates (in file order, so the
-    /// human-id check and the date columns' order are as they would be on one), and this
-    /// one hands the rows to `f`.
+    /// Two threads share the work: one validates (in file order, so the human-id check
+    /// and the date columns' order are as they would be on one), and this one parses the
+    /// rows and hands them, validated, to `f`.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
         let validator = &mut self.validator;
