@@ -240,15 +240,16 @@ fn learn_date_orders_early(
     Ok(())
 }
 
-/// One data row, read and validated, with its report line started.
+/// One data row, read and validated, with its report line started. The report line is
+/// lent, and written over for the next row: a caller that keeps it takes or clones it.
 pub enum RowEvent<'a> {
     Valid {
-        report: ReportRow,
+        report: &'a mut ReportRow,
         planned: &'a PlannedRow,
         row: &'a SourceRow,
     },
     Invalid {
-        report: ReportRow,
+        report: &'a mut ReportRow,
         problems: Vec<Problem>,
         row: Option<&'a SourceRow>,
     },
@@ -313,6 +314,8 @@ impl ReadStage {
         let pending_order = &mut self.pending_order;
         let early = &mut self.early;
         let mut count = 0;
+        // One report line for every row: its strings are written over, not made again.
+        let mut report = ReportRow::default();
         let check = |row: &SourceRow, checked: &mut CheckedRow| {
             checked.state = RowState::Blank;
             if row.is_blank() {
@@ -345,15 +348,10 @@ impl ReadStage {
                 return Ok(());
             }
             count += 1;
-            let mut report = ReportRow {
-                row: row.number,
-                title: cell_text(&map, row, Field::Title),
-                human_id: cell_text(&map, row, Field::HumanId),
-                ..ReportRow::default()
-            };
+            start_report(&mut report, &map, row);
             match &mut checked.state {
                 RowState::Valid => f(RowEvent::Valid {
-                    report,
+                    report: &mut report,
                     planned: &checked.planned,
                     row,
                 }),
@@ -363,7 +361,7 @@ impl ReadStage {
                     report.outcome = Outcome::Invalid;
                     report.error = Some(row_error(&problems));
                     f(RowEvent::Invalid {
-                        report,
+                        report: &mut report,
                         problems,
                         row: Some(row),
                     })
@@ -545,12 +543,41 @@ fn raw_cells(row: &SourceRow) -> Vec<String> {
     row.cells.iter().map(|c| c.as_text().into_owned()).collect()
 }
 
-fn cell_text(stage_map: &crate::mapping::ColumnMap, row: &SourceRow, field: Field) -> Option<String> {
-    let text = stage_map
-        .column(field)
-        .and_then(|c| row.cells.get(c))
-        .map(|c| crate::model::trim(&c.as_text()).to_string())?;
-    (!text.is_empty()).then_some(text)
+/// Starts `report` afresh for `row`: its number, and its title and human id as the cells
+/// hold them (trimmed), written over the last row's strings.
+fn start_report(report: &mut ReportRow, map: &crate::mapping::ColumnMap, row: &SourceRow) {
+    let ReportRow {
+        row: number,
+        outcome,
+        test_run_id,
+        test_run_human_id,
+        title,
+        human_id,
+        http_status,
+        attempts,
+        error,
+        request_id,
+    } = report;
+    *number = row.number;
+    *outcome = Outcome::default();
+    for slot in [test_run_id, test_run_human_id, error, request_id] {
+        *slot = None;
+    }
+    *http_status = None;
+    *attempts = 0;
+    for (slot, field) in [(title, Field::Title), (human_id, Field::HumanId)] {
+        let cell = map.column(field).and_then(|c| row.cells.get(c));
+        let text = cell.map(|c| c.as_text()).unwrap_or_default();
+        let text = crate::model::trim(&text);
+        match slot {
+            _ if text.is_empty() => *slot = None,
+            Some(held) => {
+                held.clear();
+                held.push_str(text);
+            }
+            None => *slot = Some(text.to_owned()),
+        }
+    }
 }
 
 /// One line of the plan: the exact method, path and body.
@@ -761,21 +788,21 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
         let index = rows.len();
         match event {
             RowEvent::Valid {
-                mut report,
+                report,
                 planned: p,
                 row,
             } => {
                 report.outcome = Outcome::NotSent;
                 report.title = Some(p.body.title.clone());
                 planned.push((index, p.clone(), raw_cells(row)));
-                rows.push(report);
+                rows.push(std::mem::take(report));
             }
             RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
                     printer.add(p, &eprint_line);
                 }
                 invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
-                rows.push(report);
+                rows.push(std::mem::take(report));
             }
         }
         Ok(())
@@ -807,9 +834,7 @@ fn dry_run(
     let mut plan_buffer = Vec::with_capacity(1024);
     let total = stage.for_each_row(|event| {
         let line = match event {
-            RowEvent::Valid {
-                mut report, planned: p, ..
-            } => {
+            RowEvent::Valid { report, planned: p, .. } => {
                 if let Some(plan) = plan.as_mut() {
                     plan_buffer.clear();
                     crate::json::write_plan_line(&mut plan_buffer, p);
@@ -840,7 +865,7 @@ fn dry_run(
             }
         };
         *counts.entry(line.outcome).or_default() += 1;
-        writer.append(&line)?;
+        writer.append(line)?;
         Ok(())
     })?;
     printer.finish(&eprint_line);
