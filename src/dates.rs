@@ -408,6 +408,9 @@ pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
             return None;
         }
     }
+    // Such a date has a `/` or `-` between its parts: `17 Mar 2024` and `Mar 17, 2024`
+    // (which begin with no digit) need no tokens to be turned away.
+    memchr::memchr2(b'/', b'-', bytes)?;
     year_last_tokens(text)
 }
 
@@ -1450,6 +1453,10 @@ mod tests {
             "03/04/2024 1 2 3 4 5 6 7 8 9 10 11",
             "03/04-2024",
             "3/04/2024",
+            "17 Mar 2024",
+            "Mar 17, 2024",
+            "Wed, 03/04/2024",
+            "Wed 03.04.2024",
         ] {
             assert_eq!(year_last_parts(text), year_last_tokens(text), "{text:?}");
         }
