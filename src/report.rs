@@ -142,7 +142,7 @@ fn csv_record(cells: &[&str]) -> Vec<u8> {
 }
 
 fn write_csv_cell(out: &mut Vec<u8>, cell: &str) {
-    if cell.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+    if needs_quotes(cell.as_bytes()) {
         out.push(b'"');
         for b in cell.bytes() {
             if b == b'"' {
@@ -154,6 +154,32 @@ fn write_csv_cell(out: &mut Vec<u8>, cell: &str) {
     } else {
         out.extend_from_slice(cell.as_bytes());
     }
+}
+
+/// Whether a cell holds `,`, `"`, `\r` or `\n`, looked at eight bytes at a time (the
+/// classic "has a zero byte" trick on the word XOR each byte): a byte at a time took a
+/// tenth of the dry run's writing thread. Memchr's searches and a loop the compiler
+/// vectorises were both slower on cells this short.
+fn needs_quotes(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64, b: u8| {
+        let x = word ^ (ONES * u64::from(b));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    };
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if has(word, b',') | has(word, b'"') | has(word, b'\r') | has(word, b'\n') {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
 }
 
 fn csv_header() -> Vec<u8> {
@@ -735,6 +761,22 @@ mod tests {
                 String::from_utf8_lossy(&csv_record(&refs)),
                 "{row:?}"
             );
+        }
+    }
+
+    #[test]
+    fn cells_are_quoted_when_they_hold_a_delimiter_quote_or_line_end_anywhere() {
+        for special in [",", "\"", "\r", "\n"] {
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut cell = "a".repeat(len);
+                    cell.insert_str(at, special);
+                    assert!(needs_quotes(cell.as_bytes()), "{cell:?}");
+                }
+            }
+        }
+        for cell in ["", "plain text of some length", "tab\there", "é — ü", "+-=@;|"] {
+            assert!(!needs_quotes(cell.as_bytes()), "{cell:?}");
         }
     }
 
