@@ -46,7 +46,7 @@ fn main() {
             csv_rows: 1_000_000,
             xlsx_rows: 100_000,
             scaling: [10_000, 100_000, 1_000_000],
-            repeats: 3,
+            repeats: 5,
         }
     } else {
         // `cargo test --benches`: prove the cases work, quickly.
@@ -81,11 +81,16 @@ fn main() {
 fn csv_cases(scale: &Scale) -> Run {
     let path = support::csv_file(scale.csv_rows);
     let size = file_size(&path);
-    let floor = repeat(scale.repeats, || child_run("csv-floor", &path));
-    let source = repeat(scale.repeats, || child_run("source", &path));
-    let library = repeat(scale.repeats, || child_run("pipeline", &path));
-    let binary = repeat(scale.repeats, || dry_run(&path, true));
-    let report_only = repeat(scale.repeats, || dry_run(&path, false));
+    let [floor, source, library, binary, report_only] = interleaved(
+        scale.repeats,
+        [
+            &|| child_run("csv-floor", &path),
+            &|| child_run("source", &path),
+            &|| child_run("pipeline", &path),
+            &|| dry_run(&path, true),
+            &|| dry_run(&path, false),
+        ],
+    );
     let rows = scale.csv_rows as f64;
     check_rows(&library, scale.csv_rows);
 
@@ -101,19 +106,22 @@ fn csv_cases(scale: &Scale) -> Run {
             ("dry run, binary, --report (no plan file)", &report_only),
         ],
     );
+    let dry_ratio = report_only.seconds / floor.seconds;
     let ratio = library.seconds / floor.seconds;
     let rss_mb = binary.peak_rss_kib.map(|k| k as f64 * 1024.0 / 1e6);
     record(
         RESULTS,
         &format!(
-            "\n{} rows of CSV, {} ({} runs each, median; load average {})\n{}\
-             validation within 2x of the raw read: library/floor = {ratio:.2} → {}\n\
+            "\n{} rows of CSV, {} ({} rounds of every case in turn, medians; load average {})\n{}\
+             validation within 2x of the raw read: dry run (report, no plan)/floor = {dry_ratio:.2} → {}\n\
+             the same with the plan written too: library/floor = {ratio:.2} → {}\n\
              dry run peak RSS under 100 MB: {} → {}\n",
             grouped(rows),
             human_bytes(size),
             scale.repeats,
             support::load_average(),
             table.render(),
+            verdict(dry_ratio <= 2.0),
             verdict(ratio <= 2.0),
             rss_text(binary.peak_rss_kib),
             rss_mb.map_or("n/a", |mb| verdict(mb < 100.0)),
@@ -125,11 +133,16 @@ fn csv_cases(scale: &Scale) -> Run {
 fn xlsx_cases(scale: &Scale) {
     let path = support::xlsx_file(scale.xlsx_rows);
     let size = file_size(&path);
-    let floor = repeat(scale.repeats, || child_run("xlsx-floor", &path));
-    let stream = repeat(scale.repeats, || child_run("xlsx-stream", &path));
-    let source = repeat(scale.repeats, || child_run("source", &path));
-    let library = repeat(scale.repeats, || child_run("pipeline", &path));
-    let binary = repeat(scale.repeats, || dry_run(&path, true));
+    let [floor, stream, source, library, binary] = interleaved(
+        scale.repeats,
+        [
+            &|| child_run("xlsx-floor", &path),
+            &|| child_run("xlsx-stream", &path),
+            &|| child_run("source", &path),
+            &|| child_run("pipeline", &path),
+            &|| dry_run(&path, true),
+        ],
+    );
     let rows = scale.xlsx_rows as f64;
     check_rows(&library, scale.xlsx_rows);
 
@@ -229,6 +242,19 @@ fn file_size(path: &Path) -> u64 {
 
 fn repeat(times: usize, mut f: impl FnMut() -> Run) -> Run {
     median((0..times.max(1)).map(|_| f()).collect())
+}
+
+/// Each case's median over `rounds` rounds, each round running every case once in turn:
+/// on a machine whose speed drifts from minute to minute, the cases compared with each
+/// other are then measured in the same minutes.
+fn interleaved<const N: usize>(rounds: usize, cases: [&dyn Fn() -> Run; N]) -> [Run; N] {
+    let mut runs: [Vec<Run>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..rounds.max(1) {
+        for (case, runs) in cases.iter().zip(runs.iter_mut()) {
+            runs.push(case());
+        }
+    }
+    runs.map(median)
 }
 
 fn check_rows(run: &Run, rows: usize) {
