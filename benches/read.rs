@@ -162,7 +162,7 @@ fn xlsx_cases(scale: &Scale) {
     record(
         RESULTS,
         &format!(
-            "\n{} rows of XLSX, {} ({} runs each, median; load average {})\n{}\
+            "\n{} rows of XLSX, {} ({} rounds of every case in turn, medians; load average {})\n{}\
              validation within 2x of the raw read: library/floor = {ratio:.2} → {}\n",
             grouped(rows),
             human_bytes(size),
