@@ -190,11 +190,8 @@ impl DelimitedSource {
         // simdutf8 crate checks 32 bytes at a step where `std` goes by the word (and by the
         // byte after any letter outside ASCII, such as the dash in `Checkout — smoke`).
         let whole = simdutf8::basic::from_utf8(self.record.as_slice()).ok();
-        // The record holds its fields one after another: each begins where the last ended.
-        let mut end = 0;
-        for (column, field) in self.record.iter().enumerate() {
-            let start = end;
-            end += field.len();
+        for (column, range) in self.record.ranges().enumerate() {
+            let field = &self.record.as_slice()[range.clone()];
             if column >= width {
                 // A trailing delimiter is harmless; a value past the last header
                 // means the columns have shifted, and every later value is suspect.
@@ -214,7 +211,7 @@ impl DelimitedSource {
                 break;
             }
             let checked = whole
-                .and_then(|whole| whole.get(start..end))
+                .and_then(|whole| whole.get(range))
                 .filter(|text| text.len() <= self.max_cell_bytes);
             let text = match checked {
                 Some(text) => text,

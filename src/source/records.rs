@@ -41,11 +41,16 @@ impl Record {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges().map(|range| &self.bytes[range])
+    }
+
+    /// Where each field lies in [`Record::as_slice`].
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
         let mut start = 0;
         self.ends.iter().map(move |&end| {
-            let field = &self.bytes[start..end];
+            let range = start..end;
             start = end;
-            field
+            range
         })
     }
 
