@@ -579,22 +579,24 @@ impl Validator {
         let unit = self.rules.timestamp_unit;
         body.start_date = start_date.map(|ms| unit.convert(ms));
         body.end_date = end_date.map(|ms| unit.convert(ms));
-        out.assignee_email = None;
+        if let Some(EmailAssignee { email, column, .. }) = out.assignee_email.take() {
+            spare::keep(email);
+            spare::keep_option(column);
+        }
         match fields.text(Field::AssigneeId) {
-            None => body.assignee_id = None,
+            None => set_option(&mut body.assignee_id, None),
             Some(value) => match uuid_text(&value) {
                 Some(id) => set_option(&mut body.assignee_id, Some(&id)),
                 None if looks_like_email(&value) => {
-                    body.assignee_id = None;
-                    let (column, cell) = fields.location(Field::AssigneeId);
+                    set_option(&mut body.assignee_id, None);
                     out.assignee_email = Some(EmailAssignee {
-                        email: value.into_owned(),
-                        column,
-                        cell,
+                        email: spare::string_of(&value),
+                        column: fields.header_str(Field::AssigneeId).map(spare::string_of),
+                        cell: fields.cell(Field::AssigneeId),
                     });
                 }
                 None => {
-                    body.assignee_id = None;
+                    set_option(&mut body.assignee_id, None);
                     fields.problem(
                         Field::AssigneeId,
                         Some(value.into_owned()),
@@ -687,19 +689,28 @@ impl<'a> FieldReader<'a> {
     }
 
     fn header(&self, field: Field) -> Option<String> {
-        match self.v.map.column(field) {
-            Some(column) => self.v.headers.get(column).cloned(),
-            None => Some(field.name().to_string()),
+        self.header_str(field).map(str::to_owned)
+    }
+
+    fn header_str(&self, field: Field) -> Option<&'a str> {
+        let validator: &'a Validator = self.v;
+        match validator.map.column(field) {
+            Some(column) => validator.headers.get(column).map(String::as_str),
+            None => Some(field.name()),
         }
     }
 
     /// A field's header and, in a workbook, its cell reference.
     fn location(&self, field: Field) -> (Option<String>, Option<String>) {
-        let cell = match self.v.map.column(field) {
+        (self.header(field), self.cell(field))
+    }
+
+    /// The field's cell reference (`C7`), in a workbook.
+    fn cell(&self, field: Field) -> Option<String> {
+        match self.v.map.column(field) {
             Some(c) if self.v.is_workbook => Some(cell_ref(c, self.row.number)),
             _ => None,
-        };
-        (self.header(field), cell)
+        }
     }
 
     fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
@@ -887,8 +898,50 @@ fn set_string(out: &mut String, text: &str) {
 fn set_option(out: &mut Option<String>, text: Option<&str>) {
     match (text, out.as_mut()) {
         (Some(text), Some(held)) => set_string(held, text),
-        (Some(text), None) => *out = Some(text.to_string()),
-        (None, _) => *out = None,
+        (Some(text), None) => *out = Some(spare::string_of(text)),
+        (None, _) => spare::keep_option(out.take()),
+    }
+}
+
+/// Strings a request no longer needs, kept for the next that does. A request is written
+/// over by the row after it (see [`Validator::validate_into`]), and rows differ in how
+/// many labels, environments and test cases they list and whether they have an assignee:
+/// without this, the validating thread allocated and freed about two strings a row. The
+/// pool is the thread's own, so a string is freed on the thread that made it.
+mod spare {
+    use std::cell::RefCell;
+
+    /// Strings kept at most; and none that grew past `LARGEST` bytes.
+    const MOST: usize = 64;
+    const LARGEST: usize = 4096;
+
+    thread_local! {
+        static POOL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// `text` in a kept string, or a new one.
+    pub(super) fn string_of(text: &str) -> String {
+        let mut held = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
+        held.push_str(text);
+        held
+    }
+
+    pub(super) fn keep(mut string: String) {
+        if string.capacity() == 0 || string.capacity() > LARGEST {
+            return;
+        }
+        string.clear();
+        POOL.with_borrow_mut(|pool| {
+            if pool.len() < MOST {
+                pool.push(string);
+            }
+        });
+    }
+
+    pub(super) fn keep_option(string: Option<String>) {
+        if let Some(string) = string {
+            keep(string);
+        }
     }
 }
 
@@ -915,13 +968,15 @@ impl<'l> ListFill<'l> {
     fn push(&mut self, item: &str) {
         match self.list.get_mut(self.len) {
             Some(held) => set_string(held, item),
-            None => self.list.push(item.to_string()),
+            None => self.list.push(spare::string_of(item)),
         }
         self.len += 1;
     }
 
     fn finish(self) {
-        self.list.truncate(self.len);
+        for string in self.list.drain(self.len..) {
+            spare::keep(string);
+        }
     }
 }
 
@@ -1514,6 +1569,19 @@ mod tests {
             }
         }
         assert!(fresh(&rows[3]).is_err(), "the bad row is invalid");
+    }
+
+    #[test]
+    fn a_kept_string_comes_back_holding_only_the_new_text() {
+        spare::keep("a string the last request held".to_owned());
+        spare::keep_option(Some("another".to_owned()));
+        spare::keep(String::new());
+        for text in ["x", "", "third, past what was kept"] {
+            assert_eq!(spare::string_of(text), text);
+        }
+        // A string that grew large is let go, not kept.
+        spare::keep("y".repeat(10_000));
+        assert!(spare::string_of("z").capacity() < 10_000);
     }
 
     #[test]
