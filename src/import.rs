@@ -569,14 +569,7 @@ fn start_report(report: &mut ReportRow, map: &crate::mapping::ColumnMap, row: &S
         let cell = map.column(field).and_then(|c| row.cells.get(c));
         let text = cell.map(|c| c.as_text()).unwrap_or_default();
         let text = crate::model::trim(&text);
-        match slot {
-            _ if text.is_empty() => *slot = None,
-            Some(held) => {
-                held.clear();
-                held.push_str(text);
-            }
-            None => *slot = Some(text.to_owned()),
-        }
+        crate::validate::set_option(slot, Some(text).filter(|text| !text.is_empty()));
     }
 }
 

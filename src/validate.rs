@@ -894,8 +894,9 @@ fn set_string(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-/// Overwrites `out` with `text`, keeping the string it held when there is one.
-fn set_option(out: &mut Option<String>, text: Option<&str>) {
+/// Overwrites `out` with `text`, keeping the string it held when there is one; a string
+/// let go is kept for the next that needs one (see [`spare`]).
+pub(crate) fn set_option(out: &mut Option<String>, text: Option<&str>) {
     match (text, out.as_mut()) {
         (Some(text), Some(held)) => set_string(held, text),
         (Some(text), None) => *out = Some(spare::string_of(text)),

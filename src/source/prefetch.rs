@@ -16,10 +16,11 @@ use super::{RowSource, SourceError};
 use crate::model::SourceRow;
 
 /// Rows per batch: enough to make the hand-over cheap, few enough that every row in
-/// flight stays in the cores' caches. Each stage reads what the one before it wrote; with
-/// 256 rows and two batches waiting per channel, a million-row dry run took about a
-/// fifth more CPU time than with 128 rows and one (interleaved runs, medians), and with
-/// 64 rows the channels' wake-ups cost more than the caches saved.
+/// flight stays in the cores' caches. Each stage reads what the one before it wrote. With
+/// three threads, 256 rows and two batches waiting per channel took about a fifth more
+/// CPU time on a million-row dry run than 128 rows and one (interleaved runs, medians),
+/// and with 64 rows the channels' wake-ups cost more than the caches saved; with the two
+/// threads of [`read_prepared`], 64 and 256 rows were no faster than 128.
 const BATCH_ROWS: usize = 128;
 /// A batch is sent early once its cells hold this much text, so a file of huge cells
 /// does not keep hundreds of them in flight.
