@@ -394,7 +394,7 @@ fn source_only(path: &Path) -> String {
     let (mut rows, mut filled) = (0usize, 0usize);
     while source.next_row(&mut row).unwrap_or_else(|e| panic!("{e}")) {
         rows += 1;
-        filled += row.cells.iter().filter(|c| !c.is_blank()).count();
+        filled += row.cells().filter(|c| !c.is_blank()).count();
     }
     format!("rows={rows} cells={filled}")
 }

@@ -540,7 +540,7 @@ fn failed_rows_shape(read: &ReadSettings, stage: &ReadStage) -> FailedRowsShape 
 
 /// The text of a row's cells, for the failed-rows file.
 fn raw_cells(row: &SourceRow) -> Vec<String> {
-    row.cells.iter().map(|c| c.as_text().into_owned()).collect()
+    row.cells().map(|c| c.as_text().into_owned()).collect()
 }
 
 /// Starts `report` afresh for `row`: its number, and its title and human id as the cells
@@ -566,7 +566,7 @@ fn start_report(report: &mut ReportRow, map: &crate::mapping::ColumnMap, row: &S
     *http_status = None;
     *attempts = 0;
     for (slot, field) in [(title, Field::Title), (human_id, Field::HumanId)] {
-        let cell = map.column(field).and_then(|c| row.cells.get(c));
+        let cell = map.column(field).and_then(|c| row.cell(c));
         let text = cell.map(|c| c.as_text()).unwrap_or_default();
         let text = crate::model::trim(&text);
         crate::validate::set_option(slot, Some(text).filter(|text| !text.is_empty()));

@@ -225,7 +225,7 @@ impl DateEvidence {
             return;
         }
         for (field, evidence) in [(Field::StartDate, &mut self.start), (Field::EndDate, &mut self.end)] {
-            if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cells.get(c)) {
+            if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cell(c)) {
                 evidence.observe(text, row.number);
             }
         }
@@ -666,7 +666,7 @@ struct FieldReader<'a> {
 
 /// A field's value: from its cell, else from the defaults.
 enum Value<'a> {
-    Cell(&'a Cell),
+    Cell(Cell<'a>),
     Default(&'a str),
 }
 
@@ -674,7 +674,7 @@ impl<'a> FieldReader<'a> {
     fn value(&self, field: Field) -> Option<Value<'a>> {
         let row: &'a SourceRow = self.row;
         if let Some(column) = self.v.map.column(field)
-            && let Some(cell) = row.cells.get(column)
+            && let Some(cell) = row.cell(column)
             && !cell.is_blank()
         {
             return Some(Value::Cell(cell));
@@ -730,10 +730,9 @@ impl<'a> FieldReader<'a> {
     fn text(&mut self, field: Field) -> Option<Cow<'a, str>> {
         let text = match self.value(field)? {
             Value::Cell(Cell::Error(code)) => {
-                let code = code.clone();
                 self.problem(
                     field,
-                    Some(code),
+                    Some(code.to_owned()),
                     ProblemKind::ErrorCell,
                     format!("the cell holds a spreadsheet error; put {} there", field.accepts()),
                 );
@@ -1256,20 +1255,8 @@ mod tests {
     }
 
     fn text_row(number: usize, cells: &[&str]) -> SourceRow {
-        SourceRow {
-            number,
-            cells: cells
-                .iter()
-                .map(|c| {
-                    if c.is_empty() {
-                        Cell::Empty
-                    } else {
-                        Cell::Text(c.to_string())
-                    }
-                })
-                .collect(),
-            ..SourceRow::default()
-        }
+        // Empty text is an empty cell, as the sources read it.
+        SourceRow::new(number, &cells.iter().map(|c| Cell::Text(c)).collect::<Vec<_>>())
     }
 
     fn rules_with_project() -> RowRules {
@@ -1437,11 +1424,7 @@ mod tests {
 
     #[test]
     fn workbook_cells_keep_ids_as_text_and_error_cells_are_problems() {
-        let row = SourceRow {
-            number: 5,
-            cells: vec![Cell::Text("t".into()), Cell::Number(42.0), Cell::Error("#N/A".into())],
-            ..SourceRow::default()
-        };
+        let row = SourceRow::new(5, &[Cell::Text("t"), Cell::Number(42.0), Cell::Error("#N/A")]);
         let mut v = validator(
             &["Title", "Human ID", "Start"],
             std::slice::from_ref(&row),
@@ -1454,11 +1437,7 @@ mod tests {
             (problems[0].kind, problems[0].cell.as_deref()),
             (ProblemKind::ErrorCell, Some("C5"))
         );
-        let row = SourceRow {
-            number: 6,
-            cells: vec![Cell::Text("t".into()), Cell::Number(43.0), Cell::Empty],
-            ..SourceRow::default()
-        };
+        let row = SourceRow::new(6, &[Cell::Text("t"), Cell::Number(43.0), Cell::Empty]);
         assert_eq!(v.validate(&row).unwrap().body.human_id.as_deref(), Some("43"));
     }
 

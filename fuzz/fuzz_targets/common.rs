@@ -18,7 +18,7 @@ pub fn read_all(source: &mut dyn RowSource, header_row: usize, budget: usize) ->
             Ok(false) => break,
             Ok(true) => {
                 assert_eq!(
-                    row.cells.len(),
+                    row.width(),
                     width,
                     "row {} is not as wide as the headers",
                     row.number

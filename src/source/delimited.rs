@@ -6,7 +6,7 @@ use std::io::{self, Cursor, Read};
 use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
 use super::records::{Record, RecordReader, RecordTooLong};
-use super::{CellText, Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
+use super::{Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::model::{Cell, SourceRow};
 
 /// How much decoded text the delimiter sniffer may look at.
@@ -39,7 +39,6 @@ pub(super) struct DelimitedSource {
     reader: RecordReader,
     record: Record,
     rows: RowCounter,
-    text: CellText,
 }
 
 impl DelimitedSource {
@@ -82,7 +81,6 @@ impl DelimitedSource {
             reader: RecordReader::new(stream, plan.delimiter),
             record: Record::default(),
             rows: RowCounter::default(),
-            text: CellText::default(),
         };
         source.read_headers()?;
         Ok(source)
@@ -184,12 +182,13 @@ impl DelimitedSource {
         row.number = number;
         row.overflow = None;
         let width = self.headers.len();
-        row.cells.resize(width, Cell::Empty);
         // One UTF-8 check for the whole record is much cheaper than one per field; a field
         // whose ends are character boundaries of valid text is valid text itself. The
         // simdutf8 crate checks 32 bytes at a step where `std` goes by the word (and by the
         // byte after any letter outside ASCII, such as the dash in `Checkout — smoke`).
+        // The row takes the record's text whole, in one copy, and its cells point into it.
         let whole = simdutf8::basic::from_utf8(self.record.as_slice()).ok();
+        row.clear_cells_to(width, whole.unwrap_or_default());
         for (column, range) in self.record.ranges().enumerate() {
             let field = &self.record.as_slice()[range.clone()];
             if column >= width {
@@ -210,25 +209,20 @@ impl DelimitedSource {
                 row.overflow = Some(error.to_string());
                 break;
             }
-            let checked = whole
-                .and_then(|whole| whole.get(range))
-                .filter(|text| text.len() <= self.max_cell_bytes);
-            let text = match checked {
-                Some(text) => text,
-                None => field_text(field, self.max_cell_bytes, || {
+            let spanned = whole.is_some() && range.len() <= self.max_cell_bytes && row.set_span(column, range);
+            if !spanned {
+                // Not valid text, or too large: said as an error naming the cell. Or valid
+                // text in a record that is not, when the invalid field is past the last
+                // header (the row's `overflow` says so): copied.
+                let text = field_text(field, self.max_cell_bytes, || {
                     Location::cell(number, column, &self.headers, false)
                 })
-                .map_err(|err| err.into_error(&self.name))?,
-            };
-            let cell = &mut row.cells[column];
-            if only.is_none_or(|wanted| wanted.contains(&column)) {
-                self.text.set(cell, text);
-            } else {
-                self.text.clear(cell);
+                .map_err(|err| err.into_error(&self.name))?;
+                row.set(column, Cell::Text(text));
             }
-        }
-        for cell in row.cells.iter_mut().skip(self.record.len()) {
-            self.text.clear(cell);
+            if only.is_some_and(|wanted| !wanted.contains(&column)) {
+                row.set(column, Cell::Empty);
+            }
         }
         Ok(true)
     }
@@ -674,8 +668,8 @@ mod tests {
     use super::super::test_support::{bytes_input, fixture, read_all};
     use super::*;
 
-    fn text(s: &str) -> Cell {
-        Cell::Text(s.to_owned())
+    fn text(s: &str) -> Cell<'_> {
+        Cell::Text(s)
     }
 
     fn opts() -> SourceOptions {
@@ -726,9 +720,9 @@ mod tests {
         assert_eq!(
             rows,
             [
-                SourceRow {
-                    number: 2,
-                    cells: vec![
+                SourceRow::new(
+                    2,
+                    &[
                         text("Régression mensuelle"),
                         text("Périmètre: paiement; facturation"),
                         text("Active"),
@@ -736,12 +730,11 @@ mod tests {
                         text("09.02.2024 17:00"),
                         text("Régression, Mensuel"),
                         text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d"),
-                    ],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 3,
-                    cells: vec![
+                    ]
+                ),
+                SourceRow::new(
+                    3,
+                    &[
                         text("Smoke — build 812"),
                         Cell::Empty,
                         Cell::Empty,
@@ -749,9 +742,8 @@ mod tests {
                         text("13.02.2024 12:00"),
                         text("Smoke"),
                         text("9ac271b6-4e89-4c93-8c75-2d625efa0b2d;2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"),
-                    ],
-                    ..SourceRow::default()
-                },
+                    ]
+                ),
             ]
         );
     }
@@ -783,7 +775,7 @@ mod tests {
         );
         assert!(source.next_row(&mut row).unwrap());
         assert_eq!(row.number, 4);
-        assert_eq!(row.cells, [text("fine"), text("CLOSED")]);
+        assert_eq!(row.cells().collect::<Vec<_>>(), [text("fine"), text("CLOSED")]);
     }
 
     #[test]
@@ -821,11 +813,7 @@ mod tests {
             assert_eq!(headers, ["Title", "Labels"], "{what}");
             assert_eq!(
                 rows,
-                [SourceRow {
-                    number: 2,
-                    cells: vec![text("Régression — 1"), text("a|b")],
-                    ..SourceRow::default()
-                }],
+                [SourceRow::new(2, &[text("Régression — 1"), text("a|b")])],
                 "{what}"
             );
         }
@@ -879,21 +867,9 @@ mod tests {
         assert_eq!(
             rows,
             [
-                SourceRow {
-                    number: 2,
-                    cells: vec![text("Run 1"), text("line one\r\nline two")],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 3,
-                    cells: vec![text("Run 2"), text("x\ny\nz")],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 4,
-                    cells: vec![text("Run 3"), text("last")],
-                    ..SourceRow::default()
-                },
+                SourceRow::new(2, &[text("Run 1"), text("line one\r\nline two")]),
+                SourceRow::new(3, &[text("Run 2"), text("x\ny\nz")]),
+                SourceRow::new(4, &[text("Run 3"), text("last")]),
             ]
         );
     }
@@ -1007,26 +983,10 @@ mod tests {
         assert_eq!(
             rows,
             [
-                SourceRow {
-                    number: 2,
-                    cells: vec![text("A"), text("  spaced  "), Cell::Empty, Cell::Empty],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 3,
-                    cells: vec![text("B"), Cell::Empty, Cell::Empty, Cell::Empty],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 4,
-                    cells: vec![Cell::Empty; 4],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 5,
-                    cells: vec![text("C"), text("x"), text("y"), Cell::Empty],
-                    ..SourceRow::default()
-                },
+                SourceRow::new(2, &[text("A"), text("  spaced  "), Cell::Empty, Cell::Empty]),
+                SourceRow::new(3, &[text("B"), Cell::Empty, Cell::Empty, Cell::Empty]),
+                SourceRow::new(4, &[Cell::Empty; 4]),
+                SourceRow::new(5, &[text("C"), text("x"), text("y"), Cell::Empty]),
             ]
         );
         assert!(rows[2].is_blank());
@@ -1040,12 +1000,12 @@ mod tests {
         let mut row = SourceRow::default();
         assert!(source.next_row(&mut row).unwrap());
         assert_eq!(
-            (row.cells.clone(), row.overflow.clone()),
+            (row.cells().collect::<Vec<_>>(), row.overflow.clone()),
             (vec![text("A"), text("ok")], None)
         );
         // The row is read, cells and all, and says why it cannot be trusted.
         assert!(source.next_row(&mut row).unwrap());
-        assert_eq!(row.cells, [text("B"), text("Perimeter: pay")]);
+        assert_eq!(row.cells().collect::<Vec<_>>(), [text("B"), text("Perimeter: pay")]);
         assert_eq!(
             row.overflow.as_deref(),
             Some(
@@ -1055,8 +1015,30 @@ mod tests {
         // The next row, read into the same place, is not marked.
         assert!(source.next_row(&mut row).unwrap());
         assert_eq!(
-            (row.number, row.cells.clone(), row.overflow.clone()),
+            (row.number, row.cells().collect::<Vec<_>>(), row.overflow.clone()),
             (4, vec![text("C"), text("fine")], None)
+        );
+    }
+
+    #[test]
+    fn a_row_whose_bytes_past_the_last_header_are_not_text_keeps_its_cells() {
+        // The record as a whole is not UTF-8, so its cells cannot point into it: they are
+        // each checked and copied, and the row is marked shifted, not refused.
+        let data = b"Title;Description\nA\xC3\xA9;ok;bad \xFF\nB;fine\n";
+        let input = bytes_input("runs.csv", data);
+        let mut source = open_source(&input, &opts()).unwrap();
+        let mut row = SourceRow::default();
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(row.cells().collect::<Vec<_>>(), [text("A\u{e9}"), text("ok")]);
+        assert!(
+            row.overflow
+                .as_deref()
+                .is_some_and(|why| why.contains("row 2, column 3"))
+        );
+        assert!(source.next_row(&mut row).unwrap());
+        assert_eq!(
+            (row.number, row.cells().collect::<Vec<_>>(), row.overflow.clone()),
+            (3, vec![text("B"), text("fine")], None)
         );
     }
 
@@ -1085,7 +1067,7 @@ mod tests {
             "runs.csv: row 2, column 2 (`State`) holds 6 bytes, over the limit of 5; shorten it or raise --max-cell-bytes"
         );
         assert!(source.next_row(&mut row).unwrap());
-        assert_eq!(row.cells, [text("ok"), text("fine")]);
+        assert_eq!(row.cells().collect::<Vec<_>>(), [text("ok"), text("fine")]);
 
         let err = open_err(&bytes_input("runs.csv", b"Title,Long header\n"), &small);
         assert_eq!(
@@ -1152,14 +1134,7 @@ mod tests {
         };
         let (headers, rows) = read_all(&bytes_input("runs.csv", data), &opts);
         assert_eq!(headers, ["Title", "Status"]);
-        assert_eq!(
-            rows,
-            [SourceRow {
-                number: 4,
-                cells: vec![text("A"), text("ACTIVE")],
-                ..SourceRow::default()
-            }]
-        );
+        assert_eq!(rows, [SourceRow::new(4, &[text("A"), text("ACTIVE")])]);
     }
 
     #[test]
@@ -1214,21 +1189,9 @@ mod tests {
         assert_eq!(
             first,
             [
-                SourceRow {
-                    number: 3,
-                    cells: vec![text("A\r\nmulti"), text("01.02.2024")],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 4,
-                    cells: vec![text("B"), text("02.02.2024")],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 6,
-                    cells: vec![text("C"), Cell::Empty],
-                    ..SourceRow::default()
-                },
+                SourceRow::new(3, &[text("A\r\nmulti"), text("01.02.2024")]),
+                SourceRow::new(4, &[text("B"), text("02.02.2024")]),
+                SourceRow::new(6, &[text("C"), Cell::Empty]),
             ]
         );
         source.rewind().unwrap();
@@ -1294,11 +1257,16 @@ mod tests {
                 (Ok(false), Ok(false)) => break,
                 (Ok(true), Ok(true)) => {
                     assert_eq!(start_only.number, all_cells.number);
-                    assert_eq!(start_only.cells[1], all_cells.cells[1], "row {}", all_cells.number);
+                    assert_eq!(
+                        start_only.cell(1).unwrap(),
+                        all_cells.cell(1).unwrap(),
+                        "row {}",
+                        all_cells.number
+                    );
                     assert_eq!(start_only.overflow, all_cells.overflow, "row {}", all_cells.number);
                     assert_eq!(
-                        [&start_only.cells[0], &start_only.cells[2]],
-                        [&Cell::Empty, &Cell::Empty]
+                        [start_only.cell(0).unwrap(), start_only.cell(2).unwrap()],
+                        [Cell::Empty, Cell::Empty]
                     );
                     let shifted = if all_cells.overflow.is_some() { " shifted" } else { "" };
                     seen.push(format!("{}{shifted}", all_cells.number));
@@ -1320,7 +1288,7 @@ mod tests {
     fn cells_that_empty_and_fill_again_keep_their_text() {
         let data = b"Title,Notes\nA,one\nB,\nC,three\nD\nE,five\n";
         let (_, rows) = read_all(&bytes_input("runs.csv", data), &opts());
-        let notes: Vec<Cell> = rows.iter().map(|r| r.cells[1].clone()).collect();
+        let notes: Vec<Cell> = rows.iter().map(|r| r.cell(1).unwrap()).collect();
         assert_eq!(
             notes,
             [text("one"), Cell::Empty, text("three"), Cell::Empty, text("five")]
@@ -1348,6 +1316,6 @@ mod tests {
         let (headers, rows) = read_all(&input, &opts());
         assert_eq!(headers, ["title", "start"]);
         // Dates stay text for the dates stage; only workbooks give `Cell::DateTime`.
-        assert_eq!(rows[0].cells, [text("A"), text("2024-03-17")]);
+        assert_eq!(rows[0].cells().collect::<Vec<_>>(), [text("A"), text("2024-03-17")]);
     }
 }

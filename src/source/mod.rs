@@ -12,7 +12,7 @@ use std::io::{self, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::model::{Cell, SourceRow, cell_ref};
+use crate::model::{SourceRow, cell_ref};
 
 /// The file types accepted, as listed in messages.
 pub const ACCEPTED_EXTENSIONS: &str = ".csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods";
@@ -365,50 +365,6 @@ pub enum SourceError {
         cells: u64,
         limit: u64,
     },
-}
-
-/// Fills cells with text while keeping their strings: a steady stream of rows allocates
-/// nothing, even when a column is empty in one row and filled in the next (an empty cell
-/// is `Cell::Empty`, so its string waits here for the next text).
-#[derive(Default)]
-struct CellText {
-    spare: Vec<String>,
-}
-
-impl CellText {
-    /// Never more spare strings than a row has cells.
-    const MAX_SPARE: usize = 256;
-
-    /// Empty text is an empty cell.
-    #[inline]
-    fn set(&mut self, cell: &mut Cell, text: &str) {
-        if text.is_empty() {
-            self.clear(cell);
-        } else if let Cell::Text(buf) = cell {
-            buf.clear();
-            buf.push_str(text);
-        } else {
-            let mut buf = self.spare.pop().unwrap_or_default();
-            buf.clear();
-            buf.push_str(text);
-            *cell = Cell::Text(buf);
-        }
-    }
-
-    /// Sets a cell that is not text, keeping the string it may have held.
-    fn set_value(&mut self, cell: &mut Cell, value: Cell) {
-        if let Cell::Text(buf) = std::mem::replace(cell, value)
-            && self.spare.len() < Self::MAX_SPARE
-        {
-            self.spare.push(buf);
-        }
-    }
-
-    fn clear(&mut self, cell: &mut Cell) {
-        if !matches!(cell, Cell::Empty) {
-            self.set_value(cell, Cell::Empty);
-        }
-    }
 }
 
 /// A delimiter as a message shows it: in backticks, or named when invisible.

@@ -229,9 +229,7 @@ fn recycle<P>(batch: &mut Batch<P>) {
     if batch.largest_row > KEEP_ROW_BYTES {
         // What was prepared goes with its row, and is made afresh for the rows kept.
         batch.prepared.clear();
-        batch
-            .rows
-            .retain(|row| row.cells.iter().map(cell_capacity).sum::<usize>() <= KEEP_ROW_BYTES);
+        batch.rows.retain(|row| row.kept_bytes() <= KEEP_ROW_BYTES);
     }
 }
 
@@ -284,7 +282,7 @@ fn fill_batch<P>(source: &mut dyn RowSource, columns: Option<&[usize]>, batch: &
         };
         match read {
             Ok(true) => {
-                let row_bytes = row.cells.iter().map(cell_len).sum::<usize>();
+                let row_bytes = row.text_len();
                 bytes += row_bytes;
                 largest_row = largest_row.max(row_bytes);
                 used += 1;
@@ -301,20 +299,6 @@ fn fill_batch<P>(source: &mut dyn RowSource, columns: Option<&[usize]>, batch: &
     }
     batch.largest_row = largest_row;
     batch.used = used;
-}
-
-fn cell_len(cell: &crate::model::Cell) -> usize {
-    match cell {
-        crate::model::Cell::Text(s) | crate::model::Cell::Error(s) => s.len(),
-        _ => 0,
-    }
-}
-
-fn cell_capacity(cell: &crate::model::Cell) -> usize {
-    match cell {
-        crate::model::Cell::Text(s) | crate::model::Cell::Error(s) => s.capacity(),
-        _ => 0,
-    }
 }
 
 #[cfg(test)]
@@ -348,7 +332,11 @@ mod tests {
         let mut source = source(data);
         let result = read_ahead(source.as_mut(), columns, |row| {
             let shifted = if row.overflow.is_some() { " shifted" } else { "" };
-            seen.push(format!("row {} {:?}{shifted}", row.number, row.cells));
+            seen.push(format!(
+                "row {} {:?}{shifted}",
+                row.number,
+                row.cells().collect::<Vec<_>>()
+            ));
             Ok(ControlFlow::Continue(()))
         });
         let result = result.map(|flow| assert!(flow.is_continue(), "nothing stopped the reading"));
@@ -363,7 +351,8 @@ mod tests {
         result.unwrap_or_else(|e| panic!("{e}"));
         let want: Vec<String> = (1..=rows)
             .map(|n| {
-                let cells = vec![Cell::Text(format!("r{n}")), Cell::Text(n.to_string())];
+                let (title, number) = (format!("r{n}"), n.to_string());
+                let cells = vec![Cell::Text(&title), Cell::Text(&number)];
                 let shifted = if shifted.contains(&n) { " shifted" } else { "" };
                 format!("row {} {cells:?}{shifted}", n + 1)
             })
@@ -378,8 +367,8 @@ mod tests {
         assert_eq!(
             seen,
             [
-                format!("row 2 {:?}", [Cell::Empty, Cell::Text("1".into())]),
-                format!("row 3 {:?}", [Cell::Empty, Cell::Text("2".into())]),
+                format!("row 2 {:?}", [Cell::Empty, Cell::Text("1")]),
+                format!("row 3 {:?}", [Cell::Empty, Cell::Text("2")]),
             ]
         );
     }
@@ -513,16 +502,8 @@ mod tests {
     #[test]
     fn a_row_that_grew_large_is_not_kept_for_reuse() {
         let mut batch: Batch = Batch::default();
-        let small = SourceRow {
-            number: 2,
-            cells: vec![Cell::Text("a".into())],
-            ..SourceRow::default()
-        };
-        let large = SourceRow {
-            number: 3,
-            cells: vec![Cell::Text("x".repeat(KEEP_ROW_BYTES + 1))],
-            ..SourceRow::default()
-        };
+        let small = SourceRow::new(2, &[Cell::Text("a")]);
+        let large = SourceRow::new(3, &[Cell::Text(&"x".repeat(KEEP_ROW_BYTES + 1))]);
         batch.rows = vec![small.clone(), large];
         batch.largest_row = KEEP_ROW_BYTES + 1;
         recycle(&mut batch);

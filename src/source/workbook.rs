@@ -9,7 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use calamine::{Data, DataRef, Ods, Range, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsb, Xlsx};
 use chrono::{NaiveDate, NaiveDateTime};
 
-use super::{CellText, Input, Location, RowSource, SourceError, SourceOptions};
+use super::{Input, Location, RowSource, SourceError, SourceOptions};
 use crate::model::{Cell, SourceRow, cell_ref};
 
 /// The signature of an OLE compound file: a legacy .xls, or an encrypted OOXML package.
@@ -37,7 +37,6 @@ pub(super) struct WorkbookSource {
     next: usize,
     last: usize,
     max_cell_bytes: usize,
-    text: CellText,
 }
 
 impl WorkbookSource {
@@ -66,7 +65,7 @@ impl WorkbookSource {
         self.next += 1;
         row.number = sheet_row + 1;
         let width = self.headers.len();
-        row.cells.resize(width, Cell::Empty);
+        row.clear_cells(width);
         for column in 0..width {
             let (top, left) = self.origin;
             let data = if sheet_row < top || column < left {
@@ -85,9 +84,7 @@ impl WorkbookSource {
                 });
             }
             if only.is_none_or(|wanted| wanted.contains(&column)) {
-                fill_cell(&mut self.text, &mut row.cells[column], data);
-            } else {
-                self.text.clear(&mut row.cells[column]);
+                fill_cell(row, column, data);
             }
         }
         Ok(true)
@@ -302,7 +299,6 @@ fn from_range(
         next: 1,
         last: 0,
         max_cell_bytes: opts.max_cell_bytes,
-        text: CellText::default(),
     };
     let (Some((top, left)), Some((bottom, right))) = (source.range.start(), source.range.end()) else {
         // An empty sheet: the pipeline decides what that means.
@@ -328,8 +324,8 @@ fn from_range(
             limit: opts.max_columns,
         });
     }
-    let mut cell = Cell::Empty;
-    let mut headers = Vec::with_capacity(width);
+    let mut cells = SourceRow::default();
+    cells.clear_cells(width);
     for column in 0..width {
         let data = source.data(header, column);
         if let Some(Data::String(s)) = data
@@ -342,9 +338,9 @@ fn from_range(
                 limit: opts.max_cell_bytes,
             });
         }
-        fill_cell(&mut CellText::default(), &mut cell, data);
-        headers.push(cell.as_text().trim().to_owned());
+        fill_cell(&mut cells, column, data);
     }
+    let headers: Vec<String> = cells.cells().map(|cell| cell.as_text().trim().to_owned()).collect();
     if headers.iter().all(String::is_empty) {
         let filled: Vec<usize> = source
             .range
@@ -379,35 +375,34 @@ fn is_blank(data: &Data) -> bool {
 }
 
 /// Converts one calamine value, reusing the target's string where it can.
-fn fill_cell(text: &mut CellText, target: &mut Cell, data: Option<&Data>) {
-    let value = match data {
-        None | Some(Data::Empty) => Cell::Empty,
-        Some(Data::String(s)) => return text.set(target, s),
-        Some(Data::Int(i)) => Cell::Number(*i as f64),
-        Some(Data::Float(f)) => Cell::Number(*f),
-        Some(Data::Bool(b)) => Cell::Bool(*b),
-        Some(Data::DateTime(dt)) => excel_datetime(dt),
+fn fill_cell(row: &mut SourceRow, column: usize, data: Option<&Data>) {
+    match data {
+        None | Some(Data::Empty) => {}
+        Some(Data::String(s)) => row.set(column, Cell::Text(s)),
+        Some(Data::Int(i)) => row.set(column, Cell::Number(*i as f64)),
+        Some(Data::Float(f)) => row.set(column, Cell::Number(*f)),
+        Some(Data::Bool(b)) => row.set(column, Cell::Bool(*b)),
+        Some(Data::DateTime(dt)) => excel_datetime(row, column, dt),
         Some(Data::DateTimeIso(s)) => match parse_iso(s) {
-            Some(dt) => Cell::DateTime(dt),
-            None => Cell::Text(s.clone()),
+            Some(dt) => row.set(column, Cell::DateTime(dt)),
+            None => row.set(column, Cell::Text(s)),
         },
-        Some(Data::DurationIso(s)) => Cell::Text(s.clone()),
-        Some(Data::Error(e)) => Cell::Error(e.to_string()),
-    };
-    text.set_value(target, value);
+        Some(Data::DurationIso(s)) => row.set(column, Cell::Text(s)),
+        Some(Data::Error(e)) => row.set(column, Cell::Error(&e.to_string())),
+    }
 }
 
 /// calamine carries the workbook's 1900/1904 flag in each value and applies it in
 /// `as_datetime`. Durations and times of day are not dates, so they become text a
 /// date column will refuse rather than a date in 1899.
-fn excel_datetime(dt: &calamine::ExcelDateTime) -> Cell {
+fn excel_datetime(row: &mut SourceRow, column: usize, dt: &calamine::ExcelDateTime) {
     let serial = dt.as_f64();
     if dt.is_duration() || (0.0..1.0).contains(&serial) {
-        return Cell::Text(clock_text(serial));
+        return row.set(column, Cell::Text(&clock_text(serial)));
     }
     match dt.as_datetime() {
-        Some(dt) => Cell::DateTime(dt),
-        None => Cell::Number(serial),
+        Some(dt) => row.set(column, Cell::DateTime(dt)),
+        None => row.set(column, Cell::Number(serial)),
     }
 }
 
@@ -436,7 +431,7 @@ mod tests {
     use super::*;
     use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
-    fn dt(y: i32, m: u32, d: u32, h: u32, min: u32) -> Cell {
+    fn dt(y: i32, m: u32, d: u32, h: u32, min: u32) -> Cell<'static> {
         Cell::DateTime(
             NaiveDate::from_ymd_opt(y, m, d)
                 .unwrap()
@@ -445,8 +440,8 @@ mod tests {
         )
     }
 
-    fn text(s: &str) -> Cell {
-        Cell::Text(s.to_owned())
+    fn text(s: &str) -> Cell<'_> {
+        Cell::Text(s)
     }
 
     fn opts() -> SourceOptions {
@@ -494,14 +489,15 @@ mod tests {
         while full.next_row(&mut all_cells).unwrap() {
             assert!(some.next_row_columns(&mut start_only, &[1]).unwrap());
             assert_eq!(start_only.number, all_cells.number);
-            assert_eq!(start_only.cells[1], all_cells.cells[1]);
+            assert_eq!(start_only.cell(1).unwrap(), all_cells.cell(1).unwrap());
             assert_eq!(
-                [&start_only.cells[0], &start_only.cells[2]],
-                [&Cell::Empty, &Cell::Empty]
+                [start_only.cell(0).unwrap(), start_only.cell(2).unwrap()],
+                [Cell::Empty, Cell::Empty]
             );
-            starts.push(start_only.cells[1].clone());
+            starts.push(start_only.clone());
         }
         assert!(!some.next_row_columns(&mut start_only, &[1]).unwrap());
+        let starts: Vec<Cell> = starts.iter().map(|row| row.cell(1).unwrap()).collect();
         assert_eq!(starts, [text("01/02/2024"), Cell::Empty, dt(2024, 2, 13, 0, 0)]);
     }
 
@@ -518,31 +514,29 @@ mod tests {
         assert_eq!(
             rows,
             [
-                SourceRow {
-                    number: 2,
-                    cells: vec![
+                SourceRow::new(
+                    2,
+                    &[
                         text("Checkout flow"),
                         Cell::Number(42.0),
                         dt(2024, 7, 1, 9, 0),
                         dt(2024, 7, 3, 18, 0),
                         text("web;checkout"),
-                    ],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 3,
-                    cells: vec![
+                    ]
+                ),
+                SourceRow::new(
+                    3,
+                    &[
                         text("Search"),
                         Cell::Number(43.0),
                         dt(2024, 7, 8, 0, 0),
                         dt(2024, 7, 9, 0, 0),
                         text("web"),
-                    ],
-                    ..SourceRow::default()
-                },
+                    ]
+                ),
             ]
         );
-        assert_eq!(rows[0].cells[1].as_text(), "42");
+        assert_eq!(rows[0].cell(1).unwrap().as_text(), "42");
     }
 
     #[test]
@@ -556,28 +550,26 @@ mod tests {
             assert_eq!(
                 rows,
                 [
-                    SourceRow {
-                        number: 2,
-                        cells: vec![
+                    SourceRow::new(
+                        2,
+                        &[
                             text("Release candidate"),
                             dt(2024, 9, 2, 10, 0),
                             dt(2024, 9, 6, 16, 0),
                             text("Release|RC"),
                             text("2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"),
-                        ],
-                        ..SourceRow::default()
-                    },
-                    SourceRow {
-                        number: 3,
-                        cells: vec![
+                        ]
+                    ),
+                    SourceRow::new(
+                        3,
+                        &[
                             text("Accessibility pass"),
                             dt(2024, 9, 9, 0, 0),
                             Cell::Empty,
                             text("a11y"),
                             Cell::Empty,
-                        ],
-                        ..SourceRow::default()
-                    },
+                        ]
+                    ),
                 ],
                 "{file}"
             );
@@ -613,14 +605,7 @@ mod tests {
             assert_eq!(source.sheet_name(), Some("Runs"));
             let (headers, rows) = read_all(&input, &opts);
             assert_eq!(headers, ["Title", "Status"]);
-            assert_eq!(
-                rows,
-                [SourceRow {
-                    number: 2,
-                    cells: vec![text("Second sheet run"), text("ACTIVE")],
-                    ..SourceRow::default()
-                }]
-            );
+            assert_eq!(rows, [SourceRow::new(2, &[text("Second sheet run"), text("ACTIVE")])]);
         }
 
         let opts = SourceOptions {
@@ -682,33 +667,27 @@ mod tests {
         assert_eq!(
             rows,
             [
-                SourceRow {
-                    number: 4,
-                    cells: vec![
+                SourceRow::new(
+                    4,
+                    &[
                         Cell::Empty,
                         text("Offset run"),
                         dt(2024, 3, 17, 9, 30),
                         Cell::Bool(true),
                         Cell::Number(2.0),
-                    ],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 5,
-                    cells: vec![Cell::Empty; 5],
-                    ..SourceRow::default()
-                },
-                SourceRow {
-                    number: 6,
-                    cells: vec![
+                    ]
+                ),
+                SourceRow::new(5, &[Cell::Empty; 5]),
+                SourceRow::new(
+                    6,
+                    &[
                         Cell::Empty,
                         text("After a gap"),
                         Cell::Empty,
                         Cell::Empty,
-                        Cell::Error("#N/A".to_owned()),
-                    ],
-                    ..SourceRow::default()
-                },
+                        Cell::Error("#N/A"),
+                    ]
+                ),
             ]
         );
 
@@ -753,7 +732,7 @@ mod tests {
             sheet.write_number_with_format(1, 1, 1.5, &elapsed).unwrap();
         });
         let (_, rows) = read_all(&input, &opts());
-        assert_eq!(rows[0].cells, [text("9:15:00"), text("36:00:00")]);
+        assert_eq!(rows[0].cells().collect::<Vec<_>>(), [text("9:15:00"), text("36:00:00")]);
     }
 
     #[test]
@@ -765,7 +744,7 @@ mod tests {
         let (headers, rows) = read_all(&bytes_input("upload.XLSX", &data), &opts());
         assert_eq!(headers[..2], ["Title", "Human ID"]);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1].cells[2], dt(2024, 7, 8, 0, 0));
+        assert_eq!(rows[1].cell(2).unwrap(), dt(2024, 7, 8, 0, 0));
     }
 
     #[test]
@@ -860,7 +839,7 @@ mod tests {
             )
         );
         assert!(source.next_row(&mut row).unwrap());
-        assert_eq!((row.number, &row.cells[0]), (3, &text("ok")));
+        assert_eq!((row.number, row.cell(0).unwrap()), (3, text("ok")));
     }
 
     /// Found while fuzzing: calamine sized the range from the cells' bounding box, so one
