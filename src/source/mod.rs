@@ -8,7 +8,7 @@ mod workbook;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Cursor, Read};
+use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -103,7 +103,10 @@ impl Input {
                     name: self.display_name(),
                     source,
                 })?;
-                Ok(Box::new(BufReader::with_capacity(64 * 1024, file)))
+                // Unbuffered: every reader of it (the record reader, the decoder, the
+                // sniffing of the first bytes) reads tens of kilobytes at a time into its
+                // own buffer, and a `BufReader` between would copy every byte once more.
+                Ok(Box::new(file))
             }
             Input::Bytes { data, .. } => Ok(Box::new(Cursor::new(SharedBytes(Arc::clone(data))))),
         }
