@@ -82,7 +82,7 @@ impl FirstRows {
 
 /// A hint to the cache: it reads nothing, and any address is allowed.
 #[inline(always)]
-fn prefetch(address: *const i8) {
+pub(crate) fn prefetch(address: *const i8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` only hints the cache. It does not dereference the pointer and
     // cannot fault, whatever the address; SSE is part of every x86-64 processor.
