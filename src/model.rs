@@ -237,6 +237,15 @@ impl SourceRow {
         crate::first_rows::prefetch(self.text.as_ptr().cast());
     }
 
+    /// Asks the cache for the whole row: its cells and every line of its text.
+    #[inline]
+    pub fn prefetch_all(&self) {
+        crate::first_rows::prefetch(self.slots.as_ptr().cast());
+        for line in self.text.as_bytes().chunks(64) {
+            crate::first_rows::prefetch(line.as_ptr().cast());
+        }
+    }
+
     /// Bytes of text the row holds now.
     pub fn text_len(&self) -> usize {
         self.text.len()

@@ -203,6 +203,9 @@ fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&Sou
         if batch.prepared.len() == index {
             batch.prepared.push(P::default());
         }
+        if let Some(next) = batch.rows[..batch.used].get(index + 1) {
+            next.prefetch_all();
+        }
         if let Err(e) = prepare(&batch.rows[index], &mut batch.prepared[index]) {
             batch.used = index;
             batch.failed = Some(e);
