@@ -240,7 +240,10 @@ impl SourceRow {
     /// Asks the cache for the whole row: its cells and every line of its text.
     #[inline]
     pub fn prefetch_all(&self) {
-        crate::first_rows::prefetch(self.slots.as_ptr().cast());
+        let slots = self.slots.as_ptr().cast::<u8>();
+        for line in (0..std::mem::size_of_val(self.slots.as_slice())).step_by(64) {
+            crate::first_rows::prefetch(slots.wrapping_add(line).cast());
+        }
         for line in self.text.as_bytes().chunks(64) {
             crate::first_rows::prefetch(line.as_ptr().cast());
         }
