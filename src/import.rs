@@ -980,8 +980,7 @@ fn unmatched_copies(
     in_file: usize,
 ) -> Option<String> {
     known.prior(scope, &copy_key(p, body, in_file))?;
-    let copies: Vec<&Prior> = (0..)
-        .map_while(|n| known.prior(scope, &copy_key(p, body, n)))
+    let copies: Vec<&Prior> = known_copies(known, scope, p, body)
         .take(MAX_COPIES_NAMED.max(in_file + 1) * 2)
         .collect();
     let first = copies.first()?.standing();
@@ -1008,6 +1007,17 @@ fn unmatched_copies(
 
 const MAX_COPIES_NAMED: usize = 5;
 
+/// What the ledger holds of the identical copies of a row without a human_id, in order:
+/// the first copy, the second, … up to the first copy it does not know.
+fn known_copies<'a>(
+    known: &'a ledger::LedgerSnapshot,
+    scope: &'a str,
+    p: &'a PlannedRow,
+    body: &'a [u8],
+) -> impl Iterator<Item = &'a Prior> + 'a {
+    (0..).map_while(move |n| known.prior(scope, &copy_key(p, body, n)))
+}
+
 /// [`unmatched_copies`] at this run's address, or else at the one `--moved-from` names,
 /// whose rows this run takes over.
 fn unmatched_copies_here_or_moved(
@@ -1028,23 +1038,34 @@ fn unmatched_copies_here_or_moved(
 /// so its URL would make every rehearsal a stranger to the last.
 const IN_PROCESS_SANDBOX: &str = "in-process-sandbox";
 
-/// Where the ledger shows a row sent that this run's address (`scope`) has never seen.
-enum SentElsewhere<'a> {
-    /// Through the address `--moved-from` names: the row as it stands there.
+/// Where the ledger knows a row from.
+enum Known<'a> {
+    /// This run's address.
+    Here(&'a Prior),
+    /// The address `--moved-from` names: the row as it stands there.
     MovedFrom(&'a Prior),
-    /// Through another address (the same one every run, whatever the map's order).
-    Other { base: &'a str },
+    /// Another address of the same project (the same one every run, whatever the map's
+    /// order), which `--moved-from` does not name.
+    Elsewhere { base: &'a str },
 }
 
-/// Looks for `key` of the row's project sent through another address; rehearsals in the
-/// in-process sandbox never stand for the service.
-fn sent_elsewhere<'a>(
+/// What the ledger knows of the row `key`: at this run's address (`scope`), or else, unless
+/// `--force` or the sandbox, sent through another address of the row's project. Rehearsals
+/// in the in-process sandbox never stand for the service. The dry run's notes, the import's
+/// sorting and the count of rows to read again all ask here, so they cannot disagree.
+fn look_up<'a>(
     known: &'a ledger::LedgerSnapshot,
+    settings: &ImportSettings,
     p: &PlannedRow,
     scope: &str,
     key: &str,
-    moved_from: Option<&str>,
-) -> Option<SentElsewhere<'a>> {
+) -> Option<Known<'a>> {
+    if let Some(prior) = known.prior(scope, key) {
+        return Some(Known::Here(prior));
+    }
+    if settings.force || settings.service.sandbox {
+        return None;
+    }
     let project = ledger::scope("", &p.body.project_id);
     let others: Vec<&str> = known
         .sent_scopes(key)
@@ -1052,12 +1073,15 @@ fn sent_elsewhere<'a>(
         .map(String::as_str)
         .filter(|s| *s != scope && s.ends_with(project.as_str()) && !s.starts_with(IN_PROCESS_SANDBOX))
         .collect();
-    let named = moved_from.map(|old| ledger::scope(old, &p.body.project_id));
+    let named = settings
+        .moved_from
+        .as_deref()
+        .map(|old| ledger::scope(old, &p.body.project_id));
     if let Some(old) = named.and_then(|old| others.iter().copied().find(|s| *s == old)) {
-        return known.prior(old, key).map(SentElsewhere::MovedFrom);
+        return known.prior(old, key).map(Known::MovedFrom);
     }
     let other = others.into_iter().min()?;
-    Some(SentElsewhere::Other {
+    Some(Known::Elsewhere {
         base: other.strip_suffix(project.as_str()).unwrap_or(other),
     })
 }
@@ -1127,8 +1151,21 @@ impl LedgerView {
                     .to_owned(),
             );
         }
-        let Some(prior) = self.snapshot.prior(&scope, &key) else {
-            return self.note_sent_elsewhere(p, &scope, &key, settings);
+        let prior = match look_up(&self.snapshot, settings, p, &scope, &key)? {
+            Known::Here(prior) => prior,
+            Known::MovedFrom(_) => {
+                return Some(
+                    "sent through the --moved-from address per the ledger: an import counts it as it stands there"
+                        .to_owned(),
+                );
+            }
+            Known::Elsewhere { base } => {
+                let note = format!(
+                    "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
+                );
+                self.elsewhere += 1;
+                return Some(note);
+            }
         };
         match prior {
             Prior::Created {
@@ -1159,31 +1196,6 @@ impl LedgerView {
         }
     }
 
-    /// The note for a row the ledger shows sent through another address (see `MovedRows`).
-    fn note_sent_elsewhere(
-        &mut self,
-        p: &PlannedRow,
-        scope: &str,
-        key: &str,
-        settings: &ImportSettings,
-    ) -> Option<String> {
-        if settings.force || settings.service.sandbox {
-            return None;
-        }
-        match sent_elsewhere(&self.snapshot, p, scope, key, settings.moved_from.as_deref())? {
-            SentElsewhere::MovedFrom(_) => Some(
-                "sent through the --moved-from address per the ledger: an import counts it as it stands there"
-                    .to_owned(),
-            ),
-            SentElsewhere::Other { base } => {
-                self.elsewhere += 1;
-                Some(format!(
-                    "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
-                ))
-            }
-        }
-    }
-
     /// Notes a row without a human_id whose identical copies the ledger knows ended
     /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are
     /// counted. Returns whether the row is such a copy.
@@ -1199,9 +1211,7 @@ impl LedgerView {
             .map(|old| ledger::scope(old, &p.body.project_id));
         for scope in std::iter::once(scope).chain(moved.as_deref()) {
             if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
-                let known = (0..)
-                    .take_while(|&n| self.snapshot.prior(scope, &copy_key(p, body, n)).is_some())
-                    .count();
+                let known = known_copies(&self.snapshot, scope, p, body).count();
                 self.mixed_copies.insert(first, (known, vec![p.row]));
                 return true;
             }
@@ -1580,14 +1590,15 @@ impl UploadRun {
                 report.error = Some(why);
                 continue;
             }
-            let mut prior = known.and_then(|l| l.prior(&scope, &key).cloned());
-            if prior.is_none()
-                && !settings.force
-                && !settings.service.sandbox
-                && let Some(known) = known
-            {
-                prior = moved.look_elsewhere(known, settings, p, &scope, &key);
-            }
+            let prior = match known.and_then(|known| look_up(known, settings, p, &scope, &key)) {
+                Some(Known::Here(prior)) => Some(prior.clone()),
+                Some(Known::MovedFrom(prior)) => Some(moved.carry(p, &scope, &key, prior)),
+                Some(Known::Elsewhere { base }) => {
+                    moved.elsewhere.push((p.row, base.to_owned()));
+                    None
+                }
+                None => None,
+            };
             let report = &mut self.rows[*index];
             let mut idempotency = ledger::idempotency_key(&scope, &key);
             let skipped = prior.as_ref().is_some_and(|prior| ledger_skips(prior, settings));
@@ -1800,16 +1811,10 @@ fn skipped_by_human_id(
         return false;
     }
     let scope = ledger::scope(base_url, &p.body.project_id);
-    let prior = known.prior(&scope, &key).or_else(|| {
-        if settings.force || settings.service.sandbox {
-            return None;
-        }
-        match sent_elsewhere(known, p, &scope, &key, settings.moved_from.as_deref())? {
-            SentElsewhere::MovedFrom(prior) => Some(prior),
-            SentElsewhere::Other { .. } => None,
-        }
-    });
-    prior.is_some_and(|prior| ledger_skips(prior, settings))
+    match look_up(known, settings, p, &scope, &key) {
+        Some(Known::Here(prior) | Known::MovedFrom(prior)) => ledger_skips(prior, settings),
+        Some(Known::Elsewhere { .. }) | None => false,
+    }
 }
 
 /// Whether a row the ledger shows as created (`sent`: the hash of that request) would
@@ -1850,30 +1855,16 @@ struct CarriedRow {
 }
 
 impl MovedRows {
-    /// What the ledger knows of a row that this run's address has never seen.
-    fn look_elsewhere(
-        &mut self,
-        known: &ledger::LedgerSnapshot,
-        settings: &ImportSettings,
-        p: &PlannedRow,
-        scope: &str,
-        key: &str,
-    ) -> Option<Prior> {
-        match sent_elsewhere(known, p, scope, key, settings.moved_from.as_deref())? {
-            SentElsewhere::MovedFrom(prior) => {
-                self.found.push(CarriedRow {
-                    scope: scope.to_owned(),
-                    key: key.to_owned(),
-                    row: p.row,
-                    prior: prior.clone(),
-                });
-                Some(prior.clone())
-            }
-            SentElsewhere::Other { base } => {
-                self.elsewhere.push((p.row, base.to_owned()));
-                None
-            }
-        }
+    /// Takes over a row found under the `--moved-from` address: it is recorded under this
+    /// run's address as it stood there. Returns how it stood.
+    fn carry(&mut self, p: &PlannedRow, scope: &str, key: &str, prior: &Prior) -> Prior {
+        self.found.push(CarriedRow {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            row: p.row,
+            prior: prior.clone(),
+        });
+        prior.clone()
     }
 
     /// Why the run must not send anything, if some row was created under another address.
