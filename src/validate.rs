@@ -500,6 +500,8 @@ impl Validator {
 
         match fields.text(Field::Title) {
             Some(title) => set_string(&mut body.title, &title),
+            // An error cell has said what is wrong with the title already.
+            None if fields.has_problem(Field::Title) => {}
             None => fields.problem(
                 Field::Title,
                 None,

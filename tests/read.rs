@@ -591,6 +591,52 @@ fn openpyxl_1904_workbook_keeps_its_epoch() {
 }
 
 #[test]
+fn libreoffice_error_cells_are_invalid_in_ods_as_in_xls() {
+    for file in ["libreoffice-errors.ods", "libreoffice-errors.xls"] {
+        let w = Work::new();
+        w.fixture(file);
+        let run = w.dry_run(file, &["--project-id", PROJECT]);
+        // Every row holds an error cell, so every row is invalid: exit 3.
+        run.assert_code(3);
+        let problems: Vec<(&str, &str)> = run
+            .invalid_lines()
+            .into_iter()
+            .map(|line| {
+                let (at, why) = line.split_once("): ").expect("a cell and a reason");
+                (at, why)
+            })
+            .collect();
+        let cells: Vec<&str> = problems.iter().map(|(at, _)| *at).collect();
+        assert_eq!(
+            cells,
+            [
+                "invalid: row 2, column `Title` (A2",
+                "invalid: row 2, column `Human ID` (B2",
+                "invalid: row 3, column `Title` (A3",
+                "invalid: row 3, column `Start` (D3",
+                "invalid: row 4, column `Human ID` (B4",
+            ],
+            "{file}: {}",
+            run.stderr
+        );
+        assert!(
+            problems
+                .iter()
+                .all(|(_, why)| why.contains("the cell holds a spreadsheet error")),
+            "{file}: {}",
+            run.stderr
+        );
+        let report = run.report();
+        let outcomes: Vec<(&str, &str)> = report.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        assert_eq!(
+            outcomes,
+            [("2", "invalid"), ("3", "invalid"), ("4", "invalid")],
+            "{file}"
+        );
+    }
+}
+
+#[test]
 fn libreoffice_ods_and_xls_give_the_same_plan() {
     for file in ["libreoffice.ods", "libreoffice.xls"] {
         let w = Work::new();

@@ -37,6 +37,8 @@ pub(super) struct WorkbookSource {
     next: usize,
     last: usize,
     max_cell_bytes: usize,
+    /// Whether text that is exactly a spreadsheet error code is an error cell (ODS).
+    error_text: bool,
 }
 
 impl WorkbookSource {
@@ -52,7 +54,9 @@ impl WorkbookSource {
             }
             Input::Bytes { data, .. } => load(Cursor::new(data.as_slice()), kind, opts, &name)?,
         };
-        from_range(name, sheet, range, opts)
+        let mut source = from_range(name, sheet, range, opts)?;
+        source.error_text = matches!(kind, Kind::Ods);
+        Ok(source)
     }
 
     /// The next sheet row into `row`: every cell, or only those at `only`; every cell's
@@ -84,7 +88,7 @@ impl WorkbookSource {
                 });
             }
             if only.is_none_or(|wanted| wanted.contains(&column)) {
-                fill_cell(row, column, data);
+                fill_cell(row, column, data, self.error_text);
             }
         }
         Ok(true)
@@ -299,6 +303,7 @@ fn from_range(
         next: 1,
         last: 0,
         max_cell_bytes: opts.max_cell_bytes,
+        error_text: false,
     };
     let (Some((top, left)), Some((bottom, right))) = (source.range.start(), source.range.end()) else {
         // An empty sheet: the pipeline decides what that means.
@@ -338,7 +343,7 @@ fn from_range(
                 limit: opts.max_cell_bytes,
             });
         }
-        fill_cell(&mut cells, column, data);
+        fill_cell(&mut cells, column, data, false);
     }
     let headers: Vec<String> = cells.cells().map(|cell| cell.as_text().trim().to_owned()).collect();
     if headers.iter().all(String::is_empty) {
@@ -375,9 +380,13 @@ fn is_blank(data: &Data) -> bool {
 }
 
 /// Converts one calamine value, reusing the target's string where it can.
-fn fill_cell(row: &mut SourceRow, column: usize, data: Option<&Data>) {
+/// `error_text`: a text cell that is exactly an error code is an error cell. LibreOffice
+/// writes an ODS error cell as empty text marked `calcext:value-type="error"` with the code
+/// as its content, and calamine 0.38 reads the marker but gives back only the content.
+fn fill_cell(row: &mut SourceRow, column: usize, data: Option<&Data>, error_text: bool) {
     match data {
         None | Some(Data::Empty) => {}
+        Some(Data::String(s)) if error_text && is_error_code(s) => row.set(column, Cell::Error(s)),
         Some(Data::String(s)) => row.set(column, Cell::Text(s)),
         Some(Data::Int(i)) => row.set(column, Cell::Number(*i as f64)),
         Some(Data::Float(f)) => row.set(column, Cell::Number(*f)),
@@ -390,6 +399,16 @@ fn fill_cell(row: &mut SourceRow, column: usize, data: Option<&Data>) {
         Some(Data::DurationIso(s)) => row.set(column, Cell::Text(s)),
         Some(Data::Error(e)) => row.set(column, Cell::Error(&e.to_string())),
     }
+}
+
+/// The codes LibreOffice shows for a formula's error: the seven Excel shares, and its own
+/// `Err:` and three digits (`Err:502`, an invalid argument).
+fn is_error_code(text: &str) -> bool {
+    const CODES: [&str; 7] = ["#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"];
+    CODES.contains(&text)
+        || text
+            .strip_prefix("Err:")
+            .is_some_and(|code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// calamine carries the workbook's 1900/1904 flag in each value and applies it in
@@ -573,6 +592,58 @@ mod tests {
                 ],
                 "{file}"
             );
+        }
+    }
+
+    #[test]
+    fn libreoffice_error_cells_are_error_cells_in_ods_as_in_xls() {
+        // Both made by LibreOffice 7.4 from libreoffice-errors.csv, its formulas evaluated on
+        // import (see tests/fixtures/README.md).
+        for (file, bad_root) in [
+            ("libreoffice-errors.ods", "Err:502"),
+            ("libreoffice-errors.xls", "#VALUE!"),
+        ] {
+            let (headers, rows) = read_all(&fixture(file), &opts());
+            assert_eq!(headers, ["Title", "Human ID", "Status", "Start"], "{file}");
+            let cells: Vec<Vec<Cell>> = rows.iter().map(|row| row.cells().collect()).collect();
+            assert_eq!(
+                cells,
+                [
+                    vec![
+                        Cell::Error("#DIV/0!"),
+                        Cell::Error("#N/A"),
+                        text("ACTIVE"),
+                        dt(2024, 3, 17, 0, 0)
+                    ],
+                    vec![
+                        Cell::Error(bad_root),
+                        text("R-2"),
+                        text("ACTIVE"),
+                        Cell::Error("#DIV/0!")
+                    ],
+                    vec![
+                        text("Ok title"),
+                        Cell::Error("#VALUE!"),
+                        text("ACTIVE"),
+                        dt(2024, 3, 18, 0, 0)
+                    ],
+                ],
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_whole_error_codes_are_errors() {
+        for code in [
+            "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "Err:502", "Err:511",
+        ] {
+            assert!(is_error_code(code), "{code}");
+        }
+        for text in [
+            "#N/A ", "N/A", "#n/a", "Err:50", "Err:5021", "Err:x02", "#DIV/0", "Error", "",
+        ] {
+            assert!(!is_error_code(text), "{text:?}");
         }
     }
 
