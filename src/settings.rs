@@ -550,7 +550,7 @@ pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
     let table: Option<toml::Table> = config_path
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|text| text.parse().ok());
+        .map(|text| text.parse().unwrap_or_else(|_| top_lines(&text)));
     let in_config = |key: &str| {
         table
             .as_ref()
@@ -562,6 +562,23 @@ pub fn summary_path(args: &ImportArgs) -> Option<PathBuf> {
     let state = args.state.clone().or_else(|| in_config("state"));
     let kept = [Some(PathBuf::from(&args.read.file)), config_path, state];
     (!kept.iter().flatten().any(|other| same_file(other, &path))).then_some(path)
+}
+
+/// The top-level settings of a config file that is not valid TOML, each line read on its
+/// own, so that a nightly run whose config was broken still writes its failure where the
+/// config's `summary-json` says. Lines that do not read alone are left out; reading stops at
+/// the first table header, past which no key is top-level.
+fn top_lines(text: &str) -> toml::Table {
+    let mut table = toml::Table::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            break;
+        }
+        if let Ok(setting) = line.parse::<toml::Table>() {
+            table.extend(setting);
+        }
+    }
+    table
 }
 
 /// Where `--summary-json` asks the summary of an `import` whose command line the argument

@@ -831,6 +831,8 @@ fn a_run_that_ends_before_its_rows_says_so_in_the_summary() {
         ),
         (&["--rate", "1.5"][..], "summary-json = \"summary.json\"\n"),
         (&[][..], "summary-json = \"summary.json\"\nrate = \"fast\"\n"),
+        // Not valid TOML at all: the summary's own line still reads.
+        (&[][..], "rate = fast\nsummary-json = \"summary.json\"\n[mapping\n"),
     ] {
         rig.write("testsigma-import.toml", "");
         let out = import_with_state(&rig, "test-runs.csv", &["--summary-json", "summary.json"]);
