@@ -155,18 +155,29 @@ fn load<RS: Read + Seek>(
             Kind::Ods => Sheets::Ods(Ods::new(rs).map_err(|e| failed(e.into()))?),
         };
         let sheet = pick_sheet(book.sheets_metadata(), opts.sheet.as_deref(), name)?;
-        let range = match &mut book {
+        let cells = match &mut book {
             Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(&sheet) {
-                Ok(mut cells) => bounded_range(|| cells.next_cell(), &failed, opts, name, &sheet)?,
+                Ok(mut cells) => Some(bounded_cells(|| cells.next_cell(), &failed, opts, name, &sheet)?),
                 // A chart sheet, as calamine's own `worksheet_range` treats it.
-                Err(calamine::XlsxError::NotAWorksheet(_)) => Range::default(),
+                Err(calamine::XlsxError::NotAWorksheet(_)) => Some(Vec::new()),
                 Err(e) => return Err(failed(e.into())),
             },
             Sheets::Xlsb(xlsb) => {
                 let mut cells = xlsb.worksheet_cells_reader(&sheet).map_err(|e| failed(e.into()))?;
-                bounded_range(|| cells.next_cell(), &failed, opts, name, &sheet)?
+                Some(bounded_cells(|| cells.next_cell(), &failed, opts, name, &sheet)?)
             }
-            _ => book.worksheet_range(&sheet).map_err(failed)?,
+            _ => None,
+        };
+        let range = match cells {
+            // The cells own their values: the workbook (its shared strings, its zip
+            // buffers) goes before the sheet's dense range is built, and the list of
+            // cells gives back its spare room, so the three are never held at once.
+            Some(mut cells) => {
+                drop(book);
+                cells.shrink_to_fit();
+                Range::from_sparse(cells)
+            }
+            None => book.worksheet_range(&sheet).map_err(failed)?,
         };
         Ok((sheet, range))
     }));
@@ -186,13 +197,13 @@ const MAX_AREA_CELLS: u64 = 64 * 1_048_576;
 /// too large to hold before it is allocated: calamine sizes the range from the cells'
 /// bounding box, so one stray value at XFD1048576 would ask for 17 billion cells and the
 /// allocation failure would abort the process (found while fuzzing).
-fn bounded_range<'a, E: Into<calamine::Error>>(
+fn bounded_cells<'a, E: Into<calamine::Error>>(
     mut next: impl FnMut() -> Result<Option<calamine::Cell<DataRef<'a>>>, E>,
     failed: &dyn Fn(calamine::Error) -> SourceError,
     opts: &SourceOptions,
     name: &str,
     sheet: &str,
-) -> Result<Range<Data>, SourceError> {
+) -> Result<Vec<calamine::Cell<Data>>, SourceError> {
     let mut cells = Vec::new();
     let (mut top, mut left, mut bottom, mut right) = (u32::MAX, u32::MAX, 0, 0);
     while let Some(cell) = next().map_err(|e| failed(e.into()))? {
@@ -205,7 +216,7 @@ fn bounded_range<'a, E: Into<calamine::Error>>(
         cells.push(calamine::Cell::new((row, column), Data::from(cell.get_value().clone())));
     }
     if cells.is_empty() {
-        return Ok(Range::default());
+        return Ok(cells);
     }
     // The refusal `from_range` would give, before the range exists.
     let width = right as usize + 1;
@@ -228,7 +239,7 @@ fn bounded_range<'a, E: Into<calamine::Error>>(
             limit: MAX_AREA_CELLS,
         });
     }
-    Ok(Range::from_sparse(cells))
+    Ok(cells)
 }
 
 fn workbook_error(err: calamine::Error, kind: Kind, ole: bool, name: &str) -> SourceError {
