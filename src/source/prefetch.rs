@@ -203,6 +203,8 @@ fn prepare_batch<P: Default>(batch: &mut Batch<P>, prepare: &mut impl FnMut(&Sou
         if batch.prepared.len() == index {
             batch.prepared.push(P::default());
         }
+        // The next row was written on the reading core, so every line of it is a miss
+        // here: asked for now, it arrives while this row is validated.
         if let Some(next) = batch.rows[..batch.used].get(index + 1) {
             next.prefetch_all();
         }

@@ -395,21 +395,22 @@ fn is_blank(data: &Data) -> bool {
 /// writes an ODS error cell as empty text marked `calcext:value-type="error"` with the code
 /// as its content, and calamine 0.38 reads the marker but gives back only the content.
 fn fill_cell(row: &mut SourceRow, column: usize, data: Option<&Data>, error_text: bool) {
-    match data {
-        None | Some(Data::Empty) => {}
-        Some(Data::String(s)) if error_text && is_error_code(s) => row.set(column, Cell::Error(s)),
-        Some(Data::String(s)) => row.set(column, Cell::Text(s)),
-        Some(Data::Int(i)) => row.set(column, Cell::Number(*i as f64)),
-        Some(Data::Float(f)) => row.set(column, Cell::Number(*f)),
-        Some(Data::Bool(b)) => row.set(column, Cell::Bool(*b)),
-        Some(Data::DateTime(dt)) => excel_datetime(row, column, dt),
-        Some(Data::DateTimeIso(s)) => match parse_iso(s) {
-            Some(dt) => row.set(column, Cell::DateTime(dt)),
-            None => row.set(column, Cell::Text(s)),
-        },
-        Some(Data::DurationIso(s)) => row.set(column, Cell::Text(s)),
-        Some(Data::Error(e)) => row.set(column, Cell::Error(&e.to_string())),
-    }
+    let code;
+    let cell = match data {
+        None | Some(Data::Empty) => return,
+        Some(Data::DateTime(dt)) => return excel_datetime(row, column, dt),
+        Some(Data::String(s)) if error_text && is_error_code(s) => Cell::Error(s),
+        Some(Data::String(s) | Data::DurationIso(s)) => Cell::Text(s),
+        Some(Data::Int(i)) => Cell::Number(*i as f64),
+        Some(Data::Float(f)) => Cell::Number(*f),
+        Some(Data::Bool(b)) => Cell::Bool(*b),
+        Some(Data::DateTimeIso(s)) => parse_iso(s).map_or(Cell::Text(s), Cell::DateTime),
+        Some(Data::Error(e)) => {
+            code = e.to_string();
+            Cell::Error(&code)
+        }
+    };
+    row.set(column, cell);
 }
 
 /// The codes LibreOffice shows for a formula's error: the seven Excel shares, and its own
