@@ -992,13 +992,17 @@ mod tests {
         assert!(rows[2].is_blank());
     }
 
-    #[test]
-    fn extra_fields_mark_the_row_shifted_but_trailing_delimiters_do_not() {
-        let data = b"Title;Description\nA;ok;;\nB;Perimeter: pay; invoice\nC;fine\n";
-        let input = bytes_input("runs.csv", data);
-        let mut source = open_source(&input, &opts()).unwrap();
+    /// `data` as `runs.csv`, opened, and its first row read.
+    fn at_first_row(data: &[u8]) -> (Box<dyn RowSource>, SourceRow) {
+        let mut source = open_source(&bytes_input("runs.csv", data), &opts()).unwrap();
         let mut row = SourceRow::default();
         assert!(source.next_row(&mut row).unwrap());
+        (source, row)
+    }
+
+    #[test]
+    fn extra_fields_mark_the_row_shifted_but_trailing_delimiters_do_not() {
+        let (mut source, mut row) = at_first_row(b"Title;Description\nA;ok;;\nB;Perimeter: pay; invoice\nC;fine\n");
         assert_eq!(
             (row.cells().collect::<Vec<_>>(), row.overflow.clone()),
             (vec![text("A"), text("ok")], None)
@@ -1024,11 +1028,7 @@ mod tests {
     fn a_row_whose_bytes_past_the_last_header_are_not_text_keeps_its_cells() {
         // The record as a whole is not UTF-8, so its cells cannot point into it: they are
         // each checked and copied, and the row is marked shifted, not refused.
-        let data = b"Title;Description\nA\xC3\xA9;ok;bad \xFF\nB;fine\n";
-        let input = bytes_input("runs.csv", data);
-        let mut source = open_source(&input, &opts()).unwrap();
-        let mut row = SourceRow::default();
-        assert!(source.next_row(&mut row).unwrap());
+        let (mut source, mut row) = at_first_row(b"Title;Description\nA\xC3\xA9;ok;bad \xFF\nB;fine\n");
         assert_eq!(row.cells().collect::<Vec<_>>(), [text("A\u{e9}"), text("ok")]);
         assert!(
             row.overflow
