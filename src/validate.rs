@@ -686,8 +686,8 @@ impl<'a> FieldReader<'a> {
     }
 
     fn has_problem(&self, field: Field) -> bool {
-        let header = self.header(field);
-        self.problems.iter().any(|p| p.column == header)
+        let header = self.header_str(field);
+        self.problems.iter().any(|p| p.column.as_deref() == header)
     }
 
     fn header(&self, field: Field) -> Option<String> {
