@@ -1029,9 +1029,14 @@ fn unmatched_copies_here_or_moved(
     in_file: usize,
 ) -> Option<String> {
     unmatched_copies(known, scope, p, body, in_file).or_else(|| {
-        let old = ledger::scope(settings.moved_from.as_deref()?, &p.body.project_id);
+        let old = moved_from_scope(settings, p)?;
         unmatched_copies(known, &old, p, body, in_file)
     })
+}
+
+/// The ledger's address for `p`'s project at the base URL `--moved-from` names, if any.
+fn moved_from_scope(settings: &ImportSettings, p: &PlannedRow) -> Option<String> {
+    Some(ledger::scope(settings.moved_from.as_deref()?, &p.body.project_id))
 }
 
 /// The ledger's address for runs into the in-process sandbox: its port changes every run,
@@ -1073,11 +1078,7 @@ fn look_up<'a>(
         .map(String::as_str)
         .filter(|s| *s != scope && s.ends_with(project.as_str()) && !s.starts_with(IN_PROCESS_SANDBOX))
         .collect();
-    let named = settings
-        .moved_from
-        .as_deref()
-        .map(|old| ledger::scope(old, &p.body.project_id));
-    if let Some(old) = named.and_then(|old| others.iter().copied().find(|s| *s == old)) {
+    if let Some(old) = moved_from_scope(settings, p).and_then(|old| others.iter().copied().find(|s| *s == old)) {
         return known.prior(old, key).map(Known::MovedFrom);
     }
     let other = others.into_iter().min()?;
@@ -1205,10 +1206,7 @@ impl LedgerView {
             rows.push(p.row);
             return true;
         }
-        let moved = settings
-            .moved_from
-            .as_deref()
-            .map(|old| ledger::scope(old, &p.body.project_id));
+        let moved = moved_from_scope(settings, p);
         for scope in std::iter::once(scope).chain(moved.as_deref()) {
             if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
                 let known = known_copies(&self.snapshot, scope, p, body).count();
