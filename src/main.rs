@@ -25,5 +25,5 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(testsigma_import::run(cli));
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    ExitCode::from(u8::try_from(code.code()).unwrap_or(1))
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, SandboxStats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

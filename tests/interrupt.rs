@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
-use testsigma_import::model::Outcome;
+use testsigma_import::report::Outcome;
 use testsigma_import::sandbox::SandboxOptions;
 
 const ROWS: usize = 30;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;
 
 fn import_with_state(rig: &Rig, file: &str, extra: &[&str]) -> Output {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;
 
 const SAMPLE_ROWS: usize = 12;

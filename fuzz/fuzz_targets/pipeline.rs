@@ -7,10 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use testsigma_import::import::{RowEvent, open_read_stage};
-use testsigma_import::mapping::Field;
-use testsigma_import::settings::ReadSettings;
-use testsigma_import::source::{Input, SourceOptions};
+use testsigma_import::validate::stage::{ReadSettings, RowEvent, open_read_stage};
+use testsigma_import::read::mapping::Field;
+use testsigma_import::read::{Input, SourceOptions};
 use testsigma_import::validate::RowRules;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = stage.for_each_row(|event| {
         let row = match event {
             RowEvent::Valid { report, planned, .. } => {
-                let _ = testsigma_import::import::plan_line(&planned);
+                let _ = testsigma_import::request::plan::plan_line(&planned);
                 report.row
             }
             RowEvent::Invalid { report, problems, .. } => {

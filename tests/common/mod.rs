@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use testsigma_import::model::{Outcome, ReportRow};
+use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::{Sandbox, SandboxOptions, StoredRun, builtin_users};
 
 pub const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
@@ -112,7 +112,7 @@ impl Rig {
     }
 
     /// Each report row's number and outcome, in report order.
-    pub fn outcomes(&self, name: &str) -> Vec<(usize, testsigma_import::model::Outcome)> {
+    pub fn outcomes(&self, name: &str) -> Vec<(usize, testsigma_import::report::Outcome)> {
         self.report(name).iter().map(|r| (r.row, r.outcome)).collect()
     }
 

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::{RowSource, SourceError};
-use crate::model::SourceRow;
+use crate::read::row::SourceRow;
 
 /// Rows per batch: enough to make the hand-over cheap, few enough that every row in
 /// flight stays in the cores' caches. Each stage reads what the one before it wrote. With
@@ -315,9 +315,9 @@ fn fill_batch<P>(source: &mut dyn RowSource, columns: Option<&[usize]>, batch: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Cell;
-    use crate::source::test_support::bytes_input;
-    use crate::source::{SourceOptions, open_source};
+    use crate::read::row::Cell;
+    use crate::read::test_support::bytes_input;
+    use crate::read::{SourceOptions, open_source};
 
     /// `rows` data rows `r<n>,<n>`, with a value past the last header in each row listed in
     /// `shifted` (a row whose columns have shifted: read, and marked).

@@ -10,7 +10,7 @@ use calamine::{Data, DataRef, Ods, Range, Reader, SheetType, SheetVisible, Sheet
 use chrono::{NaiveDate, NaiveDateTime};
 
 use super::{Input, Location, RowSource, SourceError, SourceOptions};
-use crate::model::{Cell, SourceRow, cell_ref};
+use crate::read::row::{Cell, SourceRow, cell_ref};
 
 /// The signature of an OLE compound file: a legacy .xls, or an encrypted OOXML package.
 const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];

@@ -33,14 +33,17 @@
 //! in place, because deleting a lock file others may have open lets two runs lock
 //! different files.
 
+pub mod keys;
+pub mod policy;
+
+pub use keys::{body_hash, idempotency_key, row_key, scope};
+
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 const VERSION: u32 = 1;
 
@@ -112,6 +115,28 @@ impl Prior {
         }
     }
 
+    /// When it was recorded.
+    pub fn at(&self) -> &str {
+        match self {
+            Prior::Created { at, .. }
+            | Prior::InFlight { at, .. }
+            | Prior::Failed { at, .. }
+            | Prior::Unknown { at, .. } => at,
+        }
+    }
+
+    /// The created run's human id, else its id, else `?`.
+    pub fn run_name(&self) -> &str {
+        match self {
+            Prior::Created {
+                test_run_id,
+                test_run_human_id,
+                ..
+            } => test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?"),
+            _ => "?",
+        }
+    }
+
     /// Where the row stands, in a word a report can show: `created`, `failed` or `unknown`.
     pub fn standing(&self) -> &'static str {
         match self {
@@ -147,78 +172,6 @@ pub struct Ledger {
     needs_newline: bool,
     /// The last line is (or may be) torn: the next append writes a `torn` marker.
     needs_marker: bool,
-}
-
-/// A row's ledger key: `human_id:<id>` when the row has a human id, else
-/// `sha256:<hex>` over the project id, a 0 byte and the canonical request body.
-/// Stable across versions (SHA-256, never `DefaultHasher`).
-pub fn row_key(human_id: Option<&str>, project_id: &str, canonical_body: &[u8]) -> String {
-    match human_id.map(str::trim).filter(|id| !id.is_empty()) {
-        Some(id) => format!("human_id:{id}"),
-        None => {
-            let mut hasher = Sha256::new();
-            hasher.update(project_id.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(canonical_body);
-            format!("sha256:{}", hex::encode(hasher.finalize()))
-        }
-    }
-}
-
-/// Where rows are created: the normalised base URL plus `/projects/<project>`. Rows done
-/// against a sandbox are not done for the real service. The scheme and host are
-/// lower-cased, a default port (`:443` for https, `:80` for http) and trailing slashes
-/// are dropped, and so is any `user:password@`, which must never reach the state file.
-pub fn scope(base_url: &str, project_id: &str) -> String {
-    format!(
-        "{}/projects/{}",
-        normalise_base_url(base_url),
-        project_id.trim().to_ascii_lowercase()
-    )
-}
-
-fn normalise_base_url(url: &str) -> String {
-    let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.trim_end_matches('/').to_string();
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    let (authority, path) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
-        .to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => Some(":443"),
-        "http" => Some(":80"),
-        _ => None,
-    };
-    let host = match default_port.and_then(|port| host.strip_suffix(port)) {
-        Some(bare) => bare.to_string(),
-        None => host,
-    };
-    format!("{scheme}://{host}{}", path.trim_end_matches('/'))
-}
-
-/// The `Idempotency-Key` header for a row: the first 32 hex digits of SHA-256 over the
-/// scope, a 0 byte and the row's key. The same row in the same scope always gets the
-/// same value.
-/// What a `created` line keeps of the request body: its SHA-256 (32 hex digits), to tell
-/// a later run that the row has changed since it was sent.
-pub fn body_hash(body: &[u8]) -> String {
-    let mut hex = hex::encode(Sha256::digest(body));
-    hex.truncate(32);
-    hex
-}
-
-pub fn idempotency_key(scope: &str, key: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(scope.as_bytes());
-    hasher.update([0u8]);
-    hasher.update(key.as_bytes());
-    let mut hex = hex::encode(hasher.finalize());
-    hex.truncate(32);
-    hex
 }
 
 #[derive(serde::Deserialize)]

@@ -1,5 +1,5 @@
-//! Types shared by every stage: a cell as a source read it, a source row, and the
-//! outcome vocabulary of the report. Kept free of I/O so every stage can use them.
+//! A row as a source read it: its cells, borrowed from one buffer of text, and the
+//! helpers that name a cell as a spreadsheet does (`C7`). Free of I/O.
 
 use std::borrow::Cow;
 
@@ -233,8 +233,8 @@ impl SourceRow {
     /// Asks the cache for the row's cells and the start of its text, ahead of a look.
     #[inline]
     pub fn prefetch(&self) {
-        crate::first_rows::prefetch(self.slots.as_ptr().cast());
-        crate::first_rows::prefetch(self.text.as_ptr().cast());
+        crate::read::first_rows::prefetch(self.slots.as_ptr().cast());
+        crate::read::first_rows::prefetch(self.text.as_ptr().cast());
     }
 
     /// Asks the cache for the whole row: its cells and every line of its text, up to
@@ -245,10 +245,10 @@ impl SourceRow {
         let slots = self.slots.as_ptr().cast::<u8>();
         let slot_bytes = std::mem::size_of_val(self.slots.as_slice());
         for line in (0..slot_bytes).step_by(64).take(Self::PREFETCH_LINES) {
-            crate::first_rows::prefetch(slots.wrapping_add(line).cast());
+            crate::read::first_rows::prefetch(slots.wrapping_add(line).cast());
         }
         for line in self.text.as_bytes().chunks(64).take(Self::PREFETCH_LINES) {
-            crate::first_rows::prefetch(line.as_ptr().cast());
+            crate::read::first_rows::prefetch(line.as_ptr().cast());
         }
     }
 
@@ -300,62 +300,6 @@ pub fn column_letters(mut index: usize) -> String {
 /// A cell reference such as `C7` from a 0-based column and the 1-based row number.
 pub fn cell_ref(column: usize, row_number: usize) -> String {
     format!("{}{}", column_letters(column), row_number)
-}
-
-/// What became of one data row. The report's `outcome` column.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Created,
-    AlreadyImported,
-    Invalid,
-    /// The service certainly did not create it.
-    Failed,
-    NotSent,
-    /// Sent, but no usable answer came: the run may exist.
-    Unknown,
-    /// Dry run.
-    #[default]
-    Planned,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Created,
-        Outcome::AlreadyImported,
-        Outcome::Invalid,
-        Outcome::Failed,
-        Outcome::NotSent,
-        Outcome::Unknown,
-        Outcome::Planned,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Created => "created",
-            Outcome::AlreadyImported => "already_imported",
-            Outcome::Invalid => "invalid",
-            Outcome::Failed => "failed",
-            Outcome::NotSent => "not_sent",
-            Outcome::Unknown => "unknown",
-            Outcome::Planned => "planned",
-        }
-    }
-}
-
-/// One line of the results report, in the contract's column order.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ReportRow {
-    pub row: usize,
-    pub outcome: Outcome,
-    pub test_run_id: Option<String>,
-    pub test_run_human_id: Option<String>,
-    pub title: Option<String>,
-    pub human_id: Option<String>,
-    pub http_status: Option<u16>,
-    pub attempts: u32,
-    pub error: Option<String>,
-    pub request_id: Option<String>,
 }
 
 #[cfg(test)]

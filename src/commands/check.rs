@@ -3,19 +3,20 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::ApiError;
 use crate::cli::CheckArgs;
-use crate::import::{
-    EXIT_INVALID, EXIT_OK, EXIT_SETUP, ProblemPrinter, RowEvent, SetupError, connect, open_read_stage, plural,
-    resolve_email,
-};
+use crate::exit::{Exit, SetupError};
+use crate::service::users::resolve_email;
+use crate::service::{ApiError, connect};
 use crate::settings::{load_config, resolve_read, resolve_service};
+use crate::ui::plural;
+use crate::ui::problems::ProblemPrinter;
+use crate::validate::stage::{RowEvent, open_read_stage};
 
-pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
+pub async fn run_check(args: &CheckArgs) -> anyhow::Result<Exit> {
     let (config, config_path) = load_config(args.read.config.as_deref())?;
     let read = resolve_read(&args.read, &config)?;
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
-    let say = crate::console::say;
+    let say = crate::ui::console::say;
     let mut stage = open_read_stage(&read, &say)?;
     stage.tell_column_problems(&say);
 
@@ -47,13 +48,10 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     printer.finish(&say);
     stage.tell_column_problems(&say);
     if rows == 0 {
-        anyhow::bail!(SetupError {
-            message: format!(
-                "{}: no data rows below the header row; nothing to check",
-                read.input.display_name()
-            ),
-            exit_code: EXIT_SETUP,
-        });
+        anyhow::bail!(SetupError::new(format!(
+            "{}: no data rows below the header row; nothing to check",
+            read.input.display_name()
+        )));
     }
     say(&format!(
         "file: {}, {} valid, {invalid} invalid",
@@ -64,16 +62,8 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     let (client, _sandbox) = connect(&service, false).await?;
     let refused = |e: ApiError| -> anyhow::Error {
         match e {
-            ApiError::KeyRefused { .. } | ApiError::Redirected(_) => SetupError {
-                message: e.to_string(),
-                exit_code: EXIT_SETUP,
-            }
-            .into(),
-            other => SetupError {
-                message: other.to_string(),
-                exit_code: EXIT_SETUP,
-            }
-            .into(),
+            ApiError::KeyRefused { .. } | ApiError::Redirected(_) => SetupError::new(e.to_string()).into(),
+            other => SetupError::new(other.to_string()).into(),
         }
     };
     let mut service_problems = 0usize;
@@ -118,14 +108,14 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<i32> {
     }
     if invalid + service_problems == 0 {
         say("check passed: nothing was created; `import` with the same options will send every row");
-        Ok(EXIT_OK)
+        Ok(Exit::Ok)
     } else {
         say(&format!(
             "check failed: {} invalid, {} found by the service (exit 3)",
             plural(invalid, "row"),
             plural(service_problems, "problem")
         ));
-        Ok(EXIT_INVALID)
+        Ok(Exit::Invalid)
     }
 }
 

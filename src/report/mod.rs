@@ -9,7 +9,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::model::{Outcome, ReportRow};
+mod outcome;
+mod summary;
+
+pub use outcome::{Outcome, ReportRow};
+pub use summary::{RunSummary, setup_error_in_summary, write_summary_json};
 
 /// The report's columns, in the contract's order.
 pub const REPORT_COLUMNS: [&str; 10] = [
@@ -593,34 +597,6 @@ pub fn count_outcomes(rows: &[ReportRow]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// The `--summary-json` document.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RunSummary {
-    /// Every outcome name, 0 included.
-    pub counts: BTreeMap<String, usize>,
-    pub rows: usize,
-    pub elapsed_seconds: f64,
-    pub requests_sent: usize,
-    /// Requests per second over the run.
-    pub effective_rate: f64,
-    pub exit_code: i32,
-    pub report: Option<String>,
-    pub failed_rows_file: Option<String>,
-    pub dry_run: bool,
-    /// Why the run ended before its rows were read (exit 2): no rows at all then.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl RunSummary {
-    /// Pretty-printed JSON with a trailing newline. A non-finite number is `null`.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1015,7 +991,7 @@ mod tests {
             elapsed_seconds: 1.5,
             requests_sent: 4,
             effective_rate: 4.0 / 1.5,
-            exit_code: 1,
+            exit_code: crate::exit::Exit::Incomplete,
             report: Some("plan.report.csv".into()),
             failed_rows_file: None,
             dry_run: false,

@@ -210,7 +210,7 @@ impl ColumnMap {
     pub fn warnings(&self, headers: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for (column, header) in &self.unknown {
-            let letters = crate::model::column_letters(*column);
+            let letters = crate::read::row::column_letters(*column);
             // The failed-rows file adds this column; feeding that file back must be quiet.
             if matches!(normalise_header(header).as_str(), "error" | "importerror") {
                 continue;
@@ -229,10 +229,10 @@ impl ColumnMap {
                 .and_then(|c| headers.get(c))
                 .map(String::as_str)
                 .unwrap_or("");
-            let letters = crate::model::column_letters(*column);
+            let letters = crate::read::row::column_letters(*column);
             if used.trim() == header.trim() {
                 // --column names a header, and this one names two columns.
-                let used_letters = used_column.map(crate::model::column_letters).unwrap_or_default();
+                let used_letters = used_column.map(crate::read::row::column_letters).unwrap_or_default();
                 out.push(format!(
                     "column {letters} `{header}` has the same header as column {used_letters}, from which {field} is read: ignored (to read {field} from column {letters}, rename one of the two headers)"
                 ));
@@ -291,7 +291,7 @@ pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn
                     header: wanted.header.clone(),
                     columns: several
                         .iter()
-                        .map(|&c| crate::model::column_letters(c))
+                        .map(|&c| crate::read::row::column_letters(c))
                         .collect::<Vec<_>>()
                         .join(", "),
                 });

@@ -34,7 +34,7 @@ impl Progress {
             };
         }
         // With log lines on stderr a bar would be drawn through them: use the periodic line.
-        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !crate::console::logging() {
+        if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !crate::ui::console::logging() {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(4));
             let style = ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} {msg}",
@@ -87,7 +87,7 @@ impl Progress {
                 let elapsed = s.started.elapsed().as_secs_f64().max(0.001);
                 let rate = s.done as f64 / elapsed;
                 let eta = (self.total - s.done) as f64 / rate.max(0.001);
-                crate::console::say(&format!(
+                crate::ui::console::say(&format!(
                     "progress: {}/{} rows, {:.1} rows/s, {} not created so far, about {:.0} s left",
                     s.done, self.total, rate, s.failed, eta
                 ));
@@ -99,7 +99,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => crate::console::say(line),
+            None => crate::ui::console::say(line),
         }
     }
 

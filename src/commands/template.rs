@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rust_xlsxwriter::{DataValidation, ExcelDateTime, Format, Note, Workbook, XlsxError};
 
-use crate::mapping::Field;
+use crate::read::mapping::Field;
 
 /// The worksheet's name in the .xlsx template.
 pub const SHEET_NAME: &str = "Test runs";
@@ -292,7 +292,7 @@ fn xlsx_bytes() -> Result<Vec<u8>, XlsxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::normalise_header;
+    use crate::read::mapping::normalise_header;
 
     #[test]
     fn each_header_matches_its_field_by_name() {

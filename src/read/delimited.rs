@@ -7,7 +7,7 @@ use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
 use super::records::{Record, RecordReader, RecordTooLong};
 use super::{Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
-use crate::model::{Cell, SourceRow};
+use crate::read::row::{Cell, SourceRow};
 
 /// How much decoded text the delimiter sniffer may look at.
 const SNIFF_BYTES: u64 = 64 * 1024;

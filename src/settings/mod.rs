@@ -9,12 +9,15 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
-use crate::api::{ApiKey, DEFAULT_BASE_URL};
 use crate::cli::{ImportArgs, ReadArgs, ServiceArgs};
-use crate::dates::{DateOrder, TimestampUnit};
-use crate::mapping::{ExplicitColumn, Field, parse_column_spec};
-use crate::source::{Input, SourceOptions};
+use crate::ledger::policy::Rerun;
+use crate::read::mapping::{ExplicitColumn, Field, parse_column_spec};
+use crate::read::{Input, SourceOptions};
+use crate::service::ServiceSettings;
+use crate::service::{ApiKey, DEFAULT_BASE_URL};
 use crate::validate::RowRules;
+use crate::validate::dates::{DateOrder, TimestampUnit};
+use crate::validate::stage::ReadSettings;
 
 pub const DEFAULT_CONFIG: &str = "testsigma-import.toml";
 pub const DEFAULT_STATE: &str = "testsigma-import.state.jsonl";
@@ -26,7 +29,7 @@ pub enum SettingsError {
     #[error("config file {path}: {message}")]
     Config { path: String, message: String },
     #[error(transparent)]
-    Mapping(#[from] crate::mapping::MappingError),
+    Mapping(#[from] crate::read::mapping::MappingError),
 }
 
 fn flag(flag: &str, message: impl Into<String>) -> SettingsError {
@@ -212,28 +215,6 @@ fn check_private(path: &Path) -> Result<(), SettingsError> {
     Ok(())
 }
 
-/// Everything the reading, mapping and validating stages need.
-#[derive(Debug, Clone)]
-pub struct ReadSettings {
-    pub input: Input,
-    pub source: SourceOptions,
-    pub columns: BTreeMap<Field, ExplicitColumn>,
-    pub rules: RowRules,
-    pub quiet: bool,
-}
-
-/// How to reach the service.
-#[derive(Debug, Clone)]
-pub struct ServiceSettings {
-    pub base_url: String,
-    pub allow_insecure: bool,
-    pub timeout: Duration,
-    pub sandbox: bool,
-    pub key: Option<ApiKey>,
-    /// Where the key came from, for messages (never the key itself).
-    pub key_source: Option<String>,
-}
-
 #[derive(Debug, Clone)]
 pub struct ImportSettings {
     pub read: ReadSettings,
@@ -253,6 +234,18 @@ pub struct ImportSettings {
     pub skip_invalid: bool,
     /// The config file read, if any: no output may be written over it.
     pub config_path: Option<PathBuf>,
+}
+
+impl ImportSettings {
+    /// What a re-run may do with the rows the ledger knows.
+    pub fn rerun(&self) -> Rerun {
+        Rerun {
+            force: self.force,
+            retry_unknown: self.retry_unknown,
+            sandbox: self.service.sandbox,
+            moved_from: self.moved_from.clone(),
+        }
+    }
 }
 
 pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
@@ -730,7 +723,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         moved_from: match args.moved_from.as_deref().or(config.moved_from.as_deref()) {
             None => None,
             // The check's message names --base-url, the flag it was written for.
-            Some(url) => Some(crate::api::check_base_url(url, true).map_err(|e| {
+            Some(url) => Some(crate::service::check_base_url(url, true).map_err(|e| {
                 flag(
                     &given("--moved-from", args.moved_from.is_some()),
                     e.to_string().replacen("--base-url ", "", 1),

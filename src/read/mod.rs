@@ -2,8 +2,11 @@
 //! into numbered rows of cells, with the row numbers and cell references the user sees.
 
 mod delimited;
+pub(crate) mod first_rows;
+pub mod mapping;
 pub mod prefetch;
 mod records;
+pub mod row;
 mod workbook;
 
 use std::fmt;
@@ -12,7 +15,7 @@ use std::io::{self, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::model::{SourceRow, cell_ref};
+use crate::read::row::{SourceRow, cell_ref};
 
 /// The file types accepted, as listed in messages.
 pub const ACCEPTED_EXTENSIONS: &str = ".csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods";

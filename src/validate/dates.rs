@@ -243,7 +243,7 @@ pub fn parse_date_by(
 ) -> Result<i64, DateError> {
     match value {
         DateValue::Text(text) => {
-            let text = crate::model::trim(text);
+            let text = crate::read::row::trim(text);
             match read_text(text, order)? {
                 Reading::Unix(ms) => Ok(ms),
                 Reading::Wall { date, time: None, .. } => day_bound(date, bound, tz, text),
@@ -279,70 +279,6 @@ pub fn parse_date_by(
             } else {
                 wall_clock(rounded, tz, &shown)
             }
-        }
-    }
-}
-
-/// Collects, over every value of one column, the evidence for dd/mm vs mm/dd.
-///
-/// Only slash-style dates with the year last count (`03/04/2024`, `03-04-2024`); dotted,
-/// year-first and month-name dates carry their own order. Skip this when `--date-order`
-/// is given: the flag wins.
-#[derive(Debug, Default, Clone)]
-pub struct OrderEvidence {
-    /// The first value that can only be day-first, with its row.
-    dmy: Option<(String, usize)>,
-    /// The first value that can only be month-first, with its row.
-    mdy: Option<(String, usize)>,
-    /// The first value that reads differently either way.
-    ambiguous: Option<(String, usize)>,
-}
-
-impl OrderEvidence {
-    pub fn observe(&mut self, text: &str, row: usize) {
-        let text = crate::model::trim(text);
-        let Some((first, second)) = year_last_parts(text) else {
-            return;
-        };
-        // A value proves its order only if it is a date read so (`29/02/2023` is not).
-        let is_date = |order| read_text(text, Some((order, OrderFrom::Column))).is_ok();
-        // Only the first of each kind is kept: a slot already filled needs no parsing.
-        let (slot, order) = match (first, second) {
-            (13..=31, 1..=12) => (&mut self.dmy, Some(DateOrder::Dmy)),
-            (1..=12, 13..=31) => (&mut self.mdy, Some(DateOrder::Mdy)),
-            (1..=12, 1..=12) if first != second => (&mut self.ambiguous, None),
-            // Equal parts read the same either way; anything else is no date at all,
-            // and parsing the value will say so.
-            _ => return,
-        };
-        if slot.is_none() && order.is_none_or(is_date) {
-            *slot = Some((text.to_owned(), row));
-        }
-    }
-
-    /// Whether some value seen so far can only be read in one order.
-    pub fn proves_an_order(&self) -> bool {
-        self.dmy.is_some() || self.mdy.is_some()
-    }
-
-    /// The column's order: `None` when no value needs one. `column` is the header, for messages.
-    pub fn resolve(&self, column: &str) -> Result<Option<DateOrder>, DateError> {
-        match (&self.dmy, &self.mdy, &self.ambiguous) {
-            (Some((dmy_value, dmy_row)), Some((mdy_value, mdy_row)), _) => Err(DateError::ConflictingOrder {
-                column: column.to_owned(),
-                dmy_value: dmy_value.clone(),
-                dmy_row: *dmy_row,
-                mdy_value: mdy_value.clone(),
-                mdy_row: *mdy_row,
-            }),
-            (Some(_), None, _) => Ok(Some(DateOrder::Dmy)),
-            (None, Some(_), _) => Ok(Some(DateOrder::Mdy)),
-            (None, None, Some((value, row))) => Err(DateError::UndecidedOrder {
-                column: column.to_owned(),
-                value: value.clone(),
-                row: *row,
-            }),
-            (None, None, None) => Ok(None),
         }
     }
 }
@@ -514,7 +450,7 @@ fn local_at(secs: i64, tz: Tz) -> Option<NaiveDateTime> {
 
 /// What the text says, before a zone is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reading {
+pub(super) enum Reading {
     /// An instant: a Unix integer.
     Unix(i64),
     Wall {
@@ -525,7 +461,7 @@ enum Reading {
     },
 }
 
-fn read_text(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Reading, DateError> {
+pub(super) fn read_text(value: &str, order: Option<(DateOrder, OrderFrom)>) -> Result<Reading, DateError> {
     if let Some(reading) = common_form(value.as_bytes(), order) {
         return Ok(reading);
     }
@@ -1396,6 +1332,7 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::date_order::OrderEvidence;
     use DayBound::{End, Start};
     use chrono_tz::America::{Havana, New_York, Santiago};
     use chrono_tz::Europe::Berlin;

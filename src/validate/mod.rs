@@ -1,73 +1,22 @@
 //! A source row → the exact create-test-run request, or every problem with it. Pure:
 //! nothing here touches files, the network or the terminal.
 
+pub mod date_order;
+pub mod dates;
+pub mod stage;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono_tz::Tz;
-use serde::Serialize;
 
-use crate::dates::{self, DateOrder, DateValue, DayBound, OrderEvidence, OrderFrom, TimestampUnit};
-use crate::first_rows::FirstRows;
-use crate::mapping::{ColumnMap, Field};
-use crate::model::{Cell, SourceRow, cell_ref, trim};
-
-/// The request body, field for field as the vendor's page names and orders them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TestRunBody {
-    pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// `ACTIVE` or `CLOSED`.
-    pub status: &'static str,
-    pub project_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub human_id: Option<String>,
-    /// Always `STATIC`: a sheet cannot carry dynamic filters.
-    pub selection_type: &'static str,
-    pub static_selection_filters: Vec<SelectionFilter>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub start_date: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_date: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub assignee_id: Option<String>,
-    pub label_names: Vec<String>,
-    pub environment_ids: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SelectionFilter {
-    pub field: &'static str,
-    pub operator: &'static str,
-    pub values: Vec<String>,
-}
-
-/// A valid row, ready to send.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlannedRow {
-    pub row: usize,
-    pub body: TestRunBody,
-    /// An assignee given as an e-mail address: resolved to a user id before sending.
-    pub assignee_email: Option<EmailAssignee>,
-}
-
-impl PlannedRow {
-    /// The request path below the API root.
-    pub fn path(&self) -> String {
-        format!("/projects/{}/test_runs", self.body.project_id)
-    }
-}
-
-/// An assignee given as an e-mail address, and where it stands, for the problem
-/// reported if no user has it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailAssignee {
-    pub email: String,
-    pub column: Option<String>,
-    pub cell: Option<String>,
-}
+use crate::read::first_rows::FirstRows;
+use crate::read::mapping::{ColumnMap, Field};
+use crate::read::row::{Cell, SourceRow, cell_ref, trim};
+use crate::request::{EmailAssignee, PlannedRow, SelectionFilter};
+use date_order::{ColumnOrder, DateEvidence, column_orders, parse_text_date};
+use dates::{DateOrder, DateValue, DayBound, TimestampUnit};
 
 impl EmailAssignee {
     /// The problem to report when the address matches no user.
@@ -201,52 +150,6 @@ impl Default for RowRules {
     }
 }
 
-/// The evidence for dd/mm vs mm/dd in the two date columns, gathered over the whole
-/// file before any row is validated.
-#[derive(Default)]
-pub struct DateEvidence {
-    start: OrderEvidence,
-    end: OrderEvidence,
-}
-
-impl DateEvidence {
-    /// Whether some value of the column (`Field::StartDate` or `Field::EndDate`) seen so
-    /// far can only be read in one order.
-    pub fn proves_an_order(&self, field: Field) -> bool {
-        match field {
-            Field::StartDate => self.start.proves_an_order(),
-            _ => self.end.proves_an_order(),
-        }
-    }
-
-    pub fn observe(&mut self, map: &ColumnMap, row: &SourceRow) {
-        // A row whose columns have shifted proves nothing about a column.
-        if row.overflow.is_some() {
-            return;
-        }
-        for (field, evidence) in [(Field::StartDate, &mut self.start), (Field::EndDate, &mut self.end)] {
-            if let Some(Cell::Text(text)) = map.column(field).and_then(|c| row.cell(c)) {
-                evidence.observe(text, row.number);
-            }
-        }
-    }
-}
-
-/// A date column's order: given by the flag, inferred, or not needed; or, when the
-/// column proves neither order or both, the message every ambiguous value gets.
-#[derive(Debug, Clone)]
-enum ColumnOrder {
-    /// From `--date-order`, or `None`: no value needs one.
-    Known(Option<DateOrder>),
-    /// Proved by the column's own values.
-    Inferred(DateOrder),
-    Unsettled(String),
-    /// Not learned yet: the pipeline learns it (reads the column) before validating the
-    /// first row whose value may need it ([`Validator::row_may_need_order`]); values
-    /// before that read the same in every order.
-    Pending,
-}
-
 /// Turns rows into requests. Holds the state that spans rows (human ids seen so far).
 pub struct Validator {
     map: ColumnMap,
@@ -261,34 +164,6 @@ pub struct Validator {
     /// a row whose id visibly differs: a false alarm, never a silent loss.
     human_ids: FirstRows,
     separators: Separators,
-}
-
-/// Each date column's order (start, end): the flag's, or what the column's values prove.
-fn column_orders(
-    map: &ColumnMap,
-    headers: &[String],
-    rules: &RowRules,
-    evidence: &DateEvidence,
-) -> (ColumnOrder, ColumnOrder) {
-    let order_of = |field: Field, evidence: &OrderEvidence| {
-        if rules.date_order.is_some() {
-            return ColumnOrder::Known(rules.date_order);
-        }
-        let column = map
-            .column(field)
-            .and_then(|c| headers.get(c))
-            .cloned()
-            .unwrap_or_default();
-        match evidence.resolve(&column) {
-            Ok(Some(order)) => ColumnOrder::Inferred(order),
-            Ok(None) => ColumnOrder::Known(None),
-            Err(e) => ColumnOrder::Unsettled(e.to_string()),
-        }
-    };
-    (
-        order_of(Field::StartDate, &evidence.start),
-        order_of(Field::EndDate, &evidence.end),
-    )
 }
 
 impl Validator {
@@ -314,92 +189,6 @@ impl Validator {
 
     pub fn column_map(&self) -> &ColumnMap {
         &self.map
-    }
-
-    /// Leaves the date columns' order to be learned later, when a row first needs it
-    /// ([`Validator::learn_orders`]); with `--date-order` there is nothing to learn.
-    pub fn defer_orders(&mut self) {
-        if self.rules.date_order.is_none() {
-            self.start_order = ColumnOrder::Pending;
-            self.end_order = ColumnOrder::Pending;
-        }
-    }
-
-    /// The date columns' order, from the evidence of every row.
-    pub fn learn_orders(&mut self, evidence: &DateEvidence) {
-        (self.start_order, self.end_order) = column_orders(&self.map, &self.headers, &self.rules, evidence);
-    }
-
-    /// While the order is pending: whether this row has a date value whose reading may
-    /// depend on it (its cell, or the default when the cell is blank).
-    pub fn row_may_need_order(&self, row: &SourceRow) -> bool {
-        self.columns_needing_order(row).iter().any(|needs| *needs)
-    }
-
-    /// Of the date columns (start, end) whose order is still pending, those whose value in
-    /// this row may depend on it.
-    /// A row whose columns have shifted needs none: its one problem is the shift.
-    pub fn columns_needing_order(&self, row: &SourceRow) -> [bool; 2] {
-        let mut problems = Vec::new();
-        let fields = FieldReader {
-            v: self,
-            row,
-            problems: &mut problems,
-        };
-        let needs = |field: Field| {
-            row.overflow.is_none()
-                && self.order_pending(field)
-                && match fields.value(field) {
-                    Some(Value::Cell(Cell::Text(text))) => dates::may_need_order(text),
-                    Some(Value::Default(text)) => dates::may_need_order(text),
-                    _ => false,
-                }
-        };
-        [needs(Field::StartDate), needs(Field::EndDate)]
-    }
-
-    /// The order a date column (`Field::StartDate` or `Field::EndDate`) is read in.
-    fn column_order(&self, field: Field) -> &ColumnOrder {
-        match field {
-            Field::StartDate => &self.start_order,
-            _ => &self.end_order,
-        }
-    }
-
-    /// Whether a date column's order is still to be learned ([`Validator::defer_orders`]).
-    pub fn order_pending(&self, field: Field) -> bool {
-        matches!(self.column_order(field), ColumnOrder::Pending)
-    }
-
-    /// One date column's order (`Field::StartDate` or `Field::EndDate`), from `evidence`.
-    pub fn learn_order(&mut self, field: Field, evidence: &DateEvidence) {
-        let (start, end) = column_orders(&self.map, &self.headers, &self.rules, evidence);
-        match field {
-            Field::StartDate => self.start_order = start,
-            _ => self.end_order = end,
-        }
-    }
-
-    /// Whether `evidence` (of every row) settles the column's order as it stands now.
-    pub fn order_holds(&self, field: Field, evidence: &DateEvidence) -> bool {
-        let (start, end) = column_orders(&self.map, &self.headers, &self.rules, evidence);
-        let then = if field == Field::StartDate { start } else { end };
-        match (self.column_order(field), then) {
-            (ColumnOrder::Inferred(a), ColumnOrder::Inferred(b)) => *a == b,
-            (ColumnOrder::Known(a), ColumnOrder::Known(b)) => *a == b,
-            _ => false,
-        }
-    }
-
-    /// Problems with whole columns (a date column whose order cannot be settled).
-    pub fn column_problems(&self) -> Vec<String> {
-        [&self.start_order, &self.end_order]
-            .into_iter()
-            .filter_map(|o| match o {
-                ColumnOrder::Unsettled(message) => Some(message.clone()),
-                ColumnOrder::Known(_) | ColumnOrder::Inferred(_) | ColumnOrder::Pending => None,
-            })
-            .collect()
     }
 
     /// Checks the configured defaults once, so a bad default is a setup error rather
@@ -982,42 +771,6 @@ impl<'l> ListFill<'l> {
     }
 }
 
-fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, tz: Tz) -> Result<i64, String> {
-    match order {
-        ColumnOrder::Known(order) => {
-            dates::parse_date(DateValue::Text(text), bound, *order, tz).map_err(|e| e.to_string())
-        }
-        // As with the flag, but a message must not credit a flag that was never given.
-        ColumnOrder::Inferred(order) => {
-            dates::parse_date_by(DateValue::Text(text), bound, Some((*order, OrderFrom::Column)), tz)
-                .map_err(|e| e.to_string())
-        }
-        // The column as a whole cannot settle dd/mm vs mm/dd: every value that needs the
-        // order gets the column's message; values that do not need it still parse.
-        // Only values that read the same in every order get here (see `ColumnOrder::Pending`).
-        ColumnOrder::Pending => dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string()),
-        ColumnOrder::Unsettled(message) if dates::year_last_parts(text).is_some() => {
-            // The column's order is unknown, but some values do not depend on it: one that
-            // reads the same either way (`05/05/2024`) stands, and one that is no date in
-            // either order (`31/31/2024`) gets its own error, which the order would not fix.
-            let read = |order| dates::parse_date(DateValue::Text(text), bound, Some(order), tz);
-            match (read(DateOrder::Dmy), read(DateOrder::Mdy)) {
-                (Ok(day_first), Ok(month_first)) if day_first == month_first => Ok(day_first),
-                // Read without an order, its message says why (`because the first part is over 12`).
-                (Err(e), Err(_)) => Err(dates::parse_date(DateValue::Text(text), bound, None, tz)
-                    .err()
-                    .unwrap_or(e)
-                    .to_string()),
-                _ => Err(message.clone()),
-            }
-        }
-        // Values with no year-last slash date read the same in every order.
-        ColumnOrder::Unsettled(_) => {
-            dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string())
-        }
-    }
-}
-
 /// A 64-bit hash of the text, in memory only and never stored. Two ids that share it are
 /// taken for one (see [`FirstRows`]), so it must spread like a good hash: foldhash's
 /// `quality` variant (hashbrown's, already in the tree) does, in about a third of the
@@ -1220,7 +973,7 @@ fn describe_separators(separators: &[char]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::map_headers;
+    use crate::read::mapping::map_headers;
 
     const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
     const CASE_A: &str = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";

@@ -2,7 +2,12 @@
 //! `serde_json` writes (the tests compare the two), without its per-field machinery. A
 //! million-row dry run spent a fifth of its time in serde here.
 
-use crate::validate::{PlannedRow, SelectionFilter, TestRunBody};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::request::{PlannedRow, SelectionFilter, TestRunBody};
 
 /// Appends `s` as a JSON string, escaped exactly as `serde_json` escapes it: `"` and `\`,
 /// the short escapes for backspace, form feed, newline, carriage return and tab, and
@@ -188,6 +193,28 @@ pub fn write_plan_line(out: &mut Vec<u8>, planned: &PlannedRow) {
     out.extend_from_slice(b"}\n");
 }
 
+/// One line of the plan: the exact method, path and body.
+pub fn plan_line(planned: &PlannedRow) -> Vec<u8> {
+    let mut line = Vec::with_capacity(1024);
+    crate::request::plan::write_plan_line(&mut line, planned);
+    line
+}
+
+/// `--plan FILE`, or standard output for `-` (nothing else of the tool's goes there).
+pub fn open_plan(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    // A plan runs to about 760 bytes a row: in 1 MB writes, a million rows take 700 system
+    // calls instead of 90,000.
+    const PLAN_BUFFER: usize = 1 << 20;
+    if path == Path::new("-") {
+        return Ok(Box::new(std::io::BufWriter::with_capacity(
+            PLAN_BUFFER,
+            std::io::stdout(),
+        )));
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("--plan: cannot create {}", path.display()))?;
+    Ok(Box::new(std::io::BufWriter::with_capacity(PLAN_BUFFER, file)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,7 +315,7 @@ mod tests {
         let planned = PlannedRow {
             row: 42,
             body: body.clone(),
-            assignee_email: Some(crate::validate::EmailAssignee {
+            assignee_email: Some(crate::request::EmailAssignee {
                 email: "a\"b@example.com".to_string(),
                 column: None,
                 cell: None,

@@ -3,6 +3,10 @@
 //! one retry layer, and exactly one outcome per row. Per-row failures are values handed
 //! to the sink, never early returns: only a refused key or a redirect stops the run.
 
+mod signals;
+
+pub use signals::watch_signals;
+
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,8 +19,8 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use rand::RngExt;
 
-use crate::api::{Answer, ApiClient, Redirect};
-use crate::model::{Outcome, ReportRow};
+use crate::report::{Outcome, ReportRow};
+use crate::service::{Answer, ApiClient, Redirect};
 
 /// One row to send.
 #[derive(Debug, Clone)]

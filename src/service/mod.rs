@@ -2,6 +2,11 @@
 //! create call, the read-only calls, and what each answer means for a row. It classifies;
 //! `upload.rs` decides what to do about it.
 
+pub mod connect;
+pub mod users;
+
+pub use connect::{ServiceSettings, connect};
+
 use std::fmt;
 use std::time::{Duration, SystemTime};
 

@@ -1,0 +1,365 @@
+//! `import --dry-run`: every row read, validated and planned; the report, plan and
+//! failed-rows file written; and what the ledger would make an import skip. Nothing is
+//! sent and no key is needed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::import::{ImportResult, no_data_rows, raw_cells};
+use crate::exit::Exit;
+use crate::ledger::keys::{RowKeys, copy_key};
+use crate::ledger::policy::{Rerun, Verdict, judge, known_copies, ledger_base, unmatched_copies};
+use crate::ledger::{self, LedgerSnapshot};
+use crate::report::{FailedRowsWriter, Outcome, ReportFormat, ReportWriter, RunSummary, write_summary_json};
+use crate::request::PlannedRow;
+use crate::request::plan::{open_plan, write_plan_line};
+use crate::service::check_base_url;
+use crate::settings::ImportSettings;
+use crate::ui::problems::ProblemPrinter;
+use crate::ui::{plural, say};
+use crate::validate::stage::{ReadStage, RowEvent};
+
+/// What the rows of a dry run came to.
+#[derive(Default)]
+struct Tally {
+    rows: usize,
+    counts: BTreeMap<Outcome, usize>,
+    /// Rows whose assignee is an e-mail address, unresolved offline.
+    unresolved: usize,
+}
+
+impl Tally {
+    fn count(&self, outcome: Outcome) -> usize {
+        self.counts.get(&outcome).copied().unwrap_or(0)
+    }
+}
+
+/// The files a dry run writes as its rows come.
+struct Outputs {
+    report: ReportWriter,
+    plan: Option<Box<dyn Write>>,
+    plan_line: Vec<u8>,
+    failed: FailedRowsWriter,
+}
+
+impl Outputs {
+    fn open(settings: &ImportSettings, stage: &ReadStage, failed_path: Option<PathBuf>) -> anyhow::Result<Outputs> {
+        let format = ReportFormat::from_path(&settings.report);
+        Ok(Outputs {
+            report: ReportWriter::create(&settings.report, format)?.flush_each_row(false),
+            plan: settings.plan.as_deref().map(open_plan).transpose()?,
+            plan_line: Vec::with_capacity(1024),
+            failed: FailedRowsWriter::new(failed_path, stage.headers.clone(), stage.failed_rows_shape()),
+        })
+    }
+
+    fn plan(&mut self, p: &PlannedRow) -> anyhow::Result<()> {
+        if let Some(plan) = self.plan.as_mut() {
+            self.plan_line.clear();
+            write_plan_line(&mut self.plan_line, p);
+            plan.write_all(&self.plan_line)
+                .context("--plan: cannot write the plan")?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the plan and closes the report; returns the failed-rows file, if any.
+    fn finish(mut self) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(plan) = self.plan.as_mut() {
+            plan.flush().context("--plan: cannot write the plan")?;
+        }
+        self.report.finish(None)?;
+        Ok(self.failed.finish()?)
+    }
+}
+
+/// Runs a dry run over the rows of `stage`.
+pub(crate) fn dry_run(
+    settings: &ImportSettings,
+    stage: &mut ReadStage,
+    failed_path: Option<PathBuf>,
+    started: Instant,
+) -> anyhow::Result<ImportResult> {
+    let mut outputs = Outputs::open(settings, stage, failed_path)?;
+    let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
+    let mut ledger_view = LedgerView::open(settings);
+    let rerun = settings.rerun();
+    let mut tally = Tally::default();
+    tally.rows = stage.for_each_row(|event| {
+        let line = match event {
+            RowEvent::Valid { report, planned: p, .. } => {
+                outputs.plan(p)?;
+                if let Some(email) = p.assignee_email.as_ref().map(|a| &a.email) {
+                    tally.unresolved += 1;
+                    report.error = Some(format!(
+                        "assignee {email} is resolved to a user id through GET /users at import time"
+                    ));
+                }
+                if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(p, &rerun)) {
+                    report.error = Some(match report.error.take() {
+                        Some(earlier) => format!("{earlier}; {note}"),
+                        None => note,
+                    });
+                }
+                report.outcome = Outcome::Planned;
+                report
+            }
+            RowEvent::Invalid { report, problems, row } => {
+                for p in &problems {
+                    printer.add(p, &say);
+                }
+                let cells = row.map(raw_cells).unwrap_or_default();
+                outputs.failed.write(&cells, report.error.as_deref().unwrap_or(""))?;
+                report
+            }
+        };
+        *tally.counts.entry(line.outcome).or_default() += 1;
+        outputs.report.append(line)?;
+        Ok(())
+    })?;
+    printer.finish(&say);
+    stage.tell_column_problems(&say);
+    let failed_file = outputs.finish()?;
+    if tally.rows == 0 {
+        return Err(no_data_rows(&settings.read));
+    }
+    let summary = summarise(settings, &tally, failed_file.as_deref(), started);
+    tell(settings, &tally, &summary, ledger_view.as_ref(), failed_file.as_deref());
+    write_summary_json(settings, &summary)?;
+    Ok(ImportResult {
+        exit: summary.exit_code,
+        rows: Vec::new(),
+        summary,
+    })
+}
+
+fn summarise(settings: &ImportSettings, tally: &Tally, failed_file: Option<&Path>, started: Instant) -> RunSummary {
+    let counts = Outcome::ALL
+        .iter()
+        .map(|o| (o.as_str().to_string(), tally.count(*o)))
+        .collect();
+    RunSummary {
+        counts,
+        rows: tally.rows,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        requests_sent: 0,
+        effective_rate: 0.0,
+        exit_code: if tally.count(Outcome::Invalid) > 0 {
+            Exit::Invalid
+        } else {
+            Exit::Ok
+        },
+        report: Some(settings.report.display().to_string()),
+        failed_rows_file: failed_file.map(|p| p.display().to_string()),
+        dry_run: true,
+        error: None,
+    }
+}
+
+/// The dry run's closing lines.
+fn tell(
+    settings: &ImportSettings,
+    tally: &Tally,
+    summary: &RunSummary,
+    ledger_view: Option<&LedgerView>,
+    failed_file: Option<&Path>,
+) {
+    let (planned, invalid) = (tally.count(Outcome::Planned), tally.count(Outcome::Invalid));
+    say(&format!(
+        "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+        plural(tally.rows, "row"),
+        summary.elapsed_seconds
+    ));
+    if tally.unresolved > 0 {
+        say(&format!(
+            "note: {} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users",
+            tally.unresolved
+        ));
+    }
+    if let Some(view) = ledger_view {
+        say(&view.summary(planned));
+    }
+    say(&format!("report: {}", settings.report.display()));
+    if let Some(plan) = &settings.plan
+        && plan != Path::new("-")
+    {
+        say(&format!("plan: {}", plan.display()));
+    }
+    if let Some(f) = failed_file {
+        say(&format!(
+            "invalid rows: {} (fix them there and import that file)",
+            f.display()
+        ));
+    }
+    if invalid > 0 {
+        say(&format!("{invalid} of {} rows are invalid (exit 3).", tally.rows));
+    }
+}
+
+/// What a dry run can tell from the ledger: which planned rows an import would skip.
+struct LedgerView {
+    path: PathBuf,
+    snapshot: LedgerSnapshot,
+    keys: RowKeys,
+    already: usize,
+    unknown: usize,
+    /// Rows whose key depends on an e-mail assignee not resolved offline.
+    untold: usize,
+    /// Rows sent through another address, which would make an import refuse.
+    elsewhere: usize,
+    /// Rows without a human_id whose identical copies the ledger knows ended differently,
+    /// by their first copy's key: how many copies the ledger knows, and this file's rows.
+    /// At the end, fewer rows here than copies there means an import would not send them.
+    mixed_copies: HashMap<String, (usize, Vec<usize>)>,
+}
+
+impl LedgerView {
+    /// The ledger an import with these settings would use, if there is one to read. A ledger
+    /// that cannot be read is a warning here: the import itself will say what is wrong.
+    fn open(settings: &ImportSettings) -> Option<LedgerView> {
+        let path = settings.state.as_ref()?;
+        let base = check_base_url(&settings.service.base_url, settings.service.allow_insecure).ok()?;
+        match LedgerSnapshot::read(path) {
+            Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
+                path: path.clone(),
+                snapshot,
+                keys: RowKeys::new(ledger_base(&settings.rerun(), &base)),
+                already: 0,
+                unknown: 0,
+                untold: 0,
+                elsewhere: 0,
+                mixed_copies: HashMap::new(),
+            }),
+            Err(e) => {
+                say(&format!("warning: {e}; the dry run does not say which rows it holds"));
+                None
+            }
+        }
+    }
+
+    /// A note for the row's report line when the ledger knows it.
+    fn note(&mut self, p: &PlannedRow, rerun: &Rerun) -> Option<String> {
+        if p.assignee_email.is_some() && p.body.human_id.is_none() {
+            self.untold += 1;
+            return None;
+        }
+        let body = p.body.to_json();
+        let (scope, key) = self.keys.key(p, &body);
+        if p.body.human_id.is_none() && !rerun.force && self.count_copy(p, &body, &scope, rerun) {
+            return Some(
+                "identical to rows without a human_id that an earlier run imported, which ended differently: an import sends it only if this file holds as many copies (the summary says)"
+                    .to_owned(),
+            );
+        }
+        let judged = judge(&self.snapshot, rerun, p, &scope, &key, &body);
+        if judged.moved_from.is_some() {
+            return Some(
+                "sent through the --moved-from address per the ledger: an import counts it as it stands there"
+                    .to_owned(),
+            );
+        }
+        match judged.verdict {
+            Verdict::Elsewhere { base } => {
+                self.elsewhere += 1;
+                Some(format!(
+                    "in the ledger as sent through {base}: an import to this address refuses to run (pass --moved-from {base} if the service moved)"
+                ))
+            }
+            Verdict::AlreadyImported { prior, changed } => {
+                self.already += 1;
+                let changed = if changed {
+                    "; the row has changed since, and an import does not send the change"
+                } else {
+                    ""
+                };
+                Some(format!(
+                    "already imported as {} (row {}, {}) per the ledger: an import skips it{changed} (--force sends it again)",
+                    prior.run_name(),
+                    prior.row(),
+                    prior.at(),
+                ))
+            }
+            Verdict::NoAnswer { row, at } => {
+                self.unknown += 1;
+                Some(format!(
+                    "an earlier import sent this row (row {row}, {at}) and had no answer: an import leaves it unknown (--retry-unknown sends it again)"
+                ))
+            }
+            Verdict::Send { .. } => None,
+        }
+    }
+
+    /// Notes a row without a human_id whose identical copies the ledger knows ended
+    /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are
+    /// counted. Returns whether the row is such a copy.
+    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str, rerun: &Rerun) -> bool {
+        let first = copy_key(p, body, 0);
+        if let Some((_, rows)) = self.mixed_copies.get_mut(&first) {
+            rows.push(p.row);
+            return true;
+        }
+        let moved = rerun
+            .moved_from
+            .as_deref()
+            .map(|base| ledger::scope(base, &p.body.project_id));
+        for scope in std::iter::once(scope).chain(moved.as_deref()) {
+            if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
+                let known = known_copies(&self.snapshot, scope, p, body).count();
+                self.mixed_copies.insert(first, (known, vec![p.row]));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Rows an import would leave `not_sent`: fewer copies here than the ledger knows.
+    fn unmatched_rows(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = self
+            .mixed_copies
+            .values()
+            .filter(|(known, here)| here.len() < *known)
+            .flat_map(|(_, here)| here.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    fn summary(&self, planned: usize) -> String {
+        let unmatched = self.unmatched_rows();
+        if let Some(first) = unmatched.first() {
+            return format!(
+                "ledger {}: {} without a human_id (row {first}{}) cannot be told from identical rows an earlier run imported, which ended differently; an import would not send them (exit 1): give the rows human_ids, or pass --force",
+                self.path.display(),
+                plural(unmatched.len(), "row"),
+                if unmatched.len() > 1 { " first" } else { "" },
+            );
+        }
+        if self.elsewhere > 0 {
+            return format!(
+                "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
+                self.path.display(),
+                plural(self.elsewhere, "row")
+            );
+        }
+        let mut line = format!(
+            "ledger {}: {} of {planned} planned rows are already imported; an import would send {}",
+            self.path.display(),
+            self.already,
+            planned - self.already - self.unknown
+        );
+        if self.unknown > 0 {
+            line.push_str(&format!(" and leave {} unknown (sent before, no answer)", self.unknown));
+        }
+        if self.untold > 0 {
+            line.push_str(&format!(
+                " ({} with an e-mail assignee and no human_id cannot be matched offline)",
+                self.untold
+            ));
+        }
+        line
+    }
+}

@@ -1,0 +1,581 @@
+//! The main job, stage by stage: read → map → validate → (plan) → upload → report.
+//! Setup problems (bad flags, unreadable file, refused key) are errors that end the
+//! run with exit 2; a row's problem is an outcome in the report, never an abort.
+
+mod assignees;
+mod sink;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use self::assignees::{needs_users, resolve_assignees};
+use self::sink::RunSink;
+use super::dry_run::dry_run;
+use super::outputs::check_outputs;
+use crate::exit::{Exit, SetupError};
+use crate::ledger::Ledger;
+use crate::ledger::policy::{ToSend, ledger_base, skipped_by_human_id, sort_rows};
+use crate::read::row::SourceRow;
+use crate::report::{
+    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
+    is_special_file, setup_error_in_summary, write_summary_json,
+};
+use crate::request::PlannedRow;
+use crate::request::plan::{open_plan, plan_line};
+use crate::sandbox::Sandbox;
+use crate::service::{ApiClient, connect};
+use crate::settings::ImportSettings;
+use crate::ui::problems::ProblemPrinter;
+use crate::ui::progress::Progress;
+use crate::ui::summary::print_summary;
+use crate::ui::{plural, say};
+use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, upload, watch_signals};
+use crate::validate::stage::{ReadSettings, ReadStage, RowEvent, open_read_stage, read_again_if_overturned};
+
+/// A run's result: the exit code and the counts, for the summary and for tests.
+#[derive(Debug, Clone)]
+pub struct ImportResult {
+    pub exit: Exit,
+    pub rows: Vec<ReportRow>,
+    pub summary: RunSummary,
+}
+
+/// The setup error of a file with headers and no data rows.
+pub(crate) fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
+    SetupError::new(format!(
+        "{}: no data rows below the header row {}; nothing to import",
+        read.input.display_name(),
+        read.source.header_row
+    ))
+    .into()
+}
+
+/// The text of a row's cells, for the failed-rows file.
+pub(crate) fn raw_cells(row: &SourceRow) -> Vec<String> {
+    row.cells().map(|c| c.as_text().into_owned()).collect()
+}
+
+/// Runs `import`, or with `--dry-run` a dry run. Returns the exit code and rows; a setup
+/// error is an `Err`.
+pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
+    let started = Instant::now();
+    let failed_path = check_outputs(&settings)?;
+    // Two runs on one ledger: the second refuses at once, before reading anything.
+    let ledger = match (&settings.state, settings.dry_run) {
+        (Some(path), false) => Some(open_ledger(path)?),
+        _ => None,
+    };
+    // From here on this run owns its outputs; a setup error is said in --summary-json too,
+    // so a nightly job's monitor does not read last night's success.
+    let said =
+        |e: anyhow::Error| setup_error_in_summary(settings.summary_json.as_deref(), settings.dry_run, started, e);
+    let mut stage = open_stage(&settings).map_err(said)?;
+    if settings.dry_run {
+        // Every output is written anew on a second pass, and the problems held back are not said.
+        let result = read_again_if_overturned(&settings.read, &mut stage, |stage| {
+            dry_run(&settings, stage, failed_path.clone(), started)
+        });
+        return result.map_err(said);
+    }
+    // Every row is read and validated before anything is sent.
+    let read = read_again_if_overturned(&settings.read, &mut stage, read_all).map_err(said)?;
+    let count = read.count;
+    let mut run = UploadRun::new(read, &mut stage, failed_path, started);
+    if count == 0 {
+        run.tell_problems();
+        return Err(said(no_data_rows(&settings.read)));
+    }
+    run.ledger = ledger;
+    run.run(&settings).await.map_err(said)
+}
+
+/// Opens the input for reading and validating, saying its column warnings (even when
+/// `--quiet`) and whole-column problems.
+fn open_stage(settings: &ImportSettings) -> anyhow::Result<ReadStage> {
+    let quiet = settings.read.quiet;
+    let tell = |line: &str| {
+        if !quiet || line.starts_with("warning") {
+            say(line);
+        }
+    };
+    let mut stage = open_read_stage(&settings.read, &tell)?;
+    stage.tell_column_problems(&say);
+    // Outputs that can be written again from the start let a dry run read the file once.
+    let rewritable = |path: &Path| path != Path::new("-") && !is_special_file(path);
+    if !settings.dry_run || (rewritable(&settings.report) && settings.plan.as_deref().is_none_or(rewritable)) {
+        stage.settle_orders_early();
+    }
+    Ok(stage)
+}
+
+/// Every row of the input, read and validated: the report rows in input order, the
+/// valid rows' requests (with their cells, for the failed-rows file) and the invalid
+/// rows' cells, by report index.
+struct ReadAll {
+    count: usize,
+    rows: Vec<ReportRow>,
+    planned: Vec<(usize, PlannedRow, Vec<String>)>,
+    invalid_cells: Vec<(usize, Vec<String>)>,
+    printer: ProblemPrinter,
+}
+
+fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
+    let mut rows: Vec<ReportRow> = Vec::new();
+    let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
+    let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
+    // Held until the e-mail assignees are checked (and the rows' date orders confirmed).
+    let mut printer = ProblemPrinter::new(50).holding(true);
+    let count = stage.for_each_row(|event| {
+        let index = rows.len();
+        match event {
+            RowEvent::Valid {
+                report,
+                planned: p,
+                row,
+            } => {
+                report.outcome = Outcome::NotSent;
+                report.title = Some(p.body.title.clone());
+                planned.push((index, p.clone(), raw_cells(row)));
+                rows.push(std::mem::take(report));
+            }
+            RowEvent::Invalid { report, problems, row } => {
+                for p in &problems {
+                    printer.add(p, &say);
+                }
+                invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
+                rows.push(std::mem::take(report));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ReadAll {
+        count,
+        rows,
+        planned,
+        invalid_cells,
+        printer,
+    })
+}
+
+/// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
+fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError::new(e.to_string()))?;
+    if let Some(line) = notes.torn_line {
+        say(&format!(
+            "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
+            path.display()
+        ));
+    }
+    Ok(ledger)
+}
+
+/// The state of an upload run: every row's report line, the rows to send, and where
+/// the failed rows go.
+struct UploadRun {
+    rows: Vec<ReportRow>,
+    planned: Vec<(usize, PlannedRow, Vec<String>)>,
+    invalid_cells: Vec<(usize, Vec<String>)>,
+    failed_path: Option<PathBuf>,
+    /// The input's layout, for the failed-rows file.
+    failed_shape: FailedRowsShape,
+    headers: Vec<String>,
+    started: Instant,
+    requests_sent: usize,
+    send_rate: f64,
+    ledger: Option<Ledger>,
+    /// Read-only calls made before the upload (GET /users), which the pace must count.
+    prior_requests: usize,
+    /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
+    /// those no user has take their places in row order ([`UploadRun::tell_problems`]).
+    problems: ProblemPrinter,
+    /// Lines about whole date columns, said after the rows'.
+    column_problems: Vec<String>,
+}
+
+impl UploadRun {
+    fn new(read: ReadAll, stage: &mut ReadStage, failed_path: Option<PathBuf>, started: Instant) -> UploadRun {
+        UploadRun {
+            rows: read.rows,
+            planned: read.planned,
+            invalid_cells: read.invalid_cells,
+            failed_path,
+            failed_shape: stage.failed_rows_shape(),
+            headers: stage.headers.clone(),
+            started,
+            requests_sent: 0,
+            send_rate: 0.0,
+            ledger: None,
+            prior_requests: 0,
+            // The invalid lines are said once the e-mail assignees are checked too, in row order.
+            problems: read.printer,
+            column_problems: stage.take_column_problems(),
+        }
+    }
+
+    /// Everything after the reading: the invalid rows' verdict, the service reached, the
+    /// ledger's say, the upload, and the summary.
+    async fn run(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        if self.nothing_valid() {
+            return self.finish_nothing_valid(settings);
+        }
+        if self.invalid_count() > 0 && !settings.skip_invalid {
+            return self.refuse_invalid(settings).await;
+        }
+        // A failure to reach the service still leaves a report: every row not sent, and why.
+        let (client, _sandbox) = match self.prepare(settings).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                say(&format!("error: {e:#}"));
+                // E-mail assignees are unresolved here, so a row without a human_id that had
+                // one may not be found.
+                self.say_what_the_ledger_holds(settings, &settings.service.base_url);
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                return self.finish_without_upload(SetupError::exit_of(&e), settings);
+            }
+        };
+        // E-mail assignees no user has may have left no valid row.
+        if self.nothing_valid() {
+            return self.finish_nothing_valid(settings);
+        }
+        if self.invalid_count() > 0 && !settings.skip_invalid {
+            self.write_plan(settings.plan.as_deref(), |_| true)?;
+            let invalid = self.invalid_count();
+            self.say_what_the_ledger_holds(settings, client.base_url());
+            self.mark_planned_not_sent(&format!(
+                "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
+            ));
+            say(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
+            return self.finish_without_upload(Exit::Invalid, settings);
+        }
+        self.upload(settings, client).await
+    }
+
+    /// Some rows are invalid and `--skip-invalid` is not given: nothing is sent (exit 3).
+    /// The e-mail assignees are still checked, so every problem is reported at once.
+    async fn refuse_invalid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.resolve_assignees_anyway(settings).await;
+        // The plan still shows what the valid rows would send.
+        self.write_plan(settings.plan.as_deref(), |_| true)?;
+        // E-mail assignees no user has may have left no valid row.
+        if self.nothing_valid() {
+            return self.finish_nothing_valid(settings);
+        }
+        let invalid = self.invalid_count();
+        self.say_what_the_ledger_holds(settings, &settings.service.base_url);
+        self.mark_planned_not_sent(&format!(
+            "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
+        ));
+        say(&format!(
+            "{invalid} of {} rows are invalid: nothing was sent. Fix them (see the report), or pass --skip-invalid to send the valid rows.",
+            self.rows.len()
+        ));
+        self.finish_without_upload(Exit::Invalid, settings)
+    }
+
+    /// Says the `invalid:` lines held back (offline problems and e-mail addresses no user
+    /// has, in row order), then the date columns'. Says nothing the second time.
+    fn tell_problems(&mut self) {
+        self.problems.finish(&say);
+        for line in self.column_problems.drain(..) {
+            say(&line);
+        }
+    }
+
+    /// `--plan`: the exact requests of the valid rows that `wanted` picks by index.
+    fn write_plan(&self, path: Option<&Path>, wanted: impl Fn(usize) -> bool) -> anyhow::Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        let mut plan = open_plan(path)?;
+        for (_, p, _) in self.planned.iter().filter(|(index, _, _)| wanted(*index)) {
+            plan.write_all(&plan_line(p))
+                .with_context(|| format!("--plan: cannot write {}", path.display()))?;
+        }
+        plan.flush()
+            .with_context(|| format!("--plan: cannot write {}", path.display()))
+    }
+
+    fn invalid_count(&self) -> usize {
+        self.rows.iter().filter(|r| r.outcome == Outcome::Invalid).count()
+    }
+
+    /// For a run that sends nothing: rows the ledger shows as done are said to be done
+    /// (`already_imported`, with the earlier ids), not merely `not_sent`.
+    fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) {
+        let ledger = self.ledger.take();
+        let rerun = settings.rerun();
+        sort_rows(
+            &mut self.rows,
+            &self.planned,
+            ledger_base(&rerun, base_url),
+            ledger.as_ref().map(Ledger::known),
+            &rerun,
+        );
+    }
+
+    /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
+    fn mark_planned_not_sent(&mut self, why: &str) {
+        for (index, _, _) in &self.planned {
+            let row = &mut self.rows[*index];
+            if row.outcome == Outcome::NotSent {
+                row.error = Some(why.to_string());
+            }
+        }
+    }
+
+    /// Moves rows that cannot be sent (e.g. an unknown assignee e-mail) to invalid.
+    fn invalidate(&mut self, index: usize, error: String) {
+        if let Some(pos) = self.planned.iter().position(|(i, _, _)| *i == index) {
+            let (_, _, cells) = self.planned.remove(pos);
+            self.invalid_cells.push((index, cells));
+        }
+        self.rows[index].outcome = Outcome::Invalid;
+        self.rows[index].error = Some(error);
+    }
+
+    /// Reaches the service and resolves e-mail assignees: everything before the first POST.
+    async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
+        let ready = async {
+            let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
+            let client = client.with_read_retries(settings.max_retries);
+            let skipped = self.skipped_emails(settings);
+            resolve_assignees(self, &client, &skipped).await?;
+            Ok((client, sandbox))
+        }
+        .await;
+        self.tell_problems();
+        ready
+    }
+
+    /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
+    /// by index: they need no `GET /users` (see [`skipped_by_human_id`]).
+    fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
+        let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
+            return HashSet::new();
+        };
+        let rerun = settings.rerun();
+        let base_url = ledger_base(&rerun, &settings.service.base_url);
+        self.planned
+            .iter()
+            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_human_id(known, &rerun, base_url, p))
+            .map(|(index, _, _)| *index)
+            .collect()
+    }
+
+    /// Rows already invalid mean nothing is sent, but an e-mail assignee that matches no
+    /// user is a problem too, and every problem is reported at once: the service is asked
+    /// all the same. If it cannot be (no key, unreachable), that is said and is no error.
+    async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
+        let skipped = self.skipped_emails(settings);
+        let mut resolved = Ok(());
+        if needs_users(&self.planned, &skipped) {
+            resolved = async {
+                let (client, _sandbox) = connect(&settings.service, true).await?;
+                resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
+            }
+            .await;
+        }
+        self.tell_problems();
+        if let Err(e) = resolved {
+            say(&format!(
+                "note: e-mail assignees were not checked against the service: {e:#}"
+            ));
+        }
+    }
+
+    /// Every row is invalid (offline, or for an e-mail no user has): nothing to send,
+    /// `--skip-invalid` or not.
+    fn nothing_valid(&self) -> bool {
+        self.rows.iter().any(|r| r.outcome == Outcome::Invalid)
+            && self
+                .planned
+                .iter()
+                .all(|(i, _, _)| self.rows[*i].outcome == Outcome::Invalid)
+    }
+
+    /// Validation failed and nothing was sent: exit 3.
+    fn finish_nothing_valid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        say(&format!(
+            "all {} rows are invalid: nothing was sent. Fix them (see the report).",
+            self.rows.len()
+        ));
+        self.finish_without_upload(Exit::Invalid, settings)
+    }
+
+    fn finish_without_upload(mut self, exit: Exit, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in &self.rows {
+            report.append(r)?;
+        }
+        report.finish(None)?;
+        self.complete(exit, settings, None)
+    }
+
+    /// The failed-rows file: the invalid rows and those the service refused, in input order.
+    fn write_failed_rows(&mut self) -> anyhow::Result<Option<PathBuf>> {
+        let headers = std::mem::take(&mut self.headers);
+        let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_shape);
+        let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
+        for (index, _, cells) in &self.planned {
+            if self.rows[*index].outcome == Outcome::Failed {
+                bad.push((*index, cells));
+            }
+        }
+        bad.sort_by_key(|(i, _)| *i);
+        for (index, cells) in bad {
+            failed.write(cells, self.rows[index].error.as_deref().unwrap_or(""))?;
+        }
+        Ok(failed.finish()?)
+    }
+
+    /// Writes the failed-rows file, prints the summary, writes --summary-json.
+    fn complete(
+        mut self,
+        exit: Exit,
+        settings: &ImportSettings,
+        stop: Option<StopReason>,
+    ) -> anyhow::Result<ImportResult> {
+        let failed_file = self.write_failed_rows()?;
+        let summary = RunSummary {
+            counts: count_outcomes(&self.rows),
+            rows: self.rows.len(),
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            requests_sent: self.requests_sent,
+            effective_rate: self.send_rate,
+            exit_code: exit,
+            report: Some(settings.report.display().to_string()),
+            failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
+            dry_run: false,
+            error: None,
+        };
+        print_summary(
+            &self.rows,
+            &summary,
+            stop.as_ref(),
+            &settings.report,
+            failed_file.as_deref(),
+        );
+        write_summary_json(settings, &summary)?;
+        Ok(ImportResult {
+            exit,
+            rows: self.rows,
+            summary,
+        })
+    }
+
+    /// Sorts the rows by the ledger, then sends those it leaves, paced, each recorded as it
+    /// finishes.
+    async fn upload(mut self, settings: &ImportSettings, client: ApiClient) -> anyhow::Result<ImportResult> {
+        let mut ledger = self.ledger.take();
+        let rerun = settings.rerun();
+        let sorted = sort_rows(
+            &mut self.rows,
+            &self.planned,
+            ledger_base(&rerun, client.base_url()),
+            ledger.as_ref().map(Ledger::known),
+            &rerun,
+        );
+        tell_changed(&sorted.changed);
+        if let Some(error) = sorted.moved.refusal(client.base_url()) {
+            say(&format!("error: {error}"));
+            self.mark_planned_not_sent(&format!("not sent: {error}"));
+            return self.finish_without_upload(Exit::Setup, settings);
+        }
+        if let Some(ledger) = ledger.as_mut() {
+            sorted.moved.record_here(ledger)?;
+        }
+        let (jobs, keys) = self.jobs(sorted.to_send);
+        // The exact requests this run sends: not those the ledger skips.
+        self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in self.rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
+            report.append(r)?;
+        }
+        let sink = Arc::new(RunSink::new(
+            ledger,
+            keys,
+            report,
+            std::mem::take(&mut self.rows),
+            Progress::new(jobs.len(), settings.read.quiet),
+        ));
+        let stop = StopSignal::default();
+        let signals = watch_signals(stop.clone());
+        let upload_settings = UploadSettings {
+            rate: settings.rate,
+            concurrency: settings.concurrency,
+            max_retries: settings.max_retries,
+            prior_requests: self.prior_requests,
+        };
+        let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
+        signals.abort();
+        self.requests_sent = stats.requests_sent;
+        self.send_rate = stats.send_rate();
+        if stats.rate_limited > 0 {
+            say(&format!(
+                "the service refused {} request(s) for its rate limit; the pace settled at {:.1} requests/s (--rate {})",
+                stats.rate_limited, stats.final_rate, settings.rate
+            ));
+        }
+        self.rows = sink.finish()?;
+        let stop_reason = stop.reason();
+        let exit = self.exit_after_upload(stop_reason.as_ref());
+        self.complete(exit, settings, stop_reason)
+    }
+
+    /// The upload jobs for the rows to send, and each one's place in the ledger by index.
+    fn jobs(&self, to_send: Vec<ToSend>) -> (Vec<UploadJob>, HashMap<usize, (String, String)>) {
+        let planned: HashMap<usize, &PlannedRow> = self.planned.iter().map(|(i, p, _)| (*i, p)).collect();
+        let mut keys = HashMap::new();
+        let jobs = to_send
+            .into_iter()
+            .filter_map(|send| {
+                let p = planned.get(&send.index)?;
+                keys.insert(send.index, send.ledger_key);
+                Some(UploadJob {
+                    index: send.index,
+                    row: p.row,
+                    project_id: p.body.project_id.clone(),
+                    body: send.body,
+                    idempotency_key: send.idempotency_key,
+                    title: p.body.title.clone(),
+                    human_id: p.body.human_id.clone(),
+                })
+            })
+            .collect();
+        (jobs, keys)
+    }
+
+    /// The exit code of a run that got to its upload.
+    fn exit_after_upload(&self, stop: Option<&StopReason>) -> Exit {
+        match stop {
+            Some(StopReason::Interrupted) => Exit::Interrupted,
+            Some(StopReason::KeyRefused { .. } | StopReason::Redirected(_) | StopReason::Ledger(_))
+            | Some(StopReason::Unreachable { .. }) => Exit::Setup,
+            None if self
+                .rows
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::Created | Outcome::AlreadyImported)) =>
+            {
+                Exit::Ok
+            }
+            None => Exit::Incomplete,
+        }
+    }
+}
+
+/// Says that rows already imported have changed since, and that the change is not sent.
+fn tell_changed(changed: &[usize]) {
+    if let Some(first) = changed.first() {
+        say(&format!(
+            "note: {} already imported {} changed since (row {first}{}); an import does not send changes, so Testsigma keeps the earlier versions (the report says which; --force sends them as new runs)",
+            plural(changed.len(), "row"),
+            if changed.len() == 1 { "has" } else { "have" },
+            if changed.len() > 1 { " first" } else { "" },
+        ));
+    }
+}

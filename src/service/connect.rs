@@ -1,0 +1,45 @@
+//! Reaching the service: the client for the configured base URL and key, or an in-process
+//! sandbox with `--sandbox`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{ApiClient, ApiKey, check_base_url};
+use crate::exit::SetupError;
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::ui::say;
+
+/// How to reach the service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub base_url: String,
+    pub allow_insecure: bool,
+    pub timeout: Duration,
+    pub sandbox: bool,
+    pub key: Option<ApiKey>,
+    /// Where the key came from, for messages (never the key itself).
+    pub key_source: Option<String>,
+}
+
+/// The client, and the in-process sandbox it talks to with `--sandbox`.
+pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
+    if service.sandbox {
+        let sandbox = Sandbox::start(SandboxOptions::default(), 0)
+            .await
+            .context("--sandbox: could not start the sandbox")?;
+        let key = service.key.clone().unwrap_or_else(ApiKey::sandbox);
+        if !quiet {
+            say(&format!(
+                "sandbox: talking to the in-process sandbox at {}",
+                sandbox.base_url()
+            ));
+        }
+        let client = ApiClient::new(&sandbox.base_url(), key, service.timeout)?;
+        return Ok((client, Some(sandbox)));
+    }
+    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    let key = service.key.clone().ok_or_else(|| SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none".to_string()))?;
+    let client = ApiClient::new(&base, key, service.timeout)?;
+    Ok((client, None))
+}
