@@ -8,17 +8,16 @@ use crate::exit::{Exit, SetupError};
 use crate::service::users::resolve_email;
 use crate::service::{ApiError, connect};
 use crate::settings::{load_config, resolve_read, resolve_service};
-use crate::ui::plural;
 use crate::ui::problems::ProblemPrinter;
+use crate::ui::{plural, problem, say, warn};
 use crate::validate::stage::{RowEvent, open_read_stage};
 
 pub async fn run_check(args: &CheckArgs) -> anyhow::Result<Exit> {
     let (config, config_path) = load_config(args.read.config.as_deref())?;
     let read = resolve_read(&args.read, &config)?;
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
-    let say = crate::ui::console::say;
-    let mut stage = open_read_stage(&read, &say)?;
-    stage.tell_column_problems(&say);
+    let mut stage = open_read_stage(&read, &warn)?;
+    stage.tell_column_problems(&problem);
 
     let mut printer = ProblemPrinter::new(50);
     let mut invalid = 0usize;
@@ -39,14 +38,14 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<Exit> {
             RowEvent::Invalid { problems, .. } => {
                 invalid += 1;
                 for p in &problems {
-                    printer.add(p, &say);
+                    printer.add(p, &problem);
                 }
             }
         }
         Ok(())
     })?;
-    printer.finish(&say);
-    stage.tell_column_problems(&say);
+    printer.finish(&problem);
+    stage.tell_column_problems(&problem);
     if rows == 0 {
         anyhow::bail!(SetupError::new(format!(
             "{}: no data rows below the header row; nothing to check",

@@ -20,7 +20,7 @@ use crate::request::plan::{open_plan, write_plan_line};
 use crate::service::check_base_url;
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
-use crate::ui::{plural, say};
+use crate::ui::{plural, problem, say, warn};
 use crate::validate::stage::{ReadStage, RowEvent};
 
 /// What the rows of a dry run came to.
@@ -110,7 +110,7 @@ pub(crate) fn dry_run(
             }
             RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
-                    printer.add(p, &say);
+                    printer.add(p, &problem);
                 }
                 let cells = row.map(raw_cells).unwrap_or_default();
                 outputs.failed.write(&cells, report.error.as_deref().unwrap_or(""))?;
@@ -121,15 +121,15 @@ pub(crate) fn dry_run(
         outputs.report.append(line)?;
         Ok(())
     })?;
-    printer.finish(&say);
-    stage.tell_column_problems(&say);
+    printer.finish(&problem);
+    stage.tell_column_problems(&problem);
     let failed_file = outputs.finish()?;
     if tally.rows == 0 {
         return Err(no_data_rows(&settings.read));
     }
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);
     tell(settings, &tally, &summary, ledger_view.as_ref(), failed_file.as_deref());
-    write_summary_json(settings, &summary)?;
+    write_summary_json(settings.summary_json.as_deref(), &summary)?;
     Ok(ImportResult {
         exit: summary.exit_code,
         rows: Vec::new(),
@@ -235,7 +235,7 @@ impl LedgerView {
                 mixed_copies: HashMap::new(),
             }),
             Err(e) => {
-                say(&format!("warning: {e}; the dry run does not say which rows it holds"));
+                warn(&format!("{e}; the dry run does not say which rows it holds"));
                 None
             }
         }

@@ -14,7 +14,7 @@ use crate::exit::{Exit, SetupError};
 use crate::report::setup_error_in_summary;
 use crate::sandbox;
 use crate::settings;
-use crate::ui::{console, say};
+use crate::ui::{console, error, say};
 
 /// Writes an `exit_code: 2` summary for an `import` whose command line was refused before
 /// it could be parsed, when `--summary-json` names a file that is not another argument.
@@ -74,7 +74,7 @@ pub async fn run(cli: Cli) -> Exit {
         Ok(code) => code,
         Err(e) => {
             let code = SetupError::exit_of(&e);
-            say(&format!("error: {e:#}"));
+            error(&format!("{e:#}"));
             code
         }
     }

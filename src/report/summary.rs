@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use super::count_outcomes;
 use crate::exit::{Exit, SetupError};
-use crate::settings::ImportSettings;
 
 /// A run that stopped on an error: its exit code and why, in `--summary-json`, every count 0
 /// (best effort; the path was proved writable at the start, or comes from settings that
@@ -38,8 +37,9 @@ pub fn setup_error_in_summary(
     error
 }
 
-pub fn write_summary_json(settings: &ImportSettings, summary: &RunSummary) -> anyhow::Result<()> {
-    if let Some(path) = &settings.summary_json {
+/// `--summary-json`, when given: the summary, written whole.
+pub fn write_summary_json(path: Option<&Path>, summary: &RunSummary) -> anyhow::Result<()> {
+    if let Some(path) = path {
         std::fs::write(path, summary.to_json())
             .with_context(|| format!("--summary-json: cannot write {}", path.display()))?;
     }

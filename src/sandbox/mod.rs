@@ -238,7 +238,7 @@ pub async fn serve_until_ctrl_c(opts: SandboxOptions, port: u16) -> io::Result<(
     tokio::signal::ctrl_c().await?;
     let stats = sandbox.stats();
     sandbox.shutdown().await;
-    crate::ui::console::say(&format!("sandbox stopped: {stats}"));
+    crate::ui::say(&format!("sandbox stopped: {stats}"));
     Ok(())
 }
 

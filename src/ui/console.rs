@@ -18,13 +18,32 @@ pub fn logging() -> bool {
     LOGGING.load(Ordering::Relaxed)
 }
 
-/// One line on stderr. A stderr that is gone (a closed pipe: `2>&1 | head -1`) loses the
-/// line, never the run: `eprintln!` would panic there, mid-upload, with rows unreported.
-pub fn say(line: &str) {
+/// How much a line matters, for a log shipper reading `--log-format json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// One line on stderr, at `level`. A stderr that is gone (a closed pipe: `2>&1 | head -1`)
+/// loses the line, never the run: `eprintln!` would panic there, mid-upload, with rows
+/// unreported.
+pub fn say_at(level: Level, line: &str) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
     let _ = if JSON.load(Ordering::Relaxed) {
-        writeln!(err, "{}", json_line(line))
+        writeln!(err, "{}", json_line(level, line))
     } else {
         writeln!(err, "{line}")
     };
@@ -46,17 +65,10 @@ impl std::io::Write for LossyStderr {
     }
 }
 
-fn json_line(line: &str) -> String {
-    let level = if line.starts_with("warning") {
-        "WARN"
-    } else if line.starts_with("error") || line.starts_with("invalid") {
-        "ERROR"
-    } else {
-        "INFO"
-    };
+fn json_line(level: Level, line: &str) -> String {
     serde_json::json!({
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "level": level,
+        "level": level.as_str(),
         "fields": { "message": line },
         "target": "testsigma_import",
     })
@@ -69,12 +81,12 @@ mod tests {
 
     #[test]
     fn json_lines_carry_a_level_and_the_message() {
-        for (line, level) in [
-            ("warning: x", "WARN"),
-            ("invalid: row 2", "ERROR"),
-            ("12 rows: 12 created", "INFO"),
+        for (line, typed, level) in [
+            ("warning: x", Level::Warn, "WARN"),
+            ("invalid: row 2", Level::Error, "ERROR"),
+            ("12 rows: 12 created", Level::Info, "INFO"),
         ] {
-            let value: serde_json::Value = serde_json::from_str(&json_line(line)).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&json_line(typed, line)).unwrap();
             assert_eq!(value["level"], level);
             assert_eq!(value["fields"]["message"], line);
         }

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,6 +13,8 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Progress {
     bar: Option<ProgressBar>,
+    /// Rows that did not end created, for the bar's message.
+    not_created: AtomicUsize,
     log: Option<Mutex<LogState>>,
     total: usize,
 }
@@ -29,6 +32,7 @@ impl Progress {
         if quiet || total == 0 {
             return Progress {
                 bar: None,
+                not_created: AtomicUsize::new(0),
                 log: None,
                 total,
             };
@@ -43,6 +47,7 @@ impl Progress {
             bar.set_style(style);
             return Progress {
                 bar: Some(bar),
+                not_created: AtomicUsize::new(0),
                 log: None,
                 total,
             };
@@ -50,6 +55,7 @@ impl Progress {
         let now = Instant::now();
         Progress {
             bar: None,
+            not_created: AtomicUsize::new(0),
             log: Some(Mutex::new(LogState {
                 started: now,
                 last: now,
@@ -65,13 +71,7 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.inc(1);
             if failed {
-                let so_far = bar.message();
-                let count = so_far
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or(0)
-                    + 1;
+                let count = self.not_created.fetch_add(1, Ordering::Relaxed) + 1;
                 bar.set_message(format!("{count} not created"));
             }
         }
@@ -87,7 +87,7 @@ impl Progress {
                 let elapsed = s.started.elapsed().as_secs_f64().max(0.001);
                 let rate = s.done as f64 / elapsed;
                 let eta = (self.total - s.done) as f64 / rate.max(0.001);
-                crate::ui::console::say(&format!(
+                crate::ui::say(&format!(
                     "progress: {}/{} rows, {:.1} rows/s, {} not created so far, about {:.0} s left",
                     s.done, self.total, rate, s.failed, eta
                 ));
@@ -99,7 +99,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => crate::ui::console::say(line),
+            None => crate::ui::say(line),
         }
     }
 

@@ -50,7 +50,7 @@ pub struct ReadStage {
 /// Opens the input and maps its headers. Unless `--date-order` settles it, a workbook's
 /// date columns are read now for their dd/mm order; delimited text learns it later, when
 /// a row first needs it ([`ReadStage::for_each_row`]).
-pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::Result<ReadStage> {
+pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Result<ReadStage> {
     let mut source = open_source(&read.input, &read.source).map_err(|e| anyhow!("{e}"))?;
     let headers = source.headers().to_vec();
     if headers.iter().all(|h| h.trim().is_empty()) {
@@ -68,13 +68,10 @@ pub fn open_read_stage(read: &ReadSettings, progress: &dyn Fn(&str)) -> anyhow::
     let warnings = map.warnings(&headers);
     // A sheet of thousands of stray columns gets a screenful, not thousands of lines.
     for warning in warnings.iter().take(20) {
-        progress(&format!("warning: {warning}"));
+        warn(warning);
     }
     if warnings.len() > 20 {
-        progress(&format!(
-            "warning: … and {} more columns that are ignored",
-            warnings.len() - 20
-        ));
+        warn(&format!("… and {} more columns that are ignored", warnings.len() - 20));
     }
     let needs_order = read.rules.date_order.is_none()
         && (map.column(Field::StartDate).is_some() || map.column(Field::EndDate).is_some());

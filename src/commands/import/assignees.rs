@@ -8,7 +8,6 @@ use crate::exit::SetupError;
 use crate::request::PlannedRow;
 use crate::service::ApiClient;
 use crate::service::users::resolve_email;
-use crate::ui::say;
 use crate::validate::stage::row_error;
 
 /// Whether a row to send has an e-mail assignee, so `GET /users` is needed: not for the
@@ -47,7 +46,7 @@ pub(crate) async fn resolve_assignees(
         }
     }
     for (index, problem) in unknown {
-        run.problems.add(&problem, &say);
+        run.problems.add(&problem, &crate::ui::problem);
         run.invalidate(index, row_error(std::slice::from_ref(&problem)));
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 mod assignees;
 mod sink;
+mod summary;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -15,6 +16,7 @@ use anyhow::Context;
 
 use self::assignees::{needs_users, resolve_assignees};
 use self::sink::RunSink;
+use self::summary::print_summary;
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Exit, SetupError};
@@ -32,8 +34,7 @@ use crate::service::{ApiClient, connect};
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::progress::Progress;
-use crate::ui::summary::print_summary;
-use crate::ui::{plural, say};
+use crate::ui::{error, plural, problem, say, warn};
 use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, upload, watch_signals};
 use crate::validate::stage::{ReadSettings, ReadStage, RowEvent, open_read_stage, read_again_if_overturned};
 
@@ -94,17 +95,11 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     run.run(&settings).await.map_err(said)
 }
 
-/// Opens the input for reading and validating, saying its column warnings (even when
+/// Opens the input for reading and validating, saying its column warnings (even with
 /// `--quiet`) and whole-column problems.
 fn open_stage(settings: &ImportSettings) -> anyhow::Result<ReadStage> {
-    let quiet = settings.read.quiet;
-    let tell = |line: &str| {
-        if !quiet || line.starts_with("warning") {
-            say(line);
-        }
-    };
-    let mut stage = open_read_stage(&settings.read, &tell)?;
-    stage.tell_column_problems(&say);
+    let mut stage = open_read_stage(&settings.read, &warn)?;
+    stage.tell_column_problems(&problem);
     // Outputs that can be written again from the start let a dry run read the file once.
     let rewritable = |path: &Path| path != Path::new("-") && !is_special_file(path);
     if !settings.dry_run || (rewritable(&settings.report) && settings.plan.as_deref().is_none_or(rewritable)) {
@@ -145,7 +140,7 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
             }
             RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
-                    printer.add(p, &say);
+                    printer.add(p, &problem);
                 }
                 invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
                 rows.push(std::mem::take(report));
@@ -230,7 +225,7 @@ impl UploadRun {
         let (client, _sandbox) = match self.prepare(settings).await {
             Ok(ready) => ready,
             Err(e) => {
-                say(&format!("error: {e:#}"));
+                error(&format!("{e:#}"));
                 // E-mail assignees are unresolved here, so a row without a human_id that had
                 // one may not be found.
                 self.say_what_the_ledger_holds(settings, &settings.service.base_url);
@@ -280,7 +275,7 @@ impl UploadRun {
     /// Says the `invalid:` lines held back (offline problems and e-mail addresses no user
     /// has, in row order), then the date columns'. Says nothing the second time.
     fn tell_problems(&mut self) {
-        self.problems.finish(&say);
+        self.problems.finish(&problem);
         for line in self.column_problems.drain(..) {
             say(&line);
         }
@@ -460,7 +455,7 @@ impl UploadRun {
             &settings.report,
             failed_file.as_deref(),
         );
-        write_summary_json(settings, &summary)?;
+        write_summary_json(settings.summary_json.as_deref(), &summary)?;
         Ok(ImportResult {
             exit,
             rows: self.rows,
@@ -481,9 +476,9 @@ impl UploadRun {
             &rerun,
         );
         tell_changed(&sorted.changed);
-        if let Some(error) = sorted.moved.refusal(client.base_url()) {
-            say(&format!("error: {error}"));
-            self.mark_planned_not_sent(&format!("not sent: {error}"));
+        if let Some(why) = sorted.moved.refusal(client.base_url()) {
+            error(&why);
+            self.mark_planned_not_sent(&format!("not sent: {why}"));
             return self.finish_without_upload(Exit::Setup, settings);
         }
         if let Some(ledger) = ledger.as_mut() {

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use crate::ledger::{self, Ledger};
 use crate::report::{Outcome, ReportRow, ReportWriter};
+use crate::ui::error;
 use crate::ui::progress::Progress;
-use crate::ui::say;
 use crate::upload::{UploadJob, UploadSink};
 
 /// The ledger, the report and the progress display, fed by the uploader.
@@ -52,7 +52,7 @@ impl RunSink {
             writer.finish(Some(&rows))?;
         }
         if let Some(e) = self.write_error.lock().ok().and_then(|mut e| e.take()) {
-            say(&format!("error: {e}"));
+            error(&e);
         }
         Ok(rows)
     }

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{plural, say};
 use crate::exit::Exit;
 use crate::report::{Outcome, ReportRow, RunSummary};
+use crate::ui::{error, plural, say};
 use crate::upload::StopReason;
 
 /// The end-of-run summary on stderr: counts, failures grouped by reason, where the files are.
-pub(crate) fn print_summary(
+pub(super) fn print_summary(
     rows: &[ReportRow],
     summary: &RunSummary,
     stop: Option<&StopReason>,
@@ -21,8 +21,8 @@ pub(crate) fn print_summary(
         Some(StopReason::KeyRefused { message, .. }) => say(&format!(
             "error: the service refused the API key ({message}); the run stopped. Check TESTSIGMA_API_KEY or --api-key-file."
         )),
-        Some(StopReason::Redirected(r)) => say(&format!("error: {r}; the run stopped.")),
-        Some(StopReason::Ledger(e)) => say(&format!("error: {e}; the run stopped.")),
+        Some(StopReason::Redirected(r)) => error(&format!("{r}; the run stopped.")),
+        Some(StopReason::Ledger(e)) => error(&format!("{e}; the run stopped.")),
         Some(StopReason::Unreachable { base_url, error }) => say(&format!(
             "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
         )),

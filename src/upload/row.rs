@@ -1,0 +1,254 @@
+//! One row's attempts: wait for a turn, send, and apply the answer, which either ends
+//! the row with its outcome or says how long to wait before the next try.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::pacer::Pacer;
+use super::stop::{StopReason, StopSignal, not_sent_reason};
+use super::{UploadJob, UploadSink};
+use crate::report::{Outcome, ReportRow};
+use crate::service::retry::{backoff, gave_up, jitter};
+use crate::service::{Answer, AnswerKind, ApiClient};
+
+/// How many times one row may be refused for the rate limit before it fails. Those
+/// refusals do not count against `--max-retries`: the service said "later", not "no".
+const MAX_RATE_LIMITED: u32 = 50;
+
+/// What every row's task shares.
+pub(super) struct RowContext {
+    pub(super) client: Arc<ApiClient>,
+    pub(super) pacer: Pacer,
+    pub(super) sink: Arc<dyn UploadSink>,
+    pub(super) stop: StopSignal,
+    pub(super) sent: AtomicUsize,
+    pub(super) rate_limited: AtomicUsize,
+    pub(super) created_any: AtomicBool,
+    /// Some request got an HTTP answer, of any kind: the service is there.
+    pub(super) answered_any: AtomicBool,
+    /// The first and the latest send, for the pace actually achieved.
+    pub(super) sends: Mutex<Option<(Instant, Instant)>>,
+    pub(super) max_retries: u32,
+}
+
+/// One row's tries so far.
+struct Attempts {
+    report: ReportRow,
+    /// Tries again after a failure worth retrying (bounded by `--max-retries`).
+    retries: u32,
+    /// Refusals for the rate limit (bounded by [`MAX_RATE_LIMITED`]).
+    refusals: u32,
+}
+
+/// What follows an answer.
+enum Next {
+    /// The row has its outcome.
+    Done,
+    /// Try again after this wait.
+    Wait(Duration),
+}
+
+impl RowContext {
+    /// Sends one row until it has its outcome, and returns its report line.
+    pub(super) async fn send_row(&self, job: &UploadJob) -> ReportRow {
+        let mut tries = Attempts {
+            report: ReportRow {
+                row: job.row,
+                outcome: Outcome::NotSent,
+                title: Some(job.title.clone()),
+                human_id: job.human_id.clone(),
+                ..ReportRow::default()
+            },
+            retries: 0,
+            refusals: 0,
+        };
+        if self.stop.is_stopped() {
+            tries.report.error = Some(not_sent_reason(&self.stop));
+            return tries.report;
+        }
+        loop {
+            self.stop.unless_stopped(self.pacer.acquire()).await;
+            if self.stop.is_stopped() {
+                return self.stopped_before_sending(tries.report);
+            }
+            // Recorded as late as possible, so a crash while waiting for a turn leaves the
+            // row unsent rather than `unknown` on the next run.
+            if tries.report.attempts == 0
+                && let Err(e) = self.sink.before_send(job)
+            {
+                self.stop.stop(StopReason::Ledger(e.clone()));
+                tries.report.error = Some(format!("not sent: {e}"));
+                return tries.report;
+            }
+            let sent_at = Instant::now();
+            let answer = self.send(job, &mut tries.report, sent_at).await;
+            let Next::Wait(wait) = self.apply(answer, &mut tries, sent_at) else {
+                return tries.report;
+            };
+            tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?tries.report.error, "retrying");
+            self.stop.unless_stopped(tokio::time::sleep(wait)).await;
+            if self.stop.is_stopped() {
+                tries.report.error = tries
+                    .report
+                    .error
+                    .map(|e| format!("{e}; interrupted before the next retry"));
+                return tries.report;
+            }
+        }
+    }
+
+    /// One request for the row, counted; a halt gives up on its answer.
+    async fn send(&self, job: &UploadJob, report: &mut ReportRow, sent_at: Instant) -> Answer {
+        if let Ok(mut span) = self.sends.lock() {
+            *span = Some(span.map_or((sent_at, sent_at), |(first, _)| (first, sent_at)));
+        }
+        report.attempts += 1;
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        let request = self
+            .client
+            .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key);
+        let answer = self.stop.unless_halted(request).await.unwrap_or_else(|| {
+            let error = "the run was stopped at once before the answer came; the run may exist";
+            Answer::without_status(AnswerKind::Unknown, error.to_owned(), true)
+        });
+        tracing::info!(row = job.row, attempt = report.attempts, answer = ?Logged(&answer), "answer");
+        // A connection never made sent no request: the summary counts requests sent.
+        if !answer.connected {
+            self.sent.fetch_sub(1, Ordering::SeqCst);
+        }
+        if answer.status.is_some() {
+            self.answered_any.store(true, Ordering::SeqCst);
+        }
+        answer
+    }
+
+    /// Writes what `answer` says into the row's report line, and says what follows.
+    fn apply(&self, answer: Answer, tries: &mut Attempts, sent_at: Instant) -> Next {
+        let report = &mut tries.report;
+        report.http_status = answer.status;
+        report.request_id = answer.request_id;
+        report.error = answer.error;
+        match answer.kind {
+            AnswerKind::Created { id, human_id } => {
+                self.created_any.store(true, Ordering::SeqCst);
+                self.pacer.on_success();
+                report.outcome = Outcome::Created;
+                report.test_run_id = Some(id);
+                report.test_run_human_id = human_id;
+                Next::Done
+            }
+            AnswerKind::Retry {
+                retry_after,
+                rate_limited,
+            } => {
+                report.outcome = Outcome::Failed;
+                if rate_limited {
+                    self.after_rate_limit(tries, sent_at, retry_after)
+                } else {
+                    self.after_failure(tries, retry_after)
+                }
+            }
+            AnswerKind::Rejected => {
+                report.outcome = Outcome::Failed;
+                Next::Done
+            }
+            AnswerKind::KeyRefused => {
+                // A 401 always means the key is wrong; a 403 after runs were created may
+                // be one project's permissions, so only a 403 before any success stops.
+                if report.http_status == Some(401) || !self.created_any.load(Ordering::SeqCst) {
+                    self.stop.stop(StopReason::KeyRefused {
+                        status: report.http_status.unwrap_or_default(),
+                        message: report.error.clone().unwrap_or_default(),
+                    });
+                }
+                report.outcome = Outcome::Failed;
+                Next::Done
+            }
+            AnswerKind::Unknown => {
+                report.outcome = Outcome::Unknown;
+                Next::Done
+            }
+            AnswerKind::Redirected(redirect) => {
+                report.outcome = Outcome::Failed;
+                self.stop.stop(StopReason::Redirected(redirect));
+                Next::Done
+            }
+        }
+    }
+
+    /// Refused for the rate limit: everyone slows down, and the row tries again unless it
+    /// was refused too often.
+    fn after_rate_limit(&self, tries: &mut Attempts, sent_at: Instant, retry_after: Option<Duration>) -> Next {
+        self.rate_limited.fetch_add(1, Ordering::SeqCst);
+        self.pacer.on_rate_limited(sent_at, retry_after);
+        tries.refusals += 1;
+        if tries.refusals > MAX_RATE_LIMITED {
+            let report = &mut tries.report;
+            report.error = report
+                .error
+                .take()
+                .map(|e| format!("{e} ({MAX_RATE_LIMITED} rate-limit refusals)"));
+            return Next::Done;
+        }
+        // The pacer has slowed everyone down; a little jitter spreads the retries.
+        Next::Wait(jitter(Duration::from_millis(250)))
+    }
+
+    /// Certainly not created, worth another try: after a backoff (or the service's
+    /// `Retry-After`), unless the retries ran out. If no request of the run ever got an
+    /// answer, the run stops: every other row would wait through its retries the same way.
+    fn after_failure(&self, tries: &mut Attempts, retry_after: Option<Duration>) -> Next {
+        tries.retries += 1;
+        let report = &mut tries.report;
+        if tries.retries > self.max_retries {
+            if report.http_status.is_none() && !self.answered_any.load(Ordering::SeqCst) {
+                self.stop.stop(StopReason::Unreachable {
+                    base_url: self.client.base_url().to_owned(),
+                    error: report.error.clone().unwrap_or_default(),
+                });
+            }
+            report.error = report.error.take().map(|e| format!("{e}{}", gave_up(self.max_retries)));
+            return Next::Done;
+        }
+        if let Some(wait) = retry_after {
+            self.pacer.pause(wait);
+        }
+        Next::Wait(retry_after.unwrap_or_else(|| backoff(tries.retries)))
+    }
+
+    /// Stopped while waiting for a turn: never sent, or sent and certainly refused before.
+    fn stopped_before_sending(&self, mut report: ReportRow) -> ReportRow {
+        if report.attempts == 0 {
+            report.outcome = Outcome::NotSent;
+            report.error = Some(not_sent_reason(&self.stop));
+        } else {
+            report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
+        }
+        report
+    }
+}
+
+/// An answer as a log field: its kind and status, nothing of the body.
+struct Logged<'a>(&'a Answer);
+
+impl std::fmt::Debug for Logged<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Answer {
+            kind, status, error, ..
+        } = self.0;
+        let error = error.as_deref().unwrap_or("");
+        match kind {
+            AnswerKind::Created { id, .. } => write!(
+                f,
+                "created {status:?} id={id} request_id={}",
+                self.0.request_id.as_deref().unwrap_or("-")
+            ),
+            AnswerKind::Retry { .. } => write!(f, "retry {status:?}: {error}"),
+            AnswerKind::Rejected => write!(f, "rejected {status:?}: {error}"),
+            AnswerKind::KeyRefused => write!(f, "key refused {status:?}"),
+            AnswerKind::Unknown => write!(f, "unknown {status:?}: {error}"),
+            AnswerKind::Redirected(r) => write!(f, "redirected {}", r.status),
+        }
+    }
+}
