@@ -250,6 +250,28 @@ impl ImportSettings {
 
 pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
     let input = Input::from_arg(&args.file).map_err(|e| flag("<FILE>", e.to_string()))?;
+    let source = resolve_source(args, config)?;
+    let list_separators = resolve_list_separators(args, config)?;
+    let (columns, defaults) = resolve_columns(args, config, &list_separators[0].to_string())?;
+    let rules = RowRules {
+        timezone: resolve_timezone(args, config)?,
+        date_order: resolve_date_order(args, config)?,
+        list_separators,
+        timestamp_unit: resolve_timestamp_unit(args, config)?,
+        defaults,
+    };
+    crate::validate::Validator::check_defaults(&rules).map_err(|m| flag("--project-id / --status / [defaults]", m))?;
+    Ok(ReadSettings {
+        input,
+        source,
+        columns,
+        rules,
+        quiet: args.quiet || config.quiet.unwrap_or(false),
+    })
+}
+
+/// How the input is read: the sheet, the header row, the delimiter and encoding, the caps.
+fn resolve_source(args: &ReadArgs, config: &ConfigFile) -> Result<SourceOptions, SettingsError> {
     let delimiter = match args.delimiter.as_deref().or(config.delimiter.as_deref()) {
         None => None,
         Some(d) => Some(parse_delimiter(d).map_err(|e| match e {
@@ -273,8 +295,8 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
             "rows count from 1: the first row is --header-row 1",
         ));
     }
-    let defaults_source = SourceOptions::default();
-    let source = SourceOptions {
+    let defaults = SourceOptions::default();
+    Ok(SourceOptions {
         sheet: args.sheet.clone().or_else(|| config.sheet.clone()),
         header_row,
         delimiter,
@@ -282,97 +304,83 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         max_cell_bytes: args
             .max_cell_bytes
             .or(config.max_cell_bytes)
-            .unwrap_or(defaults_source.max_cell_bytes),
-        max_columns: args
-            .max_columns
-            .or(config.max_columns)
-            .unwrap_or(defaults_source.max_columns),
-    };
+            .unwrap_or(defaults.max_cell_bytes),
+        max_columns: args.max_columns.or(config.max_columns).unwrap_or(defaults.max_columns),
+    })
+}
 
-    let timezone = match args.timezone.as_deref().or(config.timezone.as_deref()) {
-        None => Tz::UTC,
+fn resolve_timezone(args: &ReadArgs, config: &ConfigFile) -> Result<Tz, SettingsError> {
+    match args.timezone.as_deref().or(config.timezone.as_deref()) {
+        None => Ok(Tz::UTC),
         Some(name) => Tz::from_str(name.trim()).map_err(|_| {
             flag(
                 &given("--timezone", args.timezone.is_some()),
                 format!("`{name}` is not an IANA zone; use a name such as UTC, Europe/Berlin or America/New_York"),
             )
-        })?,
+        }),
+    }
+}
+
+fn resolve_date_order(args: &ReadArgs, config: &ConfigFile) -> Result<Option<DateOrder>, SettingsError> {
+    let Some(o) = args.date_order.as_deref().or(config.date_order.as_deref()) else {
+        return Ok(None);
     };
-    let date_order = match args.date_order.as_deref().or(config.date_order.as_deref()) {
-        None => None,
-        Some(o) => Some(DateOrder::from_str(o.trim()).map_err(|_| {
-            flag(
-                &given("--date-order", args.date_order.is_some()),
-                format!("`{o}`: use ymd, dmy or mdy"),
-            )
-        })?),
-    };
-    let timestamp_unit = match args.timestamp_unit.as_deref().or(config.timestamp_unit.as_deref()) {
-        None => TimestampUnit::Seconds,
+    DateOrder::from_str(o.trim()).map(Some).map_err(|_| {
+        flag(
+            &given("--date-order", args.date_order.is_some()),
+            format!("`{o}`: use ymd, dmy or mdy"),
+        )
+    })
+}
+
+fn resolve_timestamp_unit(args: &ReadArgs, config: &ConfigFile) -> Result<TimestampUnit, SettingsError> {
+    match args.timestamp_unit.as_deref().or(config.timestamp_unit.as_deref()) {
+        None => Ok(TimestampUnit::Seconds),
         Some(u) => TimestampUnit::from_str(u.trim()).map_err(|_| {
             flag(
                 &given("--timestamp-unit", args.timestamp_unit.is_some()),
                 format!("`{u}`: use seconds or milliseconds"),
             )
-        })?,
-    };
-    let list_separators: Vec<char> = match args.list_separators.as_deref().or(config.list_separators.as_deref()) {
-        None => RowRules::default().list_separators,
-        Some(chars) => {
-            let mut list: Vec<char> = chars.replace("\\n", "\n").replace("\\t", "\t").chars().collect();
-            if list.is_empty() {
-                return Err(flag(
-                    &given("--list-separators", args.list_separators.is_some()),
-                    "give at least one character, e.g. --list-separators ','",
-                ));
-            }
-            if list.contains(&'\n') {
-                list.push('\r');
-            }
-            list
-        }
-    };
+        }),
+    }
+}
 
-    // Columns and defaults, each later source winning: a mapping file named by the config,
-    // the config's own tables and values, then a mapping file named by --mapping, then the
-    // flags (and environment) themselves.
+fn resolve_list_separators(args: &ReadArgs, config: &ConfigFile) -> Result<Vec<char>, SettingsError> {
+    let Some(chars) = args.list_separators.as_deref().or(config.list_separators.as_deref()) else {
+        return Ok(RowRules::default().list_separators);
+    };
+    let mut list: Vec<char> = chars.replace("\\n", "\n").replace("\\t", "\t").chars().collect();
+    if list.is_empty() {
+        return Err(flag(
+            &given("--list-separators", args.list_separators.is_some()),
+            "give at least one character, e.g. --list-separators ','",
+        ));
+    }
+    if list.contains(&'\n') {
+        list.push('\r');
+    }
+    Ok(list)
+}
+
+/// Columns and defaults, each later source winning: a mapping file named by the config,
+/// the config's own tables and values, then a mapping file named by --mapping, then the
+/// flags (and environment) themselves. `joiner` joins a list default given as an array.
+fn resolve_columns(args: &ReadArgs, config: &ConfigFile, joiner: &str) -> Result<(Columns, Defaults), SettingsError> {
     let mut columns = BTreeMap::new();
-    let mut defaults: BTreeMap<Field, String> = BTreeMap::new();
-    let joiner = list_separators[0].to_string();
-    let add_mapping = |path: &Path, columns: &mut BTreeMap<_, _>, defaults: &mut BTreeMap<_, _>| {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| flag("--mapping", format!("cannot read {}: {e}", path.display())))?;
-        let file: MappingFile =
-            toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
-        add_tables(
-            columns,
-            defaults,
-            &file.columns,
-            &file.defaults,
-            &format!("--mapping {}", path.display()),
-            &joiner,
-        )
-    };
-    let set_status = |defaults: &mut BTreeMap<Field, String>, status: &str| {
-        let upper = status.trim().to_uppercase();
-        if upper != "ACTIVE" && upper != "CLOSED" {
-            return Err(flag("--status", format!("`{status}`: use ACTIVE or CLOSED")));
-        }
-        defaults.insert(Field::Status, upper);
-        Ok(())
-    };
+    let mut defaults: Defaults = BTreeMap::new();
     if args.mapping.is_none()
         && let Some(path) = &config.mapping
     {
-        add_mapping(path, &mut columns, &mut defaults)?;
+        add_mapping(path, &mut columns, &mut defaults, joiner)?;
     }
+    let (config_columns, config_defaults) = (&config.columns, &config.defaults);
     add_tables(
         &mut columns,
         &mut defaults,
-        &config.columns,
-        &config.defaults,
+        config_columns,
+        config_defaults,
         "the config file",
-        &joiner,
+        joiner,
     )?;
     if let Some(status) = &config.status {
         set_status(&mut defaults, status)?;
@@ -381,17 +389,12 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         defaults.insert(Field::ProjectId, project.to_string());
     }
     if let Some(path) = &args.mapping {
-        add_mapping(path, &mut columns, &mut defaults)?;
+        add_mapping(path, &mut columns, &mut defaults, joiner)?;
     }
     for spec in &args.columns {
         let (field, header) = parse_column_spec(spec)?;
-        columns.insert(
-            field,
-            ExplicitColumn {
-                header,
-                source_name: "--column".to_string(),
-            },
-        );
+        let source_name = "--column".to_string();
+        columns.insert(field, ExplicitColumn { header, source_name });
     }
     if let Some(status) = &args.status {
         set_status(&mut defaults, status)?;
@@ -399,21 +402,29 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
     if let Some(project) = &args.project_id {
         defaults.insert(Field::ProjectId, project.to_string());
     }
-    let rules = RowRules {
-        timezone,
-        date_order,
-        list_separators,
-        timestamp_unit,
-        defaults,
-    };
-    crate::validate::Validator::check_defaults(&rules).map_err(|m| flag("--project-id / --status / [defaults]", m))?;
-    Ok(ReadSettings {
-        input,
-        source,
-        columns,
-        rules,
-        quiet: args.quiet || config.quiet.unwrap_or(false),
-    })
+    Ok((columns, defaults))
+}
+
+type Columns = BTreeMap<Field, ExplicitColumn>;
+type Defaults = BTreeMap<Field, String>;
+
+/// A mapping file's `[columns]` and `[defaults]`, over what is there already.
+fn add_mapping(path: &Path, columns: &mut Columns, defaults: &mut Defaults, joiner: &str) -> Result<(), SettingsError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| flag("--mapping", format!("cannot read {}: {e}", path.display())))?;
+    let file: MappingFile = toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
+    let source = format!("--mapping {}", path.display());
+    add_tables(columns, defaults, &file.columns, &file.defaults, &source, joiner)
+}
+
+/// The default status (`--status`, or the config's `status`): ACTIVE or CLOSED.
+fn set_status(defaults: &mut Defaults, status: &str) -> Result<(), SettingsError> {
+    let upper = status.trim().to_uppercase();
+    if upper != "ACTIVE" && upper != "CLOSED" {
+        return Err(flag("--status", format!("`{status}`: use ACTIVE or CLOSED")));
+    }
+    defaults.insert(Field::Status, upper);
+    Ok(())
 }
 
 fn add_tables(
@@ -652,6 +663,28 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     let (config, config_path) = load_config(args.read.config.as_deref())?;
     let read = resolve_read(&args.read, &config)?;
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
+    let report = resolve_report(args, &config, &read.input)?;
+    let state = resolve_state(args, &config, service.sandbox);
+    Ok(ImportSettings {
+        read,
+        service,
+        dry_run: args.dry_run,
+        plan: args.plan.clone().or_else(|| config.plan.clone()),
+        report,
+        rate: resolve_rate(args, &config)?,
+        concurrency: resolve_concurrency(args, &config)?,
+        max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
+        state,
+        force: args.force,
+        retry_unknown: args.retry_unknown,
+        moved_from: resolve_moved_from(args, &config)?,
+        summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
+        skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
+        config_path,
+    })
+}
+
+fn resolve_rate(args: &ImportArgs, config: &ConfigFile) -> Result<f64, SettingsError> {
     let rate = args.rate.or(config.rate).unwrap_or(8.0);
     if !(0.2..=10_000.0).contains(&rate) {
         return Err(flag(
@@ -668,6 +701,10 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
             ),
         ));
     }
+    Ok(rate)
+}
+
+fn resolve_concurrency(args: &ImportArgs, config: &ConfigFile) -> Result<usize, SettingsError> {
     let concurrency = args.concurrency.or(config.concurrency).unwrap_or(4);
     if concurrency == 0 || concurrency > 256 {
         return Err(flag(
@@ -675,9 +712,14 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
             format!("`{concurrency}`: give a number from 1 to 256"),
         ));
     }
+    Ok(concurrency)
+}
+
+/// `--report`, or `<input stem>.report.csv` in the working directory.
+fn resolve_report(args: &ImportArgs, config: &ConfigFile, input: &Input) -> Result<PathBuf, SettingsError> {
     let report = match args.report.clone().or_else(|| config.report.clone()) {
         Some(p) => p,
-        None => PathBuf::from(format!("{}.report.csv", input_stem(&read.input))),
+        None => PathBuf::from(format!("{}.report.csv", input_stem(input))),
     };
     if args.plan.as_deref() == Some(Path::new("-")) && same_file(&report, Path::new("/dev/stdout")) {
         return Err(flag(
@@ -694,45 +736,31 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
             "`-`: the report is a file, whose extension picks its format (.csv, .json, .jsonl); for standard output give /dev/stdout (or use --plan - for the requests)".to_string(),
         ));
     }
-    // The in-process sandbox starts empty every run, so a ledger would have nothing to
-    // protect; an explicit --state still gets one.
-    let sandbox_default = service.sandbox && args.state.is_none() && config.state.is_none();
-    let no_state = args.no_state || sandbox_default;
-    let state = if no_state {
-        None
-    } else {
-        Some(
-            args.state
-                .clone()
-                .or_else(|| config.state.clone())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)),
-        )
+    Ok(report)
+}
+
+/// The ledger: `--state`, or the default, or none (`--no-state`). The in-process sandbox
+/// starts empty every run, so a ledger would have nothing to protect; an explicit
+/// `--state` still gets one.
+fn resolve_state(args: &ImportArgs, config: &ConfigFile, sandbox: bool) -> Option<PathBuf> {
+    let sandbox_default = sandbox && args.state.is_none() && config.state.is_none();
+    if args.no_state || sandbox_default {
+        return None;
+    }
+    let state = args.state.clone().or_else(|| config.state.clone());
+    Some(state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)))
+}
+
+fn resolve_moved_from(args: &ImportArgs, config: &ConfigFile) -> Result<Option<String>, SettingsError> {
+    let Some(url) = args.moved_from.as_deref().or(config.moved_from.as_deref()) else {
+        return Ok(None);
     };
-    Ok(ImportSettings {
-        read,
-        service,
-        dry_run: args.dry_run,
-        plan: args.plan.clone().or_else(|| config.plan.clone()),
-        report,
-        rate,
-        concurrency,
-        max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
-        state,
-        force: args.force,
-        retry_unknown: args.retry_unknown,
-        moved_from: match args.moved_from.as_deref().or(config.moved_from.as_deref()) {
-            None => None,
-            // The check's message names --base-url, the flag it was written for.
-            Some(url) => Some(crate::service::check_base_url(url, true).map_err(|e| {
-                flag(
-                    &given("--moved-from", args.moved_from.is_some()),
-                    e.to_string().replacen("--base-url ", "", 1),
-                )
-            })?),
-        },
-        summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
-        skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
-        config_path: config_path.clone(),
+    // The check's message names --base-url, the flag it was written for.
+    crate::service::check_base_url(url, true).map(Some).map_err(|e| {
+        flag(
+            &given("--moved-from", args.moved_from.is_some()),
+            e.to_string().replacen("--base-url ", "", 1),
+        )
     })
 }
 

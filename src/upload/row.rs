@@ -238,15 +238,17 @@ impl std::fmt::Debug for Logged<'_> {
             kind, status, error, ..
         } = self.0;
         let error = error.as_deref().unwrap_or("");
+        // The status of an answer that has one, as a number.
+        let code = status.unwrap_or_default();
         match kind {
             AnswerKind::Created { id, .. } => write!(
                 f,
-                "created {status:?} id={id} request_id={}",
+                "created {code} id={id} request_id={}",
                 self.0.request_id.as_deref().unwrap_or("-")
             ),
             AnswerKind::Retry { .. } => write!(f, "retry {status:?}: {error}"),
-            AnswerKind::Rejected => write!(f, "rejected {status:?}: {error}"),
-            AnswerKind::KeyRefused => write!(f, "key refused {status:?}"),
+            AnswerKind::Rejected => write!(f, "rejected {code}: {error}"),
+            AnswerKind::KeyRefused => write!(f, "key refused {code}"),
             AnswerKind::Unknown => write!(f, "unknown {status:?}: {error}"),
             AnswerKind::Redirected(r) => write!(f, "redirected {}", r.status),
         }

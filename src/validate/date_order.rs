@@ -12,13 +12,12 @@ use anyhow::anyhow;
 use chrono_tz::Tz;
 
 use super::dates::{self, DateError, DateOrder, DateValue, DayBound, OrderFrom, read_text, year_last_parts};
-use super::stage::ReadSettings;
 use super::{FieldReader, RowRules, Validator, Value};
 use crate::read::mapping::{ColumnMap, Field};
 use crate::read::prefetch::read_ahead;
 use crate::read::row::Cell;
 use crate::read::row::SourceRow;
-use crate::read::{RowSource, open_source};
+use crate::read::{Input, RowSource, SourceOptions, open_source};
 
 /// A date column's order taken from the first rows that prove one, and checked against
 /// every row at the end of the reading (see [`ReadStage::settle_orders_early`]).
@@ -54,7 +53,8 @@ impl std::error::Error for OrdersOverturned {}
 
 /// What reading the date columns again takes: the input, opened afresh.
 pub(super) struct PendingOrder {
-    pub(super) read: ReadSettings,
+    pub(super) input: Input,
+    pub(super) source: SourceOptions,
     pub(super) columns: Vec<usize>,
 }
 
@@ -78,7 +78,7 @@ pub(super) fn date_evidence(
 
 /// Learns the date columns' order from a fresh reading of the input.
 pub(super) fn learn_date_orders(pending: &PendingOrder, validator: &mut Validator) -> anyhow::Result<()> {
-    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+    let mut source = open_source(&pending.input, &pending.source).map_err(|e| anyhow!("{e}"))?;
     let evidence = date_evidence(source.as_mut(), validator.column_map(), &pending.columns)?;
     validator.learn_orders(&evidence);
     Ok(())
@@ -99,7 +99,7 @@ pub(super) fn learn_date_orders_early(
         .zip(validator.columns_needing_order(row))
         .filter_map(|(field, needs)| needs.then_some(field))
         .collect();
-    let mut source = open_source(&pending.read.input, &pending.read.source).map_err(|e| anyhow!("{e}"))?;
+    let mut source = open_source(&pending.input, &pending.source).map_err(|e| anyhow!("{e}"))?;
     let map = validator.column_map();
     let mut evidence = DateEvidence::default();
     // Stops once its columns prove an order.

@@ -85,7 +85,8 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         // Delimited text is read again only if some value turns out to need the order:
         // a file of ISO dates is read once.
         pending_order = Some(PendingOrder {
-            read: read.clone(),
+            input: read.input.clone(),
+            source: read.source.clone(),
             columns,
         });
     } else if needs_order {
