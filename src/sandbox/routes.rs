@@ -74,19 +74,29 @@ fn validation_error(status: StatusCode, message: &str, details: &str) -> Respons
     )
 }
 
-/// A run as the API shows it: the api page's response fields, which are the body's
-/// minus `static_selection_filters`, with the sandbox's own id and human id.
-fn view(run: &StoredRun) -> Value {
+/// A run as the reads show it: its stored body whole, with the sandbox's own id, human
+/// id, project and times.
+fn stored_view(run: &StoredRun) -> Value {
     let mut fields = match &run.body {
         Value::Object(body) => body.clone(),
         _ => Map::new(),
     };
-    fields.remove("static_selection_filters");
     fields.insert("id".into(), json!(run.id));
     fields.insert("human_id".into(), json!(run.human_id));
+    fields.insert("project_id".into(), json!(run.project_id));
     fields.insert("created_at".into(), json!(run.created_at));
     fields.insert("updated_at".into(), json!(run.created_at));
     Value::Object(fields)
+}
+
+/// A run as the create answer shows it: the api page's response fields, which are
+/// [`stored_view`]'s minus `static_selection_filters`.
+fn view(run: &StoredRun) -> Value {
+    let mut shown = stored_view(run);
+    if let Value::Object(fields) = &mut shown {
+        fields.remove("static_selection_filters");
+    }
+    shown
 }
 
 fn created_body(run: &StoredRun) -> Value {
@@ -311,7 +321,7 @@ async fn list_runs(
                 .and_then(Value::as_str)
                 .is_some_and(|t| t.contains(title_part))
         })
-        .map(view)
+        .map(stored_view)
         .collect();
     json_answer(
         StatusCode::OK,
@@ -325,7 +335,10 @@ async fn get_run(State(state): State<Arc<AppState>>, Path((project_id, wanted)):
         .into_iter()
         .find(|r| r.project_id == project_id && (r.id == wanted || r.human_id == wanted));
     match found {
-        Some(run) => json_answer(StatusCode::OK, json!({"message": "", "data": view(&run)})),
+        Some(run) => json_answer(
+            StatusCode::OK,
+            json!({"message": "", "data": {"test_run": stored_view(&run)}}),
+        ),
         None => {
             state.count(|s| s.not_found += 1);
             not_found()

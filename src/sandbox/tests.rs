@@ -134,7 +134,7 @@ async fn create_answers_with_the_api_pages_shape_and_the_run_can_be_read_back() 
         let one = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/{wanted}")).await;
         assert_eq!(one.status(), StatusCode::OK, "{wanted}");
         let one: Value = one.json().await.expect("run json");
-        assert_eq!(one["data"]["id"], run["id"]);
+        assert_eq!(one["data"]["test_run"]["id"], run["id"]);
     }
     let missing = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/DEMO-R-9")).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
@@ -589,4 +589,39 @@ async fn shutdown_stops_serving() {
         .await
         .expect_err("nothing listens any more");
     assert!(err.is_connect(), "{err}");
+}
+
+/// A GET with query parameters, as the status and the JSON answer.
+async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+    let answer = client()
+        .get(format!("{}{path}", sb.base_url()))
+        .query(query)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .expect("GET answered");
+    let status = answer.status();
+    (status, answer.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn a_listed_run_shows_its_stored_body_and_the_services_fields() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let created: Value = post(&sb, Some(KEY), &example_body())
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let (_, list) = get_query(&sb, &format!("/projects/{PROJECT}/test_runs"), &[]).await;
+    let listed = &list["data"][0];
+    for (field, value) in example_body().as_object().expect("object") {
+        if field != "human_id" {
+            assert_eq!(&listed[field], value, "{field}");
+        }
+    }
+    for field in ["id", "human_id", "created_at", "updated_at"] {
+        assert_eq!(listed[field], created["data"]["test_run"][field], "{field}");
+    }
+    assert_eq!(list["next_cursor"], Value::Null);
 }
