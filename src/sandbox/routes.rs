@@ -141,8 +141,34 @@ async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
 }
 
 async fn not_found_route(State(state): State<Arc<AppState>>) -> Response {
+    missing(&state)
+}
+
+/// The 404 for an unknown route, project or run, counted.
+fn missing(state: &AppState) -> Response {
     state.count(|s| s.not_found += 1);
     not_found()
+}
+
+/// A 400 or 422 in the validation shape, counted.
+fn refuse(state: &AppState, status: StatusCode, message: &str, details: &str) -> Response {
+    state.count(|s| s.invalid += 1);
+    validation_error(status, message, details)
+}
+
+/// The request body, when it has the contract's shape for this project.
+async fn read_body(state: &AppState, project_id: &str, body: Body) -> Result<Map<String, Value>, Response> {
+    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let details = format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}");
+        refuse(state, StatusCode::BAD_REQUEST, "Bad Request", &details)
+    })?;
+    check_body(project_id, &raw).map_err(|e| {
+        let (status, message) = match e {
+            BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed JSON"),
+            BodyError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
+        };
+        refuse(state, status, message, &e.to_string())
+    })
 }
 
 async fn create_run(
@@ -152,65 +178,61 @@ async fn create_run(
     req: Request,
 ) -> Response {
     if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
+        return missing(&state);
     }
     let path_and_query = req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str());
     let below_root = path_and_query
         .strip_prefix(API_ROOT)
         .unwrap_or(path_and_query)
         .to_owned();
-    let raw = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
-        Ok(raw) => raw,
-        Err(e) => {
-            state.count(|s| s.invalid += 1);
-            let details = format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}");
-            return validation_error(StatusCode::BAD_REQUEST, "Bad Request", &details);
-        }
-    };
-    let body = match check_body(&project_id, &raw) {
+    let body = match read_body(&state, &project_id, req.into_body()).await {
         Ok(body) => body,
-        Err(e) => {
-            state.count(|s| s.invalid += 1);
-            let (status, message) = match e {
-                BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed JSON"),
-                BodyError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
-            };
-            return validation_error(status, message, &e.to_string());
-        }
+        Err(refused) => return refused,
     };
     let fault = match state.draw_disruption() {
         None => None,
         Some(Disruption::Fail(status)) => return error(status, "Service Unavailable"),
         Some(Disruption::Fault(fault)) => Some(fault),
     };
-    // Faults that answer or vanish before anything is created.
-    match &fault {
-        Some(Fault::ResetBeforeRead) => return vanish(&abort).await,
-        Some(Fault::RetryAfterSeconds(secs)) => {
+    if let Some(answer) = answer_before_create(fault.as_ref(), &abort, &below_root).await {
+        return answer;
+    }
+    let run = state.create(&project_id, body);
+    answer_after_create(fault, &run, abort).await
+}
+
+/// The answer of a fault that answers or vanishes before anything is created.
+async fn answer_before_create(fault: Option<&Fault>, abort: &ConnAbort, below_root: &str) -> Option<Response> {
+    let answer = match fault? {
+        Fault::ResetBeforeRead => vanish(abort).await,
+        Fault::RetryAfterSeconds(secs) => {
             let mut answer = error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
             answer.headers_mut().insert(header::RETRY_AFTER, (*secs).into());
-            return answer;
+            answer
         }
-        Some(Fault::RetryAfterDate(secs)) => {
+        Fault::RetryAfterDate(secs) => {
             let at = SystemTime::now() + Duration::from_secs(*secs);
             let mut answer = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
                 answer.headers_mut().insert(header::RETRY_AFTER, date);
             }
-            return answer;
+            answer
         }
-        Some(Fault::RedirectTo(base)) => return redirect(base, &below_root),
-        _ => {}
-    }
-    let run = state.create(&project_id, body);
+        Fault::RedirectTo(base) => redirect(base, below_root),
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// The answer to a create that stored `run`, as the fault (if any) makes it look.
+async fn answer_after_create(fault: Option<Fault>, run: &StoredRun, abort: ConnAbort) -> Response {
     match fault {
         Some(Fault::ResetAfterRead) => vanish(&abort).await,
         Some(Fault::Slow(delay)) => {
             tokio::time::sleep(delay).await;
-            json_answer(StatusCode::OK, created_body(&run))
+            json_answer(StatusCode::OK, created_body(run))
         }
-        Some(Fault::TruncatedBody) => truncated(created_body(&run), abort),
+        Some(Fault::TruncatedBody) => truncated(created_body(run), abort),
         Some(Fault::NonJson) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             "<!DOCTYPE html>\n<html><head><title>Testsigma</title></head>\
@@ -218,7 +240,7 @@ async fn create_run(
         )
             .into_response(),
         Some(Fault::OkWithoutId) => {
-            let mut shown = view(&run);
+            let mut shown = view(run);
             if let Value::Object(fields) = &mut shown {
                 fields.remove("id");
             }
@@ -228,7 +250,7 @@ async fn create_run(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"message": "Internal Server Error"}),
         ),
-        _ => json_answer(StatusCode::OK, created_body(&run)),
+        _ => json_answer(StatusCode::OK, created_body(run)),
     }
 }
 
@@ -300,8 +322,7 @@ async fn list_runs(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
     if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
+        return missing(&state);
     }
     let query = match query {
         Ok(Query(query)) => query,
@@ -339,17 +360,13 @@ async fn get_run(State(state): State<Arc<AppState>>, Path((project_id, wanted)):
             StatusCode::OK,
             json!({"message": "", "data": {"test_run": stored_view(&run)}}),
         ),
-        None => {
-            state.count(|s| s.not_found += 1);
-            not_found()
-        }
+        None => missing(&state),
     }
 }
 
 async fn get_project(State(state): State<Arc<AppState>>, Path(project_id): Path<String>) -> Response {
     if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
+        return missing(&state);
     }
     let short: String = project_id.chars().take(8).collect();
     json_answer(
