@@ -95,13 +95,25 @@ pub struct StoredRun {
     pub created_at: i64,
 }
 
-/// What the sandbox has seen and done so far.
+/// What the sandbox has seen and done so far. `posts_received` and the `*_lists` and
+/// `*_gets` counts are requests that reached a served route, counted at arrival whatever
+/// became of them (refused for the key or the rate limit included).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SandboxStats {
     /// Every `POST .../test_runs`, whatever became of it.
     pub posts_received: u64,
     /// Runs stored; always equal to `runs().len()`.
     pub created: u64,
+    /// `GET .../test_runs` (one per page).
+    pub run_lists: u64,
+    /// `GET .../test_runs/{id}`.
+    pub run_gets: u64,
+    /// `GET /users`.
+    pub user_lists: u64,
+    /// `GET /projects/{pid}`.
+    pub project_gets: u64,
+    /// `GET /test_runs/statuses`.
+    pub status_lists: u64,
     /// Requests refused by the rate limit (any endpoint).
     pub rate_limited: u64,
     /// Create requests that met `fail_rate` or a fault rule.
@@ -114,14 +126,22 @@ pub struct SandboxStats {
     pub not_found: u64,
 }
 
+impl SandboxStats {
+    /// Every GET received on a served route: the lookups a client made.
+    pub fn reads(&self) -> u64 {
+        self.run_lists + self.run_gets + self.user_lists + self.project_gets + self.status_lists
+    }
+}
+
 impl fmt::Display for SandboxStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} POSTs received, {} runs created, {} rate-limited, {} faults injected, \
-             {} unauthorized, {} invalid, {} not found",
+            "{} POSTs received, {} runs created, {} GETs received, {} rate-limited, \
+             {} faults injected, {} unauthorized, {} invalid, {} not found",
             self.posts_received,
             self.created,
+            self.reads(),
             self.rate_limited,
             self.faults_injected,
             self.unauthorized,

@@ -20,20 +20,24 @@ use serde_json::{Map, Value, json};
 
 use super::body::{BodyError, check_body};
 use super::conn::ConnAbort;
-use super::state::{AppState, Disruption, Refusal};
+use super::state::{AppState, Disruption, Endpoint, Refusal};
 use super::{API_ROOT, Fault, StoredRun};
 
-const CREATE_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs";
+const RUNS_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs";
+const RUN_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs/{run}";
+const PROJECT_ROUTE: &str = "/api/v1/projects/{project_id}";
+const USERS_ROUTE: &str = "/api/v1/users";
+const STATUSES_ROUTE: &str = "/api/v1/test_runs/statuses";
 /// Generous for a test run; larger bodies are refused before parsing.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route(CREATE_ROUTE, get(list_runs).post(create_run))
-        .route("/api/v1/projects/{project_id}/test_runs/{run}", get(get_run))
-        .route("/api/v1/projects/{project_id}", get(get_project))
-        .route("/api/v1/users", get(list_users))
-        .route("/api/v1/test_runs/statuses", get(list_statuses))
+        .route(RUNS_ROUTE, get(list_runs).post(create_run))
+        .route(RUN_ROUTE, get(get_run))
+        .route(PROJECT_ROUTE, get(get_project))
+        .route(USERS_ROUTE, get(list_users))
+        .route(STATUSES_ROUTE, get(list_statuses))
         // Only matched routes need a key: anything else is a plain 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), gate))
         .fallback(not_found_route)
@@ -121,15 +125,28 @@ async fn envelope(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     answer
 }
 
-/// On matched routes: the bearer key and the rate limit, checked at arrival.
+/// Which endpoint a request on a matched route asks for; `None` for a HEAD.
+fn endpoint(method: &Method, route: &str) -> Option<Endpoint> {
+    let endpoint = match (method.as_str(), route) {
+        ("POST", RUNS_ROUTE) => Endpoint::CreateRun,
+        ("GET", RUNS_ROUTE) => Endpoint::ListRuns,
+        ("GET", RUN_ROUTE) => Endpoint::GetRun,
+        ("GET", PROJECT_ROUTE) => Endpoint::GetProject,
+        ("GET", USERS_ROUTE) => Endpoint::ListUsers,
+        ("GET", STATUSES_ROUTE) => Endpoint::ListStatuses,
+        _ => return None,
+    };
+    Some(endpoint)
+}
+
+/// On matched routes: counts the request, then checks the bearer key and the rate limit,
+/// at arrival.
 async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let is_create = req.method() == Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == CREATE_ROUTE);
-    let is_read = req.method() == Method::GET;
-    match state.admit(bearer_key(req.headers()), is_create, is_read) {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|route| endpoint(req.method(), route.as_str()));
+    match state.admit(bearer_key(req.headers()), endpoint) {
         Ok(()) => next.run(req).await,
         Err(Refusal::Unauthorized) => error(StatusCode::UNAUTHORIZED, "Unauthorized"),
         // The real service answers 500, not 429, and sends no Retry-After.

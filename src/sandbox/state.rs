@@ -17,6 +17,36 @@ use super::{Fault, SandboxOptions, SandboxStats, StoredRun, User, builtin_users}
 const UNLIMITED_ADVERTISED: u32 = 1000;
 const WINDOW: Duration = Duration::from_secs(1);
 
+/// What a request on a served route asks for; each is counted at arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    CreateRun,
+    ListRuns,
+    GetRun,
+    GetProject,
+    ListUsers,
+    ListStatuses,
+}
+
+impl Endpoint {
+    /// A GET: what [`SandboxOptions::busy_reads`] refuses.
+    fn is_read(self) -> bool {
+        !matches!(self, Endpoint::CreateRun)
+    }
+
+    fn count(self, stats: &mut SandboxStats) {
+        let counter = match self {
+            Endpoint::CreateRun => &mut stats.posts_received,
+            Endpoint::ListRuns => &mut stats.run_lists,
+            Endpoint::GetRun => &mut stats.run_gets,
+            Endpoint::GetProject => &mut stats.project_gets,
+            Endpoint::ListUsers => &mut stats.user_lists,
+            Endpoint::ListStatuses => &mut stats.status_lists,
+        };
+        *counter += 1;
+    }
+}
+
 /// Why a request was turned away at the gate.
 #[derive(Debug, PartialEq)]
 pub(super) enum Refusal {
@@ -101,13 +131,15 @@ impl AppState {
         }
     }
 
-    /// The key check and the rate limit, at arrival.
-    pub(super) fn admit(&self, key: Option<&str>, is_create: bool, is_read: bool) -> Result<(), Refusal> {
+    /// Counts the request, then checks the key and the rate limit, at arrival.
+    /// `endpoint` is `None` for a request no endpoint counts (a HEAD).
+    pub(super) fn admit(&self, key: Option<&str>, endpoint: Option<Endpoint>) -> Result<(), Refusal> {
         let now = Instant::now();
         let mut book = self.book();
-        if is_create {
-            book.stats.posts_received += 1;
+        if let Some(endpoint) = endpoint {
+            endpoint.count(&mut book.stats);
         }
+        let is_read = endpoint.is_some_and(Endpoint::is_read);
         let key = match (key, &self.opts.api_key) {
             (Some(sent), Some(wanted)) if sent == wanted => sent,
             (Some(sent), None) => sent,

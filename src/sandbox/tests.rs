@@ -625,3 +625,111 @@ async fn a_listed_run_shows_its_stored_body_and_the_services_fields() {
     }
     assert_eq!(list["next_cursor"], Value::Null);
 }
+
+#[tokio::test]
+async fn every_request_counts_against_the_rate_limit_gets_included() {
+    let sb = sandbox(SandboxOptions {
+        rate_limit: Some(3),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let paths = [
+        format!("/projects/{PROJECT}/test_runs"),
+        format!("/projects/{PROJECT}"),
+        "/users".to_owned(),
+        format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+    ];
+    let mut statuses = Vec::new();
+    for path in &paths {
+        statuses.push(get_query(&sb, path, &[]).await);
+    }
+    let codes: Vec<StatusCode> = statuses.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::INTERNAL_SERVER_ERROR
+        ]
+    );
+    assert_eq!(statuses[3].1, json!({"message": "rate limit exceeded"}));
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(
+        answer.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the GETs used up the window"
+    );
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.rate_limited, stats.reads(), stats.posts_received, stats.created),
+        (2, 4, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates() {
+    let sb = sandbox(SandboxOptions {
+        busy_reads: 2,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK, "a POST is not a read");
+    let cases = [
+        (
+            format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (
+            format!("/projects/{PROJECT}/test_runs"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (format!("/projects/{PROJECT}/test_runs"), StatusCode::OK),
+        (format!("/projects/{PROJECT}/test_runs/DEMO-R-1"), StatusCode::OK),
+    ];
+    for (path, want) in cases {
+        let (status, answer) = get_query(&sb, &path, &[]).await;
+        assert_eq!(status, want, "{path}: {answer}");
+    }
+    assert_eq!(sb.stats().rate_limited, 2);
+}
+
+#[tokio::test]
+async fn each_endpoint_is_counted_on_arrival() {
+    let sb = sandbox(SandboxOptions {
+        api_key: Some(KEY.into()),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let paths = [
+        format!("/projects/{PROJECT}/test_runs"),
+        format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+        format!("/projects/{PROJECT}"),
+        "/users".to_owned(),
+        "/test_runs/statuses".to_owned(),
+    ];
+    for path in &paths {
+        assert_eq!(get_query(&sb, path, &[]).await.0, StatusCode::OK, "{path}");
+        // Refused for its key, and still counted.
+        assert_eq!(get(&sb, Some("wrong"), path).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let stats = sb.stats();
+    let counts = [
+        stats.run_lists,
+        stats.run_gets,
+        stats.project_gets,
+        stats.user_lists,
+        stats.status_lists,
+    ];
+    assert_eq!(counts, [2; 5]);
+    assert_eq!((stats.reads(), stats.unauthorized), (10, 5));
+    assert_eq!((stats.posts_received, stats.created), (1, 1));
+    let shown = stats.to_string();
+    assert!(
+        shown.contains("1 POSTs received, 1 runs created, 10 GETs received"),
+        "{shown}"
+    );
+}
