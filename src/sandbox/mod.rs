@@ -82,7 +82,7 @@ pub fn builtin_users() -> Vec<User> {
     .collect()
 }
 
-/// A run the sandbox created and stored.
+/// A run the sandbox created (or a test seeded) and stored.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StoredRun {
     pub id: String,
@@ -102,8 +102,10 @@ pub struct StoredRun {
 pub struct SandboxStats {
     /// Every `POST .../test_runs`, whatever became of it.
     pub posts_received: u64,
-    /// Runs stored; always equal to `runs().len()`.
+    /// Runs stored by `POST`; `created + seeded` always equals `runs().len()`.
     pub created: u64,
+    /// Runs stored by [`Sandbox::insert_run`].
+    pub seeded: u64,
     /// `GET .../test_runs` (one per page).
     pub run_lists: u64,
     /// `GET .../test_runs/{id}`.
@@ -149,6 +151,15 @@ impl fmt::Display for SandboxStats {
             self.not_found
         )
     }
+}
+
+/// Why [`Sandbox::insert_run`] stored nothing.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SeedError {
+    #[error("project {0} is not one the sandbox serves")]
+    UnknownProject(String),
+    #[error("the run's body does not have the contract's shape: {0}")]
+    InvalidBody(String),
 }
 
 /// Options that cannot describe a service.
@@ -217,9 +228,23 @@ impl Sandbox {
         format!("http://{}{API_ROOT}", self.addr)
     }
 
-    /// Every run created, in creation order.
+    /// Every run stored (created or seeded), in creation order.
     pub fn runs(&self) -> Vec<StoredRun> {
         self.state.runs()
+    }
+
+    /// Stores a run as if something other than the client under test had created it
+    /// (the web app, another import): no request is made and nothing counts against the
+    /// rate limit. The body is checked like a create's, so it must have the contract's
+    /// shape and name `project_id` in its `project_id`; the run gets the next human id in
+    /// its project, like a created one, and is counted in [`SandboxStats::seeded`].
+    pub fn insert_run(&self, project_id: &str, body: serde_json::Value) -> Result<StoredRun, SeedError> {
+        if !self.state.project_exists(project_id) {
+            return Err(SeedError::UnknownProject(project_id.to_owned()));
+        }
+        let raw = body.to_string();
+        let body = body::check_body(project_id, raw.as_bytes()).map_err(|e| SeedError::InvalidBody(e.to_string()))?;
+        Ok(self.state.seed(project_id, body))
     }
 
     pub fn stats(&self) -> SandboxStats {

@@ -212,10 +212,25 @@ impl AppState {
 
     /// Stores the run and counts it in one step: the invariant tests rely on.
     pub(super) fn create(&self, project_id: &str, body: Map<String, Value>) -> StoredRun {
+        let mut book = self.book();
+        book.stats.created += 1;
+        book.store(project_id, body)
+    }
+
+    /// [`AppState::create`] for a run made by something else: counted as seeded.
+    pub(super) fn seed(&self, project_id: &str, body: Map<String, Value>) -> StoredRun {
+        let mut book = self.book();
+        book.stats.seeded += 1;
+        book.store(project_id, body)
+    }
+}
+
+impl Book {
+    /// Stores a run with a fresh id and the project's next human id. The caller counts it.
+    fn store(&mut self, project_id: &str, body: Map<String, Value>) -> StoredRun {
         let created_at = chrono::Utc::now().timestamp();
         let prefix = human_id_prefix(body.get("human_id").and_then(Value::as_str));
-        let mut book = self.book();
-        let number = book.last_number.entry(project_id.to_owned()).or_insert(0);
+        let number = self.last_number.entry(project_id.to_owned()).or_insert(0);
         *number += 1;
         let run = StoredRun {
             id: uuid::Uuid::new_v4().to_string(),
@@ -224,8 +239,7 @@ impl AppState {
             body: Value::Object(body),
             created_at,
         };
-        book.runs.push(run.clone());
-        book.stats.created += 1;
+        self.runs.push(run.clone());
         run
     }
 }

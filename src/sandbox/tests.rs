@@ -733,3 +733,48 @@ async fn each_endpoint_is_counted_on_arrival() {
         "{shown}"
     );
 }
+
+const OTHER_PROJECT: &str = "0b3c2a1d-0000-4000-8000-000000000001";
+
+/// The example body with another title, for `project`.
+fn titled(project: &str, title: &str) -> Value {
+    let mut body = example_body();
+    body["title"] = json!(title);
+    body["project_id"] = json!(project);
+    body
+}
+
+#[tokio::test]
+async fn seeded_runs_share_the_human_id_sequence_and_are_checked() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let seeded = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let created: Value = post(&sb, Some(KEY), &example_body())
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(seeded.human_id, "DEMO-R-1");
+    assert_eq!(created["data"]["test_run"]["human_id"], "DEMO-R-2");
+    let refused = [
+        (
+            OTHER_PROJECT,
+            titled(OTHER_PROJECT, "t"),
+            "is not one the sandbox serves",
+        ),
+        (PROJECT, titled(OTHER_PROJECT, "t"), "project_id"),
+        (PROJECT, json!({"title": "t"}), "status: required"),
+    ];
+    for (project, body, want) in refused {
+        let err = sb.insert_run(project, body).expect_err("refused");
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let stats = sb.stats();
+    assert_eq!((stats.seeded, stats.created), (1, 1));
+    assert_eq!(stats.seeded + stats.created, sb.runs().len() as u64);
+    assert_eq!(stats.reads(), 0, "seeding makes no requests");
+}
