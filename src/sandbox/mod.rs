@@ -9,6 +9,8 @@
 mod body;
 mod conn;
 mod fault;
+mod lookup;
+mod page;
 mod routes;
 mod state;
 #[cfg(test)]
@@ -122,7 +124,7 @@ pub struct SandboxStats {
     pub faults_injected: u64,
     /// Requests refused for a missing, empty or wrong key (any endpoint).
     pub unauthorized: u64,
-    /// Create requests refused with 400 or 422.
+    /// Requests refused with 400 or 422: a bad create body, page size or cursor.
     pub invalid: u64,
     /// Requests answered 404 (unknown route, project or run).
     pub not_found: u64,

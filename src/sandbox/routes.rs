@@ -1,15 +1,14 @@
 //! The sandbox's HTTP surface: routes, the key and rate-limit gate, the headers every
-//! answer carries, and how each fault looks on the wire.
+//! answer carries, the create endpoint, and how each fault looks on the wire. The
+//! read-only endpoints of projects' runs are in `lookup`.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use super::body::{BodyError, check_body};
 use super::conn::ConnAbort;
+use super::lookup::{get_run, list_runs};
 use super::state::{AppState, Disruption, Endpoint, Refusal};
 use super::{API_ROOT, Fault, StoredRun};
 
@@ -54,7 +54,7 @@ fn bearer_key(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-fn json_answer(status: StatusCode, body: Value) -> Response {
+pub(super) fn json_answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
@@ -80,7 +80,7 @@ fn validation_error(status: StatusCode, message: &str, details: &str) -> Respons
 
 /// A run as the reads show it: its stored body whole, with the sandbox's own id, human
 /// id, project and times.
-fn stored_view(run: &StoredRun) -> Value {
+pub(super) fn stored_view(run: &StoredRun) -> Value {
     let mut fields = match &run.body {
         Value::Object(body) => body.clone(),
         _ => Map::new(),
@@ -162,13 +162,13 @@ async fn not_found_route(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// The 404 for an unknown route, project or run, counted.
-fn missing(state: &AppState) -> Response {
+pub(super) fn missing(state: &AppState) -> Response {
     state.count(|s| s.not_found += 1);
     not_found()
 }
 
 /// A 400 or 422 in the validation shape, counted.
-fn refuse(state: &AppState, status: StatusCode, message: &str, details: &str) -> Response {
+pub(super) fn refuse(state: &AppState, status: StatusCode, message: &str, details: &str) -> Response {
     state.count(|s| s.invalid += 1);
     validation_error(status, message, details)
 }
@@ -330,54 +330,6 @@ impl hyper::body::Body for CutShort {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.full_len)
-    }
-}
-
-async fn list_runs(
-    State(state): State<Arc<AppState>>,
-    Path(project_id): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    if !state.project_exists(&project_id) {
-        return missing(&state);
-    }
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => {
-            let details = format!("the query string could not be read: {e}");
-            return validation_error(StatusCode::BAD_REQUEST, "Bad Request", &details);
-        }
-    };
-    let title_part = query.get("title__CONTAINS").map_or("", String::as_str);
-    let runs: Vec<Value> = state
-        .runs()
-        .iter()
-        .filter(|r| r.project_id == project_id)
-        .filter(|r| {
-            r.body
-                .get("title")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.contains(title_part))
-        })
-        .map(stored_view)
-        .collect();
-    json_answer(
-        StatusCode::OK,
-        json!({"message": "", "data": runs, "next_cursor": null}),
-    )
-}
-
-async fn get_run(State(state): State<Arc<AppState>>, Path((project_id, wanted)): Path<(String, String)>) -> Response {
-    let found = state
-        .runs()
-        .into_iter()
-        .find(|r| r.project_id == project_id && (r.id == wanted || r.human_id == wanted));
-    match found {
-        Some(run) => json_answer(
-            StatusCode::OK,
-            json!({"message": "", "data": {"test_run": stored_view(&run)}}),
-        ),
-        None => missing(&state),
     }
 }
 

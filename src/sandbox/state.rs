@@ -1,5 +1,5 @@
-//! The sandbox's memory: stored runs, counts, per-key rate windows and the random
-//! draws, behind one lock so the counts and the stored runs can never disagree.
+//! The sandbox's memory: stored runs, counts, per-key rate windows, issued cursors and
+//! the random draws, behind one lock so the counts and the stored runs can never disagree.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,6 +11,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value};
 
 use super::body::is_uuid;
+use super::page::{Cursor, Listing, page_of};
 use super::{Fault, SandboxOptions, SandboxStats, StoredRun, User, builtin_users};
 
 /// What `x-tms-api-limit` says when no rate limit is set.
@@ -71,6 +72,8 @@ struct Book {
     rng: StdRng,
     /// Per project, the number in the last assigned `<PREFIX>-R-<n>`.
     last_number: HashMap<String, u64>,
+    /// Every cursor handed out, by its text. Bounded: one per list position reached.
+    cursors: HashMap<String, Cursor>,
 }
 
 /// What a create request meets instead of the normal path.
@@ -102,6 +105,7 @@ impl AppState {
                 busy_reads_refused: 0,
                 rng,
                 last_number: HashMap::new(),
+                cursors: HashMap::new(),
             }),
         }
     }
@@ -222,6 +226,53 @@ impl AppState {
         let mut book = self.book();
         book.stats.seeded += 1;
         book.store(project_id, body)
+    }
+
+    /// The project's run with this id or human id.
+    pub(super) fn find_run(&self, project_id: &str, wanted: &str) -> Option<StoredRun> {
+        let book = self.book();
+        let found = book
+            .runs
+            .iter()
+            .find(|r| r.project_id == project_id && (r.id == wanted || r.human_id == wanted));
+        found.cloned()
+    }
+
+    /// One page of the project's runs whose title contains `title_part` (ignoring case),
+    /// from position `start` in creation order, and where the next page starts.
+    pub(super) fn page_runs(
+        &self,
+        project_id: &str,
+        title_part: &str,
+        start: usize,
+        size: usize,
+    ) -> (Vec<StoredRun>, Option<usize>) {
+        let title_part = title_part.to_lowercase();
+        let book = self.book();
+        let matching = book.runs.iter().enumerate().skip(start).filter(|(_, r)| {
+            r.project_id == project_id
+                && r.body
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.to_lowercase().contains(&title_part))
+        });
+        page_of(matching.map(|(i, r)| (i, r.clone())), size)
+    }
+
+    /// The text of a cursor to send back for the next page; remembered, so that
+    /// [`AppState::resolve_cursor`] knows it was issued.
+    pub(super) fn issue_cursor(&self, cursor: Cursor) -> String {
+        let text = cursor.text();
+        self.book().cursors.entry(text.clone()).or_insert(cursor);
+        text
+    }
+
+    /// Where a sent cursor continues: `None` unless the sandbox issued it for this list
+    /// of this project.
+    pub(super) fn resolve_cursor(&self, listing: Listing, project_id: &str, text: &str) -> Option<usize> {
+        let book = self.book();
+        let cursor = book.cursors.get(text)?;
+        (cursor.listing == listing && cursor.project_id == project_id).then_some(cursor.next)
     }
 }
 

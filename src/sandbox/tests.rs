@@ -778,3 +778,216 @@ async fn seeded_runs_share_the_human_id_sequence_and_are_checked() {
     assert_eq!(stats.seeded + stats.created, sb.runs().len() as u64);
     assert_eq!(stats.reads(), 0, "seeding makes no requests");
 }
+
+/// Follows `next_cursor` from the first page to the last: every item, and the number of pages.
+async fn walk(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (Vec<Value>, usize) {
+    let (mut items, mut pages) = (Vec::new(), 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = query.to_vec();
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor));
+        }
+        let (status, page) = get_query(sb, path, &query).await;
+        assert_eq!(status, StatusCode::OK, "{path} {query:?}: {page}");
+        assert_eq!(page["message"], "");
+        items.extend(page["data"].as_array().expect("data is a bare array").iter().cloned());
+        pages += 1;
+        assert!(pages <= 1000, "the walk never ends");
+        match &page["next_cursor"] {
+            Value::Null => return (items, pages),
+            Value::String(next) => cursor = Some(next.clone()),
+            other => panic!("next_cursor {other}"),
+        }
+    }
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items.iter().map(|i| i["id"].as_str().expect("id").to_owned()).collect()
+}
+
+/// `count` runs titled `Run 1`... in `PROJECT`, with a run of `OTHER_PROJECT` after every tenth.
+fn seed_runs(sb: &Sandbox, count: usize) -> Vec<StoredRun> {
+    let mut seeded = Vec::new();
+    for i in 1..=count {
+        seeded.push(
+            sb.insert_run(PROJECT, titled(PROJECT, &format!("Run {i}")))
+                .expect("seed"),
+        );
+        if i % 10 == 0 {
+            let other = titled(OTHER_PROJECT, &format!("Other run {i}"));
+            sb.insert_run(OTHER_PROJECT, other).expect("seed other");
+        }
+    }
+    seeded
+}
+
+#[tokio::test]
+async fn paging_walks_every_run_once_in_creation_order() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let seeded = seed_runs(&sb, 250);
+    let want: Vec<String> = seeded.iter().map(|r| r.id.clone()).collect();
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases = [(None, 20, 13), (Some("20"), 20, 13), (Some("100"), 100, 3)];
+    for (page_size, size, pages) in cases {
+        let query: &[(&str, &str)] = match &page_size {
+            Some(n) => &[("page_size", n)],
+            None => &[],
+        };
+        let before = sb.stats().run_lists;
+        let (items, walked) = walk(&sb, &path, query).await;
+        assert_eq!(ids(&items), want, "{query:?}: every run once, in creation order");
+        assert_eq!(walked, pages, "{query:?}");
+        assert_eq!(sb.stats().run_lists - before, pages as u64, "{query:?}");
+        let (_, first) = get_query(&sb, &path, query).await;
+        assert_eq!(first["data"].as_array().map(Vec::len), Some(size), "{query:?}");
+    }
+    let other: Vec<String> = walk(&sb, &format!("/projects/{OTHER_PROJECT}/test_runs"), &[])
+        .await
+        .0
+        .iter()
+        .map(|r| r["title"].as_str().expect("title").to_owned())
+        .collect();
+    assert_eq!(other.len(), 25);
+    assert!(other.iter().all(|t| t.starts_with("Other run")), "{other:?}");
+    let stats = sb.stats();
+    assert_eq!((stats.seeded, stats.created, stats.posts_received), (275, 0, 0));
+    assert_eq!(stats.seeded, sb.runs().len() as u64);
+}
+
+#[tokio::test]
+async fn page_size_is_clamped_to_100_and_must_be_a_positive_number() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    seed_runs(&sb, 120);
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases = [
+        ("1", Some(1)),
+        ("100", Some(100)),
+        ("101", Some(100)),
+        ("5000", Some(100)),
+        ("0", None),
+        ("-1", None),
+        ("ten", None),
+        ("", None),
+    ];
+    for (size, want) in cases {
+        let (status, answer) = get_query(&sb, &path, &[("page_size", size)]).await;
+        match want {
+            Some(len) => {
+                assert_eq!(status, StatusCode::OK, "{size}: {answer}");
+                assert_eq!(answer["data"].as_array().map(Vec::len), Some(len), "{size}");
+                assert!(answer["next_cursor"].is_string(), "{size}");
+            }
+            None => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{size}: {answer}");
+                assert_eq!(answer["errors"]["code"], 400, "{size}");
+                let details = answer["errors"]["details"].as_str().expect("details");
+                assert!(details.starts_with("page_size:"), "{size}: {details}");
+            }
+        }
+    }
+    assert_eq!(sb.stats().invalid, 4);
+}
+
+#[tokio::test]
+async fn the_title_filter_ignores_case_and_pages_too() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let titles = [
+        "Nightly regression",
+        "nightly smoke",
+        "Weekly regression",
+        "NIGHTLY load",
+        "Release 2.0",
+    ];
+    for title in titles {
+        sb.insert_run(PROJECT, titled(PROJECT, title)).expect("seed");
+    }
+    sb.insert_run(OTHER_PROJECT, titled(OTHER_PROJECT, "Nightly elsewhere"))
+        .expect("seed");
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases: [(&str, &[&str]); 5] = [
+        ("nightly", &["Nightly regression", "nightly smoke", "NIGHTLY load"]),
+        ("REGRESSION", &["Nightly regression", "Weekly regression"]),
+        ("Release 2.0", &["Release 2.0"]),
+        ("", &titles),
+        ("nothing like it", &[]),
+    ];
+    for (part, want) in cases {
+        for size in ["1", "2", "20"] {
+            let (items, _) = walk(&sb, &path, &[("title__CONTAINS", part), ("page_size", size)]).await;
+            let got: Vec<&str> = items.iter().map(|r| r["title"].as_str().expect("title")).collect();
+            assert_eq!(got, want, "{part:?}, page_size {size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cursors_the_sandbox_did_not_issue_are_refused() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    seed_runs(&sb, 30);
+    let runs = format!("/projects/{PROJECT}/test_runs");
+    let (_, first) = get_query(&sb, &runs, &[]).await;
+    let issued = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let (_, other) = get_query(
+        &sb,
+        &format!("/projects/{OTHER_PROJECT}/test_runs"),
+        &[("page_size", "1")],
+    )
+    .await;
+    let other_project = other["next_cursor"].as_str().expect("a next page").to_owned();
+    let forged = hex::encode(format!("test_runs:{PROJECT}:5"));
+    let refused = ["nonsense", "", &forged, &other_project];
+    for cursor in refused {
+        let (status, answer) = get_query(&sb, &runs, &[("cursor", cursor)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor:?}: {answer}");
+        assert_eq!(answer["errors"]["code"], 400);
+        let details = answer["errors"]["details"].as_str().expect("details");
+        assert!(details.starts_with("cursor:"), "{details}");
+    }
+    assert_eq!(sb.stats().invalid, refused.len() as u64);
+    let (status, second) = get_query(&sb, &runs, &[("cursor", &issued)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["data"][0]["title"], "Run 21");
+}
+
+#[tokio::test]
+async fn a_run_is_read_by_id_or_human_id_and_anything_else_is_404() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned(), OTHER_PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let elsewhere = sb
+        .insert_run(OTHER_PROJECT, titled(OTHER_PROJECT, "elsewhere"))
+        .expect("seed");
+    let unknown_project = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+    let cases = [
+        (PROJECT, run.id.as_str(), true),
+        (PROJECT, "DEMO-R-1", true),
+        (PROJECT, "demo-r-1", false),
+        (PROJECT, "DEMO-R-2", false),
+        (PROJECT, elsewhere.id.as_str(), false),
+        (unknown_project, run.id.as_str(), false),
+    ];
+    for (project, wanted, found) in cases {
+        let (status, answer) = get_query(&sb, &format!("/projects/{project}/test_runs/{wanted}"), &[]).await;
+        if found {
+            assert_eq!(status, StatusCode::OK, "{wanted}");
+            assert_eq!(answer["message"], "");
+            let shown = &answer["data"]["test_run"];
+            assert_eq!(shown["id"], run.id.as_str());
+            assert_eq!(shown["human_id"], "DEMO-R-1");
+            assert_eq!(shown["project_id"], PROJECT);
+            assert_eq!(
+                shown["static_selection_filters"],
+                example_body()["static_selection_filters"]
+            );
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{project} {wanted}");
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+        }
+    }
+    let stats = sb.stats();
+    assert_eq!((stats.run_gets, stats.not_found), (6, 4));
+}
