@@ -91,15 +91,20 @@ pub struct StoredRun {
     /// The human id the sandbox assigned (`<PREFIX>-R-<n>`), not the one sent.
     pub human_id: String,
     pub project_id: String,
-    /// The request body exactly as received (it passed validation).
+    /// The request body exactly as received (it passed validation); after an update,
+    /// the update's body.
     pub body: serde_json::Value,
     /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds: `created_at` until an update.
+    pub updated_at: i64,
+    /// How many times `PUT` replaced the body.
+    pub updates: u32,
 }
 
-/// What the sandbox has seen and done so far. `posts_received` and the `*_lists` and
-/// `*_gets` counts are requests that reached a served route, counted at arrival whatever
-/// became of them (refused for the key or the rate limit included).
+/// What the sandbox has seen and done so far. The `*_received`, `*_lists` and `*_gets`
+/// counts are requests that reached a served route, counted at arrival whatever became of
+/// them (refused for the key or the rate limit included).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SandboxStats {
     /// Every `POST .../test_runs`, whatever became of it.
@@ -108,6 +113,10 @@ pub struct SandboxStats {
     pub created: u64,
     /// Runs stored by [`Sandbox::insert_run`].
     pub seeded: u64,
+    /// Every `PUT .../test_runs/{id}`, whatever became of it.
+    pub puts_received: u64,
+    /// Runs whose body a `PUT` replaced.
+    pub updated: u64,
     /// `GET .../test_runs` (one per page).
     pub run_lists: u64,
     /// `GET .../test_runs/{id}`.
@@ -124,7 +133,7 @@ pub struct SandboxStats {
     pub faults_injected: u64,
     /// Requests refused for a missing, empty or wrong key (any endpoint).
     pub unauthorized: u64,
-    /// Requests refused with 400 or 422: a bad create body, page size or cursor.
+    /// Requests refused with 400 or 422: a bad create or update body, page size or cursor.
     pub invalid: u64,
     /// Requests answered 404 (unknown route, project or run).
     pub not_found: u64,
@@ -141,10 +150,13 @@ impl fmt::Display for SandboxStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} POSTs received, {} runs created, {} GETs received, {} rate-limited, \
-             {} faults injected, {} unauthorized, {} invalid, {} not found",
+            "{} POSTs received, {} runs created, {} PUTs received, {} runs updated, \
+             {} GETs received, {} rate-limited, {} faults injected, {} unauthorized, \
+             {} invalid, {} not found",
             self.posts_received,
             self.created,
+            self.puts_received,
+            self.updated,
             self.reads(),
             self.rate_limited,
             self.faults_injected,
@@ -230,7 +242,7 @@ impl Sandbox {
         format!("http://{}{API_ROOT}", self.addr)
     }
 
-    /// Every run stored (created or seeded), in creation order.
+    /// Every run stored (created or seeded), in creation order, as updates left them.
     pub fn runs(&self) -> Vec<StoredRun> {
         self.state.runs()
     }

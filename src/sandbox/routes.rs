@@ -1,6 +1,6 @@
 //! The sandbox's HTTP surface: routes, the key and rate-limit gate, the headers every
-//! answer carries, the create endpoint, and how each fault looks on the wire. The
-//! read-only endpoints of projects' runs are in `lookup`.
+//! answer carries, the create and update endpoints, and how each fault looks on the
+//! wire. The read-only endpoints of projects' runs are in `lookup`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ const MAX_BODY_BYTES: usize = 1 << 20;
 pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(RUNS_ROUTE, get(list_runs).post(create_run))
-        .route(RUN_ROUTE, get(get_run))
+        .route(RUN_ROUTE, get(get_run).put(update_run))
         .route(PROJECT_ROUTE, get(get_project))
         .route(USERS_ROUTE, get(list_users))
         .route(STATUSES_ROUTE, get(list_statuses))
@@ -89,12 +89,12 @@ pub(super) fn stored_view(run: &StoredRun) -> Value {
     fields.insert("human_id".into(), json!(run.human_id));
     fields.insert("project_id".into(), json!(run.project_id));
     fields.insert("created_at".into(), json!(run.created_at));
-    fields.insert("updated_at".into(), json!(run.created_at));
+    fields.insert("updated_at".into(), json!(run.updated_at));
     Value::Object(fields)
 }
 
-/// A run as the create answer shows it: the api page's response fields, which are
-/// [`stored_view`]'s minus `static_selection_filters`.
+/// A run as the create and update answers show it: the api page's response fields, which
+/// are [`stored_view`]'s minus `static_selection_filters`.
 fn view(run: &StoredRun) -> Value {
     let mut shown = stored_view(run);
     if let Value::Object(fields) = &mut shown {
@@ -131,6 +131,7 @@ fn endpoint(method: &Method, route: &str) -> Option<Endpoint> {
         ("POST", RUNS_ROUTE) => Endpoint::CreateRun,
         ("GET", RUNS_ROUTE) => Endpoint::ListRuns,
         ("GET", RUN_ROUTE) => Endpoint::GetRun,
+        ("PUT", RUN_ROUTE) => Endpoint::UpdateRun,
         ("GET", PROJECT_ROUTE) => Endpoint::GetProject,
         ("GET", USERS_ROUTE) => Endpoint::ListUsers,
         ("GET", STATUSES_ROUTE) => Endpoint::ListStatuses,
@@ -268,6 +269,29 @@ async fn answer_after_create(fault: Option<Fault>, run: &StoredRun, abort: ConnA
             json!({"message": "Internal Server Error"}),
         ),
         _ => json_answer(StatusCode::OK, created_body(run)),
+    }
+}
+
+/// `PUT .../test_runs/{id}`: replaces the body of the run with that id (a human id is not
+/// accepted: the vendor names this "Update Test Run by ID"). 404 before the body is read
+/// when the project or run is unknown; the body is then checked like a create's.
+async fn update_run(
+    State(state): State<Arc<AppState>>,
+    Path((project_id, run_id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let known =
+        state.project_exists(&project_id) && state.find_run(&project_id, &run_id).is_some_and(|run| run.id == run_id);
+    if !known {
+        return missing(&state);
+    }
+    let body = match read_body(&state, &project_id, req.into_body()).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match state.update(&project_id, &run_id, body) {
+        Some(run) => json_answer(StatusCode::OK, created_body(&run)),
+        None => missing(&state),
     }
 }
 

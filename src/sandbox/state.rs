@@ -24,6 +24,7 @@ pub(super) enum Endpoint {
     CreateRun,
     ListRuns,
     GetRun,
+    UpdateRun,
     GetProject,
     ListUsers,
     ListStatuses,
@@ -32,7 +33,7 @@ pub(super) enum Endpoint {
 impl Endpoint {
     /// A GET: what [`SandboxOptions::busy_reads`] refuses.
     fn is_read(self) -> bool {
-        !matches!(self, Endpoint::CreateRun)
+        !matches!(self, Endpoint::CreateRun | Endpoint::UpdateRun)
     }
 
     fn count(self, stats: &mut SandboxStats) {
@@ -40,6 +41,7 @@ impl Endpoint {
             Endpoint::CreateRun => &mut stats.posts_received,
             Endpoint::ListRuns => &mut stats.run_lists,
             Endpoint::GetRun => &mut stats.run_gets,
+            Endpoint::UpdateRun => &mut stats.puts_received,
             Endpoint::GetProject => &mut stats.project_gets,
             Endpoint::ListUsers => &mut stats.user_lists,
             Endpoint::ListStatuses => &mut stats.status_lists,
@@ -228,6 +230,21 @@ impl AppState {
         book.store(project_id, body)
     }
 
+    /// Replaces the body of the project's run with this id (not human id), counting it.
+    pub(super) fn update(&self, project_id: &str, id: &str, body: Map<String, Value>) -> Option<StoredRun> {
+        let mut book = self.book();
+        let book = &mut *book;
+        let run = book
+            .runs
+            .iter_mut()
+            .find(|r| r.project_id == project_id && r.id == id)?;
+        run.body = Value::Object(body);
+        run.updated_at = chrono::Utc::now().timestamp();
+        run.updates += 1;
+        book.stats.updated += 1;
+        Some(run.clone())
+    }
+
     /// The project's run with this id or human id.
     pub(super) fn find_run(&self, project_id: &str, wanted: &str) -> Option<StoredRun> {
         let book = self.book();
@@ -289,6 +306,8 @@ impl Book {
             project_id: project_id.to_owned(),
             body: Value::Object(body),
             created_at,
+            updated_at: created_at,
+            updates: 0,
         };
         self.runs.push(run.clone());
         run

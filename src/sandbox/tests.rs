@@ -604,6 +604,18 @@ async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusC
     (status, answer.json().await.expect("json"))
 }
 
+async fn put(sb: &Sandbox, project: &str, run: &str, body: &Value) -> (StatusCode, Value) {
+    let answer = client()
+        .put(format!("{}/projects/{project}/test_runs/{run}", sb.base_url()))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("PUT answered");
+    let status = answer.status();
+    (status, answer.json().await.expect("json"))
+}
+
 #[tokio::test]
 async fn a_listed_run_shows_its_stored_body_and_the_services_fields() {
     let sb = sandbox(SandboxOptions::default()).await;
@@ -633,11 +645,12 @@ async fn every_request_counts_against_the_rate_limit_gets_included() {
         ..SandboxOptions::default()
     })
     .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
     let paths = [
         format!("/projects/{PROJECT}/test_runs"),
         format!("/projects/{PROJECT}"),
+        format!("/projects/{PROJECT}/test_runs/{}", run.id),
         "/users".to_owned(),
-        format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
     ];
     let mut statuses = Vec::new();
     for path in &paths {
@@ -660,15 +673,16 @@ async fn every_request_counts_against_the_rate_limit_gets_included() {
         StatusCode::INTERNAL_SERVER_ERROR,
         "the GETs used up the window"
     );
+    let (status, _) = put(&sb, PROJECT, &run.id, &example_body()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let stats = sb.stats();
-    assert_eq!(
-        (stats.rate_limited, stats.reads(), stats.posts_received, stats.created),
-        (2, 4, 1, 0)
-    );
+    assert_eq!((stats.rate_limited, stats.reads()), (3, 4));
+    let sent = (stats.posts_received, stats.created, stats.puts_received, stats.updated);
+    assert_eq!(sent, (1, 0, 1, 0));
 }
 
 #[tokio::test]
-async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates() {
+async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates_or_updates() {
     let sb = sandbox(SandboxOptions {
         busy_reads: 2,
         ..SandboxOptions::default()
@@ -676,6 +690,9 @@ async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates() {
     .await;
     let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
     assert_eq!(answer.status(), StatusCode::OK, "a POST is not a read");
+    let id = sb.runs()[0].id.clone();
+    let (status, _) = put(&sb, PROJECT, &id, &example_body()).await;
+    assert_eq!(status, StatusCode::OK, "a PUT is not a read");
     let cases = [
         (
             format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
@@ -716,6 +733,8 @@ async fn each_endpoint_is_counted_on_arrival() {
         // Refused for its key, and still counted.
         assert_eq!(get(&sb, Some("wrong"), path).await.status(), StatusCode::UNAUTHORIZED);
     }
+    let id = sb.runs()[0].id.clone();
+    assert_eq!(put(&sb, PROJECT, &id, &example_body()).await.0, StatusCode::OK);
     let stats = sb.stats();
     let counts = [
         stats.run_lists,
@@ -726,12 +745,11 @@ async fn each_endpoint_is_counted_on_arrival() {
     ];
     assert_eq!(counts, [2; 5]);
     assert_eq!((stats.reads(), stats.unauthorized), (10, 5));
-    assert_eq!((stats.posts_received, stats.created), (1, 1));
+    let sent = (stats.posts_received, stats.created, stats.puts_received, stats.updated);
+    assert_eq!(sent, (1, 1, 1, 1));
     let shown = stats.to_string();
-    assert!(
-        shown.contains("1 POSTs received, 1 runs created, 10 GETs received"),
-        "{shown}"
-    );
+    let want = "1 POSTs received, 1 runs created, 1 PUTs received, 1 runs updated, 10 GETs received";
+    assert!(shown.contains(want), "{shown}");
 }
 
 const OTHER_PROJECT: &str = "0b3c2a1d-0000-4000-8000-000000000001";
@@ -760,6 +778,7 @@ async fn seeded_runs_share_the_human_id_sequence_and_are_checked() {
         .expect("json");
     assert_eq!(seeded.human_id, "DEMO-R-1");
     assert_eq!(created["data"]["test_run"]["human_id"], "DEMO-R-2");
+    assert_eq!((seeded.updates, seeded.updated_at), (0, seeded.created_at));
     let refused = [
         (
             OTHER_PROJECT,
@@ -990,4 +1009,126 @@ async fn a_run_is_read_by_id_or_human_id_and_anything_else_is_404() {
     }
     let stats = sb.stats();
     assert_eq!((stats.run_gets, stats.not_found), (6, 4));
+}
+
+#[tokio::test]
+async fn put_replaces_the_body_and_answers_like_the_create() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let created: Value = post(&sb, Some(KEY), &example_body())
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let created = &created["data"]["test_run"];
+    let id = created["id"].as_str().expect("id");
+    let mut changed = example_body();
+    changed["title"] = json!("Regression suite — renamed");
+    changed["status"] = json!("CLOSED");
+    changed["label_names"] = json!(["Smoke"]);
+    changed.as_object_mut().map(|b| b.remove("description"));
+    let (status, answer) = put(&sb, PROJECT, id, &changed).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["message"], "");
+    let updated = &answer["data"]["test_run"];
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().expect("object").keys().cloned().collect() };
+    let mut want_keys = keys(created);
+    want_keys.remove("description");
+    assert_eq!(keys(updated), want_keys);
+    for field in ["id", "human_id", "created_at", "project_id"] {
+        assert_eq!(updated[field], created[field], "{field} kept");
+    }
+    assert_eq!(updated["title"], "Regression suite — renamed");
+    assert_eq!(updated["status"], "CLOSED");
+    assert!(updated["updated_at"].as_i64() >= created["updated_at"].as_i64());
+
+    let stored = &sb.runs()[0];
+    assert_eq!(stored.body, changed);
+    assert_eq!((stored.updates, stored.id.as_str()), (1, id));
+    assert_eq!(stored.updated_at, updated["updated_at"].as_i64().expect("updated_at"));
+    let (_, read) = get_query(&sb, &format!("/projects/{PROJECT}/test_runs/{id}"), &[]).await;
+    assert_eq!(read["data"]["test_run"]["title"], "Regression suite — renamed");
+    assert!(read["data"]["test_run"].get("description").is_none());
+    let stats = sb.stats();
+    assert_eq!((stats.puts_received, stats.updated, stats.created), (1, 1, 1));
+    assert_eq!(sb.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn put_refuses_unknown_runs_and_bad_bodies() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned(), OTHER_PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let mut no_title = example_body();
+    no_title.as_object_mut().map(|b| b.remove("title"));
+    let unknown_project = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+    let random_id = "7b2f9c14-58a1-4d2e-9f3a-6c1e8d40a2b9";
+    let cases = [
+        (PROJECT, random_id, example_body(), StatusCode::NOT_FOUND, ""),
+        (PROJECT, "DEMO-R-1", example_body(), StatusCode::NOT_FOUND, ""),
+        (
+            OTHER_PROJECT,
+            run.id.as_str(),
+            titled(OTHER_PROJECT, "t"),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            unknown_project,
+            run.id.as_str(),
+            example_body(),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            no_title,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            titled(OTHER_PROJECT, "t"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "project_id",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            json!([]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+        ),
+    ];
+    for (project, id, body, status, field) in cases {
+        let (got, answer) = put(&sb, project, id, &body).await;
+        assert_eq!(got, status, "{project} {id}: {answer}");
+        if status == StatusCode::NOT_FOUND {
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+        } else {
+            assert_eq!(answer["errors"]["code"], 422);
+            let details = answer["errors"]["details"].as_str().expect("details");
+            assert!(details.starts_with(field), "{details}");
+        }
+    }
+    let malformed = client()
+        .put(format!("{}/projects/{PROJECT}/test_runs/{}", sb.base_url(), run.id))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{\"title\": ")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(sb.runs(), vec![run], "nothing changed");
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.puts_received, stats.updated, stats.invalid, stats.not_found),
+        (8, 0, 4, 4)
+    );
 }
