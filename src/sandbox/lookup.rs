@@ -1,5 +1,5 @@
-//! The read-only endpoints of a project's test runs: the paged list and one run by id
-//! or human id.
+//! The read-only endpoints of a project's test runs and test cases: paged lists and
+//! single items by id or human id.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::page::{Cursor, Listing, page_size};
+use super::page::{Cursor, Listing, page_of, page_size};
 use super::routes::{json_answer, missing, refuse, stored_view};
 use super::state::AppState;
 
@@ -97,6 +97,45 @@ pub(super) async fn get_run(
             StatusCode::OK,
             json!({"message": "", "data": {"test_run": stored_view(&run)}}),
         ),
+        None => missing(&state),
+    }
+}
+
+/// `GET .../test_cases?page_size=N&cursor=C`: the project's test cases in their order.
+pub(super) async fn list_test_cases(
+    State(state): State<Arc<AppState>>,
+    Path(project_id): Path<String>,
+    query: QueryResult,
+) -> Response {
+    if !state.project_exists(&project_id) {
+        return missing(&state);
+    }
+    let page = match page_request(&state, Listing::TestCases, &project_id, query) {
+        Ok(page) => page,
+        Err(details) => return refuse(&state, StatusCode::BAD_REQUEST, "Bad Request", &details),
+    };
+    let cases = state.test_cases(&project_id).into_iter().enumerate().skip(page.start);
+    let (cases, next) = page_of(cases, page.size);
+    let data = cases.into_iter().map(|c| json!(c)).collect();
+    page_answer(&state, Listing::TestCases, &project_id, data, next)
+}
+
+/// `GET .../test_cases/{id or human id}`: the human id matches exactly (`TC-12`, not `tc-12`).
+pub(super) async fn get_test_case(
+    State(state): State<Arc<AppState>>,
+    Path((project_id, wanted)): Path<(String, String)>,
+) -> Response {
+    let found = state
+        .project_exists(&project_id)
+        .then(|| {
+            state
+                .test_cases(&project_id)
+                .into_iter()
+                .find(|c| c.id == wanted || c.human_id == wanted)
+        })
+        .flatten();
+    match found {
+        Some(case) => json_answer(StatusCode::OK, json!({"message": "", "data": {"test_case": case}})),
         None => missing(&state),
     }
 }

@@ -1,7 +1,8 @@
 //! The local stand-in for the Testsigma Test Management API: an in-memory server on
-//! 127.0.0.1 that answers like the real service (create, list and get test runs, users,
-//! projects, statuses) and rehearses its bad days on demand: rate limiting, random
-//! failures, lost connections, cut-short or odd bodies, `Retry-After` and redirects.
+//! 127.0.0.1 that answers like the real service (create, list, get and update test runs,
+//! test cases, users, projects, statuses) and rehearses its bad days on demand: rate
+//! limiting, random failures, lost connections, cut-short or odd bodies, `Retry-After` and
+//! redirects.
 //!
 //! It never counts a run as created that it did not store, and stores exactly the runs
 //! it counts, so tests can compare an importer's report with [`Sandbox::runs`].
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -56,6 +58,9 @@ pub struct SandboxOptions {
     /// The first this many GET requests are refused with the rate-limit 500, as when another
     /// client has just used up the window.
     pub busy_reads: u32,
+    /// The test cases `GET .../test_cases` serves, each in its `project_id`'s list;
+    /// `None`: every project has [`builtin_test_cases`].
+    pub test_cases: Option<Vec<TestCase>>,
 }
 
 /// A user as `GET /users` lists it.
@@ -82,6 +87,42 @@ pub fn builtin_users() -> Vec<User> {
         last_name: last.to_owned(),
     })
     .collect()
+}
+
+/// A test case as `GET /projects/{pid}/test_cases/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub id: String,
+    /// The service's human id, e.g. `TC-12`.
+    pub human_id: String,
+    pub title: String,
+    pub project_id: String,
+}
+
+/// How many test cases every project has when [`SandboxOptions::test_cases`] is `None`.
+pub const BUILTIN_TEST_CASES: u32 = 30;
+
+/// The test cases a project has when [`SandboxOptions::test_cases`] is `None`: `TC-1` to
+/// `TC-30`, titled `Sandbox test case N`, with the ids [`builtin_test_case_id`] gives.
+pub fn builtin_test_cases(project_id: &str) -> Vec<TestCase> {
+    (1..=BUILTIN_TEST_CASES)
+        .map(|number| TestCase {
+            id: builtin_test_case_id(project_id, number),
+            human_id: format!("TC-{number}"),
+            title: format!("Sandbox test case {number}"),
+            project_id: project_id.to_owned(),
+        })
+        .collect()
+}
+
+/// The id of built-in test case `TC-<number>` in a project: a UUID (version 8) made from
+/// a SHA-256 of the project id and the number, so it is the same in every sandbox and
+/// differs between projects.
+pub fn builtin_test_case_id(project_id: &str, number: u32) -> String {
+    let digest = Sha256::digest(format!("testsigma-import sandbox test case {project_id} TC-{number}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
 }
 
 /// A run the sandbox created (or a test seeded) and stored.
@@ -121,6 +162,10 @@ pub struct SandboxStats {
     pub run_lists: u64,
     /// `GET .../test_runs/{id}`.
     pub run_gets: u64,
+    /// `GET .../test_cases` (one per page).
+    pub test_case_lists: u64,
+    /// `GET .../test_cases/{id}`.
+    pub test_case_gets: u64,
     /// `GET /users`.
     pub user_lists: u64,
     /// `GET /projects/{pid}`.
@@ -135,14 +180,20 @@ pub struct SandboxStats {
     pub unauthorized: u64,
     /// Requests refused with 400 or 422: a bad create or update body, page size or cursor.
     pub invalid: u64,
-    /// Requests answered 404 (unknown route, project or run).
+    /// Requests answered 404 (unknown route, project, run or test case).
     pub not_found: u64,
 }
 
 impl SandboxStats {
     /// Every GET received on a served route: the lookups a client made.
     pub fn reads(&self) -> u64 {
-        self.run_lists + self.run_gets + self.user_lists + self.project_gets + self.status_lists
+        self.run_lists
+            + self.run_gets
+            + self.test_case_lists
+            + self.test_case_gets
+            + self.user_lists
+            + self.project_gets
+            + self.status_lists
     }
 }
 

@@ -11,6 +11,7 @@ pub(super) const MAX_PAGE_SIZE: usize = 100;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Listing {
     TestRuns,
+    TestCases,
 }
 
 /// Where a walk through one project's list continues: the position, in that list's
@@ -28,6 +29,7 @@ impl Cursor {
     pub(super) fn text(&self) -> String {
         let listing = match self.listing {
             Listing::TestRuns => "test_runs",
+            Listing::TestCases => "test_cases",
         };
         hex::encode(format!("{listing}:{}:{}", self.project_id, self.next))
     }
@@ -105,7 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn cursors_are_opaque_and_tell_projects_and_positions_apart() {
+    fn cursors_are_opaque_and_tell_lists_and_projects_apart() {
         let cursor = |listing, project: &str, next| Cursor {
             listing,
             project_id: project.to_owned(),
@@ -114,7 +116,11 @@ mod tests {
         let runs = cursor(Listing::TestRuns, "p", 20).text();
         assert_eq!(runs, cursor(Listing::TestRuns, "p", 20).text());
         assert!(runs.bytes().all(|b| b.is_ascii_hexdigit()), "{runs}");
-        for other in [cursor(Listing::TestRuns, "q", 20), cursor(Listing::TestRuns, "p", 40)] {
+        for other in [
+            cursor(Listing::TestCases, "p", 20),
+            cursor(Listing::TestRuns, "q", 20),
+            cursor(Listing::TestRuns, "p", 40),
+        ] {
             assert_ne!(other.text(), runs, "{other:?}");
         }
     }

@@ -1,6 +1,6 @@
 //! The sandbox's HTTP surface: routes, the key and rate-limit gate, the headers every
-//! answer carries, the create and update endpoints, and how each fault looks on the
-//! wire. The read-only endpoints of projects' runs are in `lookup`.
+//! answer carries, the create and update endpoints, and how each fault looks on the wire.
+//! The read-only endpoints of projects' runs and test cases are in `lookup`.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,12 +19,14 @@ use serde_json::{Map, Value, json};
 
 use super::body::{BodyError, check_body};
 use super::conn::ConnAbort;
-use super::lookup::{get_run, list_runs};
+use super::lookup::{get_run, get_test_case, list_runs, list_test_cases};
 use super::state::{AppState, Disruption, Endpoint, Refusal};
 use super::{API_ROOT, Fault, StoredRun};
 
 const RUNS_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs";
 const RUN_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs/{run}";
+const CASES_ROUTE: &str = "/api/v1/projects/{project_id}/test_cases";
+const CASE_ROUTE: &str = "/api/v1/projects/{project_id}/test_cases/{case}";
 const PROJECT_ROUTE: &str = "/api/v1/projects/{project_id}";
 const USERS_ROUTE: &str = "/api/v1/users";
 const STATUSES_ROUTE: &str = "/api/v1/test_runs/statuses";
@@ -35,6 +37,8 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(RUNS_ROUTE, get(list_runs).post(create_run))
         .route(RUN_ROUTE, get(get_run).put(update_run))
+        .route(CASES_ROUTE, get(list_test_cases))
+        .route(CASE_ROUTE, get(get_test_case))
         .route(PROJECT_ROUTE, get(get_project))
         .route(USERS_ROUTE, get(list_users))
         .route(STATUSES_ROUTE, get(list_statuses))
@@ -132,6 +136,8 @@ fn endpoint(method: &Method, route: &str) -> Option<Endpoint> {
         ("GET", RUNS_ROUTE) => Endpoint::ListRuns,
         ("GET", RUN_ROUTE) => Endpoint::GetRun,
         ("PUT", RUN_ROUTE) => Endpoint::UpdateRun,
+        ("GET", CASES_ROUTE) => Endpoint::ListTestCases,
+        ("GET", CASE_ROUTE) => Endpoint::GetTestCase,
         ("GET", PROJECT_ROUTE) => Endpoint::GetProject,
         ("GET", USERS_ROUTE) => Endpoint::ListUsers,
         ("GET", STATUSES_ROUTE) => Endpoint::ListStatuses,
@@ -162,7 +168,7 @@ async fn not_found_route(State(state): State<Arc<AppState>>) -> Response {
     missing(&state)
 }
 
-/// The 404 for an unknown route, project or run, counted.
+/// The 404 for an unknown route, project, run or test case, counted.
 pub(super) fn missing(state: &AppState) -> Response {
     state.count(|s| s.not_found += 1);
     not_found()

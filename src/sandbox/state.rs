@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::body::is_uuid;
 use super::page::{Cursor, Listing, page_of};
-use super::{Fault, SandboxOptions, SandboxStats, StoredRun, User, builtin_users};
+use super::{Fault, SandboxOptions, SandboxStats, StoredRun, TestCase, User, builtin_test_cases, builtin_users};
 
 /// What `x-tms-api-limit` says when no rate limit is set.
 const UNLIMITED_ADVERTISED: u32 = 1000;
@@ -25,6 +25,8 @@ pub(super) enum Endpoint {
     ListRuns,
     GetRun,
     UpdateRun,
+    ListTestCases,
+    GetTestCase,
     GetProject,
     ListUsers,
     ListStatuses,
@@ -42,6 +44,8 @@ impl Endpoint {
             Endpoint::ListRuns => &mut stats.run_lists,
             Endpoint::GetRun => &mut stats.run_gets,
             Endpoint::UpdateRun => &mut stats.puts_received,
+            Endpoint::ListTestCases => &mut stats.test_case_lists,
+            Endpoint::GetTestCase => &mut stats.test_case_gets,
             Endpoint::GetProject => &mut stats.project_gets,
             Endpoint::ListUsers => &mut stats.user_lists,
             Endpoint::ListStatuses => &mut stats.status_lists,
@@ -274,6 +278,14 @@ impl AppState {
                     .is_some_and(|t| t.to_lowercase().contains(&title_part))
         });
         page_of(matching.map(|(i, r)| (i, r.clone())), size)
+    }
+
+    /// The project's test cases, in the order [`SandboxOptions::test_cases`] lists them.
+    pub(super) fn test_cases(&self, project_id: &str) -> Vec<TestCase> {
+        match &self.opts.test_cases {
+            Some(all) => all.iter().filter(|c| c.project_id == project_id).cloned().collect(),
+            None => builtin_test_cases(project_id),
+        }
     }
 
     /// The text of a cursor to send back for the next page; remembered, so that

@@ -650,7 +650,7 @@ async fn every_request_counts_against_the_rate_limit_gets_included() {
         format!("/projects/{PROJECT}/test_runs"),
         format!("/projects/{PROJECT}"),
         format!("/projects/{PROJECT}/test_runs/{}", run.id),
-        "/users".to_owned(),
+        format!("/projects/{PROJECT}/test_cases/TC-1"),
     ];
     let mut statuses = Vec::new();
     for path in &paths {
@@ -695,14 +695,14 @@ async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates_or_updat
     assert_eq!(status, StatusCode::OK, "a PUT is not a read");
     let cases = [
         (
-            format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+            format!("/projects/{PROJECT}/test_cases/TC-1"),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
         (
             format!("/projects/{PROJECT}/test_runs"),
             StatusCode::INTERNAL_SERVER_ERROR,
         ),
-        (format!("/projects/{PROJECT}/test_runs"), StatusCode::OK),
+        (format!("/projects/{PROJECT}/test_cases"), StatusCode::OK),
         (format!("/projects/{PROJECT}/test_runs/DEMO-R-1"), StatusCode::OK),
     ];
     for (path, want) in cases {
@@ -724,6 +724,8 @@ async fn each_endpoint_is_counted_on_arrival() {
     let paths = [
         format!("/projects/{PROJECT}/test_runs"),
         format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+        format!("/projects/{PROJECT}/test_cases"),
+        format!("/projects/{PROJECT}/test_cases/TC-2"),
         format!("/projects/{PROJECT}"),
         "/users".to_owned(),
         "/test_runs/statuses".to_owned(),
@@ -739,16 +741,18 @@ async fn each_endpoint_is_counted_on_arrival() {
     let counts = [
         stats.run_lists,
         stats.run_gets,
+        stats.test_case_lists,
+        stats.test_case_gets,
         stats.project_gets,
         stats.user_lists,
         stats.status_lists,
     ];
-    assert_eq!(counts, [2; 5]);
-    assert_eq!((stats.reads(), stats.unauthorized), (10, 5));
+    assert_eq!(counts, [2; 7]);
+    assert_eq!((stats.reads(), stats.unauthorized), (14, 7));
     let sent = (stats.posts_received, stats.created, stats.puts_received, stats.updated);
     assert_eq!(sent, (1, 1, 1, 1));
     let shown = stats.to_string();
-    let want = "1 POSTs received, 1 runs created, 1 PUTs received, 1 runs updated, 10 GETs received";
+    let want = "1 POSTs received, 1 runs created, 1 PUTs received, 1 runs updated, 14 GETs received";
     assert!(shown.contains(want), "{shown}");
 }
 
@@ -954,8 +958,10 @@ async fn cursors_the_sandbox_did_not_issue_are_refused() {
     )
     .await;
     let other_project = other["next_cursor"].as_str().expect("a next page").to_owned();
+    let (_, cases_page) = get_query(&sb, &format!("/projects/{PROJECT}/test_cases"), &[]).await;
+    let other_list = cases_page["next_cursor"].as_str().expect("a next page").to_owned();
     let forged = hex::encode(format!("test_runs:{PROJECT}:5"));
-    let refused = ["nonsense", "", &forged, &other_project];
+    let refused = ["nonsense", "", &forged, &other_project, &other_list];
     for cursor in refused {
         let (status, answer) = get_query(&sb, &runs, &[("cursor", cursor)]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor:?}: {answer}");
@@ -1131,4 +1137,113 @@ async fn put_refuses_unknown_runs_and_bad_bodies() {
         (stats.puts_received, stats.updated, stats.invalid, stats.not_found),
         (8, 0, 4, 4)
     );
+}
+
+#[tokio::test]
+async fn test_cases_are_read_by_id_or_human_id() {
+    let custom = TestCase {
+        id: "3f1e2d4c-5b6a-4789-8abc-def012345678".into(),
+        human_id: "QA-7".into(),
+        title: "Login works".into(),
+        project_id: OTHER_PROJECT.into(),
+    };
+    let builtin = sandbox(SandboxOptions::default()).await;
+    let listed = sandbox(SandboxOptions {
+        test_cases: Some(vec![custom.clone()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let tc30 = builtin_test_case_id(PROJECT, 30);
+    // Where found: the human id and title.
+    type Found<'a> = Option<(&'a str, &'a str)>;
+    let cases: [(&Sandbox, &str, &str, Found); 8] = [
+        (&builtin, PROJECT, "TC-1", Some(("TC-1", "Sandbox test case 1"))),
+        (&builtin, PROJECT, &tc30, Some(("TC-30", "Sandbox test case 30"))),
+        (
+            &builtin,
+            OTHER_PROJECT,
+            "TC-12",
+            Some(("TC-12", "Sandbox test case 12")),
+        ),
+        (&builtin, PROJECT, "TC-31", None),
+        (&builtin, PROJECT, "tc-1", None),
+        (&builtin, OTHER_PROJECT, &tc30, None),
+        (&listed, OTHER_PROJECT, &custom.id, Some(("QA-7", "Login works"))),
+        (&listed, PROJECT, "TC-1", None),
+    ];
+    for (sb, project, wanted, found) in cases {
+        let (status, answer) = get_query(sb, &format!("/projects/{project}/test_cases/{wanted}"), &[]).await;
+        let Some((human_id, title)) = found else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{project} {wanted}");
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+            continue;
+        };
+        assert_eq!(status, StatusCode::OK, "{project} {wanted}");
+        assert_eq!(answer["message"], "");
+        let case = &answer["data"]["test_case"];
+        assert_eq!(
+            (case["human_id"].as_str(), case["title"].as_str()),
+            (Some(human_id), Some(title))
+        );
+        assert_eq!(case["project_id"], project);
+        let id = case["id"].as_str().expect("id");
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+    }
+    assert_eq!(builtin.stats().test_case_gets, 6);
+    assert_eq!(builtin.stats().not_found, 3);
+}
+
+#[test]
+fn builtin_test_case_ids_are_stable_and_differ_by_project_and_number() {
+    let ids: BTreeSet<String> = [PROJECT, OTHER_PROJECT]
+        .into_iter()
+        .flat_map(|p| (1..=BUILTIN_TEST_CASES).map(move |n| builtin_test_case_id(p, n)))
+        .collect();
+    assert_eq!(ids.len(), 2 * BUILTIN_TEST_CASES as usize);
+    assert_eq!(builtin_test_case_id(PROJECT, 1), builtin_test_case_id(PROJECT, 1));
+    let cases = builtin_test_cases(PROJECT);
+    assert_eq!(cases.len(), 30);
+    assert_eq!(cases[11].human_id, "TC-12");
+    assert_eq!(cases[11].id, builtin_test_case_id(PROJECT, 12));
+}
+
+#[tokio::test]
+async fn test_cases_are_paged_like_runs() {
+    let mine: Vec<TestCase> = (1..=45)
+        .map(|n| TestCase {
+            id: uuid::Uuid::new_v4().to_string(),
+            human_id: format!("QA-{n}"),
+            title: format!("Case {n}"),
+            project_id: OTHER_PROJECT.into(),
+        })
+        .collect();
+    let builtin = sandbox(SandboxOptions::default()).await;
+    let listed = sandbox(SandboxOptions {
+        test_cases: Some(mine.clone()),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let want_builtin: Vec<String> = builtin_test_cases(PROJECT).into_iter().map(|c| c.id).collect();
+    let want_listed: Vec<String> = mine.into_iter().map(|c| c.id).collect();
+    let cases: [(&Sandbox, &str, &str, &[String], usize); 5] = [
+        (&builtin, PROJECT, "20", &want_builtin, 2),
+        (&builtin, PROJECT, "7", &want_builtin, 5),
+        (&builtin, PROJECT, "100", &want_builtin, 1),
+        (&listed, OTHER_PROJECT, "20", &want_listed, 3),
+        (&listed, PROJECT, "20", &[], 1),
+    ];
+    for (sb, project, size, want, pages) in cases {
+        let path = format!("/projects/{project}/test_cases");
+        let (items, walked) = walk(sb, &path, &[("page_size", size)]).await;
+        assert_eq!(ids(&items), want, "{project}, page_size {size}");
+        assert_eq!(walked, pages, "{project}, page_size {size}");
+    }
+    let (status, _) = get_query(
+        &builtin,
+        &format!("/projects/{PROJECT}/test_cases"),
+        &[("page_size", "0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(builtin.stats().test_case_lists, 9);
 }
