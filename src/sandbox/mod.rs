@@ -1,8 +1,31 @@
 //! The local stand-in for the Testsigma Test Management API: an in-memory server on
-//! 127.0.0.1 that answers like the real service (create, list, get and update test runs,
-//! test cases, users, projects, statuses) and rehearses its bad days on demand: rate
-//! limiting, random failures, lost connections, cut-short or odd bodies, `Retry-After` and
-//! redirects.
+//! 127.0.0.1 that answers like the real service and rehearses its bad days on demand:
+//! rate limiting, random failures, lost connections, cut-short or odd bodies,
+//! `Retry-After` and redirects.
+//!
+//! Every endpoint it serves, below `/api/v1` (API-NOTES.md has the shapes):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /projects/{pid}/test_runs` | creates a run: `{"message":"","data":{"test_run":{...}}}`; faults apply here only |
+//! | `GET /projects/{pid}/test_runs?page_size=N&cursor=C&title__CONTAINS=T` | the project's runs in creation order, paged: `{"message":"","data":[...],"next_cursor":"..."\|null}` |
+//! | `GET /projects/{pid}/test_runs/{id or human id}` | `{"message":"","data":{"test_run":{...}}}` |
+//! | `PUT /projects/{pid}/test_runs/{id}` | replaces the run's body (checked like a create's); answered like the create |
+//! | `GET /projects/{pid}/test_cases?page_size=N&cursor=C` | the project's test cases, paged like runs |
+//! | `GET /projects/{pid}/test_cases/{id or human id}` | `{"message":"","data":{"test_case":{"id","human_id","title","project_id"}}}` |
+//! | `GET /projects/{pid}` | the project, or 404 |
+//! | `GET /users` | `{"message":"","data":[{"id","email","first_name","last_name"}]}` |
+//! | `GET /test_runs/statuses` | `{"message":"","data":["ACTIVE","CLOSED"]}` |
+//!
+//! Anything else is a plain 404 `{"code":404,"message":"Not Found"}`, as is an unknown
+//! project, run or test case. Every served request needs the bearer key and counts against
+//! the rate limit, GETs included. Paging: 20 a page unless `page_size` says otherwise, at
+//! most 100 (more is served as 100; `0` or a non-number is a 400); `next_cursor` is opaque
+//! and `null` on the last page, and a cursor the sandbox did not issue (or issued for
+//! another list or project) is a 400. `title__CONTAINS` matches case-insensitively, so a
+//! client that needs an exact title must compare titles itself. Reads show a run's stored
+//! body whole (including `static_selection_filters`, so a client can compare); the create
+//! and update answers show the api page's fields, which leave the filters out.
 //!
 //! It never counts a run as created that it did not store, and stores exactly the runs
 //! it counts, so tests can compare an importer's report with [`Sandbox::runs`].
