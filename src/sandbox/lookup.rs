@@ -42,14 +42,24 @@ fn page_request(
     Ok(PageRequest { start, size, query })
 }
 
-/// The list answer: `data` a bare array, `next_cursor` the next page's cursor or `null`.
-fn page_answer(
+/// A list endpoint's answer: 404 for an unknown project, 400 for a bad page size or
+/// cursor, else the page `items` cuts (the items and where the next page starts) with
+/// `data` a bare array and `next_cursor` the next page's cursor or `null`.
+fn list_page(
     state: &AppState,
     listing: Listing,
     project_id: &str,
-    data: Vec<Value>,
-    next: Option<usize>,
+    query: QueryResult,
+    items: impl FnOnce(&PageRequest) -> (Vec<Value>, Option<usize>),
 ) -> Response {
+    if !state.project_exists(project_id) {
+        return missing(state);
+    }
+    let page = match page_request(state, listing, project_id, query) {
+        Ok(page) => page,
+        Err(details) => return refuse(state, StatusCode::BAD_REQUEST, "Bad Request", &details),
+    };
+    let (data, next) = items(&page);
     let next_cursor = next.map(|next| {
         state.issue_cursor(Cursor {
             listing,
@@ -70,17 +80,11 @@ pub(super) async fn list_runs(
     Path(project_id): Path<String>,
     query: QueryResult,
 ) -> Response {
-    if !state.project_exists(&project_id) {
-        return missing(&state);
-    }
-    let page = match page_request(&state, Listing::TestRuns, &project_id, query) {
-        Ok(page) => page,
-        Err(details) => return refuse(&state, StatusCode::BAD_REQUEST, "Bad Request", &details),
-    };
-    let title_part = page.query.get("title__CONTAINS").map_or("", String::as_str);
-    let (runs, next) = state.page_runs(&project_id, title_part, page.start, page.size);
-    let data = runs.iter().map(stored_view).collect();
-    page_answer(&state, Listing::TestRuns, &project_id, data, next)
+    list_page(&state, Listing::TestRuns, &project_id, query, |page| {
+        let title_part = page.query.get("title__CONTAINS").map_or("", String::as_str);
+        let (runs, next) = state.page_runs(&project_id, title_part, page.start, page.size);
+        (runs.iter().map(stored_view).collect(), next)
+    })
 }
 
 /// `GET .../test_runs/{id or human id}`.
@@ -107,17 +111,11 @@ pub(super) async fn list_test_cases(
     Path(project_id): Path<String>,
     query: QueryResult,
 ) -> Response {
-    if !state.project_exists(&project_id) {
-        return missing(&state);
-    }
-    let page = match page_request(&state, Listing::TestCases, &project_id, query) {
-        Ok(page) => page,
-        Err(details) => return refuse(&state, StatusCode::BAD_REQUEST, "Bad Request", &details),
-    };
-    let cases = state.test_cases(&project_id).into_iter().enumerate().skip(page.start);
-    let (cases, next) = page_of(cases, page.size);
-    let data = cases.into_iter().map(|c| json!(c)).collect();
-    page_answer(&state, Listing::TestCases, &project_id, data, next)
+    list_page(&state, Listing::TestCases, &project_id, query, |page| {
+        let cases = state.test_cases(&project_id).into_iter().enumerate().skip(page.start);
+        let (cases, next) = page_of(cases, page.size);
+        (cases.into_iter().map(|c| json!(c)).collect(), next)
+    })
 }
 
 /// `GET .../test_cases/{id or human id}`: the human id matches exactly (`TC-12`, not `tc-12`).
