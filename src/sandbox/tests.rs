@@ -591,29 +591,21 @@ async fn shutdown_stops_serving() {
     assert!(err.is_connect(), "{err}");
 }
 
-/// A GET with query parameters, as the status and the JSON answer.
-async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
-    let answer = client()
-        .get(format!("{}{path}", sb.base_url()))
-        .query(query)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .expect("GET answered");
+/// Sends with the test key: the status and the JSON answer.
+async fn answer_of(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let answer = request.bearer_auth(KEY).send().await.expect("an answer");
     let status = answer.status();
     (status, answer.json().await.expect("json"))
 }
 
+/// A GET with query parameters.
+async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+    answer_of(client().get(format!("{}{path}", sb.base_url())).query(query)).await
+}
+
 async fn put(sb: &Sandbox, project: &str, run: &str, body: &Value) -> (StatusCode, Value) {
-    let answer = client()
-        .put(format!("{}/projects/{project}/test_runs/{run}", sb.base_url()))
-        .bearer_auth(KEY)
-        .json(body)
-        .send()
-        .await
-        .expect("PUT answered");
-    let status = answer.status();
-    (status, answer.json().await.expect("json"))
+    let url = format!("{}/projects/{project}/test_runs/{run}", sb.base_url());
+    answer_of(client().put(url).json(body)).await
 }
 
 #[tokio::test]
