@@ -598,6 +598,12 @@ async fn answer_of(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     (status, answer.json().await.expect("json"))
 }
 
+/// Creates a run with the example body: the JSON answer.
+async fn create_example(sb: &Sandbox) -> Value {
+    let answer = post(sb, Some(KEY), &example_body()).await.expect("answer");
+    answer.json().await.expect("json")
+}
+
 /// A GET with query parameters.
 async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
     answer_of(client().get(format!("{}{path}", sb.base_url())).query(query)).await
@@ -611,12 +617,7 @@ async fn put(sb: &Sandbox, project: &str, run: &str, body: &Value) -> (StatusCod
 #[tokio::test]
 async fn a_listed_run_shows_its_stored_body_and_the_services_fields() {
     let sb = sandbox(SandboxOptions::default()).await;
-    let created: Value = post(&sb, Some(KEY), &example_body())
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let created = create_example(&sb).await;
     let (_, list) = get_query(&sb, &format!("/projects/{PROJECT}/test_runs"), &[]).await;
     let listed = &list["data"][0];
     for (field, value) in example_body().as_object().expect("object") {
@@ -766,12 +767,7 @@ async fn seeded_runs_share_the_human_id_sequence_and_are_checked() {
     })
     .await;
     let seeded = sb.insert_run(PROJECT, example_body()).expect("seed");
-    let created: Value = post(&sb, Some(KEY), &example_body())
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let created = create_example(&sb).await;
     assert_eq!(seeded.human_id, "DEMO-R-1");
     assert_eq!(created["data"]["test_run"]["human_id"], "DEMO-R-2");
     assert_eq!((seeded.updates, seeded.updated_at), (0, seeded.created_at));
@@ -1012,12 +1008,7 @@ async fn a_run_is_read_by_id_or_human_id_and_anything_else_is_404() {
 #[tokio::test]
 async fn put_replaces_the_body_and_answers_like_the_create() {
     let sb = sandbox(SandboxOptions::default()).await;
-    let created: Value = post(&sb, Some(KEY), &example_body())
-        .await
-        .expect("answer")
-        .json()
-        .await
-        .expect("json");
+    let created = create_example(&sb).await;
     let created = &created["data"]["test_run"];
     let id = created["id"].as_str().expect("id");
     let mut changed = example_body();
