@@ -111,6 +111,7 @@ async fn sandbox_command(args: crate::cli::SandboxArgs) -> anyhow::Result<Exit> 
         projects: (!args.projects.is_empty()).then(|| args.projects.clone()),
         seed: args.seed,
         busy_reads: 0,
+        test_cases: None,
     };
     sandbox::serve_until_ctrl_c(options, args.port)
         .await

@@ -1,15 +1,14 @@
 //! The sandbox's HTTP surface: routes, the key and rate-limit gate, the headers every
-//! answer carries, and how each fault looks on the wire.
+//! answer carries, the create and update endpoints, and how each fault looks on the wire.
+//! The read-only endpoints of projects' runs and test cases are in `lookup`.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,20 +19,29 @@ use serde_json::{Map, Value, json};
 
 use super::body::{BodyError, check_body};
 use super::conn::ConnAbort;
-use super::state::{AppState, Disruption, Refusal};
+use super::lookup::{get_run, get_test_case, list_runs, list_test_cases};
+use super::state::{AppState, Disruption, Endpoint, Refusal};
 use super::{API_ROOT, Fault, StoredRun};
 
-const CREATE_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs";
+const RUNS_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs";
+const RUN_ROUTE: &str = "/api/v1/projects/{project_id}/test_runs/{run}";
+const CASES_ROUTE: &str = "/api/v1/projects/{project_id}/test_cases";
+const CASE_ROUTE: &str = "/api/v1/projects/{project_id}/test_cases/{case}";
+const PROJECT_ROUTE: &str = "/api/v1/projects/{project_id}";
+const USERS_ROUTE: &str = "/api/v1/users";
+const STATUSES_ROUTE: &str = "/api/v1/test_runs/statuses";
 /// Generous for a test run; larger bodies are refused before parsing.
 const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route(CREATE_ROUTE, get(list_runs).post(create_run))
-        .route("/api/v1/projects/{project_id}/test_runs/{run}", get(get_run))
-        .route("/api/v1/projects/{project_id}", get(get_project))
-        .route("/api/v1/users", get(list_users))
-        .route("/api/v1/test_runs/statuses", get(list_statuses))
+        .route(RUNS_ROUTE, get(list_runs).post(create_run))
+        .route(RUN_ROUTE, get(get_run).put(update_run))
+        .route(CASES_ROUTE, get(list_test_cases))
+        .route(CASE_ROUTE, get(get_test_case))
+        .route(PROJECT_ROUTE, get(get_project))
+        .route(USERS_ROUTE, get(list_users))
+        .route(STATUSES_ROUTE, get(list_statuses))
         // Only matched routes need a key: anything else is a plain 404.
         .route_layer(middleware::from_fn_with_state(state.clone(), gate))
         .fallback(not_found_route)
@@ -50,7 +58,7 @@ fn bearer_key(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
 }
 
-fn json_answer(status: StatusCode, body: Value) -> Response {
+pub(super) fn json_answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
@@ -74,19 +82,29 @@ fn validation_error(status: StatusCode, message: &str, details: &str) -> Respons
     )
 }
 
-/// A run as the API shows it: the api page's response fields, which are the body's
-/// minus `static_selection_filters`, with the sandbox's own id and human id.
-fn view(run: &StoredRun) -> Value {
+/// A run as the reads show it: its stored body whole, with the sandbox's own id, human
+/// id, project and times.
+pub(super) fn stored_view(run: &StoredRun) -> Value {
     let mut fields = match &run.body {
         Value::Object(body) => body.clone(),
         _ => Map::new(),
     };
-    fields.remove("static_selection_filters");
     fields.insert("id".into(), json!(run.id));
     fields.insert("human_id".into(), json!(run.human_id));
+    fields.insert("project_id".into(), json!(run.project_id));
     fields.insert("created_at".into(), json!(run.created_at));
-    fields.insert("updated_at".into(), json!(run.created_at));
+    fields.insert("updated_at".into(), json!(run.updated_at));
     Value::Object(fields)
+}
+
+/// A run as the create and update answers show it: the api page's response fields, which
+/// are [`stored_view`]'s minus `static_selection_filters`.
+fn view(run: &StoredRun) -> Value {
+    let mut shown = stored_view(run);
+    if let Value::Object(fields) = &mut shown {
+        fields.remove("static_selection_filters");
+    }
+    shown
 }
 
 fn created_body(run: &StoredRun) -> Value {
@@ -111,15 +129,31 @@ async fn envelope(State(state): State<Arc<AppState>>, req: Request, next: Next) 
     answer
 }
 
-/// On matched routes: the bearer key and the rate limit, checked at arrival.
+/// Which endpoint a request on a matched route asks for; `None` for a HEAD.
+fn endpoint(method: &Method, route: &str) -> Option<Endpoint> {
+    let endpoint = match (method.as_str(), route) {
+        ("POST", RUNS_ROUTE) => Endpoint::CreateRun,
+        ("GET", RUNS_ROUTE) => Endpoint::ListRuns,
+        ("GET", RUN_ROUTE) => Endpoint::GetRun,
+        ("PUT", RUN_ROUTE) => Endpoint::UpdateRun,
+        ("GET", CASES_ROUTE) => Endpoint::ListTestCases,
+        ("GET", CASE_ROUTE) => Endpoint::GetTestCase,
+        ("GET", PROJECT_ROUTE) => Endpoint::GetProject,
+        ("GET", USERS_ROUTE) => Endpoint::ListUsers,
+        ("GET", STATUSES_ROUTE) => Endpoint::ListStatuses,
+        _ => return None,
+    };
+    Some(endpoint)
+}
+
+/// On matched routes: counts the request, then checks the bearer key and the rate limit,
+/// at arrival.
 async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let is_create = req.method() == Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == CREATE_ROUTE);
-    let is_read = req.method() == Method::GET;
-    match state.admit(bearer_key(req.headers()), is_create, is_read) {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|route| endpoint(req.method(), route.as_str()));
+    match state.admit(bearer_key(req.headers()), endpoint) {
         Ok(()) => next.run(req).await,
         Err(Refusal::Unauthorized) => error(StatusCode::UNAUTHORIZED, "Unauthorized"),
         // The real service answers 500, not 429, and sends no Retry-After.
@@ -131,8 +165,34 @@ async fn gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
 }
 
 async fn not_found_route(State(state): State<Arc<AppState>>) -> Response {
+    missing(&state)
+}
+
+/// The 404 for an unknown route, project, run or test case, counted.
+pub(super) fn missing(state: &AppState) -> Response {
     state.count(|s| s.not_found += 1);
     not_found()
+}
+
+/// A 400 or 422 in the validation shape, counted.
+pub(super) fn refuse(state: &AppState, status: StatusCode, message: &str, details: &str) -> Response {
+    state.count(|s| s.invalid += 1);
+    validation_error(status, message, details)
+}
+
+/// The request body, when it has the contract's shape for this project.
+async fn read_body(state: &AppState, project_id: &str, body: Body) -> Result<Map<String, Value>, Response> {
+    let raw = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let details = format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}");
+        refuse(state, StatusCode::BAD_REQUEST, "Bad Request", &details)
+    })?;
+    check_body(project_id, &raw).map_err(|e| {
+        let (status, message) = match e {
+            BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed JSON"),
+            BodyError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
+        };
+        refuse(state, status, message, &e.to_string())
+    })
 }
 
 async fn create_run(
@@ -142,65 +202,61 @@ async fn create_run(
     req: Request,
 ) -> Response {
     if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
+        return missing(&state);
     }
     let path_and_query = req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str());
     let below_root = path_and_query
         .strip_prefix(API_ROOT)
         .unwrap_or(path_and_query)
         .to_owned();
-    let raw = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
-        Ok(raw) => raw,
-        Err(e) => {
-            state.count(|s| s.invalid += 1);
-            let details = format!("the body could not be read (at most {MAX_BODY_BYTES} bytes): {e}");
-            return validation_error(StatusCode::BAD_REQUEST, "Bad Request", &details);
-        }
-    };
-    let body = match check_body(&project_id, &raw) {
+    let body = match read_body(&state, &project_id, req.into_body()).await {
         Ok(body) => body,
-        Err(e) => {
-            state.count(|s| s.invalid += 1);
-            let (status, message) = match e {
-                BodyError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed JSON"),
-                BodyError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
-            };
-            return validation_error(status, message, &e.to_string());
-        }
+        Err(refused) => return refused,
     };
     let fault = match state.draw_disruption() {
         None => None,
         Some(Disruption::Fail(status)) => return error(status, "Service Unavailable"),
         Some(Disruption::Fault(fault)) => Some(fault),
     };
-    // Faults that answer or vanish before anything is created.
-    match &fault {
-        Some(Fault::ResetBeforeRead) => return vanish(&abort).await,
-        Some(Fault::RetryAfterSeconds(secs)) => {
+    if let Some(answer) = answer_before_create(fault.as_ref(), &abort, &below_root).await {
+        return answer;
+    }
+    let run = state.create(&project_id, body);
+    answer_after_create(fault, &run, abort).await
+}
+
+/// The answer of a fault that answers or vanishes before anything is created.
+async fn answer_before_create(fault: Option<&Fault>, abort: &ConnAbort, below_root: &str) -> Option<Response> {
+    let answer = match fault? {
+        Fault::ResetBeforeRead => vanish(abort).await,
+        Fault::RetryAfterSeconds(secs) => {
             let mut answer = error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
             answer.headers_mut().insert(header::RETRY_AFTER, (*secs).into());
-            return answer;
+            answer
         }
-        Some(Fault::RetryAfterDate(secs)) => {
+        Fault::RetryAfterDate(secs) => {
             let at = SystemTime::now() + Duration::from_secs(*secs);
             let mut answer = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
                 answer.headers_mut().insert(header::RETRY_AFTER, date);
             }
-            return answer;
+            answer
         }
-        Some(Fault::RedirectTo(base)) => return redirect(base, &below_root),
-        _ => {}
-    }
-    let run = state.create(&project_id, body);
+        Fault::RedirectTo(base) => redirect(base, below_root),
+        _ => return None,
+    };
+    Some(answer)
+}
+
+/// The answer to a create that stored `run`, as the fault (if any) makes it look.
+async fn answer_after_create(fault: Option<Fault>, run: &StoredRun, abort: ConnAbort) -> Response {
     match fault {
         Some(Fault::ResetAfterRead) => vanish(&abort).await,
         Some(Fault::Slow(delay)) => {
             tokio::time::sleep(delay).await;
-            json_answer(StatusCode::OK, created_body(&run))
+            json_answer(StatusCode::OK, created_body(run))
         }
-        Some(Fault::TruncatedBody) => truncated(created_body(&run), abort),
+        Some(Fault::TruncatedBody) => truncated(created_body(run), abort),
         Some(Fault::NonJson) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             "<!DOCTYPE html>\n<html><head><title>Testsigma</title></head>\
@@ -208,7 +264,7 @@ async fn create_run(
         )
             .into_response(),
         Some(Fault::OkWithoutId) => {
-            let mut shown = view(&run);
+            let mut shown = view(run);
             if let Value::Object(fields) = &mut shown {
                 fields.remove("id");
             }
@@ -218,7 +274,30 @@ async fn create_run(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"message": "Internal Server Error"}),
         ),
-        _ => json_answer(StatusCode::OK, created_body(&run)),
+        _ => json_answer(StatusCode::OK, created_body(run)),
+    }
+}
+
+/// `PUT .../test_runs/{id}`: replaces the body of the run with that id (a human id is not
+/// accepted: the vendor names this "Update Test Run by ID"). 404 before the body is read
+/// when the project or run is unknown; the body is then checked like a create's.
+async fn update_run(
+    State(state): State<Arc<AppState>>,
+    Path((project_id, run_id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let known =
+        state.project_exists(&project_id) && state.find_run(&project_id, &run_id).is_some_and(|run| run.id == run_id);
+    if !known {
+        return missing(&state);
+    }
+    let body = match read_body(&state, &project_id, req.into_body()).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    match state.update(&project_id, &run_id, body) {
+        Some(run) => json_answer(StatusCode::OK, created_body(&run)),
+        None => missing(&state),
     }
 }
 
@@ -284,59 +363,9 @@ impl hyper::body::Body for CutShort {
     }
 }
 
-async fn list_runs(
-    State(state): State<Arc<AppState>>,
-    Path(project_id): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Response {
-    if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
-    }
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => {
-            let details = format!("the query string could not be read: {e}");
-            return validation_error(StatusCode::BAD_REQUEST, "Bad Request", &details);
-        }
-    };
-    let title_part = query.get("title__CONTAINS").map_or("", String::as_str);
-    let runs: Vec<Value> = state
-        .runs()
-        .iter()
-        .filter(|r| r.project_id == project_id)
-        .filter(|r| {
-            r.body
-                .get("title")
-                .and_then(Value::as_str)
-                .is_some_and(|t| t.contains(title_part))
-        })
-        .map(view)
-        .collect();
-    json_answer(
-        StatusCode::OK,
-        json!({"message": "", "data": runs, "next_cursor": null}),
-    )
-}
-
-async fn get_run(State(state): State<Arc<AppState>>, Path((project_id, wanted)): Path<(String, String)>) -> Response {
-    let found = state
-        .runs()
-        .into_iter()
-        .find(|r| r.project_id == project_id && (r.id == wanted || r.human_id == wanted));
-    match found {
-        Some(run) => json_answer(StatusCode::OK, json!({"message": "", "data": view(&run)})),
-        None => {
-            state.count(|s| s.not_found += 1);
-            not_found()
-        }
-    }
-}
-
 async fn get_project(State(state): State<Arc<AppState>>, Path(project_id): Path<String>) -> Response {
     if !state.project_exists(&project_id) {
-        state.count(|s| s.not_found += 1);
-        return not_found();
+        return missing(&state);
     }
     let short: String = project_id.chars().take(8).collect();
     json_answer(

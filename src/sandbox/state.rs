@@ -1,5 +1,5 @@
-//! The sandbox's memory: stored runs, counts, per-key rate windows and the random
-//! draws, behind one lock so the counts and the stored runs can never disagree.
+//! The sandbox's memory: stored runs, counts, per-key rate windows, issued cursors and
+//! the random draws, behind one lock so the counts and the stored runs can never disagree.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,11 +11,48 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Map, Value};
 
 use super::body::is_uuid;
-use super::{Fault, SandboxOptions, SandboxStats, StoredRun, User, builtin_users};
+use super::page::{Cursor, Listing, page_of};
+use super::{Fault, SandboxOptions, SandboxStats, StoredRun, TestCase, User, builtin_test_cases, builtin_users};
 
 /// What `x-tms-api-limit` says when no rate limit is set.
 const UNLIMITED_ADVERTISED: u32 = 1000;
 const WINDOW: Duration = Duration::from_secs(1);
+
+/// What a request on a served route asks for; each is counted at arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    CreateRun,
+    ListRuns,
+    GetRun,
+    UpdateRun,
+    ListTestCases,
+    GetTestCase,
+    GetProject,
+    ListUsers,
+    ListStatuses,
+}
+
+impl Endpoint {
+    /// A GET: what [`SandboxOptions::busy_reads`] refuses.
+    fn is_read(self) -> bool {
+        !matches!(self, Endpoint::CreateRun | Endpoint::UpdateRun)
+    }
+
+    fn count(self, stats: &mut SandboxStats) {
+        let counter = match self {
+            Endpoint::CreateRun => &mut stats.posts_received,
+            Endpoint::ListRuns => &mut stats.run_lists,
+            Endpoint::GetRun => &mut stats.run_gets,
+            Endpoint::UpdateRun => &mut stats.puts_received,
+            Endpoint::ListTestCases => &mut stats.test_case_lists,
+            Endpoint::GetTestCase => &mut stats.test_case_gets,
+            Endpoint::GetProject => &mut stats.project_gets,
+            Endpoint::ListUsers => &mut stats.user_lists,
+            Endpoint::ListStatuses => &mut stats.status_lists,
+        };
+        *counter += 1;
+    }
+}
 
 /// Why a request was turned away at the gate.
 #[derive(Debug, PartialEq)]
@@ -41,6 +78,8 @@ struct Book {
     rng: StdRng,
     /// Per project, the number in the last assigned `<PREFIX>-R-<n>`.
     last_number: HashMap<String, u64>,
+    /// Every cursor handed out, by its text. Bounded: one per list position reached.
+    cursors: HashMap<String, Cursor>,
 }
 
 /// What a create request meets instead of the normal path.
@@ -72,6 +111,7 @@ impl AppState {
                 busy_reads_refused: 0,
                 rng,
                 last_number: HashMap::new(),
+                cursors: HashMap::new(),
             }),
         }
     }
@@ -101,13 +141,15 @@ impl AppState {
         }
     }
 
-    /// The key check and the rate limit, at arrival.
-    pub(super) fn admit(&self, key: Option<&str>, is_create: bool, is_read: bool) -> Result<(), Refusal> {
+    /// Counts the request, then checks the key and the rate limit, at arrival.
+    /// `endpoint` is `None` for a request no endpoint counts (a HEAD).
+    pub(super) fn admit(&self, key: Option<&str>, endpoint: Option<Endpoint>) -> Result<(), Refusal> {
         let now = Instant::now();
         let mut book = self.book();
-        if is_create {
-            book.stats.posts_received += 1;
+        if let Some(endpoint) = endpoint {
+            endpoint.count(&mut book.stats);
         }
+        let is_read = endpoint.is_some_and(Endpoint::is_read);
         let key = match (key, &self.opts.api_key) {
             (Some(sent), Some(wanted)) if sent == wanted => sent,
             (Some(sent), None) => sent,
@@ -180,10 +222,95 @@ impl AppState {
 
     /// Stores the run and counts it in one step: the invariant tests rely on.
     pub(super) fn create(&self, project_id: &str, body: Map<String, Value>) -> StoredRun {
+        let mut book = self.book();
+        book.stats.created += 1;
+        book.store(project_id, body)
+    }
+
+    /// [`AppState::create`] for a run made by something else: counted as seeded.
+    pub(super) fn seed(&self, project_id: &str, body: Map<String, Value>) -> StoredRun {
+        let mut book = self.book();
+        book.stats.seeded += 1;
+        book.store(project_id, body)
+    }
+
+    /// Replaces the body of the project's run with this id (not human id), counting it.
+    pub(super) fn update(&self, project_id: &str, id: &str, body: Map<String, Value>) -> Option<StoredRun> {
+        let mut book = self.book();
+        let book = &mut *book;
+        let run = book
+            .runs
+            .iter_mut()
+            .find(|r| r.project_id == project_id && r.id == id)?;
+        run.body = Value::Object(body);
+        run.updated_at = chrono::Utc::now().timestamp();
+        run.updates += 1;
+        book.stats.updated += 1;
+        Some(run.clone())
+    }
+
+    /// The project's run with this id or human id.
+    pub(super) fn find_run(&self, project_id: &str, wanted: &str) -> Option<StoredRun> {
+        let book = self.book();
+        let found = book
+            .runs
+            .iter()
+            .find(|r| r.project_id == project_id && (r.id == wanted || r.human_id == wanted));
+        found.cloned()
+    }
+
+    /// One page of the project's runs whose title contains `title_part` (ignoring case),
+    /// from position `start` in creation order, and where the next page starts.
+    pub(super) fn page_runs(
+        &self,
+        project_id: &str,
+        title_part: &str,
+        start: usize,
+        size: usize,
+    ) -> (Vec<StoredRun>, Option<usize>) {
+        let title_part = title_part.to_lowercase();
+        let book = self.book();
+        let matching = book.runs.iter().enumerate().skip(start).filter(|(_, r)| {
+            r.project_id == project_id
+                && r.body
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.to_lowercase().contains(&title_part))
+        });
+        page_of(matching.map(|(i, r)| (i, r.clone())), size)
+    }
+
+    /// The project's test cases, in the order [`SandboxOptions::test_cases`] lists them.
+    pub(super) fn test_cases(&self, project_id: &str) -> Vec<TestCase> {
+        match &self.opts.test_cases {
+            Some(all) => all.iter().filter(|c| c.project_id == project_id).cloned().collect(),
+            None => builtin_test_cases(project_id),
+        }
+    }
+
+    /// The text of a cursor to send back for the next page; remembered, so that
+    /// [`AppState::resolve_cursor`] knows it was issued.
+    pub(super) fn issue_cursor(&self, cursor: Cursor) -> String {
+        let text = cursor.text();
+        self.book().cursors.entry(text.clone()).or_insert(cursor);
+        text
+    }
+
+    /// Where a sent cursor continues: `None` unless the sandbox issued it for this list
+    /// of this project.
+    pub(super) fn resolve_cursor(&self, listing: Listing, project_id: &str, text: &str) -> Option<usize> {
+        let book = self.book();
+        let cursor = book.cursors.get(text)?;
+        (cursor.listing == listing && cursor.project_id == project_id).then_some(cursor.next)
+    }
+}
+
+impl Book {
+    /// Stores a run with a fresh id and the project's next human id. The caller counts it.
+    fn store(&mut self, project_id: &str, body: Map<String, Value>) -> StoredRun {
         let created_at = chrono::Utc::now().timestamp();
         let prefix = human_id_prefix(body.get("human_id").and_then(Value::as_str));
-        let mut book = self.book();
-        let number = book.last_number.entry(project_id.to_owned()).or_insert(0);
+        let number = self.last_number.entry(project_id.to_owned()).or_insert(0);
         *number += 1;
         let run = StoredRun {
             id: uuid::Uuid::new_v4().to_string(),
@@ -191,9 +318,10 @@ impl AppState {
             project_id: project_id.to_owned(),
             body: Value::Object(body),
             created_at,
+            updated_at: created_at,
+            updates: 0,
         };
-        book.runs.push(run.clone());
-        book.stats.created += 1;
+        self.runs.push(run.clone());
         run
     }
 }

@@ -134,7 +134,7 @@ async fn create_answers_with_the_api_pages_shape_and_the_run_can_be_read_back() 
         let one = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/{wanted}")).await;
         assert_eq!(one.status(), StatusCode::OK, "{wanted}");
         let one: Value = one.json().await.expect("run json");
-        assert_eq!(one["data"]["id"], run["id"]);
+        assert_eq!(one["data"]["test_run"]["id"], run["id"]);
     }
     let missing = get(&sb, Some(KEY), &format!("/projects/{PROJECT}/test_runs/DEMO-R-9")).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
@@ -589,4 +589,644 @@ async fn shutdown_stops_serving() {
         .await
         .expect_err("nothing listens any more");
     assert!(err.is_connect(), "{err}");
+}
+
+/// Sends with the test key: the status and the JSON answer.
+async fn answer_of(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let answer = request.bearer_auth(KEY).send().await.expect("an answer");
+    let status = answer.status();
+    (status, answer.json().await.expect("json"))
+}
+
+/// Creates a run with the example body: the JSON answer.
+async fn create_example(sb: &Sandbox) -> Value {
+    let answer = post(sb, Some(KEY), &example_body()).await.expect("answer");
+    answer.json().await.expect("json")
+}
+
+/// A GET with query parameters.
+async fn get_query(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+    answer_of(client().get(format!("{}{path}", sb.base_url())).query(query)).await
+}
+
+async fn put(sb: &Sandbox, project: &str, run: &str, body: &Value) -> (StatusCode, Value) {
+    let url = format!("{}/projects/{project}/test_runs/{run}", sb.base_url());
+    answer_of(client().put(url).json(body)).await
+}
+
+#[tokio::test]
+async fn a_listed_run_shows_its_stored_body_and_the_services_fields() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let created = create_example(&sb).await;
+    let (_, list) = get_query(&sb, &format!("/projects/{PROJECT}/test_runs"), &[]).await;
+    let listed = &list["data"][0];
+    for (field, value) in example_body().as_object().expect("object") {
+        if field != "human_id" {
+            assert_eq!(&listed[field], value, "{field}");
+        }
+    }
+    for field in ["id", "human_id", "created_at", "updated_at"] {
+        assert_eq!(listed[field], created["data"]["test_run"][field], "{field}");
+    }
+    assert_eq!(list["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn every_request_counts_against_the_rate_limit_gets_included() {
+    let sb = sandbox(SandboxOptions {
+        rate_limit: Some(3),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let paths = [
+        format!("/projects/{PROJECT}/test_runs"),
+        format!("/projects/{PROJECT}"),
+        format!("/projects/{PROJECT}/test_runs/{}", run.id),
+        format!("/projects/{PROJECT}/test_cases/TC-1"),
+    ];
+    let mut statuses = Vec::new();
+    for path in &paths {
+        statuses.push(get_query(&sb, path, &[]).await);
+    }
+    let codes: Vec<StatusCode> = statuses.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::INTERNAL_SERVER_ERROR
+        ]
+    );
+    assert_eq!(statuses[3].1, json!({"message": "rate limit exceeded"}));
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(
+        answer.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the GETs used up the window"
+    );
+    let (status, _) = put(&sb, PROJECT, &run.id, &example_body()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let stats = sb.stats();
+    assert_eq!((stats.rate_limited, stats.reads()), (3, 4));
+    let sent = (stats.posts_received, stats.created, stats.puts_received, stats.updated);
+    assert_eq!(sent, (1, 0, 1, 0));
+}
+
+#[tokio::test]
+async fn busy_reads_refuse_the_first_gets_of_every_kind_but_not_creates_or_updates() {
+    let sb = sandbox(SandboxOptions {
+        busy_reads: 2,
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK, "a POST is not a read");
+    let id = sb.runs()[0].id.clone();
+    let (status, _) = put(&sb, PROJECT, &id, &example_body()).await;
+    assert_eq!(status, StatusCode::OK, "a PUT is not a read");
+    let cases = [
+        (
+            format!("/projects/{PROJECT}/test_cases/TC-1"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (
+            format!("/projects/{PROJECT}/test_runs"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ),
+        (format!("/projects/{PROJECT}/test_cases"), StatusCode::OK),
+        (format!("/projects/{PROJECT}/test_runs/DEMO-R-1"), StatusCode::OK),
+    ];
+    for (path, want) in cases {
+        let (status, answer) = get_query(&sb, &path, &[]).await;
+        assert_eq!(status, want, "{path}: {answer}");
+    }
+    assert_eq!(sb.stats().rate_limited, 2);
+}
+
+#[tokio::test]
+async fn each_endpoint_is_counted_on_arrival() {
+    let sb = sandbox(SandboxOptions {
+        api_key: Some(KEY.into()),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let answer = post(&sb, Some(KEY), &example_body()).await.expect("answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    let paths = [
+        format!("/projects/{PROJECT}/test_runs"),
+        format!("/projects/{PROJECT}/test_runs/DEMO-R-1"),
+        format!("/projects/{PROJECT}/test_cases"),
+        format!("/projects/{PROJECT}/test_cases/TC-2"),
+        format!("/projects/{PROJECT}"),
+        "/users".to_owned(),
+        "/test_runs/statuses".to_owned(),
+    ];
+    for path in &paths {
+        assert_eq!(get_query(&sb, path, &[]).await.0, StatusCode::OK, "{path}");
+        // Refused for its key, and still counted.
+        assert_eq!(get(&sb, Some("wrong"), path).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let id = sb.runs()[0].id.clone();
+    assert_eq!(put(&sb, PROJECT, &id, &example_body()).await.0, StatusCode::OK);
+    let stats = sb.stats();
+    let counts = [
+        stats.run_lists,
+        stats.run_gets,
+        stats.test_case_lists,
+        stats.test_case_gets,
+        stats.project_gets,
+        stats.user_lists,
+        stats.status_lists,
+    ];
+    assert_eq!(counts, [2; 7]);
+    assert_eq!((stats.reads(), stats.unauthorized), (14, 7));
+    let sent = (stats.posts_received, stats.created, stats.puts_received, stats.updated);
+    assert_eq!(sent, (1, 1, 1, 1));
+    let shown = stats.to_string();
+    let want = "1 POSTs received, 1 runs created, 1 PUTs received, 1 runs updated, 14 GETs received";
+    assert!(shown.contains(want), "{shown}");
+}
+
+const OTHER_PROJECT: &str = "0b3c2a1d-0000-4000-8000-000000000001";
+
+/// The example body with another title, for `project`.
+fn titled(project: &str, title: &str) -> Value {
+    let mut body = example_body();
+    body["title"] = json!(title);
+    body["project_id"] = json!(project);
+    body
+}
+
+#[tokio::test]
+async fn seeded_runs_share_the_human_id_sequence_and_are_checked() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let seeded = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let created = create_example(&sb).await;
+    assert_eq!(seeded.human_id, "DEMO-R-1");
+    assert_eq!(created["data"]["test_run"]["human_id"], "DEMO-R-2");
+    assert_eq!((seeded.updates, seeded.updated_at), (0, seeded.created_at));
+    let refused = [
+        (
+            OTHER_PROJECT,
+            titled(OTHER_PROJECT, "t"),
+            "is not one the sandbox serves",
+        ),
+        (PROJECT, titled(OTHER_PROJECT, "t"), "project_id"),
+        (PROJECT, json!({"title": "t"}), "status: required"),
+    ];
+    for (project, body, want) in refused {
+        let err = sb.insert_run(project, body).expect_err("refused");
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let stats = sb.stats();
+    assert_eq!((stats.seeded, stats.created), (1, 1));
+    assert_eq!(stats.seeded + stats.created, sb.runs().len() as u64);
+    assert_eq!(stats.reads(), 0, "seeding makes no requests");
+}
+
+/// Follows `next_cursor` from the first page to the last: every item, and the number of pages.
+async fn walk(sb: &Sandbox, path: &str, query: &[(&str, &str)]) -> (Vec<Value>, usize) {
+    let (mut items, mut pages) = (Vec::new(), 0);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = query.to_vec();
+        if let Some(cursor) = &cursor {
+            query.push(("cursor", cursor));
+        }
+        let (status, page) = get_query(sb, path, &query).await;
+        assert_eq!(status, StatusCode::OK, "{path} {query:?}: {page}");
+        assert_eq!(page["message"], "");
+        items.extend(page["data"].as_array().expect("data is a bare array").iter().cloned());
+        pages += 1;
+        assert!(pages <= 1000, "the walk never ends");
+        match &page["next_cursor"] {
+            Value::Null => return (items, pages),
+            Value::String(next) => cursor = Some(next.clone()),
+            other => panic!("next_cursor {other}"),
+        }
+    }
+}
+
+fn ids(items: &[Value]) -> Vec<String> {
+    items.iter().map(|i| i["id"].as_str().expect("id").to_owned()).collect()
+}
+
+/// `count` runs titled `Run 1`... in `PROJECT`, with a run of `OTHER_PROJECT` after every tenth.
+fn seed_runs(sb: &Sandbox, count: usize) -> Vec<StoredRun> {
+    let mut seeded = Vec::new();
+    for i in 1..=count {
+        seeded.push(
+            sb.insert_run(PROJECT, titled(PROJECT, &format!("Run {i}")))
+                .expect("seed"),
+        );
+        if i % 10 == 0 {
+            let other = titled(OTHER_PROJECT, &format!("Other run {i}"));
+            sb.insert_run(OTHER_PROJECT, other).expect("seed other");
+        }
+    }
+    seeded
+}
+
+#[tokio::test]
+async fn paging_walks_every_run_once_in_creation_order() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let seeded = seed_runs(&sb, 250);
+    let want: Vec<String> = seeded.iter().map(|r| r.id.clone()).collect();
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases = [(None, 20, 13), (Some("20"), 20, 13), (Some("100"), 100, 3)];
+    for (page_size, size, pages) in cases {
+        let query: &[(&str, &str)] = match &page_size {
+            Some(n) => &[("page_size", n)],
+            None => &[],
+        };
+        let before = sb.stats().run_lists;
+        let (items, walked) = walk(&sb, &path, query).await;
+        assert_eq!(ids(&items), want, "{query:?}: every run once, in creation order");
+        assert_eq!(walked, pages, "{query:?}");
+        assert_eq!(sb.stats().run_lists - before, pages as u64, "{query:?}");
+        let (_, first) = get_query(&sb, &path, query).await;
+        assert_eq!(first["data"].as_array().map(Vec::len), Some(size), "{query:?}");
+    }
+    let other: Vec<String> = walk(&sb, &format!("/projects/{OTHER_PROJECT}/test_runs"), &[])
+        .await
+        .0
+        .iter()
+        .map(|r| r["title"].as_str().expect("title").to_owned())
+        .collect();
+    assert_eq!(other.len(), 25);
+    assert!(other.iter().all(|t| t.starts_with("Other run")), "{other:?}");
+    let stats = sb.stats();
+    assert_eq!((stats.seeded, stats.created, stats.posts_received), (275, 0, 0));
+    assert_eq!(stats.seeded, sb.runs().len() as u64);
+}
+
+#[tokio::test]
+async fn page_size_is_clamped_to_100_and_must_be_a_positive_number() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    seed_runs(&sb, 120);
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases = [
+        ("1", Some(1)),
+        ("100", Some(100)),
+        ("101", Some(100)),
+        ("5000", Some(100)),
+        ("0", None),
+        ("-1", None),
+        ("ten", None),
+        ("", None),
+    ];
+    for (size, want) in cases {
+        let (status, answer) = get_query(&sb, &path, &[("page_size", size)]).await;
+        match want {
+            Some(len) => {
+                assert_eq!(status, StatusCode::OK, "{size}: {answer}");
+                assert_eq!(answer["data"].as_array().map(Vec::len), Some(len), "{size}");
+                assert!(answer["next_cursor"].is_string(), "{size}");
+            }
+            None => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{size}: {answer}");
+                assert_eq!(answer["errors"]["code"], 400, "{size}");
+                let details = answer["errors"]["details"].as_str().expect("details");
+                assert!(details.starts_with("page_size:"), "{size}: {details}");
+            }
+        }
+    }
+    assert_eq!(sb.stats().invalid, 4);
+}
+
+#[tokio::test]
+async fn the_title_filter_ignores_case_and_pages_too() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let titles = [
+        "Nightly regression",
+        "nightly smoke",
+        "Weekly regression",
+        "NIGHTLY load",
+        "Release 2.0",
+    ];
+    for title in titles {
+        sb.insert_run(PROJECT, titled(PROJECT, title)).expect("seed");
+    }
+    sb.insert_run(OTHER_PROJECT, titled(OTHER_PROJECT, "Nightly elsewhere"))
+        .expect("seed");
+    let path = format!("/projects/{PROJECT}/test_runs");
+    let cases: [(&str, &[&str]); 5] = [
+        ("nightly", &["Nightly regression", "nightly smoke", "NIGHTLY load"]),
+        ("REGRESSION", &["Nightly regression", "Weekly regression"]),
+        ("Release 2.0", &["Release 2.0"]),
+        ("", &titles),
+        ("nothing like it", &[]),
+    ];
+    for (part, want) in cases {
+        for size in ["1", "2", "20"] {
+            let (items, _) = walk(&sb, &path, &[("title__CONTAINS", part), ("page_size", size)]).await;
+            let got: Vec<&str> = items.iter().map(|r| r["title"].as_str().expect("title")).collect();
+            assert_eq!(got, want, "{part:?}, page_size {size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn cursors_the_sandbox_did_not_issue_are_refused() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    seed_runs(&sb, 30);
+    let runs = format!("/projects/{PROJECT}/test_runs");
+    let (_, first) = get_query(&sb, &runs, &[]).await;
+    let issued = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let (_, other) = get_query(
+        &sb,
+        &format!("/projects/{OTHER_PROJECT}/test_runs"),
+        &[("page_size", "1")],
+    )
+    .await;
+    let other_project = other["next_cursor"].as_str().expect("a next page").to_owned();
+    let (_, cases_page) = get_query(&sb, &format!("/projects/{PROJECT}/test_cases"), &[]).await;
+    let other_list = cases_page["next_cursor"].as_str().expect("a next page").to_owned();
+    let forged = hex::encode(format!("test_runs:{PROJECT}:5"));
+    let refused = ["nonsense", "", &forged, &other_project, &other_list];
+    for cursor in refused {
+        let (status, answer) = get_query(&sb, &runs, &[("cursor", cursor)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{cursor:?}: {answer}");
+        assert_eq!(answer["errors"]["code"], 400);
+        let details = answer["errors"]["details"].as_str().expect("details");
+        assert!(details.starts_with("cursor:"), "{details}");
+    }
+    assert_eq!(sb.stats().invalid, refused.len() as u64);
+    let (status, second) = get_query(&sb, &runs, &[("cursor", &issued)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(second["data"][0]["title"], "Run 21");
+}
+
+#[tokio::test]
+async fn a_run_is_read_by_id_or_human_id_and_anything_else_is_404() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned(), OTHER_PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let elsewhere = sb
+        .insert_run(OTHER_PROJECT, titled(OTHER_PROJECT, "elsewhere"))
+        .expect("seed");
+    let unknown_project = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+    let cases = [
+        (PROJECT, run.id.as_str(), true),
+        (PROJECT, "DEMO-R-1", true),
+        (PROJECT, "demo-r-1", false),
+        (PROJECT, "DEMO-R-2", false),
+        (PROJECT, elsewhere.id.as_str(), false),
+        (unknown_project, run.id.as_str(), false),
+    ];
+    for (project, wanted, found) in cases {
+        let (status, answer) = get_query(&sb, &format!("/projects/{project}/test_runs/{wanted}"), &[]).await;
+        if found {
+            assert_eq!(status, StatusCode::OK, "{wanted}");
+            assert_eq!(answer["message"], "");
+            let shown = &answer["data"]["test_run"];
+            assert_eq!(shown["id"], run.id.as_str());
+            assert_eq!(shown["human_id"], "DEMO-R-1");
+            assert_eq!(shown["project_id"], PROJECT);
+            assert_eq!(
+                shown["static_selection_filters"],
+                example_body()["static_selection_filters"]
+            );
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{project} {wanted}");
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+        }
+    }
+    let stats = sb.stats();
+    assert_eq!((stats.run_gets, stats.not_found), (6, 4));
+}
+
+#[tokio::test]
+async fn put_replaces_the_body_and_answers_like_the_create() {
+    let sb = sandbox(SandboxOptions::default()).await;
+    let created = create_example(&sb).await;
+    let created = &created["data"]["test_run"];
+    let id = created["id"].as_str().expect("id");
+    let mut changed = example_body();
+    changed["title"] = json!("Regression suite — renamed");
+    changed["status"] = json!("CLOSED");
+    changed["label_names"] = json!(["Smoke"]);
+    changed.as_object_mut().map(|b| b.remove("description"));
+    let (status, answer) = put(&sb, PROJECT, id, &changed).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["message"], "");
+    let updated = &answer["data"]["test_run"];
+    let keys = |v: &Value| -> BTreeSet<String> { v.as_object().expect("object").keys().cloned().collect() };
+    let mut want_keys = keys(created);
+    want_keys.remove("description");
+    assert_eq!(keys(updated), want_keys);
+    for field in ["id", "human_id", "created_at", "project_id"] {
+        assert_eq!(updated[field], created[field], "{field} kept");
+    }
+    assert_eq!(updated["title"], "Regression suite — renamed");
+    assert_eq!(updated["status"], "CLOSED");
+    assert!(updated["updated_at"].as_i64() >= created["updated_at"].as_i64());
+
+    let stored = &sb.runs()[0];
+    assert_eq!(stored.body, changed);
+    assert_eq!((stored.updates, stored.id.as_str()), (1, id));
+    assert_eq!(stored.updated_at, updated["updated_at"].as_i64().expect("updated_at"));
+    let (_, read) = get_query(&sb, &format!("/projects/{PROJECT}/test_runs/{id}"), &[]).await;
+    assert_eq!(read["data"]["test_run"]["title"], "Regression suite — renamed");
+    assert!(read["data"]["test_run"].get("description").is_none());
+    let stats = sb.stats();
+    assert_eq!((stats.puts_received, stats.updated, stats.created), (1, 1, 1));
+    assert_eq!(sb.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn put_refuses_unknown_runs_and_bad_bodies() {
+    let sb = sandbox(SandboxOptions {
+        projects: Some(vec![PROJECT.to_owned(), OTHER_PROJECT.to_owned()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let run = sb.insert_run(PROJECT, example_body()).expect("seed");
+    let mut no_title = example_body();
+    no_title.as_object_mut().map(|b| b.remove("title"));
+    let unknown_project = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+    let random_id = "7b2f9c14-58a1-4d2e-9f3a-6c1e8d40a2b9";
+    let cases = [
+        (PROJECT, random_id, example_body(), StatusCode::NOT_FOUND, ""),
+        (PROJECT, "DEMO-R-1", example_body(), StatusCode::NOT_FOUND, ""),
+        (
+            OTHER_PROJECT,
+            run.id.as_str(),
+            titled(OTHER_PROJECT, "t"),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            unknown_project,
+            run.id.as_str(),
+            example_body(),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            no_title,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "title",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            titled(OTHER_PROJECT, "t"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "project_id",
+        ),
+        (
+            PROJECT,
+            run.id.as_str(),
+            json!([]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+        ),
+    ];
+    for (project, id, body, status, field) in cases {
+        let (got, answer) = put(&sb, project, id, &body).await;
+        assert_eq!(got, status, "{project} {id}: {answer}");
+        if status == StatusCode::NOT_FOUND {
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+        } else {
+            assert_eq!(answer["errors"]["code"], 422);
+            let details = answer["errors"]["details"].as_str().expect("details");
+            assert!(details.starts_with(field), "{details}");
+        }
+    }
+    let malformed = client()
+        .put(format!("{}/projects/{PROJECT}/test_runs/{}", sb.base_url(), run.id))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{\"title\": ")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(sb.runs(), vec![run], "nothing changed");
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.puts_received, stats.updated, stats.invalid, stats.not_found),
+        (8, 0, 4, 4)
+    );
+}
+
+#[tokio::test]
+async fn test_cases_are_read_by_id_or_human_id() {
+    let custom = TestCase {
+        id: "3f1e2d4c-5b6a-4789-8abc-def012345678".into(),
+        human_id: "QA-7".into(),
+        title: "Login works".into(),
+        project_id: OTHER_PROJECT.into(),
+    };
+    let builtin = sandbox(SandboxOptions::default()).await;
+    let listed = sandbox(SandboxOptions {
+        test_cases: Some(vec![custom.clone()]),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let tc30 = builtin_test_case_id(PROJECT, 30);
+    // Where found: the human id and title.
+    type Found<'a> = Option<(&'a str, &'a str)>;
+    let cases: [(&Sandbox, &str, &str, Found); 8] = [
+        (&builtin, PROJECT, "TC-1", Some(("TC-1", "Sandbox test case 1"))),
+        (&builtin, PROJECT, &tc30, Some(("TC-30", "Sandbox test case 30"))),
+        (
+            &builtin,
+            OTHER_PROJECT,
+            "TC-12",
+            Some(("TC-12", "Sandbox test case 12")),
+        ),
+        (&builtin, PROJECT, "TC-31", None),
+        (&builtin, PROJECT, "tc-1", None),
+        (&builtin, OTHER_PROJECT, &tc30, None),
+        (&listed, OTHER_PROJECT, &custom.id, Some(("QA-7", "Login works"))),
+        (&listed, PROJECT, "TC-1", None),
+    ];
+    for (sb, project, wanted, found) in cases {
+        let (status, answer) = get_query(sb, &format!("/projects/{project}/test_cases/{wanted}"), &[]).await;
+        let Some((human_id, title)) = found else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{project} {wanted}");
+            assert_eq!(answer, json!({"code": 404, "message": "Not Found"}));
+            continue;
+        };
+        assert_eq!(status, StatusCode::OK, "{project} {wanted}");
+        assert_eq!(answer["message"], "");
+        let case = &answer["data"]["test_case"];
+        assert_eq!(
+            (case["human_id"].as_str(), case["title"].as_str()),
+            (Some(human_id), Some(title))
+        );
+        assert_eq!(case["project_id"], project);
+        let id = case["id"].as_str().expect("id");
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+    }
+    assert_eq!(builtin.stats().test_case_gets, 6);
+    assert_eq!(builtin.stats().not_found, 3);
+}
+
+#[test]
+fn builtin_test_case_ids_are_stable_and_differ_by_project_and_number() {
+    let ids: BTreeSet<String> = [PROJECT, OTHER_PROJECT]
+        .into_iter()
+        .flat_map(|p| (1..=BUILTIN_TEST_CASES).map(move |n| builtin_test_case_id(p, n)))
+        .collect();
+    assert_eq!(ids.len(), 2 * BUILTIN_TEST_CASES as usize);
+    assert_eq!(builtin_test_case_id(PROJECT, 1), builtin_test_case_id(PROJECT, 1));
+    let cases = builtin_test_cases(PROJECT);
+    assert_eq!(cases.len(), 30);
+    assert_eq!(cases[11].human_id, "TC-12");
+    assert_eq!(cases[11].id, builtin_test_case_id(PROJECT, 12));
+}
+
+#[tokio::test]
+async fn test_cases_are_paged_like_runs() {
+    let mine: Vec<TestCase> = (1..=45)
+        .map(|n| TestCase {
+            id: uuid::Uuid::new_v4().to_string(),
+            human_id: format!("QA-{n}"),
+            title: format!("Case {n}"),
+            project_id: OTHER_PROJECT.into(),
+        })
+        .collect();
+    let builtin = sandbox(SandboxOptions::default()).await;
+    let listed = sandbox(SandboxOptions {
+        test_cases: Some(mine.clone()),
+        ..SandboxOptions::default()
+    })
+    .await;
+    let want_builtin: Vec<String> = builtin_test_cases(PROJECT).into_iter().map(|c| c.id).collect();
+    let want_listed: Vec<String> = mine.into_iter().map(|c| c.id).collect();
+    let cases: [(&Sandbox, &str, &str, &[String], usize); 5] = [
+        (&builtin, PROJECT, "20", &want_builtin, 2),
+        (&builtin, PROJECT, "7", &want_builtin, 5),
+        (&builtin, PROJECT, "100", &want_builtin, 1),
+        (&listed, OTHER_PROJECT, "20", &want_listed, 3),
+        (&listed, PROJECT, "20", &[], 1),
+    ];
+    for (sb, project, size, want, pages) in cases {
+        let path = format!("/projects/{project}/test_cases");
+        let (items, walked) = walk(sb, &path, &[("page_size", size)]).await;
+        assert_eq!(ids(&items), want, "{project}, page_size {size}");
+        assert_eq!(walked, pages, "{project}, page_size {size}");
+    }
+    let (status, _) = get_query(
+        &builtin,
+        &format!("/projects/{PROJECT}/test_cases"),
+        &[("page_size", "0")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(builtin.stats().test_case_lists, 9);
 }
