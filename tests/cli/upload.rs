@@ -3,12 +3,10 @@
 //! sandbox's stored runs), that the requests are the planned ones, that rate limits,
 //! random failures and a refused key are handled, and that the key never leaks.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;

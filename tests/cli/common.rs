@@ -1,6 +1,5 @@
 //! Shared by the upload and re-run tests: a tempdir with an in-process sandbox on a
 //! loopback port, the real binary run in that dir, and readers for what it writes.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

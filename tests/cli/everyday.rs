@@ -6,8 +6,6 @@
 //! on stderr, the grouped end-of-run summary, and progress lines without a terminal.
 //! A few tests borrow a pseudo-terminal from util-linux `script` and skip without it.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
@@ -19,7 +17,7 @@ use testsigma_import::commands::template;
 use testsigma_import::report::Outcome;
 use testsigma_import::sandbox::{SandboxOptions, SandboxStats, builtin_users};
 
-use common::{BIN, Output, PROJECT, bare_command, count, run};
+use crate::common::{BIN, Output, PROJECT, bare_command, count, run};
 
 const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
 const ASSIGNEE: &str = "cbbc40a5-26e9-4b88-8c27-3626c9fbdaa4";
@@ -29,19 +27,19 @@ const EXAMPLE_START: i64 = 1_796_115_600;
 const EXAMPLE_END: i64 = 1_796_515_199;
 
 /// The shared rig, with this file's key in every command and no colour setting inherited.
-struct Rig(common::Rig);
+struct Rig(crate::common::Rig);
 
 impl std::ops::Deref for Rig {
-    type Target = common::Rig;
+    type Target = crate::common::Rig;
 
-    fn deref(&self) -> &common::Rig {
+    fn deref(&self) -> &crate::common::Rig {
         &self.0
     }
 }
 
 impl Rig {
     fn new(opts: SandboxOptions) -> Rig {
-        Rig(common::Rig::new(opts))
+        Rig(crate::common::Rig::new(opts))
     }
 
     /// The binary in the dir, with `args`, a clean environment and the test key.
@@ -1239,7 +1237,7 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
 #[test]
 fn a_closed_stderr_does_not_stop_the_run() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", common::generated_rows("pipe", 0..5, true));
+    rig.write("runs.csv", crate::common::generated_rows("pipe", 0..5, true));
     let url = rig.sandbox.base_url();
     // Plain lines, then the tracing logs too (`-vv`), which write on every request.
     for (round, verbose) in [(1, None), (2, Some("-vv"))] {

@@ -4,8 +4,6 @@
 //! in anything a run writes or prints nor travel to another host, and a report that runs
 //! nothing when opened in a spreadsheet.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +16,7 @@ use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, Sandb
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use common::{Output, PROJECT, bare_command, read_csv_report, run, wait_until};
+use crate::common::{Output, PROJECT, bare_command, read_csv_report, run, wait_until};
 
 /// Unlike anything else a run could print, so finding it anywhere is a leak.
 const KEY: &str = "tsk_live_Zq8x3Hc1-hostile-7e5b2a9d";

@@ -4,13 +4,11 @@
 //! `--summary-json` let a user or a script pick up where a run left off. Rows the ledger
 //! skips need no `GET /users` for their e-mail assignees.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;

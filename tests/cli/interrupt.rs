@@ -1,11 +1,9 @@
 //! Ctrl-C and SIGTERM in the middle of an upload: no new requests, those in flight
 //! finish, the report and ledger hold every row, exit 130; a re-run sends the rest.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
+use crate::common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
 use testsigma_import::report::Outcome;
 use testsigma_import::sandbox::SandboxOptions;
 
