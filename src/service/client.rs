@@ -35,6 +35,8 @@ pub struct ApiClient {
     read_retries: u32,
     /// GET requests made so far, retries included: each counts against the service's window.
     reads: std::sync::atomic::AtomicUsize,
+    /// Spaces the GETs at `--rate` (burst 1), as the uploader spaces creates.
+    pace: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl ApiClient {
@@ -57,6 +59,7 @@ impl ApiClient {
             timeout,
             read_retries: 5,
             reads: std::sync::atomic::AtomicUsize::new(0),
+            pace: None,
         })
     }
 
@@ -130,12 +133,28 @@ impl ApiClient {
 
     /// `POST /projects/{project_id}/test_runs` with a body already serialised.
     pub async fn create_test_run(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
-        let answer = self.send_create(project_id, body, idempotency_key).await;
+        let path = format!("/projects/{project_id}/test_runs");
+        let answer = self
+            .send_body(reqwest::Method::POST, &path, body, idempotency_key)
+            .await;
         self.scrub_answer(answer)
     }
 
-    async fn send_create(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
-        let path = format!("/projects/{project_id}/test_runs");
+    /// `PUT /projects/{project_id}/test_runs/{run_id}` with the create's body: answered like
+    /// the create.
+    pub async fn update_test_run(
+        &self,
+        project_id: &str,
+        run_id: &str,
+        body: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Answer {
+        let path = format!("/projects/{project_id}/test_runs/{run_id}");
+        let answer = self.send_body(reqwest::Method::PUT, &path, body, idempotency_key).await;
+        self.scrub_answer(answer)
+    }
+
+    async fn send_body(&self, method: reqwest::Method, path: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
         let auth = match self.auth() {
             Ok(a) => a,
             // Made here, before any request: nothing left this machine.
@@ -143,7 +162,7 @@ impl ApiClient {
         };
         let sent = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, auth)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
@@ -152,7 +171,7 @@ impl ApiClient {
             .send()
             .await;
         match sent {
-            Ok(response) => self.read_answer(response, &path).await,
+            Ok(response) => self.read_answer(response, path).await,
             Err(e) => self.transport_answer(&e),
         }
     }
@@ -219,6 +238,14 @@ impl ApiClient {
         self
     }
 
+    /// Spaces the GETs at most `rate` a second, evenly: the lookups before an upload share
+    /// the service's limit with it.
+    pub fn paced(mut self, rate: f64) -> ApiClient {
+        let period = Duration::from_secs_f64(1.015 / rate.max(0.2));
+        self.pace = governor::Quota::with_period(period).map(governor::RateLimiter::direct);
+        self
+    }
+
     /// GET requests made so far, retries included.
     pub fn reads(&self) -> usize {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
@@ -226,9 +253,12 @@ impl ApiClient {
 
     /// A GET is safe to repeat, so transient failures (the rate-limit 500, 502/503/504, 408, 429,
     /// a dropped connection, a cut-short body) are retried with backoff, honouring `Retry-After`.
-    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+    pub(super) async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
         let mut retries = 0;
         loop {
+            if let Some(pace) = &self.pace {
+                pace.until_ready().await;
+            }
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let failure = match self.fetch_json(path, what).await {
                 Ok(value) => return Ok(value),
@@ -251,9 +281,16 @@ impl ApiClient {
 
     async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
         let transport = |e: reqwest::Error| ReadFailure {
-            error: ApiError::Transport {
-                what: what.to_string(),
-                message: error_chain(&e),
+            error: if e.is_connect() {
+                ApiError::Unreachable {
+                    base: self.base.clone(),
+                    message: error_chain(&e),
+                }
+            } else {
+                ApiError::Transport {
+                    what: what.to_string(),
+                    message: error_chain(&e),
+                }
             },
             transient: true,
             retry_after: None,
@@ -345,6 +382,10 @@ impl ApiError {
             },
             ApiError::Transport { what, message } => ApiError::Transport {
                 what,
+                message: note(message),
+            },
+            ApiError::Unreachable { base, message } => ApiError::Unreachable {
+                base,
                 message: note(message),
             },
             other => other,

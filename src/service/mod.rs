@@ -6,6 +6,7 @@ mod answer;
 mod client;
 pub mod connect;
 pub(crate) mod retry;
+pub mod runs;
 mod url;
 pub mod users;
 
@@ -71,6 +72,12 @@ pub enum ApiError {
     Status { what: String, status: u16, message: String },
     #[error("{what}: {message}")]
     Transport { what: String, message: String },
+    #[error(
+        "no connection to {base} could be made (could not connect: {message}); the run stopped. Check --base-url and the network."
+    )]
+    Unreachable { base: String, message: String },
+    #[error("{what}: the answer could not be read ({message}); nothing is concluded from it")]
+    Unreadable { what: String, message: String },
 }
 
 /// A user from `GET /users`.

@@ -3,6 +3,7 @@
 //! run with exit 2; a row's problem is an outcome in the report, never an abort.
 
 mod assignees;
+mod lookup;
 mod sink;
 mod summary;
 
@@ -20,8 +21,8 @@ use self::summary::print_summary;
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Exit, SetupError};
-use crate::ledger::Ledger;
-use crate::ledger::policy::{ToSend, ledger_base, skipped_by_human_id, sort_rows};
+use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
+use crate::ledger::{KeySpec, Ledger, field_hashes};
 use crate::read::row::SourceRow;
 use crate::report::{
     FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
@@ -30,7 +31,7 @@ use crate::report::{
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
 use crate::sandbox::Sandbox;
-use crate::service::{ApiClient, connect};
+use crate::service::{ApiClient, ApiError, connect};
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::progress::Progress;
@@ -159,7 +160,11 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
 
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
 fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    let new = !path.exists();
     let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError::new(e.to_string()))?;
+    if new {
+        say(&format!("ledger: starting a new one at {}", path.display()));
+    }
     if let Some(line) = notes.torn_line {
         say(&format!(
             "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
@@ -190,6 +195,12 @@ struct UploadRun {
     problems: ProblemPrinter,
     /// Lines about whole date columns, said after the rows'.
     column_problems: Vec<String>,
+    /// The fields that identify a row across runs.
+    key: KeySpec,
+    /// Requests the lookups of existing runs took.
+    lookups: usize,
+    /// Rows whose runs the lookups found.
+    found_at_service: usize,
 }
 
 impl UploadRun {
@@ -209,7 +220,16 @@ impl UploadRun {
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
             column_problems: stage.take_column_problems(),
+            key: stage.key().clone(),
+            lookups: 0,
+            found_at_service: 0,
         }
+    }
+
+    /// The planned row whose report line is `index`.
+    fn planned_row(&self, index: usize) -> &PlannedRow {
+        let at = self.planned.partition_point(|(i, _, _)| *i < index);
+        &self.planned[at].1
     }
 
     /// Everything after the reading: the invalid rows' verdict, the service reached, the
@@ -305,7 +325,7 @@ impl UploadRun {
         sort_rows(
             &mut self.rows,
             &self.planned,
-            ledger_base(&rerun, base_url),
+            (ledger_base(&rerun, base_url), &self.key),
             ledger.as_ref().map(Ledger::known),
             &rerun,
         );
@@ -335,7 +355,7 @@ impl UploadRun {
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
         let ready = async {
             let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
-            let client = client.with_read_retries(settings.max_retries);
+            let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
             let skipped = self.skipped_emails(settings);
             resolve_assignees(self, &client, &skipped).await?;
             Ok((client, sandbox))
@@ -346,7 +366,7 @@ impl UploadRun {
     }
 
     /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
-    /// by index: they need no `GET /users` (see [`skipped_by_human_id`]).
+    /// by index: they need no `GET /users` (see [`skipped_by_key`]).
     fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
         let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
             return HashSet::new();
@@ -355,7 +375,7 @@ impl UploadRun {
         let base_url = ledger_base(&rerun, &settings.service.base_url);
         self.planned
             .iter()
-            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_human_id(known, &rerun, base_url, p))
+            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_key(known, &rerun, &self.key, base_url, p))
             .map(|(index, _, _)| *index)
             .collect()
     }
@@ -366,7 +386,7 @@ impl UploadRun {
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
         let skipped = self.skipped_emails(settings);
         let mut resolved = Ok(());
-        if needs_users(&self.planned, &skipped) {
+        if needs_users(&self.planned) {
             resolved = async {
                 let (client, _sandbox) = connect(&settings.service, true).await?;
                 resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
@@ -445,6 +465,7 @@ impl UploadRun {
             exit_code: exit,
             report: Some(settings.report.display().to_string()),
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
+            state: settings.state.as_ref().map(|p| p.display().to_string()),
             dry_run: false,
             error: None,
         };
@@ -471,11 +492,10 @@ impl UploadRun {
         let sorted = sort_rows(
             &mut self.rows,
             &self.planned,
-            ledger_base(&rerun, client.base_url()),
+            (ledger_base(&rerun, client.base_url()), &self.key),
             ledger.as_ref().map(Ledger::known),
             &rerun,
         );
-        tell_changed(&sorted.changed);
         if let Some(why) = sorted.moved.refusal(client.base_url()) {
             error(&why);
             self.mark_planned_not_sent(&format!("not sent: {why}"));
@@ -484,7 +504,22 @@ impl UploadRun {
         if let Some(ledger) = ledger.as_mut() {
             sorted.moved.record_here(ledger)?;
         }
-        let (jobs, keys) = self.jobs(sorted.to_send);
+        let checked = self.check_projects(&client, &sorted.to_send).await;
+        let to_send = match checked {
+            Ok(()) => self.look_up(&client, sorted.to_send, ledger.as_mut(), &rerun).await,
+            Err(e) => Err(e),
+        };
+        let to_send = match to_send {
+            Ok(to_send) => to_send,
+            Err(e) => {
+                error(&format!("{e:#}"));
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                return self.finish_without_upload(SetupError::exit_of(&e), settings);
+            }
+        };
+        self.tell_lookups(&to_send, settings.read.quiet);
+        self.prior_requests = client.reads();
+        let (jobs, keys) = self.jobs(to_send);
         // The exact requests this run sends: not those the ledger skips.
         self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
@@ -522,6 +557,50 @@ impl UploadRun {
         self.complete(exit, settings, stop_reason)
     }
 
+    /// What the lookups found, said once when they found runs (the summary counts them).
+    fn tell_lookups(&self, to_send: &[ToSend], quiet: bool) {
+        let found = self.found_at_service;
+        if found > 0 && !quiet {
+            say(&format!(
+                "found {} at the service (looked up in {}); {} to send",
+                plural(found, "existing run"),
+                plural(self.lookups, "request"),
+                to_send.len()
+            ));
+        }
+        tell_changed(&self.rows, to_send.iter().any(|t| t.update_of.is_some()));
+    }
+
+    /// Every project of the rows to send exists, or the run stops before sending (exit 2):
+    /// one request per project instead of one failure per row.
+    async fn check_projects(&self, client: &ApiClient, to_send: &[ToSend]) -> anyhow::Result<()> {
+        let mut projects: Vec<(&str, Vec<usize>)> = Vec::new();
+        for p in to_send.iter().map(|t| self.planned_row(t.index)) {
+            match projects.iter_mut().find(|(id, _)| *id == p.body.project_id) {
+                Some((_, rows)) => rows.push(p.row),
+                None => projects.push((&p.body.project_id, vec![p.row])),
+            }
+        }
+        for (project, rows) in projects {
+            let exists = client.project_exists(project).await.map_err(|e| match e {
+                // Said as they are: they are about the service, not this project.
+                ApiError::Unreachable { .. } | ApiError::KeyRefused { .. } | ApiError::Redirected(_) => {
+                    SetupError::new(e.to_string())
+                }
+                other => SetupError::new(format!("could not check project {project} before sending: {other}")),
+            })?;
+            if !exists {
+                let first = rows[0];
+                return Err(SetupError::new(format!(
+                    "project {project} (row {first}{}) does not exist, or this key cannot see it, or --base-url is not the API root (it ends in /api/v1); nothing was sent",
+                    if rows.len() > 1 { format!(" and {} more", rows.len() - 1) } else { String::new() }
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The upload jobs for the rows to send, and each one's place in the ledger by index.
     fn jobs(&self, to_send: Vec<ToSend>) -> (Vec<UploadJob>, HashMap<usize, (String, String)>) {
         let planned: HashMap<usize, &PlannedRow> = self.planned.iter().map(|(i, p, _)| (*i, p)).collect();
@@ -536,9 +615,11 @@ impl UploadRun {
                     row: p.row,
                     project_id: p.body.project_id.clone(),
                     body: send.body,
+                    fields: field_hashes(&p.body.to_fields()),
                     idempotency_key: send.idempotency_key,
                     title: p.body.title.clone(),
                     human_id: p.body.human_id.clone(),
+                    update_of: send.update_of,
                 })
             })
             .collect();
@@ -551,26 +632,29 @@ impl UploadRun {
             Some(StopReason::Interrupted) => Exit::Interrupted,
             Some(StopReason::KeyRefused { .. } | StopReason::Redirected(_) | StopReason::Ledger(_))
             | Some(StopReason::Unreachable { .. }) => Exit::Setup,
-            None if self
-                .rows
-                .iter()
-                .all(|r| matches!(r.outcome, Outcome::Created | Outcome::AlreadyImported)) =>
-            {
-                Exit::Ok
-            }
+            None if self.rows.iter().all(|r| r.outcome.is_done()) => Exit::Ok,
             None => Exit::Incomplete,
         }
     }
 }
 
-/// Says that rows already imported have changed since, and that the change is not sent.
-fn tell_changed(changed: &[usize]) {
-    if let Some(first) = changed.first() {
-        say(&format!(
-            "note: {} already imported {} changed since (row {first}{}); an import does not send changes, so Testsigma keeps the earlier versions (the report says which; --force sends them as new runs)",
-            plural(changed.len(), "row"),
-            if changed.len() == 1 { "has" } else { "have" },
-            if changed.len() > 1 { " first" } else { "" },
-        ));
-    }
+/// Rows whose run exists and differs: said once, with the first of them.
+fn tell_changed(rows: &[ReportRow], update: bool) {
+    let changed: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.outcome == Outcome::Changed)
+        .map(|r| r.row)
+        .collect();
+    let Some(first) = changed.first() else { return };
+    let then = if update {
+        "their runs are updated"
+    } else {
+        "nothing was sent for them, so Testsigma keeps the earlier versions (--update-changed updates them; the report names the fields)"
+    };
+    say(&format!(
+        "note: {} already imported {} changed since (row {first}{}); {then}",
+        plural(changed.len(), "row"),
+        if changed.len() == 1 { "has" } else { "have" },
+        if changed.len() > 1 { " first" } else { "" },
+    ));
 }
