@@ -5,7 +5,6 @@ mod delimited;
 pub(crate) mod first_rows;
 pub mod mapping;
 pub mod prefetch;
-mod records;
 pub mod row;
 mod workbook;
 
