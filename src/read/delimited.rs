@@ -4,7 +4,7 @@
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 
 use csv_core::ReadRecordResult;
-use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
 use super::{Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::read::row::{Cell, SourceRow};
@@ -531,11 +531,27 @@ impl RowSource for DelimitedSource {
 /// The input from its first character, as UTF-8 bytes, byte-order mark removed.
 fn text_stream(input: &Input, plan: Plan, name: &str) -> Result<Box<dyn Read + Send>, SourceError> {
     let mut raw = input.open()?;
-    io::copy(&mut (&mut raw).take(plan.bom_len), &mut io::sink()).map_err(|source| read_error(name, 1, source))?;
     Ok(match plan.decode {
-        None => raw,
-        Some(encoding) => Box::new(DecodingReader::new(raw, encoding)),
+        // The decoder drops the encoding's own byte-order mark.
+        Some(encoding) => decoder(raw, encoding),
+        None => {
+            io::copy(&mut (&mut raw).take(plan.bom_len), &mut io::sink())
+                .map_err(|source| read_error(name, 1, source))?;
+            raw
+        }
     })
+}
+
+/// Text in `encoding` out as UTF-8, streaming. What the byte-order mark said is in
+/// `encoding` already, so the decoder does not look for one (it drops one of that
+/// encoding at the start); a byte that is no character of it becomes U+FFFD.
+fn decoder(raw: Box<dyn Read + Send>, encoding: &'static Encoding) -> Box<dyn Read + Send> {
+    let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        .build(raw);
+    // Read in whole buffers: encoding_rs_io 0.1.8 loses part of the U+FFFD for a character
+    // cut off by the end of the input when it is read a few bytes at a time.
+    Box::new(BufReader::with_capacity(READ_BYTES, decoder))
 }
 
 fn read_prefix(reader: &mut dyn Read, limit: u64) -> io::Result<Vec<u8>> {
@@ -686,74 +702,6 @@ impl RowCounter {
         self.embedded_before += embedded;
         self.last_row = row;
         row
-    }
-}
-
-/// Streams any encoding_rs encoding out as UTF-8, a buffer at a time.
-struct DecodingReader {
-    inner: Box<dyn Read + Send>,
-    decoder: Decoder,
-    input: Box<[u8]>,
-    in_start: usize,
-    in_end: usize,
-    output: Box<[u8]>,
-    out_start: usize,
-    out_end: usize,
-    inner_done: bool,
-    finished: bool,
-}
-
-impl DecodingReader {
-    fn new(inner: Box<dyn Read + Send>, encoding: &'static Encoding) -> DecodingReader {
-        DecodingReader {
-            inner,
-            decoder: encoding.new_decoder_without_bom_handling(),
-            input: vec![0; 16 * 1024].into_boxed_slice(),
-            in_start: 0,
-            in_end: 0,
-            // Room for a whole input buffer in the worst expansion (3 bytes each).
-            output: vec![0; 48 * 1024 + 16].into_boxed_slice(),
-            out_start: 0,
-            out_end: 0,
-            inner_done: false,
-            finished: false,
-        }
-    }
-}
-
-impl Read for DecodingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.out_start < self.out_end {
-                let n = buf.len().min(self.out_end - self.out_start);
-                buf[..n].copy_from_slice(&self.output[self.out_start..self.out_start + n]);
-                self.out_start += n;
-                return Ok(n);
-            }
-            if self.finished || buf.is_empty() {
-                return Ok(0);
-            }
-            if self.in_start == self.in_end && !self.inner_done {
-                self.in_start = 0;
-                self.in_end = match self.inner.read(&mut self.input) {
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => return Err(err),
-                };
-                self.inner_done = self.in_end == 0;
-            }
-            let (result, read, written, _) = self.decoder.decode_to_utf8(
-                &self.input[self.in_start..self.in_end],
-                &mut self.output,
-                self.inner_done,
-            );
-            self.in_start += read;
-            self.out_start = 0;
-            self.out_end = written;
-            if self.inner_done && result == CoderResult::InputEmpty {
-                self.finished = true;
-            }
-        }
     }
 }
 
@@ -1358,7 +1306,7 @@ mod tests {
             ),
         ];
         for (encoding, bytes) in cases {
-            let mut reader = DecodingReader::new(Box::new(OneByte(bytes, 0)), encoding);
+            let mut reader = decoder(Box::new(OneByte(bytes, 0)), encoding);
             let mut out = String::new();
             reader.read_to_string(&mut out).unwrap();
             let want = if encoding == UTF_16LE {
@@ -1368,6 +1316,17 @@ mod tests {
             };
             assert_eq!(out, want);
         }
+    }
+
+    #[test]
+    fn a_character_cut_off_by_the_end_is_one_whole_replacement_character_in_any_reads() {
+        // `A`, then half a UTF-16 code unit; read a byte at a time.
+        let mut reader = decoder(Box::new(Cursor::new(vec![0x00, 0x41, 0x00])), UTF_16BE);
+        let (mut out, mut byte) = (Vec::new(), [0u8; 1]);
+        while reader.read(&mut byte).unwrap() == 1 {
+            out.push(byte[0]);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "A\u{FFFD}");
     }
 
     #[test]
