@@ -230,31 +230,6 @@ impl SourceRow {
         (start, self.text.len())
     }
 
-    /// Asks the cache for the row's cells and the start of its text, ahead of a look.
-    #[inline]
-    pub fn prefetch(&self) {
-        crate::read::first_rows::prefetch(self.slots.as_ptr().cast());
-        crate::read::first_rows::prefetch(self.text.as_ptr().cast());
-    }
-
-    /// Asks the cache for the whole row: its cells and every line of its text, up to
-    /// [`SourceRow::PREFETCH_LINES`] of each (a row with a 50 MB cell would only push the
-    /// rows around it out of the cache).
-    #[inline]
-    pub fn prefetch_all(&self) {
-        let slots = self.slots.as_ptr().cast::<u8>();
-        let slot_bytes = std::mem::size_of_val(self.slots.as_slice());
-        for line in (0..slot_bytes).step_by(64).take(Self::PREFETCH_LINES) {
-            crate::read::first_rows::prefetch(slots.wrapping_add(line).cast());
-        }
-        for line in self.text.as_bytes().chunks(64).take(Self::PREFETCH_LINES) {
-            crate::read::first_rows::prefetch(line.as_ptr().cast());
-        }
-    }
-
-    /// 2 KB: eight times a typical row of ten or so cells.
-    const PREFETCH_LINES: usize = 32;
-
     /// Bytes of text the row holds now.
     pub fn text_len(&self) -> usize {
         self.text.len()
