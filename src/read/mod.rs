@@ -3,7 +3,6 @@
 
 pub(crate) mod ahead;
 mod delimited;
-pub(crate) mod first_rows;
 pub mod mapping;
 pub mod row;
 mod workbook;

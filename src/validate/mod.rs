@@ -6,12 +6,11 @@ pub mod dates;
 pub mod stage;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono_tz::Tz;
 
-use crate::read::first_rows::FirstRows;
 use crate::read::mapping::{ColumnMap, Field};
 use crate::read::row::{Cell, SourceRow, cell_ref, trim};
 use crate::request::{EmailAssignee, PlannedRow, SelectionFilter};
@@ -159,10 +158,10 @@ pub struct Validator {
     start_order: ColumnOrder,
     end_order: ColumnOrder,
     /// Each human id seen, by a 64-bit fingerprint, with the first row that had it: a
-    /// million ids as strings took 80 MB. Two different ids share a fingerprint with a
+    /// million ids as strings took 80 MB, as fingerprints they take about 35. Two different ids share a fingerprint with a
     /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
     /// a row whose id visibly differs: a false alarm, never a silent loss.
-    human_ids: FirstRows,
+    human_ids: HashMap<u64, usize>,
     separators: Separators,
 }
 
@@ -181,7 +180,7 @@ impl Validator {
             is_workbook,
             start_order,
             end_order,
-            human_ids: FirstRows::default(),
+            human_ids: HashMap::new(),
             separators: Separators::new(&rules.list_separators),
             rules,
         }
@@ -201,7 +200,7 @@ impl Validator {
             rules: rules.clone(),
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
-            human_ids: FirstRows::default(),
+            human_ids: HashMap::new(),
             separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
@@ -321,10 +320,6 @@ impl Validator {
         let human_id = fields.text(Field::HumanId);
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
-        if let Some(fingerprint) = human_id_fingerprint {
-            // Looked up at the end of the row (`check_unique`): fetched meanwhile.
-            self.human_ids.prefetch(fingerprint);
-        }
         body.selection_type = match fields.text(Field::SelectionType) {
             None => "STATIC",
             Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
@@ -416,10 +411,9 @@ impl Validator {
         let Some(fingerprint) = human_id_fingerprint else {
             return result;
         };
-        let number = u32::try_from(row.number).unwrap_or(u32::MAX);
-        let first = self.human_ids.first_or_insert(fingerprint, number);
+        let first = *self.human_ids.entry(fingerprint).or_insert(row.number);
         // A row whose columns have shifted keeps its one problem; its id still counts.
-        if first != number && row.overflow.is_none() {
+        if first != row.number && row.overflow.is_none() {
             let mut problems = Vec::new();
             let mut fields = FieldReader {
                 v: self,
@@ -772,14 +766,11 @@ impl<'l> ListFill<'l> {
 }
 
 /// A 64-bit hash of the text, in memory only and never stored. Two ids that share it are
-/// taken for one (see [`FirstRows`]), so it must spread like a good hash: foldhash's
-/// `quality` variant (hashbrown's, already in the tree) does, in about a third of the
-/// instructions of `std`'s SipHash for an id of a dozen bytes.
+/// taken for one (see `Validator::human_ids`), so it must spread like a good hash: std's
+/// SipHash does, and `DefaultHasher::new` is the same hasher every time.
 fn fingerprint(text: &str) -> u64 {
-    use std::hash::BuildHasher;
-    /// Any fixed seed: the hash must only be the same for the whole run.
-    const SEED: u64 = 0x7e57_5167_3a1d_0001;
-    foldhash::quality::FixedState::with_seed(SEED).hash_one(text)
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
 }
 
 const NOT_A_UUID: &str = "not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)";
