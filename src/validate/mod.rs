@@ -365,10 +365,7 @@ impl Validator {
         let unit = self.rules.timestamp_unit;
         body.start_date = start_date.map(|ms| unit.convert(ms));
         body.end_date = end_date.map(|ms| unit.convert(ms));
-        if let Some(EmailAssignee { email, column, .. }) = out.assignee_email.take() {
-            spare::keep(email);
-            spare::keep_option(column);
-        }
+        out.assignee_email = None;
         match fields.text(Field::AssigneeId) {
             None => set_option(&mut body.assignee_id, None),
             Some(value) => match uuid_text(&value) {
@@ -376,8 +373,8 @@ impl Validator {
                 None if looks_like_email(&value) => {
                     set_option(&mut body.assignee_id, None);
                     out.assignee_email = Some(EmailAssignee {
-                        email: spare::string_of(&value),
-                        column: fields.header_str(Field::AssigneeId).map(spare::string_of),
+                        email: value.to_string(),
+                        column: fields.header(Field::AssigneeId),
                         cell: fields.cell(Field::AssigneeId),
                     });
                 }
@@ -678,55 +675,11 @@ fn set_string(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-/// Overwrites `out` with `text`, keeping the string it held when there is one; a string
-/// let go is kept for the next that needs one (see [`spare`]).
+/// Overwrites `out` with `text`, keeping the string it held when there is one.
 pub(crate) fn set_option(out: &mut Option<String>, text: Option<&str>) {
     match (text, out.as_mut()) {
         (Some(text), Some(held)) => set_string(held, text),
-        (Some(text), None) => *out = Some(spare::string_of(text)),
-        (None, _) => spare::keep_option(out.take()),
-    }
-}
-
-/// Strings a request no longer needs, kept for the next that does. A request is written
-/// over by the row after it (see [`Validator::validate_into`]), and rows differ in how
-/// many labels, environments and test cases they list and whether they have an assignee:
-/// without this, the validating thread allocated and freed about two strings a row. The
-/// pool is the thread's own, so a string is freed on the thread that made it.
-mod spare {
-    use std::cell::RefCell;
-
-    /// Strings kept at most; and none that grew past `LARGEST` bytes.
-    const MOST: usize = 64;
-    const LARGEST: usize = 4096;
-
-    thread_local! {
-        static POOL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// `text` in a kept string, or a new one.
-    pub(super) fn string_of(text: &str) -> String {
-        let mut held = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
-        held.push_str(text);
-        held
-    }
-
-    pub(super) fn keep(mut string: String) {
-        if string.capacity() == 0 || string.capacity() > LARGEST {
-            return;
-        }
-        string.clear();
-        POOL.with_borrow_mut(|pool| {
-            if pool.len() < MOST {
-                pool.push(string);
-            }
-        });
-    }
-
-    pub(super) fn keep_option(string: Option<String>) {
-        if let Some(string) = string {
-            keep(string);
-        }
+        (text, _) => *out = text.map(str::to_owned),
     }
 }
 
@@ -742,26 +695,19 @@ impl<'l> ListFill<'l> {
     }
 
     fn contains(&self, item: &str) -> bool {
-        // Ids of one length differ early: a word's compare settles most pairs before the
-        // library's `memcmp` is called (five test cases make ten pairs).
-        let head = |text: &str| text.as_bytes().first_chunk::<8>().copied();
-        self.list[..self.len]
-            .iter()
-            .any(|seen| seen.len() == item.len() && head(seen) == head(item) && seen == item)
+        self.list[..self.len].iter().any(|seen| seen == item)
     }
 
     fn push(&mut self, item: &str) {
         match self.list.get_mut(self.len) {
             Some(held) => set_string(held, item),
-            None => self.list.push(spare::string_of(item)),
+            None => self.list.push(item.to_owned()),
         }
         self.len += 1;
     }
 
     fn finish(self) {
-        for string in self.list.drain(self.len..) {
-            spare::keep(string);
-        }
+        self.list.truncate(self.len);
     }
 }
 
@@ -1295,19 +1241,6 @@ mod tests {
             }
         }
         assert!(fresh(&rows[3]).is_err(), "the bad row is invalid");
-    }
-
-    #[test]
-    fn a_kept_string_comes_back_holding_only_the_new_text() {
-        spare::keep("a string the last request held".to_owned());
-        spare::keep_option(Some("another".to_owned()));
-        spare::keep(String::new());
-        for text in ["x", "", "third, past what was kept"] {
-            assert_eq!(spare::string_of(text), text);
-        }
-        // A string that grew large is let go, not kept.
-        spare::keep("y".repeat(10_000));
-        assert!(spare::string_of("z").capacity() < 10_000);
     }
 
     #[test]
