@@ -346,7 +346,9 @@ pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     }
     // Such a date has a `/` or `-` between its parts: `17 Mar 2024` and `Mar 17, 2024`
     // (which begin with no digit) need no tokens to be turned away.
-    memchr::memchr2(b'/', b'-', bytes)?;
+    if !bytes.iter().any(|b| matches!(b, b'/' | b'-')) {
+        return None;
+    }
     year_last_tokens(text)
 }
 
