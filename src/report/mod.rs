@@ -133,32 +133,27 @@ fn json_element(row: &ReportRow, first: bool) -> Vec<u8> {
 /// One CSV record: each cell quoted only where needed, as the csv crate's writer does
 /// (csv_core's, with its defaults: `,` between cells, `\n` after the last).
 fn csv_record(cells: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cells.iter().map(|c| c.len() + 1).sum::<usize>() + 8);
-    write_csv_record(&mut out, cells.iter().copied());
+    let mut out = Vec::new();
+    write_csv_record(&mut out, cells);
     out
 }
 
 /// Appends [`csv_record`] of `cells` to `out`.
-fn write_csv_record<'c>(out: &mut Vec<u8>, cells: impl IntoIterator<Item = &'c str>) {
+fn write_csv_record(out: &mut Vec<u8>, cells: &[&str]) {
+    // Room for every cell quoted, each byte a doubled quote, and its delimiter; then the
+    // line end, after `""` for a record of one empty cell.
+    let room = cells.iter().map(|cell| 2 * cell.len() + 3).sum::<usize>() + 3;
+    let mut at = out.len();
+    out.resize(at + room, 0);
     let mut writer = csv_core::Writer::new();
-    for (i, cell) in cells.into_iter().enumerate() {
+    for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
-            // A closing quote, then the delimiter.
-            write_with(out, 2, |room| writer.delimiter(room).1);
+            at += writer.delimiter(&mut out[at..]).1;
         }
-        // Quoted, every byte a doubled quote at worst.
-        write_with(out, 2 * cell.len() + 2, |room| writer.field(cell.as_bytes(), room).2);
+        at += writer.field(cell.as_bytes(), &mut out[at..]).2;
     }
-    // A closing quote, or `""` for a record of one empty cell, then the line end.
-    write_with(out, 4, |room| writer.terminator(room).1);
-}
-
-/// Lets `write` put up to `room` bytes at the end of `out`; it says how many it put.
-fn write_with(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut [u8]) -> usize) {
-    let start = out.len();
-    out.resize(start + room, 0);
-    let written = write(&mut out[start..]);
-    out.truncate(start + written);
+    at += writer.terminator(&mut out[at..]).1;
+    out.truncate(at);
 }
 
 fn csv_header() -> Vec<u8> {
@@ -182,7 +177,7 @@ fn write_csv_line(out: &mut Vec<u8>, row: &ReportRow) {
         text(&row.error),
         text(&row.request_id),
     ];
-    write_csv_record(out, cells.iter().map(|cell| cell.as_ref()));
+    write_csv_record(out, &cells.each_ref().map(|cell| cell.as_ref()));
 }
 
 /// One row as a JSON object keyed by the report's column names, in column order.
