@@ -11,7 +11,7 @@ use super::{RowSource, SourceError};
 use crate::read::row::SourceRow;
 
 /// Rows per batch: enough that handing one over costs little per row.
-const BATCH_ROWS: usize = 128;
+const BATCH_ROWS: usize = 1024;
 /// A batch is sent early once its cells hold this much text, so a file of huge cells
 /// does not keep hundreds of megabytes in flight.
 const BATCH_BYTES: usize = 1 << 20;

@@ -378,6 +378,8 @@ struct Records {
     byte: u64,
     /// Where the last record began: the end of the record before it.
     start: u64,
+    /// The parser's line when the last record began.
+    line_before: u64,
     /// The last byte read, which ended the last record (a `\r\n` ends at its `\r`; the
     /// parser skips the `\n` as a blank line before the next record).
     last_byte: Option<u8>,
@@ -416,6 +418,7 @@ impl Records {
             ends_used: 0,
             byte: 0,
             start: 0,
+            line_before: 1,
             last_byte: None,
             ended_by_eof: false,
             cap: u64::MAX,
@@ -425,6 +428,7 @@ impl Records {
     /// Reads the next record; `Ok(false)` at the end of the text.
     fn read(&mut self) -> io::Result<bool> {
         self.start = self.byte;
+        self.line_before = self.parser.line();
         let (mut bytes, mut ends) = (0, 0);
         loop {
             let input = self.text.fill_buf()?;
@@ -491,6 +495,10 @@ impl Records {
 
     /// The line feeds inside the last record's fields (quoted ones).
     fn embedded(&self) -> u64 {
+        // Most records hold none: then every line feed read for the record ended it.
+        if self.line() - self.line_before == u64::from(self.ended_by_lf()) {
+            return 0;
+        }
         self.as_slice().iter().filter(|&&b| b == b'\n').count() as u64
     }
 }
