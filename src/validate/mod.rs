@@ -2,6 +2,7 @@
 //! nothing here touches files, the network or the terminal.
 
 pub mod date_order;
+mod date_text;
 pub mod dates;
 pub mod stage;
 

@@ -192,7 +192,7 @@ impl ReadStage {
     /// whose columns have shifted is invalid and the rest go on; an error reading the file
     /// (bad bytes, an oversized cell) ends the run. Returns the number of data rows.
     ///
-    /// The rows are read on a second thread ([`read_ahead`]) and validated on this one, in
+    /// The rows are read on a second thread (`read_ahead`) and validated on this one, in
     /// file order, as the human-id check and the date columns' order need.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
