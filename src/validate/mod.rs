@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::read::mapping::{ColumnMap, Field};
 use crate::read::row::{SourceRow, trim};
-use crate::request::{EmailAssignee, PlannedRow, SelectionFilter};
+use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestRunBody};
 use date_order::{ColumnOrder, DateEvidence, column_orders};
 use dates::{DateOrder, TimestampUnit};
 use fields::{FieldReader, Value};
@@ -265,7 +265,7 @@ impl Validator {
     }
 
     /// Everything [`Validator::validate`] checks except that the human id is unique: what
-    /// needs no other row.
+    /// needs no other row. The fields are read in the order their problems are told.
     fn check(&self, row: &SourceRow, out: &mut PlannedRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
@@ -273,128 +273,21 @@ impl Validator {
             row,
             problems: &mut problems,
         };
-        // A row whose columns have shifted has that one problem: what its cells seem to
-        // say is not to be trusted, but its human_id still counts.
         if let Some(message) = &row.overflow {
-            let human_id_fingerprint = fields.text(Field::HumanId).as_deref().map(fingerprint);
-            let problem = Problem {
-                row: row.number,
-                column: None,
-                cell: None,
-                value: None,
-                kind: ProblemKind::Unreadable,
-                message: message.clone(),
-            };
-            return Checked {
-                result: Err(vec![problem]),
-                human_id_fingerprint,
-            };
+            return shifted(&mut fields, message);
         }
         let body = &mut out.body;
-
-        match fields.text(Field::Title) {
-            Some(title) => set_string(&mut body.title, &title),
-            // An error cell has said what is wrong with the title already.
-            None if fields.has_problem(Field::Title) => {}
-            None => fields.problem(
-                Field::Title,
-                None,
-                ProblemKind::Missing,
-                "a title is required".to_string(),
-            ),
-        }
+        title_into(&mut fields, &mut body.title);
         set_option(&mut body.description, fields.text(Field::Description).as_deref());
-        body.status = match fields.text(Field::Status) {
-            None => "ACTIVE",
-            Some(text) => match parse_status(&text) {
-                Ok(status) => status,
-                Err(message) => {
-                    fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
-                    ""
-                }
-            },
-        };
-        if !fields.uuid_into(Field::ProjectId, &mut body.project_id) && !fields.has_problem(Field::ProjectId) {
-            fields.problem(
-                Field::ProjectId,
-                None,
-                ProblemKind::Missing,
-                "no project: the row has no project_id, and neither --project-id nor [defaults] project_id is set"
-                    .to_string(),
-            );
-        }
+        body.status = status(&mut fields);
+        project_into(&mut fields, &mut body.project_id);
         let human_id = fields.text(Field::HumanId);
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
-        body.selection_type = match fields.text(Field::SelectionType) {
-            None => "STATIC",
-            Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
-            Some(s) => {
-                fields.problem(
-                    Field::SelectionType,
-                    Some(s.into_owned()),
-                    ProblemKind::BadSelectionType,
-                    "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
-                        .to_string(),
-                );
-                ""
-            }
-        };
-        // One `id IN (…)` filter when there are test cases, none otherwise; the filter
-        // and its strings are kept from the last row.
-        body.static_selection_filters.truncate(1);
-        if body.static_selection_filters.is_empty() {
-            body.static_selection_filters.push(SelectionFilter {
-                field: "id",
-                operator: "IN",
-                values: Vec::new(),
-            });
-        }
-        fields.uuid_list_into(Field::TestCaseIds, &mut body.static_selection_filters[0].values);
-        if body.static_selection_filters[0].values.is_empty() {
-            body.static_selection_filters.clear();
-        }
-        let start_date = fields.date(Field::StartDate);
-        let end_date = fields.date(Field::EndDate);
-        if let (Some(start), Some(end)) = (start_date, end_date)
-            && end < start
-        {
-            let end_text = fields.raw_text(Field::EndDate);
-            let start_text = fields.raw_text(Field::StartDate).unwrap_or_default();
-            fields.problem(
-                Field::EndDate,
-                end_text,
-                ProblemKind::EndBeforeStart,
-                format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
-            );
-        }
-        let unit = self.rules.timestamp_unit;
-        body.start_date = start_date.map(|ms| unit.convert(ms));
-        body.end_date = end_date.map(|ms| unit.convert(ms));
-        out.assignee_email = None;
-        match fields.text(Field::AssigneeId) {
-            None => set_option(&mut body.assignee_id, None),
-            Some(value) => match uuid_text(&value) {
-                Some(id) => set_option(&mut body.assignee_id, Some(&id)),
-                None if looks_like_email(&value) => {
-                    set_option(&mut body.assignee_id, None);
-                    out.assignee_email = Some(EmailAssignee {
-                        email: value.to_string(),
-                        column: fields.header(Field::AssigneeId),
-                        cell: fields.cell(Field::AssigneeId),
-                    });
-                }
-                None => {
-                    set_option(&mut body.assignee_id, None);
-                    fields.problem(
-                        Field::AssigneeId,
-                        Some(value.into_owned()),
-                        ProblemKind::NotUuid,
-                        format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
-                    );
-                }
-            },
-        }
+        body.selection_type = selection_type(&mut fields);
+        test_cases_into(&mut fields, &mut body.static_selection_filters);
+        dates_into(&mut fields, body, self.rules.timestamp_unit);
+        assignee_into(&mut fields, &mut body.assignee_id, &mut out.assignee_email);
         fields.list_into(Field::LabelNames, &mut body.label_names);
         fields.uuid_list_into(Field::EnvironmentIds, &mut body.environment_ids);
         out.row = row.number;
@@ -443,6 +336,149 @@ impl Validator {
 struct Checked {
     result: Result<(), Vec<Problem>>,
     human_id_fingerprint: Option<u64>,
+}
+
+/// A row whose columns have shifted has that one problem: what its cells seem to say is
+/// not to be trusted, but its human_id still counts.
+fn shifted(fields: &mut FieldReader<'_>, message: &str) -> Checked {
+    let human_id_fingerprint = fields.text(Field::HumanId).as_deref().map(fingerprint);
+    let problem = Problem {
+        row: fields.row.number,
+        column: None,
+        cell: None,
+        value: None,
+        kind: ProblemKind::Unreadable,
+        message: message.to_owned(),
+    };
+    Checked {
+        result: Err(vec![problem]),
+        human_id_fingerprint,
+    }
+}
+
+fn title_into(fields: &mut FieldReader<'_>, out: &mut String) {
+    match fields.text(Field::Title) {
+        Some(title) => set_string(out, &title),
+        // An error cell has said what is wrong with the title already.
+        None if fields.has_problem(Field::Title) => {}
+        None => fields.problem(
+            Field::Title,
+            None,
+            ProblemKind::Missing,
+            "a title is required".to_string(),
+        ),
+    }
+}
+
+/// `ACTIVE` when blank; `""` with a problem when not a status.
+fn status(fields: &mut FieldReader<'_>) -> &'static str {
+    let Some(text) = fields.text(Field::Status) else {
+        return "ACTIVE";
+    };
+    match parse_status(&text) {
+        Ok(status) => status,
+        Err(message) => {
+            fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
+            ""
+        }
+    }
+}
+
+fn project_into(fields: &mut FieldReader<'_>, out: &mut String) {
+    if !fields.uuid_into(Field::ProjectId, out) && !fields.has_problem(Field::ProjectId) {
+        fields.problem(
+            Field::ProjectId,
+            None,
+            ProblemKind::Missing,
+            "no project: the row has no project_id, and neither --project-id nor [defaults] project_id is set"
+                .to_string(),
+        );
+    }
+}
+
+/// `STATIC` when blank or so written; `""` with a problem otherwise.
+fn selection_type(fields: &mut FieldReader<'_>) -> &'static str {
+    match fields.text(Field::SelectionType) {
+        None => "STATIC",
+        Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
+        Some(s) => {
+            fields.problem(
+                Field::SelectionType,
+                Some(s.into_owned()),
+                ProblemKind::BadSelectionType,
+                "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
+                    .to_string(),
+            );
+            ""
+        }
+    }
+}
+
+/// One `id IN (…)` filter when there are test cases, none otherwise; the filter and its
+/// strings are kept from the last row.
+fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>) {
+    filters.truncate(1);
+    if filters.is_empty() {
+        filters.push(SelectionFilter {
+            field: "id",
+            operator: "IN",
+            values: Vec::new(),
+        });
+    }
+    fields.uuid_list_into(Field::TestCaseIds, &mut filters[0].values);
+    if filters[0].values.is_empty() {
+        filters.clear();
+    }
+}
+
+/// The start and end dates, in `unit`; an end before the start is a problem.
+fn dates_into(fields: &mut FieldReader<'_>, body: &mut TestRunBody, unit: TimestampUnit) {
+    let start_date = fields.date(Field::StartDate);
+    let end_date = fields.date(Field::EndDate);
+    if let (Some(start), Some(end)) = (start_date, end_date)
+        && end < start
+    {
+        let end_text = fields.raw_text(Field::EndDate);
+        let start_text = fields.raw_text(Field::StartDate).unwrap_or_default();
+        fields.problem(
+            Field::EndDate,
+            end_text,
+            ProblemKind::EndBeforeStart,
+            format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
+        );
+    }
+    body.start_date = start_date.map(|ms| unit.convert(ms));
+    body.end_date = end_date.map(|ms| unit.convert(ms));
+}
+
+/// A user's UUID into `id`; an e-mail address into `email`, to be looked up; anything
+/// else is a problem.
+fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &mut Option<EmailAssignee>) {
+    *email = None;
+    let Some(value) = fields.text(Field::AssigneeId) else {
+        set_option(id, None);
+        return;
+    };
+    match uuid_text(&value) {
+        Some(uuid) => set_option(id, Some(&uuid)),
+        None if looks_like_email(&value) => {
+            set_option(id, None);
+            *email = Some(EmailAssignee {
+                email: value.to_string(),
+                column: fields.header(Field::AssigneeId),
+                cell: fields.cell(Field::AssigneeId),
+            });
+        }
+        None => {
+            set_option(id, None);
+            fields.problem(
+                Field::AssigneeId,
+                Some(value.into_owned()),
+                ProblemKind::NotUuid,
+                format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
+            );
+        }
+    }
 }
 
 /// Overwrites `out` with `text`, keeping its allocation.
