@@ -247,7 +247,10 @@ impl ColumnMap {
 }
 
 /// Maps a sheet's headers to fields. Explicit mappings win; then aliases, earlier alias first.
-pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn>) -> Result<ColumnMap, MappingError> {
+pub(crate) fn map_headers(
+    headers: &[String],
+    explicit: &BTreeMap<Field, ExplicitColumn>,
+) -> Result<ColumnMap, MappingError> {
     let normalised: Vec<String> = headers.iter().map(|h| normalise_header(h)).collect();
     let mut columns = BTreeMap::new();
     let mut taken = vec![false; headers.len()];

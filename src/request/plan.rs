@@ -12,7 +12,7 @@ use crate::request::{PlannedRow, TestRunBody};
 impl TestRunBody {
     /// The body as compact JSON, fields in the vendor page's order, absent optional
     /// fields left out.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         // Strings, integers and lists of them: serde_json cannot fail on these.
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -321,7 +321,7 @@ pub fn may_need_order(text: &str) -> bool {
 /// The first two parts of a slash/dash date with a 4-digit year last (`03/04/2024`, also
 /// after a weekday: `Wed, 03/04/2024`), or `None`: the values whose reading needs the
 /// column's dd/mm order, or proves it.
-pub fn year_last_parts(text: &str) -> Option<(u64, u64)> {
+pub(crate) fn year_last_parts(text: &str) -> Option<(u64, u64)> {
     // Every value of a date column comes here: most start with a number that is not one
     // or two digits then `/` or `-`, and are no such date, without being tokenised.
     let bytes = text.as_bytes();

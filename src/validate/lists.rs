@@ -39,7 +39,7 @@ pub(super) const NOT_A_UUID: &str =
     "not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)";
 
 /// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
-pub fn parse_uuid(text: &str) -> Result<String, String> {
+pub(super) fn parse_uuid(text: &str) -> Result<String, String> {
     uuid_text(text)
         .map(Cow::into_owned)
         .ok_or_else(|| NOT_A_UUID.to_string())

@@ -20,8 +20,7 @@ use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestRunBody};
 use date_order::{ColumnOrder, DateEvidence, column_orders};
 use dates::{DateOrder, TimestampUnit};
 use fields::{FieldReader, Value};
-pub use lists::parse_uuid;
-use lists::{NOT_A_UUID, Separators, uuid_text};
+use lists::{NOT_A_UUID, Separators, parse_uuid, uuid_text};
 
 impl EmailAssignee {
     /// The problem to report when the address matches no user.
