@@ -1,11 +1,11 @@
 //! Delimited text (CSV, TSV, Excel's semicolon CSV): encoding and delimiter sniffing,
 //! streaming records through one reused buffer, and the row numbers a spreadsheet shows.
 
-use std::io::{self, Cursor, Read};
+use std::io::{self, BufRead, BufReader, Cursor, Read};
 
-use encoding_rs::{CoderResult, Decoder, Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use csv_core::ReadRecordResult;
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
-use super::records::{Record, RecordReader, RecordTooLong};
 use super::{Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::read::row::{Cell, SourceRow};
 
@@ -17,6 +17,8 @@ const TEXT_CHECK_BYTES: u64 = 1024;
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 /// Slack on top of the per-record byte cap, for quotes, delimiters and read-ahead.
 const RECORD_SLACK: u64 = 64 * 1024;
+/// Bytes of text the record parser is handed at a time.
+const READ_BYTES: usize = 64 * 1024;
 
 /// What was decided about the text once, so a rewind reads it the same way.
 #[derive(Clone, Copy)]
@@ -36,8 +38,7 @@ pub(super) struct DelimitedSource {
     max_cell_bytes: usize,
     max_columns: usize,
     headers: Vec<String>,
-    reader: RecordReader,
-    record: Record,
+    records: Records,
     rows: RowCounter,
 }
 
@@ -70,6 +71,7 @@ impl DelimitedSource {
             stream = Box::new(Cursor::new(prefix).chain(stream));
         }
 
+        let records = Records::new(stream, plan.delimiter).map_err(|source| read_error(&name, 1, source))?;
         let mut source = DelimitedSource {
             input: input.clone(),
             name,
@@ -78,8 +80,7 @@ impl DelimitedSource {
             max_cell_bytes: opts.max_cell_bytes,
             max_columns: opts.max_columns,
             headers: Vec::new(),
-            reader: RecordReader::new(stream, plan.delimiter),
-            record: Record::default(),
+            records,
             rows: RowCounter::default(),
         };
         source.read_headers()?;
@@ -115,16 +116,16 @@ impl DelimitedSource {
                 first_row: Some(row),
             });
         }
-        if self.record.len() > self.max_columns {
+        if self.records.len() > self.max_columns {
             return Err(SourceError::TooManyColumns {
                 name: self.name.clone(),
                 at: Location::row(row, false),
-                columns: self.record.len(),
+                columns: self.records.len(),
                 limit: self.max_columns,
             });
         }
         self.headers.clear();
-        for (column, field) in self.record.iter().enumerate() {
+        for (column, field) in self.records.iter().enumerate() {
             let text = field_text(field, self.max_cell_bytes, || Location::cell(row, column, &[], false))
                 .map_err(|err| err.into_error(&self.name))?;
             self.headers.push(text.trim().to_owned());
@@ -140,22 +141,22 @@ impl DelimitedSource {
             .saturating_mul(2)
             .saturating_mul(columns.max(1) as u64)
             .saturating_add(RECORD_SLACK);
-        self.reader.cap = cap;
+        self.records.cap = cap;
     }
 
-    /// Reads the next record into `self.record` and returns its spreadsheet row number.
+    /// Reads the next record into `self.records` and returns its spreadsheet row number.
     fn read_record(&mut self) -> Result<Option<usize>, SourceError> {
-        match self.reader.read_record(&mut self.record) {
+        match self.records.read() {
             Ok(true) => {}
             Ok(false) => return Ok(None),
             Err(err) => return Err(self.read_failed(err)),
         }
-        let line = self.reader.line();
-        let start = self.reader.record_start();
-        let ended_by_lf = self.reader.ended_by_lf();
-        let ended_by_eof = self.reader.ended_by_eof();
-        let embedded = self.reader.embedded();
-        let row = self.rows.next(line, embedded, ended_by_lf);
+        let start = self.records.start;
+        let ended_by_eof = self.records.ended_by_eof;
+        let embedded = self.records.embedded();
+        let row = self
+            .rows
+            .next(self.records.line(), embedded, self.records.ended_by_lf());
         // A quote never closed takes every later line into its cell, up to the end of the
         // file, and the rows on those lines would be lost without a word.
         if ended_by_eof
@@ -182,15 +183,13 @@ impl DelimitedSource {
         row.number = number;
         row.overflow = None;
         let width = self.headers.len();
-        // One UTF-8 check for the whole record is much cheaper than one per field; a field
-        // whose ends are character boundaries of valid text is valid text itself. The
-        // simdutf8 crate checks 32 bytes at a step where `std` goes by the word (and by the
-        // byte after any letter outside ASCII, such as the dash in `Checkout — smoke`).
+        // One UTF-8 check for the whole record is cheaper than one per field; a field
+        // whose ends are character boundaries of valid text is valid text itself.
         // The row takes the record's text whole, in one copy, and its cells point into it.
-        let whole = simdutf8::basic::from_utf8(self.record.as_slice()).ok();
+        let whole = std::str::from_utf8(self.records.as_slice()).ok();
         row.clear_cells_to(width, whole.unwrap_or_default());
-        for (column, range) in self.record.ranges().enumerate() {
-            let field = &self.record.as_slice()[range.clone()];
+        for (column, range) in self.records.ranges().enumerate() {
+            let field = &self.records.as_slice()[range.clone()];
             if column >= width {
                 // A trailing delimiter is harmless; a value past the last header
                 // means the columns have shifted, and every later value is suspect.
@@ -275,13 +274,13 @@ impl DelimitedSource {
     /// was never closed. Only on this error path, the record is read again from its start
     /// to tell which, so the message sends the user to the right fix.
     fn diagnose_runaway(&self, row: usize) -> SourceError {
-        let cap = self.reader.cap;
+        let cap = self.records.cap;
         let runaway = SourceError::RunawayRecord {
             name: self.name.clone(),
             at: Location::row(row, false),
             limit: cap,
         };
-        let Some((lexer, _)) = self.lex_again(self.reader.record_start(), cap) else {
+        let Some((lexer, _)) = self.lex_again(self.records.start, cap) else {
             return runaway;
         };
         if lexer.in_quotes || lexer.field_bytes <= self.max_cell_bytes as u64 {
@@ -362,6 +361,148 @@ impl FieldLexer {
     }
 }
 
+/// The records of delimited text, parsed by `csv_core` as the csv crate parses them (`"`
+/// quotes, `""` inside them, `\r`, `\n` or `\r\n` line ends, blank lines skipped, a
+/// UTF-8 byte-order mark at the start dropped), with what row numbers and messages need:
+/// the line after each record, where it began and how it ended.
+struct Records {
+    text: BufReader<Box<dyn Read + Send>>,
+    parser: csv_core::Reader,
+    /// The last record's fields, back to back, in `bytes[..bytes_used]`; field `i` ends at
+    /// `ends[i]`, for the first `ends_used`.
+    bytes: Vec<u8>,
+    bytes_used: usize,
+    ends: Vec<usize>,
+    ends_used: usize,
+    /// Bytes of text read so far: the end of the last record.
+    byte: u64,
+    /// Where the last record began: the end of the record before it.
+    start: u64,
+    /// The parser's line when the last record began.
+    line_before: u64,
+    /// The last byte read, which ended the last record (a `\r\n` ends at its `\r`; the
+    /// parser skips the `\n` as a blank line before the next record).
+    last_byte: Option<u8>,
+    /// The last record was closed by the end of the text, not by a line end.
+    ended_by_eof: bool,
+    /// Most bytes one record may take from the text, blank lines before it included.
+    cap: u64,
+}
+
+/// The error a read returns when one record runs past the byte cap.
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record too long")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+impl Records {
+    fn new(mut text: Box<dyn Read + Send>, delimiter: u8) -> io::Result<Records> {
+        // The parser drops a byte-order mark only when its first input holds it whole, and
+        // takes a first input of nothing else for the whole text; a decoder may hand out
+        // fewer bytes at first. So its first input is the first four bytes, together.
+        let mut head = Vec::with_capacity(4);
+        (&mut text).take(4).read_to_end(&mut head)?;
+        let text: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(text));
+        Ok(Records {
+            text: BufReader::with_capacity(READ_BYTES, text),
+            parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            bytes: vec![0; 1024],
+            bytes_used: 0,
+            ends: vec![0; 64],
+            ends_used: 0,
+            byte: 0,
+            start: 0,
+            line_before: 1,
+            last_byte: None,
+            ended_by_eof: false,
+            cap: u64::MAX,
+        })
+    }
+
+    /// Reads the next record; `Ok(false)` at the end of the text.
+    fn read(&mut self) -> io::Result<bool> {
+        self.start = self.byte;
+        self.line_before = self.parser.line();
+        let (mut bytes, mut ends) = (0, 0);
+        loop {
+            let input = self.text.fill_buf()?;
+            let at_end = input.is_empty();
+            let (result, read, wrote, ended) =
+                self.parser
+                    .read_record(input, &mut self.bytes[bytes..], &mut self.ends[ends..]);
+            if let Some(&last) = input[..read].last() {
+                self.last_byte = Some(last);
+            }
+            self.text.consume(read);
+            self.byte += read as u64;
+            bytes += wrote;
+            ends += ended;
+            match result {
+                ReadRecordResult::InputEmpty if self.byte - self.start > self.cap => {
+                    return Err(io::Error::other(RecordTooLong));
+                }
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.bytes.resize(self.bytes.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record => {
+                    (self.bytes_used, self.ends_used, self.ended_by_eof) = (bytes, ends, at_end);
+                    return Ok(true);
+                }
+                ReadRecordResult::End => return Ok(false),
+            }
+        }
+    }
+
+    /// The number of fields in the last record.
+    fn len(&self) -> usize {
+        self.ends_used
+    }
+
+    /// Every field's bytes of the last record, one after another, without delimiters.
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.bytes_used]
+    }
+
+    /// Where each field of the last record lies in [`Records::as_slice`].
+    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let mut start = 0;
+        self.ends[..self.ends_used].iter().map(move |&end| {
+            let range = start..end;
+            start = end;
+            range
+        })
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges().map(|range| &self.bytes[range])
+    }
+
+    /// 1 + the line feeds read so far, including those inside quoted fields.
+    fn line(&self) -> u64 {
+        self.parser.line()
+    }
+
+    /// The last record ended with a line feed.
+    fn ended_by_lf(&self) -> bool {
+        !self.ended_by_eof && self.last_byte == Some(b'\n')
+    }
+
+    /// The line feeds inside the last record's fields (quoted ones).
+    fn embedded(&self) -> u64 {
+        // Most records hold none: then every line feed read for the record ended it.
+        if self.line() - self.line_before == u64::from(self.ended_by_lf()) {
+            return 0;
+        }
+        self.as_slice().iter().filter(|&&b| b == b'\n').count() as u64
+    }
+}
+
 impl RowSource for DelimitedSource {
     fn headers(&self) -> &[String] {
         &self.headers
@@ -389,7 +530,7 @@ impl RowSource for DelimitedSource {
 
     fn rewind(&mut self) -> Result<(), SourceError> {
         let stream = text_stream(&self.input, self.plan, &self.name)?;
-        self.reader = RecordReader::new(stream, self.plan.delimiter);
+        self.records = Records::new(stream, self.plan.delimiter).map_err(|source| read_error(&self.name, 1, source))?;
         self.rows = RowCounter::default();
         self.read_headers()
     }
@@ -398,11 +539,27 @@ impl RowSource for DelimitedSource {
 /// The input from its first character, as UTF-8 bytes, byte-order mark removed.
 fn text_stream(input: &Input, plan: Plan, name: &str) -> Result<Box<dyn Read + Send>, SourceError> {
     let mut raw = input.open()?;
-    io::copy(&mut (&mut raw).take(plan.bom_len), &mut io::sink()).map_err(|source| read_error(name, 1, source))?;
     Ok(match plan.decode {
-        None => raw,
-        Some(encoding) => Box::new(DecodingReader::new(raw, encoding)),
+        // The decoder drops the encoding's own byte-order mark.
+        Some(encoding) => decoder(raw, encoding),
+        None => {
+            io::copy(&mut (&mut raw).take(plan.bom_len), &mut io::sink())
+                .map_err(|source| read_error(name, 1, source))?;
+            raw
+        }
     })
+}
+
+/// Text in `encoding` out as UTF-8, streaming. What the byte-order mark said is in
+/// `encoding` already, so the decoder does not look for one (it drops one of that
+/// encoding at the start); a byte that is no character of it becomes U+FFFD.
+fn decoder(raw: Box<dyn Read + Send>, encoding: &'static Encoding) -> Box<dyn Read + Send> {
+    let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        .build(raw);
+    // Read in whole buffers: encoding_rs_io 0.1.8 loses part of the U+FFFD for a character
+    // cut off by the end of the input when it is read a few bytes at a time.
+    Box::new(BufReader::with_capacity(READ_BYTES, decoder))
 }
 
 fn read_prefix(reader: &mut dyn Read, limit: u64) -> io::Result<Vec<u8>> {
@@ -553,74 +710,6 @@ impl RowCounter {
         self.embedded_before += embedded;
         self.last_row = row;
         row
-    }
-}
-
-/// Streams any encoding_rs encoding out as UTF-8, a buffer at a time.
-struct DecodingReader {
-    inner: Box<dyn Read + Send>,
-    decoder: Decoder,
-    input: Box<[u8]>,
-    in_start: usize,
-    in_end: usize,
-    output: Box<[u8]>,
-    out_start: usize,
-    out_end: usize,
-    inner_done: bool,
-    finished: bool,
-}
-
-impl DecodingReader {
-    fn new(inner: Box<dyn Read + Send>, encoding: &'static Encoding) -> DecodingReader {
-        DecodingReader {
-            inner,
-            decoder: encoding.new_decoder_without_bom_handling(),
-            input: vec![0; 16 * 1024].into_boxed_slice(),
-            in_start: 0,
-            in_end: 0,
-            // Room for a whole input buffer in the worst expansion (3 bytes each).
-            output: vec![0; 48 * 1024 + 16].into_boxed_slice(),
-            out_start: 0,
-            out_end: 0,
-            inner_done: false,
-            finished: false,
-        }
-    }
-}
-
-impl Read for DecodingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.out_start < self.out_end {
-                let n = buf.len().min(self.out_end - self.out_start);
-                buf[..n].copy_from_slice(&self.output[self.out_start..self.out_start + n]);
-                self.out_start += n;
-                return Ok(n);
-            }
-            if self.finished || buf.is_empty() {
-                return Ok(0);
-            }
-            if self.in_start == self.in_end && !self.inner_done {
-                self.in_start = 0;
-                self.in_end = match self.inner.read(&mut self.input) {
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => return Err(err),
-                };
-                self.inner_done = self.in_end == 0;
-            }
-            let (result, read, written, _) = self.decoder.decode_to_utf8(
-                &self.input[self.in_start..self.in_end],
-                &mut self.output,
-                self.inner_done,
-            );
-            self.in_start += read;
-            self.out_start = 0;
-            self.out_end = written;
-            if self.inner_done && result == CoderResult::InputEmpty {
-                self.finished = true;
-            }
-        }
     }
 }
 
@@ -1225,7 +1314,7 @@ mod tests {
             ),
         ];
         for (encoding, bytes) in cases {
-            let mut reader = DecodingReader::new(Box::new(OneByte(bytes, 0)), encoding);
+            let mut reader = decoder(Box::new(OneByte(bytes, 0)), encoding);
             let mut out = String::new();
             reader.read_to_string(&mut out).unwrap();
             let want = if encoding == UTF_16LE {
@@ -1235,6 +1324,17 @@ mod tests {
             };
             assert_eq!(out, want);
         }
+    }
+
+    #[test]
+    fn a_character_cut_off_by_the_end_is_one_whole_replacement_character_in_any_reads() {
+        // `A`, then half a UTF-16 code unit; read a byte at a time.
+        let mut reader = decoder(Box::new(Cursor::new(vec![0x00, 0x41, 0x00])), UTF_16BE);
+        let (mut out, mut byte) = (Vec::new(), [0u8; 1]);
+        while reader.read(&mut byte).unwrap() == 1 {
+            out.push(byte[0]);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "A\u{FFFD}");
     }
 
     #[test]

@@ -247,59 +247,79 @@ impl ColumnMap {
 }
 
 /// Maps a sheet's headers to fields. Explicit mappings win; then aliases, earlier alias first.
-pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn>) -> Result<ColumnMap, MappingError> {
+pub(crate) fn map_headers(
+    headers: &[String],
+    explicit: &BTreeMap<Field, ExplicitColumn>,
+) -> Result<ColumnMap, MappingError> {
     let normalised: Vec<String> = headers.iter().map(|h| normalise_header(h)).collect();
-    let found = || {
-        if headers.iter().all(|h| h.trim().is_empty()) {
-            "(none)".to_string()
-        } else {
-            headers
-                .iter()
-                .filter(|h| !h.trim().is_empty())
-                .map(|h| format!("`{h}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
     let mut columns = BTreeMap::new();
     let mut taken = vec![false; headers.len()];
     for (field, wanted) in explicit {
-        // The header written exactly, else as matching compares headers; one column only.
-        let exact: Vec<usize> = (0..headers.len())
-            .filter(|&c| headers[c].trim() == wanted.header.trim())
-            .collect();
-        let candidates = if exact.is_empty() {
-            let loose = normalise_header(&wanted.header);
-            (0..headers.len()).filter(|&c| normalised[c] == loose).collect()
-        } else {
-            exact
-        };
-        let column = match candidates.as_slice() {
-            [] => {
-                return Err(MappingError::MappedHeaderMissing {
-                    source_name: wanted.source_name.clone(),
-                    field: *field,
-                    header: wanted.header.clone(),
-                    found: found(),
-                });
-            }
-            [column] => *column,
-            several => {
-                return Err(MappingError::MappedHeaderAmbiguous {
-                    source_name: wanted.source_name.clone(),
-                    field: *field,
-                    header: wanted.header.clone(),
-                    columns: several
-                        .iter()
-                        .map(|&c| crate::read::row::column_letters(c))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-        };
+        let column = explicit_column(headers, &normalised, *field, wanted)?;
         columns.insert(*field, column);
         taken[column] = true;
     }
+    let shadowed = map_aliases(headers, &normalised, &mut columns, &mut taken);
+    if !columns.contains_key(&Field::Title) {
+        return Err(MappingError::NoTitle {
+            found: found_headers(headers),
+        });
+    }
+    let unknown = headers
+        .iter()
+        .enumerate()
+        .filter(|(column, _)| !taken[*column])
+        .map(|(column, header)| (column, header.clone()))
+        .collect();
+    Ok(ColumnMap::new(columns, unknown, shadowed))
+}
+
+/// The one column a mapping names for `field`: the header written exactly, else as
+/// matching compares headers.
+fn explicit_column(
+    headers: &[String],
+    normalised: &[String],
+    field: Field,
+    wanted: &ExplicitColumn,
+) -> Result<usize, MappingError> {
+    let exact: Vec<usize> = (0..headers.len())
+        .filter(|&c| headers[c].trim() == wanted.header.trim())
+        .collect();
+    let candidates = if exact.is_empty() {
+        let loose = normalise_header(&wanted.header);
+        (0..headers.len()).filter(|&c| normalised[c] == loose).collect()
+    } else {
+        exact
+    };
+    match candidates.as_slice() {
+        [] => Err(MappingError::MappedHeaderMissing {
+            source_name: wanted.source_name.clone(),
+            field,
+            header: wanted.header.clone(),
+            found: found_headers(headers),
+        }),
+        [column] => Ok(*column),
+        several => Err(MappingError::MappedHeaderAmbiguous {
+            source_name: wanted.source_name.clone(),
+            field,
+            header: wanted.header.clone(),
+            columns: several
+                .iter()
+                .map(|&c| crate::read::row::column_letters(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Maps each column not `taken` whose header is a field's alias to that field, in the
+/// fields' order; returns the columns that matched a field another column already feeds.
+fn map_aliases(
+    headers: &[String],
+    normalised: &[String],
+    columns: &mut BTreeMap<Field, usize>,
+    taken: &mut [bool],
+) -> Vec<(usize, String, Field)> {
     let mut shadowed = Vec::new();
     for field in Field::ALL {
         for alias in field.aliases() {
@@ -320,16 +340,21 @@ pub fn map_headers(headers: &[String], explicit: &BTreeMap<Field, ExplicitColumn
             }
         }
     }
-    if !columns.contains_key(&Field::Title) {
-        return Err(MappingError::NoTitle { found: found() });
+    shadowed
+}
+
+/// The headers found, for messages: each in backticks, or `(none)`.
+fn found_headers(headers: &[String]) -> String {
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        "(none)".to_string()
+    } else {
+        headers
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| format!("`{h}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
-    let unknown = headers
-        .iter()
-        .enumerate()
-        .filter(|(column, _)| !taken[*column])
-        .map(|(column, header)| (column, header.clone()))
-        .collect();
-    Ok(ColumnMap::new(columns, unknown, shadowed))
 }
 
 #[cfg(test)]

@@ -1,11 +1,9 @@
 //! The first stage: turn an input (a delimited text file, a workbook, or standard input)
 //! into numbered rows of cells, with the row numbers and cell references the user sees.
 
+pub(crate) mod ahead;
 mod delimited;
-pub(crate) mod first_rows;
 pub mod mapping;
-pub mod prefetch;
-mod records;
 pub mod row;
 mod workbook;
 

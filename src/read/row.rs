@@ -151,18 +151,11 @@ impl SourceRow {
         }
     }
 
-    /// The text of a cell. `&self.text[start..end]` would check both ends for being
-    /// character boundaries on every look at a cell (a validated row looks about eight
-    /// times), which made validating a row 10% slower.
-    #[inline(always)]
+    /// The text of a cell. A slot's ends are character boundaries of `text`, in order: it
+    /// is made only by `set`, from a whole `&str` just appended, or by `set_span`, from a
+    /// range it has checked; `text` only grows, and is cleared only with every slot.
     fn span(&self, start: usize, end: usize) -> &str {
-        debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end) && start <= end);
-        // SAFETY: a text slot is made only by `set`, from the ends of a whole `&str` it has
-        // just appended to `text`, or by `set_span`, from a range it has checked is whole
-        // characters of `text`; so both ends are character boundaries within it, in order.
-        // `text` only ever grows by appending, and is cleared only by `clear_cells`,
-        // together with every slot; the fields are private to this module.
-        unsafe { self.text.get_unchecked(start..end) }
+        &self.text[start..end]
     }
 
     pub fn is_blank(&self) -> bool {
@@ -229,31 +222,6 @@ impl SourceRow {
         self.text.push_str(text);
         (start, self.text.len())
     }
-
-    /// Asks the cache for the row's cells and the start of its text, ahead of a look.
-    #[inline]
-    pub fn prefetch(&self) {
-        crate::read::first_rows::prefetch(self.slots.as_ptr().cast());
-        crate::read::first_rows::prefetch(self.text.as_ptr().cast());
-    }
-
-    /// Asks the cache for the whole row: its cells and every line of its text, up to
-    /// [`SourceRow::PREFETCH_LINES`] of each (a row with a 50 MB cell would only push the
-    /// rows around it out of the cache).
-    #[inline]
-    pub fn prefetch_all(&self) {
-        let slots = self.slots.as_ptr().cast::<u8>();
-        let slot_bytes = std::mem::size_of_val(self.slots.as_slice());
-        for line in (0..slot_bytes).step_by(64).take(Self::PREFETCH_LINES) {
-            crate::read::first_rows::prefetch(slots.wrapping_add(line).cast());
-        }
-        for line in self.text.as_bytes().chunks(64).take(Self::PREFETCH_LINES) {
-            crate::read::first_rows::prefetch(line.as_ptr().cast());
-        }
-    }
-
-    /// 2 KB: eight times a typical row of ten or so cells.
-    const PREFETCH_LINES: usize = 32;
 
     /// Bytes of text the row holds now.
     pub fn text_len(&self) -> usize {

@@ -340,25 +340,42 @@ fn from_range(
             limit: opts.max_columns,
         });
     }
-    let mut cells = SourceRow::default();
-    cells.clear_cells(width);
-    for column in 0..width {
-        let data = source.data(header, column);
-        if let Some(Data::String(s)) = data
-            && s.len() > opts.max_cell_bytes
-        {
-            return Err(SourceError::CellTooLarge {
-                name: source.name.clone(),
-                at: Location::cell(opts.header_row, column, &[], true),
-                bytes: s.len(),
-                limit: opts.max_cell_bytes,
-            });
-        }
-        fill_cell(&mut cells, column, data, false);
-    }
-    let headers: Vec<String> = cells.cells().map(|cell| cell.as_text().trim().to_owned()).collect();
+    let headers = source.header_texts(width, opts)?;
     if headers.iter().all(String::is_empty) {
-        let filled: Vec<usize> = source
+        return Err(source.blank_header_row(top, opts));
+    }
+    source.headers = headers;
+    source.next = header + 1;
+    source.last = bottom;
+    Ok(source)
+}
+
+impl WorkbookSource {
+    /// The header row's cells as trimmed text, `width` of them.
+    fn header_texts(&self, width: usize, opts: &SourceOptions) -> Result<Vec<String>, SourceError> {
+        let mut cells = SourceRow::default();
+        cells.clear_cells(width);
+        for column in 0..width {
+            let data = self.data(self.header, column);
+            if let Some(Data::String(s)) = data
+                && s.len() > opts.max_cell_bytes
+            {
+                return Err(SourceError::CellTooLarge {
+                    name: self.name.clone(),
+                    at: Location::cell(opts.header_row, column, &[], true),
+                    bytes: s.len(),
+                    limit: opts.max_cell_bytes,
+                });
+            }
+            fill_cell(&mut cells, column, data, false);
+        }
+        Ok(cells.cells().map(|cell| cell.as_text().trim().to_owned()).collect())
+    }
+
+    /// The header row is blank: the message names the nearest row with values, after it
+    /// if there is one. `top` is the sheet row of the range's first row.
+    fn blank_header_row(self, top: usize, opts: &SourceOptions) -> SourceError {
+        let filled: Vec<usize> = self
             .range
             .rows()
             .enumerate()
@@ -367,19 +384,15 @@ fn from_range(
             .collect();
         let first_row = filled
             .iter()
-            .find(|&&r| r > header)
+            .find(|&&r| r > self.header)
             .or_else(|| filled.last())
             .map(|r| r + 1);
-        return Err(SourceError::HeaderRowBlank {
-            name: source.name,
+        SourceError::HeaderRowBlank {
+            name: self.name,
             at: Location::row(opts.header_row, true),
             first_row,
-        });
+        }
     }
-    source.headers = headers;
-    source.next = header + 1;
-    source.last = bottom;
-    Ok(source)
 }
 
 fn is_blank(data: &Data) -> bool {

@@ -13,8 +13,8 @@ use chrono_tz::Tz;
 
 use super::dates::{self, DateError, DateOrder, DateValue, DayBound, OrderFrom, read_text, year_last_parts};
 use super::{FieldReader, RowRules, Validator, Value};
+use crate::read::ahead::read_ahead;
 use crate::read::mapping::{ColumnMap, Field};
-use crate::read::prefetch::read_ahead;
 use crate::read::row::Cell;
 use crate::read::row::SourceRow;
 use crate::read::{Input, RowSource, SourceOptions, open_source};
@@ -389,5 +389,105 @@ pub(super) fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, 
         ColumnOrder::Unsettled(_) => {
             dates::parse_date(DateValue::Text(text), bound, None, tz).map_err(|e| e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::validate::dates::parse_date;
+    use chrono_tz::UTC;
+
+    /// The evidence of a column holding `values`, from row 2 on.
+    pub(in crate::validate) fn evidence(values: &[&str]) -> OrderEvidence {
+        let mut evidence = OrderEvidence::default();
+        for (i, value) in values.iter().enumerate() {
+            evidence.observe(value, i + 2);
+        }
+        evidence
+    }
+
+    #[test]
+    fn order_evidence_resolves_a_column() {
+        let cases: &[(&[&str], Option<DateOrder>)] = &[
+            (&[], None),
+            (&["", "2024-03-04", "04.03.2024", "4 Mar 2024", "1710667800"], None),
+            (&["05/05/2024", "12/12/2024 10:00"], None),
+            (&["03/04/2024", "17/03/2024", "01/02/2024"], Some(DateOrder::Dmy)),
+            (&["13-01-2024 09:00"], Some(DateOrder::Dmy)),
+            (&["03/04/2024", "03/17/2024 9:30 AM"], Some(DateOrder::Mdy)),
+            (&["3/4/2024", "12-31-2024"], Some(DateOrder::Mdy)),
+            // A value that is no date read its way proves nothing (no 29 February in 2023).
+            (&["03/17/2024", "29/02/2023"], Some(DateOrder::Mdy)),
+            // Values that are no date at all prove nothing; parsing reports them.
+            (
+                &["32/01/2024", "13/13/2024", "00/13/2024", "17/03/24", "03/04-2024"],
+                None,
+            ),
+            // Dotted dates are always day-first; they neither prove nor need an order.
+            (&["05.02.2024", "13.02.2024", "03/17/2024"], Some(DateOrder::Mdy)),
+            // A weekday in front proves as much as the date alone.
+            (&["Wed, 03/04/2024", "Sat, 13/04/2024"], Some(DateOrder::Dmy)),
+            (
+                &["Wednesday 03/04/2024", "Monday 04/15/2024 10:00"],
+                Some(DateOrder::Mdy),
+            ),
+        ];
+        for (values, want) in cases {
+            assert_eq!(evidence(values).resolve("Start"), Ok(*want), "{values:?}");
+        }
+    }
+
+    #[test]
+    fn order_evidence_reports_conflicts_and_indecision() {
+        let err = evidence(&["01/02/2024", "17/03/2024", "18/03/2024", "03/17/2024"])
+            .resolve("Start Date")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DateError::ConflictingOrder {
+                column: "Start Date".to_owned(),
+                dmy_value: "17/03/2024".to_owned(),
+                dmy_row: 3,
+                mdy_value: "03/17/2024".to_owned(),
+                mdy_row: 5,
+            }
+        );
+        let message = err.to_string();
+        for needle in [
+            "`Start Date`",
+            "`17/03/2024` (row 3)",
+            "`03/17/2024` (row 5)",
+            "--date-order",
+        ] {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+
+        let err = evidence(&["2024-01-01", " 03/04/2024 ", "01/02/2024"])
+            .resolve("Due")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            DateError::UndecidedOrder {
+                column: "Due".to_owned(),
+                value: "03/04/2024".to_owned(),
+                row: 3,
+            }
+        );
+        let message = err.to_string();
+        for needle in ["`Due`", "`03/04/2024` (row 3)", "--date-order dmy", "--date-order mdy"] {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+
+    #[test]
+    fn inferred_order_reads_the_ambiguous_values() {
+        let values = ["03/04/2024", "17/03/2024"];
+        let order = evidence(&values).resolve("Start").unwrap();
+        assert_eq!(order, Some(DateOrder::Dmy));
+        assert_eq!(
+            parse_date(DateValue::Text(values[0]), DayBound::Start, order, UTC),
+            Ok(1_712_102_400_000)
+        );
     }
 }

@@ -2,21 +2,25 @@
 //! nothing here touches files, the network or the terminal.
 
 pub mod date_order;
+mod date_text;
 pub mod dates;
+mod fields;
+mod lists;
 pub mod stage;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chrono_tz::Tz;
 
-use crate::read::first_rows::FirstRows;
 use crate::read::mapping::{ColumnMap, Field};
-use crate::read::row::{Cell, SourceRow, cell_ref, trim};
-use crate::request::{EmailAssignee, PlannedRow, SelectionFilter};
-use date_order::{ColumnOrder, DateEvidence, column_orders, parse_text_date};
-use dates::{DateOrder, DateValue, DayBound, TimestampUnit};
+use crate::read::row::{SourceRow, trim};
+use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestRunBody};
+use date_order::{ColumnOrder, DateEvidence, column_orders};
+use dates::{DateOrder, TimestampUnit};
+use fields::{FieldReader, Value};
+use lists::{NOT_A_UUID, Separators, parse_uuid, uuid_text};
 
 impl EmailAssignee {
     /// The problem to report when the address matches no user.
@@ -162,10 +166,10 @@ pub struct Validator {
     start_order: ColumnOrder,
     end_order: ColumnOrder,
     /// Each human id seen, by a 64-bit fingerprint, with the first row that had it: a
-    /// million ids as strings took 80 MB. Two different ids share a fingerprint with a
+    /// million ids as strings took 80 MB, as fingerprints they take about 35. Two different ids share a fingerprint with a
     /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
     /// a row whose id visibly differs: a false alarm, never a silent loss.
-    human_ids: FirstRows,
+    human_ids: HashMap<u64, usize>,
     separators: Separators,
 }
 
@@ -184,7 +188,7 @@ impl Validator {
             is_workbook,
             start_order,
             end_order,
-            human_ids: FirstRows::default(),
+            human_ids: HashMap::new(),
             separators: Separators::new(&rules.list_separators),
             rules,
         }
@@ -204,7 +208,7 @@ impl Validator {
             rules: rules.clone(),
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
-            human_ids: FirstRows::default(),
+            human_ids: HashMap::new(),
             separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
@@ -263,7 +267,7 @@ impl Validator {
     }
 
     /// Everything [`Validator::validate`] checks except that the human id is unique: what
-    /// needs no other row.
+    /// needs no other row. The fields are read in the order their problems are told.
     fn check(&self, row: &SourceRow, out: &mut PlannedRow) -> Checked {
         let mut problems = Vec::new();
         let mut fields = FieldReader {
@@ -271,135 +275,21 @@ impl Validator {
             row,
             problems: &mut problems,
         };
-        // A row whose columns have shifted has that one problem: what its cells seem to
-        // say is not to be trusted, but its human_id still counts.
         if let Some(message) = &row.overflow {
-            let human_id_fingerprint = fields.text(Field::HumanId).as_deref().map(fingerprint);
-            let problem = Problem {
-                row: row.number,
-                column: None,
-                cell: None,
-                value: None,
-                kind: ProblemKind::Unreadable,
-                message: message.clone(),
-            };
-            return Checked {
-                result: Err(vec![problem]),
-                human_id_fingerprint,
-            };
+            return shifted(&mut fields, message);
         }
         let body = &mut out.body;
-
-        match fields.text(Field::Title) {
-            Some(title) => set_string(&mut body.title, &title),
-            // An error cell has said what is wrong with the title already.
-            None if fields.has_problem(Field::Title) => {}
-            None => fields.problem(
-                Field::Title,
-                None,
-                ProblemKind::Missing,
-                "a title is required".to_string(),
-            ),
-        }
+        title_into(&mut fields, &mut body.title);
         set_option(&mut body.description, fields.text(Field::Description).as_deref());
-        body.status = match fields.text(Field::Status) {
-            None => "ACTIVE",
-            Some(text) => match parse_status(&text) {
-                Ok(status) => status,
-                Err(message) => {
-                    fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
-                    ""
-                }
-            },
-        };
-        if !fields.uuid_into(Field::ProjectId, &mut body.project_id) && !fields.has_problem(Field::ProjectId) {
-            fields.problem(
-                Field::ProjectId,
-                None,
-                ProblemKind::Missing,
-                "no project: the row has no project_id, and neither --project-id nor [defaults] project_id is set"
-                    .to_string(),
-            );
-        }
+        body.status = status(&mut fields);
+        project_into(&mut fields, &mut body.project_id);
         let human_id = fields.text(Field::HumanId);
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
-        if let Some(fingerprint) = human_id_fingerprint {
-            // Looked up at the end of the row (`check_unique`): fetched meanwhile.
-            self.human_ids.prefetch(fingerprint);
-        }
-        body.selection_type = match fields.text(Field::SelectionType) {
-            None => "STATIC",
-            Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
-            Some(s) => {
-                fields.problem(
-                    Field::SelectionType,
-                    Some(s.into_owned()),
-                    ProblemKind::BadSelectionType,
-                    "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
-                        .to_string(),
-                );
-                ""
-            }
-        };
-        // One `id IN (…)` filter when there are test cases, none otherwise; the filter
-        // and its strings are kept from the last row.
-        body.static_selection_filters.truncate(1);
-        if body.static_selection_filters.is_empty() {
-            body.static_selection_filters.push(SelectionFilter {
-                field: "id",
-                operator: "IN",
-                values: Vec::new(),
-            });
-        }
-        fields.uuid_list_into(Field::TestCaseIds, &mut body.static_selection_filters[0].values);
-        if body.static_selection_filters[0].values.is_empty() {
-            body.static_selection_filters.clear();
-        }
-        let start_date = fields.date(Field::StartDate);
-        let end_date = fields.date(Field::EndDate);
-        if let (Some(start), Some(end)) = (start_date, end_date)
-            && end < start
-        {
-            let end_text = fields.raw_text(Field::EndDate);
-            let start_text = fields.raw_text(Field::StartDate).unwrap_or_default();
-            fields.problem(
-                Field::EndDate,
-                end_text,
-                ProblemKind::EndBeforeStart,
-                format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
-            );
-        }
-        let unit = self.rules.timestamp_unit;
-        body.start_date = start_date.map(|ms| unit.convert(ms));
-        body.end_date = end_date.map(|ms| unit.convert(ms));
-        if let Some(EmailAssignee { email, column, .. }) = out.assignee_email.take() {
-            spare::keep(email);
-            spare::keep_option(column);
-        }
-        match fields.text(Field::AssigneeId) {
-            None => set_option(&mut body.assignee_id, None),
-            Some(value) => match uuid_text(&value) {
-                Some(id) => set_option(&mut body.assignee_id, Some(&id)),
-                None if looks_like_email(&value) => {
-                    set_option(&mut body.assignee_id, None);
-                    out.assignee_email = Some(EmailAssignee {
-                        email: spare::string_of(&value),
-                        column: fields.header_str(Field::AssigneeId).map(spare::string_of),
-                        cell: fields.cell(Field::AssigneeId),
-                    });
-                }
-                None => {
-                    set_option(&mut body.assignee_id, None);
-                    fields.problem(
-                        Field::AssigneeId,
-                        Some(value.into_owned()),
-                        ProblemKind::NotUuid,
-                        format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
-                    );
-                }
-            },
-        }
+        body.selection_type = selection_type(&mut fields);
+        test_cases_into(&mut fields, &mut body.static_selection_filters);
+        dates_into(&mut fields, body, self.rules.timestamp_unit);
+        assignee_into(&mut fields, &mut body.assignee_id, &mut out.assignee_email);
         fields.list_into(Field::LabelNames, &mut body.label_names);
         fields.uuid_list_into(Field::EnvironmentIds, &mut body.environment_ids);
         out.row = row.number;
@@ -419,10 +309,9 @@ impl Validator {
         let Some(fingerprint) = human_id_fingerprint else {
             return result;
         };
-        let number = u32::try_from(row.number).unwrap_or(u32::MAX);
-        let first = self.human_ids.first_or_insert(fingerprint, number);
+        let first = *self.human_ids.entry(fingerprint).or_insert(row.number);
         // A row whose columns have shifted keeps its one problem; its id still counts.
-        if first != number && row.overflow.is_none() {
+        if first != row.number && row.overflow.is_none() {
             let mut problems = Vec::new();
             let mut fields = FieldReader {
                 v: self,
@@ -451,232 +340,145 @@ struct Checked {
     human_id_fingerprint: Option<u64>,
 }
 
-/// Reads the fields of one row, recording problems as it goes.
-struct FieldReader<'a> {
-    v: &'a Validator,
-    row: &'a SourceRow,
-    problems: &'a mut Vec<Problem>,
+/// A row whose columns have shifted has that one problem: what its cells seem to say is
+/// not to be trusted, but its human_id still counts.
+fn shifted(fields: &mut FieldReader<'_>, message: &str) -> Checked {
+    let human_id_fingerprint = fields.text(Field::HumanId).as_deref().map(fingerprint);
+    let problem = Problem {
+        row: fields.row.number,
+        column: None,
+        cell: None,
+        value: None,
+        kind: ProblemKind::Unreadable,
+        message: message.to_owned(),
+    };
+    Checked {
+        result: Err(vec![problem]),
+        human_id_fingerprint,
+    }
 }
 
-/// A field's value: from its cell, else from the defaults.
-enum Value<'a> {
-    Cell(Cell<'a>),
-    Default(&'a str),
+fn title_into(fields: &mut FieldReader<'_>, out: &mut String) {
+    match fields.text(Field::Title) {
+        Some(title) => set_string(out, &title),
+        // An error cell has said what is wrong with the title already.
+        None if fields.has_problem(Field::Title) => {}
+        None => fields.problem(
+            Field::Title,
+            None,
+            ProblemKind::Missing,
+            "a title is required".to_string(),
+        ),
+    }
 }
 
-impl<'a> FieldReader<'a> {
-    fn value(&self, field: Field) -> Option<Value<'a>> {
-        let row: &'a SourceRow = self.row;
-        if let Some(column) = self.v.map.column(field)
-            && let Some(cell) = row.cell(column)
-            && !cell.is_blank()
-        {
-            return Some(Value::Cell(cell));
-        }
-        let validator: &'a Validator = self.v;
-        validator.rules.defaults.get(&field).map(|d| Value::Default(d.as_str()))
-    }
-
-    fn has_problem(&self, field: Field) -> bool {
-        let header = self.header_str(field);
-        self.problems.iter().any(|p| p.column.as_deref() == header)
-    }
-
-    fn header(&self, field: Field) -> Option<String> {
-        self.header_str(field).map(str::to_owned)
-    }
-
-    fn header_str(&self, field: Field) -> Option<&'a str> {
-        let validator: &'a Validator = self.v;
-        match validator.map.column(field) {
-            Some(column) => validator.headers.get(column).map(String::as_str),
-            None => Some(field.name()),
+/// `ACTIVE` when blank; `""` with a problem when not a status.
+fn status(fields: &mut FieldReader<'_>) -> &'static str {
+    let Some(text) = fields.text(Field::Status) else {
+        return "ACTIVE";
+    };
+    match parse_status(&text) {
+        Ok(status) => status,
+        Err(message) => {
+            fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
+            ""
         }
     }
+}
 
-    /// A field's header and, in a workbook, its cell reference.
-    fn location(&self, field: Field) -> (Option<String>, Option<String>) {
-        (self.header(field), self.cell(field))
-    }
-
-    /// The field's cell reference (`C7`), in a workbook.
-    fn cell(&self, field: Field) -> Option<String> {
-        match self.v.map.column(field) {
-            Some(c) if self.v.is_workbook => Some(cell_ref(c, self.row.number)),
-            _ => None,
-        }
-    }
-
-    fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
-        let (column, cell) = self.location(field);
-        self.problems.push(Problem {
-            row: self.row.number,
-            column,
-            cell,
-            value,
-            kind,
-            message,
-        });
-    }
-
-    /// The trimmed text of a field, borrowed from its cell when it can be, or None when
-    /// blank. An error cell is a problem.
-    fn text(&mut self, field: Field) -> Option<Cow<'a, str>> {
-        let text = match self.value(field)? {
-            Value::Cell(Cell::Error(code)) => {
-                self.problem(
-                    field,
-                    Some(code.to_owned()),
-                    ProblemKind::ErrorCell,
-                    format!("the cell holds a spreadsheet error; put {} there", field.accepts()),
-                );
-                return None;
-            }
-            Value::Cell(cell) => match cell.as_text() {
-                Cow::Borrowed(text) => Cow::Borrowed(trim(text)),
-                Cow::Owned(text) => Cow::Owned(trim(&text).to_string()),
-            },
-            Value::Default(d) => Cow::Borrowed(trim(d)),
-        };
-        (!text.is_empty()).then_some(text)
-    }
-
-    /// The untrimmed text of a field, borrowed from its cell when it can be, or None when
-    /// blank. An error cell is a problem, as for [`FieldReader::text`].
-    fn text_ref(&mut self, field: Field) -> Option<Cow<'a, str>> {
-        match self.value(field)? {
-            Value::Cell(Cell::Error(_)) => {
-                self.text(field);
-                None
-            }
-            Value::Cell(cell) => Some(cell.as_text()),
-            Value::Default(d) => Some(Cow::Borrowed(d)),
-        }
-        .filter(|text| !trim(text).is_empty())
-    }
-
-    /// The text as written, for messages.
-    fn raw_text(&self, field: Field) -> Option<String> {
-        match self.value(field)? {
-            Value::Cell(cell) => Some(cell.as_text().into_owned()),
-            Value::Default(d) => Some(d.to_string()),
-        }
-    }
-
-    /// Writes the field's UUID into `out` as the API writes it; false when the field is
-    /// blank or not a UUID (a problem).
-    fn uuid_into(&mut self, field: Field, out: &mut String) -> bool {
-        let Some(text) = self.text(field) else {
-            return false;
-        };
-        match uuid_text(&text) {
-            Some(id) => {
-                set_string(out, &id);
-                true
-            }
-            None => {
-                self.problem(
-                    field,
-                    Some(text.into_owned()),
-                    ProblemKind::NotUuid,
-                    NOT_A_UUID.to_string(),
-                );
-                false
-            }
-        }
-    }
-
-    /// Splits the field into `out` (emptied when the field is blank).
-    fn list_into(&mut self, field: Field, out: &mut Vec<String>) {
-        match self.text_ref(field) {
-            Some(text) => split_into(trim(&text), &self.v.separators, out),
-            None => out.clear(),
-        }
-    }
-
-    /// Splits the field into UUIDs, written as the API writes them, into `out`; emptied
-    /// when the field is blank or any item is not a UUID (a problem naming those items).
-    fn uuid_list_into(&mut self, field: Field, out: &mut Vec<String>) {
-        let mut fill = ListFill::new(out);
-        let Some(text) = self.text_ref(field) else {
-            fill.finish();
-            return;
-        };
-        let text = trim(&text);
-        // Usually every id is already written as the API writes it; then the text is the id.
-        if canonical_uuids(text, &self.v.separators, &mut fill) {
-            fill.finish();
-            return;
-        }
-        fill.len = 0;
-        // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
-        // the same id in upper and lower case is one id.
-        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
-        let mut bad: Vec<&str> = Vec::new();
-        for_each_item(text, &self.v.separators, |item| match uuid_value(item) {
-            Some(id) if !ids.contains(&id) => ids.push(id),
-            Some(_) => {}
-            None if !bad.contains(&item) => bad.push(item),
-            None => {}
-        });
-        if bad.is_empty() {
-            let mut buffer = uuid::Uuid::encode_buffer();
-            for id in &ids {
-                fill.push(id.hyphenated().encode_lower(&mut buffer));
-            }
-            fill.finish();
-            return;
-        }
-        fill.finish();
-        let all = self.raw_text(field);
-        let listed = bad
-            .iter()
-            .map(|b| format!("`{}`", shorten(b, 40)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.problem(
-            field,
-            all,
-            ProblemKind::NotUuid,
-            format!(
-                "{listed} {} not a UUID; expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d separated by {}",
-                if bad.len() == 1 { "is" } else { "are" },
-                describe_separators(&self.v.rules.list_separators)
-            ),
+fn project_into(fields: &mut FieldReader<'_>, out: &mut String) {
+    if !fields.uuid_into(Field::ProjectId, out) && !fields.has_problem(Field::ProjectId) {
+        fields.problem(
+            Field::ProjectId,
+            None,
+            ProblemKind::Missing,
+            "no project: the row has no project_id, and neither --project-id nor [defaults] project_id is set"
+                .to_string(),
         );
     }
+}
 
-    fn date(&mut self, field: Field) -> Option<i64> {
-        let value = self.value(field)?;
-        let order = self.v.column_order(field);
-        let bound = if field == Field::StartDate {
-            DayBound::Start
-        } else {
-            DayBound::End
-        };
-        let tz = self.v.rules.timezone;
-        let parsed = match &value {
-            Value::Cell(Cell::Error(_)) => {
-                self.text(field);
-                return None;
-            }
-            Value::Cell(Cell::DateTime(dt)) => {
-                dates::parse_date(DateValue::DateTime(*dt), bound, None, tz).map_err(|e| e.to_string())
-            }
-            Value::Cell(cell) => parse_text_date(trim(&cell.as_text()), bound, order, tz),
-            Value::Default(text) => parse_text_date(text, bound, order, tz),
-        };
-        match parsed {
-            Ok(ms) => Some(ms),
-            Err(message) => {
-                let shown = match value {
-                    Value::Cell(Cell::DateTime(_)) => self.raw_text(field),
-                    Value::Cell(cell) => Some(trim(&cell.as_text()).to_string()),
-                    Value::Default(text) => Some(text.to_string()),
-                };
-                self.problem(field, shown, ProblemKind::BadDate, message);
-                None
-            }
+/// `STATIC` when blank or so written; `""` with a problem otherwise.
+fn selection_type(fields: &mut FieldReader<'_>) -> &'static str {
+    match fields.text(Field::SelectionType) {
+        None => "STATIC",
+        Some(s) if s.eq_ignore_ascii_case("static") => "STATIC",
+        Some(s) => {
+            fields.problem(
+                Field::SelectionType,
+                Some(s.into_owned()),
+                ProblemKind::BadSelectionType,
+                "only STATIC is supported (a sheet cannot carry dynamic filters); leave it empty or write STATIC"
+                    .to_string(),
+            );
+            ""
+        }
+    }
+}
+
+/// One `id IN (…)` filter when there are test cases, none otherwise; the filter and its
+/// strings are kept from the last row.
+fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>) {
+    filters.truncate(1);
+    if filters.is_empty() {
+        filters.push(SelectionFilter {
+            field: "id",
+            operator: "IN",
+            values: Vec::new(),
+        });
+    }
+    fields.uuid_list_into(Field::TestCaseIds, &mut filters[0].values);
+    if filters[0].values.is_empty() {
+        filters.clear();
+    }
+}
+
+/// The start and end dates, in `unit`; an end before the start is a problem.
+fn dates_into(fields: &mut FieldReader<'_>, body: &mut TestRunBody, unit: TimestampUnit) {
+    let start_date = fields.date(Field::StartDate);
+    let end_date = fields.date(Field::EndDate);
+    if let (Some(start), Some(end)) = (start_date, end_date)
+        && end < start
+    {
+        let end_text = fields.raw_text(Field::EndDate);
+        let start_text = fields.raw_text(Field::StartDate).unwrap_or_default();
+        fields.problem(
+            Field::EndDate,
+            end_text,
+            ProblemKind::EndBeforeStart,
+            format!("the end is before the start (`{start_text}`): swap them or fix the dates"),
+        );
+    }
+    body.start_date = start_date.map(|ms| unit.convert(ms));
+    body.end_date = end_date.map(|ms| unit.convert(ms));
+}
+
+/// A user's UUID into `id`; an e-mail address into `email`, to be looked up; anything
+/// else is a problem.
+fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &mut Option<EmailAssignee>) {
+    *email = None;
+    let Some(value) = fields.text(Field::AssigneeId) else {
+        set_option(id, None);
+        return;
+    };
+    match uuid_text(&value) {
+        Some(uuid) => set_option(id, Some(&uuid)),
+        None if looks_like_email(&value) => {
+            set_option(id, None);
+            *email = Some(EmailAssignee {
+                email: value.to_string(),
+                column: fields.header(Field::AssigneeId),
+                cell: fields.cell(Field::AssigneeId),
+            });
+        }
+        None => {
+            set_option(id, None);
+            fields.problem(
+                Field::AssigneeId,
+                Some(value.into_owned()),
+                ProblemKind::NotUuid,
+                format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
+            );
         }
     }
 }
@@ -687,126 +489,20 @@ fn set_string(out: &mut String, text: &str) {
     out.push_str(text);
 }
 
-/// Overwrites `out` with `text`, keeping the string it held when there is one; a string
-/// let go is kept for the next that needs one (see [`spare`]).
+/// Overwrites `out` with `text`, keeping the string it held when there is one.
 pub(crate) fn set_option(out: &mut Option<String>, text: Option<&str>) {
     match (text, out.as_mut()) {
         (Some(text), Some(held)) => set_string(held, text),
-        (Some(text), None) => *out = Some(spare::string_of(text)),
-        (None, _) => spare::keep_option(out.take()),
-    }
-}
-
-/// Strings a request no longer needs, kept for the next that does. A request is written
-/// over by the row after it (see [`Validator::validate_into`]), and rows differ in how
-/// many labels, environments and test cases they list and whether they have an assignee:
-/// without this, the validating thread allocated and freed about two strings a row. The
-/// pool is the thread's own, so a string is freed on the thread that made it.
-mod spare {
-    use std::cell::RefCell;
-
-    /// Strings kept at most; and none that grew past `LARGEST` bytes.
-    const MOST: usize = 64;
-    const LARGEST: usize = 4096;
-
-    thread_local! {
-        static POOL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// `text` in a kept string, or a new one.
-    pub(super) fn string_of(text: &str) -> String {
-        let mut held = POOL.with_borrow_mut(Vec::pop).unwrap_or_default();
-        held.push_str(text);
-        held
-    }
-
-    pub(super) fn keep(mut string: String) {
-        if string.capacity() == 0 || string.capacity() > LARGEST {
-            return;
-        }
-        string.clear();
-        POOL.with_borrow_mut(|pool| {
-            if pool.len() < MOST {
-                pool.push(string);
-            }
-        });
-    }
-
-    pub(super) fn keep_option(string: Option<String>) {
-        if let Some(string) = string {
-            keep(string);
-        }
-    }
-}
-
-/// A list written over in place: its first strings are reused for the new items.
-struct ListFill<'l> {
-    list: &'l mut Vec<String>,
-    len: usize,
-}
-
-impl<'l> ListFill<'l> {
-    fn new(list: &'l mut Vec<String>) -> ListFill<'l> {
-        ListFill { list, len: 0 }
-    }
-
-    fn contains(&self, item: &str) -> bool {
-        // Ids of one length differ early: a word's compare settles most pairs before the
-        // library's `memcmp` is called (five test cases make ten pairs).
-        let head = |text: &str| text.as_bytes().first_chunk::<8>().copied();
-        self.list[..self.len]
-            .iter()
-            .any(|seen| seen.len() == item.len() && head(seen) == head(item) && seen == item)
-    }
-
-    fn push(&mut self, item: &str) {
-        match self.list.get_mut(self.len) {
-            Some(held) => set_string(held, item),
-            None => self.list.push(spare::string_of(item)),
-        }
-        self.len += 1;
-    }
-
-    fn finish(self) {
-        for string in self.list.drain(self.len..) {
-            spare::keep(string);
-        }
+        (text, _) => *out = text.map(str::to_owned),
     }
 }
 
 /// A 64-bit hash of the text, in memory only and never stored. Two ids that share it are
-/// taken for one (see [`FirstRows`]), so it must spread like a good hash: foldhash's
-/// `quality` variant (hashbrown's, already in the tree) does, in about a third of the
-/// instructions of `std`'s SipHash for an id of a dozen bytes.
+/// taken for one (see `Validator::human_ids`), so it must spread like a good hash: std's
+/// SipHash does, and `DefaultHasher::new` is the same hasher every time.
 fn fingerprint(text: &str) -> u64 {
-    use std::hash::BuildHasher;
-    /// Any fixed seed: the hash must only be the same for the whole run.
-    const SEED: u64 = 0x7e57_5167_3a1d_0001;
-    foldhash::quality::FixedState::with_seed(SEED).hash_one(text)
-}
-
-const NOT_A_UUID: &str = "not a UUID (expected 8-4-4-4-12 hex digits, e.g. c47ade67-0543-4582-a4a5-b7de447c94f5)";
-
-/// A UUID in any common spelling → lower-case hyphenated, which is what the API sends back.
-pub fn parse_uuid(text: &str) -> Result<String, String> {
-    uuid_text(text)
-        .map(Cow::into_owned)
-        .ok_or_else(|| NOT_A_UUID.to_string())
-}
-
-/// The UUID in `text` as the API writes it: `text` itself (trimmed) when it is written so.
-fn uuid_text(text: &str) -> Option<Cow<'_, str>> {
-    let text = trim(text);
-    if is_canonical_uuid(text) {
-        return Some(Cow::Borrowed(text));
-    }
-    uuid_value(text).map(|id| {
-        Cow::Owned(
-            id.hyphenated()
-                .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .to_string(),
-        )
-    })
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
 }
 
 fn parse_status(text: &str) -> Result<&'static str, String> {
@@ -832,151 +528,11 @@ pub fn looks_like_email(text: &str) -> bool {
         && !domain.contains('@')
 }
 
-/// Splits on any separator, trims, drops empty entries and later duplicates, into `out`.
-fn split_into(text: &str, separators: &Separators, out: &mut Vec<String>) {
-    let mut fill = ListFill::new(out);
-    for_each_item(text, separators, |item| {
-        if !fill.contains(item) {
-            fill.push(item);
-        }
-    });
-    fill.finish();
-}
-
-/// The list separators, with a byte table for the usual case where all are ASCII:
-/// splitting char by char with a list lookup was once the largest single cost of a dry run.
-#[derive(Debug, Clone)]
-struct Separators {
-    chars: Vec<char>,
-    /// `Some` when every separator is ASCII: which bytes separate.
-    bytes: Option<[bool; 256]>,
-}
-
-impl Separators {
-    fn new(chars: &[char]) -> Separators {
-        let bytes = chars.iter().all(char::is_ascii).then(|| {
-            let mut table = [false; 256];
-            for c in chars {
-                table[*c as usize] = true;
-            }
-            table
-        });
-        Separators {
-            chars: chars.to_vec(),
-            bytes,
-        }
-    }
-}
-
-/// Each non-empty item of a list, trimmed, in order (duplicates included).
-fn for_each_item<'t>(text: &'t str, separators: &Separators, mut f: impl FnMut(&'t str)) {
-    let mut push = |item: &'t str| {
-        let item = trim(item);
-        if !item.is_empty() {
-            f(item);
-        }
-    };
-    match &separators.bytes {
-        Some(table) => {
-            let mut start = 0;
-            for (i, b) in text.bytes().enumerate() {
-                if table[b as usize] {
-                    push(&text[start..i]);
-                    start = i + 1;
-                }
-            }
-            push(&text[start..]);
-        }
-        None => text.split(separators.chars.as_slice()).for_each(push),
-    }
-}
-
-/// A list of UUIDs each written as the API writes them, split as [`for_each_item`] splits
-/// it, in one pass over the text: the ids go into `fill`, duplicates left out. False when
-/// the list is written any other way (with ASCII separators, an item that is not such a
-/// UUID, or is trimmed of other than ASCII spaces); what is in `fill` is then not to be used.
-fn canonical_uuids(text: &str, separators: &Separators, fill: &mut ListFill<'_>) -> bool {
-    let Some(table) = &separators.bytes else {
-        return false;
-    };
-    let bytes = text.as_bytes();
-    let skips = |b: u8| table[b as usize] || b.is_ascii_whitespace();
-    let mut at = 0;
-    loop {
-        while at < bytes.len() && skips(bytes[at]) {
-            at += 1;
-        }
-        if at == bytes.len() {
-            return true;
-        }
-        let Some(item) = text.get(at..at + 36).filter(|item| is_canonical_uuid(item)) else {
-            return false;
-        };
-        at += 36;
-        // Only spaces may stand between an id and the separator (or the end) after it.
-        while at < bytes.len() && bytes[at].is_ascii_whitespace() && !table[bytes[at] as usize] {
-            at += 1;
-        }
-        if at < bytes.len() && !table[bytes[at] as usize] {
-            return false;
-        }
-        if !fill.contains(item) {
-            fill.push(item);
-        }
-    }
-}
-
-/// Lower-case hex in the 8-4-4-4-12 pattern: the form the API writes, and the form a
-/// UUID is sent in.
-fn is_canonical_uuid(text: &str) -> bool {
-    /// Where the hyphens go.
-    const HYPHEN: [bool; 36] = {
-        let mut at = [false; 36];
-        at[8] = true;
-        at[13] = true;
-        at[18] = true;
-        at[23] = true;
-        at
-    };
-    let Ok(bytes) = <&[u8; 36]>::try_from(text.as_bytes()) else {
-        return false;
-    };
-    // Without a branch or a table per byte, the compiler checks 16 bytes at a time.
-    let mut wrong = false;
-    for (b, hyphen) in bytes.iter().zip(HYPHEN) {
-        let hex = b.wrapping_sub(b'0') < 10 || b.wrapping_sub(b'a') < 6;
-        wrong |= if hyphen { *b != b'-' } else { !hex };
-    }
-    !wrong
-}
-
-/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case.
-fn uuid_value(text: &str) -> Option<uuid::Uuid> {
-    let text = trim(text);
-    if text.len() == 36 || text.len() == 32 {
-        uuid::Uuid::try_parse(text).ok()
-    } else {
-        None
-    }
-}
-
-fn describe_separators(separators: &[char]) -> String {
-    separators
-        .iter()
-        .filter(|c| **c != '\r')
-        .map(|c| match c {
-            '\n' => "new lines".to_string(),
-            '\t' => "tabs".to_string(),
-            c => format!("`{c}`"),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::read::mapping::map_headers;
+    use crate::read::row::Cell;
 
     const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
     const CASE_A: &str = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
@@ -1227,38 +783,6 @@ mod tests {
     }
 
     #[test]
-    fn lists_split_trim_and_dedupe() {
-        let seps = RowRules::default().list_separators;
-        let mut out = vec!["stale".to_string(); 7];
-        for (input, want) in [
-            ("a, b;c|d\ne", vec!["a", "b", "c", "d", "e"]),
-            (" a ,, a , B ", vec!["a", "B"]),
-            (",;|", vec![]),
-            ("Régression, Mensuel", vec!["Régression", "Mensuel"]),
-        ] {
-            // Written over the last list, as rows are: nothing of it may show through.
-            split_into(input, &Separators::new(&seps), &mut out);
-            assert_eq!(out, want, "{input:?}");
-        }
-        split_into("a,b|c", &Separators::new(&['|']), &mut out);
-        assert_eq!(out, vec!["a,b", "c"]);
-    }
-
-    #[test]
-    fn uuids_are_normalised() {
-        assert_eq!(parse_uuid("C47ADE67-0543-4582-A4A5-B7DE447C94F5").unwrap(), PROJECT);
-        assert_eq!(parse_uuid("c47ade6705434582a4a5b7de447c94f5").unwrap(), PROJECT);
-        for bad in [
-            "",
-            "123",
-            "c47ade67-0543-4582-a4a5-b7de447c94f",
-            "{c47ade67-0543-4582-a4a5-b7de447c94f5}x",
-        ] {
-            assert!(parse_uuid(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn a_request_written_over_an_earlier_one_keeps_nothing_of_it() {
         let headers = [
             "Title",
@@ -1307,103 +831,6 @@ mod tests {
             }
         }
         assert!(fresh(&rows[3]).is_err(), "the bad row is invalid");
-    }
-
-    #[test]
-    fn a_kept_string_comes_back_holding_only_the_new_text() {
-        spare::keep("a string the last request held".to_owned());
-        spare::keep_option(Some("another".to_owned()));
-        spare::keep(String::new());
-        for text in ["x", "", "third, past what was kept"] {
-            assert_eq!(spare::string_of(text), text);
-        }
-        // A string that grew large is let go, not kept.
-        spare::keep("y".repeat(10_000));
-        assert!(spare::string_of("z").capacity() < 10_000);
-    }
-
-    #[test]
-    fn the_uuid_check_takes_exactly_lower_case_hex_and_hyphens_in_place() {
-        fn bytewise(bytes: &[u8]) -> bool {
-            bytes.len() == 36
-                && bytes.iter().enumerate().all(|(i, b)| match i {
-                    8 | 13 | 18 | 23 => *b == b'-',
-                    _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
-                })
-        }
-        // Every character that fits in one byte, at every place of a valid id.
-        let valid = CASE_A.as_bytes().to_vec();
-        let mut accepted = 0;
-        for at in 0..36 {
-            for b in 0u8..=0x7F {
-                let mut bytes = valid.clone();
-                bytes[at] = b;
-                let text = std::str::from_utf8(&bytes).unwrap();
-                assert_eq!(is_canonical_uuid(text), bytewise(&bytes), "{text:?}");
-                accepted += usize::from(bytewise(&bytes));
-            }
-        }
-        assert!(accepted > 500, "only {accepted} variants were ids");
-        // Multi-byte characters in place of two or three bytes.
-        for (at, c) in [(0, "é"), (10, "é"), (30, "€"), (33, "€"), (20, "\u{80}")] {
-            let text = format!("{}{c}{}", &CASE_A[..at], &CASE_A[at + c.len()..]);
-            assert!(!is_canonical_uuid(&text), "{text:?}");
-        }
-        assert!(is_canonical_uuid(CASE_A));
-        assert!(!is_canonical_uuid(&CASE_A.to_uppercase()));
-    }
-
-    #[test]
-    fn the_one_pass_uuid_split_agrees_with_splitting_then_checking() {
-        use rand::{RngExt, SeedableRng, rngs::StdRng};
-        let pieces = [
-            CASE_A,
-            CASE_B,
-            "9AC271B6-4E89-4C93-8C75-2D625EFA0B2D",
-            "9ac271b64e894c938c752d625efa0b2d",
-            ",",
-            ";",
-            "|",
-            "\n",
-            "\r\n",
-            " ",
-            "\t",
-            "\u{a0}",
-            "\u{b}",
-            "x",
-            "",
-        ];
-        let separators = Separators::new(&RowRules::default().list_separators);
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut agreed = 0;
-        for _ in 0..20_000 {
-            let text: String = (0..rng.random_range(0..8))
-                .map(|_| pieces[rng.random_range(0..pieces.len())])
-                .collect();
-            // The two-step way: every item, trimmed, must be canonical.
-            let mut items = Vec::new();
-            let mut all_canonical = true;
-            for_each_item(&text, &separators, |item| {
-                all_canonical &= is_canonical_uuid(item);
-                if !items.contains(&item) {
-                    items.push(item);
-                }
-            });
-            let mut out = vec!["stale".to_string(); 3];
-            let mut fill = ListFill::new(&mut out);
-            let one_pass = canonical_uuids(&text, &separators, &mut fill);
-            fill.finish();
-            // It may give up on a list the two steps take (say, one trimmed of a no-break
-            // space: then the two steps run), but what it takes, it takes as they do.
-            if one_pass {
-                assert!(all_canonical, "{text:?}");
-                assert_eq!(out, items, "{text:?}");
-                agreed += 1;
-            } else if all_canonical {
-                assert!(text.contains(['\u{a0}', '\u{b}']), "{text:?}");
-            }
-        }
-        assert!(agreed > 1000, "only {agreed} canonical lists were tried");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [`super::date_order`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -13,8 +14,8 @@ use super::date_order::{
 };
 use super::{Problem, ProblemKind, RowRules, Validator};
 use crate::ledger::{KeySpec, row_key};
-use crate::read::mapping::{ExplicitColumn, Field, map_headers};
-use crate::read::prefetch::read_prepared;
+use crate::read::ahead::read_ahead;
+use crate::read::mapping::{ColumnMap, ExplicitColumn, Field, map_headers};
 use crate::read::row::SourceRow;
 use crate::read::{Input, RowSource, SourceOptions, open_source};
 use crate::report::{FailedRowsShape, Outcome, ReportRow};
@@ -233,97 +234,127 @@ impl ReadStage {
     /// whose columns have shifted is invalid and the rest go on; an error reading the file
     /// (bad bytes, an oversized cell) ends the run. Returns the number of data rows.
     ///
-    /// Two threads share the work: one validates (in file order, so the human-id check
-    /// and the date columns' order are as they would be on one), and this one parses the
-    /// rows and hands them, validated, to `f`.
+    /// The rows are read on a second thread (`read_ahead`) and validated on this one, in
+    /// file order, as the human-id check and the date columns' order need.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
-        let validator = &mut self.validator;
-        let pending_order = &mut self.pending_order;
-        let early = &mut self.early;
-        let keys = &mut self.keys;
         let mut count = 0;
-        // One report line for every row: its strings are written over, not made again.
+        // One request and one report line for every row: their strings are written over.
+        let mut checked = CheckedRow::default();
         let mut report = ReportRow::default();
-        let check = |row: &SourceRow, checked: &mut CheckedRow| {
-            checked.state = RowState::Blank;
-            if row.is_blank() {
-                return Ok(());
-            }
-            if let Some(early) = early.as_mut() {
-                early.seen.observe(validator.column_map(), row);
-            }
-            if let Some(pending) = pending_order.as_ref()
-                && validator.row_may_need_order(row)
+        let (validator, pending_order, early) = (&mut self.validator, &mut self.pending_order, &mut self.early);
+        let keys = &mut self.keys;
+        // Never stopped early: every row is read.
+        let _every_row = read_ahead(self.source.as_mut(), None, |row| {
+            check_row(validator, pending_order, early, row, &mut checked)?;
+            if matches!(checked.state, RowState::Valid)
+                && let Some(problem) = keys.check(&checked.planned)
             {
-                match early.as_mut() {
-                    // The other column may yet need the input read again.
-                    Some(early) => learn_date_orders_early(pending, validator, early, row)?,
-                    None => {
-                        learn_date_orders(pending, validator)?;
-                        // Both columns are learned from the whole file: nothing is pending.
-                        *pending_order = None;
-                    }
-                }
+                checked.state = RowState::Invalid(vec![problem]);
             }
-            checked.state = match validator.validate_into(row, &mut checked.planned) {
-                Ok(()) => match keys.check(&checked.planned) {
-                    None => RowState::Valid,
-                    Some(problem) => RowState::Invalid(vec![problem]),
-                },
-                Err(problems) => RowState::Invalid(problems),
-            };
-            Ok(())
-        };
-        read_prepared(self.source.as_mut(), check, |row, checked| {
-            if matches!(checked.state, RowState::Blank) {
-                return Ok(());
+            if !matches!(checked.state, RowState::Blank) {
+                count += 1;
+                hand_over(&mut report, &map, row, &mut checked, &mut f)?;
             }
-            count += 1;
-            start_report(&mut report, &map, row);
-            match &mut checked.state {
-                RowState::Valid => f(RowEvent::Valid {
-                    report: &mut report,
-                    planned: &checked.planned,
-                    row,
-                }),
-                RowState::Invalid(problems) => {
-                    // Taken, not borrowed: an invalid row is rare, and `f` keeps its problems.
-                    let problems = std::mem::take(problems);
-                    report.outcome = Outcome::Invalid;
-                    report.error = Some(row_error(&problems));
-                    f(RowEvent::Invalid {
-                        report: &mut report,
-                        problems,
-                        row: Some(row),
-                    })
-                }
-                RowState::Blank => Ok(()),
-            }
+            Ok(ControlFlow::Continue(()))
         })?;
-        if let Some(early) = self.early.take() {
-            // The reading is over: whatever is pending now, no row needed.
-            self.pending_order = None;
-            self.rows_read_ahead = early.rows_read_ahead;
-            for field in early.guessed {
-                if !self.validator.order_holds(field, &early.seen) {
-                    let column = self
-                        .validator
-                        .column_map()
-                        .column(field)
-                        .and_then(|c| self.headers.get(c))
-                        .cloned()
-                        .unwrap_or_default();
-                    return Err(OrdersOverturned { column }.into());
-                }
+        self.check_early_orders()?;
+        Ok(count)
+    }
+
+    /// After the reading: a date column's order taken from its first rows must be the
+    /// order every row gives, or the rows handed over are to be read again.
+    fn check_early_orders(&mut self) -> anyhow::Result<()> {
+        let Some(early) = self.early.take() else {
+            return Ok(());
+        };
+        // The reading is over: whatever is pending now, no row needed.
+        self.pending_order = None;
+        self.rows_read_ahead = early.rows_read_ahead;
+        for field in early.guessed {
+            if !self.validator.order_holds(field, &early.seen) {
+                let column = self
+                    .validator
+                    .column_map()
+                    .column(field)
+                    .and_then(|c| self.headers.get(c))
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(OrdersOverturned { column }.into());
             }
         }
-        Ok(count)
+        Ok(())
     }
 }
 
-/// What the validating thread made of one row. The request is written over by the row
-/// validated next in its place, so its strings are allocated once, not once per row.
+/// Validates `row` into `checked`, learning the date columns' order first if the row is
+/// the first to need it.
+fn check_row(
+    validator: &mut Validator,
+    pending_order: &mut Option<PendingOrder>,
+    early: &mut Option<EarlyOrders>,
+    row: &SourceRow,
+    checked: &mut CheckedRow,
+) -> anyhow::Result<()> {
+    checked.state = RowState::Blank;
+    if row.is_blank() {
+        return Ok(());
+    }
+    if let Some(early) = early.as_mut() {
+        early.seen.observe(validator.column_map(), row);
+    }
+    if let Some(pending) = pending_order.as_ref()
+        && validator.row_may_need_order(row)
+    {
+        match early.as_mut() {
+            // The other column may yet need the input read again.
+            Some(early) => learn_date_orders_early(pending, validator, early, row)?,
+            None => {
+                learn_date_orders(pending, validator)?;
+                // Both columns are learned from the whole file: nothing is pending.
+                *pending_order = None;
+            }
+        }
+    }
+    checked.state = match validator.validate_into(row, &mut checked.planned) {
+        Ok(()) => RowState::Valid,
+        Err(problems) => RowState::Invalid(problems),
+    };
+    Ok(())
+}
+
+/// Hands a checked row to `f`, with its report line started.
+fn hand_over(
+    report: &mut ReportRow,
+    map: &ColumnMap,
+    row: &SourceRow,
+    checked: &mut CheckedRow,
+    f: &mut impl FnMut(RowEvent<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    start_report(report, map, row);
+    match &mut checked.state {
+        RowState::Valid => f(RowEvent::Valid {
+            report,
+            planned: &checked.planned,
+            row,
+        }),
+        RowState::Invalid(problems) => {
+            // Taken, not borrowed: an invalid row is rare, and `f` keeps its problems.
+            let problems = std::mem::take(problems);
+            report.outcome = Outcome::Invalid;
+            report.error = Some(row_error(&problems));
+            f(RowEvent::Invalid {
+                report,
+                problems,
+                row: Some(row),
+            })
+        }
+        RowState::Blank => Ok(()),
+    }
+}
+
+/// What validating made of one row. The request is written over by the next row, so its
+/// strings are allocated once, not once per row.
 #[derive(Default)]
 struct CheckedRow {
     state: RowState,
@@ -340,7 +371,7 @@ enum RowState {
 
 /// Starts `report` afresh for `row`: its number, and its title and human id as the cells
 /// hold them (trimmed), written over the last row's strings.
-fn start_report(report: &mut ReportRow, map: &crate::read::mapping::ColumnMap, row: &SourceRow) {
+fn start_report(report: &mut ReportRow, map: &ColumnMap, row: &SourceRow) {
     let ReportRow {
         row: number,
         outcome,
