@@ -1,16 +1,18 @@
-//! The HTTP client: the one create call, the read-only calls with their retries, and
-//! the key scrubbed from everything the service says back.
+//! The HTTP client: the one create call, the read-only calls with their retries, the one
+//! pacer every request takes its turn from, and the key scrubbed from everything the
+//! service says back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
 use super::answer::{
     Answer, AnswerKind, BodyError, MAX_ANSWER_BYTES, MAX_LIST_BYTES, classify_failure, clean_service_text,
-    parse_created, read_body, request_id, retry_after, service_message, snippet,
+    is_rate_limited, parse_created, read_body, request_id, retry_after, service_message, snippet,
 };
-use super::retry::{backoff, gave_up};
+use super::pace::Pacer;
+use super::retry::{MAX_RATE_LIMITED, MAX_WAIT, backoff, busy_too_long, gave_up, jitter, wait_too_long};
 use super::url::{Redirect, redirect};
 use super::{ApiError, ApiKey, User, error_chain};
 
@@ -35,7 +37,13 @@ pub struct ApiClient {
     read_retries: u32,
     /// GET requests made so far, retries included: each counts against the service's window.
     reads: std::sync::atomic::AtomicUsize,
+    /// The one pace of every request to the service: the service counts reads and creates
+    /// against one limit, so they take their turns from one pacer.
+    pacer: Pacer,
 }
+
+/// `--rate`'s default, the pace of a client no one gave one (`check`).
+pub(crate) const DEFAULT_RATE: f64 = 8.0;
 
 impl ApiClient {
     /// `base` must have passed [`check_base_url`].
@@ -57,7 +65,19 @@ impl ApiClient {
             timeout,
             read_retries: 5,
             reads: std::sync::atomic::AtomicUsize::new(0),
+            pacer: Pacer::new(DEFAULT_RATE),
         })
+    }
+
+    /// Every request at most `rate` per second (`--rate`), reads and creates together.
+    pub fn with_pace(mut self, rate: f64) -> ApiClient {
+        self.pacer = Pacer::new(rate);
+        self
+    }
+
+    /// The pace every request takes its turn from.
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     pub fn base_url(&self) -> &str {
@@ -224,29 +244,76 @@ impl ApiClient {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// A GET is safe to repeat, so transient failures (the rate-limit 500, 502/503/504, 408, 429,
-    /// a dropped connection, a cut-short body) are retried with backoff, honouring `Retry-After`.
+    /// A GET is safe to repeat. It takes its turn from the pacer like a create and is
+    /// retried by the same rules: a rate-limit refusal (the 500 that says so, a 429) slows
+    /// everyone down and is tried again without counting against `--max-retries`; other
+    /// transient failures (502/503/504, 408, a dropped connection, a cut-short body) are
+    /// retried with backoff; a `Retry-After` is honoured up to [`MAX_WAIT`].
     async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
-        let mut retries = 0;
+        let mut tries = ReadTries::default();
         loop {
+            self.pacer.acquire().await;
+            let sent_at = Instant::now();
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let failure = match self.fetch_json(path, what).await {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    self.pacer.on_success();
+                    return Ok(value);
+                }
                 Err(failure) => failure,
             };
-            let error = self.scrub_error(failure.error);
-            if !failure.transient || retries >= self.read_retries {
-                return Err(if failure.transient && retries > 0 {
-                    error.gave_up_after(retries)
-                } else {
-                    error
-                });
-            }
-            retries += 1;
-            let wait = failure.retry_after.unwrap_or_else(|| backoff(retries));
-            tracing::info!(what, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            let wait = self.read_wait(failure, &mut tries, sent_at, what)?;
+            tracing::info!(
+                what,
+                retry = tries.retries,
+                refusals = tries.refusals,
+                wait_ms = wait.as_millis() as u64,
+                "retrying"
+            );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// How long to wait before a failed GET is tried again, or the error it ends with.
+    fn read_wait(
+        &self,
+        failure: ReadFailure,
+        tries: &mut ReadTries,
+        sent_at: Instant,
+        what: &str,
+    ) -> Result<Duration, ApiError> {
+        let error = self.scrub_error(failure.error);
+        if let Some(asked) = failure.retry_after.filter(|wait| *wait > MAX_WAIT) {
+            return Err(error.with_note(&format!("; {}", wait_too_long(asked))));
+        }
+        if failure.rate_limited {
+            tries.refusals += 1;
+            self.pacer.on_rate_limited(sent_at, failure.retry_after);
+            let refused_for = self.pacer.refused_for();
+            if refused_for > MAX_WAIT {
+                return Err(error.with_note(&format!("; {}", busy_too_long(refused_for))));
+            }
+            if tries.refusals > MAX_RATE_LIMITED {
+                return Err(error.with_note(&format!(" ({MAX_RATE_LIMITED} rate-limit refusals)")));
+            }
+            // The pacer has slowed everyone down; a little jitter spreads the retries.
+            return Ok(failure
+                .retry_after
+                .unwrap_or_else(|| jitter(Duration::from_millis(250))));
+        }
+        if !failure.transient || tries.retries >= self.read_retries {
+            return Err(if failure.transient && tries.retries > 0 {
+                error.with_note(&gave_up(tries.retries))
+            } else {
+                error
+            });
+        }
+        tries.retries += 1;
+        if let Some(wait) = failure.retry_after {
+            self.pacer.pause(wait);
+        }
+        tracing::debug!(what, error = %error, "read failed");
+        Ok(failure.retry_after.unwrap_or_else(|| backoff(tries.retries)))
     }
 
     async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
@@ -256,6 +323,7 @@ impl ApiClient {
                 message: error_chain(&e),
             },
             transient: true,
+            rate_limited: false,
             retry_after: None,
         };
         let response = self
@@ -279,6 +347,7 @@ impl ApiClient {
                 message: e.to_string(),
             },
             transient: matches!(e, BodyError::Transport(_)),
+            rate_limited: false,
             retry_after: None,
         })?;
         let bytes = self.scrub_body(bytes);
@@ -289,11 +358,13 @@ impl ApiClient {
             }));
         }
         if !status.is_success() {
+            let message = service_message(&bytes);
             return Err(ReadFailure {
+                rate_limited: is_rate_limited(status.as_u16(), &message),
                 error: ApiError::Status {
                     what: what.to_string(),
                     status: status.as_u16(),
-                    message: service_message(&bytes),
+                    message,
                 },
                 transient: matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
                 retry_after: retry_after(&headers),
@@ -306,6 +377,7 @@ impl ApiClient {
             },
             // A 2xx that is not JSON is most likely cut short; a second read is harmless.
             transient: true,
+            rate_limited: false,
             retry_after: None,
         })
     }
@@ -334,9 +406,9 @@ impl ApiClient {
 }
 
 impl ApiError {
-    /// The error, its message saying that the retries ran out.
-    fn gave_up_after(self, retries: u32) -> ApiError {
-        let note = |message: String| format!("{message}{}", gave_up(retries));
+    /// The error, `note` added to its message (why the retries ended).
+    fn with_note(self, note: &str) -> ApiError {
+        let note = |message: String| format!("{message}{note}");
         match self {
             ApiError::Status { what, status, message } => ApiError::Status {
                 what,
@@ -356,6 +428,8 @@ impl ApiError {
 struct ReadFailure {
     error: ApiError,
     transient: bool,
+    /// Refused for the service's rate limit: "later", not "no".
+    rate_limited: bool,
     retry_after: Option<Duration>,
 }
 
@@ -364,9 +438,18 @@ impl ReadFailure {
         ReadFailure {
             error,
             transient: false,
+            rate_limited: false,
             retry_after: None,
         }
     }
+}
+
+/// One GET's tries so far: retries after transient failures (bounded by `--max-retries`)
+/// and refusals for the rate limit (bounded by [`MAX_RATE_LIMITED`] and [`MAX_WAIT`]).
+#[derive(Default)]
+struct ReadTries {
+    retries: u32,
+    refusals: u32,
 }
 
 #[cfg(test)]

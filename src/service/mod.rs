@@ -5,6 +5,7 @@
 mod answer;
 mod client;
 pub mod connect;
+pub(crate) mod pace;
 pub(crate) mod retry;
 mod url;
 pub mod users;

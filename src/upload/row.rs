@@ -5,21 +5,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pacer::Pacer;
 use super::stop::{StopReason, StopSignal, not_sent_reason};
 use super::{UploadJob, UploadSink};
 use crate::report::{Outcome, ReportRow};
-use crate::service::retry::{backoff, gave_up, jitter};
+use crate::service::retry::{MAX_RATE_LIMITED, backoff, gave_up, jitter};
 use crate::service::{Answer, AnswerKind, ApiClient};
-
-/// How many times one row may be refused for the rate limit before it fails. Those
-/// refusals do not count against `--max-retries`: the service said "later", not "no".
-const MAX_RATE_LIMITED: u32 = 50;
 
 /// What every row's task shares.
 pub(super) struct RowContext {
     pub(super) client: Arc<ApiClient>,
-    pub(super) pacer: Pacer,
     pub(super) sink: Arc<dyn UploadSink>,
     pub(super) stop: StopSignal,
     pub(super) sent: AtomicUsize,
@@ -68,7 +62,7 @@ impl RowContext {
             return tries.report;
         }
         loop {
-            self.stop.unless_stopped(self.pacer.acquire()).await;
+            self.stop.unless_stopped(self.client.pacer().acquire()).await;
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(tries.report);
             }
@@ -132,7 +126,7 @@ impl RowContext {
         match answer.kind {
             AnswerKind::Created { id, human_id } => {
                 self.created_any.store(true, Ordering::SeqCst);
-                self.pacer.on_success();
+                self.client.pacer().on_success();
                 report.outcome = Outcome::Created;
                 report.test_run_id = Some(id);
                 report.test_run_human_id = human_id;
@@ -181,7 +175,7 @@ impl RowContext {
     /// was refused too often.
     fn after_rate_limit(&self, tries: &mut Attempts, sent_at: Instant, retry_after: Option<Duration>) -> Next {
         self.rate_limited.fetch_add(1, Ordering::SeqCst);
-        self.pacer.on_rate_limited(sent_at, retry_after);
+        self.client.pacer().on_rate_limited(sent_at, retry_after);
         tries.refusals += 1;
         if tries.refusals > MAX_RATE_LIMITED {
             let report = &mut tries.report;
@@ -212,7 +206,7 @@ impl RowContext {
             return Next::Done;
         }
         if let Some(wait) = retry_after {
-            self.pacer.pause(wait);
+            self.client.pacer().pause(wait);
         }
         Next::Wait(retry_after.unwrap_or_else(|| backoff(tries.retries)))
     }

@@ -19,7 +19,7 @@ pub(crate) fn needs_users(planned: &[(usize, PlannedRow, Vec<String>)], skipped:
 }
 
 /// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first
-/// POST, made only when a row to send needs it. The rows the ledger skips (`skipped`) are
+/// POST (paced and retried like a create), made only when a row to send needs it. The rows the ledger skips (`skipped`) are
 /// resolved too when it is made, which tells whether they have changed since; an address
 /// no user has any more is no problem there, since nothing is sent for them.
 pub(crate) async fn resolve_assignees(
@@ -30,10 +30,10 @@ pub(crate) async fn resolve_assignees(
     if !needs_users(&run.planned, skipped) {
         return Ok(());
     }
-    let users = client.users().await;
-    // Every GET, retries included, took a place in the service's window.
-    run.prior_requests += client.reads();
-    let users = users.map_err(|e| SetupError::new(format!("could not resolve assignee e-mail addresses: {e}")))?;
+    let users = client
+        .users()
+        .await
+        .map_err(|e| SetupError::new(format!("could not resolve assignee e-mail addresses: {e}")))?;
     let mut unknown = Vec::new();
     for (index, p, _) in run.planned.iter_mut() {
         let Some(assignee) = p.assignee_email.take() else {

@@ -183,8 +183,6 @@ struct UploadRun {
     requests_sent: usize,
     send_rate: f64,
     ledger: Option<Ledger>,
-    /// Read-only calls made before the upload (GET /users), which the pace must count.
-    prior_requests: usize,
     /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
     /// those no user has take their places in row order ([`UploadRun::tell_problems`]).
     problems: ProblemPrinter,
@@ -205,7 +203,6 @@ impl UploadRun {
             requests_sent: 0,
             send_rate: 0.0,
             ledger: None,
-            prior_requests: 0,
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
             column_problems: stage.take_column_problems(),
@@ -335,7 +332,7 @@ impl UploadRun {
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
         let ready = async {
             let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
-            let client = client.with_read_retries(settings.max_retries);
+            let client = client.with_read_retries(settings.max_retries).with_pace(settings.rate);
             let skipped = self.skipped_emails(settings);
             resolve_assignees(self, &client, &skipped).await?;
             Ok((client, sandbox))
@@ -369,7 +366,8 @@ impl UploadRun {
         if needs_users(&self.planned, &skipped) {
             resolved = async {
                 let (client, _sandbox) = connect(&settings.service, true).await?;
-                resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
+                let client = client.with_read_retries(settings.max_retries).with_pace(settings.rate);
+                resolve_assignees(self, &client, &skipped).await
             }
             .await;
         }
@@ -501,10 +499,8 @@ impl UploadRun {
         let stop = StopSignal::default();
         let signals = watch_signals(stop.clone());
         let upload_settings = UploadSettings {
-            rate: settings.rate,
             concurrency: settings.concurrency,
             max_retries: settings.max_retries,
-            prior_requests: self.prior_requests,
         };
         let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
         signals.abort();
