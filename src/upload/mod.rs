@@ -4,6 +4,7 @@
 //! one retry layer, and exactly one outcome per row. Per-row failures are values handed
 //! to the sink, never early returns: only a refused key or a redirect stops the run.
 
+mod health;
 mod row;
 mod signals;
 mod stop;
@@ -92,6 +93,7 @@ pub async fn upload(
         rate_limited: AtomicUsize::new(0),
         created_any: AtomicBool::new(false),
         answered_any: AtomicBool::new(false),
+        down: Mutex::default(),
         sends: Mutex::new(None),
         max_retries: settings.max_retries,
     });

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::stop::{StopReason, StopSignal, not_sent_reason};
+use super::health::{DownStreak, sign_of, threshold};
+use super::stop::{StopReason, StopSignal, not_sent_reason, stopped_before_retry};
 use super::{UploadJob, UploadSink};
 use crate::report::{Outcome, ReportRow};
-use crate::service::retry::{MAX_RATE_LIMITED, backoff, gave_up, jitter};
+use crate::service::retry::{MAX_RATE_LIMITED, MAX_WAIT, backoff, gave_up, jitter};
 use crate::service::{Answer, AnswerKind, ApiClient};
 
 /// What every row's task shares.
@@ -21,6 +22,8 @@ pub(super) struct RowContext {
     pub(super) created_any: AtomicBool,
     /// Some request got an HTTP answer, of any kind: the service is there.
     pub(super) answered_any: AtomicBool,
+    /// The latest answers in a row that say the service is down: past a few, the run stops.
+    pub(super) down: Mutex<DownStreak>,
     /// The first and the latest send, for the pace actually achieved.
     pub(super) sends: Mutex<Option<(Instant, Instant)>>,
     pub(super) max_retries: u32,
@@ -77,16 +80,15 @@ impl RowContext {
             }
             let sent_at = Instant::now();
             let answer = self.send(job, &mut tries.report, sent_at).await;
+            self.watch_health(&answer, &job.project_id);
             let Next::Wait(wait) = self.apply(answer, &mut tries, sent_at) else {
                 return tries.report;
             };
             tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?tries.report.error, "retrying");
             self.stop.unless_stopped(tokio::time::sleep(wait)).await;
             if self.stop.is_stopped() {
-                tries.report.error = tries
-                    .report
-                    .error
-                    .map(|e| format!("{e}; interrupted before the next retry"));
+                let note = stopped_before_retry(&self.stop);
+                tries.report.error = tries.report.error.map(|e| format!("{e}; {note}"));
                 return tries.report;
             }
         }
@@ -137,6 +139,9 @@ impl RowContext {
                 rate_limited,
             } => {
                 report.outcome = Outcome::Failed;
+                if let Some(asked) = retry_after.filter(|wait| *wait > MAX_WAIT) {
+                    return self.give_up_waiting(report, StopReason::WaitTooLong { asked });
+                }
                 if rate_limited {
                     self.after_rate_limit(tries, sent_at, retry_after)
                 } else {
@@ -176,6 +181,10 @@ impl RowContext {
     fn after_rate_limit(&self, tries: &mut Attempts, sent_at: Instant, retry_after: Option<Duration>) -> Next {
         self.rate_limited.fetch_add(1, Ordering::SeqCst);
         self.client.pacer().on_rate_limited(sent_at, retry_after);
+        let refused_for = self.client.pacer().refused_for();
+        if refused_for > MAX_WAIT {
+            return self.give_up_waiting(&mut tries.report, StopReason::Busy { refused_for });
+        }
         tries.refusals += 1;
         if tries.refusals > MAX_RATE_LIMITED {
             let report = &mut tries.report;
@@ -211,13 +220,49 @@ impl RowContext {
         Next::Wait(retry_after.unwrap_or_else(|| backoff(tries.retries)))
     }
 
+    /// The service asked for a wait past [`MAX_WAIT`] (or refused everything for that
+    /// long): the run stops, and this row, certainly not created, is `not_sent` with the
+    /// rest, its message saying what the service asked.
+    fn give_up_waiting(&self, report: &mut ReportRow, why: StopReason) -> Next {
+        self.stop.stop(why);
+        report.outcome = Outcome::NotSent;
+        let reason = not_sent_reason(&self.stop);
+        report.error = Some(match report.error.take() {
+            Some(e) => format!("{reason} ({e})"),
+            None => reason,
+        });
+        Next::Done
+    }
+
+    /// Counts what `answer` says about the service; after too many answers in a row that
+    /// say it is down, stops the run: unreachable if nothing ever answered, down otherwise.
+    fn watch_health(&self, answer: &Answer, project_id: &str) {
+        let Ok(mut streak) = self.down.lock() else { return };
+        let count = streak.add(sign_of(answer, project_id));
+        if count < threshold(self.created_any.load(Ordering::SeqCst)) {
+            return;
+        }
+        let base_url = self.client.base_url().to_owned();
+        let error = answer.error.clone().unwrap_or_default();
+        self.stop.stop(if self.answered_any.load(Ordering::SeqCst) {
+            StopReason::ServiceDown {
+                base_url,
+                answers: count,
+                error,
+            }
+        } else {
+            StopReason::Unreachable { base_url, error }
+        });
+    }
+
     /// Stopped while waiting for a turn: never sent, or sent and certainly refused before.
     fn stopped_before_sending(&self, mut report: ReportRow) -> ReportRow {
         if report.attempts == 0 {
             report.outcome = Outcome::NotSent;
             report.error = Some(not_sent_reason(&self.stop));
         } else {
-            report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
+            let note = stopped_before_retry(&self.stop);
+            report.error = report.error.map(|e| format!("{e}; {note}"));
         }
         report
     }

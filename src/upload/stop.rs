@@ -4,7 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use crate::service::Redirect;
+use crate::service::retry::{busy_too_long, wait_too_long};
 
 /// Why the run stopped before every row was tried.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +24,21 @@ pub enum StopReason {
     Unreachable {
         base_url: String,
         error: String,
+    },
+    /// The service answered before, but the latest `answers` in a row said it is down or
+    /// misconfigured (refused connections, timeouts, server errors, the same 404).
+    ServiceDown {
+        base_url: String,
+        answers: u32,
+        error: String,
+    },
+    /// The service asked to wait longer than the tool waits (`Retry-After`).
+    WaitTooLong {
+        asked: Duration,
+    },
+    /// The service refused every request for its rate limit for longer than the tool waits.
+    Busy {
+        refused_for: Duration,
     },
 }
 
@@ -116,6 +134,19 @@ pub(super) fn not_sent_reason(stop: &StopSignal) -> String {
         Some(StopReason::Redirected(r)) => format!("not sent: {r}"),
         Some(StopReason::Ledger(e)) => format!("not sent: {e}"),
         Some(StopReason::Unreachable { .. }) => "not sent: the service could not be reached".to_string(),
+        Some(StopReason::ServiceDown { answers, .. }) => {
+            format!("not sent: the run stopped after {answers} answers in a row said the service is down")
+        }
+        Some(StopReason::WaitTooLong { asked }) => format!("not sent: {}", wait_too_long(asked)),
+        Some(StopReason::Busy { refused_for }) => format!("not sent: {}", busy_too_long(refused_for)),
         None => "not sent".to_string(),
+    }
+}
+
+/// Added to the error of a row that was refused and then stopped waiting for its retry.
+pub(super) fn stopped_before_retry(stop: &StopSignal) -> &'static str {
+    match stop.reason() {
+        Some(StopReason::Interrupted) => "interrupted before the next retry",
+        _ => "the run stopped before the next retry",
     }
 }

@@ -547,6 +547,10 @@ impl UploadRun {
             Some(StopReason::Interrupted) => Exit::Interrupted,
             Some(StopReason::KeyRefused { .. } | StopReason::Redirected(_) | StopReason::Ledger(_))
             | Some(StopReason::Unreachable { .. }) => Exit::Setup,
+            // The service answered before: rows not sent for a while, not a setup error.
+            Some(StopReason::ServiceDown { .. } | StopReason::WaitTooLong { .. } | StopReason::Busy { .. }) => {
+                Exit::Incomplete
+            }
             None if self
                 .rows
                 .iter()

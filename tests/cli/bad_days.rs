@@ -1,0 +1,185 @@
+//! Unattended bad days, through the real binary: a service that dies mid-run or answers
+//! nothing but server errors, a `Retry-After` of a day, a key that another client shares,
+//! proxies in the environment, a private certificate authority, an API key pasted into the
+//! wrong argument, a ledger reached through a hard link, absurd numbers, and a signal while
+//! the run is still looking things up.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testsigma_import::report::Outcome;
+use testsigma_import::sandbox::{Fault, FaultRule, SandboxOptions};
+
+use crate::common::{Output, PROJECT, Rig, count, run, wait_until};
+
+/// Unlike anything else a run could print, so finding it anywhere is a leak.
+const KEY: &str = "tsk_live_Bd7q-bad-days-4f1e9c";
+
+/// `Title,Project,Key` and `n` rows `Run <tag> NNN` / `BD-NNN`.
+fn rows_csv(tag: &str, n: usize) -> String {
+    let mut csv = String::from("Title,Project,Key\n");
+    for i in 1..=n {
+        csv.push_str(&format!("Run {tag} {i:03},{PROJECT},BD-{i:03}\n"));
+    }
+    csv
+}
+
+/// A spawned run's end and its streams. Bounded only against a hang (a run that waits
+/// out a day-long `Retry-After` would never end): nothing here measures speed.
+fn finish(child: Child) -> Output {
+    let id = child.id();
+    let (done, ended) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    if ended.recv_timeout(Duration::from_secs(240)).is_err() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &id.to_string()])
+            .status();
+        panic!("the run did not end");
+    }
+    let out = waiter.join().expect("the waiter").expect("the binary ends");
+    let output = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!output.stderr.contains("panicked"), "{}", output.streams());
+    output
+}
+
+fn spawn(mut cmd: std::process::Command) -> Child {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().expect("the binary starts")
+}
+
+// ---------------------------------------------------------------------------------------
+// A service that is down.
+
+/// The service dies mid-run (the sandbox is shut down once 20 runs exist): every later
+/// request meets a refused connection, so after ten such answers in a row the run stops
+/// sending. The rows not yet sent are `not_sent`, saying why; the exit code is 1, not 2,
+/// since the service had answered. It used to put every remaining row through all its
+/// retries (141 rows took 557 s).
+#[test]
+fn a_service_that_dies_mid_run_stops_the_run_and_leaves_the_rest_not_sent() {
+    let rig = Rig::new(SandboxOptions::default());
+    let sandbox = rig.start_sandbox(SandboxOptions::default());
+    rig.write("runs.csv", rows_csv("dies", 200));
+    let mut cmd = rig.import_into(&sandbox, "runs.csv", Some(KEY));
+    cmd.args(["--rate", "20", "--concurrency", "4", "--state", "s.jsonl"]);
+    cmd.args(["--summary-json", "summary.json"]);
+    let child = spawn(cmd);
+    wait_until("20 runs to be created", || sandbox.runs().len() >= 20);
+    let died = Instant::now();
+    rig.rt.block_on(sandbox.shutdown());
+    let out = finish(child);
+    // Printed for the record (`-- --nocapture`), not asserted.
+    eprintln!(
+        "the run ended {:.1} s after the service died",
+        died.elapsed().as_secs_f64()
+    );
+
+    assert_eq!(out.code, 1, "{}", out.streams());
+    assert!(
+        out.stderr.contains("answers in a row from http://127.0.0.1:")
+            && out.stderr.contains("said the service is down or misconfigured"),
+        "{}",
+        out.stderr
+    );
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), 200);
+    let not_sent = count(&rows, Outcome::NotSent);
+    assert!(count(&rows, Outcome::Created) >= 20, "{rows:#?}");
+    // Ten answers in a row stop it: a handful of rows meet the dead service, not 180.
+    assert!(not_sent >= 100, "{not_sent} not sent");
+    for row in rows.iter().filter(|r| r.outcome == Outcome::NotSent) {
+        assert_eq!(row.attempts, 0, "{row:?}");
+        let error = row.error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("not sent: the run stopped after ") && error.ends_with("said the service is down"),
+            "{error}"
+        );
+    }
+    let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+    assert_eq!(summary["exit_code"], 1, "{summary:#}");
+    assert_eq!(summary["counts"]["not_sent"], not_sent, "{summary:#}");
+}
+
+/// A service that answers every create with a plain server error (no rate-limit message)
+/// is down too: five such answers in a row before anything was created stop the run,
+/// rather than sending every row. Exit 1: the service is there, it answered.
+#[test]
+fn a_service_that_answers_only_server_errors_is_not_sent_every_row() {
+    let rig = Rig::new(SandboxOptions {
+        fail_rate: 1.0,
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", rows_csv("errors", 40));
+    let mut cmd = rig.import("runs.csv", Some(KEY));
+    cmd.args(["--concurrency", "1", "--max-retries", "1", "--rate", "50"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.streams());
+    let rows = rig.report("runs.report.csv");
+    let sent: Vec<_> = rows.iter().filter(|r| r.attempts > 0).collect();
+    assert!((1..=5).contains(&sent.len()), "{rows:#?}");
+    assert_eq!(count(&rows, Outcome::NotSent), 40 - sent.len(), "{rows:#?}");
+    assert_eq!(rig.sandbox.stats().posts_received, 5, "{}", rig.sandbox.stats());
+    assert!(rig.sandbox.runs().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Waits.
+
+/// `Retry-After: 100000` (28 hours) is not waited: past the one-minute bound on every
+/// wait, the run stops at once. The row that got it (certainly not created) and every
+/// other row are `not_sent`, the service's requested time in their messages; exit 1.
+#[test]
+fn a_retry_after_of_a_day_is_not_waited() {
+    let rig = Rig::new(SandboxOptions {
+        faults: vec![FaultRule {
+            fault: Fault::RetryAfterSeconds(100_000),
+            probability: 1.0,
+        }],
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", rows_csv("wait", 5));
+    let mut cmd = rig.import("runs.csv", Some(KEY));
+    cmd.args(["--concurrency", "1", "--state", "s.jsonl"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 1, "{}", out.streams());
+    assert!(
+        out.stderr
+            .contains("error: the service asked to wait 100000 s before trying again (Retry-After), longer than the 60 s this tool waits"),
+        "{}",
+        out.stderr
+    );
+    let rows = rig.report("runs.report.csv");
+    let outcomes: Vec<(Outcome, u32, Option<u16>)> =
+        rows.iter().map(|r| (r.outcome, r.attempts, r.http_status)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Outcome::NotSent, 1, Some(503)),
+            (Outcome::NotSent, 0, None),
+            (Outcome::NotSent, 0, None),
+            (Outcome::NotSent, 0, None),
+            (Outcome::NotSent, 0, None),
+        ]
+    );
+    for row in &rows {
+        let error = row.error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("not sent: the service asked to wait 100000 s"),
+            "{error}"
+        );
+    }
+    assert_eq!(rig.sandbox.stats().posts_received, 1);
+    // Refused, so certainly not created: the next run sends it.
+    let ledger = rig.read("s.jsonl");
+    let last: Value = serde_json::from_str(ledger.lines().last().expect("a ledger line")).expect("JSON");
+    assert_eq!(last["event"], "failed", "{ledger}");
+}
