@@ -483,13 +483,7 @@ pub fn resolve_service(
     config: &ConfigFile,
     config_path: Option<&Path>,
 ) -> Result<ServiceSettings, SettingsError> {
-    let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
-    if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(flag(
-            &given("--timeout", args.timeout.is_some()),
-            format!("`{timeout}`: give a number of seconds above 0"),
-        ));
-    }
+    let timeout = resolve_timeout(args, config)?;
     let base_url = args
         .base_url
         .clone()
@@ -499,11 +493,41 @@ pub fn resolve_service(
     Ok(ServiceSettings {
         base_url,
         allow_insecure: args.allow_insecure || config.allow_insecure.unwrap_or(false),
-        timeout: Duration::from_secs_f64(timeout),
+        timeout,
         sandbox: args.sandbox,
         key,
         key_source,
     })
+}
+
+/// The longest `--timeout`: an hour. No answer of this API takes that long, and a larger
+/// number (`1e20`) is no time at all to the clock that would count it.
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+fn resolve_timeout(args: &ServiceArgs, config: &ConfigFile) -> Result<Duration, SettingsError> {
+    let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= MAX_TIMEOUT_SECS) {
+        return Err(flag(
+            &given("--timeout", args.timeout.is_some()),
+            format!("`{timeout}`: give a number of seconds above 0, at most {MAX_TIMEOUT_SECS}"),
+        ));
+    }
+    // At least a millisecond: less would time every request out before it left.
+    Ok(Duration::from_secs_f64(timeout).max(Duration::from_millis(1)))
+}
+
+/// The most `--max-retries`: each retry waits up to 30 s, so a hundred is most of an hour.
+const MAX_RETRIES: u32 = 100;
+
+fn resolve_max_retries(args: &ImportArgs, config: &ConfigFile) -> Result<u32, SettingsError> {
+    let retries = args.max_retries.or(config.max_retries).unwrap_or(5);
+    if retries > MAX_RETRIES {
+        return Err(flag(
+            &given("--max-retries", args.max_retries.is_some()),
+            format!("`{retries}`: give a number from 0 to {MAX_RETRIES}"),
+        ));
+    }
+    Ok(retries)
 }
 
 /// The key: `--api-key-file`, else TESTSIGMA_API_KEY, else the config's api-key-file or api-key.
@@ -673,7 +697,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         report,
         rate: resolve_rate(args, &config)?,
         concurrency: resolve_concurrency(args, &config)?,
-        max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
+        max_retries: resolve_max_retries(args, &config)?,
         state,
         force: args.force,
         retry_unknown: args.retry_unknown,
@@ -961,6 +985,39 @@ mod tests {
         }
         let error = error_with("", &|args| args.rate = Some(0.0));
         assert!(error.starts_with("--rate: `0`"), "{error}");
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused_naming_the_flag() {
+        let args = |edit: &dyn Fn(&mut ImportArgs)| {
+            let mut args = ImportArgs {
+                read: ReadArgs {
+                    file: "runs.csv".into(),
+                    ..ReadArgs::default()
+                },
+                ..ImportArgs::default()
+            };
+            edit(&mut args);
+            resolve_import(&args).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        for (edit, want) in [
+            (
+                &(|a: &mut ImportArgs| a.service.timeout = Some(1e20)) as &dyn Fn(&mut ImportArgs),
+                "--timeout: `100000000000000000000`",
+            ),
+            (&|a| a.service.timeout = Some(f64::INFINITY), "--timeout: `inf`"),
+            (&|a| a.service.timeout = Some(3601.0), "--timeout: `3601`"),
+            (&|a| a.service.timeout = Some(-1.0), "--timeout: `-1`"),
+            (&|a| a.max_retries = Some(u32::MAX), "--max-retries: `4294967295`"),
+            (&|a| a.rate = Some(1e20), "--rate: `100000000000000000000`"),
+            (&|a| a.concurrency = Some(100_000), "--concurrency: `100000`"),
+        ] {
+            let error = args(edit);
+            assert!(error.starts_with(want), "{want}: {error}");
+        }
+        assert_eq!(args(&|a| a.service.timeout = Some(3600.0)), "");
+        assert_eq!(args(&|a| a.service.timeout = Some(1e-9)), "");
+        assert_eq!(args(&|a| a.max_retries = Some(100)), "");
     }
 
     #[test]

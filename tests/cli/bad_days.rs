@@ -183,3 +183,45 @@ fn a_retry_after_of_a_day_is_not_waited() {
     let last: Value = serde_json::from_str(ledger.lines().last().expect("a ledger line")).expect("JSON");
     assert_eq!(last["event"], "failed", "{ledger}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Absurd numbers.
+
+/// `--timeout 1e20` used to panic (exit 101) turning it into a duration: it is refused,
+/// exit 2, naming the flag, and said in the summary; so are the other absurd numbers.
+#[test]
+fn absurd_numbers_are_refused_with_exit_2_naming_the_flag() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", rows_csv("absurd", 2));
+    for (flag, value, said) in [
+        (
+            "--timeout",
+            "1e20",
+            "--timeout: `100000000000000000000`: give a number of seconds above 0, at most 3600",
+        ),
+        (
+            "--max-retries",
+            "4000000000",
+            "--max-retries: `4000000000`: give a number from 0 to 100",
+        ),
+        (
+            "--concurrency",
+            "100000",
+            "--concurrency: `100000`: give a number from 1 to 256",
+        ),
+        (
+            "--rate",
+            "1e9",
+            "--rate: `1000000000`: give requests per second between 0.2 and 10000",
+        ),
+    ] {
+        let mut cmd = rig.import("runs.csv", Some(KEY));
+        cmd.args([flag, value, "--summary-json", "summary.json"]);
+        let out = run(cmd);
+        assert_eq!(out.code, 2, "{flag}: {}", out.streams());
+        assert_eq!(out.error_lines(), [format!("error: {said}")], "{}", out.streams());
+        let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+        assert_eq!(summary["exit_code"], 2, "{summary:#}");
+    }
+    assert_eq!(rig.sandbox.stats().posts_received, 0);
+}
