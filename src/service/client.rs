@@ -28,6 +28,9 @@ fn connect_timeout(timeout: Duration) -> Duration {
     (timeout / 2).min(Duration::from_secs(10))
 }
 
+/// How long an idle connection is kept for the next request.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
@@ -55,7 +58,9 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(connect_timeout(timeout))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Under the 5 s many servers keep an idle connection (Node's default): one they
+            // closed, reused, fails after the request went out and leaves its row `unknown`.
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(|e| ApiError::Client(error_chain(&e)))?;
         Ok(ApiClient {
