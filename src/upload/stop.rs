@@ -102,7 +102,7 @@ impl StopSignal {
 
     /// Runs `work` to its end, or until the run is stopped: `None` then. For waits that
     /// a stop makes pointless (a turn, a retry's pause).
-    pub(super) async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+    pub async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
         self.unless(Level::Stopped, work).await
     }
 

@@ -260,3 +260,79 @@ fn a_second_run_through_a_hard_link_to_the_ledger_is_refused() {
     let runs = rig.sandbox.runs();
     assert_eq!(runs.len(), 20, "every row created once, none twice");
 }
+
+// ---------------------------------------------------------------------------------------
+// Signals and writes.
+
+/// SIGTERM while the run is still looking up its assignees (`GET /users`, here slow):
+/// the signal is caught from before the first request, so the run ends with exit 130,
+/// every row `not_sent` in the report, and a summary that says so. It used to die there,
+/// with no report, leaving last night's summary in place.
+#[test]
+fn sigterm_during_the_user_lookup_writes_the_report_and_the_summary() {
+    let rig = Rig::new(SandboxOptions {
+        latency: Duration::from_secs(30),
+        ..SandboxOptions::default()
+    });
+    rig.write(
+        "runs.csv",
+        format!("Title,Project,Assignee\nOne,{PROJECT},ada@example.com\nTwo,{PROJECT},\n"),
+    );
+    rig.write("summary.json", "{\"exit_code\": 0, \"note\": \"last night\"}\n");
+    let mut cmd = rig.import("runs.csv", Some(KEY));
+    cmd.args(["--summary-json", "summary.json"]);
+    let child = spawn(cmd);
+    wait_until("GET /users to arrive", || rig.sandbox.stats().user_lists >= 1);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = finish(child);
+    assert_eq!(out.code, 130, "{}", out.streams());
+    let rows = rig.report("runs.report.csv");
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!((row.outcome, row.attempts), (Outcome::NotSent, 0), "{row:?}");
+        assert_eq!(row.error.as_deref(), Some("not sent: the run was interrupted"));
+    }
+    let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+    assert_eq!(summary["exit_code"], 130, "{summary:#}");
+    assert_eq!(summary["counts"]["not_sent"], 2, "{summary:#}");
+    assert_eq!(rig.sandbox.stats().posts_received, 0);
+}
+
+/// The report cannot be written (a full disk: here a report that is a link to /dev/full)
+/// while every row is created: the run still ends with the real counts in the summary
+/// and the write error beside them, exit 2. It used to say `created: 0`.
+#[cfg(target_os = "linux")]
+#[test]
+fn after_a_failed_report_write_the_summary_carries_the_real_counts() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", rows_csv("full", 5));
+    std::os::unix::fs::symlink("/dev/full", rig.path("report.jsonl")).expect("a link to /dev/full");
+    let mut cmd = rig.import("runs.csv", Some(KEY));
+    cmd.args([
+        "--report",
+        "report.jsonl",
+        "--summary-json",
+        "summary.json",
+        "--state",
+        "s.jsonl",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert_eq!(rig.sandbox.runs().len(), 5);
+    let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+    assert_eq!(summary["exit_code"], 2, "{summary:#}");
+    assert_eq!(summary["counts"]["created"], 5, "{summary:#}");
+    assert_eq!(summary["requests_sent"], 5, "{summary:#}");
+    let error = summary["error"].as_str().unwrap_or_default();
+    assert!(error.contains("report.jsonl"), "{summary:#}");
+    // The ledger, the durable record, has every row: the next run sends nothing.
+    let mut again = rig.import("runs.csv", Some(KEY));
+    again.args(["--state", "s.jsonl"]);
+    let again = run(again);
+    assert_eq!(again.code, 0, "{}", again.streams());
+    assert_eq!(rig.sandbox.runs().len(), 5);
+}

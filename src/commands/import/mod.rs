@@ -188,6 +188,13 @@ struct UploadRun {
     problems: ProblemPrinter,
     /// Lines about whole date columns, said after the rows'.
     column_problems: Vec<String>,
+    /// Stops the run: Ctrl-C and SIGTERM from before the first request (see
+    /// [`UploadRun::watch_signals`]), and the upload's own reasons.
+    stop: StopSignal,
+    signals: Option<tokio::task::JoinHandle<()>>,
+    /// A report or failed-rows write that failed after rows were sent: the run still
+    /// ends with its real counts, and this error, in the summary (exit 2).
+    write_error: Option<String>,
 }
 
 impl UploadRun {
@@ -206,7 +213,32 @@ impl UploadRun {
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
             column_problems: stage.take_column_problems(),
+            stop: StopSignal::default(),
+            signals: None,
+            write_error: None,
         }
+    }
+
+    /// From the first request on, Ctrl-C and SIGTERM stop the run instead of killing it, so
+    /// an interrupt during the lookups before the upload still writes the report and the
+    /// summary (exit 130), like one during the upload.
+    fn watch_signals(&mut self) {
+        if self.signals.is_none() {
+            self.signals = Some(watch_signals(self.stop.clone()));
+        }
+    }
+
+    /// Interrupted before the upload: every row not done is `not_sent`, and why (exit 130).
+    fn finish_interrupted(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        self.say_what_the_ledger_holds(settings, &settings.service.base_url);
+        self.mark_planned_not_sent("not sent: the run was interrupted");
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in &self.rows {
+            report.append(r)?;
+        }
+        report.finish(None)?;
+        self.complete(Exit::Interrupted, settings, Some(StopReason::Interrupted))
     }
 
     /// Everything after the reading: the invalid rows' verdict, the service reached, the
@@ -215,13 +247,16 @@ impl UploadRun {
         if self.nothing_valid() {
             return self.finish_nothing_valid(settings);
         }
+        self.watch_signals();
         if self.invalid_count() > 0 && !settings.skip_invalid {
             return self.refuse_invalid(settings).await;
         }
         // A failure to reach the service still leaves a report: every row not sent, and why.
-        let (client, _sandbox) = match self.prepare(settings).await {
-            Ok(ready) => ready,
-            Err(e) => {
+        let stop = self.stop.clone();
+        let (client, _sandbox) = match stop.unless_stopped(self.prepare(settings)).await {
+            None => return self.finish_interrupted(settings),
+            Some(Ok(ready)) => ready,
+            Some(Err(e)) => {
                 error(&format!("{e:#}"));
                 // E-mail assignees are unresolved here, so a row without a human_id that had
                 // one may not be found.
@@ -250,7 +285,14 @@ impl UploadRun {
     /// Some rows are invalid and `--skip-invalid` is not given: nothing is sent (exit 3).
     /// The e-mail assignees are still checked, so every problem is reported at once.
     async fn refuse_invalid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
-        self.resolve_assignees_anyway(settings).await;
+        let stop = self.stop.clone();
+        if stop
+            .unless_stopped(self.resolve_assignees_anyway(settings))
+            .await
+            .is_none()
+        {
+            return self.finish_interrupted(settings);
+        }
         // The plan still shows what the valid rows would send.
         self.write_plan(settings.plan.as_deref(), |_| true)?;
         // E-mail assignees no user has may have left no valid row.
@@ -433,7 +475,17 @@ impl UploadRun {
         settings: &ImportSettings,
         stop: Option<StopReason>,
     ) -> anyhow::Result<ImportResult> {
-        let failed_file = self.write_failed_rows()?;
+        let failed_file = match self.write_failed_rows() {
+            Ok(file) => file,
+            // Rows may have been created: the summary still carries the real counts.
+            Err(e) if self.requests_sent > 0 => {
+                self.write_error.get_or_insert(format!("{e:#}"));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        // The records of what was done are incomplete: exit 2, whatever the rows' outcomes.
+        let exit = if self.write_error.is_some() { Exit::Setup } else { exit };
         let summary = RunSummary {
             counts: count_outcomes(&self.rows),
             rows: self.rows.len(),
@@ -444,7 +496,7 @@ impl UploadRun {
             report: Some(settings.report.display().to_string()),
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
             dry_run: false,
-            error: None,
+            error: self.write_error.clone(),
         };
         print_summary(
             &self.rows,
@@ -496,14 +548,16 @@ impl UploadRun {
             std::mem::take(&mut self.rows),
             Progress::new(jobs.len(), settings.read.quiet),
         ));
-        let stop = StopSignal::default();
-        let signals = watch_signals(stop.clone());
+        let stop = self.stop.clone();
+        self.watch_signals();
         let upload_settings = UploadSettings {
             concurrency: settings.concurrency,
             max_retries: settings.max_retries,
         };
         let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
-        signals.abort();
+        if let Some(signals) = self.signals.take() {
+            signals.abort();
+        }
         self.requests_sent = stats.requests_sent;
         self.send_rate = stats.send_rate();
         if stats.rate_limited > 0 {
@@ -512,7 +566,9 @@ impl UploadRun {
                 stats.rate_limited, stats.final_rate, settings.rate
             ));
         }
-        self.rows = sink.finish()?;
+        let (rows, write_error) = sink.finish();
+        self.rows = rows;
+        self.write_error = write_error;
         let stop_reason = stop.reason();
         let exit = self.exit_after_upload(stop_reason.as_ref());
         self.complete(exit, settings, stop_reason)
