@@ -42,6 +42,9 @@ pub enum AnswerKind {
     KeyRefused,
     /// Sent, but no usable answer: the run may exist.
     Unknown,
+    /// The service's TLS certificate is not trusted: no request left this machine, and
+    /// every other would meet the same (a proxy that inspects TLS wants `--ca-cert`).
+    Untrusted,
     Redirected(Redirect),
 }
 

@@ -13,7 +13,7 @@ use super::answer::{
 };
 use super::pace::Pacer;
 use super::retry::{MAX_RATE_LIMITED, MAX_WAIT, backoff, busy_too_long, gave_up, jitter, wait_too_long};
-use super::url::{Redirect, redirect};
+use super::url::{Redirect, is_loopback, redirect};
 use super::{ApiError, ApiKey, User, error_chain};
 
 /// The longest a connection may take to be made: half of `--timeout`, 10 s at most.
@@ -49,9 +49,27 @@ pub struct ApiClient {
 pub(crate) const DEFAULT_RATE: f64 = 8.0;
 
 impl ApiClient {
-    /// `base` must have passed [`check_base_url`].
-    pub fn new(base: &str, key: ApiKey, timeout: Duration) -> Result<ApiClient, ApiError> {
-        let http = reqwest::Client::builder()
+    /// `base` must have passed [`check_base_url`]. `roots`: authorities trusted besides the
+    /// built-in ones (`--ca-cert`).
+    pub fn new(
+        base: &str,
+        key: ApiKey,
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<ApiClient, ApiError> {
+        let mut builder = reqwest::Client::builder();
+        // A loopback service (the sandbox, a tunnel) is never reached through a proxy: the
+        // proxy would be another host, and to an http:// base URL it would get the key in
+        // clear. Elsewhere HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply as usual: to an
+        // https:// base URL a proxy only tunnels (CONNECT), and an http:// one off this
+        // machine needs --allow-insecure whatever the path.
+        if url::Url::parse(base).is_ok_and(|url| is_loopback(&url)) {
+            builder = builder.no_proxy();
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .user_agent(concat!("testsigma-import/", env!("CARGO_PKG_VERSION")))
             // Never follow: a cross-host redirect would drop (or worse, leak) the key, and a
             // POST turned into a GET creates nothing while looking like success.
@@ -141,6 +159,10 @@ impl ApiClient {
                 message: self.scrub(message),
             },
             ApiError::Client(message) => ApiError::Client(self.scrub(message)),
+            ApiError::Untrusted { what, message } => ApiError::Untrusted {
+                what,
+                message: self.scrub(message),
+            },
             ApiError::Redirected(r) => ApiError::Redirected(self.scrub_redirect(r)),
             other => other,
         }
@@ -219,6 +241,9 @@ impl ApiClient {
 
     fn transport_answer(&self, e: &reqwest::Error) -> Answer {
         let detail = error_chain(e);
+        if let Some(message) = untrusted(e) {
+            return Answer::without_status(AnswerKind::Untrusted, message, false);
+        }
         if e.is_connect() {
             // The connection was never made, so the request cannot have been acted on.
             let retry = AnswerKind::Retry {
@@ -322,14 +347,20 @@ impl ApiClient {
     }
 
     async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
-        let transport = |e: reqwest::Error| ReadFailure {
-            error: ApiError::Transport {
+        let transport = |e: reqwest::Error| match untrusted(&e) {
+            Some(message) => ReadFailure::fatal(ApiError::Untrusted {
                 what: what.to_string(),
-                message: error_chain(&e),
+                message,
+            }),
+            None => ReadFailure {
+                error: ApiError::Transport {
+                    what: what.to_string(),
+                    message: error_chain(&e),
+                },
+                transient: true,
+                rate_limited: false,
+                retry_after: None,
             },
-            transient: true,
-            rate_limited: false,
-            retry_after: None,
         };
         let response = self
             .http
@@ -408,6 +439,37 @@ impl ApiClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// When `e` is a TLS certificate the client does not trust (an unknown authority, an
+/// expired or misnamed certificate): what failed, and the flag that fixes a proxy's.
+/// Such an error is no network blip: retrying meets the same certificate.
+fn untrusted(e: &reqwest::Error) -> Option<String> {
+    let tls = rustls_error(e)?;
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::InvalidCertRevocationList(_)
+    )
+    .then(|| {
+        format!(
+            "the service's TLS certificate is not trusted ({tls}); if a proxy that inspects TLS sits in between, trust its authority with --ca-cert FILE (or TESTSIGMA_CA_CERT)"
+        )
+    })
+}
+
+/// The TLS error somewhere in `error`'s causes. It travels inside io::Errors (one inside
+/// another), whose source() skips the error they wrap: those are opened by hand.
+fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| rustls_error(inner));
+    wrapped.or_else(|| error.source().and_then(rustls_error))
 }
 
 impl ApiError {

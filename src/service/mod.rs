@@ -72,6 +72,8 @@ pub enum ApiError {
     Status { what: String, status: u16, message: String },
     #[error("{what}: {message}")]
     Transport { what: String, message: String },
+    #[error("{what}: {message}")]
+    Untrusted { what: String, message: String },
 }
 
 /// A user from `GET /users`.

@@ -70,6 +70,7 @@ pub struct ConfigFile {
     pub max_columns: Option<usize>,
     pub quiet: Option<bool>,
     pub allow_insecure: Option<bool>,
+    pub ca_cert: Option<PathBuf>,
     pub timeout: Option<f64>,
     pub report: Option<PathBuf>,
     pub plan: Option<PathBuf>,
@@ -497,6 +498,7 @@ pub fn resolve_service(
         sandbox: args.sandbox,
         key,
         key_source,
+        ca_cert: args.ca_cert.clone().or_else(|| config.ca_cert.clone()),
     })
 }
 

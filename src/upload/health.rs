@@ -38,7 +38,7 @@ pub(super) fn sign_of(answer: &Answer, project_id: &str) -> Sign {
         (AnswerKind::Rejected, Some(404)) => {
             Sign::NotFound(format!("{project_id} {}", answer.error.as_deref().unwrap_or_default()))
         }
-        (AnswerKind::Rejected | AnswerKind::Retry { .. }, None) => Sign::Nothing,
+        (AnswerKind::Rejected | AnswerKind::Retry { .. } | AnswerKind::Untrusted, None) => Sign::Nothing,
         _ => Sign::Up,
     }
 }

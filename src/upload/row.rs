@@ -168,6 +168,14 @@ impl RowContext {
                 report.outcome = Outcome::Unknown;
                 Next::Done
             }
+            AnswerKind::Untrusted => {
+                // The handshake failed: nothing was sent, and nothing will be.
+                let message = report.error.clone().unwrap_or_default();
+                report.outcome = Outcome::NotSent;
+                report.error = Some(format!("not sent: {message}"));
+                self.stop.stop(StopReason::Untrusted(message));
+                Next::Done
+            }
             AnswerKind::Redirected(redirect) => {
                 report.outcome = Outcome::Failed;
                 self.stop.stop(StopReason::Redirected(redirect));
@@ -289,6 +297,7 @@ impl std::fmt::Debug for Logged<'_> {
             AnswerKind::Rejected => write!(f, "rejected {code}: {error}"),
             AnswerKind::KeyRefused => write!(f, "key refused {code}"),
             AnswerKind::Unknown => write!(f, "unknown {status:?}: {error}"),
+            AnswerKind::Untrusted => write!(f, "untrusted certificate: {error}"),
             AnswerKind::Redirected(r) => write!(f, "redirected {}", r.status),
         }
     }

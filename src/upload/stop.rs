@@ -40,6 +40,8 @@ pub enum StopReason {
     Busy {
         refused_for: Duration,
     },
+    /// The service's TLS certificate is not trusted: what failed, naming `--ca-cert`.
+    Untrusted(String),
 }
 
 /// A handle that stops the upload: no new request starts, and rows waiting for their turn
@@ -139,6 +141,7 @@ pub(super) fn not_sent_reason(stop: &StopSignal) -> String {
         }
         Some(StopReason::WaitTooLong { asked }) => format!("not sent: {}", wait_too_long(asked)),
         Some(StopReason::Busy { refused_for }) => format!("not sent: {}", busy_too_long(refused_for)),
+        Some(StopReason::Untrusted(_)) => "not sent: the service's TLS certificate is not trusted".to_string(),
         None => "not sent".to_string(),
     }
 }

@@ -336,3 +336,220 @@ fn after_a_failed_report_write_the_summary_carries_the_real_counts() {
     assert_eq!(again.code, 0, "{}", again.streams());
     assert_eq!(rig.sandbox.runs().len(), 5);
 }
+
+// ---------------------------------------------------------------------------------------
+// Proxies and certificates.
+
+/// A TCP listener on 127.0.0.1 that counts the connections it accepts.
+struct Listener {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
+}
+
+impl Listener {
+    fn start(rig: &Rig) -> Listener {
+        let listener = rig
+            .rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("its address");
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = accepted.clone();
+        rig.rt.spawn(async move {
+            while let Ok((_stream, peer)) = listener.accept().await {
+                noted.lock().expect("the listener's lock").push(peer);
+            }
+        });
+        Listener { addr, accepted }
+    }
+
+    /// Connections made to it before this call: a probe made now is accepted after every
+    /// earlier one, so once it is seen the count is whole.
+    fn connections_so_far(&self) -> usize {
+        let probe = std::net::TcpStream::connect(self.addr).expect("connect to the listener");
+        let mine = probe.local_addr().expect("its address");
+        let mut before = 0;
+        wait_until("the listener to accept the probe", || {
+            let accepted = self.accepted.lock().expect("the listener's lock");
+            match accepted.iter().position(|peer| *peer == mine) {
+                Some(at) => {
+                    before = at;
+                    true
+                }
+                None => false,
+            }
+        });
+        before
+    }
+}
+
+/// A proxy named by the environment (every spelling) must not see a connection when the
+/// base URL is on this machine, nor with `--sandbox`: it would be another host, and to an
+/// `http://` base URL it would get the key in clear. The rows are created all the same.
+#[test]
+fn a_proxy_from_the_environment_is_not_used_for_a_loopback_service() {
+    let rig = Rig::new(SandboxOptions::default());
+    let proxy = Listener::start(&rig);
+    let proxy_url = format!("http://{}", proxy.addr);
+    rig.write("runs.csv", rows_csv("proxy", 3));
+    let with_proxy = |cmd: &mut std::process::Command| {
+        for name in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env(name, &proxy_url);
+        }
+        cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+    };
+    let mut cmd = rig.import("runs.csv", Some(KEY));
+    with_proxy(&mut cmd);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert_eq!(rig.sandbox.runs().len(), 3);
+
+    let mut cmd = crate::common::bare_command(rig.dir.path(), None);
+    cmd.args(["import", "runs.csv", "--sandbox", "--report", "sandbox.report.csv"]);
+    with_proxy(&mut cmd);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert_eq!(count(&rig.report("sandbox.report.csv"), Outcome::Created), 3);
+    assert_eq!(proxy.connections_so_far(), 0, "the proxy was used");
+}
+
+/// `import runs.csv --base-url BASE` in the rig's dir, with the key.
+fn import_at(rig: &Rig, base: &str) -> std::process::Command {
+    let mut cmd = crate::common::bare_command(rig.dir.path(), Some(KEY));
+    cmd.args(["import", "runs.csv", "--base-url", base]);
+    cmd
+}
+
+/// A private authority and a server certificate it signed, for 127.0.0.1: the authority's
+/// PEM, and the server's certificate and key in DER.
+fn private_ca() -> (String, Vec<u8>, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "bad-days test CA");
+    let ca_cert = ca.self_signed(&ca_key).expect("the CA certificate");
+    let server_key = KeyPair::generate().expect("a server key");
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("server params");
+    let server_cert = server
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .expect("the server certificate");
+    (ca_cert.pem(), server_cert.der().to_vec(), server_key.serialize_der())
+}
+
+/// An HTTPS server on 127.0.0.1 with `cert` that answers every request as a created run;
+/// returns its base URL and how many requests reached it.
+fn tls_service(rig: &Rig, cert: Vec<u8>, key: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )
+        .expect("a server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = rig
+        .rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("its address");
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = requests.clone();
+    rig.rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counted) = (acceptor.clone(), counted.clone());
+            tokio::spawn(async move {
+                // A client that does not trust the certificate ends here.
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = tls.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if seen.len() < end + 4 + length {
+                        continue;
+                    }
+                    let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let body = format!(r#"{{"message":"","data":{{"test_run":{{"id":"tls-{n}","human_id":"TLS-R-{n}"}}}}}}"#);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                    return;
+                }
+            });
+        }
+    });
+    (format!("https://{addr}/api/v1"), requests)
+}
+
+/// A service whose certificate a private authority signed (as a TLS-inspecting proxy's):
+/// without `--ca-cert` the run stops at once (not retried as if the network had failed),
+/// saying what failed and naming the flag, exit 2, nothing sent; with `--ca-cert` (or
+/// `TESTSIGMA_CA_CERT`) every row is created.
+#[test]
+fn a_private_authority_is_refused_without_ca_cert_and_trusted_with_it() {
+    let rig = Rig::new(SandboxOptions::default());
+    let (ca_pem, cert, key) = private_ca();
+    rig.write("ca.pem", &ca_pem);
+    let (base, requests) = tls_service(&rig, cert, key);
+    rig.write("runs.csv", rows_csv("tls", 3));
+
+    let mut cmd = import_at(&rig, &base);
+    cmd.args(["--summary-json", "summary.json", "--no-state"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let errors = out.error_lines();
+    assert_eq!(errors.len(), 1, "{}", out.streams());
+    assert!(
+        errors[0].contains("the service's TLS certificate is not trusted") && errors[0].contains("--ca-cert FILE"),
+        "{}",
+        errors[0]
+    );
+    let rows = rig.report("runs.report.csv");
+    assert!(rows.iter().all(|r| r.outcome == Outcome::NotSent), "{rows:#?}");
+    // Tried once, not retried as a network blip.
+    assert_eq!(rows.iter().map(|r| r.attempts).sum::<u32>(), 1, "{rows:#?}");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let mut cmd = import_at(&rig, &base);
+    cmd.args(["--ca-cert", "ca.pem", "--no-state"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 3);
+
+    let mut cmd = import_at(&rig, &base);
+    cmd.args(["--no-state"]).env("TESTSIGMA_CA_CERT", "ca.pem");
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 6);
+
+    // A file that is not a certificate is a setup error naming the flag.
+    rig.write("not-a-cert.pem", "hello\n");
+    let mut cmd = import_at(&rig, &base);
+    cmd.args(["--ca-cert", "not-a-cert.pem", "--no-state"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(out.stderr.contains("--ca-cert not-a-cert.pem:"), "{}", out.stderr);
+}

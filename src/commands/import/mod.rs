@@ -602,7 +602,7 @@ impl UploadRun {
         match stop {
             Some(StopReason::Interrupted) => Exit::Interrupted,
             Some(StopReason::KeyRefused { .. } | StopReason::Redirected(_) | StopReason::Ledger(_))
-            | Some(StopReason::Unreachable { .. }) => Exit::Setup,
+            | Some(StopReason::Unreachable { .. } | StopReason::Untrusted(_)) => Exit::Setup,
             // The service answered before: rows not sent for a while, not a setup error.
             Some(StopReason::ServiceDown { .. } | StopReason::WaitTooLong { .. } | StopReason::Busy { .. }) => {
                 Exit::Incomplete

@@ -36,6 +36,7 @@ pub(super) fn print_summary(
         )),
         Some(StopReason::WaitTooLong { asked }) => error(&format!("{}; the run stopped.", wait_too_long(*asked))),
         Some(StopReason::Busy { refused_for }) => error(&format!("{}; the run stopped.", busy_too_long(*refused_for))),
+        Some(StopReason::Untrusted(message)) => error(&format!("{message}; the run stopped.")),
         Some(StopReason::Interrupted) => say("interrupted: the report and the ledger hold every row that finished."),
         None => {}
     }
