@@ -177,6 +177,11 @@ impl TestRunBody {
 /// Appends one `--plan` line: `{"row":N,"method":"POST","path":"…","body":{…}}`, with
 /// `"unresolved":{"assignee_id":"…"}` for an e-mail assignee, and a newline.
 pub fn write_plan_line(out: &mut Vec<u8>, planned: &PlannedRow) {
+    write_request_line(out, planned);
+    crate::redact::scrub_in_place(out);
+}
+
+fn write_request_line(out: &mut Vec<u8>, planned: &PlannedRow) {
     out.extend_from_slice(b"{\"row\":");
     out.extend_from_slice(itoa::Buffer::new().format(planned.row).as_bytes());
     // The path, `/projects/{project_id}/test_runs`, without building it first.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::{ApiClient, ApiKey, check_base_url};
 use crate::exit::SetupError;
 use crate::sandbox::{Sandbox, SandboxOptions};
-use crate::ui::say;
+use crate::ui::{say, warn};
 
 /// How to reach the service.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct ServiceSettings {
     pub key: Option<ApiKey>,
     /// Where the key came from, for messages (never the key itself).
     pub key_source: Option<String>,
+    /// Said when the key is used: a key file others can read.
+    pub key_warning: Option<String>,
     /// `--ca-cert` / `TESTSIGMA_CA_CERT`: a PEM file of authorities to trust as well.
     pub ca_cert: Option<PathBuf>,
 }
@@ -42,6 +44,9 @@ pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(
         return Ok((client, Some(sandbox)));
     }
     let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    if let Some(warning) = &service.key_warning {
+        warn(warning);
+    }
     let key = service.key.clone().ok_or_else(|| SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none".to_string()))?;
     let roots = extra_roots(service)?;
     let client = ApiClient::new(&base, key, service.timeout, roots)?;

@@ -24,8 +24,10 @@ use serde::Deserialize;
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// The key, trimmed; from now on it is scrubbed from everything the tool writes.
     pub fn new(key: &str) -> Option<ApiKey> {
         let key = key.trim();
+        crate::redact::register(key);
         (!key.is_empty()).then(|| ApiKey(key.to_string()))
     }
 

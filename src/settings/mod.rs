@@ -497,9 +497,16 @@ pub fn resolve_service(
         timeout,
         sandbox: args.sandbox,
         key,
+        key_warning: key_file(args.api_key_file.as_deref(), config).and_then(key_file_warning),
         key_source,
         ca_cert: args.ca_cert.clone().or_else(|| config.ca_cert.clone()),
     })
+}
+
+/// The key file the key is read from, if it is read from one (as [`read_key`] chooses).
+fn key_file<'a>(file_flag: Option<&'a Path>, config: &'a ConfigFile) -> Option<&'a Path> {
+    let from_env = std::env::var("TESTSIGMA_API_KEY").is_ok_and(|k| !k.trim().is_empty());
+    file_flag.or_else(|| (!from_env).then_some(config.api_key_file.as_deref()).flatten())
 }
 
 /// The longest `--timeout`: an hour. No answer of this API takes that long, and a larger
@@ -539,8 +546,7 @@ fn read_key(
     config_path: Option<&Path>,
 ) -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
     let from_file = |path: &Path, name: &str| -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| flag(name, format!("cannot read {}: {e}", path.display())))?;
+        let text = read_key_file(path, name)?;
         let key = ApiKey::new(text.lines().next().unwrap_or("")).ok_or_else(|| {
             flag(
                 name,
@@ -565,6 +571,47 @@ fn read_key(
         return Ok((ApiKey::new(value), Some(format!("api-key in {shown}"))));
     }
     Ok((None, None))
+}
+
+/// A key file's text, without the byte-order mark an editor may have put before the key.
+/// A path that names no file is not repeated: it may be the key itself, pasted in place of
+/// the path.
+fn read_key_file(path: &Path, name: &str) -> Result<String, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            flag(
+                name,
+                "no file has the name given (not repeated here, in case it is the key itself); give the path of a file that holds the key, or set TESTSIGMA_API_KEY",
+            )
+        } else {
+            flag(name, format!("cannot read {}: {e}", path.display()))
+        }
+    })?;
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+}
+
+/// A warning when a key file can be read by other users than its owner: the key is
+/// used all the same (refusing would stop a nightly run over a mode), but should be
+/// `chmod 600`.
+fn key_file_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the API key file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Where `--summary-json` (or the config's `summary-json`) asks the summary to go, as far as

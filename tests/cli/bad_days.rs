@@ -553,3 +553,113 @@ fn a_private_authority_is_refused_without_ca_cert_and_trusted_with_it() {
     assert_eq!(out.code, 2, "{}", out.streams());
     assert!(out.stderr.contains("--ca-cert not-a-cert.pem:"), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// The key in the wrong place.
+
+/// Every file under `dir` but the inputs, as text.
+fn written_files(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("the dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".csv") && !name.contains(".report.") && !name.contains(".failed.") {
+            continue;
+        }
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            files.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    files
+}
+
+/// The API key pasted into an argument that is not for it (the key file's path, the project
+/// id, a stray extra argument, the input file), once with the key also in
+/// TESTSIGMA_API_KEY and, for the key file, once without: refused (exit 2), and the key is
+/// in no output and no file the run wrote, the summary included. A key holding a tab is
+/// looked for as typed and as text cleaning leaves it (the tab a space).
+#[test]
+fn a_key_pasted_into_the_wrong_argument_is_in_no_output_and_no_file() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", rows_csv("paste", 2));
+    rig.write("plain.csv", "Title\nOne\n");
+    let tabbed = "tsk_live_Bd7q\tpasted-tab-4f1e9c";
+    let cleaned = "tsk_live_Bd7q pasted-tab-4f1e9c";
+    let joined = format!("--project-id={KEY}");
+    let cases: [(&str, Option<&str>, Vec<&str>); 7] = [
+        ("--api-key-file KEY", Some(KEY), vec!["runs.csv", "--api-key-file", KEY]),
+        (
+            "--api-key-file KEY, no key set",
+            None,
+            vec!["runs.csv", "--api-key-file", KEY],
+        ),
+        ("--project-id KEY", Some(KEY), vec!["plain.csv", "--project-id", KEY]),
+        ("--project-id=KEY", Some(KEY), vec!["plain.csv", &joined]),
+        ("a stray argument", Some(KEY), vec!["runs.csv", KEY]),
+        ("the key as the file", Some(KEY), vec![KEY]),
+        (
+            "a key with a tab as --project-id",
+            Some(tabbed),
+            vec!["plain.csv", "--project-id", tabbed],
+        ),
+    ];
+    for (what, env_key, args) in cases {
+        let _ = std::fs::remove_file(rig.path("summary.json"));
+        let mut cmd = crate::common::bare_command(rig.dir.path(), env_key);
+        cmd.arg("import").args(&args).args(["--summary-json", "summary.json"]);
+        let out = run(cmd);
+        assert_eq!(out.code, 2, "{what}: {}", out.streams());
+        let summary: Value = serde_json::from_str(&rig.read("summary.json")).expect("summary JSON");
+        assert_eq!(summary["exit_code"], 2, "{what}: {summary:#}");
+        let mut places = vec![
+            ("stdout".to_string(), out.stdout.clone()),
+            ("stderr".to_string(), out.stderr.clone()),
+        ];
+        places.extend(written_files(rig.dir.path()));
+        for (place, text) in &places {
+            for secret in [KEY, tabbed, cleaned] {
+                assert!(!text.contains(secret), "{what}: the key is in {place}:\n{text}");
+            }
+        }
+    }
+    assert_eq!(rig.sandbox.stats().posts_received, 0);
+}
+
+/// A key file saved with a byte-order mark (Notepad) sends the key, not the mark; one that
+/// other users can read is used, with a warning to `chmod 600` it.
+#[cfg(unix)]
+#[test]
+fn a_key_file_with_a_bom_works_and_a_readable_one_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = Rig::new(SandboxOptions {
+        api_key: Some(KEY.to_string()),
+        ..SandboxOptions::default()
+    });
+    rig.write("runs.csv", rows_csv("bom", 2));
+    rig.write("key.txt", format!("\u{feff}{KEY}\r\n"));
+    std::fs::set_permissions(rig.path("key.txt"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut cmd = rig.import("runs.csv", None);
+    cmd.args(["--api-key-file", "key.txt"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(
+        out.stderr.contains(
+            "warning: the API key file key.txt can be read by other users (mode 644); run `chmod 600 key.txt`"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(rig.sandbox.runs().len(), 2);
+
+    std::fs::set_permissions(rig.path("key.txt"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut cmd = rig.import("runs.csv", None);
+    cmd.args([
+        "--api-key-file",
+        "key.txt",
+        "--no-state",
+        "--report",
+        "again.report.csv",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
