@@ -318,10 +318,6 @@ fn the_failed_rows_file_imports_into_a_healthy_service() {
     let failed_rows = count(&rows, Outcome::Failed);
     // The fifth refusal stops it; up to three more requests may be in flight by then.
     assert!((5..=8).contains(&failed_rows), "{rows:#?}");
-    assert!(
-        rows[..failed_rows].iter().all(|r| r.outcome == Outcome::Failed),
-        "{rows:#?}"
-    );
     assert_eq!(count(&rows, Outcome::NotSent), 12 - failed_rows, "{rows:#?}");
     assert!(rig.sandbox.runs().is_empty());
 
@@ -335,7 +331,13 @@ fn the_failed_rows_file_imports_into_a_healthy_service() {
     let original: Vec<csv::StringRecord> = original.records().map(|r| r.expect("a record")).collect();
     let failed_records: Vec<csv::StringRecord> = failed.records().map(|r| r.expect("a record")).collect();
     assert_eq!(failed_records.len(), failed_rows);
-    for ((orig, got), row) in original.iter().zip(&failed_records).zip(&rows) {
+    // The failed rows, in input order (those that got their turn first; not always the first).
+    let refused: Vec<(&csv::StringRecord, &ReportRow)> = original
+        .iter()
+        .zip(&rows)
+        .filter(|(_, row)| row.outcome == Outcome::Failed)
+        .collect();
+    for ((orig, row), got) in refused.iter().zip(&failed_records) {
         let cells: Vec<&str> = got.iter().collect();
         assert_eq!(cells[..cells.len() - 1], orig.iter().collect::<Vec<_>>()[..]);
         assert_eq!(Some(cells[cells.len() - 1]), row.error.as_deref());
@@ -351,7 +353,11 @@ fn the_failed_rows_file_imports_into_a_healthy_service() {
     assert_eq!(count(&rows, Outcome::Created), failed_rows, "{rows:#?}");
     let by_title = runs_by_title(&healthy);
     assert_eq!(healthy.runs().len(), failed_rows);
-    for line in rig.plan("plan.jsonl").into_iter().take(failed_rows) {
+    let refused_rows: Vec<usize> = refused.iter().map(|(_, row)| row.row).collect();
+    for line in rig.plan("plan.jsonl") {
+        if !refused_rows.contains(&(line["row"].as_u64().unwrap_or_default() as usize)) {
+            continue;
+        }
         let title = line["body"]["title"].as_str().expect("a planned title");
         assert_eq!(by_title[title][0].body, expected_body(&line), "row {}", line["row"]);
     }

@@ -27,6 +27,8 @@ pub(super) fn print_summary(
         Some(StopReason::Unreachable { base_url, error }) => say(&format!(
             "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
         )),
+        // A stop with no row left to send changed nothing: the failures say it all.
+        Some(StopReason::ServiceDown { .. }) if !rows.iter().any(|r| r.outcome == Outcome::NotSent) => {}
         Some(StopReason::ServiceDown {
             base_url,
             answers,
