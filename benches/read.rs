@@ -406,6 +406,7 @@ fn pipeline(path: &Path) -> String {
         source: SourceOptions::default(),
         columns: BTreeMap::new(),
         rules: RowRules::default(),
+        key: None,
         quiet: true,
     };
     let mut stage = open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"));

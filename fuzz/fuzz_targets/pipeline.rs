@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
             defaults: BTreeMap::from([(Field::ProjectId, "c47ade67-0543-4582-a4a5-b7de447c94f5".to_owned())]),
             ..RowRules::default()
         },
+        key: None,
         quiet: true,
     };
     let Ok(mut stage) = open_read_stage(&read, &|_| {}) else {

@@ -137,6 +137,11 @@ pub struct ReadArgs {
     #[arg(long, value_name = "N")]
     pub max_columns: Option<usize>,
 
+    /// The fields that identify a row across runs, comma-separated (default: human_id when
+    /// the file has that column, else title,start_date). Two rows with one key are invalid.
+    #[arg(long, value_name = "FIELDS")]
+    pub key: Option<String>,
+
     /// Config file (default: testsigma-import.toml in the working directory, if present).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -206,7 +211,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
 
-    /// Ledger of imported rows (default: testsigma-import.state.jsonl here).
+    /// Ledger of imported rows (default: one per input file in the user's state directory;
+    /// a testsigma-import.state.jsonl in the working directory is still used).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 
@@ -218,9 +224,19 @@ pub struct ImportArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Resend rows whose earlier answer never came.
-    #[arg(long)]
+    /// With --no-lookup: resend rows whose earlier answer never came (without --no-lookup the
+    /// service is asked whether their runs exist).
+    #[arg(long, requires = "no_lookup")]
     pub retry_unknown: bool,
+
+    /// Do not ask the service which runs already exist: trust the ledger alone.
+    #[arg(long)]
+    pub no_lookup: bool,
+
+    /// Update the runs of rows that changed since they were imported (`updated`), instead of
+    /// only reporting them (`changed`).
+    #[arg(long)]
+    pub update_changed: bool,
 
     /// The service moved from this base URL: rows the ledger shows as created there are
     /// not sent again (and are recorded under the new address).

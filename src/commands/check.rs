@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 
 use crate::cli::CheckArgs;
 use crate::exit::{Exit, SetupError};
+use crate::ledger::policy::{Rerun, Verdict, judge};
+use crate::ledger::{KeySpec, LedgerSnapshot, row_key, scope};
+use crate::request::PlannedRow;
+use crate::service::runs::Wanted;
 use crate::service::users::resolve_email;
 use crate::service::{ApiClient, ApiError, connect};
-use crate::settings::{load_config, resolve_read, resolve_service};
+use crate::settings::{default_state, load_config, resolve_read, resolve_service};
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::{plural, problem, say, warn};
 use crate::validate::stage::{ReadStage, RowEvent, open_read_stage};
@@ -31,9 +35,37 @@ pub async fn run_check(args: &CheckArgs) -> anyhow::Result<Exit> {
         offline.invalid
     ));
     let (client, _sandbox) = connect(&service, false).await?;
-    let service_problems = check_at_service(&client, &offline, service.key_source.as_deref()).await?;
+    let mut service_problems = check_at_service(&client, &offline, service.key_source.as_deref()).await?;
+    let mut to_send = offline.planned.len();
+    if service_problems == 0 {
+        let ledger = default_state(&read.input)
+            .ok()
+            .and_then(|path| LedgerSnapshot::read(&path).ok().flatten());
+        let rerun = Rerun {
+            lookup: true,
+            settle_after: service.timeout,
+            ..Rerun::default()
+        };
+        match what_exists(&client, &offline, ledger.as_ref(), &rerun).await {
+            Ok((line, sent)) => {
+                say(&line);
+                to_send = sent;
+            }
+            Err(e) => {
+                service_problems += 1;
+                problem(&format!("invalid: {e:#}"));
+            }
+        }
+    }
     if offline.invalid + service_problems == 0 {
-        say("check passed: nothing was created; `import` with the same options will send every row");
+        if to_send == offline.rows {
+            say("check passed: nothing was created; `import` with the same options will send every row");
+        } else {
+            say(&format!(
+                "check passed: nothing was created; `import` with the same options will send {}",
+                plural(to_send, "row")
+            ));
+        }
         Ok(Exit::Ok)
     } else {
         say(&format!(
@@ -53,6 +85,9 @@ struct Offline {
     projects: BTreeMap<String, Vec<usize>>,
     /// Each assignee given as an e-mail address, with the rows that use it.
     emails: BTreeMap<String, Vec<usize>>,
+    /// The valid rows' requests.
+    planned: Vec<PlannedRow>,
+    key: KeySpec,
 }
 
 /// Reads and validates every row, saying each problem.
@@ -64,6 +99,8 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
         invalid: 0,
         projects: BTreeMap::new(),
         emails: BTreeMap::new(),
+        planned: Vec::new(),
+        key: stage.key().clone(),
     };
     offline.rows = stage.for_each_row(|event| {
         match event {
@@ -77,6 +114,7 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
                         .or_default()
                         .push(planned.row);
                 }
+                offline.planned.push(planned.clone());
             }
             RowEvent::Invalid { problems, .. } => {
                 offline.invalid += 1;
@@ -142,4 +180,56 @@ fn list_rows(rows: &[usize]) -> String {
     } else {
         format!("{noun} {}", shown.join(", "))
     }
+}
+
+/// What the ledger and the service already hold of the rows, in one line: how many are
+/// imported (and changed since), and how many an import would send.
+async fn what_exists(
+    client: &ApiClient,
+    offline: &Offline,
+    ledger: Option<&LedgerSnapshot>,
+    rerun: &Rerun,
+) -> anyhow::Result<(String, usize)> {
+    let none = LedgerSnapshot::default();
+    let (mut in_ledger, mut changed, mut unknown) = (0usize, 0usize, 0usize);
+    let mut to_find: BTreeMap<&str, Vec<Wanted>> = BTreeMap::new();
+    for p in &offline.planned {
+        let here = scope(client.base_url(), &p.body.project_id);
+        let key = row_key(&offline.key, p);
+        match judge(ledger.unwrap_or(&none), rerun, p, &here, &key, &p.body.to_fields()).verdict {
+            Verdict::AlreadyImported { changed: fields, .. } => {
+                in_ledger += 1;
+                changed += usize::from(!fields.is_empty());
+            }
+            Verdict::NoAnswer { .. } => unknown += 1,
+            Verdict::Send { .. } | Verdict::Elsewhere { .. } => {
+                let wanted = Wanted {
+                    title: p.body.title.clone(),
+                    start_date: p.body.start_date,
+                    end_date: p.body.end_date,
+                };
+                to_find.entry(&p.body.project_id).or_default().push(wanted);
+            }
+        }
+    }
+    let (mut found, mut requests, mut to_send) = (0usize, 0usize, 0usize);
+    for (project, wanted) in &to_find {
+        let runs = client.find_runs(project, wanted).await?;
+        requests += runs.requests;
+        found += runs.runs.iter().filter(|r| r.is_some()).count();
+        to_send += runs.runs.iter().filter(|r| r.is_none()).count();
+    }
+    let mut line = format!(
+        "existing runs: {} already imported ({in_ledger} by the ledger, {found} found at the service in {})",
+        in_ledger + found,
+        plural(requests, "request")
+    );
+    if changed > 0 {
+        line.push_str(&format!(", {changed} of them changed since"));
+    }
+    if unknown > 0 {
+        line.push_str(&format!(", {unknown} sent before with no answer yet"));
+    }
+    line.push_str(&format!("; {to_send} would be sent"));
+    Ok((line, to_send))
 }

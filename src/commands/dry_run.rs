@@ -2,7 +2,7 @@
 //! failed-rows file written; and what the ledger would make an import skip. Nothing is
 //! sent and no key is needed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,9 +11,8 @@ use anyhow::Context;
 
 use super::import::{ImportResult, no_data_rows, raw_cells};
 use crate::exit::Exit;
-use crate::ledger::keys::{RowKeys, copy_key};
-use crate::ledger::policy::{Rerun, Verdict, judge, known_copies, ledger_base, unmatched_copies};
-use crate::ledger::{self, LedgerSnapshot};
+use crate::ledger::policy::{Rerun, Verdict, judge, ledger_base};
+use crate::ledger::{self, KeySpec, LedgerSnapshot, Prior, row_key};
 use crate::report::{FailedRowsWriter, Outcome, ReportFormat, ReportWriter, RunSummary, write_summary_json};
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, write_plan_line};
@@ -86,7 +85,7 @@ pub(crate) fn dry_run(
 ) -> anyhow::Result<ImportResult> {
     let mut outputs = Outputs::open(settings, stage, failed_path)?;
     let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
-    let mut ledger_view = LedgerView::open(settings);
+    let mut ledger_view = LedgerView::open(settings, stage.key());
     let rerun = settings.rerun();
     let mut tally = Tally::default();
     tally.rows = stage.for_each_row(|event| {
@@ -155,6 +154,7 @@ fn summarise(settings: &ImportSettings, tally: &Tally, failed_file: Option<&Path
         },
         report: Some(settings.report.display().to_string()),
         failed_rows_file: failed_file.map(|p| p.display().to_string()),
+        state: settings.state.as_ref().map(|p| p.display().to_string()),
         dry_run: true,
         error: None,
     }
@@ -200,39 +200,39 @@ fn tell(
     }
 }
 
-/// What a dry run can tell from the ledger: which planned rows an import would skip.
+/// What a dry run can tell from the ledger: which planned rows an import would not send.
+/// It asks the service nothing: rows the ledger does not know may still be found there.
 struct LedgerView {
     path: PathBuf,
     snapshot: LedgerSnapshot,
-    keys: RowKeys,
+    base: String,
+    key: KeySpec,
     already: usize,
+    changed: usize,
     unknown: usize,
-    /// Rows whose key depends on an e-mail assignee not resolved offline.
+    /// Rows whose key or request depends on an e-mail assignee not resolved offline.
     untold: usize,
     /// Rows sent through another address, which would make an import refuse.
     elsewhere: usize,
-    /// Rows without a human_id whose identical copies the ledger knows ended differently,
-    /// by their first copy's key: how many copies the ledger knows, and this file's rows.
-    /// At the end, fewer rows here than copies there means an import would not send them.
-    mixed_copies: HashMap<String, (usize, Vec<usize>)>,
 }
 
 impl LedgerView {
     /// The ledger an import with these settings would use, if there is one to read. A ledger
     /// that cannot be read is a warning here: the import itself will say what is wrong.
-    fn open(settings: &ImportSettings) -> Option<LedgerView> {
+    fn open(settings: &ImportSettings, key: &KeySpec) -> Option<LedgerView> {
         let path = settings.state.as_ref()?;
         let base = check_base_url(&settings.service.base_url, settings.service.allow_insecure).ok()?;
         match LedgerSnapshot::read(path) {
             Ok(snapshot) => snapshot.map(|snapshot| LedgerView {
                 path: path.clone(),
                 snapshot,
-                keys: RowKeys::new(ledger_base(&settings.rerun(), &base)),
+                base: ledger_base(&settings.rerun(), &base).to_owned(),
+                key: key.clone(),
                 already: 0,
+                changed: 0,
                 unknown: 0,
                 untold: 0,
                 elsewhere: 0,
-                mixed_copies: HashMap::new(),
             }),
             Err(e) => {
                 warn(&format!("{e}; the dry run does not say which rows it holds"));
@@ -243,19 +243,12 @@ impl LedgerView {
 
     /// A note for the row's report line when the ledger knows it.
     fn note(&mut self, p: &PlannedRow, rerun: &Rerun) -> Option<String> {
-        if p.assignee_email.is_some() && p.body.human_id.is_none() {
+        let (scope, key) = (ledger::scope(&self.base, &p.body.project_id), row_key(&self.key, p));
+        if p.assignee_email.is_some() && !key.starts_with("human_id:") {
             self.untold += 1;
             return None;
         }
-        let body = p.body.to_json();
-        let (scope, key) = self.keys.key(p, &body);
-        if p.body.human_id.is_none() && !rerun.force && self.count_copy(p, &body, &scope, rerun) {
-            return Some(
-                "identical to rows without a human_id that an earlier run imported, which ended differently: an import sends it only if this file holds as many copies (the summary says)"
-                    .to_owned(),
-            );
-        }
-        let judged = judge(&self.snapshot, rerun, p, &scope, &key, &body);
+        let judged = judge(&self.snapshot, rerun, p, &scope, &key, &p.body.to_fields());
         if judged.moved_from.is_some() {
             return Some(
                 "sent through the --moved-from address per the ledger: an import counts it as it stands there"
@@ -270,74 +263,25 @@ impl LedgerView {
                 ))
             }
             Verdict::AlreadyImported { prior, changed } => {
-                self.already += 1;
-                let changed = if changed {
-                    "; the row has changed since, and an import does not send the change"
+                let (note, is_changed) = already_note(prior, &changed, rerun);
+                *if is_changed {
+                    &mut self.changed
                 } else {
-                    ""
-                };
-                Some(format!(
-                    "already imported as {} (row {}, {}) per the ledger: an import skips it{changed} (--force sends it again)",
-                    prior.run_name(),
-                    prior.row(),
-                    prior.at(),
-                ))
+                    &mut self.already
+                } += 1;
+                Some(note)
             }
             Verdict::NoAnswer { row, at } => {
                 self.unknown += 1;
                 Some(format!(
-                    "an earlier import sent this row (row {row}, {at}) and had no answer: an import leaves it unknown (--retry-unknown sends it again)"
+                    "an earlier import sent this row (row {row}, {at}) and had no answer yet: an import leaves it unknown until --timeout has passed, then asks the service"
                 ))
             }
             Verdict::Send { .. } => None,
         }
     }
 
-    /// Notes a row without a human_id whose identical copies the ledger knows ended
-    /// differently (see [`unmatched_copies`]), to be weighed once the file's copies are
-    /// counted. Returns whether the row is such a copy.
-    fn count_copy(&mut self, p: &PlannedRow, body: &[u8], scope: &str, rerun: &Rerun) -> bool {
-        let first = copy_key(p, body, 0);
-        if let Some((_, rows)) = self.mixed_copies.get_mut(&first) {
-            rows.push(p.row);
-            return true;
-        }
-        let moved = rerun
-            .moved_from
-            .as_deref()
-            .map(|base| ledger::scope(base, &p.body.project_id));
-        for scope in std::iter::once(scope).chain(moved.as_deref()) {
-            if unmatched_copies(&self.snapshot, scope, p, body, 1).is_some() {
-                let known = known_copies(&self.snapshot, scope, p, body).count();
-                self.mixed_copies.insert(first, (known, vec![p.row]));
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Rows an import would leave `not_sent`: fewer copies here than the ledger knows.
-    fn unmatched_rows(&self) -> Vec<usize> {
-        let mut rows: Vec<usize> = self
-            .mixed_copies
-            .values()
-            .filter(|(known, here)| here.len() < *known)
-            .flat_map(|(_, here)| here.iter().copied())
-            .collect();
-        rows.sort_unstable();
-        rows
-    }
-
     fn summary(&self, planned: usize) -> String {
-        let unmatched = self.unmatched_rows();
-        if let Some(first) = unmatched.first() {
-            return format!(
-                "ledger {}: {} without a human_id (row {first}{}) cannot be told from identical rows an earlier run imported, which ended differently; an import would not send them (exit 1): give the rows human_ids, or pass --force",
-                self.path.display(),
-                plural(unmatched.len(), "row"),
-                if unmatched.len() > 1 { " first" } else { "" },
-            );
-        }
         if self.elsewhere > 0 {
             return format!(
                 "ledger {}: {} the ledger shows sent through another address, so an import to this one would refuse to run (exit 2); the report says where (--moved-from)",
@@ -346,20 +290,50 @@ impl LedgerView {
             );
         }
         let mut line = format!(
-            "ledger {}: {} of {planned} planned rows are already imported; an import would send {}",
+            "ledger {}: {} of {planned} planned rows are already imported",
             self.path.display(),
-            self.already,
-            planned - self.already - self.unknown
+            self.already + self.changed,
         );
+        if self.changed > 0 {
+            line.push_str(&format!(" ({} changed since)", self.changed));
+        }
+        line.push_str(&format!(
+            "; an import would look up the other {} at the service and send those it does not hold",
+            planned - self.already - self.changed - self.unknown
+        ));
         if self.unknown > 0 {
-            line.push_str(&format!(" and leave {} unknown (sent before, no answer)", self.unknown));
+            line.push_str(&format!(
+                ", and leave {} unknown (sent before, no answer yet)",
+                self.unknown
+            ));
         }
         if self.untold > 0 {
             line.push_str(&format!(
-                " ({} with an e-mail assignee and no human_id cannot be matched offline)",
+                " ({} with an e-mail assignee cannot be matched offline)",
                 self.untold
             ));
         }
         line
     }
+}
+
+/// The note for a row the ledger shows as created, and whether it changed since.
+fn already_note(prior: &Prior, changed: &[String], rerun: &Rerun) -> (String, bool) {
+    let run = format!("{} (row {}, {})", prior.run_name(), prior.row(), prior.at());
+    if changed.is_empty() {
+        let note = format!("already imported as {run} per the ledger: an import skips it (--force sends it again)");
+        return (note, false);
+    }
+    let then = if rerun.update_changed {
+        "an import updates the run"
+    } else {
+        "an import reports it changed and sends nothing (--update-changed updates the run)"
+    };
+    (
+        format!(
+            "imported as {run} per the ledger, and changed since: {}; {then}",
+            changed.join(", ")
+        ),
+        true,
+    )
 }

@@ -1,65 +1,97 @@
 //! A row's identity in the ledger: its scope (the service's address and the project) and
-//! its key (its human_id, or a hash of its request), and the idempotency key sent with it.
+//! its key (`--key`: its human_id, or a hash of the fields that identify it), the hashes
+//! that tell a later run what changed, and the idempotency key sent with it.
 
-use std::collections::HashMap;
-
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::read::mapping::{Field, MappingError};
 use crate::request::PlannedRow;
 
-/// Each planned row's ledger scope and key, as an import computes them.
-pub struct RowKeys {
-    base: String,
-    /// Rows without a human_id seen so far, by key: identical rows are distinct runs, so
-    /// the later copies are numbered. (Rows with one are unique, or they were invalid.)
-    occurrences: HashMap<String, usize>,
-}
+/// The fields that identify a row across runs (`--key`): by default its human_id when the
+/// file has that column, else its title and start date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec(Vec<Field>);
 
-impl RowKeys {
-    pub fn new(base: &str) -> RowKeys {
-        RowKeys {
-            base: base.to_string(),
-            occurrences: HashMap::new(),
+impl KeySpec {
+    /// `--key FIELDS`: field names or aliases, comma-separated, each once.
+    pub fn parse(text: &str) -> Result<KeySpec, String> {
+        let mut fields = Vec::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let field: Field = name.parse().map_err(|e: MappingError| e.to_string())?;
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
         }
+        if fields.is_empty() {
+            return Err(
+                "give the fields that identify a row, e.g. --key human_id or --key title,start_date".to_owned(),
+            );
+        }
+        Ok(KeySpec(fields))
     }
 
-    pub fn key(&mut self, p: &PlannedRow, body: &[u8]) -> (String, String) {
-        let base_key = row_key(p.body.human_id.as_deref(), &p.body.project_id, body);
-        let key = if base_key.starts_with("human_id:") {
-            base_key
+    /// The key of a file whose headers map to `has_human_id` or not.
+    pub fn default_for(has_human_id: bool) -> KeySpec {
+        KeySpec(if has_human_id {
+            vec![Field::HumanId]
         } else {
-            let seen = self.occurrences.entry(base_key).or_insert(0);
-            let key = copy_key(p, body, *seen);
-            *seen += 1;
-            key
-        };
-        (scope(&self.base, &p.body.project_id), key)
+            vec![Field::Title, Field::StartDate]
+        })
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.0
+    }
+
+    /// The fields by name, for messages: `title, start_date`.
+    pub fn describe(&self) -> String {
+        self.0.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
-/// The key of the `n`-th (from 0) of identical rows without a human_id.
-pub fn copy_key(p: &PlannedRow, body: &[u8], n: usize) -> String {
-    if n == 0 {
-        return row_key(None, &p.body.project_id, body);
+/// A row's ledger key. By its human_id alone, `human_id:<id>` (a row without one is known
+/// by its title and start date instead); by other fields, their names and a SHA-256 over
+/// their values: `title+start_date:<32 hex>`. Stable across versions.
+pub fn row_key(spec: &KeySpec, p: &PlannedRow) -> String {
+    let human_id = p.body.human_id.as_deref().map(str::trim).filter(|id| !id.is_empty());
+    let fields = match (spec.fields(), human_id) {
+        ([Field::HumanId], Some(id)) => return format!("human_id:{id}"),
+        ([Field::HumanId], None) => &[Field::Title, Field::StartDate][..],
+        (fields, _) => fields,
+    };
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update(field_text(p, *field).as_bytes());
+        hasher.update([0u8]);
     }
-    let mut numbered = body.to_vec();
-    numbered.extend_from_slice(format!("#{n}").as_bytes());
-    row_key(None, &p.body.project_id, &numbered)
+    let mut hex = hex::encode(hasher.finalize());
+    hex.truncate(32);
+    let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+    format!("{}:{hex}", names.join("+"))
 }
 
-/// A row's ledger key: `human_id:<id>` when the row has a human id, else
-/// `sha256:<hex>` over the project id, a 0 byte and the canonical request body.
-/// Stable across versions (SHA-256, never `DefaultHasher`).
-pub fn row_key(human_id: Option<&str>, project_id: &str, canonical_body: &[u8]) -> String {
-    match human_id.map(str::trim).filter(|id| !id.is_empty()) {
-        Some(id) => format!("human_id:{id}"),
-        None => {
-            let mut hasher = Sha256::new();
-            hasher.update(project_id.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(canonical_body);
-            format!("sha256:{}", hex::encode(hasher.finalize()))
-        }
+/// A field's value in the request, as text: what two rows must share to be one run.
+fn field_text(p: &PlannedRow, field: Field) -> String {
+    let body = &p.body;
+    let join = |list: &[String]| list.join("\n");
+    match field {
+        Field::Title => body.title.clone(),
+        Field::Description => body.description.clone().unwrap_or_default(),
+        Field::Status => body.status.to_owned(),
+        Field::ProjectId => body.project_id.clone(),
+        Field::HumanId => body.human_id.clone().unwrap_or_default(),
+        Field::SelectionType => body.selection_type.to_owned(),
+        Field::TestCaseIds => join(body.static_selection_filters.first().map_or(&[][..], |f| &f.values)),
+        Field::StartDate => body.start_date.map(|d| d.to_string()).unwrap_or_default(),
+        Field::EndDate => body.end_date.map(|d| d.to_string()).unwrap_or_default(),
+        Field::AssigneeId => match (&body.assignee_id, &p.assignee_email) {
+            (Some(id), _) => id.clone(),
+            (None, Some(a)) => a.email.to_lowercase(),
+            (None, None) => String::new(),
+        },
+        Field::LabelNames => join(&body.label_names),
+        Field::EnvironmentIds => join(&body.environment_ids),
     }
 }
 
@@ -117,4 +149,126 @@ pub fn idempotency_key(scope: &str, key: &str) -> String {
     let mut hex = hex::encode(hasher.finalize());
     hex.truncate(32);
     hex
+}
+
+/// What a `created` line keeps of each field of the request: a short hash of its JSON,
+/// `name:hash` separated by spaces, so a later run can name the fields that changed
+/// without holding (or storing) the request itself.
+pub fn field_hashes(body: &Map<String, Value>) -> String {
+    body.iter()
+        .map(|(name, value)| format!("{name}:{}", short_hash(value)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The fields whose value differs from what `stored` ([`field_hashes`]) says was sent.
+pub fn fields_changed_since(body: &Map<String, Value>, stored: &str) -> Vec<String> {
+    let stored: Vec<(&str, &str)> = stored.split(' ').filter_map(|pair| pair.split_once(':')).collect();
+    let mut changed: Vec<String> = body
+        .iter()
+        .filter(|(name, value)| {
+            stored
+                .iter()
+                .find(|(n, _)| n == name)
+                .is_none_or(|(_, h)| *h != short_hash(value))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for (name, _) in &stored {
+        if !body.contains_key(*name) {
+            changed.push((*name).to_owned());
+        }
+    }
+    changed
+}
+
+fn short_hash(value: &Value) -> String {
+    let mut hex = hex::encode(Sha256::digest(value.to_string().as_bytes()));
+    hex.truncate(8);
+    hex
+}
+
+/// What a `created` line records of a row whose run was found at the service: each
+/// field's hash as the service holds it, or as the row has it where the service's answer
+/// leaves the field out (unknown is not different), and the row's own human_id (the
+/// service assigns its own). [`fields_changed_since`] on it names what differs now and on
+/// every later night alike.
+pub fn field_hashes_as_found(ours: &Map<String, Value>, theirs: &Map<String, Value>) -> String {
+    ours.iter()
+        .map(|(name, value)| {
+            let held = theirs.get(name).filter(|_| name != "human_id").unwrap_or(value);
+            format!("{name}:{}", short_hash(held))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::TestRunBody;
+
+    fn planned(title: &str, start: Option<i64>, human_id: Option<&str>) -> PlannedRow {
+        PlannedRow {
+            row: 2,
+            body: TestRunBody {
+                title: title.to_owned(),
+                start_date: start,
+                human_id: human_id.map(str::to_owned),
+                project_id: "p1".to_owned(),
+                ..TestRunBody::default()
+            },
+            assignee_email: None,
+        }
+    }
+
+    #[test]
+    fn row_keys_are_stable() {
+        // Computed independently (`printf 'Smoke\0001710000000\000' | sha256sum`); a change
+        // here means every existing ledger would look its rows up again.
+        let default = KeySpec::default_for(false);
+        assert_eq!(
+            row_key(&default, &planned("Smoke", Some(1_710_000_000), None)),
+            "title+start_date:82a3edafc059b195d516c636f4cef60d"
+        );
+        let by_id = KeySpec::default_for(true);
+        for (human_id, want) in [("DEMO-001", "human_id:DEMO-001"), ("  DEMO-001 ", "human_id:DEMO-001")] {
+            assert_eq!(row_key(&by_id, &planned("x", None, Some(human_id))), want);
+        }
+        // A blank human id is no human id: the row is known by its title and start date.
+        assert_eq!(
+            row_key(&by_id, &planned("Smoke", Some(1_710_000_000), Some("  "))),
+            row_key(&default, &planned("Smoke", Some(1_710_000_000), None))
+        );
+        assert_ne!(
+            row_key(&default, &planned("Smoke", Some(1), None)),
+            row_key(&default, &planned("Smoke", Some(2), None))
+        );
+    }
+
+    #[test]
+    fn key_specs_parse_names_and_aliases_and_refuse_the_rest() {
+        assert_eq!(KeySpec::parse("title, start").unwrap(), KeySpec::default_for(false));
+        assert_eq!(KeySpec::parse("human_id,human_id").unwrap(), KeySpec::default_for(true));
+        assert_eq!(KeySpec::parse("Run Name").unwrap().describe(), "title");
+        assert!(KeySpec::parse("").is_err());
+        assert!(KeySpec::parse("colour").unwrap_err().contains("not a field"));
+    }
+
+    #[test]
+    fn changed_fields_are_named_by_their_hashes() {
+        let ours = planned("Smoke", Some(1), None).body.to_fields();
+        let stored = field_hashes(&ours);
+        assert!(fields_changed_since(&ours, &stored).is_empty());
+        let edited = planned("Smoke 2", Some(1), None).body.to_fields();
+        assert_eq!(fields_changed_since(&edited, &stored), ["title"]);
+        let mut theirs = ours.clone();
+        theirs.insert("title".to_owned(), Value::from("Other"));
+        theirs.remove("label_names");
+        // What the service leaves out is not a difference; what it holds otherwise is.
+        assert_eq!(
+            fields_changed_since(&ours, &field_hashes_as_found(&ours, &theirs)),
+            ["title"]
+        );
+    }
 }

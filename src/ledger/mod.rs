@@ -38,7 +38,7 @@
 pub mod keys;
 pub mod policy;
 
-pub use keys::{body_hash, idempotency_key, row_key, scope};
+pub use keys::{KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -93,6 +93,8 @@ pub enum Prior {
         at: String,
         /// [`body_hash`] of the request that created it (not in ledgers from before it was kept).
         body: Option<String>,
+        /// [`keys::field_hashes`] of that request (not in ledgers from before they were kept).
+        fields: Option<String>,
     },
     /// Sent, and no answer was recorded: the process died while waiting.
     InFlight { row: usize, at: String },
@@ -154,6 +156,17 @@ impl Prior {
     }
 }
 
+/// What a `created` line records of a row's run and request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreatedRun<'a> {
+    pub test_run_id: Option<&'a str>,
+    pub test_run_human_id: Option<&'a str>,
+    /// [`body_hash`] of the request.
+    pub body: Option<&'a str>,
+    /// [`keys::field_hashes`] of the request.
+    pub fields: Option<&'a str>,
+}
+
 /// What [`Ledger::open`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadNotes {
@@ -196,6 +209,8 @@ struct LineIn {
     error: Option<String>,
     #[serde(default)]
     body: Option<String>,
+    #[serde(default)]
+    fields: Option<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -218,6 +233,9 @@ struct LineOut<'a> {
     /// [`body_hash`] of what was sent, on `created` lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<&'a str>,
+    /// [`keys::field_hashes`] of what was sent, on `created` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fields: Option<&'a str>,
     pid: u32,
 }
 
@@ -234,6 +252,7 @@ impl<'a> LineOut<'a> {
             test_run_human_id: None,
             error: None,
             body: None,
+            fields: None,
             pid: std::process::id(),
         }
     }
@@ -288,6 +307,7 @@ fn parse_line(text: &[u8]) -> Result<Parsed, LineProblem> {
             row,
             at,
             body: line.body,
+            fields: line.fields,
         },
         "in_flight" => Prior::InFlight { row, at },
         "failed" => Prior::Failed { row, error, at },
@@ -488,6 +508,7 @@ fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerE
 
 /// What a ledger holds, read without creating or locking it: a dry run may look while an
 /// import is using it.
+#[derive(Default)]
 pub struct LedgerSnapshot {
     states: States,
     /// For each key, the scopes in which it was sent (see [`LedgerSnapshot::sent_scopes`]):
@@ -587,20 +608,19 @@ impl Ledger {
         self.append(LineOut::entry("in_flight", scope, key, row))
     }
 
-    /// `body` is the [`body_hash`] of the request that created it.
+    /// The row's run exists: created by this tool, or found at the service.
     pub fn record_created(
         &mut self,
         scope: &str,
         key: &str,
         row: usize,
-        test_run_id: Option<&str>,
-        test_run_human_id: Option<&str>,
-        body: Option<&str>,
+        run: &CreatedRun<'_>,
     ) -> Result<(), LedgerError> {
         self.append(LineOut {
-            test_run_id,
-            test_run_human_id,
-            body,
+            test_run_id: run.test_run_id,
+            test_run_human_id: run.test_run_human_id,
+            body: run.body,
+            fields: run.fields,
             ..LineOut::entry("created", scope, key, row)
         })
     }
@@ -678,26 +698,6 @@ mod tests {
     }
 
     #[test]
-    fn row_key_is_stable() {
-        // Computed independently (`printf 'p1\0{"title":"a"}' | sha256sum`); a change
-        // here means every existing ledger would resend its rows.
-        assert_eq!(
-            row_key(None, "p1", br#"{"title":"a"}"#),
-            "sha256:cf9aac5962686fd7259b91db4e187b882a90e23abbe393c300fc8b5eb883ea94"
-        );
-        for (human_id, want) in [
-            (Some("DEMO-001"), "human_id:DEMO-001"),
-            (Some("  DEMO-001 "), "human_id:DEMO-001"),
-        ] {
-            assert_eq!(row_key(human_id, "p1", b"{}"), want);
-        }
-        // A blank human id is no human id.
-        assert_eq!(row_key(Some("  "), "p1", b"x"), row_key(None, "p1", b"x"));
-        // The project is part of the hash.
-        assert_ne!(row_key(None, "p1", b"x"), row_key(None, "p2", b"x"));
-    }
-
-    #[test]
     fn scope_normalisation() {
         let want = "https://test-management.testsigma.com/api/v1/projects/c47ade67";
         for base in [
@@ -750,17 +750,63 @@ mod tests {
                 ledger.record_in_flight(SCOPE, key, 2).unwrap();
             }
             ledger
-                .record_created(SCOPE, "a", 2, Some("id-a"), Some("R-1"), Some("b1"))
+                .record_created(
+                    SCOPE,
+                    "a",
+                    2,
+                    &CreatedRun {
+                        test_run_id: Some("id-a"),
+                        test_run_human_id: Some("R-1"),
+                        body: Some("b1"),
+                        fields: None,
+                    },
+                )
                 .unwrap();
             ledger.record_failed(SCOPE, "b", 3, "HTTP 422").unwrap();
             ledger.record_unknown(SCOPE, "c", 4, "timed out").unwrap();
             // d: in flight, no answer. e: created, then forced and failed.
-            ledger.record_created(SCOPE, "e", 6, Some("id-e"), None, None).unwrap();
+            ledger
+                .record_created(
+                    SCOPE,
+                    "e",
+                    6,
+                    &CreatedRun {
+                        test_run_id: Some("id-e"),
+                        test_run_human_id: None,
+                        body: None,
+                        fields: None,
+                    },
+                )
+                .unwrap();
             ledger.record_in_flight(SCOPE, "e", 6).unwrap();
             ledger.record_failed(SCOPE, "e", 6, "HTTP 500").unwrap();
             // f: created twice (--force): the later ids win.
-            ledger.record_created(SCOPE, "f", 7, Some("id-f1"), None, None).unwrap();
-            ledger.record_created(SCOPE, "f", 7, Some("id-f2"), None, None).unwrap();
+            ledger
+                .record_created(
+                    SCOPE,
+                    "f",
+                    7,
+                    &CreatedRun {
+                        test_run_id: Some("id-f1"),
+                        test_run_human_id: None,
+                        body: None,
+                        fields: None,
+                    },
+                )
+                .unwrap();
+            ledger
+                .record_created(
+                    SCOPE,
+                    "f",
+                    7,
+                    &CreatedRun {
+                        test_run_id: Some("id-f2"),
+                        test_run_human_id: None,
+                        body: None,
+                        fields: None,
+                    },
+                )
+                .unwrap();
             assert!(ledger.known().prior(SCOPE, "a").unwrap().is_created());
         }
         let (ledger, notes) = Ledger::open(&path).unwrap();
@@ -867,7 +913,19 @@ mod tests {
                     torn_line: None
                 }
             );
-            ledger.record_created("s", "a", 2, Some("x"), None, None).unwrap();
+            ledger
+                .record_created(
+                    "s",
+                    "a",
+                    2,
+                    &CreatedRun {
+                        test_run_id: Some("x"),
+                        test_run_human_id: None,
+                        body: None,
+                        fields: None,
+                    },
+                )
+                .unwrap();
         }
         assert_eq!(read_lines(&path).len(), 2);
         let (ledger, _) = Ledger::open(&path).unwrap();

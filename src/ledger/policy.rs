@@ -1,14 +1,22 @@
 //! What a re-run does with a row the ledger knows: the one home of that rule. The dry
-//! run's notes and the import's sorting both ask [`judge`], so the two cannot disagree;
-//! each only words the verdict for its reader.
+//! run's notes, the import's sorting and `check` all ask [`judge`], so they cannot
+//! disagree; each only words the verdict for its reader.
+//!
+//! The service decides what exists; the ledger remembers what this tool did. A row the
+//! ledger shows as created is not sent again (`changed` if its request now differs); a
+//! row it does not show as created is looked up at the service before it is sent
+//! (unless `--no-lookup`), and so is a row whose answer never came, once `--timeout` has
+//! passed since it was sent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::anyhow;
+use serde_json::{Map, Value};
 
-use super::keys::{RowKeys, copy_key};
-use super::{Ledger, LedgerSnapshot, Prior, body_hash, idempotency_key, row_key, scope};
+use super::keys::{KeySpec, fields_changed_since, row_key};
+use super::{CreatedRun, Ledger, LedgerSnapshot, Prior, body_hash, idempotency_key, scope};
+use crate::read::mapping::Field;
 use crate::report::{Outcome, ReportRow};
 use crate::request::PlannedRow;
 
@@ -17,12 +25,19 @@ use crate::request::PlannedRow;
 pub struct Rerun {
     /// `--force`: send every row as a new run.
     pub force: bool,
-    /// `--retry-unknown`: send again rows whose earlier answer never came.
+    /// `--retry-unknown` (with `--no-lookup`): send again rows whose earlier answer never came.
     pub retry_unknown: bool,
     /// `--sandbox`: rows go to the in-process sandbox, which stands for no service.
     pub sandbox: bool,
     /// `--moved-from`: the base URL the service had when the ledger's earlier rows were made.
     pub moved_from: Option<String>,
+    /// Ask the service which runs exist (not `--no-lookup`).
+    pub lookup: bool,
+    /// `--update-changed`: update the runs of rows that changed since they were imported.
+    pub update_changed: bool,
+    /// `--timeout`: a send with no answer is looked up only once this has passed, so an
+    /// answer still on its way cannot make a run that the lookup missed.
+    pub settle_after: Duration,
 }
 
 /// The ledger's address for runs into the in-process sandbox: its port changes every run,
@@ -50,7 +65,7 @@ enum Known<'a> {
     Elsewhere { base: &'a str },
 }
 
-/// What the ledger knows of the row `key`: at this run's address (`scope`), or else, unless
+/// What the ledger knows of the row `key`: at this run's address (`here`), or else, unless
 /// `--force` or the sandbox, sent through another address of the row's project. Rehearsals
 /// in the in-process sandbox never stand for the service.
 fn look_up<'a>(known: &'a LedgerSnapshot, rerun: &Rerun, p: &PlannedRow, here: &str, key: &str) -> Option<Known<'a>> {
@@ -80,15 +95,18 @@ fn look_up<'a>(known: &'a LedgerSnapshot, rerun: &Rerun, p: &PlannedRow, here: &
 #[derive(Debug)]
 pub enum Verdict<'a> {
     /// Send it: the ledger does not know it, or it failed, or it is sent again on purpose.
+    /// `look_up`: ask the service first whether its run exists.
     Send {
         /// Created before and sent again (`--force`): it needs a fresh idempotency key, or
         /// a service that honours the key would hand back the first run.
         again: bool,
+        look_up: bool,
     },
-    /// Created before (`prior` is [`Prior::Created`]): not sent again. `changed`: the row
-    /// would now send something else.
-    AlreadyImported { prior: &'a Prior, changed: bool },
-    /// Sent before and no answer came: the run may exist, so it is not sent.
+    /// Created before (`prior` is [`Prior::Created`]): not sent again. `changed` names the
+    /// fields whose value now differs (none: unchanged).
+    AlreadyImported { prior: &'a Prior, changed: Vec<String> },
+    /// Sent before and no answer came, too recently to look it up (or with `--no-lookup`):
+    /// the run may exist, so it is not sent.
     NoAnswer { row: usize, at: &'a str },
     /// Sent through another address of the project that `--moved-from` does not name.
     Elsewhere { base: &'a str },
@@ -101,65 +119,108 @@ pub struct Judged<'a> {
     pub moved_from: Option<&'a Prior>,
 }
 
-/// What this run does with the row `p` (scope `here`, ledger key `key`, request `body`).
+/// What this run does with the row `p` (scope `here`, ledger key `key`), whose request's
+/// fields are `fields`.
 pub fn judge<'a>(
     known: &'a LedgerSnapshot,
     rerun: &Rerun,
     p: &PlannedRow,
     here: &str,
     key: &str,
-    body: &[u8],
+    fields: &Map<String, Value>,
 ) -> Judged<'a> {
     let (prior, moved_from) = match look_up(known, rerun, p, here, key) {
         None => (None, None),
         Some(Known::Here(prior)) => (Some(prior), None),
         Some(Known::MovedFrom(prior)) => (Some(prior), Some(prior)),
         Some(Known::Elsewhere { base }) => {
+            let verdict = Verdict::Elsewhere { base };
             return Judged {
-                verdict: Verdict::Elsewhere { base },
+                verdict,
                 moved_from: None,
             };
         }
     };
+    let look_up = rerun.lookup && !rerun.force;
     let verdict = match prior {
-        Some(prior @ Prior::Created { body: sent, .. }) if !rerun.force => Verdict::AlreadyImported {
+        Some(prior @ Prior::Created { .. }) if !rerun.force => Verdict::AlreadyImported {
             prior,
-            changed: changed_since(sent.as_deref(), p, body),
+            changed: changed_since(prior, p, fields),
         },
-        Some(Prior::Created { .. }) => Verdict::Send { again: true },
-        Some(Prior::InFlight { row, at } | Prior::Unknown { row, at, .. }) if !rerun.retry_unknown => {
-            Verdict::NoAnswer { row: *row, at }
-        }
-        _ => Verdict::Send { again: false },
+        Some(Prior::Created { .. }) => Verdict::Send {
+            again: true,
+            look_up: false,
+        },
+        Some(Prior::InFlight { row, at } | Prior::Unknown { row, at, .. }) => no_answer(rerun, *row, at),
+        _ => Verdict::Send { again: false, look_up },
     };
     Judged { verdict, moved_from }
 }
 
-/// Whether the ledger shows `p` as a row this run does not send, told by its human_id alone
-/// (here, or at the `--moved-from` address), as [`sort_rows`] tells it. A row without a
-/// human_id is known by a hash of its request, which holds the resolved assignee, so it
-/// cannot be told before its e-mail is resolved: false.
-pub fn skipped_by_human_id(known: &LedgerSnapshot, rerun: &Rerun, base_url: &str, p: &PlannedRow) -> bool {
-    let key = row_key(p.body.human_id.as_deref(), &p.body.project_id, &[]);
-    if !key.starts_with("human_id:") {
+/// A row sent before whose answer never came. With lookups, it is looked up once
+/// `--timeout` has passed since; without, it is sent again only with `--retry-unknown`.
+fn no_answer<'a>(rerun: &Rerun, row: usize, at: &'a str) -> Verdict<'a> {
+    if rerun.force {
+        return Verdict::Send {
+            again: false,
+            look_up: false,
+        };
+    }
+    if !rerun.lookup {
+        return match rerun.retry_unknown {
+            true => Verdict::Send {
+                again: false,
+                look_up: false,
+            },
+            false => Verdict::NoAnswer { row, at },
+        };
+    }
+    let sent = chrono::DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&chrono::Utc));
+    let waited = sent.map(|t| chrono::Utc::now().signed_duration_since(t).to_std().unwrap_or_default());
+    match waited {
+        Ok(waited) if waited < rerun.settle_after => Verdict::NoAnswer { row, at },
+        // A time the ledger cannot read is taken as long ago.
+        _ => Verdict::Send {
+            again: false,
+            look_up: true,
+        },
+    }
+}
+
+/// The fields of a row the ledger shows as created whose value differs now. Nothing for a
+/// row whose e-mail assignee is not resolved yet (its request is not the one to send).
+fn changed_since(prior: &Prior, p: &PlannedRow, fields: &Map<String, Value>) -> Vec<String> {
+    let Prior::Created {
+        body, fields: stored, ..
+    } = prior
+    else {
+        return Vec::new();
+    };
+    if p.assignee_email.is_some() && p.body.assignee_id.is_none() {
+        return Vec::new();
+    }
+    match (stored, body) {
+        (Some(stored), _) => fields_changed_since(fields, stored),
+        // A ledger line from before fields were kept: only whether the request differs.
+        (None, Some(sent)) if *sent != body_hash(&p.body.to_json()) => vec!["the request".to_owned()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether the ledger shows `p` as a row this run does not send, before its e-mail
+/// assignee is resolved: told by its key unless the key holds the assignee.
+pub fn skipped_by_key(known: &LedgerSnapshot, rerun: &Rerun, spec: &KeySpec, base_url: &str, p: &PlannedRow) -> bool {
+    if spec.fields().contains(&Field::AssigneeId) {
         return false;
     }
-    let here = scope(base_url, &p.body.project_id);
+    let (here, key) = (scope(base_url, &p.body.project_id), row_key(spec, p));
     matches!(
-        judge(known, rerun, p, &here, &key, &[]).verdict,
+        judge(known, rerun, p, &here, &key, &Map::new()).verdict,
         Verdict::AlreadyImported { .. } | Verdict::NoAnswer { .. }
     )
 }
 
-/// Whether a row the ledger shows as created (`sent`: the hash of that request) would
-/// now send something else. Unknown for ledgers from before the hash was kept, and for a
-/// row whose e-mail assignee is not resolved yet (its body is not the one to send).
-fn changed_since(sent: Option<&str>, p: &PlannedRow, body: &[u8]) -> bool {
-    let unresolved = p.assignee_email.is_some() && p.body.assignee_id.is_none();
-    !unresolved && sent.is_some_and(|sent| sent != body_hash(body))
-}
-
-/// A row to send, with its place in the ledger.
+/// A row to send (or first to look up), with its place in the ledger.
 pub struct ToSend {
     /// The row's index in the report.
     pub index: usize,
@@ -167,101 +228,103 @@ pub struct ToSend {
     pub idempotency_key: String,
     /// The row's (scope, key) in the ledger.
     pub ledger_key: (String, String),
+    /// Ask the service first whether its run exists.
+    pub look_up: bool,
+    /// The run to update (`--update-changed`) instead of creating one.
+    pub update_of: Option<String>,
 }
 
 /// The rows to send, after the ledger has had its say.
 pub struct Sorted {
     pub to_send: Vec<ToSend>,
     pub moved: MovedRows,
-    /// Rows already imported whose request would now be different: their row numbers.
-    pub changed: Vec<usize>,
 }
 
 /// Sorts the planned rows (`(report index, request, cells)`) by what the ledger knows:
-/// rows it shows as created are `already_imported`, rows whose answer never came
-/// `unknown`, identical copies it cannot tell apart `not_sent`; the rest are to be sent.
+/// rows it shows as created are `already_imported` (or `changed`, or to be updated), rows
+/// whose answer never came and cannot be looked up yet `unknown`; the rest are to be
+/// sent, most of them after a lookup.
 pub fn sort_rows(
     rows: &mut [ReportRow],
     planned: &[(usize, PlannedRow, Vec<String>)],
-    base_url: &str,
+    keys: (&str, &KeySpec),
     known: Option<&LedgerSnapshot>,
     rerun: &Rerun,
 ) -> Sorted {
-    let mut row_keys = RowKeys::new(base_url);
+    let (base_url, spec) = keys;
     let mut sorted = Sorted {
         to_send: Vec::new(),
         moved: MovedRows::default(),
-        changed: Vec::new(),
     };
-    let bodies: Vec<(Vec<u8>, Option<String>)> = planned
-        .iter()
-        .map(|(_, p, _)| {
-            let body = p.body.to_json();
-            let first = p.body.human_id.is_none().then(|| copy_key(p, &body, 0));
-            (body, first)
-        })
-        .collect();
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for first in bodies.iter().filter_map(|(_, first)| first.clone()) {
-        *copies.entry(first).or_default() += 1;
-    }
-    for ((index, p, _), (body, first)) in planned.iter().zip(bodies) {
-        let (here, key) = row_keys.key(p, &body);
-        let report = &mut rows[*index];
-        if !rerun.force
-            && let Some(known) = known
-            && let Some(in_file) = first.and_then(|first| copies.get(&first).copied())
-            && let Some(why) = unmatched_copies_here_or_moved(known, rerun, &here, p, &body, in_file)
-        {
-            report.outcome = Outcome::NotSent;
-            report.error = Some(why);
-            continue;
+    let none = LedgerSnapshot::default();
+    for (index, p, _) in planned {
+        let (here, key) = (scope(base_url, &p.body.project_id), row_key(spec, p));
+        let fields = p.body.to_fields();
+        let judged = judge(known.unwrap_or(&none), rerun, p, &here, &key, &fields);
+        if let Some(prior) = judged.moved_from {
+            sorted.moved.carry(p, &here, &key, prior);
         }
-        let verdict = match known.map(|known| judge(known, rerun, p, &here, &key, &body)) {
-            None => Verdict::Send { again: false },
-            Some(judged) => {
-                if let Some(prior) = judged.moved_from {
-                    sorted.moved.carry(p, &here, &key, prior);
-                }
-                judged.verdict
-            }
-        };
-        let idempotency_key = match verdict {
+        let report = &mut rows[*index];
+        let (idempotency_key, look_up, update_of) = match judged.verdict {
             Verdict::AlreadyImported { prior, changed } => {
-                mark_already_imported(report, prior, changed);
-                if changed {
-                    sorted.changed.push(p.row);
-                }
-                continue;
+                let Some(run) = mark_already_imported(report, prior, &changed, rerun) else {
+                    continue;
+                };
+                (
+                    idempotency_key(
+                        &here,
+                        &format!("{key}#update@{}", chrono::Utc::now().timestamp_millis()),
+                    ),
+                    false,
+                    Some(run),
+                )
             }
             Verdict::NoAnswer { row, at } => {
                 report.outcome = Outcome::Unknown;
-                report.error = Some(format!(
-                    "an earlier run sent this row (then row {row}, at {at}) but its answer never came, so the run may exist; check in Testsigma, then re-run with --retry-unknown to send it again"
-                ));
+                report.error = Some(no_answer_message(rerun, row, at));
                 continue;
             }
             Verdict::Elsewhere { base } => {
                 sorted.moved.elsewhere.push((p.row, base.to_owned()));
-                idempotency_key(&here, &key)
+                (idempotency_key(&here, &key), false, None)
             }
-            Verdict::Send { again: true } => {
-                idempotency_key(&here, &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis()))
-            }
-            Verdict::Send { again: false } => idempotency_key(&here, &key),
+            Verdict::Send { again: true, .. } => (
+                idempotency_key(&here, &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis())),
+                false,
+                None,
+            ),
+            Verdict::Send { again: false, look_up } => (idempotency_key(&here, &key), look_up, None),
         };
         sorted.to_send.push(ToSend {
             index: *index,
-            body: Arc::new(body),
+            body: Arc::new(p.body.to_json()),
             idempotency_key,
             ledger_key: (here, key),
+            look_up,
+            update_of,
         });
     }
     sorted
 }
 
-/// A row the ledger shows as created: `already_imported`, with the earlier run's ids.
-fn mark_already_imported(report: &mut ReportRow, prior: &Prior, changed: bool) {
+/// The report's words for a row sent before whose answer never came.
+fn no_answer_message(rerun: &Rerun, row: usize, at: &str) -> String {
+    if rerun.lookup {
+        format!(
+            "an earlier run sent this row (then row {row}, at {at}) and its answer may still be on its way; the next run after --timeout ({} s) looks it up at the service and sends it only if it does not exist",
+            rerun.settle_after.as_secs()
+        )
+    } else {
+        format!(
+            "an earlier run sent this row (then row {row}, at {at}) but its answer never came, so the run may exist; run without --no-lookup to have the service say whether it does"
+        )
+    }
+}
+
+/// A row the ledger shows as created: `already_imported` with the earlier run's ids, or
+/// `changed` naming the fields. Returns the run to update, for a changed row with
+/// `--update-changed`.
+fn mark_already_imported(report: &mut ReportRow, prior: &Prior, changed: &[String], rerun: &Rerun) -> Option<String> {
     let Prior::Created {
         test_run_id,
         test_run_human_id,
@@ -270,86 +333,37 @@ fn mark_already_imported(report: &mut ReportRow, prior: &Prior, changed: bool) {
         ..
     } = prior
     else {
-        return;
+        return None;
     };
-    report.outcome = Outcome::AlreadyImported;
-    if changed {
-        let run = test_run_human_id.as_deref().or(test_run_id.as_deref()).unwrap_or("?");
-        report.error = Some(format!(
-            "the row has changed since it was imported as {run} (row {row}, {at}); the change was not sent, so Testsigma keeps the earlier version (--force sends it as a new run)"
-        ));
-    }
     report.test_run_id = test_run_id.clone();
     report.test_run_human_id = test_run_human_id.clone();
     report.attempts = 0;
-}
-
-/// Identical rows without a human_id are told apart only by their order in the file. When
-/// the ledger knows more copies of a row than this file holds (a failed-rows file, a sheet
-/// with a copy deleted) and they did not all end the same way, which of them this file's
-/// copies are cannot be known: taken for the created one, a failed copy would be lost; taken
-/// for a failed one, a created copy would be made twice. Such rows are not sent; the
-/// message says why and what to do.
-pub(crate) fn unmatched_copies(
-    known: &LedgerSnapshot,
-    scope: &str,
-    p: &PlannedRow,
-    body: &[u8],
-    in_file: usize,
-) -> Option<String> {
-    known.prior(scope, &copy_key(p, body, in_file))?;
-    let copies: Vec<&Prior> = known_copies(known, scope, p, body)
-        .take(MAX_COPIES_NAMED.max(in_file + 1) * 2)
-        .collect();
-    let first = copies.first()?.standing();
-    if copies.iter().all(|c| c.standing() == first) {
+    report.outcome = Outcome::AlreadyImported;
+    if changed.is_empty() {
         return None;
     }
-    let named: Vec<String> = copies
-        .iter()
-        .take(MAX_COPIES_NAMED)
-        .map(|c| format!("row {} {}", c.row(), c.standing()))
-        .collect();
-    let more = copies.len().saturating_sub(MAX_COPIES_NAMED);
-    Some(format!(
-        "not sent: an earlier run imported {} identical rows without a human_id ({}{}), and this file holds {in_file}, so which of them this is cannot be told; give the rows human_ids, or pass --force to send it as a new run",
-        copies.len(),
-        named.join(", "),
-        if more > 0 {
-            format!(", {more} more")
-        } else {
-            String::new()
-        },
-    ))
+    report.outcome = Outcome::Changed;
+    report.error = Some(changed_message(
+        changed,
+        &format!("imported as {} (row {row}, {at})", prior.run_name()),
+        rerun,
+    ));
+    if rerun.update_changed {
+        test_run_id.clone()
+    } else {
+        None
+    }
 }
 
-const MAX_COPIES_NAMED: usize = 5;
-
-/// What the ledger holds of the identical copies of a row without a human_id, in order:
-/// the first copy, the second, … up to the first copy it does not know.
-pub(crate) fn known_copies<'a>(
-    known: &'a LedgerSnapshot,
-    scope: &'a str,
-    p: &'a PlannedRow,
-    body: &'a [u8],
-) -> impl Iterator<Item = &'a Prior> + 'a {
-    (0..).map_while(move |n| known.prior(scope, &copy_key(p, body, n)))
-}
-
-/// [`unmatched_copies`] at this run's address, or else at the one `--moved-from` names,
-/// whose rows this run takes over.
-fn unmatched_copies_here_or_moved(
-    known: &LedgerSnapshot,
-    rerun: &Rerun,
-    scope: &str,
-    p: &PlannedRow,
-    body: &[u8],
-    in_file: usize,
-) -> Option<String> {
-    unmatched_copies(known, scope, p, body, in_file).or_else(|| {
-        let old = moved_from_scope(rerun, p)?;
-        unmatched_copies(known, &old, p, body, in_file)
-    })
+/// The report's words for a row whose run exists and differs: which fields, and what
+/// `--update-changed` would do.
+pub fn changed_message(changed: &[String], run: &str, rerun: &Rerun) -> String {
+    let what = if rerun.update_changed {
+        "the run is updated"
+    } else {
+        "nothing was sent, so Testsigma keeps the earlier version (--update-changed updates it)"
+    };
+    format!("changed since it was {run}: {}; {what}", changed.join(", "))
 }
 
 /// Rows the ledger shows as sent through another base URL (created, or no answer), for the
@@ -373,15 +387,14 @@ struct CarriedRow {
 
 impl MovedRows {
     /// Takes over a row found under the `--moved-from` address: it is recorded under this
-    /// run's address as it stood there. Returns how it stood.
-    fn carry(&mut self, p: &PlannedRow, scope: &str, key: &str, prior: &Prior) -> Prior {
+    /// run's address as it stood there.
+    fn carry(&mut self, p: &PlannedRow, scope: &str, key: &str, prior: &Prior) {
         self.found.push(CarriedRow {
             scope: scope.to_owned(),
             key: key.to_owned(),
             row: p.row,
             prior: prior.clone(),
         });
-        prior.clone()
     }
 
     /// Why the run must not send anything, if some row was created under another address.
@@ -405,14 +418,18 @@ impl MovedRows {
                     test_run_id,
                     test_run_human_id,
                     body,
+                    fields,
                     ..
                 } => ledger.record_created(
                     &r.scope,
                     &r.key,
                     r.row,
-                    test_run_id.as_deref(),
-                    test_run_human_id.as_deref(),
-                    body.as_deref(),
+                    &CreatedRun {
+                        test_run_id: test_run_id.as_deref(),
+                        test_run_human_id: test_run_human_id.as_deref(),
+                        body: body.as_deref(),
+                        fields: fields.as_deref(),
+                    },
                 ),
                 // Still unknown at the new address: not resent, and no flag needed to say so.
                 Prior::InFlight { at, .. } => ledger.record_unknown(

@@ -998,6 +998,7 @@ mod tests {
             exit_code: crate::exit::Exit::Incomplete,
             report: Some("plan.report.csv".into()),
             failed_rows_file: None,
+            state: None,
             dry_run: false,
             error: None,
         };

@@ -6,7 +6,12 @@
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Created,
+    /// Its run exists: by the ledger, or found at the service.
     AlreadyImported,
+    /// Its run exists but the row now differs; nothing was sent.
+    Changed,
+    /// Its run existed and differed, and was updated (`--update-changed`).
+    Updated,
     Invalid,
     /// The service certainly did not create it.
     Failed,
@@ -19,9 +24,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Created,
         Outcome::AlreadyImported,
+        Outcome::Changed,
+        Outcome::Updated,
         Outcome::Invalid,
         Outcome::Failed,
         Outcome::NotSent,
@@ -29,10 +36,21 @@ impl Outcome {
         Outcome::Planned,
     ];
 
+    /// Whether the row is done: its run exists as the row says, or was left as it was on
+    /// purpose (`changed`). A run whose rows all end so exits 0.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            Outcome::Created | Outcome::AlreadyImported | Outcome::Changed | Outcome::Updated
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Created => "created",
             Outcome::AlreadyImported => "already_imported",
+            Outcome::Changed => "changed",
+            Outcome::Updated => "updated",
             Outcome::Invalid => "invalid",
             Outcome::Failed => "failed",
             Outcome::NotSent => "not_sent",

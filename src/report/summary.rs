@@ -29,6 +29,7 @@ pub fn setup_error_in_summary(
             exit_code: SetupError::exit_of(&error),
             report: None,
             failed_rows_file: None,
+            state: None,
             dry_run,
             error: Some(format!("{error:#}")),
         };
@@ -59,6 +60,8 @@ pub struct RunSummary {
     pub exit_code: Exit,
     pub report: Option<String>,
     pub failed_rows_file: Option<String>,
+    /// The ledger the run used, if any.
+    pub state: Option<String>,
     pub dry_run: bool,
     /// Why the run ended before its rows were read (exit 2): no rows at all then.
     #[serde(skip_serializing_if = "Option::is_none")]

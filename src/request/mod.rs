@@ -60,3 +60,13 @@ pub struct EmailAssignee {
     pub column: Option<String>,
     pub cell: Option<String>,
 }
+
+impl TestRunBody {
+    /// The body's fields as JSON values, by name: what a run is compared on.
+    pub fn to_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        }
+    }
+}

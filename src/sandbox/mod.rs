@@ -335,6 +335,14 @@ impl Sandbox {
         Ok(self.state.seed(project_id, body))
     }
 
+    /// Keeps runs as another sandbox stored them, ids and human ids included, as a service
+    /// keeps its runs across a restart (or a change of how it behaves). Counted as seeded.
+    pub fn restore(&self, runs: Vec<StoredRun>) {
+        for run in runs {
+            self.state.restore(run);
+        }
+    }
+
     pub fn stats(&self) -> SandboxStats {
         self.state.stats()
     }

@@ -234,6 +234,21 @@ impl AppState {
         book.store(project_id, body)
     }
 
+    /// Keeps a run as it was, ids included: a service's runs across a restart.
+    pub(super) fn restore(&self, run: StoredRun) {
+        let mut book = self.book();
+        let number = run
+            .human_id
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let last = book.last_number.entry(run.project_id.clone()).or_insert(0);
+        *last = (*last).max(number);
+        book.stats.seeded += 1;
+        book.runs.push(run);
+    }
+
     /// Replaces the body of the project's run with this id (not human id), counting it.
     pub(super) fn update(&self, project_id: &str, id: &str, body: Map<String, Value>) -> Option<StoredRun> {
         let mut book = self.book();

@@ -92,8 +92,9 @@ impl ApiClient {
         })
     }
 
-    /// Every request at most `rate` per second (`--rate`), reads and creates together.
-    pub fn with_pace(mut self, rate: f64) -> ApiClient {
+    /// Every request at most `rate` per second (`--rate`), reads and creates together: the
+    /// lookups before an upload share the service's limit with it.
+    pub fn paced(mut self, rate: f64) -> ApiClient {
         self.pacer = Pacer::new(rate);
         self
     }
@@ -177,12 +178,28 @@ impl ApiClient {
 
     /// `POST /projects/{project_id}/test_runs` with a body already serialised.
     pub async fn create_test_run(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
-        let answer = self.send_create(project_id, body, idempotency_key).await;
+        let path = format!("/projects/{project_id}/test_runs");
+        let answer = self
+            .send_body(reqwest::Method::POST, &path, body, idempotency_key)
+            .await;
         self.scrub_answer(answer)
     }
 
-    async fn send_create(&self, project_id: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
-        let path = format!("/projects/{project_id}/test_runs");
+    /// `PUT /projects/{project_id}/test_runs/{run_id}` with the create's body: answered like
+    /// the create.
+    pub async fn update_test_run(
+        &self,
+        project_id: &str,
+        run_id: &str,
+        body: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Answer {
+        let path = format!("/projects/{project_id}/test_runs/{run_id}");
+        let answer = self.send_body(reqwest::Method::PUT, &path, body, idempotency_key).await;
+        self.scrub_answer(answer)
+    }
+
+    async fn send_body(&self, method: reqwest::Method, path: &str, body: Vec<u8>, idempotency_key: &str) -> Answer {
         let auth = match self.auth() {
             Ok(a) => a,
             // Made here, before any request: nothing left this machine.
@@ -190,7 +207,7 @@ impl ApiClient {
         };
         let sent = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .header(reqwest::header::AUTHORIZATION, auth)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "application/json")
@@ -199,7 +216,7 @@ impl ApiClient {
             .send()
             .await;
         match sent {
-            Ok(response) => self.read_answer(response, &path).await,
+            Ok(response) => self.read_answer(response, path).await,
             Err(e) => self.transport_answer(&e),
         }
     }
@@ -279,7 +296,7 @@ impl ApiClient {
     /// everyone down and is tried again without counting against `--max-retries`; other
     /// transient failures (502/503/504, 408, a dropped connection, a cut-short body) are
     /// retried with backoff; a `Retry-After` is honoured up to [`MAX_WAIT`].
-    async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
+    pub(super) async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
         let mut tries = ReadTries::default();
         loop {
             self.pacer.acquire().await;
@@ -353,9 +370,16 @@ impl ApiClient {
                 message,
             }),
             None => ReadFailure {
-                error: ApiError::Transport {
-                    what: what.to_string(),
-                    message: error_chain(&e),
+                error: if e.is_connect() {
+                    ApiError::Unreachable {
+                        base: self.base.clone(),
+                        message: error_chain(&e),
+                    }
+                } else {
+                    ApiError::Transport {
+                        what: what.to_string(),
+                        message: error_chain(&e),
+                    }
                 },
                 transient: true,
                 rate_limited: false,
@@ -484,6 +508,10 @@ impl ApiError {
             },
             ApiError::Transport { what, message } => ApiError::Transport {
                 what,
+                message: note(message),
+            },
+            ApiError::Unreachable { base, message } => ApiError::Unreachable {
+                base,
                 message: note(message),
             },
             other => other,

@@ -7,6 +7,7 @@ mod client;
 pub mod connect;
 pub(crate) mod pace;
 pub(crate) mod retry;
+pub mod runs;
 mod url;
 pub mod users;
 
@@ -76,6 +77,12 @@ pub enum ApiError {
     Transport { what: String, message: String },
     #[error("{what}: {message}")]
     Untrusted { what: String, message: String },
+    #[error(
+        "no connection to {base} could be made (could not connect: {message}); the run stopped. Check --base-url and the network."
+    )]
+    Unreachable { base: String, message: String },
+    #[error("{what}: the answer could not be read ({message}); nothing is concluded from it")]
+    Unreadable { what: String, message: String },
 }
 
 /// A user from `GET /users`.

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::cli::{ImportArgs, ReadArgs, ServiceArgs};
+use crate::ledger::KeySpec;
 use crate::ledger::policy::Rerun;
 use crate::read::mapping::{ExplicitColumn, Field, parse_column_spec};
 use crate::read::{Input, SourceOptions};
@@ -81,6 +82,9 @@ pub struct ConfigFile {
     pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
     pub skip_invalid: Option<bool>,
+    pub key: Option<String>,
+    pub no_lookup: Option<bool>,
+    pub update_changed: Option<bool>,
     pub mapping: Option<PathBuf>,
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
@@ -229,6 +233,10 @@ pub struct ImportSettings {
     pub state: Option<PathBuf>,
     pub force: bool,
     pub retry_unknown: bool,
+    /// Ask the service which runs exist before sending (not `--no-lookup`).
+    pub lookup: bool,
+    /// `--update-changed`.
+    pub update_changed: bool,
     /// `--moved-from`: the base URL the service had when the ledger's earlier rows were made.
     pub moved_from: Option<String>,
     pub summary_json: Option<PathBuf>,
@@ -245,6 +253,9 @@ impl ImportSettings {
             retry_unknown: self.retry_unknown,
             sandbox: self.service.sandbox,
             moved_from: self.moved_from.clone(),
+            lookup: self.lookup,
+            update_changed: self.update_changed,
+            settle_after: self.service.timeout,
         }
     }
 }
@@ -254,6 +265,10 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
     let source = resolve_source(args, config)?;
     let list_separators = resolve_list_separators(args, config)?;
     let (columns, defaults) = resolve_columns(args, config, &list_separators[0].to_string())?;
+    let key = match args.key.as_deref().or(config.key.as_deref()) {
+        None => None,
+        Some(text) => Some(KeySpec::parse(text).map_err(|e| flag(&given("--key", args.key.is_some()), e))?),
+    };
     let rules = RowRules {
         timezone: resolve_timezone(args, config)?,
         date_order: resolve_date_order(args, config)?,
@@ -267,6 +282,7 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         source,
         columns,
         rules,
+        key,
         quiet: args.quiet || config.quiet.unwrap_or(false),
     })
 }
@@ -737,7 +753,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
     let read = resolve_read(&args.read, &config)?;
     let service = resolve_service(&args.service, &config, config_path.as_deref())?;
     let report = resolve_report(args, &config, &read.input)?;
-    let state = resolve_state(args, &config, service.sandbox);
+    let state = resolve_state(args, &config, service.sandbox, &read.input)?;
     Ok(ImportSettings {
         read,
         service,
@@ -750,6 +766,8 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         state,
         force: args.force,
         retry_unknown: args.retry_unknown,
+        lookup: !(args.no_lookup || config.no_lookup.unwrap_or(false)),
+        update_changed: args.update_changed || config.update_changed.unwrap_or(false),
         moved_from: resolve_moved_from(args, &config)?,
         summary_json: args.summary_json.clone().or_else(|| config.summary_json.clone()),
         skip_invalid: args.skip_invalid || config.skip_invalid.unwrap_or(false),
@@ -815,13 +833,54 @@ fn resolve_report(args: &ImportArgs, config: &ConfigFile, input: &Input) -> Resu
 /// The ledger: `--state`, or the default, or none (`--no-state`). The in-process sandbox
 /// starts empty every run, so a ledger would have nothing to protect; an explicit
 /// `--state` still gets one.
-fn resolve_state(args: &ImportArgs, config: &ConfigFile, sandbox: bool) -> Option<PathBuf> {
+fn resolve_state(
+    args: &ImportArgs,
+    config: &ConfigFile,
+    sandbox: bool,
+    input: &Input,
+) -> Result<Option<PathBuf>, SettingsError> {
     let sandbox_default = sandbox && args.state.is_none() && config.state.is_none();
     if args.no_state || sandbox_default {
-        return None;
+        return Ok(None);
     }
-    let state = args.state.clone().or_else(|| config.state.clone());
-    Some(state.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE)))
+    match args.state.clone().or_else(|| config.state.clone()) {
+        Some(state) => Ok(Some(state)),
+        None => default_state(input).map(Some),
+    }
+}
+
+/// The default ledger: a `testsigma-import.state.jsonl` in the working directory if there
+/// is one (where earlier versions kept it), else one per input file in the user's state
+/// directory (`$XDG_STATE_HOME/testsigma-import/`, or the platform's equivalent), named
+/// after the file and a hash of its absolute path, so a nightly job finds the same ledger
+/// from whatever directory it starts in.
+pub fn default_state(input: &Input) -> Result<PathBuf, SettingsError> {
+    if Path::new(DEFAULT_STATE).is_file() {
+        return Ok(PathBuf::from(DEFAULT_STATE));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "testsigma-import").ok_or_else(|| {
+        flag(
+            "--state",
+            "no home directory to keep the ledger in; pass --state FILE (or --no-state)",
+        )
+    })?;
+    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
+    let absolute = match input {
+        Input::File(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        // Standard input has no path: its ledger goes with the working directory.
+        Input::Bytes { .. } => std::env::current_dir().unwrap_or_default().join(input_stem(input)),
+    };
+    let mut hash = hex::encode(sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+        absolute.as_os_str().as_encoded_bytes(),
+    )));
+    hash.truncate(12);
+    std::fs::create_dir_all(dir).map_err(|e| {
+        flag(
+            "--state",
+            format!("cannot create {} for the ledger: {e}; pass --state FILE", dir.display()),
+        )
+    })?;
+    Ok(dir.join(format!("{}-{hash}.state.jsonl", input_stem(input))))
 }
 
 fn resolve_moved_from(args: &ImportArgs, config: &ConfigFile) -> Result<Option<String>, SettingsError> {

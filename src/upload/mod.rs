@@ -30,12 +30,16 @@ pub struct UploadJob {
     pub row: usize,
     pub project_id: String,
     pub body: Arc<Vec<u8>>,
+    /// What the ledger records of the request's fields once it is done.
+    pub fields: String,
     pub idempotency_key: String,
     pub title: String,
     pub human_id: Option<String>,
+    /// The run to update (`PUT`) instead of creating one.
+    pub update_of: Option<String>,
 }
 
-/// How rows are sent. The pace (`--rate`) is the client's: see [`ApiClient::with_pace`].
+/// How rows are sent. The pace (`--rate`) is the client's: see [`ApiClient::paced`].
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
     pub concurrency: usize,

@@ -82,6 +82,9 @@ impl RowContext {
             let answer = self.send(job, &mut tries.report, sent_at).await;
             self.watch_health(&answer, &job.project_id);
             let Next::Wait(wait) = self.apply(answer, &mut tries, sent_at) else {
+                if job.update_of.is_some() && tries.report.outcome == Outcome::Created {
+                    tries.report.outcome = Outcome::Updated;
+                }
                 return tries.report;
             };
             tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?tries.report.error, "retrying");
@@ -101,9 +104,13 @@ impl RowContext {
         }
         report.attempts += 1;
         self.sent.fetch_add(1, Ordering::SeqCst);
-        let request = self
-            .client
-            .create_test_run(&job.project_id, job.body.to_vec(), &job.idempotency_key);
+        let (project, body, key) = (&job.project_id, job.body.to_vec(), &job.idempotency_key);
+        let request = async {
+            match &job.update_of {
+                Some(run) => self.client.update_test_run(project, run, body, key).await,
+                None => self.client.create_test_run(project, body, key).await,
+            }
+        };
         let answer = self.stop.unless_halted(request).await.unwrap_or_else(|| {
             let error = "the run was stopped at once before the answer came; the run may exist";
             Answer::without_status(AnswerKind::Unknown, error.to_owned(), true)

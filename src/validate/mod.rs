@@ -42,6 +42,8 @@ pub enum ProblemKind {
     BadDate,
     EndBeforeStart,
     DuplicateHumanId,
+    /// Two rows with one key (`--key`).
+    DuplicateKey,
     ErrorCell,
     NotEmail,
     /// The source could not read the row at all (bad bytes, an oversized cell).
@@ -58,6 +60,7 @@ impl ProblemKind {
             ProblemKind::BadDate => "not a date",
             ProblemKind::EndBeforeStart => "end before start",
             ProblemKind::DuplicateHumanId => "duplicate human_id",
+            ProblemKind::DuplicateKey => "duplicate key",
             ProblemKind::ErrorCell => "error cell",
             ProblemKind::NotEmail => "unknown assignee",
             ProblemKind::Unreadable => "unreadable row",

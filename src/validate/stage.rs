@@ -3,7 +3,7 @@
 //! whose dd/mm order is still to be learned are settled here, by the protocol in
 //! [`super::date_order`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, anyhow, bail};
 
@@ -11,7 +11,8 @@ use super::date_order::{
     DateEvidence, EarlyOrders, OrdersOverturned, PendingOrder, date_evidence, learn_date_orders,
     learn_date_orders_early,
 };
-use super::{Problem, RowRules, Validator};
+use super::{Problem, ProblemKind, RowRules, Validator};
+use crate::ledger::{KeySpec, row_key};
 use crate::read::mapping::{ExplicitColumn, Field, map_headers};
 use crate::read::prefetch::read_prepared;
 use crate::read::row::SourceRow;
@@ -26,6 +27,8 @@ pub struct ReadSettings {
     pub source: SourceOptions,
     pub columns: BTreeMap<Field, ExplicitColumn>,
     pub rules: RowRules,
+    /// `--key`; `None`: the default for the file's headers.
+    pub key: Option<KeySpec>,
     pub quiet: bool,
 }
 
@@ -45,6 +48,37 @@ pub struct ReadStage {
     column_problems_told: bool,
     /// The row the headers are on, which the failed-rows file keeps.
     header_row: usize,
+    /// The rows' keys so far: two rows with one key are one run.
+    keys: KeyCheck,
+}
+
+/// The first row of each key (`--key`), to refuse a second row with the same one. Rows
+/// keyed by their human_id alone are left to the validator's own check of human ids.
+struct KeyCheck {
+    spec: KeySpec,
+    first: HashMap<String, usize>,
+}
+
+impl KeyCheck {
+    /// The problem with `p`, if an earlier row has its key.
+    fn check(&mut self, p: &PlannedRow) -> Option<Problem> {
+        let key = row_key(&self.spec, p);
+        if key.starts_with("human_id:") {
+            return None;
+        }
+        let first = *self.first.entry(key).or_insert(p.row);
+        (first != p.row).then(|| Problem {
+            row: p.row,
+            column: None,
+            cell: None,
+            value: Some(p.body.title.clone()),
+            kind: ProblemKind::DuplicateKey,
+            message: format!(
+                "row {first} has the same key ({}): two rows with one key are one run; change one, or pass --key with fields that tell them apart",
+                self.spec.describe()
+            ),
+        })
+    }
 }
 
 /// Opens the input and maps its headers. Unless `--date-order` settles it, a workbook's
@@ -94,6 +128,7 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         evidence = date_evidence(source.as_mut(), &map, &columns)?;
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }
+    let key = (read.key.clone()).unwrap_or_else(|| KeySpec::default_for(map.column(Field::HumanId).is_some()));
     let mut validator = Validator::new(
         map,
         headers.clone(),
@@ -113,6 +148,10 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         rows_read_ahead: 0,
         column_problems_told: false,
         header_row: read.source.header_row,
+        keys: KeyCheck {
+            spec: key,
+            first: HashMap::new(),
+        },
     })
 }
 
@@ -132,6 +171,11 @@ pub enum RowEvent<'a> {
 }
 
 impl ReadStage {
+    /// The fields that identify a row across runs: `--key`, or the file's default.
+    pub fn key(&self) -> &KeySpec {
+        &self.keys.spec
+    }
+
     /// The input's layout, which the failed-rows file keeps.
     pub fn failed_rows_shape(&self) -> FailedRowsShape {
         FailedRowsShape {
@@ -197,6 +241,7 @@ impl ReadStage {
         let validator = &mut self.validator;
         let pending_order = &mut self.pending_order;
         let early = &mut self.early;
+        let keys = &mut self.keys;
         let mut count = 0;
         // One report line for every row: its strings are written over, not made again.
         let mut report = ReportRow::default();
@@ -222,7 +267,10 @@ impl ReadStage {
                 }
             }
             checked.state = match validator.validate_into(row, &mut checked.planned) {
-                Ok(()) => RowState::Valid,
+                Ok(()) => match keys.check(&checked.planned) {
+                    None => RowState::Valid,
+                    Some(problem) => RowState::Invalid(vec![problem]),
+                },
                 Err(problems) => RowState::Invalid(problems),
             };
             Ok(())
@@ -423,6 +471,7 @@ mod tests {
             source: crate::read::SourceOptions::default(),
             columns: BTreeMap::new(),
             rules,
+            key: None,
             quiet: true,
         };
         open_read_stage(&read, &|_| {}).unwrap_or_else(|e| panic!("{e:#}"))

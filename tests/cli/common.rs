@@ -132,6 +132,8 @@ impl Rig {
 pub fn bare_command(dir: &Path, key: Option<&str>) -> std::process::Command {
     let mut cmd = std::process::Command::new(BIN);
     cmd.current_dir(dir)
+        // The default ledger lives in the user's state directory: here, one per test.
+        .env("XDG_STATE_HOME", dir.join(".state"))
         .env("CI", "true")
         .env("NO_COLOR", "1")
         .env_remove("TESTSIGMA_API_KEY")
@@ -243,4 +245,37 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Reads one HTTP/1.1 request whole (its head, then as many bytes as Content-Length says)
+/// and returns the head; `None` if the connection ends first.
+pub async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while request.len() < head_end + length {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(head)
 }

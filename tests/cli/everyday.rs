@@ -52,7 +52,7 @@ impl Rig {
     /// `import FILE --base-url <sandbox> --no-state EXTRA…`
     fn import(&self, file: &str, extra: &[&str]) -> Output {
         let url = self.sandbox.base_url();
-        let mut args = vec!["import", file, "--base-url", &url, "--no-state"];
+        let mut args = vec!["import", file, "--base-url", &url, "--no-state", "--no-lookup"];
         args.extend_from_slice(extra);
         run(self.command(&args))
     }
@@ -288,6 +288,8 @@ fn check_passes_a_clean_file_and_creates_nothing() {
         format!("project {PROJECT}: found (2 rows)"),
         format!("key: accepted by {url} (from TESTSIGMA_API_KEY)"),
         format!("assignee grace@example.com: user {}", user_id("grace@example.com")),
+        "existing runs: 0 already imported (0 by the ledger, 0 found at the service in 1 request); 2 would be sent"
+            .to_string(),
         "check passed: nothing was created; `import` with the same options will send every row".to_string(),
     ];
     assert_eq!(out.stderr.lines().collect::<Vec<_>>(), expected, "{}", out.stderr);
@@ -600,7 +602,7 @@ fn an_unknown_email_is_reported_in_the_same_run_as_other_invalid_rows() {
     let url = rig.sandbox.base_url();
     let out = run(command_in(
         rig.dir.path(),
-        &["import", "runs.csv", "--base-url", &url, "--no-state"],
+        &["import", "runs.csv", "--base-url", &url, "--no-state", "--no-lookup"],
     ));
     assert_eq!(out.code, 3, "{out:?}");
     assert!(
@@ -885,7 +887,15 @@ fn no_color_output_has_no_escape_bytes() {
     rig.write("bad.csv", format!("Title,Status,Project\n,OPEN,{PROJECT}\n"));
     let url = rig.sandbox.base_url();
     let runs: [&[&str]; 6] = [
-        &["-v", "import", "runs.csv", "--base-url", &url, "--no-state"],
+        &[
+            "-v",
+            "import",
+            "runs.csv",
+            "--base-url",
+            &url,
+            "--no-state",
+            "--no-lookup",
+        ],
         &["-vv", "check", "runs.csv", "--base-url", &url],
         &["import", "bad.csv", "--dry-run"],
         &["import", "--help"],
@@ -974,6 +984,7 @@ fn on_a_terminal_no_color_means_no_colours() {
             "--base-url",
             &url,
             "--no-state",
+            "--no-lookup",
             "--rate",
             "50",
         ],
@@ -1008,6 +1019,7 @@ fn on_a_terminal_log_lines_do_not_break_the_progress_bar() {
         "--base-url",
         &url,
         "--no-state",
+        "--no-lookup",
         "--rate",
         "20",
     ];
@@ -1088,13 +1100,14 @@ fn the_summary_groups_failures_by_reason() {
 
 #[test]
 fn five_rows_refused_alike_make_one_summary_line() {
-    // A project the service does not know: every create is a 404 with one message.
+    // A service that refuses every create alike (a missing project is found before any
+    // row is sent, so it cannot be the example).
     let rig = Rig::new(SandboxOptions {
-        projects: Some(vec![OTHER_PROJECT.to_string()]),
+        fail_rate: 1.0,
         ..SandboxOptions::default()
     });
     rig.write("runs.csv", generated_rows(5));
-    let out = rig.import("runs.csv", &[]);
+    let out = rig.import("runs.csv", &["--max-retries", "0"]);
     assert_eq!(out.code, 1, "{out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.stderr);
@@ -1103,7 +1116,10 @@ fn five_rows_refused_alike_make_one_summary_line() {
         "{}",
         out.stderr
     );
-    assert_eq!(lines[1], "  failed, 5 row(s): HTTP 404: Not Found");
+    assert_eq!(
+        lines[1],
+        "  failed, 5 row(s): HTTP 503: Service Unavailable (gave up after 0 retries, --max-retries)"
+    );
     assert_eq!(lines[2], "report: runs.report.csv");
     assert_eq!(
         lines[3],
@@ -1223,7 +1239,16 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     );
 
     let url = rig.sandbox.base_url();
-    let mut cmd = rig.command(&["import", "-", "--base-url", &url, "--no-state", "--report", "stdin.csv"]);
+    let mut cmd = rig.command(&[
+        "import",
+        "-",
+        "--base-url",
+        &url,
+        "--no-state",
+        "--no-lookup",
+        "--report",
+        "stdin.csv",
+    ]);
     cmd.stdin(std::process::Stdio::piped());
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
@@ -1251,7 +1276,16 @@ fn a_closed_stderr_does_not_stop_the_run() {
     // Plain lines, then the tracing logs too (`-vv`), which write on every request.
     for (round, verbose) in [(1, None), (2, Some("-vv"))] {
         let mut args = Vec::from_iter(verbose);
-        args.extend(["import", "runs.csv", "--base-url", &url, "--no-state", "--rate", "50"]);
+        args.extend([
+            "import",
+            "runs.csv",
+            "--base-url",
+            &url,
+            "--no-state",
+            "--no-lookup",
+            "--rate",
+            "50",
+        ]);
         let mut child = rig
             .command(&args)
             .stdout(std::process::Stdio::null())
@@ -1288,6 +1322,7 @@ fn a_report_to_standard_output_appends_and_is_alone_there() {
             "--base-url",
             &url,
             "--no-state",
+            "--no-lookup",
             "--report",
             "/dev/stdout",
         ])

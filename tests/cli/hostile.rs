@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, SandboxStats};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::common::{Output, PROJECT, bare_command, read_csv_report, run, wait_until};
+use crate::common::{Output, PROJECT, bare_command, read_csv_report, read_request, run, wait_until};
 
 /// Unlike anything else a run could print, so finding it anywhere is a leak.
 const KEY: &str = "tsk_live_Zq8x3Hc1-hostile-7e5b2a9d";
@@ -719,7 +719,11 @@ fn an_answer_too_large_to_read_is_not_read_and_the_row_is_unknown() {
     rig.rt.spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                if read_request(&mut stream).await.is_none() {
+                let Some(request) = read_request(&mut stream).await else {
+                    return;
+                };
+                if let Some(answer) = healthy_get(&request) {
+                    let _ = stream.write_all(answer.as_bytes()).await;
                     return;
                 }
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -752,9 +756,8 @@ fn an_answer_too_large_to_read_is_not_read_and_the_row_is_unknown() {
 }
 
 /// A service that is down (nothing listens on its port): the connection is never made.
-/// The first row to run out of retries stops the run, since not one request got an answer
-/// and every other row would wait through its retries the same way: the rows tried are
-/// `failed` (certainly not created), the rest `not_sent`, exit 2 naming `--base-url`.
+/// The check of the rows' project before any create finds it, after its retries: every
+/// row `not_sent`, exit 2 naming `--base-url`.
 #[test]
 fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries() {
     let rig = Rig::new();
@@ -786,26 +789,22 @@ fn a_service_that_cannot_be_reached_stops_the_run_after_the_first_rows_retries()
         "{}",
         out.stderr
     );
+    // The check of the project before any create finds it: no row is tried at all.
     let rows = rig.report("runs.report.csv");
     assert_eq!(rows.len(), 30, "every row is in the report");
-    let failed = count(&rows, Outcome::Failed);
-    assert!(
-        (1..=2).contains(&failed),
-        "only the rows in flight were tried: {rows:#?}"
-    );
-    assert_eq!(count(&rows, Outcome::NotSent), 30 - failed, "{rows:#?}");
-    for row in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
+    assert_eq!(count(&rows, Outcome::NotSent), 30, "{rows:#?}");
+    for row in &rows {
         let error = row.error.as_deref().unwrap_or("");
-        assert!(error.starts_with("could not connect"), "{error}");
-        assert_eq!(row.http_status, None);
+        assert!(error.starts_with("not sent: no connection to"), "{error}");
+        assert_eq!((row.http_status, row.attempts), (None, 0));
     }
 }
 
 /// A service whose connections hang, as behind a firewall that drops the packets (here a
 /// listener whose queue is full, so the kernel drops each new connection's first packet):
 /// no connection is ever made, so nothing was sent. The connection's own timeout, half of
-/// `--timeout`, says so before the request's would call the row `unknown`: the row is
-/// `failed`, certainly not created, and the run stops as for a refused connection.
+/// `--timeout`, says so before the request's would: the check of the project before any
+/// create stops the run as for a refused connection, and no row is `unknown`.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_service_whose_connections_hang_is_unreachable_and_its_rows_not_unknown() {
@@ -839,13 +838,9 @@ fn a_service_whose_connections_hang_is_unreachable_and_its_rows_not_unknown() {
     assert_eq!(summary["requests_sent"], 0, "{summary:#}");
     let rows = rig.report("runs.report.csv");
     let outcomes: Vec<(Outcome, u32)> = rows.iter().map(|r| (r.outcome, r.attempts)).collect();
-    assert_eq!(
-        outcomes,
-        [(Outcome::Failed, 1), (Outcome::NotSent, 0), (Outcome::NotSent, 0)],
-        "{rows:#?}"
-    );
+    assert_eq!(outcomes, [(Outcome::NotSent, 0); 3], "{rows:#?}");
     let error = rows[0].error.as_deref().unwrap_or_default();
-    assert!(error.starts_with("could not connect"), "{error}");
+    assert!(error.starts_with("not sent: no connection to"), "{error}");
 }
 
 /// A service that answers, even if only with refusals, is there: nothing is stopped,
@@ -1345,7 +1340,15 @@ fn the_key_is_in_no_file_and_no_output_whatever_happens() {
 
     // No fault here hangs, so no short --timeout: a stalled machine could otherwise time
     // out `GET /users` and its retries, and the run would stop (exit 2).
-    let common = ["--skip-invalid", "--max-retries", "2", "--rate", "50", "--summary-json"];
+    let common = [
+        "--skip-invalid",
+        "--no-lookup",
+        "--max-retries",
+        "2",
+        "--rate",
+        "50",
+        "--summary-json",
+    ];
     let variants: [(&str, &[&str], Option<&str>); 5] = [
         (
             "plain",
@@ -1488,40 +1491,27 @@ enum Echo {
     ServerError,
 }
 
-/// Reads one HTTP/1.1 request whole (its head, then as many bytes as Content-Length says)
-/// and returns the head; `None` if the connection ends first.
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while request.len() < head_end + length {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
+/// What a healthy service answers the GETs a run makes before its creates (the project
+/// check, the lookups of existing runs, the users), so that a test's fault stays on the
+/// creates. `None` for any other request.
+fn healthy_get(head: &str) -> Option<String> {
+    let path = head.strip_prefix("GET ")?.split_whitespace().next()?;
+    let body = if path.contains("/test_runs") {
+        serde_json::json!({"message": "", "data": [], "next_cursor": null})
+    } else if path.ends_with("/users") {
+        serde_json::json!({"message": "", "data": testsigma_import::sandbox::builtin_users()})
+    } else {
+        serde_json::json!({"message": "", "data": {"id": PROJECT, "name": "p"}})
     }
-    Some(head)
+    .to_string();
+    Some(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 that answers every request per `mode`, one request
-/// per connection.
+/// per connection; the GETs before the creates (but `GET /users`) as a healthy service.
 fn start_echo_server(rig: &Rig, mode: Echo) -> String {
     let listener = rig
         .rt
@@ -1534,6 +1524,10 @@ fn start_echo_server(rig: &Rig, mode: Echo) -> String {
                 let Some(head) = read_request(&mut stream).await else {
                     return;
                 };
+                if let Some(answer) = healthy_get(&head).filter(|_| !head.contains("/users")) {
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    return;
+                }
                 let auth = head
                     .lines()
                     .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))

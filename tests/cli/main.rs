@@ -7,6 +7,7 @@ mod common;
 mod everyday;
 mod hostile;
 mod interrupt;
+mod lookup;
 mod read;
 mod rerun;
 mod upload;

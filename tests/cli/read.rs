@@ -71,6 +71,7 @@ impl Work {
     fn command(&self) -> Command {
         let mut cmd = Command::cargo_bin("testsigma-import").expect("the binary");
         cmd.current_dir(self.dir.path())
+            .env("XDG_STATE_HOME", self.dir.path().join(".state"))
             .env("CI", "true")
             .env("TZ", "Pacific/Chatham")
             .env_remove("TESTSIGMA_API_KEY")

@@ -3,6 +3,7 @@
 //! run with exit 2; a row's problem is an outcome in the report, never an abort.
 
 mod assignees;
+mod lookup;
 mod sink;
 mod summary;
 
@@ -20,8 +21,8 @@ use self::summary::print_summary;
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Exit, SetupError};
-use crate::ledger::Ledger;
-use crate::ledger::policy::{ToSend, ledger_base, skipped_by_human_id, sort_rows};
+use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
+use crate::ledger::{KeySpec, Ledger, field_hashes};
 use crate::read::row::SourceRow;
 use crate::report::{
     FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
@@ -30,7 +31,7 @@ use crate::report::{
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
 use crate::sandbox::Sandbox;
-use crate::service::{ApiClient, connect};
+use crate::service::{ApiClient, ApiError, connect};
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::progress::Progress;
@@ -159,7 +160,11 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
 
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
 fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
+    let new = !path.exists();
     let (ledger, notes) = Ledger::open(path).map_err(|e| SetupError::new(e.to_string()))?;
+    if new {
+        say(&format!("ledger: starting a new one at {}", path.display()));
+    }
     if let Some(line) = notes.torn_line {
         say(&format!(
             "warning: the last line ({line}) of the ledger {} was cut short, probably by a crash or power cut; it was ignored",
@@ -195,6 +200,12 @@ struct UploadRun {
     /// A report or failed-rows write that failed after rows were sent: the run still
     /// ends with its real counts, and this error, in the summary (exit 2).
     write_error: Option<String>,
+    /// The fields that identify a row across runs.
+    key: KeySpec,
+    /// Requests the lookups of existing runs took.
+    lookups: usize,
+    /// Rows whose runs the lookups found.
+    found_at_service: usize,
 }
 
 impl UploadRun {
@@ -216,6 +227,9 @@ impl UploadRun {
             stop: StopSignal::default(),
             signals: None,
             write_error: None,
+            key: stage.key().clone(),
+            lookups: 0,
+            found_at_service: 0,
         }
     }
 
@@ -239,6 +253,12 @@ impl UploadRun {
         }
         report.finish(None)?;
         self.complete(Exit::Interrupted, settings, Some(StopReason::Interrupted))
+    }
+
+    /// The planned row whose report line is `index`.
+    fn planned_row(&self, index: usize) -> &PlannedRow {
+        let at = self.planned.partition_point(|(i, _, _)| *i < index);
+        &self.planned[at].1
     }
 
     /// Everything after the reading: the invalid rows' verdict, the service reached, the
@@ -344,7 +364,7 @@ impl UploadRun {
         sort_rows(
             &mut self.rows,
             &self.planned,
-            ledger_base(&rerun, base_url),
+            (ledger_base(&rerun, base_url), &self.key),
             ledger.as_ref().map(Ledger::known),
             &rerun,
         );
@@ -374,7 +394,7 @@ impl UploadRun {
     async fn prepare(&mut self, settings: &ImportSettings) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
         let ready = async {
             let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
-            let client = client.with_read_retries(settings.max_retries).with_pace(settings.rate);
+            let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
             let skipped = self.skipped_emails(settings);
             resolve_assignees(self, &client, &skipped).await?;
             Ok((client, sandbox))
@@ -385,7 +405,7 @@ impl UploadRun {
     }
 
     /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
-    /// by index: they need no `GET /users` (see [`skipped_by_human_id`]).
+    /// by index: they need no `GET /users` (see [`skipped_by_key`]).
     fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
         let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
             return HashSet::new();
@@ -394,7 +414,7 @@ impl UploadRun {
         let base_url = ledger_base(&rerun, &settings.service.base_url);
         self.planned
             .iter()
-            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_human_id(known, &rerun, base_url, p))
+            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_key(known, &rerun, &self.key, base_url, p))
             .map(|(index, _, _)| *index)
             .collect()
     }
@@ -405,10 +425,10 @@ impl UploadRun {
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
         let skipped = self.skipped_emails(settings);
         let mut resolved = Ok(());
-        if needs_users(&self.planned, &skipped) {
+        if needs_users(&self.planned) {
             resolved = async {
                 let (client, _sandbox) = connect(&settings.service, true).await?;
-                let client = client.with_read_retries(settings.max_retries).with_pace(settings.rate);
+                let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
                 resolve_assignees(self, &client, &skipped).await
             }
             .await;
@@ -495,6 +515,7 @@ impl UploadRun {
             exit_code: exit,
             report: Some(settings.report.display().to_string()),
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
+            state: settings.state.as_ref().map(|p| p.display().to_string()),
             dry_run: false,
             error: self.write_error.clone(),
         };
@@ -521,11 +542,10 @@ impl UploadRun {
         let sorted = sort_rows(
             &mut self.rows,
             &self.planned,
-            ledger_base(&rerun, client.base_url()),
+            (ledger_base(&rerun, client.base_url()), &self.key),
             ledger.as_ref().map(Ledger::known),
             &rerun,
         );
-        tell_changed(&sorted.changed);
         if let Some(why) = sorted.moved.refusal(client.base_url()) {
             error(&why);
             self.mark_planned_not_sent(&format!("not sent: {why}"));
@@ -534,7 +554,28 @@ impl UploadRun {
         if let Some(ledger) = ledger.as_mut() {
             sorted.moved.record_here(ledger)?;
         }
-        let (jobs, keys) = self.jobs(sorted.to_send);
+        let stop = self.stop.clone();
+        let looked_up = stop
+            .unless_stopped(async {
+                self.check_projects(&client, &sorted.to_send).await?;
+                self.look_up(&client, sorted.to_send, ledger.as_mut(), &rerun).await
+            })
+            .await;
+        let to_send = match looked_up {
+            // Interrupted while asking the service: nothing was sent.
+            None => {
+                self.mark_planned_not_sent("not sent: the run was interrupted");
+                return self.finish_without_upload(Exit::Interrupted, settings);
+            }
+            Some(Ok(to_send)) => to_send,
+            Some(Err(e)) => {
+                error(&format!("{e:#}"));
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                return self.finish_without_upload(SetupError::exit_of(&e), settings);
+            }
+        };
+        self.tell_lookups(&to_send, settings.read.quiet);
+        let (jobs, keys) = self.jobs(to_send);
         // The exact requests this run sends: not those the ledger skips.
         self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
@@ -548,7 +589,6 @@ impl UploadRun {
             std::mem::take(&mut self.rows),
             Progress::new(jobs.len(), settings.read.quiet),
         ));
-        let stop = self.stop.clone();
         self.watch_signals();
         let upload_settings = UploadSettings {
             concurrency: settings.concurrency,
@@ -574,6 +614,50 @@ impl UploadRun {
         self.complete(exit, settings, stop_reason)
     }
 
+    /// What the lookups found, said once when they found runs (the summary counts them).
+    fn tell_lookups(&self, to_send: &[ToSend], quiet: bool) {
+        let found = self.found_at_service;
+        if found > 0 && !quiet {
+            say(&format!(
+                "found {} at the service (looked up in {}); {} to send",
+                plural(found, "existing run"),
+                plural(self.lookups, "request"),
+                to_send.len()
+            ));
+        }
+        tell_changed(&self.rows, to_send.iter().any(|t| t.update_of.is_some()));
+    }
+
+    /// Every project of the rows to send exists, or the run stops before sending (exit 2):
+    /// one request per project instead of one failure per row.
+    async fn check_projects(&self, client: &ApiClient, to_send: &[ToSend]) -> anyhow::Result<()> {
+        let mut projects: Vec<(&str, Vec<usize>)> = Vec::new();
+        for p in to_send.iter().map(|t| self.planned_row(t.index)) {
+            match projects.iter_mut().find(|(id, _)| *id == p.body.project_id) {
+                Some((_, rows)) => rows.push(p.row),
+                None => projects.push((&p.body.project_id, vec![p.row])),
+            }
+        }
+        for (project, rows) in projects {
+            let exists = client.project_exists(project).await.map_err(|e| match e {
+                // Said as they are: they are about the service, not this project.
+                ApiError::Unreachable { .. } | ApiError::KeyRefused { .. } | ApiError::Redirected(_) => {
+                    SetupError::new(e.to_string())
+                }
+                other => SetupError::new(format!("could not check project {project} before sending: {other}")),
+            })?;
+            if !exists {
+                let first = rows[0];
+                return Err(SetupError::new(format!(
+                    "project {project} (row {first}{}) does not exist, or this key cannot see it, or --base-url is not the API root (it ends in /api/v1); nothing was sent",
+                    if rows.len() > 1 { format!(" and {} more", rows.len() - 1) } else { String::new() }
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The upload jobs for the rows to send, and each one's place in the ledger by index.
     fn jobs(&self, to_send: Vec<ToSend>) -> (Vec<UploadJob>, HashMap<usize, (String, String)>) {
         let planned: HashMap<usize, &PlannedRow> = self.planned.iter().map(|(i, p, _)| (*i, p)).collect();
@@ -588,9 +672,11 @@ impl UploadRun {
                     row: p.row,
                     project_id: p.body.project_id.clone(),
                     body: send.body,
+                    fields: field_hashes(&p.body.to_fields()),
                     idempotency_key: send.idempotency_key,
                     title: p.body.title.clone(),
                     human_id: p.body.human_id.clone(),
+                    update_of: send.update_of,
                 })
             })
             .collect();
@@ -607,26 +693,29 @@ impl UploadRun {
             Some(StopReason::ServiceDown { .. } | StopReason::WaitTooLong { .. } | StopReason::Busy { .. }) => {
                 Exit::Incomplete
             }
-            None if self
-                .rows
-                .iter()
-                .all(|r| matches!(r.outcome, Outcome::Created | Outcome::AlreadyImported)) =>
-            {
-                Exit::Ok
-            }
+            None if self.rows.iter().all(|r| r.outcome.is_done()) => Exit::Ok,
             None => Exit::Incomplete,
         }
     }
 }
 
-/// Says that rows already imported have changed since, and that the change is not sent.
-fn tell_changed(changed: &[usize]) {
-    if let Some(first) = changed.first() {
-        say(&format!(
-            "note: {} already imported {} changed since (row {first}{}); an import does not send changes, so Testsigma keeps the earlier versions (the report says which; --force sends them as new runs)",
-            plural(changed.len(), "row"),
-            if changed.len() == 1 { "has" } else { "have" },
-            if changed.len() > 1 { " first" } else { "" },
-        ));
-    }
+/// Rows whose run exists and differs: said once, with the first of them.
+fn tell_changed(rows: &[ReportRow], update: bool) {
+    let changed: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.outcome == Outcome::Changed)
+        .map(|r| r.row)
+        .collect();
+    let Some(first) = changed.first() else { return };
+    let then = if update {
+        "their runs are updated"
+    } else {
+        "nothing was sent for them, so Testsigma keeps the earlier versions (--update-changed updates them; the report names the fields)"
+    };
+    say(&format!(
+        "note: {} already imported {} changed since (row {first}{}); {then}",
+        plural(changed.len(), "row"),
+        if changed.len() == 1 { "has" } else { "have" },
+        if changed.len() > 1 { " first" } else { "" },
+    ));
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::ledger::{self, Ledger};
+use crate::ledger::{self, CreatedRun, Ledger};
 use crate::report::{Outcome, ReportRow, ReportWriter};
 use crate::ui::error;
 use crate::ui::progress::Progress;
@@ -92,13 +92,16 @@ impl UploadSink for RunSink {
         let sent = row.attempts > 0;
         if let Some((scope, key)) = self.keys.get(&job.index).filter(|_| sent) {
             let recorded = self.with_ledger(|l| match row.outcome {
-                Outcome::Created => l.record_created(
+                Outcome::Created | Outcome::Updated => l.record_created(
                     scope,
                     key,
                     job.row,
-                    row.test_run_id.as_deref(),
-                    row.test_run_human_id.as_deref(),
-                    Some(&ledger::body_hash(&job.body)),
+                    &CreatedRun {
+                        test_run_id: row.test_run_id.as_deref(),
+                        test_run_human_id: row.test_run_human_id.as_deref(),
+                        body: Some(&ledger::body_hash(&job.body)),
+                        fields: Some(&job.fields),
+                    },
                 ),
                 Outcome::Unknown => l.record_unknown(scope, key, job.row, row.error.as_deref().unwrap_or("")),
                 _ => l.record_failed(scope, key, job.row, row.error.as_deref().unwrap_or("not created")),
@@ -116,7 +119,8 @@ impl UploadSink for RunSink {
         {
             slot.get_or_insert_with(|| e.to_string());
         }
-        self.progress.row_done(row.outcome != Outcome::Created);
+        self.progress
+            .row_done(!matches!(row.outcome, Outcome::Created | Outcome::Updated));
         if let Ok(mut rows) = self.rows.lock()
             && let Some(slot) = rows.get_mut(job.index)
         {

@@ -77,6 +77,9 @@ pub(super) fn print_summary(
         ));
     }
     say(&format!("report: {}", report.display()));
+    if let Some(state) = &summary.state {
+        say(&format!("ledger: {state}"));
+    }
     if let Some(f) = failed {
         say(&format!(
             "failed rows: {} (fix them there and import that file)",
