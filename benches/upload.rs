@@ -31,6 +31,10 @@ struct Case {
     limit: u32,
     /// Run only when asked for by name (or `all`).
     long: bool,
+    /// Another client uses the same key for this many seconds from the start, at twice the
+    /// sandbox's limit, so that it has the whole window: the uploader must slow down, then
+    /// climb back to `--rate` once the other client is gone.
+    shared_for_secs: u64,
 }
 
 impl Case {
@@ -45,7 +49,7 @@ impl Case {
     }
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case {
         name: "headline-2000rows-100ms-rate50-c8",
         rows: 2_000,
@@ -54,6 +58,7 @@ const CASES: [Case; 5] = [
         concurrency: 8,
         limit: 50,
         long: false,
+        shared_for_secs: 0,
     },
     Case {
         name: "fast-service-1000rows-0ms-rate100-c8",
@@ -63,6 +68,7 @@ const CASES: [Case; 5] = [
         concurrency: 8,
         limit: 100,
         long: false,
+        shared_for_secs: 0,
     },
     Case {
         name: "slow-service-300rows-250ms-rate20-c4",
@@ -72,6 +78,7 @@ const CASES: [Case; 5] = [
         concurrency: 4,
         limit: 20,
         long: false,
+        shared_for_secs: 0,
     },
     Case {
         name: "defaults-200rows-50ms-rate8-c4",
@@ -81,6 +88,7 @@ const CASES: [Case; 5] = [
         concurrency: 4,
         limit: 8,
         long: false,
+        shared_for_secs: 0,
     },
     Case {
         name: "adaptive-500rows-100ms-rate20-limit5-c4",
@@ -90,6 +98,17 @@ const CASES: [Case; 5] = [
         concurrency: 4,
         limit: 5,
         long: true,
+        shared_for_secs: 0,
+    },
+    Case {
+        name: "shared-key-4s-120rows-0ms-rate10-limit10-c4",
+        rows: 120,
+        latency_ms: 0,
+        rate: 10,
+        concurrency: 4,
+        limit: 10,
+        long: false,
+        shared_for_secs: 4,
     },
 ];
 
@@ -132,6 +151,7 @@ fn main() {
             concurrency: 8,
             limit: 50,
             long: false,
+            shared_for_secs: 0,
         }]
     } else {
         CASES
@@ -183,6 +203,9 @@ fn run_case(runtime: &tokio::runtime::Runtime, case: Case) -> Outcome {
     let summary_path = dir.join(format!("{}.summary.json", case.name));
     let args = import_args(&case, &input, &sandbox.base_url(), &dir, &summary_path);
     eprintln!("{}: {}", case.name, printable(&args));
+    if case.shared_for_secs > 0 {
+        runtime.spawn(share_the_key(sandbox.base_url(), case));
+    }
     // The sandbox serves on the runtime's worker thread while this one waits for the child.
     let run = support::run_measured(
         Path::new(BINARY),
@@ -201,6 +224,20 @@ fn run_case(runtime: &tokio::runtime::Runtime, case: Case) -> Outcome {
         run,
         stats,
         summary,
+    }
+}
+
+/// Another client on the same key: `GET /test_runs/statuses` at twice the limit for
+/// `shared_for_secs`, so the window is full and the uploader's requests are refused.
+async fn share_the_key(base_url: String, case: Case) {
+    let client = reqwest::Client::new();
+    let url = format!("{base_url}/test_runs/statuses");
+    let until = tokio::time::Instant::now() + Duration::from_secs(case.shared_for_secs);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(0.5 / f64::from(case.limit)));
+    while tokio::time::Instant::now() < until {
+        tick.tick().await;
+        let request = client.get(&url).bearer_auth("bench").send();
+        tokio::spawn(request);
     }
 }
 
@@ -256,7 +293,15 @@ fn describe(o: &Outcome) -> String {
         elapsed / (c.rows as f64 / ideal),
         rss_text(o.run.peak_rss_kib),
     );
-    if c.limit < c.rate {
+    if c.shared_for_secs > 0 {
+        let ideal_secs = c.shared_for_secs as f64 + c.rows as f64 / f64::from(c.rate);
+        text.push_str(&format!(
+            "  key shared for the first {} s: elapsed {elapsed:.1} s, ideal about {ideal_secs:.0} s ({:.2}x); every row created → {}\n",
+            c.shared_for_secs,
+            elapsed / ideal_secs,
+            if failed == 0 { "PASS" } else { "FAIL" }
+        ));
+    } else if c.limit < c.rate {
         let within = elapsed <= 1.3 * c.rows as f64 / ideal && failed == 0;
         text.push_str(&format!(
             "  adaptive: ends within 1.3x of the ideal with no row failed → {}\n",

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod exit;
 pub mod ledger;
 pub mod read;
+pub mod redact;
 pub mod report;
 pub mod request;
 pub mod sandbox;

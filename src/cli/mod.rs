@@ -173,6 +173,10 @@ pub struct ServiceArgs {
     /// Start an in-process sandbox on a free loopback port and talk to it instead of the service.
     #[arg(long)]
     pub sandbox: bool,
+
+    /// Also trust this PEM certificate authority (a TLS-inspecting proxy's).
+    #[arg(long, env = "TESTSIGMA_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

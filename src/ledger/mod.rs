@@ -27,10 +27,12 @@
 //! `created` replaces its ids (`--force`); otherwise the latest event decides. An
 //! `in_flight` with no later answer and an `unknown` both mean "the run may exist".
 //!
-//! Locking: a sidecar `<state>.lock` file is held with an exclusive OS lock (flock /
-//! LockFileEx) for the ledger's life, and holds the holder's pid. The OS drops the lock
-//! when the process dies, so a crash never leaves a stale lock; the file itself is left
-//! in place, because deleting a lock file others may have open lets two runs lock
+//! Locking: the ledger file itself is held with an exclusive OS lock (flock /
+//! LockFileEx) for the ledger's life, so whatever name reaches the file (a hard link
+//! too) meets the lock. A sidecar `<state>.lock` file beside the path's real file is
+//! locked first and holds the holder's pid, for the message that names it. The OS drops
+//! both locks when the process dies, so a crash never leaves a stale lock; the sidecar is
+//! left in place, because deleting a lock file others may have open lets two runs lock
 //! different files.
 
 pub mod keys;
@@ -395,6 +397,47 @@ fn take_lock(path: &Path) -> Result<File, LedgerError> {
     Ok(lock)
 }
 
+/// Locks the ledger file itself: a hard link to it has another name, and so another
+/// sidecar, but the same file. Held until the file is closed.
+fn lock_file(file: &File, path: &Path) -> Result<(), LedgerError> {
+    match fs4::FileExt::try_lock(file) {
+        Ok(()) => Ok(()),
+        Err(fs4::TryLockError::WouldBlock) => Err(LedgerError::Locked {
+            path: path.to_path_buf(),
+            holder: flock_holder(file),
+        }),
+        Err(fs4::TryLockError::Error(source)) => Err(LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The process holding a flock on `file`, from `/proc/locks` (whose lines read
+/// `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF`): the sidecar that holds the pid
+/// is beside another name when the file was reached through a hard link.
+#[cfg(target_os = "linux")]
+fn flock_holder(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff);
+    let wanted = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // A lock waited for has `->` after the number, which shifts the fields: not ours.
+        let held = fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&wanted.as_str());
+        held.then(|| fields.get(4)?.parse().ok()).flatten()
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn flock_holder(_file: &File) -> Option<u32> {
+    None
+}
+
 /// Each (scope, key)'s latest state.
 type States = HashMap<(String, String), Prior>;
 
@@ -538,6 +581,7 @@ impl Ledger {
             .create(true)
             .open(path)
             .map_err(open_error)?;
+        lock_file(&file, path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(open_error)?;
 
@@ -978,6 +1022,30 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    /// A hard link is another name with another sidecar: the lock on the file itself
+    /// stops it, and the message still names the holder (from /proc/locks on Linux).
+    #[cfg(unix)]
+    #[test]
+    fn a_ledger_reached_through_a_hard_link_is_locked_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let (first, _) = Ledger::open(&path).unwrap();
+        let link = dir.path().join("hard.jsonl");
+        std::fs::hard_link(&path, &link).unwrap();
+        match Ledger::open(&link) {
+            Err(LedgerError::Locked { path: locked, holder }) => {
+                assert_eq!(locked, link);
+                if cfg!(target_os = "linux") {
+                    assert_eq!(holder, Some(std::process::id()));
+                }
+            }
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("{} got in while {} is held", link.display(), path.display()),
+        }
+        drop(first);
+        Ledger::open(&link).unwrap();
     }
 
     #[test]

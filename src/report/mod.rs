@@ -110,6 +110,7 @@ pub fn serialize(rows: &[ReportRow], format: ReportFormat) -> Vec<u8> {
             out.extend_from_slice(json_close(rows.is_empty()));
         }
     }
+    crate::redact::scrub_in_place(&mut out);
     out
 }
 
@@ -281,6 +282,7 @@ impl ReportWriter {
             }
             ReportFormat::Json => self.line.extend_from_slice(&json_element(row, self.rows_written == 0)),
         }
+        crate::redact::scrub_in_place(&mut self.line);
         let flush = self.flush_each_row;
         self.file
             .write_all(&self.line)
@@ -454,10 +456,12 @@ impl FailedRowsWriter {
             return Ok(());
         };
         let width = self.headers.len();
-        let mut record: Vec<&str> = cells.iter().take(width).map(String::as_str).collect();
+        let scrubbed: Vec<std::borrow::Cow<'_, str>> = cells.iter().map(|c| crate::redact::scrub(c)).collect();
+        let error = crate::redact::scrub(error);
+        let mut record: Vec<&str> = scrubbed.iter().take(width).map(AsRef::as_ref).collect();
         record.resize(width, "");
-        record.push(error);
-        record.extend(cells.iter().skip(width).map(String::as_str));
+        record.push(&error);
+        record.extend(scrubbed.iter().skip(width).map(AsRef::as_ref));
 
         let writer = match self.writer.take() {
             Some(writer) => writer,

@@ -73,6 +73,7 @@ impl RunSummary {
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
+        crate::redact::scrub_in_place(&mut out);
         out
     }
 }

@@ -50,6 +50,8 @@ pub fn write_plan_line(out: &mut Vec<u8>, planned: &PlannedRow) {
     // Writing into a Vec cannot fail, and neither can serializing these types.
     let _ = serde_json::to_writer(&mut *out, &line);
     out.push(b'\n');
+    // The key, were it pasted into a cell, never reaches the plan.
+    crate::redact::scrub_in_place(out);
 }
 
 /// One line of the plan: the exact method, path and body.

@@ -42,6 +42,9 @@ pub enum AnswerKind {
     KeyRefused,
     /// Sent, but no usable answer: the run may exist.
     Unknown,
+    /// The service's TLS certificate is not trusted: no request left this machine, and
+    /// every other would meet the same (a proxy that inspects TLS wants `--ca-cert`).
+    Untrusted,
     Redirected(Redirect),
 }
 
@@ -85,8 +88,7 @@ pub(crate) fn classify_failure(
     let code = status.as_u16();
     let error = format!("HTTP {code}: {message}");
     let retry_after = retry_after(headers);
-    // The real service answers its rate limit with a 500 whose message says so, not a 429.
-    let rate_limited = code == 429 || (code == 500 && message.to_ascii_lowercase().contains("rate limit"));
+    let rate_limited = is_rate_limited(code, message);
     let (kind, error) = match code {
         401 | 403 => (AnswerKind::KeyRefused, error),
         408 | 429 | 503 => (
@@ -109,6 +111,12 @@ pub(crate) fn classify_failure(
         _ => (AnswerKind::Rejected, error),
     };
     Answer::from_service(kind, code, Some(error), request_id)
+}
+
+/// Whether an answer is the service's rate limit: a 429, or (as the real service answers
+/// it) a 500 whose message says so.
+pub(crate) fn is_rate_limited(code: u16, message: &str) -> bool {
+    code == 429 || (code == 500 && message.to_ascii_lowercase().contains("rate limit"))
 }
 
 pub(crate) fn parse_created(bytes: &[u8]) -> Option<(String, Option<String>)> {

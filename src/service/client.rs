@@ -1,17 +1,19 @@
-//! The HTTP client: the one create call, the read-only calls with their retries, and
-//! the key scrubbed from everything the service says back.
+//! The HTTP client: the one create call, the read-only calls with their retries, the one
+//! pacer every request takes its turn from, and the key scrubbed from everything the
+//! service says back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 
 use super::answer::{
     Answer, AnswerKind, BodyError, MAX_ANSWER_BYTES, MAX_LIST_BYTES, classify_failure, clean_service_text,
-    parse_created, read_body, request_id, retry_after, service_message, snippet,
+    is_rate_limited, parse_created, read_body, request_id, retry_after, service_message, snippet,
 };
-use super::retry::{backoff, gave_up};
-use super::url::{Redirect, redirect};
+use super::pace::Pacer;
+use super::retry::{MAX_RATE_LIMITED, MAX_WAIT, backoff, busy_too_long, gave_up, jitter, wait_too_long};
+use super::url::{Redirect, is_loopback, redirect};
 use super::{ApiError, ApiKey, User, error_chain};
 
 /// The longest a connection may take to be made: half of `--timeout`, 10 s at most.
@@ -26,6 +28,9 @@ fn connect_timeout(timeout: Duration) -> Duration {
     (timeout / 2).min(Duration::from_secs(10))
 }
 
+/// How long an idle connection is kept for the next request.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
@@ -35,21 +40,45 @@ pub struct ApiClient {
     read_retries: u32,
     /// GET requests made so far, retries included: each counts against the service's window.
     reads: std::sync::atomic::AtomicUsize,
-    /// Spaces the GETs at `--rate` (burst 1), as the uploader spaces creates.
-    pace: Option<governor::DefaultDirectRateLimiter>,
+    /// The one pace of every request to the service: the service counts reads and creates
+    /// against one limit, so they take their turns from one pacer.
+    pacer: Pacer,
 }
 
+/// `--rate`'s default, the pace of a client no one gave one (`check`).
+pub(crate) const DEFAULT_RATE: f64 = 8.0;
+
 impl ApiClient {
-    /// `base` must have passed [`check_base_url`].
-    pub fn new(base: &str, key: ApiKey, timeout: Duration) -> Result<ApiClient, ApiError> {
-        let http = reqwest::Client::builder()
+    /// `base` must have passed [`check_base_url`]. `roots`: authorities trusted besides the
+    /// built-in ones (`--ca-cert`).
+    pub fn new(
+        base: &str,
+        key: ApiKey,
+        timeout: Duration,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<ApiClient, ApiError> {
+        let mut builder = reqwest::Client::builder();
+        // A loopback service (the sandbox, a tunnel) is never reached through a proxy: the
+        // proxy would be another host, and to an http:// base URL it would get the key in
+        // clear. Elsewhere HTTP(S)_PROXY, ALL_PROXY and NO_PROXY apply as usual: to an
+        // https:// base URL a proxy only tunnels (CONNECT), and an http:// one off this
+        // machine needs --allow-insecure whatever the path.
+        if url::Url::parse(base).is_ok_and(|url| is_loopback(&url)) {
+            builder = builder.no_proxy();
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .user_agent(concat!("testsigma-import/", env!("CARGO_PKG_VERSION")))
             // Never follow: a cross-host redirect would drop (or worse, leak) the key, and a
             // POST turned into a GET creates nothing while looking like success.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(connect_timeout(timeout))
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Under the 5 s many servers keep an idle connection (Node's default): one they
+            // closed, reused, fails after the request went out and leaves its row `unknown`.
+            .pool_idle_timeout(POOL_IDLE)
             .build()
             .map_err(|e| ApiError::Client(error_chain(&e)))?;
         Ok(ApiClient {
@@ -59,8 +88,20 @@ impl ApiClient {
             timeout,
             read_retries: 5,
             reads: std::sync::atomic::AtomicUsize::new(0),
-            pace: None,
+            pacer: Pacer::new(DEFAULT_RATE),
         })
+    }
+
+    /// Every request at most `rate` per second (`--rate`), reads and creates together: the
+    /// lookups before an upload share the service's limit with it.
+    pub fn paced(mut self, rate: f64) -> ApiClient {
+        self.pacer = Pacer::new(rate);
+        self
+    }
+
+    /// The pace every request takes its turn from.
+    pub(crate) fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     pub fn base_url(&self) -> &str {
@@ -119,6 +160,10 @@ impl ApiClient {
                 message: self.scrub(message),
             },
             ApiError::Client(message) => ApiError::Client(self.scrub(message)),
+            ApiError::Untrusted { what, message } => ApiError::Untrusted {
+                what,
+                message: self.scrub(message),
+            },
             ApiError::Redirected(r) => ApiError::Redirected(self.scrub_redirect(r)),
             other => other,
         }
@@ -213,6 +258,9 @@ impl ApiClient {
 
     fn transport_answer(&self, e: &reqwest::Error) -> Answer {
         let detail = error_chain(e);
+        if let Some(message) = untrusted(e) {
+            return Answer::without_status(AnswerKind::Untrusted, message, false);
+        }
         if e.is_connect() {
             // The connection was never made, so the request cannot have been acted on.
             let retry = AnswerKind::Retry {
@@ -238,62 +286,105 @@ impl ApiClient {
         self
     }
 
-    /// Spaces the GETs at most `rate` a second, evenly: the lookups before an upload share
-    /// the service's limit with it.
-    pub fn paced(mut self, rate: f64) -> ApiClient {
-        let period = Duration::from_secs_f64(1.015 / rate.max(0.2));
-        self.pace = governor::Quota::with_period(period).map(governor::RateLimiter::direct);
-        self
-    }
-
     /// GET requests made so far, retries included.
     pub fn reads(&self) -> usize {
         self.reads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// A GET is safe to repeat, so transient failures (the rate-limit 500, 502/503/504, 408, 429,
-    /// a dropped connection, a cut-short body) are retried with backoff, honouring `Retry-After`.
+    /// A GET is safe to repeat. It takes its turn from the pacer like a create and is
+    /// retried by the same rules: a rate-limit refusal (the 500 that says so, a 429) slows
+    /// everyone down and is tried again without counting against `--max-retries`; other
+    /// transient failures (502/503/504, 408, a dropped connection, a cut-short body) are
+    /// retried with backoff; a `Retry-After` is honoured up to [`MAX_WAIT`].
     pub(super) async fn get_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ApiError> {
-        let mut retries = 0;
+        let mut tries = ReadTries::default();
         loop {
-            if let Some(pace) = &self.pace {
-                pace.until_ready().await;
-            }
+            self.pacer.acquire().await;
+            let sent_at = Instant::now();
             self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let failure = match self.fetch_json(path, what).await {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    self.pacer.on_success();
+                    return Ok(value);
+                }
                 Err(failure) => failure,
             };
-            let error = self.scrub_error(failure.error);
-            if !failure.transient || retries >= self.read_retries {
-                return Err(if failure.transient && retries > 0 {
-                    error.gave_up_after(retries)
-                } else {
-                    error
-                });
-            }
-            retries += 1;
-            let wait = failure.retry_after.unwrap_or_else(|| backoff(retries));
-            tracing::info!(what, retry = retries, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+            let wait = self.read_wait(failure, &mut tries, sent_at, what)?;
+            tracing::info!(
+                what,
+                retry = tries.retries,
+                refusals = tries.refusals,
+                wait_ms = wait.as_millis() as u64,
+                "retrying"
+            );
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
-        let transport = |e: reqwest::Error| ReadFailure {
-            error: if e.is_connect() {
-                ApiError::Unreachable {
-                    base: self.base.clone(),
-                    message: error_chain(&e),
-                }
+    /// How long to wait before a failed GET is tried again, or the error it ends with.
+    fn read_wait(
+        &self,
+        failure: ReadFailure,
+        tries: &mut ReadTries,
+        sent_at: Instant,
+        what: &str,
+    ) -> Result<Duration, ApiError> {
+        let error = self.scrub_error(failure.error);
+        if let Some(asked) = failure.retry_after.filter(|wait| *wait > MAX_WAIT) {
+            return Err(error.with_note(&format!("; {}", wait_too_long(asked))));
+        }
+        if failure.rate_limited {
+            tries.refusals += 1;
+            self.pacer.on_rate_limited(sent_at, failure.retry_after);
+            let refused_for = self.pacer.refused_for();
+            if refused_for > MAX_WAIT {
+                return Err(error.with_note(&format!("; {}", busy_too_long(refused_for))));
+            }
+            if tries.refusals > MAX_RATE_LIMITED {
+                return Err(error.with_note(&format!(" ({MAX_RATE_LIMITED} rate-limit refusals)")));
+            }
+            // The pacer has slowed everyone down; a little jitter spreads the retries.
+            return Ok(failure
+                .retry_after
+                .unwrap_or_else(|| jitter(Duration::from_millis(250))));
+        }
+        if !failure.transient || tries.retries >= self.read_retries {
+            return Err(if failure.transient && tries.retries > 0 {
+                error.with_note(&gave_up(tries.retries))
             } else {
-                ApiError::Transport {
-                    what: what.to_string(),
-                    message: error_chain(&e),
-                }
+                error
+            });
+        }
+        tries.retries += 1;
+        if let Some(wait) = failure.retry_after {
+            self.pacer.pause(wait);
+        }
+        tracing::debug!(what, error = %error, "read failed");
+        Ok(failure.retry_after.unwrap_or_else(|| backoff(tries.retries)))
+    }
+
+    async fn fetch_json(&self, path: &str, what: &str) -> Result<serde_json::Value, ReadFailure> {
+        let transport = |e: reqwest::Error| match untrusted(&e) {
+            Some(message) => ReadFailure::fatal(ApiError::Untrusted {
+                what: what.to_string(),
+                message,
+            }),
+            None => ReadFailure {
+                error: if e.is_connect() {
+                    ApiError::Unreachable {
+                        base: self.base.clone(),
+                        message: error_chain(&e),
+                    }
+                } else {
+                    ApiError::Transport {
+                        what: what.to_string(),
+                        message: error_chain(&e),
+                    }
+                },
+                transient: true,
+                rate_limited: false,
+                retry_after: None,
             },
-            transient: true,
-            retry_after: None,
         };
         let response = self
             .http
@@ -316,6 +407,7 @@ impl ApiClient {
                 message: e.to_string(),
             },
             transient: matches!(e, BodyError::Transport(_)),
+            rate_limited: false,
             retry_after: None,
         })?;
         let bytes = self.scrub_body(bytes);
@@ -326,11 +418,13 @@ impl ApiClient {
             }));
         }
         if !status.is_success() {
+            let message = service_message(&bytes);
             return Err(ReadFailure {
+                rate_limited: is_rate_limited(status.as_u16(), &message),
                 error: ApiError::Status {
                     what: what.to_string(),
                     status: status.as_u16(),
-                    message: service_message(&bytes),
+                    message,
                 },
                 transient: matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
                 retry_after: retry_after(&headers),
@@ -343,6 +437,7 @@ impl ApiClient {
             },
             // A 2xx that is not JSON is most likely cut short; a second read is harmless.
             transient: true,
+            rate_limited: false,
             retry_after: None,
         })
     }
@@ -370,10 +465,41 @@ impl ApiClient {
     }
 }
 
+/// When `e` is a TLS certificate the client does not trust (an unknown authority, an
+/// expired or misnamed certificate): what failed, and the flag that fixes a proxy's.
+/// Such an error is no network blip: retrying meets the same certificate.
+fn untrusted(e: &reqwest::Error) -> Option<String> {
+    let tls = rustls_error(e)?;
+    matches!(
+        tls,
+        rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::InvalidCertRevocationList(_)
+    )
+    .then(|| {
+        format!(
+            "the service's TLS certificate is not trusted ({tls}); if a proxy that inspects TLS sits in between, trust its authority with --ca-cert FILE (or TESTSIGMA_CA_CERT)"
+        )
+    })
+}
+
+/// The TLS error somewhere in `error`'s causes. It travels inside io::Errors (one inside
+/// another), whose source() skips the error they wrap: those are opened by hand.
+fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let wrapped = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| rustls_error(inner));
+    wrapped.or_else(|| error.source().and_then(rustls_error))
+}
+
 impl ApiError {
-    /// The error, its message saying that the retries ran out.
-    fn gave_up_after(self, retries: u32) -> ApiError {
-        let note = |message: String| format!("{message}{}", gave_up(retries));
+    /// The error, `note` added to its message (why the retries ended).
+    fn with_note(self, note: &str) -> ApiError {
+        let note = |message: String| format!("{message}{note}");
         match self {
             ApiError::Status { what, status, message } => ApiError::Status {
                 what,
@@ -397,6 +523,8 @@ impl ApiError {
 struct ReadFailure {
     error: ApiError,
     transient: bool,
+    /// Refused for the service's rate limit: "later", not "no".
+    rate_limited: bool,
     retry_after: Option<Duration>,
 }
 
@@ -405,9 +533,18 @@ impl ReadFailure {
         ReadFailure {
             error,
             transient: false,
+            rate_limited: false,
             retry_after: None,
         }
     }
+}
+
+/// One GET's tries so far: retries after transient failures (bounded by `--max-retries`)
+/// and refusals for the rate limit (bounded by [`MAX_RATE_LIMITED`] and [`MAX_WAIT`]).
+#[derive(Default)]
+struct ReadTries {
+    retries: u32,
+    refusals: u32,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 mod answer;
 mod client;
 pub mod connect;
+pub(crate) mod pace;
 pub(crate) mod retry;
 pub mod runs;
 mod url;
@@ -24,8 +25,10 @@ use serde::Deserialize;
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// The key, trimmed; from now on it is scrubbed from everything the tool writes.
     pub fn new(key: &str) -> Option<ApiKey> {
         let key = key.trim();
+        crate::redact::register(key);
         (!key.is_empty()).then(|| ApiKey(key.to_string()))
     }
 
@@ -72,6 +75,8 @@ pub enum ApiError {
     Status { what: String, status: u16, message: String },
     #[error("{what}: {message}")]
     Transport { what: String, message: String },
+    #[error("{what}: {message}")]
+    Untrusted { what: String, message: String },
     #[error(
         "no connection to {base} could be made (could not connect: {message}); the run stopped. Check --base-url and the network."
     )]

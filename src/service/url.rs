@@ -87,7 +87,7 @@ pub fn check_base_url(url: &str, allow_insecure: bool) -> Result<String, ApiErro
     Ok(trimmed)
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

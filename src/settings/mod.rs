@@ -71,6 +71,7 @@ pub struct ConfigFile {
     pub max_columns: Option<usize>,
     pub quiet: Option<bool>,
     pub allow_insecure: Option<bool>,
+    pub ca_cert: Option<PathBuf>,
     pub timeout: Option<f64>,
     pub report: Option<PathBuf>,
     pub plan: Option<PathBuf>,
@@ -499,13 +500,7 @@ pub fn resolve_service(
     config: &ConfigFile,
     config_path: Option<&Path>,
 ) -> Result<ServiceSettings, SettingsError> {
-    let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
-    if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(flag(
-            &given("--timeout", args.timeout.is_some()),
-            format!("`{timeout}`: give a number of seconds above 0"),
-        ));
-    }
+    let timeout = resolve_timeout(args, config)?;
     let base_url = args
         .base_url
         .clone()
@@ -515,11 +510,49 @@ pub fn resolve_service(
     Ok(ServiceSettings {
         base_url,
         allow_insecure: args.allow_insecure || config.allow_insecure.unwrap_or(false),
-        timeout: Duration::from_secs_f64(timeout),
+        timeout,
         sandbox: args.sandbox,
         key,
+        key_warning: key_file(args.api_key_file.as_deref(), config).and_then(key_file_warning),
         key_source,
+        ca_cert: args.ca_cert.clone().or_else(|| config.ca_cert.clone()),
     })
+}
+
+/// The key file the key is read from, if it is read from one (as [`read_key`] chooses).
+fn key_file<'a>(file_flag: Option<&'a Path>, config: &'a ConfigFile) -> Option<&'a Path> {
+    let from_env = std::env::var("TESTSIGMA_API_KEY").is_ok_and(|k| !k.trim().is_empty());
+    file_flag.or_else(|| (!from_env).then_some(config.api_key_file.as_deref()).flatten())
+}
+
+/// The longest `--timeout`: an hour. No answer of this API takes that long, and a larger
+/// number (`1e20`) is no time at all to the clock that would count it.
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+fn resolve_timeout(args: &ServiceArgs, config: &ConfigFile) -> Result<Duration, SettingsError> {
+    let timeout = args.timeout.or(config.timeout).unwrap_or(30.0);
+    if !(timeout.is_finite() && timeout > 0.0 && timeout <= MAX_TIMEOUT_SECS) {
+        return Err(flag(
+            &given("--timeout", args.timeout.is_some()),
+            format!("`{timeout}`: give a number of seconds above 0, at most {MAX_TIMEOUT_SECS}"),
+        ));
+    }
+    // At least a millisecond: less would time every request out before it left.
+    Ok(Duration::from_secs_f64(timeout).max(Duration::from_millis(1)))
+}
+
+/// The most `--max-retries`: each retry waits up to 30 s, so a hundred is most of an hour.
+const MAX_RETRIES: u32 = 100;
+
+fn resolve_max_retries(args: &ImportArgs, config: &ConfigFile) -> Result<u32, SettingsError> {
+    let retries = args.max_retries.or(config.max_retries).unwrap_or(5);
+    if retries > MAX_RETRIES {
+        return Err(flag(
+            &given("--max-retries", args.max_retries.is_some()),
+            format!("`{retries}`: give a number from 0 to {MAX_RETRIES}"),
+        ));
+    }
+    Ok(retries)
 }
 
 /// The key: `--api-key-file`, else TESTSIGMA_API_KEY, else the config's api-key-file or api-key.
@@ -529,8 +562,7 @@ fn read_key(
     config_path: Option<&Path>,
 ) -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
     let from_file = |path: &Path, name: &str| -> Result<(Option<ApiKey>, Option<String>), SettingsError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| flag(name, format!("cannot read {}: {e}", path.display())))?;
+        let text = read_key_file(path, name)?;
         let key = ApiKey::new(text.lines().next().unwrap_or("")).ok_or_else(|| {
             flag(
                 name,
@@ -555,6 +587,47 @@ fn read_key(
         return Ok((ApiKey::new(value), Some(format!("api-key in {shown}"))));
     }
     Ok((None, None))
+}
+
+/// A key file's text, without the byte-order mark an editor may have put before the key.
+/// A path that names no file is not repeated: it may be the key itself, pasted in place of
+/// the path.
+fn read_key_file(path: &Path, name: &str) -> Result<String, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            flag(
+                name,
+                "no file has the name given (not repeated here, in case it is the key itself); give the path of a file that holds the key, or set TESTSIGMA_API_KEY",
+            )
+        } else {
+            flag(name, format!("cannot read {}: {e}", path.display()))
+        }
+    })?;
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+}
+
+/// A warning when a key file can be read by other users than its owner: the key is
+/// used all the same (refusing would stop a nightly run over a mode), but should be
+/// `chmod 600`.
+fn key_file_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the API key file {} can be read by other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Where `--summary-json` (or the config's `summary-json`) asks the summary to go, as far as
@@ -689,7 +762,7 @@ pub fn resolve_import(args: &ImportArgs) -> Result<ImportSettings, SettingsError
         report,
         rate: resolve_rate(args, &config)?,
         concurrency: resolve_concurrency(args, &config)?,
-        max_retries: args.max_retries.or(config.max_retries).unwrap_or(5),
+        max_retries: resolve_max_retries(args, &config)?,
         state,
         force: args.force,
         retry_unknown: args.retry_unknown,
@@ -1020,6 +1093,39 @@ mod tests {
         }
         let error = error_with("", &|args| args.rate = Some(0.0));
         assert!(error.starts_with("--rate: `0`"), "{error}");
+    }
+
+    #[test]
+    fn absurd_numbers_are_refused_naming_the_flag() {
+        let args = |edit: &dyn Fn(&mut ImportArgs)| {
+            let mut args = ImportArgs {
+                read: ReadArgs {
+                    file: "runs.csv".into(),
+                    ..ReadArgs::default()
+                },
+                ..ImportArgs::default()
+            };
+            edit(&mut args);
+            resolve_import(&args).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        for (edit, want) in [
+            (
+                &(|a: &mut ImportArgs| a.service.timeout = Some(1e20)) as &dyn Fn(&mut ImportArgs),
+                "--timeout: `100000000000000000000`",
+            ),
+            (&|a| a.service.timeout = Some(f64::INFINITY), "--timeout: `inf`"),
+            (&|a| a.service.timeout = Some(3601.0), "--timeout: `3601`"),
+            (&|a| a.service.timeout = Some(-1.0), "--timeout: `-1`"),
+            (&|a| a.max_retries = Some(u32::MAX), "--max-retries: `4294967295`"),
+            (&|a| a.rate = Some(1e20), "--rate: `100000000000000000000`"),
+            (&|a| a.concurrency = Some(100_000), "--concurrency: `100000`"),
+        ] {
+            let error = args(edit);
+            assert!(error.starts_with(want), "{want}: {error}");
+        }
+        assert_eq!(args(&|a| a.service.timeout = Some(3600.0)), "");
+        assert_eq!(args(&|a| a.service.timeout = Some(1e-9)), "");
+        assert_eq!(args(&|a| a.max_retries = Some(100)), "");
     }
 
     #[test]

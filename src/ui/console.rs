@@ -41,9 +41,10 @@ impl Level {
 /// unreported.
 pub fn say_at(level: Level, line: &str) {
     use std::io::Write;
+    let line = crate::redact::scrub(line);
     let mut err = std::io::stderr().lock();
     let _ = if JSON.load(Ordering::Relaxed) {
-        writeln!(err, "{}", json_line(level, line))
+        writeln!(err, "{}", json_line(level, &line))
     } else {
         writeln!(err, "{line}")
     };
@@ -55,7 +56,10 @@ pub struct LossyStderr;
 
 impl std::io::Write for LossyStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().lock().write_all(buf);
+        // tracing writes each event whole, so a key is never split across two writes.
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(&crate::redact::scrub_bytes(buf.to_vec()));
         Ok(buf.len())
     }
 

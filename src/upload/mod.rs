@@ -1,9 +1,10 @@
-//! Sends the planned requests: one shared pacer (governor, burst 1) so no one-second
-//! window ever holds more than `--rate` requests, at most `--concurrency` in flight,
+//! Sends the planned requests: the client's one pacer (governor, burst 1, shared with the
+//! read-only calls) so no one-second window ever holds more than `--rate` requests, at
+//! most `--concurrency` in flight,
 //! one retry layer, and exactly one outcome per row. Per-row failures are values handed
 //! to the sink, never early returns: only a refused key or a redirect stops the run.
 
-mod pacer;
+mod health;
 mod row;
 mod signals;
 mod stop;
@@ -17,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use self::pacer::Pacer;
 use self::row::RowContext;
 use crate::report::ReportRow;
 use crate::service::ApiClient;
@@ -39,14 +39,11 @@ pub struct UploadJob {
     pub update_of: Option<String>,
 }
 
+/// How rows are sent. The pace (`--rate`) is the client's: see [`ApiClient::paced`].
 #[derive(Debug, Clone)]
 pub struct UploadSettings {
-    pub rate: f64,
     pub concurrency: usize,
     pub max_retries: u32,
-    /// Calls just made to the same service (e.g. `GET /users`): they count against its
-    /// rate limit too, so they take the first turns of the pace.
-    pub prior_requests: usize,
 }
 
 /// Where rows go as they are sent and as they finish: the ledger, the report, progress.
@@ -94,19 +91,16 @@ pub async fn upload(
     let started = Instant::now();
     let ctx = Arc::new(RowContext {
         client,
-        pacer: Pacer::new(settings.rate),
         sink,
         stop,
         sent: AtomicUsize::new(0),
         rate_limited: AtomicUsize::new(0),
         created_any: AtomicBool::new(false),
         answered_any: AtomicBool::new(false),
+        down: Mutex::default(),
         sends: Mutex::new(None),
         max_retries: settings.max_retries,
     });
-    for _ in 0..settings.prior_requests {
-        ctx.pacer.limiter.until_ready().await;
-    }
     futures::stream::iter(jobs)
         .map(|job| {
             let ctx = ctx.clone();
@@ -123,7 +117,7 @@ pub async fn upload(
         requests_sent: ctx.sent.load(Ordering::SeqCst),
         rate_limited: ctx.rate_limited.load(Ordering::SeqCst),
         elapsed: started.elapsed(),
-        final_rate: ctx.pacer.rate(),
+        final_rate: ctx.client.pacer().rate(),
         send_span: ctx
             .sends
             .lock()

@@ -5,21 +5,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pacer::Pacer;
-use super::stop::{StopReason, StopSignal, not_sent_reason};
+use super::health::{DownStreak, sign_of, threshold};
+use super::stop::{StopReason, StopSignal, not_sent_reason, stopped_before_retry};
 use super::{UploadJob, UploadSink};
 use crate::report::{Outcome, ReportRow};
-use crate::service::retry::{backoff, gave_up, jitter};
+use crate::service::retry::{MAX_RATE_LIMITED, MAX_WAIT, backoff, gave_up, jitter};
 use crate::service::{Answer, AnswerKind, ApiClient};
-
-/// How many times one row may be refused for the rate limit before it fails. Those
-/// refusals do not count against `--max-retries`: the service said "later", not "no".
-const MAX_RATE_LIMITED: u32 = 50;
 
 /// What every row's task shares.
 pub(super) struct RowContext {
     pub(super) client: Arc<ApiClient>,
-    pub(super) pacer: Pacer,
     pub(super) sink: Arc<dyn UploadSink>,
     pub(super) stop: StopSignal,
     pub(super) sent: AtomicUsize,
@@ -27,6 +22,8 @@ pub(super) struct RowContext {
     pub(super) created_any: AtomicBool,
     /// Some request got an HTTP answer, of any kind: the service is there.
     pub(super) answered_any: AtomicBool,
+    /// The latest answers in a row that say the service is down: past a few, the run stops.
+    pub(super) down: Mutex<DownStreak>,
     /// The first and the latest send, for the pace actually achieved.
     pub(super) sends: Mutex<Option<(Instant, Instant)>>,
     pub(super) max_retries: u32,
@@ -68,7 +65,7 @@ impl RowContext {
             return tries.report;
         }
         loop {
-            self.stop.unless_stopped(self.pacer.acquire()).await;
+            self.stop.unless_stopped(self.client.pacer().acquire()).await;
             if self.stop.is_stopped() {
                 return self.stopped_before_sending(tries.report);
             }
@@ -83,6 +80,7 @@ impl RowContext {
             }
             let sent_at = Instant::now();
             let answer = self.send(job, &mut tries.report, sent_at).await;
+            self.watch_health(&answer, &job.project_id);
             let Next::Wait(wait) = self.apply(answer, &mut tries, sent_at) else {
                 if job.update_of.is_some() && tries.report.outcome == Outcome::Created {
                     tries.report.outcome = Outcome::Updated;
@@ -92,10 +90,8 @@ impl RowContext {
             tracing::debug!(row = job.row, wait_ms = wait.as_millis() as u64, error = ?tries.report.error, "retrying");
             self.stop.unless_stopped(tokio::time::sleep(wait)).await;
             if self.stop.is_stopped() {
-                tries.report.error = tries
-                    .report
-                    .error
-                    .map(|e| format!("{e}; interrupted before the next retry"));
+                let note = stopped_before_retry(&self.stop);
+                tries.report.error = tries.report.error.map(|e| format!("{e}; {note}"));
                 return tries.report;
             }
         }
@@ -139,7 +135,7 @@ impl RowContext {
         match answer.kind {
             AnswerKind::Created { id, human_id } => {
                 self.created_any.store(true, Ordering::SeqCst);
-                self.pacer.on_success();
+                self.client.pacer().on_success();
                 report.outcome = Outcome::Created;
                 report.test_run_id = Some(id);
                 report.test_run_human_id = human_id;
@@ -150,6 +146,9 @@ impl RowContext {
                 rate_limited,
             } => {
                 report.outcome = Outcome::Failed;
+                if let Some(asked) = retry_after.filter(|wait| *wait > MAX_WAIT) {
+                    return self.give_up_waiting(report, StopReason::WaitTooLong { asked });
+                }
                 if rate_limited {
                     self.after_rate_limit(tries, sent_at, retry_after)
                 } else {
@@ -176,6 +175,14 @@ impl RowContext {
                 report.outcome = Outcome::Unknown;
                 Next::Done
             }
+            AnswerKind::Untrusted => {
+                // The handshake failed: nothing was sent, and nothing will be.
+                let message = report.error.clone().unwrap_or_default();
+                report.outcome = Outcome::NotSent;
+                report.error = Some(format!("not sent: {message}"));
+                self.stop.stop(StopReason::Untrusted(message));
+                Next::Done
+            }
             AnswerKind::Redirected(redirect) => {
                 report.outcome = Outcome::Failed;
                 self.stop.stop(StopReason::Redirected(redirect));
@@ -188,7 +195,11 @@ impl RowContext {
     /// was refused too often.
     fn after_rate_limit(&self, tries: &mut Attempts, sent_at: Instant, retry_after: Option<Duration>) -> Next {
         self.rate_limited.fetch_add(1, Ordering::SeqCst);
-        self.pacer.on_rate_limited(sent_at, retry_after);
+        self.client.pacer().on_rate_limited(sent_at, retry_after);
+        let refused_for = self.client.pacer().refused_for();
+        if refused_for > MAX_WAIT {
+            return self.give_up_waiting(&mut tries.report, StopReason::Busy { refused_for });
+        }
         tries.refusals += 1;
         if tries.refusals > MAX_RATE_LIMITED {
             let report = &mut tries.report;
@@ -219,9 +230,44 @@ impl RowContext {
             return Next::Done;
         }
         if let Some(wait) = retry_after {
-            self.pacer.pause(wait);
+            self.client.pacer().pause(wait);
         }
         Next::Wait(retry_after.unwrap_or_else(|| backoff(tries.retries)))
+    }
+
+    /// The service asked for a wait past [`MAX_WAIT`] (or refused everything for that
+    /// long): the run stops, and this row, certainly not created, is `not_sent` with the
+    /// rest, its message saying what the service asked.
+    fn give_up_waiting(&self, report: &mut ReportRow, why: StopReason) -> Next {
+        self.stop.stop(why);
+        report.outcome = Outcome::NotSent;
+        let reason = not_sent_reason(&self.stop);
+        report.error = Some(match report.error.take() {
+            Some(e) => format!("{reason} ({e})"),
+            None => reason,
+        });
+        Next::Done
+    }
+
+    /// Counts what `answer` says about the service; after too many answers in a row that
+    /// say it is down, stops the run: unreachable if nothing ever answered, down otherwise.
+    fn watch_health(&self, answer: &Answer, project_id: &str) {
+        let Ok(mut streak) = self.down.lock() else { return };
+        let count = streak.add(sign_of(answer, project_id));
+        if count < threshold(self.created_any.load(Ordering::SeqCst)) {
+            return;
+        }
+        let base_url = self.client.base_url().to_owned();
+        let error = answer.error.clone().unwrap_or_default();
+        self.stop.stop(if self.answered_any.load(Ordering::SeqCst) {
+            StopReason::ServiceDown {
+                base_url,
+                answers: count,
+                error,
+            }
+        } else {
+            StopReason::Unreachable { base_url, error }
+        });
     }
 
     /// Stopped while waiting for a turn: never sent, or sent and certainly refused before.
@@ -230,7 +276,8 @@ impl RowContext {
             report.outcome = Outcome::NotSent;
             report.error = Some(not_sent_reason(&self.stop));
         } else {
-            report.error = report.error.map(|e| format!("{e}; interrupted before the next retry"));
+            let note = stopped_before_retry(&self.stop);
+            report.error = report.error.map(|e| format!("{e}; {note}"));
         }
         report
     }
@@ -257,6 +304,7 @@ impl std::fmt::Debug for Logged<'_> {
             AnswerKind::Rejected => write!(f, "rejected {code}: {error}"),
             AnswerKind::KeyRefused => write!(f, "key refused {code}"),
             AnswerKind::Unknown => write!(f, "unknown {status:?}: {error}"),
+            AnswerKind::Untrusted => write!(f, "untrusted certificate: {error}"),
             AnswerKind::Redirected(r) => write!(f, "redirected {}", r.status),
         }
     }

@@ -4,7 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use crate::service::Redirect;
+use crate::service::retry::{busy_too_long, wait_too_long};
 
 /// Why the run stopped before every row was tried.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +25,23 @@ pub enum StopReason {
         base_url: String,
         error: String,
     },
+    /// The service answered before, but the latest `answers` in a row said it is down or
+    /// misconfigured (refused connections, timeouts, server errors, the same 404).
+    ServiceDown {
+        base_url: String,
+        answers: u32,
+        error: String,
+    },
+    /// The service asked to wait longer than the tool waits (`Retry-After`).
+    WaitTooLong {
+        asked: Duration,
+    },
+    /// The service refused every request for its rate limit for longer than the tool waits.
+    Busy {
+        refused_for: Duration,
+    },
+    /// The service's TLS certificate is not trusted: what failed, naming `--ca-cert`.
+    Untrusted(String),
 }
 
 /// A handle that stops the upload: no new request starts, and rows waiting for their turn
@@ -84,7 +104,7 @@ impl StopSignal {
 
     /// Runs `work` to its end, or until the run is stopped: `None` then. For waits that
     /// a stop makes pointless (a turn, a retry's pause).
-    pub(super) async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+    pub async fn unless_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
         self.unless(Level::Stopped, work).await
     }
 
@@ -116,6 +136,20 @@ pub(super) fn not_sent_reason(stop: &StopSignal) -> String {
         Some(StopReason::Redirected(r)) => format!("not sent: {r}"),
         Some(StopReason::Ledger(e)) => format!("not sent: {e}"),
         Some(StopReason::Unreachable { .. }) => "not sent: the service could not be reached".to_string(),
+        Some(StopReason::ServiceDown { answers, .. }) => {
+            format!("not sent: the run stopped after {answers} answers in a row said the service is down")
+        }
+        Some(StopReason::WaitTooLong { asked }) => format!("not sent: {}", wait_too_long(asked)),
+        Some(StopReason::Busy { refused_for }) => format!("not sent: {}", busy_too_long(refused_for)),
+        Some(StopReason::Untrusted(_)) => "not sent: the service's TLS certificate is not trusted".to_string(),
         None => "not sent".to_string(),
+    }
+}
+
+/// Added to the error of a row that was refused and then stopped waiting for its retry.
+pub(super) fn stopped_before_retry(stop: &StopSignal) -> &'static str {
+    match stop.reason() {
+        Some(StopReason::Interrupted) => "interrupted before the next retry",
+        _ => "the run stopped before the next retry",
     }
 }

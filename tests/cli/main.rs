@@ -2,6 +2,7 @@
 //! files written by real writers, and small loopback servers for faults the sandbox
 //! cannot make. One test binary, a module per area; helpers live in `common`.
 
+mod bad_days;
 mod common;
 mod everyday;
 mod hostile;

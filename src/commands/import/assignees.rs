@@ -18,8 +18,8 @@ pub(crate) fn needs_users(planned: &[(usize, PlannedRow, Vec<String>)]) -> bool 
 }
 
 /// Assignees given as e-mail addresses → user ids, with one `GET /users` before the first
-/// POST. An address no user has any more is no problem for a row the ledger shows this
-/// run will not send (`skipped`).
+/// POST (paced and retried like a create). An address no user has any more is no problem
+/// for a row the ledger shows this run will not send (`skipped`).
 pub(crate) async fn resolve_assignees(
     run: &mut UploadRun,
     client: &ApiClient,
@@ -29,8 +29,6 @@ pub(crate) async fn resolve_assignees(
         return Ok(());
     }
     let users = client.users().await;
-    // Every GET, retries included, took a place in the service's window.
-    run.prior_requests += client.reads();
     let users = match users {
         Ok(users) => users,
         // Only rows the ledger shows as imported have addresses: they are not sent, so the

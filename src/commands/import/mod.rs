@@ -188,13 +188,18 @@ struct UploadRun {
     requests_sent: usize,
     send_rate: f64,
     ledger: Option<Ledger>,
-    /// Read-only calls made before the upload (GET /users), which the pace must count.
-    prior_requests: usize,
     /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
     /// those no user has take their places in row order ([`UploadRun::tell_problems`]).
     problems: ProblemPrinter,
     /// Lines about whole date columns, said after the rows'.
     column_problems: Vec<String>,
+    /// Stops the run: Ctrl-C and SIGTERM from before the first request (see
+    /// [`UploadRun::watch_signals`]), and the upload's own reasons.
+    stop: StopSignal,
+    signals: Option<tokio::task::JoinHandle<()>>,
+    /// A report or failed-rows write that failed after rows were sent: the run still
+    /// ends with its real counts, and this error, in the summary (exit 2).
+    write_error: Option<String>,
     /// The fields that identify a row across runs.
     key: KeySpec,
     /// Requests the lookups of existing runs took.
@@ -216,14 +221,38 @@ impl UploadRun {
             requests_sent: 0,
             send_rate: 0.0,
             ledger: None,
-            prior_requests: 0,
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
             column_problems: stage.take_column_problems(),
+            stop: StopSignal::default(),
+            signals: None,
+            write_error: None,
             key: stage.key().clone(),
             lookups: 0,
             found_at_service: 0,
         }
+    }
+
+    /// From the first request on, Ctrl-C and SIGTERM stop the run instead of killing it, so
+    /// an interrupt during the lookups before the upload still writes the report and the
+    /// summary (exit 130), like one during the upload.
+    fn watch_signals(&mut self) {
+        if self.signals.is_none() {
+            self.signals = Some(watch_signals(self.stop.clone()));
+        }
+    }
+
+    /// Interrupted before the upload: every row not done is `not_sent`, and why (exit 130).
+    fn finish_interrupted(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        self.say_what_the_ledger_holds(settings, &settings.service.base_url);
+        self.mark_planned_not_sent("not sent: the run was interrupted");
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for r in &self.rows {
+            report.append(r)?;
+        }
+        report.finish(None)?;
+        self.complete(Exit::Interrupted, settings, Some(StopReason::Interrupted))
     }
 
     /// The planned row whose report line is `index`.
@@ -238,13 +267,16 @@ impl UploadRun {
         if self.nothing_valid() {
             return self.finish_nothing_valid(settings);
         }
+        self.watch_signals();
         if self.invalid_count() > 0 && !settings.skip_invalid {
             return self.refuse_invalid(settings).await;
         }
         // A failure to reach the service still leaves a report: every row not sent, and why.
-        let (client, _sandbox) = match self.prepare(settings).await {
-            Ok(ready) => ready,
-            Err(e) => {
+        let stop = self.stop.clone();
+        let (client, _sandbox) = match stop.unless_stopped(self.prepare(settings)).await {
+            None => return self.finish_interrupted(settings),
+            Some(Ok(ready)) => ready,
+            Some(Err(e)) => {
                 error(&format!("{e:#}"));
                 // E-mail assignees are unresolved here, so a row without a human_id that had
                 // one may not be found.
@@ -273,7 +305,14 @@ impl UploadRun {
     /// Some rows are invalid and `--skip-invalid` is not given: nothing is sent (exit 3).
     /// The e-mail assignees are still checked, so every problem is reported at once.
     async fn refuse_invalid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
-        self.resolve_assignees_anyway(settings).await;
+        let stop = self.stop.clone();
+        if stop
+            .unless_stopped(self.resolve_assignees_anyway(settings))
+            .await
+            .is_none()
+        {
+            return self.finish_interrupted(settings);
+        }
         // The plan still shows what the valid rows would send.
         self.write_plan(settings.plan.as_deref(), |_| true)?;
         // E-mail assignees no user has may have left no valid row.
@@ -389,7 +428,8 @@ impl UploadRun {
         if needs_users(&self.planned) {
             resolved = async {
                 let (client, _sandbox) = connect(&settings.service, true).await?;
-                resolve_assignees(self, &client.with_read_retries(settings.max_retries), &skipped).await
+                let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
+                resolve_assignees(self, &client, &skipped).await
             }
             .await;
         }
@@ -455,7 +495,17 @@ impl UploadRun {
         settings: &ImportSettings,
         stop: Option<StopReason>,
     ) -> anyhow::Result<ImportResult> {
-        let failed_file = self.write_failed_rows()?;
+        let failed_file = match self.write_failed_rows() {
+            Ok(file) => file,
+            // Rows may have been created: the summary still carries the real counts.
+            Err(e) if self.requests_sent > 0 => {
+                self.write_error.get_or_insert(format!("{e:#}"));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        // The records of what was done are incomplete: exit 2, whatever the rows' outcomes.
+        let exit = if self.write_error.is_some() { Exit::Setup } else { exit };
         let summary = RunSummary {
             counts: count_outcomes(&self.rows),
             rows: self.rows.len(),
@@ -467,7 +517,7 @@ impl UploadRun {
             failed_rows_file: failed_file.as_ref().map(|p| p.display().to_string()),
             state: settings.state.as_ref().map(|p| p.display().to_string()),
             dry_run: false,
-            error: None,
+            error: self.write_error.clone(),
         };
         print_summary(
             &self.rows,
@@ -504,21 +554,27 @@ impl UploadRun {
         if let Some(ledger) = ledger.as_mut() {
             sorted.moved.record_here(ledger)?;
         }
-        let checked = self.check_projects(&client, &sorted.to_send).await;
-        let to_send = match checked {
-            Ok(()) => self.look_up(&client, sorted.to_send, ledger.as_mut(), &rerun).await,
-            Err(e) => Err(e),
-        };
-        let to_send = match to_send {
-            Ok(to_send) => to_send,
-            Err(e) => {
+        let stop = self.stop.clone();
+        let looked_up = stop
+            .unless_stopped(async {
+                self.check_projects(&client, &sorted.to_send).await?;
+                self.look_up(&client, sorted.to_send, ledger.as_mut(), &rerun).await
+            })
+            .await;
+        let to_send = match looked_up {
+            // Interrupted while asking the service: nothing was sent.
+            None => {
+                self.mark_planned_not_sent("not sent: the run was interrupted");
+                return self.finish_without_upload(Exit::Interrupted, settings);
+            }
+            Some(Ok(to_send)) => to_send,
+            Some(Err(e)) => {
                 error(&format!("{e:#}"));
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
                 return self.finish_without_upload(SetupError::exit_of(&e), settings);
             }
         };
         self.tell_lookups(&to_send, settings.read.quiet);
-        self.prior_requests = client.reads();
         let (jobs, keys) = self.jobs(to_send);
         // The exact requests this run sends: not those the ledger skips.
         self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
@@ -533,16 +589,15 @@ impl UploadRun {
             std::mem::take(&mut self.rows),
             Progress::new(jobs.len(), settings.read.quiet),
         ));
-        let stop = StopSignal::default();
-        let signals = watch_signals(stop.clone());
+        self.watch_signals();
         let upload_settings = UploadSettings {
-            rate: settings.rate,
             concurrency: settings.concurrency,
             max_retries: settings.max_retries,
-            prior_requests: self.prior_requests,
         };
         let stats = upload(Arc::new(client), jobs, &upload_settings, sink.clone(), stop.clone()).await;
-        signals.abort();
+        if let Some(signals) = self.signals.take() {
+            signals.abort();
+        }
         self.requests_sent = stats.requests_sent;
         self.send_rate = stats.send_rate();
         if stats.rate_limited > 0 {
@@ -551,7 +606,9 @@ impl UploadRun {
                 stats.rate_limited, stats.final_rate, settings.rate
             ));
         }
-        self.rows = sink.finish()?;
+        let (rows, write_error) = sink.finish();
+        self.rows = rows;
+        self.write_error = write_error;
         let stop_reason = stop.reason();
         let exit = self.exit_after_upload(stop_reason.as_ref());
         self.complete(exit, settings, stop_reason)
@@ -631,7 +688,11 @@ impl UploadRun {
         match stop {
             Some(StopReason::Interrupted) => Exit::Interrupted,
             Some(StopReason::KeyRefused { .. } | StopReason::Redirected(_) | StopReason::Ledger(_))
-            | Some(StopReason::Unreachable { .. }) => Exit::Setup,
+            | Some(StopReason::Unreachable { .. } | StopReason::Untrusted(_)) => Exit::Setup,
+            // The service answered before: rows not sent for a while, not a setup error.
+            Some(StopReason::ServiceDown { .. } | StopReason::WaitTooLong { .. } | StopReason::Busy { .. }) => {
+                Exit::Incomplete
+            }
             None if self.rows.iter().all(|r| r.outcome.is_done()) => Exit::Ok,
             None => Exit::Incomplete,
         }

@@ -39,22 +39,26 @@ impl RunSink {
     }
 
     /// Once the upload is over: the progress bar closed, the report finished, and every
-    /// row's report line, in input order. A write that failed on the way is said.
-    pub(super) fn finish(&self) -> anyhow::Result<Vec<ReportRow>> {
+    /// row's report line, in input order, with the first write that failed on the way (a
+    /// full disk): the rows are the run's real outcomes all the same.
+    pub(super) fn finish(&self) -> (Vec<ReportRow>, Option<String>) {
         self.progress.finish();
         let rows = self
             .rows
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default();
+        let mut failed = self.write_error.lock().ok().and_then(|mut e| e.take());
         let writer = self.report.lock().ok().and_then(|mut w| w.take());
-        if let Some(writer) = writer {
-            writer.finish(Some(&rows))?;
+        if let Some(writer) = writer
+            && let Err(e) = writer.finish(Some(&rows))
+        {
+            failed.get_or_insert(e.to_string());
         }
-        if let Some(e) = self.write_error.lock().ok().and_then(|mut e| e.take()) {
-            error(&e);
+        if let Some(e) = &failed {
+            error(e);
         }
-        Ok(rows)
+        (rows, failed)
     }
 
     fn with_ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::exit::Exit;
 use crate::report::{Outcome, ReportRow, RunSummary};
+use crate::service::retry::{busy_too_long, wait_too_long};
 use crate::ui::{error, plural, say};
 use crate::upload::StopReason;
 
@@ -26,6 +27,18 @@ pub(super) fn print_summary(
         Some(StopReason::Unreachable { base_url, error }) => say(&format!(
             "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
         )),
+        // A stop with no row left to send changed nothing: the failures say it all.
+        Some(StopReason::ServiceDown { .. }) if !rows.iter().any(|r| r.outcome == Outcome::NotSent) => {}
+        Some(StopReason::ServiceDown {
+            base_url,
+            answers,
+            error,
+        }) => say(&format!(
+            "error: {answers} answers in a row from {base_url} said the service is down or misconfigured (the last: {error}); the run stopped sending, and the rows not sent are in the report. Run again once the service is back."
+        )),
+        Some(StopReason::WaitTooLong { asked }) => error(&format!("{}; the run stopped.", wait_too_long(*asked))),
+        Some(StopReason::Busy { refused_for }) => error(&format!("{}; the run stopped.", busy_too_long(*refused_for))),
+        Some(StopReason::Untrusted(message)) => error(&format!("{message}; the run stopped.")),
         Some(StopReason::Interrupted) => say("interrupted: the report and the ledger hold every row that finished."),
         None => {}
     }
