@@ -190,9 +190,12 @@ fn tell(
         say(&format!("plan: {}", plan.display()));
     }
     if let Some(f) = failed_file {
+        // Only the invalid rows: the planned ones are in no such file, so the input is
+        // what to fix and import.
         say(&format!(
-            "invalid rows: {} (fix them there and import that file)",
-            f.display()
+            "invalid rows: {} (each with what is wrong; fix them in {}, then run again)",
+            f.display(),
+            settings.read.input.display_name()
         ));
     }
     if invalid > 0 {

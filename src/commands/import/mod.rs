@@ -17,10 +17,10 @@ use anyhow::Context;
 
 use self::assignees::{needs_users, resolve_assignees};
 use self::sink::RunSink;
-use self::summary::print_summary;
+use self::summary::{cause_of, cause_of_answer, cause_of_stop, print_summary};
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
-use crate::exit::{Exit, SetupError};
+use crate::exit::{Cause, Exit, SetupError};
 use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
 use crate::ledger::{KeySpec, Ledger, field_hashes};
 use crate::read::row::SourceRow;
@@ -201,6 +201,8 @@ struct UploadRun {
     lookups: usize,
     /// Rows whose runs the lookups found.
     found_at_service: usize,
+    /// What kept the valid rows from being sent, when the run stopped before its upload.
+    not_sent_for: Option<Cause>,
 }
 
 impl UploadRun {
@@ -223,6 +225,7 @@ impl UploadRun {
             key: stage.key().clone(),
             lookups: 0,
             found_at_service: 0,
+            not_sent_for: None,
         }
     }
 
@@ -362,6 +365,9 @@ impl UploadRun {
         }
         .await;
         self.tell_problems();
+        if let Err(e) = &ready {
+            self.not_sent_for = Some(cause_of(e));
+        }
         ready
     }
 
@@ -431,13 +437,14 @@ impl UploadRun {
         self.complete(exit, settings, None)
     }
 
-    /// The failed-rows file: the invalid rows and those the service refused, in input order.
+    /// The failed-rows file: every row not done (invalid, failed, not sent, unknown), in
+    /// input order, so that importing it, fixed, finishes the job.
     fn write_failed_rows(&mut self) -> anyhow::Result<Option<PathBuf>> {
         let headers = std::mem::take(&mut self.headers);
         let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_shape);
         let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
         for (index, _, cells) in &self.planned {
-            if self.rows[*index].outcome == Outcome::Failed {
+            if !self.rows[*index].outcome.is_done() {
                 bad.push((*index, cells));
             }
         }
@@ -469,12 +476,14 @@ impl UploadRun {
             dry_run: false,
             error: None,
         };
+        let not_sent_for = self.not_sent_for.or(stop.as_ref().map(cause_of_stop));
         print_summary(
             &self.rows,
             &summary,
             stop.as_ref(),
             &settings.report,
             failed_file.as_deref(),
+            not_sent_for,
         );
         write_summary_json(settings.summary_json.as_deref(), &summary)?;
         Ok(ImportResult {
@@ -498,6 +507,7 @@ impl UploadRun {
         );
         if let Some(why) = sorted.moved.refusal(client.base_url()) {
             error(&why);
+            self.not_sent_for = Some(Cause::Other);
             self.mark_planned_not_sent(&format!("not sent: {why}"));
             return self.finish_without_upload(Exit::Setup, settings);
         }
@@ -513,6 +523,7 @@ impl UploadRun {
             Ok(to_send) => to_send,
             Err(e) => {
                 error(&format!("{e:#}"));
+                self.not_sent_for = Some(cause_of(&e));
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
                 return self.finish_without_upload(SetupError::exit_of(&e), settings);
             }
@@ -585,9 +596,10 @@ impl UploadRun {
             let exists = client.project_exists(project).await.map_err(|e| match e {
                 // Said as they are: they are about the service, not this project.
                 ApiError::Unreachable { .. } | ApiError::KeyRefused { .. } | ApiError::Redirected(_) => {
-                    SetupError::new(e.to_string())
+                    SetupError::new(e.to_string()).because(cause_of_answer(&e))
                 }
-                other => SetupError::new(format!("could not check project {project} before sending: {other}")),
+                other => SetupError::new(format!("could not check project {project} before sending: {other}"))
+                    .because(cause_of_answer(&other)),
             })?;
             if !exists {
                 let first = rows[0];
@@ -595,6 +607,7 @@ impl UploadRun {
                     "project {project} (row {first}{}) does not exist, or this key cannot see it, or --base-url is not the API root (it ends in /api/v1); nothing was sent",
                     if rows.len() > 1 { format!(" and {} more", rows.len() - 1) } else { String::new() }
                 ))
+                .because(Cause::Project)
                 .into());
             }
         }
