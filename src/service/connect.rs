@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{ApiClient, ApiKey, check_base_url};
-use crate::exit::SetupError;
+use crate::exit::{Cause, SetupError};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::ui::say;
 
@@ -38,8 +38,26 @@ pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(
         let client = ApiClient::new(&sandbox.base_url(), key, service.timeout)?;
         return Ok((client, Some(sandbox)));
     }
-    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
-    let key = service.key.clone().ok_or_else(|| SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none".to_string()))?;
+    let (base, key) = base_and_key(service)?;
     let client = ApiClient::new(&base, key, service.timeout)?;
     Ok((client, None))
+}
+
+/// Whether [`connect`] has from the settings alone what it needs before a request can be
+/// sent: a base URL it accepts and a key (the in-process sandbox needs neither). An import
+/// asks first, so that a run that could send nothing leaves every earlier file as it was.
+pub fn can_connect(service: &ServiceSettings) -> Result<(), SetupError> {
+    if service.sandbox {
+        return Ok(());
+    }
+    base_and_key(service).map(drop)
+}
+
+fn base_and_key(service: &ServiceSettings) -> Result<(String, ApiKey), SetupError> {
+    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    let key = service.key.clone().ok_or_else(|| {
+        SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none")
+            .because(Cause::Key)
+    })?;
+    Ok((base, key))
 }

@@ -537,32 +537,34 @@ fn a_ledger_made_through_another_address_is_not_resent_blindly() {
     assert_eq!(rig.sandbox.runs().len(), 3, "nothing more at the old address");
 }
 
-/// A nightly run whose key has gone missing stops (exit 2), but its report still says
-/// which rows the ledger shows as done, with their ids: only the new rows are `not_sent`.
+/// A nightly run whose key has gone missing stops (exit 2) before it could send anything,
+/// and leaves last night's report as it was: it still says which rows are done, with their
+/// ids. Only the summary says what happened tonight.
 #[test]
-fn without_a_key_the_rows_already_imported_are_still_reported_so() {
+fn without_a_key_the_last_report_stands_with_its_ids() {
     let rig = Rig::new(SandboxOptions::default());
     rig.write("runs.csv", generated_rows("nk", 1..4, true));
     let first = import_with_state(&rig, "runs.csv", &["--rate", "50"]);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    let first_rows = rig.report("runs.report.csv");
+    let last_night = std::fs::read(rig.path("runs.report.csv")).expect("the report");
+    let ledger = std::fs::read(rig.path("s.jsonl")).expect("the ledger");
 
     rig.append("runs.csv", generated_rows("nk", 4..5, false));
     let mut cmd = rig.import("runs.csv", None);
-    cmd.args(["--state", "s.jsonl"]);
+    cmd.args(["--state", "s.jsonl", "--summary-json", "summary.json"]);
     let out = run(cmd);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    let rows = rig.report("runs.report.csv");
-    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
     assert_eq!(
-        outcomes,
-        [[Outcome::AlreadyImported; 3].as_slice(), &[Outcome::NotSent]].concat()
+        std::fs::read(rig.path("runs.report.csv")).expect("the report"),
+        last_night
     );
-    assert_eq!(ids(&rows[..3]), ids(&first_rows));
+    assert_eq!(std::fs::read(rig.path("s.jsonl")).expect("the ledger"), ledger);
+    assert_eq!(count(&rig.report("runs.report.csv"), Outcome::Created), 3);
+    let summary = rig.summary("summary.json");
+    assert_eq!(summary["exit_code"], 2, "{summary:#}");
     assert!(
-        rows[3].error.as_deref().is_some_and(|e| e.starts_with("not sent: ")),
-        "{:?}",
-        rows[3]
+        summary["error"].as_str().is_some_and(|e| e.contains("no API key")),
+        "{summary:#}"
     );
     assert_eq!(rig.sandbox.stats().posts_received, 3);
 }

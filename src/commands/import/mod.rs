@@ -22,7 +22,7 @@ use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Cause, Exit, SetupError};
 use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
-use crate::ledger::{KeySpec, Ledger, field_hashes};
+use crate::ledger::{KeySpec, Ledger, LedgerError, LedgerSnapshot, field_hashes, refuse_if_held};
 use crate::read::row::SourceRow;
 use crate::report::{
     FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
@@ -31,7 +31,7 @@ use crate::report::{
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
 use crate::sandbox::Sandbox;
-use crate::service::{ApiClient, ApiError, connect};
+use crate::service::{ApiClient, ApiError, can_connect, connect};
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::progress::Progress;
@@ -67,9 +67,10 @@ pub(crate) fn raw_cells(row: &SourceRow) -> Vec<String> {
 pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
     let started = Instant::now();
     let failed_path = check_outputs(&settings)?;
-    // Two runs on one ledger: the second refuses at once, before reading anything.
-    let ledger = match (&settings.state, settings.dry_run) {
-        (Some(path), false) => Some(open_ledger(path)?),
+    // Two runs on one ledger: the second refuses at once, before reading anything. The
+    // ledger is made and locked only once a request can be sent (`ready_to_send`).
+    let known = match (&settings.state, settings.dry_run) {
+        (Some(path), false) => ledger_as_it_stands(path)?,
         _ => None,
     };
     // From here on this run owns its outputs; a setup error is said in --summary-json too,
@@ -92,7 +93,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
         run.tell_problems();
         return Err(said(no_data_rows(&settings.read)));
     }
-    run.ledger = ledger;
+    run.known = known;
     run.run(&settings).await.map_err(said)
 }
 
@@ -158,6 +159,14 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
     })
 }
 
+/// What the ledger holds, read without making or locking it, or why it cannot be used
+/// (exit 2): another run holds it, it cannot be read.
+fn ledger_as_it_stands(path: &Path) -> anyhow::Result<Option<LedgerSnapshot>> {
+    let refused = |e: LedgerError| SetupError::new(e.to_string());
+    refuse_if_held(path).map_err(refused)?;
+    Ok(LedgerSnapshot::read(path).map_err(refused)?)
+}
+
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
 fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
     let new = !path.exists();
@@ -188,6 +197,8 @@ struct UploadRun {
     requests_sent: usize,
     send_rate: f64,
     ledger: Option<Ledger>,
+    /// What the ledger held when the run started, until the ledger itself is opened.
+    known: Option<LedgerSnapshot>,
     /// Read-only calls made before the upload (GET /users), which the pace must count.
     prior_requests: usize,
     /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
@@ -218,6 +229,7 @@ impl UploadRun {
             requests_sent: 0,
             send_rate: 0.0,
             ledger: None,
+            known: None,
             prior_requests: 0,
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
@@ -244,6 +256,7 @@ impl UploadRun {
         if self.invalid_count() > 0 && !settings.skip_invalid {
             return self.refuse_invalid(settings).await;
         }
+        self.ready_to_send(settings)?;
         // A failure to reach the service still leaves a report: every row not sent, and why.
         let (client, _sandbox) = match self.prepare(settings).await {
             Ok(ready) => ready,
@@ -323,15 +336,35 @@ impl UploadRun {
     /// For a run that sends nothing: rows the ledger shows as done are said to be done
     /// (`already_imported`, with the earlier ids), not merely `not_sent`.
     fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) {
-        let ledger = self.ledger.take();
+        let known = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref());
         let rerun = settings.rerun();
         sort_rows(
             &mut self.rows,
             &self.planned,
             (ledger_base(&rerun, base_url), &self.key),
-            ledger.as_ref().map(Ledger::known),
+            known,
             &rerun,
         );
+    }
+
+    /// The last step before a request can be sent. A run that could send none (no key, a
+    /// base URL that is refused) stops here with a setup error, leaving the last report,
+    /// failed-rows file and ledger as they were; otherwise the ledger is made and locked.
+    fn ready_to_send(&mut self, settings: &ImportSettings) -> anyhow::Result<()> {
+        let ready = can_connect(&settings.service)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| settings.state.as_deref().map(open_ledger).transpose());
+        match ready {
+            Ok(ledger) => {
+                self.ledger = ledger;
+                self.known = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.tell_problems();
+                Err(e)
+            }
+        }
     }
 
     /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
@@ -374,7 +407,7 @@ impl UploadRun {
     /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
     /// by index: they need no `GET /users` (see [`skipped_by_key`]).
     fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
-        let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
+        let Some(known) = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref()) else {
             return HashSet::new();
         };
         let rerun = settings.rerun();
