@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::import::{ImportResult, no_data_rows, raw_cells};
+use super::import::{ImportResult, no_data_rows, raw_cells, run_info};
 use crate::exit::Exit;
 use crate::ledger::policy::{Rerun, Verdict, judge, ledger_base};
 use crate::ledger::{self, KeySpec, LedgerSnapshot, Prior, row_key};
@@ -141,10 +141,12 @@ fn summarise(settings: &ImportSettings, tally: &Tally, failed_file: Option<&Path
         .iter()
         .map(|o| (o.as_str().to_string(), tally.count(*o)))
         .collect();
+    let run = run_info(settings, started);
     RunSummary {
+        elapsed_seconds: run.elapsed_seconds(),
+        run,
         counts,
         rows: tally.rows,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
         requests_sent: 0,
         effective_rate: 0.0,
         exit_code: if tally.count(Outcome::Invalid) > 0 {

@@ -11,7 +11,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::exit::{Exit, SetupError};
-use crate::report::setup_error_in_summary;
+use crate::report::{RunInfo, setup_error_in_summary};
 use crate::sandbox;
 use crate::settings;
 use crate::ui::{console, error, say};
@@ -29,28 +29,32 @@ pub fn refused_args_in_summary(args: &[std::ffi::OsString], message: &str) {
             .collect();
         let said = said.join(" ");
         let said = said.strip_prefix("error: ").unwrap_or(&said);
-        let _ = setup_error_in_summary(
-            Some(&path),
-            dry_run,
-            std::time::Instant::now(),
-            anyhow::anyhow!("{said}"),
-        );
+        let run = RunInfo::new(std::time::Instant::now(), None, None);
+        let _ = setup_error_in_summary(Some(&path), dry_run, run, None, anyhow::anyhow!("{said}"));
     }
 }
 
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> Exit {
+    let started = std::time::Instant::now();
     init_logging(cli.verbose, cli.log_format);
     let result = match cli.command {
         Command::Import(args) => match settings::resolve_import(&args) {
             Ok(settings) => import::run_import(settings).await.map(|r| r.exit),
             // A monitor reading the summary must not see the last run's success.
-            Err(e) => Err(setup_error_in_summary(
-                settings::summary_path(&args).as_deref(),
-                args.dry_run,
-                std::time::Instant::now(),
-                e.into(),
-            )),
+            Err(e) => {
+                // As far as the refused settings tell: the input as given, the base URL if a
+                // flag or the environment gave one.
+                let run = RunInfo::new(started, Some(args.read.file.clone()), args.service.base_url.clone());
+                let summary = settings::summary_path(&args);
+                Err(setup_error_in_summary(
+                    summary.as_deref(),
+                    args.dry_run,
+                    run,
+                    None,
+                    e.into(),
+                ))
+            }
         },
         Command::Check(args) => check::run_check(&args).await,
         Command::Sandbox(args) => sandbox_command(args).await,

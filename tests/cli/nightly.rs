@@ -253,3 +253,76 @@ fn a_run_without_a_key_leaves_every_earlier_file_as_it_was() {
     }
     assert!(rig.sandbox.runs().len() == 1 && rig.sandbox.stats().posts_received == 1);
 }
+
+/// An RFC 3339 time in a summary.
+fn time_of(summary: &Value, field: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = summary[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field}: {summary:#}"));
+    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{field}: {text}: {e}"))
+}
+
+#[test]
+fn the_summary_says_when_which_version_what_input_which_service_and_ledger() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", rows(&["One", "Two"]));
+    let out = import(&rig, "runs.csv", &["--summary-json", "summary.json"]);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let summary = rig.summary("summary.json");
+    assert!(
+        time_of(&summary, "started_at") <= time_of(&summary, "finished_at"),
+        "{summary:#}"
+    );
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"), "{summary:#}");
+    assert_eq!(summary["input"], "runs.csv", "{summary:#}");
+    assert_eq!(summary["base_url"], rig.sandbox.base_url(), "{summary:#}");
+    assert_eq!(summary["report"], "runs.report.csv", "{summary:#}");
+    let state = summary["state"].as_str().unwrap_or_default();
+    assert!(
+        state.ends_with(".state.jsonl") && Path::new(state).is_file(),
+        "the ledger it used: {summary:#}"
+    );
+    assert_eq!(summary["exit_code"], 0, "{summary:#}");
+    assert_eq!(summary["dry_run"], false, "{summary:#}");
+    assert_eq!(summary["rows"], 2, "{summary:#}");
+    assert_eq!(summary["requests_sent"], 2, "the creates: {summary:#}");
+    assert_eq!(summary["counts"]["created"], 2, "{summary:#}");
+    assert_eq!(
+        summary["counts"]["planned"], 0,
+        "every outcome, zeros included: {summary:#}"
+    );
+
+    // A dry run and a rehearsal say so, and name the in-process sandbox as the ledger does.
+    for (extra, dry_run, base_url) in [
+        (&["--dry-run"][..], true, rig.sandbox.base_url()),
+        (&["--sandbox"][..], false, "in-process-sandbox".to_string()),
+    ] {
+        let mut args = vec!["--summary-json", "summary.json"];
+        args.extend_from_slice(extra);
+        let out = import(&rig, "runs.csv", &args);
+        assert_eq!(out.code, 0, "{extra:?}: {}", out.streams());
+        let summary = rig.summary("summary.json");
+        assert_eq!(summary["dry_run"], dry_run, "{summary:#}");
+        assert_eq!(summary["base_url"], base_url.as_str(), "{summary:#}");
+        assert_eq!(summary["input"], "runs.csv", "{summary:#}");
+        time_of(&summary, "started_at");
+        time_of(&summary, "finished_at");
+    }
+
+    // A run refused before its rows are read still says when, which version and what input.
+    let out = import(
+        &rig,
+        "runs.csv",
+        &["--summary-json", "summary.json", "--timezone", "Mars/Olympus"],
+    );
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let summary = rig.summary("summary.json");
+    assert_eq!(summary["exit_code"], 2, "{summary:#}");
+    assert_eq!(summary["input"], "runs.csv", "{summary:#}");
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"), "{summary:#}");
+    assert!(
+        summary["error"].as_str().is_some_and(|e| e.contains("Mars/Olympus")),
+        "{summary:#}"
+    );
+    time_of(&summary, "finished_at");
+}

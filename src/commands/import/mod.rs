@@ -25,8 +25,8 @@ use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
 use crate::ledger::{KeySpec, Ledger, LedgerError, LedgerSnapshot, field_hashes, refuse_if_held};
 use crate::read::row::SourceRow;
 use crate::report::{
-    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
-    is_special_file, setup_error_in_summary, write_summary_json,
+    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunInfo, RunSummary,
+    count_outcomes, is_special_file, setup_error_in_summary, write_summary_json,
 };
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
@@ -57,6 +57,13 @@ pub(crate) fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
     .into()
 }
 
+/// What the summary says of the run besides its counts: when, which version, the input and
+/// the service (`in-process-sandbox` with `--sandbox`, as the ledger names it).
+pub(crate) fn run_info(settings: &ImportSettings, started: Instant) -> RunInfo {
+    let base_url = ledger_base(&settings.rerun(), &settings.service.base_url).to_owned();
+    RunInfo::new(started, Some(settings.read.input.display_name()), Some(base_url))
+}
+
 /// The text of a row's cells, for the failed-rows file.
 pub(crate) fn raw_cells(row: &SourceRow) -> Vec<String> {
     row.cells().map(|c| c.as_text().into_owned()).collect()
@@ -75,8 +82,16 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     };
     // From here on this run owns its outputs; a setup error is said in --summary-json too,
     // so a nightly job's monitor does not read last night's success.
-    let said =
-        |e: anyhow::Error| setup_error_in_summary(settings.summary_json.as_deref(), settings.dry_run, started, e);
+    let said = |e: anyhow::Error| {
+        let state = settings.state.as_ref().map(|p| p.display().to_string());
+        setup_error_in_summary(
+            settings.summary_json.as_deref(),
+            settings.dry_run,
+            run_info(&settings, started),
+            state,
+            e,
+        )
+    };
     let mut stage = open_stage(&settings).map_err(said)?;
     if settings.dry_run {
         // Every output is written anew on a second pass, and the problems held back are not said.
@@ -499,6 +514,7 @@ impl UploadRun {
         let summary = RunSummary {
             counts: count_outcomes(&self.rows),
             rows: self.rows.len(),
+            run: run_info(settings, self.started),
             elapsed_seconds: self.started.elapsed().as_secs_f64(),
             requests_sent: self.requests_sent,
             effective_rate: self.send_rate,
