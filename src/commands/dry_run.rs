@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::import::{ImportResult, no_data_rows, raw_cells, run_info};
+use super::import::{ImportResult, quiet_night, raw_cells, run_info};
 use crate::exit::Exit;
 use crate::ledger::policy::{Rerun, Verdict, judge, ledger_base};
 use crate::ledger::{self, KeySpec, LedgerSnapshot, Prior, row_key};
@@ -29,6 +29,8 @@ struct Tally {
     counts: BTreeMap<Outcome, usize>,
     /// Rows whose assignee is an e-mail address, unresolved offline.
     unresolved: usize,
+    /// The input's header row, for a file with no rows below it.
+    header_row: usize,
 }
 
 impl Tally {
@@ -123,9 +125,7 @@ pub(crate) fn dry_run(
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
     let failed_file = outputs.finish()?;
-    if tally.rows == 0 {
-        return Err(no_data_rows(&settings.read));
-    }
+    tally.header_row = stage.failed_rows_shape().header_row;
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);
     tell(settings, &tally, &summary, ledger_view.as_ref(), failed_file.as_deref());
     write_summary_json(settings.summary_json.as_deref(), &summary)?;
@@ -171,18 +171,23 @@ fn tell(
     failed_file: Option<&Path>,
 ) {
     let (planned, invalid) = (tally.count(Outcome::Planned), tally.count(Outcome::Invalid));
-    say(&format!(
-        "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
-        plural(tally.rows, "row"),
-        summary.elapsed_seconds
-    ));
+    if tally.rows == 0 {
+        say(&format!("dry run: {}", quiet_night(&settings.read, tally.header_row)));
+    } else {
+        say(&format!(
+            "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+            plural(tally.rows, "row"),
+            summary.elapsed_seconds
+        ));
+    }
     if tally.unresolved > 0 {
         say(&format!(
             "note: {} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users",
             tally.unresolved
         ));
     }
-    if let Some(view) = ledger_view {
+    // With no row planned, the ledger has nothing to say about them.
+    if let Some(view) = ledger_view.filter(|_| planned > 0) {
         say(&view.summary(planned));
     }
     say(&format!("report: {}", settings.report.display()));

@@ -326,3 +326,55 @@ fn the_summary_says_when_which_version_what_input_which_service_and_ledger() {
     );
     time_of(&summary, "finished_at");
 }
+
+#[test]
+fn a_quiet_night_exits_0_and_says_there_was_nothing_to_import() {
+    let rig = Rig::new(SandboxOptions::default());
+    // Last night had rows and one failed: a report and a failed-rows file.
+    rig.write(
+        "runs.csv",
+        format!("Title,Project,Status\nOne,{PROJECT},ACTIVE\nTwo,{PROJECT},OPEN\n"),
+    );
+    let out = import(&rig, "runs.csv", &["--skip-invalid"]);
+    assert_eq!(out.code, 1, "{}", out.streams());
+    let posts = rig.sandbox.stats().posts_received;
+
+    // Tonight's export has its headers and no rows.
+    rig.write("runs.csv", "Title,Project,Status\r\n");
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["--summary-json", "summary.json"];
+        args.extend_from_slice(extra);
+        let out = import(&rig, "runs.csv", &args);
+        assert_eq!(out.code, 0, "{extra:?}: {}", out.streams());
+        assert!(
+            out.stderr
+                .contains("runs.csv: no data rows below the header row 1: nothing to import tonight"),
+            "{extra:?}: {}",
+            out.streams()
+        );
+        assert!(!out.stderr.contains("error"), "{extra:?}: {}", out.streams());
+        assert!(!out.stderr.contains("0 of 0"), "{extra:?}: {}", out.streams());
+        let summary = rig.summary("summary.json");
+        assert_eq!(summary["exit_code"], 0, "{summary:#}");
+        assert_eq!(summary["rows"], 0, "{summary:#}");
+        assert_eq!(summary["error"], Value::Null, "{summary:#}");
+        assert_eq!(summary["failed_rows_file"], Value::Null, "{summary:#}");
+        // Tonight's report, with no rows; last night's failed rows are gone with it.
+        assert!(rig.report("runs.report.csv").is_empty());
+        assert!(!rig.path("runs.failed.csv").exists(), "{extra:?}");
+    }
+    assert_eq!(rig.sandbox.stats().posts_received, posts, "nothing sent");
+
+    // A file never imported gets no ledger on a quiet night.
+    rig.write("quiet.csv", "Title,Project\n");
+    let out = import(&rig, "quiet.csv", &["--state", "quiet.jsonl"]);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(!rig.path("quiet.jsonl").exists() && !rig.path("quiet.jsonl.lock").exists());
+
+    // `check` agrees: nothing to check is no failure.
+    let mut cmd = crate::common::bare_command(rig.dir.path(), Some(KEY));
+    cmd.args(["check", "quiet.csv", "--base-url", &rig.sandbox.base_url()]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(out.stderr.contains("nothing to check"), "{}", out.streams());
+}

@@ -47,14 +47,13 @@ pub struct ImportResult {
     pub summary: RunSummary,
 }
 
-/// The setup error of a file with headers and no data rows.
-pub(crate) fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
-    SetupError::new(format!(
-        "{}: no data rows below the header row {}; nothing to import",
-        read.input.display_name(),
-        read.source.header_row
-    ))
-    .into()
+/// What a file with headers and no data rows says: for a nightly import that is a quiet
+/// night, not a failure (exit 0).
+pub(crate) fn quiet_night(read: &ReadSettings, header_row: usize) -> String {
+    format!(
+        "{}: no data rows below the header row {header_row}: nothing to import tonight",
+        read.input.display_name()
+    )
 }
 
 /// What the summary says of the run besides its counts: when, which version, the input and
@@ -105,8 +104,7 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let count = read.count;
     let mut run = UploadRun::new(read, &mut stage, failed_path, started);
     if count == 0 {
-        run.tell_problems();
-        return Err(said(no_data_rows(&settings.read)));
+        return run.finish_quiet_night(&settings).map_err(said);
     }
     run.known = known;
     run.run(&settings).await.map_err(said)
@@ -463,6 +461,14 @@ impl UploadRun {
                 .planned
                 .iter()
                 .all(|(i, _, _)| self.rows[*i].outcome == Outcome::Invalid)
+    }
+
+    /// A file with headers and no rows: exit 0, a report with no rows, no failed-rows file
+    /// (a stale one is removed), and no ledger made: nothing could be sent.
+    fn finish_quiet_night(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        say(&quiet_night(&settings.read, self.failed_shape.header_row));
+        self.finish_without_upload(Exit::Ok, settings)
     }
 
     /// Validation failed and nothing was sent: exit 3.

@@ -28,11 +28,45 @@ pub(super) fn print_summary(
         Some(StopReason::Unreachable { base_url, error }) => say(&format!(
             "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
         )),
-        Some(StopReason::Interrupted) => say(
-            "interrupted: the report and the ledger hold every row that finished; run the same command again to continue (rows done are not sent again).",
-        ),
+        Some(StopReason::Interrupted) => say("interrupted: the report and the ledger hold every row that finished."),
         None => {}
     }
+    if matches!(stop, Some(StopReason::Interrupted)) {
+        say("run the same command again to continue: the rows done are not sent again.");
+    }
+    // A quiet night (no rows) has said so already; the files follow.
+    if summary.rows > 0 {
+        say_counts(summary);
+    }
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
+        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (reason, n) in reasons.iter().take(10) {
+        say(&format!("  failed, {n} row(s): {reason}"));
+    }
+    let unknown = summary.counts.get("unknown").copied().unwrap_or(0);
+    if unknown > 0 {
+        say(&format!(
+            "  {unknown} row(s) are unknown: they were sent but no usable answer came, so the runs may exist. The next run looks them up at the service once --timeout has passed, and sends only those it does not find (with --no-lookup, check them in Testsigma, then pass --retry-unknown to send them again)."
+        ));
+    }
+    say(&format!("report: {}", report.display()));
+    if let Some(state) = &summary.state {
+        say(&format!("ledger: {state}"));
+    }
+    if let Some(f) = failed {
+        say(&format!("failed rows: {}", failed_rows_advice(rows, f, not_sent_for)));
+    }
+    if summary.exit_code == Exit::Ok && summary.rows > 0 && summary.counts.get("created").copied().unwrap_or(0) == 0 {
+        say("nothing new to import: every row was imported before.");
+    }
+}
+
+/// `N rows: counts · requests in time, pace`.
+fn say_counts(summary: &RunSummary) {
     let parts: Vec<String> = Outcome::ALL
         .iter()
         .filter_map(|o| {
@@ -52,31 +86,6 @@ pub(super) fn print_summary(
         plural(summary.requests_sent, "request"),
         summary.elapsed_seconds,
     ));
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
-        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
-    }
-    let mut reasons: Vec<_> = reasons.into_iter().collect();
-    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-    for (reason, n) in reasons.iter().take(10) {
-        say(&format!("  failed, {n} row(s): {reason}"));
-    }
-    let unknown = summary.counts.get("unknown").copied().unwrap_or(0);
-    if unknown > 0 {
-        say(&format!(
-            "  {unknown} row(s) are unknown: they were sent but no usable answer came, so the runs may exist. Check them in Testsigma (titles and human ids are in the report); then run again with --retry-unknown to send those that do not exist, or leave them."
-        ));
-    }
-    say(&format!("report: {}", report.display()));
-    if let Some(state) = &summary.state {
-        say(&format!("ledger: {state}"));
-    }
-    if let Some(f) = failed {
-        say(&format!("failed rows: {}", failed_rows_advice(rows, f, not_sent_for)));
-    }
-    if summary.exit_code == Exit::Ok && summary.counts.get("created").copied().unwrap_or(0) == 0 {
-        say("nothing new to import: every row was imported before.");
-    }
 }
 
 /// What stopped a run before or during its upload, for the advice: from the error's
