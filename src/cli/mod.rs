@@ -22,6 +22,12 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// Start each plain line on stderr with the time (RFC 3339). auto: when stderr is a
+    /// file or pipe, unless the systemd journal (JOURNAL_STREAM) or a CI runner (CI)
+    /// stamps lines itself.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Timestamps::Auto, global = true)]
+    pub timestamps: Timestamps,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +36,13 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Timestamps {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,7 @@ pub mod template;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command, LogFormat, Timestamps};
 use crate::exit::{Exit, SetupError};
 use crate::report::{RunInfo, setup_error_in_summary};
 use crate::sandbox;
@@ -37,7 +37,7 @@ pub fn refused_args_in_summary(args: &[std::ffi::OsString], message: &str) {
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> Exit {
     let started = std::time::Instant::now();
-    init_logging(cli.verbose, cli.log_format);
+    init_logging(cli.verbose, cli.log_format, cli.timestamps);
     let result = match cli.command {
         Command::Import(args) => match settings::resolve_import(&args) {
             Ok(settings) => import::run_import(settings).await.map(|r| r.exit),
@@ -125,8 +125,13 @@ async fn sandbox_command(args: crate::cli::SandboxArgs) -> anyhow::Result<Exit> 
 
 /// `-v`/`-vv` turn on tracing to stderr; `--log-format json` for log shippers. Quiet by
 /// default: the summary and errors are printed directly.
-fn init_logging(verbose: u8, format: LogFormat) {
-    console::configure(format == LogFormat::Json, verbose > 0);
+fn init_logging(verbose: u8, format: LogFormat, timestamps: Timestamps) {
+    let stamped = match timestamps {
+        Timestamps::Auto => console::stamps_by_default(),
+        Timestamps::Always => true,
+        Timestamps::Never => false,
+    };
+    console::configure(format == LogFormat::Json, verbose > 0, stamped);
     if verbose == 0 && format == LogFormat::Text {
         return;
     }

@@ -607,11 +607,11 @@ fn top_lines(text: &str) -> toml::Table {
 /// when the path is also another argument or a default file (the input, config or ledger).
 pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     let words: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or("")).collect();
-    // The subcommand is the first word that is neither a flag nor the global flag's value.
+    // The subcommand is the first word that is neither a flag nor a global flag's value.
     let mut rest = words.iter().enumerate();
     let subcommand = loop {
         let (i, word) = rest.next()?;
-        if !word.starts_with('-') && (i == 0 || words[i - 1] != "--log-format") {
+        if !word.starts_with('-') && (i == 0 || !["--log-format", "--timestamps"].contains(&words[i - 1])) {
             break *word;
         }
     };
@@ -857,6 +857,20 @@ mod tests {
         );
         assert_eq!(
             path(&["import", "--summary-json=s.json", "in.csv"]),
+            Some(PathBuf::from("s.json"))
+        );
+        // A global option's value before the subcommand is not the subcommand.
+        assert_eq!(
+            path(&[
+                "--timestamps",
+                "never",
+                "import",
+                "in.csv",
+                "--rate",
+                "x",
+                "--summary-json",
+                "s.json"
+            ]),
             Some(PathBuf::from("s.json"))
         );
         for (words, why) in [

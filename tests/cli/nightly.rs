@@ -378,3 +378,42 @@ fn a_quiet_night_exits_0_and_says_there_was_nothing_to_import() {
     assert_eq!(out.code, 0, "{}", out.streams());
     assert!(out.stderr.contains("nothing to check"), "{}", out.streams());
 }
+
+/// Whether `line` starts with an RFC 3339 time and a space.
+fn is_stamped(line: &str) -> bool {
+    line.split_once(' ')
+        .is_some_and(|(at, _)| chrono::DateTime::parse_from_rfc3339(at).is_ok())
+}
+
+/// `>> import.log`: without a terminal (and outside CI and the journal, which stamp lines
+/// themselves), every line says when it was written, so the log reads night by night.
+#[test]
+fn lines_written_to_a_log_file_start_with_the_time() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", rows(&["One"]));
+    rig.write("empty.csv", "");
+    let stamped = |file: &str, extra: &[&str]| {
+        let mut cmd = rig.import(file, Some(KEY));
+        cmd.env_remove("CI").env_remove("JOURNAL_STREAM").args(extra);
+        run(cmd)
+    };
+    for (file, code) in [("runs.csv", 0), ("empty.csv", 2)] {
+        let out = stamped(file, &[]);
+        assert_eq!(out.code, code, "{}", out.streams());
+        assert!(!out.stderr.is_empty());
+        assert!(out.stderr.lines().all(is_stamped), "{}", out.stderr);
+    }
+    let out = stamped("runs.csv", &["--timestamps", "never"]);
+    assert!(
+        out.stderr.lines().any(|l| l == "report: runs.report.csv"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.lines().any(is_stamped), "{}", out.stderr);
+
+    // CI runners stamp their logs themselves; --timestamps always stamps there too.
+    let out = import(&rig, "runs.csv", &[]);
+    assert!(!out.stderr.lines().any(is_stamped), "{}", out.stderr);
+    let out = import(&rig, "runs.csv", &["--timestamps", "always"]);
+    assert!(out.stderr.lines().all(is_stamped), "{}", out.stderr);
+}
