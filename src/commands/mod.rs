@@ -68,6 +68,7 @@ pub async fn run(cli: Cli) -> Exit {
                 Exit::Ok
             })
             .map_err(Into::into),
+        Command::Man(args) => write_man_pages(&args.dir),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "testsigma-import", &mut std::io::stdout());
@@ -82,6 +83,18 @@ pub async fn run(cli: Cli) -> Exit {
             code
         }
     }
+}
+
+/// `testsigma-import man DIR`: the man pages, made from the same definitions as `--help`.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<Exit> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("man: cannot write the pages into {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(cannot)?;
+    say(&format!(
+        "wrote testsigma-import.1 and a page per command (testsigma-import-import.1, …) into {}; `man testsigma-import-import` shows the import's options",
+        dir.display()
+    ));
+    Ok(Exit::Ok)
 }
 
 async fn sandbox_command(args: crate::cli::SandboxArgs) -> anyhow::Result<Exit> {

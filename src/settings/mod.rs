@@ -938,6 +938,54 @@ mod tests {
         assert!(err.contains("rat"), "{err}");
     }
 
+    /// `--help` says each default in words, since clap cannot show a default it does not
+    /// apply (settings must tell "not given" from "given"): the words must be the values
+    /// these settings resolve to.
+    #[test]
+    fn the_defaults_the_help_shows_are_the_ones_applied() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let args = ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                config: Some(config),
+                ..ReadArgs::default()
+            },
+            no_state: true,
+            ..ImportArgs::default()
+        };
+        let settings = resolve_import(&args).unwrap();
+        let cli = crate::cli::Cli::command();
+        let import = cli.find_subcommand("import").expect("an import command");
+        let help = |id: &str| -> String {
+            let arg = import.get_arguments().find(|a| a.get_id() == id);
+            arg.and_then(|a| a.get_help())
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let unit = match settings.read.rules.timestamp_unit {
+            TimestampUnit::Seconds => "seconds",
+            TimestampUnit::Milliseconds => "milliseconds",
+        };
+        for (id, value) in [
+            ("rate", settings.rate.to_string()),
+            ("concurrency", settings.concurrency.to_string()),
+            ("max_retries", settings.max_retries.to_string()),
+            ("timeout", settings.service.timeout.as_secs_f64().to_string()),
+            ("base_url", settings.service.base_url.clone()),
+            ("header_row", settings.read.source.header_row.to_string()),
+            ("max_cell_bytes", settings.read.source.max_cell_bytes.to_string()),
+            ("max_columns", settings.read.source.max_columns.to_string()),
+            ("timezone", settings.read.rules.timezone.name().to_string()),
+            ("timestamp_unit", unit.to_string()),
+        ] {
+            let said = help(id);
+            assert!(said.contains(&format!("[default: {value}]")), "--{id}: {said}");
+        }
+    }
+
     #[test]
     fn options_that_mean_one_run_are_refused_in_a_config_file_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();

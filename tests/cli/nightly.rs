@@ -417,3 +417,51 @@ fn lines_written_to_a_log_file_start_with_the_time() {
     let out = import(&rig, "runs.csv", &["--timestamps", "always"]);
     assert!(out.stderr.lines().all(is_stamped), "{}", out.stderr);
 }
+
+#[test]
+fn the_help_shows_the_defaults_under_headings_and_a_man_page_comes_from_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut cmd = crate::common::bare_command(dir.path(), None);
+    cmd.args(["import", "--help"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let help = &out.stdout;
+    for line in [
+        "--rate <N>         Requests per second, at most, in any one-second window [default: 8]",
+        "--concurrency <N>  Requests in flight, at most [default: 4]",
+        "--max-retries <N>  Retries per row for retryable failures [default: 5]",
+        "[default: 30]",
+        "API root [default: https://test-management.testsigma.com/api/v1]",
+        "[default: <input stem>.report.csv in the working directory]",
+        "[default: <input stem>-<hash>.state.jsonl, one per input file, in $XDG_STATE_HOME/testsigma-import or ~/.local/state/testsigma-import]",
+    ] {
+        assert!(help.contains(line), "{line}\n{help}");
+    }
+    for heading in [
+        "Input:", "Columns:", "Dates:", "Re-runs:", "Service:", "Upload:", "Output:",
+    ] {
+        assert!(help.lines().any(|l| l == heading), "{heading}\n{help}");
+    }
+    // The examples name inputs that cannot be taken for the plan option's file.
+    let examples = help.split_once("Examples:").map(|(_, e)| e).unwrap_or_default();
+    assert!(!examples.contains("import plan."), "{examples}");
+
+    // A word people reach for gets the option that does the job, not a guess by spelling.
+    let mut cmd = crate::common::bare_command(dir.path(), None);
+    cmd.args(["import", "runs.csv", "--limit", "5"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(out.stderr.contains("use --rate N"), "{}", out.stderr);
+    assert!(!out.stderr.contains("--delimiter"), "{}", out.stderr);
+
+    // The man pages: one per command, from the same definitions.
+    let mut cmd = crate::common::bare_command(dir.path(), None);
+    cmd.args(["man", "pages"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let page = std::fs::read_to_string(dir.path().join("pages/testsigma-import-import.1")).expect("the import page");
+    assert!(page.starts_with(".ie"), "roff: {}", &page[..page.len().min(200)]);
+    assert!(page.contains(".TH testsigma-import-import 1"), "{page}");
+    assert!(page.contains("[default: 8]"), "{page}");
+    assert!(dir.path().join("pages/testsigma-import.1").is_file());
+}
