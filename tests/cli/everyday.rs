@@ -1004,6 +1004,39 @@ fn on_a_terminal_no_color_means_no_colours() {
     assert_eq!(rig.sandbox.runs().len(), 20);
 }
 
+/// The bar's rate has one decimal (`7.8/s`), as the summary's has, not indicatif's four.
+#[test]
+fn on_a_terminal_the_bar_shows_the_rate_with_one_decimal() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows(10));
+    let url = rig.sandbox.base_url();
+    let args = [
+        "import",
+        "runs.csv",
+        "--base-url",
+        &url,
+        "--no-state",
+        "--no-lookup",
+        "--rate",
+        "5",
+    ];
+    let Some(out) = on_a_terminal(&rig, &[("NO_COLOR", "1")], &args) else {
+        return;
+    };
+    assert_eq!(out.code, 0, "{out:?}");
+    let rates: Vec<&str> = out
+        .stdout
+        .split(" rows · ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("/s").map(|(rate, _)| rate))
+        .collect();
+    assert!(!rates.is_empty(), "the bar was drawn: {:?}", out.stdout);
+    for rate in rates {
+        let decimals = rate.split_once('.').map_or(0, |(_, d)| d.len());
+        assert_eq!(decimals, 1, "{rate:?} in {:?}", out.stdout);
+    }
+}
+
 #[test]
 
 fn on_a_terminal_log_lines_do_not_break_the_progress_bar() {
