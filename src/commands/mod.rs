@@ -60,10 +60,13 @@ pub async fn run(cli: Cli) -> Exit {
         Command::Sandbox(args) => sandbox_command(args).await,
         Command::Template(args) => template::write_template(&args.file, args.force)
             .map(|()| {
+                // Offline first: `check` needs a key, which a new user may not have yet.
+                let file = args.file.display();
                 say(&format!(
-                    "wrote {}: fill it in, then `testsigma-import check {}`",
-                    args.file.display(),
-                    args.file.display()
+                    "wrote {file}: fill it in, then check it offline with `testsigma-import import {file} --dry-run`"
+                ));
+                say(&format!(
+                    "with TESTSIGMA_API_KEY set, `testsigma-import check {file}` also asks the service (the key, the projects, the assignees)"
                 ));
                 Exit::Ok
             })

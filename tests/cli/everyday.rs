@@ -130,7 +130,8 @@ fn expected_example_plan() -> Value {
             "status": value("Status"),
             "project_id": value("Project ID"),
             "human_id": value("Human ID"),
-            "selection_type": value("Selection Type"),
+            // The template has no Selection Type column: STATIC is the default.
+            "selection_type": "STATIC",
             "static_selection_filters": [
                 {"field": "id", "operator": "IN", "values": list("Test Case IDs")}
             ],
@@ -164,9 +165,13 @@ fn the_template_round_trips_through_a_dry_run() {
     for (file, plan, stem) in [("t.xlsx", "p.jsonl", "t"), ("t.csv", "p-csv.jsonl", "t")] {
         let out = run(rig.command(&["template", file]));
         assert_eq!(out.code, 0, "{file}: {out:?}");
+        // Offline first: a new user may have no key for `check` yet.
         assert_eq!(
             out.stderr,
-            format!("wrote {file}: fill it in, then `testsigma-import check {file}`\n"),
+            format!(
+                "wrote {file}: fill it in, then check it offline with `testsigma-import import {file} --dry-run`\n\
+                 with TESTSIGMA_API_KEY set, `testsigma-import check {file}` also asks the service (the key, the projects, the assignees)\n"
+            ),
             "{file}"
         );
         assert_eq!(out.stdout, "", "{file}");
