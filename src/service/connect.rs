@@ -38,7 +38,8 @@ pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(
         let client = ApiClient::new(&sandbox.base_url(), key, service.timeout)?;
         return Ok((client, Some(sandbox)));
     }
-    let (base, key) = base_and_key(service)?;
+    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    let key = service.key.clone().ok_or_else(|| SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none".to_string()))?;
     let client = ApiClient::new(&base, key, service.timeout)?;
     Ok((client, None))
 }
@@ -50,14 +51,12 @@ pub fn can_connect(service: &ServiceSettings) -> Result<(), SetupError> {
     if service.sandbox {
         return Ok(());
     }
-    base_and_key(service).map(drop)
+    check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    match service.key {
+        Some(_) => Ok(()),
+        None => Err(SetupError::new(NO_KEY).because(Cause::Key)),
+    }
 }
 
-fn base_and_key(service: &ServiceSettings) -> Result<(String, ApiKey), SetupError> {
-    let base = check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
-    let key = service.key.clone().ok_or_else(|| {
-        SetupError::new("no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none")
-            .because(Cause::Key)
-    })?;
-    Ok((base, key))
-}
+/// What a run without a key is told.
+const NO_KEY: &str = "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none";

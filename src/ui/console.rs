@@ -56,10 +56,8 @@ pub fn say_at(level: Level, line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = if JSON.load(Ordering::Relaxed) {
         writeln!(err, "{}", json_line(level, line))
-    } else if STAMPED.load(Ordering::Relaxed) {
-        writeln!(err, "{} {line}", stamp(chrono::Local::now()))
     } else {
-        writeln!(err, "{line}")
+        writeln!(err, "{}{line}", stamp_prefix())
     };
 }
 
@@ -76,6 +74,15 @@ impl std::io::Write for LossyStderr {
     fn flush(&mut self) -> std::io::Result<()> {
         let _ = std::io::stderr().lock().flush();
         Ok(())
+    }
+}
+
+/// What starts a plain line: its time and a space when lines are stamped, else nothing.
+fn stamp_prefix() -> String {
+    if STAMPED.load(Ordering::Relaxed) {
+        format!("{} ", stamp(chrono::Local::now()))
+    } else {
+        String::new()
     }
 }
 

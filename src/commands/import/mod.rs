@@ -210,8 +210,6 @@ struct UploadRun {
     requests_sent: usize,
     send_rate: f64,
     ledger: Option<Ledger>,
-    /// What the ledger held when the run started, until the ledger itself is opened.
-    known: Option<LedgerSnapshot>,
     /// Read-only calls made before the upload (GET /users), which the pace must count.
     prior_requests: usize,
     /// The rows' `invalid:` lines, held back until the e-mail assignees are checked, so
@@ -227,6 +225,8 @@ struct UploadRun {
     found_at_service: usize,
     /// What kept the valid rows from being sent, when the run stopped before its upload.
     not_sent_for: Option<Cause>,
+    /// What the ledger held when the run started, until the ledger itself is opened.
+    known: Option<LedgerSnapshot>,
 }
 
 impl UploadRun {
@@ -242,7 +242,6 @@ impl UploadRun {
             requests_sent: 0,
             send_rate: 0.0,
             ledger: None,
-            known: None,
             prior_requests: 0,
             // The invalid lines are said once the e-mail assignees are checked too, in row order.
             problems: read.printer,
@@ -251,6 +250,7 @@ impl UploadRun {
             lookups: 0,
             found_at_service: 0,
             not_sent_for: None,
+            known: None,
         }
     }
 

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::exit::{Cause, Exit, SetupError};
 use crate::report::{Outcome, ReportRow, RunSummary};
-use crate::service::ApiError;
 use crate::ui::{error, plural, say};
 use crate::upload::StopReason;
 
@@ -95,12 +94,13 @@ pub(super) fn cause_of(e: &anyhow::Error) -> Cause {
         return cause;
     }
     e.chain()
-        .find_map(|source| source.downcast_ref::<ApiError>())
+        .find_map(|source| source.downcast_ref::<crate::service::ApiError>())
         .map_or(Cause::Other, cause_of_answer)
 }
 
 /// What an error from the service says about what to put right.
-pub(super) fn cause_of_answer(e: &ApiError) -> Cause {
+pub(super) fn cause_of_answer(e: &crate::service::ApiError) -> Cause {
+    use crate::service::ApiError;
     match e {
         ApiError::KeyRefused { .. } => Cause::Key,
         ApiError::Unreachable { .. }
