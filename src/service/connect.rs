@@ -22,6 +22,23 @@ pub struct ServiceSettings {
     pub key_source: Option<String>,
 }
 
+/// Whether [`connect`] has from the settings alone what it needs before a request can be
+/// sent: a base URL it accepts and a key (the in-process sandbox needs neither). An import
+/// asks first, so that a run that could send nothing leaves every earlier file as it was.
+pub fn can_connect(service: &ServiceSettings) -> Result<(), SetupError> {
+    if service.sandbox {
+        return Ok(());
+    }
+    check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    match service.key {
+        Some(_) => Ok(()),
+        None => Err(SetupError::new(NO_KEY).because(Cause::Key)),
+    }
+}
+
+/// What a run without a key is told.
+const NO_KEY: &str = "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none";
+
 /// The client, and the in-process sandbox it talks to with `--sandbox`.
 pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {
     if service.sandbox {
@@ -43,20 +60,3 @@ pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(
     let client = ApiClient::new(&base, key, service.timeout)?;
     Ok((client, None))
 }
-
-/// Whether [`connect`] has from the settings alone what it needs before a request can be
-/// sent: a base URL it accepts and a key (the in-process sandbox needs neither). An import
-/// asks first, so that a run that could send nothing leaves every earlier file as it was.
-pub fn can_connect(service: &ServiceSettings) -> Result<(), SetupError> {
-    if service.sandbox {
-        return Ok(());
-    }
-    check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
-    match service.key {
-        Some(_) => Ok(()),
-        None => Err(SetupError::new(NO_KEY).because(Cause::Key)),
-    }
-}
-
-/// What a run without a key is told.
-const NO_KEY: &str = "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none";
