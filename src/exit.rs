@@ -41,6 +41,26 @@ impl serde::Serialize for Exit {
 pub struct SetupError {
     pub message: String,
     pub exit: Exit,
+    /// What stopped the run, when that decides the advice (see [`Cause`]).
+    pub cause: Option<Cause>,
+}
+
+/// What kept rows from being imported, as far as the advice goes: what to put right before
+/// importing them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    /// The rows themselves: invalid, or refused by the service for what they hold.
+    Rows,
+    /// The API key: missing, or refused by the service.
+    Key,
+    /// A project the rows name: it does not exist, or the key cannot see it.
+    Project,
+    /// The service: it could not be reached, was down, or gave no usable answer.
+    Service,
+    /// The run was interrupted.
+    Interrupted,
+    /// Anything else, which the error message names (a redirect, the ledger, a flag).
+    Other,
 }
 
 impl SetupError {
@@ -49,6 +69,15 @@ impl SetupError {
         SetupError {
             message: message.into(),
             exit: Exit::Setup,
+            cause: None,
+        }
+    }
+
+    /// The same error, saying what stopped the run.
+    pub fn because(self, cause: Cause) -> SetupError {
+        SetupError {
+            cause: Some(cause),
+            ..self
         }
     }
 

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let cli = match testsigma_import::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            let e = testsigma_import::cli::with_better_tip(e);
             // A refused command line (not --help or --version) still says so in the
             // summary a nightly job's monitor reads.
             if e.use_stderr() {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::import::{ImportResult, no_data_rows, raw_cells};
+use super::import::{ImportResult, quiet_night, raw_cells, run_info};
 use crate::exit::Exit;
 use crate::ledger::policy::{Rerun, Verdict, judge, ledger_base};
 use crate::ledger::{self, KeySpec, LedgerSnapshot, Prior, row_key};
@@ -29,6 +29,8 @@ struct Tally {
     counts: BTreeMap<Outcome, usize>,
     /// Rows whose assignee is an e-mail address, unresolved offline.
     unresolved: usize,
+    /// The input's header row, for a file with no rows below it.
+    header_row: usize,
 }
 
 impl Tally {
@@ -123,9 +125,7 @@ pub(crate) fn dry_run(
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
     let failed_file = outputs.finish()?;
-    if tally.rows == 0 {
-        return Err(no_data_rows(&settings.read));
-    }
+    tally.header_row = stage.failed_rows_shape().header_row;
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);
     tell(settings, &tally, &summary, ledger_view.as_ref(), failed_file.as_deref());
     write_summary_json(settings.summary_json.as_deref(), &summary)?;
@@ -141,10 +141,12 @@ fn summarise(settings: &ImportSettings, tally: &Tally, failed_file: Option<&Path
         .iter()
         .map(|o| (o.as_str().to_string(), tally.count(*o)))
         .collect();
+    let run = run_info(settings, started);
     RunSummary {
+        elapsed_seconds: run.elapsed_seconds(),
+        run,
         counts,
         rows: tally.rows,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
         requests_sent: 0,
         effective_rate: 0.0,
         exit_code: if tally.count(Outcome::Invalid) > 0 {
@@ -169,18 +171,23 @@ fn tell(
     failed_file: Option<&Path>,
 ) {
     let (planned, invalid) = (tally.count(Outcome::Planned), tally.count(Outcome::Invalid));
-    say(&format!(
-        "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
-        plural(tally.rows, "row"),
-        summary.elapsed_seconds
-    ));
+    if tally.rows == 0 {
+        say(&format!("dry run: {}", quiet_night(&settings.read, tally.header_row)));
+    } else {
+        say(&format!(
+            "dry run: {}: {planned} planned, {invalid} invalid; nothing was sent ({:.2} s)",
+            plural(tally.rows, "row"),
+            summary.elapsed_seconds
+        ));
+    }
     if tally.unresolved > 0 {
         say(&format!(
             "note: {} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users",
             tally.unresolved
         ));
     }
-    if let Some(view) = ledger_view {
+    // With no row planned, the ledger has nothing to say about them.
+    if let Some(view) = ledger_view.filter(|_| planned > 0) {
         say(&view.summary(planned));
     }
     say(&format!("report: {}", settings.report.display()));
@@ -190,9 +197,12 @@ fn tell(
         say(&format!("plan: {}", plan.display()));
     }
     if let Some(f) = failed_file {
+        // Only the invalid rows: the planned ones are in no such file, so the input is
+        // what to fix and import.
         say(&format!(
-            "invalid rows: {} (fix them there and import that file)",
-            f.display()
+            "invalid rows: {} (each with what is wrong; fix them in {}, then run again)",
+            f.display(),
+            settings.read.input.display_name()
         ));
     }
     if invalid > 0 {

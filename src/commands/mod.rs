@@ -9,9 +9,9 @@ pub mod template;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command, LogFormat, Timestamps};
 use crate::exit::{Exit, SetupError};
-use crate::report::setup_error_in_summary;
+use crate::report::{RunInfo, setup_error_in_summary};
 use crate::sandbox;
 use crate::settings;
 use crate::ui::{console, error, say};
@@ -29,41 +29,49 @@ pub fn refused_args_in_summary(args: &[std::ffi::OsString], message: &str) {
             .collect();
         let said = said.join(" ");
         let said = said.strip_prefix("error: ").unwrap_or(&said);
-        let _ = setup_error_in_summary(
-            Some(&path),
-            dry_run,
-            std::time::Instant::now(),
-            anyhow::anyhow!("{said}"),
-        );
+        let run = RunInfo::new(std::time::Instant::now(), None, None);
+        let _ = setup_error_in_summary(Some(&path), dry_run, run, None, anyhow::anyhow!("{said}"));
     }
 }
 
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> Exit {
-    init_logging(cli.verbose, cli.log_format);
+    let started = std::time::Instant::now();
+    init_logging(cli.verbose, cli.log_format, cli.timestamps);
     let result = match cli.command {
         Command::Import(args) => match settings::resolve_import(&args) {
             Ok(settings) => import::run_import(settings).await.map(|r| r.exit),
             // A monitor reading the summary must not see the last run's success.
-            Err(e) => Err(setup_error_in_summary(
-                settings::summary_path(&args).as_deref(),
-                args.dry_run,
-                std::time::Instant::now(),
-                e.into(),
-            )),
+            Err(e) => {
+                // As far as the refused settings tell: the input as given, the base URL if a
+                // flag or the environment gave one.
+                let run = RunInfo::new(started, Some(args.read.file.clone()), args.service.base_url.clone());
+                let summary = settings::summary_path(&args);
+                Err(setup_error_in_summary(
+                    summary.as_deref(),
+                    args.dry_run,
+                    run,
+                    None,
+                    e.into(),
+                ))
+            }
         },
         Command::Check(args) => check::run_check(&args).await,
         Command::Sandbox(args) => sandbox_command(args).await,
         Command::Template(args) => template::write_template(&args.file, args.force)
             .map(|()| {
+                // Offline first: `check` needs a key, which a new user may not have yet.
+                let file = args.file.display();
                 say(&format!(
-                    "wrote {}: fill it in, then `testsigma-import check {}`",
-                    args.file.display(),
-                    args.file.display()
+                    "wrote {file}: fill it in, then check it offline with `testsigma-import import {file} --dry-run`"
+                ));
+                say(&format!(
+                    "with TESTSIGMA_API_KEY set, `testsigma-import check {file}` also asks the service (the key, the projects, the assignees)"
                 ));
                 Exit::Ok
             })
             .map_err(Into::into),
+        Command::Man(args) => write_man_pages(&args.dir),
         Command::Completions(args) => {
             let mut cmd = Cli::command();
             clap_complete::generate(args.shell, &mut cmd, "testsigma-import", &mut std::io::stdout());
@@ -78,6 +86,18 @@ pub async fn run(cli: Cli) -> Exit {
             code
         }
     }
+}
+
+/// `testsigma-import man DIR`: the man pages, made from the same definitions as `--help`.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<Exit> {
+    let cannot = |e: std::io::Error| anyhow::anyhow!("man: cannot write the pages into {}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    clap_mangen::generate_to(Cli::command(), dir).map_err(cannot)?;
+    say(&format!(
+        "wrote testsigma-import.1 and a page per command (testsigma-import-import.1, …) into {}; `man testsigma-import-import` shows the import's options",
+        dir.display()
+    ));
+    Ok(Exit::Ok)
 }
 
 async fn sandbox_command(args: crate::cli::SandboxArgs) -> anyhow::Result<Exit> {
@@ -121,8 +141,13 @@ async fn sandbox_command(args: crate::cli::SandboxArgs) -> anyhow::Result<Exit> 
 
 /// `-v`/`-vv` turn on tracing to stderr; `--log-format json` for log shippers. Quiet by
 /// default: the summary and errors are printed directly.
-fn init_logging(verbose: u8, format: LogFormat) {
-    console::configure(format == LogFormat::Json, verbose > 0);
+fn init_logging(verbose: u8, format: LogFormat, timestamps: Timestamps) {
+    let stamped = match timestamps {
+        Timestamps::Auto => console::stamps_by_default(),
+        Timestamps::Always => true,
+        Timestamps::Never => false,
+    };
+    console::configure(format == LogFormat::Json, verbose > 0, stamped);
     if verbose == 0 && format == LogFormat::Text {
         return;
     }

@@ -1,5 +1,7 @@
-//! `testsigma-import template`: a starter .xlsx or .csv with one column per recognised
-//! field and one example row that imports as it stands.
+//! `testsigma-import template`: a starter .xlsx or .csv with one column per field a sheet
+//! fills in and one example row that imports as it stands. `selection_type` has no column:
+//! a sheet can only say STATIC, which is the default, and a column for it invites DYNAMIC,
+//! which is refused.
 
 use std::fmt;
 use std::fs::{self, OpenOptions};
@@ -85,15 +87,19 @@ pub fn write_template(path: &Path, force: bool) -> Result<(), TemplateError> {
 
 /// The example row's values as text, header → value, so a test can check the dry-run plan against it.
 pub fn example_row() -> Vec<(&'static str, String)> {
-    Field::ALL
-        .into_iter()
+    fields()
         .map(|field| (header(field), example(field).to_string()))
         .collect()
 }
 
-/// The template's headers, one per field, in `Field::ALL` order.
+/// The template's headers, one per field it has a column for, in `Field::ALL` order.
 pub fn headers() -> Vec<&'static str> {
-    Field::ALL.into_iter().map(header).collect()
+    fields().map(header).collect()
+}
+
+/// The fields the template has a column for: all but `selection_type` (see the top).
+fn fields() -> impl Iterator<Item = Field> {
+    Field::ALL.into_iter().filter(|f| *f != Field::SelectionType)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,7 +250,7 @@ fn xlsx_bytes() -> Result<Vec<u8>, XlsxError> {
     let date = Format::new().set_num_format("yyyy-mm-dd");
     let date_time = Format::new().set_num_format("yyyy-mm-dd hh:mm");
 
-    for (column, field) in (0u16..).zip(Field::ALL) {
+    for (column, field) in (0u16..).zip(fields()) {
         let example = example(field);
         let column_format = match example {
             Example::Text(_) => &text,
@@ -307,7 +313,6 @@ mod tests {
             "Status",
             "Project ID",
             "Human ID",
-            "Selection Type",
             "Test Case IDs",
             "Start Date",
             "End Date",

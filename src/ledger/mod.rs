@@ -566,6 +566,34 @@ impl LedgerSnapshot {
     }
 }
 
+/// Refuses, as [`Ledger::open`] would, when another run holds the ledger at `path`, but
+/// makes neither the ledger nor its lock: a run that stops before it could send a request
+/// (no key, a bad base URL) leaves no trace. A lock file that is not there is held by no
+/// one. Each file that is there is probed with a shared lock, let go at once.
+pub fn refuse_if_held(path: &Path) -> Result<(), LedgerError> {
+    for probed in [lock_path(path), path.to_path_buf()] {
+        let file = match File::open(&probed) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LedgerError::Open { path: probed, source }),
+        };
+        match fs4::FileExt::try_lock_shared(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(lock_path(path))
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok());
+                return Err(LedgerError::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(fs4::TryLockError::Error(source)) => return Err(LedgerError::Open { path: probed, source }),
+        }
+    }
+    Ok(())
+}
+
 impl Ledger {
     /// Opens the ledger at `path` (creating it if missing), locks it for this process,
     /// and reads what it holds.
@@ -997,6 +1025,26 @@ mod tests {
         assert!(message.contains("refused"), "{message}");
         drop(first);
         // Released with its holder: the next run gets in.
+        Ledger::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_held_ledger_is_refused_without_making_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        refuse_if_held(&path).unwrap();
+        assert!(!path.exists() && !lock_path(&path).exists(), "nothing made");
+        let (first, _) = Ledger::open(&path).unwrap();
+        match refuse_if_held(&path) {
+            Err(LedgerError::Locked { path: locked, holder }) => {
+                assert_eq!(locked, path);
+                assert_eq!(holder, Some(std::process::id()));
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        drop(first);
+        refuse_if_held(&path).unwrap();
+        // The probe let go: the next run gets in.
         Ledger::open(&path).unwrap();
     }
 

@@ -41,6 +41,13 @@ impl Input {
                 data: Arc::new(data),
             });
         }
+        let exists = Path::new(arg).exists();
+        if !exists && is_url(arg) {
+            return Err(SourceError::Url { name: arg.to_owned() });
+        }
+        if Path::new(arg).is_dir() {
+            return Err(SourceError::Directory { name: arg.to_owned() });
+        }
         // A pipe (`<(command)`, /dev/stdin) can be read only once, and a file is opened more
         // than once (to sniff its format, then to read it): hold its bytes, as for `-`.
         if let Ok(meta) = std::fs::metadata(arg)
@@ -62,6 +69,7 @@ impl Input {
         Ok(Input::File(PathBuf::from(arg)))
     }
 
+    /// The input's name as the user gave it.
     pub fn display_name(&self) -> String {
         match self {
             Input::File(path) => path.display().to_string(),
@@ -112,6 +120,13 @@ impl Input {
             Input::Bytes { data, .. } => Ok(Box::new(Cursor::new(SharedBytes(Arc::clone(data))))),
         }
     }
+}
+
+/// Whether `arg` looks like a web address rather than a path: `scheme://…`.
+fn is_url(arg: &str) -> bool {
+    arg.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
 }
 
 /// Lets a `Cursor` read the shared bytes without copying them.
@@ -247,6 +262,14 @@ impl fmt::Display for Location {
 pub enum SourceError {
     #[error("cannot read standard input: {0}")]
     Stdin(#[source] io::Error),
+
+    #[error(
+        "{name} is a web address: the input is a file; download it first (e.g. curl -fLo runs.csv '{name}') and import that file"
+    )]
+    Url { name: String },
+
+    #[error("{name} is a directory: give a file in it ({ACCEPTED_EXTENSIONS}), or `-` for CSV on standard input")]
+    Directory { name: String },
 
     #[error("cannot open {name}: {source}; check the path and that it may be read")]
     Open {
@@ -502,6 +525,34 @@ mod tests {
             (Location::cell(7, 5, &headers, true), "cell F7"),
         ] {
             assert_eq!(at.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn a_directory_or_a_web_address_is_named_for_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let shown = dir.path().display().to_string();
+        for (arg, want) in [
+            (
+                shown.as_str(),
+                format!("{shown} is a directory: give a file in it (.csv"),
+            ),
+            (
+                "https://example.com/runs.csv",
+                "https://example.com/runs.csv is a web address: the input is a file; download it first".to_owned(),
+            ),
+        ] {
+            let said = Input::from_arg(arg).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(said.starts_with(&want), "{arg}: {said}");
+        }
+        for (arg, url) in [
+            ("http://x/y.csv", true),
+            ("s3://bucket/runs.xlsx", true),
+            ("runs.csv", false),
+            ("C:/runs.csv", false),
+            ("://x", false),
+        ] {
+            assert_eq!(is_url(arg), url, "{arg}");
         }
     }
 

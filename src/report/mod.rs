@@ -13,7 +13,7 @@ mod outcome;
 mod summary;
 
 pub use outcome::{Outcome, ReportRow};
-pub use summary::{RunSummary, setup_error_in_summary, write_summary_json};
+pub use summary::{RunInfo, RunSummary, setup_error_in_summary, write_summary_json};
 
 /// The report's columns, in the contract's order.
 pub const REPORT_COLUMNS: [&str; 10] = [
@@ -952,7 +952,9 @@ mod tests {
         assert_eq!(counts["unknown"], 1);
         assert_eq!(counts["planned"], 0);
 
+        let run = RunInfo::new(std::time::Instant::now(), Some("plan.xlsx".into()), None);
         let summary = RunSummary {
+            run,
             counts,
             rows: 3,
             elapsed_seconds: 1.5,
@@ -970,5 +972,12 @@ mod tests {
         assert_eq!(json["exit_code"], 1);
         assert_eq!(json["failed_rows_file"], serde_json::Value::Null);
         assert_eq!(json["dry_run"], false);
+        assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(json["input"], "plan.xlsx");
+        assert_eq!(json["base_url"], serde_json::Value::Null);
+        for at in ["started_at", "finished_at"] {
+            let text = json[at].as_str().unwrap_or_default();
+            assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{at}: {text}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{ApiClient, ApiKey, check_base_url};
-use crate::exit::SetupError;
+use crate::exit::{Cause, SetupError};
 use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::ui::{say, warn};
 
@@ -26,6 +26,23 @@ pub struct ServiceSettings {
     /// `--ca-cert` / `TESTSIGMA_CA_CERT`: a PEM file of authorities to trust as well.
     pub ca_cert: Option<PathBuf>,
 }
+
+/// Whether [`connect`] has from the settings alone what it needs before a request can be
+/// sent: a base URL it accepts and a key (the in-process sandbox needs neither). An import
+/// asks first, so that a run that could send nothing leaves every earlier file as it was.
+pub fn can_connect(service: &ServiceSettings) -> Result<(), SetupError> {
+    if service.sandbox {
+        return Ok(());
+    }
+    check_base_url(&service.base_url, service.allow_insecure).map_err(|e| SetupError::new(e.to_string()))?;
+    match service.key {
+        Some(_) => Ok(()),
+        None => Err(SetupError::new(NO_KEY).because(Cause::Key)),
+    }
+}
+
+/// What a run without a key is told.
+const NO_KEY: &str = "no API key: set TESTSIGMA_API_KEY or pass --api-key-file PATH (make one in Testsigma under Settings → API keys); `import --dry-run` needs none";
 
 /// The client, and the in-process sandbox it talks to with `--sandbox`.
 pub async fn connect(service: &ServiceSettings, quiet: bool) -> anyhow::Result<(ApiClient, Option<Sandbox>)> {

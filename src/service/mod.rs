@@ -13,7 +13,7 @@ pub mod users;
 
 pub use answer::{Answer, AnswerKind, clean_service_text, retry_after, service_message};
 pub use client::ApiClient;
-pub use connect::{ServiceSettings, connect};
+pub use connect::{ServiceSettings, can_connect, connect};
 pub use url::{DEFAULT_BASE_URL, Redirect, check_base_url};
 
 use std::fmt;

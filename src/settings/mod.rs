@@ -680,11 +680,11 @@ fn top_lines(text: &str) -> toml::Table {
 /// when the path is also another argument or a default file (the input, config or ledger).
 pub fn summary_path_of_refused_args(args: &[std::ffi::OsString]) -> Option<PathBuf> {
     let words: Vec<&str> = args.iter().skip(1).map(|a| a.to_str().unwrap_or("")).collect();
-    // The subcommand is the first word that is neither a flag nor the global flag's value.
+    // The subcommand is the first word that is neither a flag nor a global flag's value.
     let mut rest = words.iter().enumerate();
     let subcommand = loop {
         let (i, word) = rest.next()?;
-        if !word.starts_with('-') && (i == 0 || words[i - 1] != "--log-format") {
+        if !word.starts_with('-') && (i == 0 || !["--log-format", "--timestamps"].contains(&words[i - 1])) {
             break *word;
         }
     };
@@ -932,6 +932,20 @@ mod tests {
             path(&["import", "--summary-json=s.json", "in.csv"]),
             Some(PathBuf::from("s.json"))
         );
+        // A global option's value before the subcommand is not the subcommand.
+        assert_eq!(
+            path(&[
+                "--timestamps",
+                "never",
+                "import",
+                "in.csv",
+                "--rate",
+                "x",
+                "--summary-json",
+                "s.json"
+            ]),
+            Some(PathBuf::from("s.json"))
+        );
         for (words, why) in [
             (&["check", "in.csv", "--summary-json", "s.json"][..], "not an import"),
             (&["import", "in.csv", "--summary-json"][..], "no value"),
@@ -995,6 +1009,54 @@ mod tests {
         std::fs::write(&path, "rat = 3\n").unwrap();
         let err = load_config(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("rat"), "{err}");
+    }
+
+    /// `--help` says each default in words, since clap cannot show a default it does not
+    /// apply (settings must tell "not given" from "given"): the words must be the values
+    /// these settings resolve to.
+    #[test]
+    fn the_defaults_the_help_shows_are_the_ones_applied() {
+        use clap::CommandFactory;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("empty.toml");
+        std::fs::write(&config, "").unwrap();
+        let args = ImportArgs {
+            read: ReadArgs {
+                file: "runs.csv".into(),
+                config: Some(config),
+                ..ReadArgs::default()
+            },
+            no_state: true,
+            ..ImportArgs::default()
+        };
+        let settings = resolve_import(&args).unwrap();
+        let cli = crate::cli::Cli::command();
+        let import = cli.find_subcommand("import").expect("an import command");
+        let help = |id: &str| -> String {
+            let arg = import.get_arguments().find(|a| a.get_id() == id);
+            arg.and_then(|a| a.get_help())
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        };
+        let unit = match settings.read.rules.timestamp_unit {
+            TimestampUnit::Seconds => "seconds",
+            TimestampUnit::Milliseconds => "milliseconds",
+        };
+        for (id, value) in [
+            ("rate", settings.rate.to_string()),
+            ("concurrency", settings.concurrency.to_string()),
+            ("max_retries", settings.max_retries.to_string()),
+            ("timeout", settings.service.timeout.as_secs_f64().to_string()),
+            ("base_url", settings.service.base_url.clone()),
+            ("header_row", settings.read.source.header_row.to_string()),
+            ("max_cell_bytes", settings.read.source.max_cell_bytes.to_string()),
+            ("max_columns", settings.read.source.max_columns.to_string()),
+            ("timezone", settings.read.rules.timezone.name().to_string()),
+            ("timestamp_unit", unit.to_string()),
+        ] {
+            let said = help(id);
+            assert!(said.contains(&format!("[default: {value}]")), "--{id}: {said}");
+        }
     }
 
     #[test]

@@ -1,16 +1,28 @@
 //! Lines for the person at the terminal (or the log file): notices, warnings, problems
 //! and the summary, on stderr. With `--log-format json` they become JSON lines of the
-//! same shape as the tracing logs, so a log shipper never sees a mixed stream.
+//! same shape as the tracing logs, so a log shipper never sees a mixed stream. Written
+//! to a log file (`>> import.log`), each plain line starts with the time, so the log can
+//! be read night by night (`--timestamps`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static JSON: AtomicBool = AtomicBool::new(false);
 static LOGGING: AtomicBool = AtomicBool::new(false);
+static STAMPED: AtomicBool = AtomicBool::new(false);
 
-/// Set once at start-up from `--log-format` and `-v`.
-pub fn configure(json: bool, logging: bool) {
+/// Set once at start-up from `--log-format`, `-v` and `--timestamps`.
+pub fn configure(json: bool, logging: bool, stamped: bool) {
     JSON.store(json, Ordering::Relaxed);
     LOGGING.store(json || logging, Ordering::Relaxed);
+    STAMPED.store(stamped, Ordering::Relaxed);
+}
+
+/// Whether `--timestamps auto` stamps plain lines: when stderr is a file or a pipe that
+/// nothing stamps. A terminal's reader knows the time; the systemd journal
+/// (`JOURNAL_STREAM`) and CI runners (`CI`) stamp every line themselves.
+pub fn stamps_by_default() -> bool {
+    use std::io::IsTerminal;
+    !std::io::stderr().is_terminal() && std::env::var_os("JOURNAL_STREAM").is_none() && std::env::var_os("CI").is_none()
 }
 
 /// Whether log lines go to stderr (then a progress bar would tangle with them).
@@ -46,7 +58,7 @@ pub fn say_at(level: Level, line: &str) {
     let _ = if JSON.load(Ordering::Relaxed) {
         writeln!(err, "{}", json_line(level, &line))
     } else {
-        writeln!(err, "{line}")
+        writeln!(err, "{}{line}", stamp_prefix())
     };
 }
 
@@ -69,6 +81,20 @@ impl std::io::Write for LossyStderr {
     }
 }
 
+/// What starts a plain line: its time and a space when lines are stamped, else nothing.
+fn stamp_prefix() -> String {
+    if STAMPED.load(Ordering::Relaxed) {
+        format!("{} ", stamp(chrono::Local::now()))
+    } else {
+        String::new()
+    }
+}
+
+/// A plain line's time: RFC 3339 to the second, with the machine's offset.
+fn stamp(at: chrono::DateTime<chrono::Local>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 fn json_line(level: Level, line: &str) -> String {
     serde_json::json!({
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -82,6 +108,14 @@ fn json_line(level: Level, line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_is_rfc_3339_to_the_second() {
+        let text = stamp(chrono::Local::now());
+        let parsed = chrono::DateTime::parse_from_rfc3339(&text);
+        assert!(parsed.is_ok(), "{text}");
+        assert!(!text.contains('.') && !text.contains(' '), "{text}");
+    }
 
     #[test]
     fn json_lines_carry_a_level_and_the_message() {

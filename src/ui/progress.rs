@@ -41,7 +41,8 @@ impl Progress {
         if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !crate::ui::console::logging() {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(4));
             let style = ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec} · ETA {eta} {msg}",
+                // `:1` is the rate's precision: one decimal, as the summary says it.
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec:1} · ETA {eta} {msg}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);

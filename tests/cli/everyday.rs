@@ -130,7 +130,8 @@ fn expected_example_plan() -> Value {
             "status": value("Status"),
             "project_id": value("Project ID"),
             "human_id": value("Human ID"),
-            "selection_type": value("Selection Type"),
+            // The template has no Selection Type column: STATIC is the default.
+            "selection_type": "STATIC",
             "static_selection_filters": [
                 {"field": "id", "operator": "IN", "values": list("Test Case IDs")}
             ],
@@ -164,9 +165,13 @@ fn the_template_round_trips_through_a_dry_run() {
     for (file, plan, stem) in [("t.xlsx", "p.jsonl", "t"), ("t.csv", "p-csv.jsonl", "t")] {
         let out = run(rig.command(&["template", file]));
         assert_eq!(out.code, 0, "{file}: {out:?}");
+        // Offline first: a new user may have no key for `check` yet.
         assert_eq!(
             out.stderr,
-            format!("wrote {file}: fill it in, then `testsigma-import check {file}`\n"),
+            format!(
+                "wrote {file}: fill it in, then check it offline with `testsigma-import import {file} --dry-run`\n\
+                 with TESTSIGMA_API_KEY set, `testsigma-import check {file}` also asks the service (the key, the projects, the assignees)\n"
+            ),
             "{file}"
         );
         assert_eq!(out.stdout, "", "{file}");
@@ -525,14 +530,20 @@ fn an_unknown_email_on_import_is_invalid_and_nothing_is_sent() {
     let report = rig.report("runs.report.csv");
     let error = report[1].error.as_deref().unwrap_or_default();
     assert!(error.contains("did you mean grace@example.com"), "{error}");
+    // Every row not sent, the valid ones too, so that the file, fixed, finishes the job.
     let failed = rig.read("runs.failed.csv");
     let failed_lines: Vec<&str> = failed.lines().collect();
-    assert_eq!(failed_lines.len(), 2, "{failed}");
+    assert_eq!(failed_lines.len(), 4, "{failed}");
     assert_eq!(failed_lines[0], "\u{feff}\"Title\",\"Project\",\"Assignee\",\"error\"");
     assert!(
-        failed_lines[1].starts_with(&format!("Two,{PROJECT},grace@exmaple.com,")),
+        failed_lines[1].starts_with(&format!("One,{PROJECT},ada@example.com,")),
         "{failed}"
     );
+    assert!(
+        failed_lines[2].starts_with(&format!("Two,{PROJECT},grace@exmaple.com,")),
+        "{failed}"
+    );
+    assert!(failed_lines[3].starts_with(&format!("Three,{PROJECT},,")), "{failed}");
     assert!(out.stderr.contains("failed rows: runs.failed.csv"), "{}", out.stderr);
 }
 
@@ -688,7 +699,8 @@ fn invalid_lines_for_unknown_emails_take_their_places_in_row_order() {
             .map(|l| l.split(',').next().unwrap_or_default().to_string())
             .collect()
     };
-    assert_eq!(failed_titles(), ["One", "", "Four", "Five"]);
+    // The row not sent is there too: it is not done either.
+    assert_eq!(failed_titles(), ["One", "", "Three", "Four", "Five"]);
     rig.assert_nothing_created("invalid rows");
 
     // With --skip-invalid the same lines, then the valid row is sent.
@@ -1006,6 +1018,39 @@ fn on_a_terminal_no_color_means_no_colours() {
     assert_eq!(rig.sandbox.runs().len(), 20);
 }
 
+/// The bar's rate has one decimal (`7.8/s`), as the summary's has, not indicatif's four.
+#[test]
+fn on_a_terminal_the_bar_shows_the_rate_with_one_decimal() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", generated_rows(10));
+    let url = rig.sandbox.base_url();
+    let args = [
+        "import",
+        "runs.csv",
+        "--base-url",
+        &url,
+        "--no-state",
+        "--no-lookup",
+        "--rate",
+        "5",
+    ];
+    let Some(out) = on_a_terminal(&rig, &[("NO_COLOR", "1")], &args) else {
+        return;
+    };
+    assert_eq!(out.code, 0, "{out:?}");
+    let rates: Vec<&str> = out
+        .stdout
+        .split(" rows · ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("/s").map(|(rate, _)| rate))
+        .collect();
+    assert!(!rates.is_empty(), "the bar was drawn: {:?}", out.stdout);
+    for rate in rates {
+        let decimals = rate.split_once('.').map_or(0, |(_, d)| d.len());
+        assert_eq!(decimals, 1, "{rate:?} in {:?}", out.stdout);
+    }
+}
+
 #[test]
 
 fn on_a_terminal_log_lines_do_not_break_the_progress_bar() {
@@ -1084,7 +1129,7 @@ fn the_summary_groups_failures_by_reason() {
     );
     assert!(lines.contains(&"report: runs.report.csv"), "{}", out.stderr);
     assert!(
-        lines.contains(&"failed rows: runs.failed.csv (fix them there and import that file)"),
+        lines.contains(&"failed rows: runs.failed.csv (5 rows: 5 failed): the service could not be reached or did not answer: try again later (rows whose runs may exist are looked up first); then import that file, or run the same command again"),
         "{}",
         out.stderr
     );
@@ -1123,7 +1168,7 @@ fn five_rows_refused_alike_make_one_summary_line() {
     assert_eq!(lines[2], "report: runs.report.csv");
     assert_eq!(
         lines[3],
-        "failed rows: runs.failed.csv (fix them there and import that file)"
+        "failed rows: runs.failed.csv (5 rows: 5 failed): the service could not be reached or did not answer: try again later (rows whose runs may exist are looked up first); then import that file, or run the same command again"
     );
     assert_eq!(rig.sandbox.stats().posts_received, 5);
     assert!(rig.sandbox.runs().is_empty());
@@ -1220,9 +1265,9 @@ fn no_valid_row_is_exit_3_even_with_skip_invalid() {
     rig.assert_nothing_created("no valid row");
 }
 
-/// An import stopped by invalid rows writes the same failed-rows file a dry run does: the
-/// original headers, then the error column, so it can be fixed and imported (here from stdin,
-/// which cannot be read a second time for its headers).
+/// An import stopped by invalid rows writes a failed-rows file with every row not sent, the
+/// valid ones too: the original headers, then the error column, so it can be fixed and
+/// imported (here from stdin too, which cannot be read a second time for its headers).
 #[test]
 fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     let rig = Rig::new(SandboxOptions::default());
@@ -1234,7 +1279,7 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     assert_eq!(
         failed,
         format!(
-            "\u{feff}\"Title\",\"Project\",\"Status\",\"error\"\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
+            "\u{feff}\"Title\",\"Project\",\"Status\",\"error\"\nok,{PROJECT},ACTIVE,\"not sent: 1 row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)\"\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
         )
     );
 

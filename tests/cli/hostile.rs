@@ -923,13 +923,6 @@ fn bad_files_exit_2_with_a_clear_message_and_send_nothing() {
             wanted: &["empty.csv", "the file is empty"],
         },
         BadFile {
-            what: "header only",
-            file: "header.csv",
-            contents: Contents::Bytes(b"Title,Project\r\n".to_vec()),
-            args: &[],
-            wanted: &["header.csv", "no data rows below the header row 1"],
-        },
-        BadFile {
             what: "binary file named .csv",
             file: "image.csv",
             contents: Contents::Bytes(binary_bytes()),

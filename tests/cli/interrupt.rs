@@ -39,6 +39,16 @@ fn interrupted_with(signal: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    // It says how to go on, and its failed-rows file holds the rows not sent.
+    assert!(
+        stderr.contains("run the same command again to continue: the rows done are not sent again."),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("failed rows: runs.failed.csv (")
+            && l.ends_with(": the run was interrupted; run the same command again to continue, or import that file")),
+        "{stderr}"
+    );
 
     // Every row has exactly one outcome; nothing in flight was abandoned.
     let rows = rig.report("runs.report.csv");

@@ -1173,13 +1173,6 @@ fn setup_errors_exit_2_and_say_what_is_wrong() {
             wanted: &["blank.csv", "empty"],
         },
         SetupCase {
-            what: "header only",
-            file: "header.csv",
-            contents: Contents::Bytes(b"Title,Status\r\n"),
-            args: &[],
-            wanted: &["header.csv", "no data rows"],
-        },
-        SetupCase {
             what: "no title column",
             file: "untitled.csv",
             contents: Contents::Bytes(b"Heading,Status,Owner\nA,ACTIVE,\n"),

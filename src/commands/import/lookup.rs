@@ -30,6 +30,7 @@ impl UploadRun {
                 SetupError::new(format!(
                     "could not look up which runs project {project} already holds, so nothing was sent: {e}"
                 ))
+                .because(super::summary::cause_of_answer(&e))
             })?;
             self.lookups += found.requests;
             for (row, run) in rows.into_iter().zip(found.runs) {

@@ -17,21 +17,21 @@ use anyhow::Context;
 
 use self::assignees::{needs_users, resolve_assignees};
 use self::sink::RunSink;
-use self::summary::print_summary;
+use self::summary::{cause_of, cause_of_answer, cause_of_stop, print_summary};
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
-use crate::exit::{Exit, SetupError};
+use crate::exit::{Cause, Exit, SetupError};
 use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
-use crate::ledger::{KeySpec, Ledger, field_hashes};
+use crate::ledger::{KeySpec, Ledger, LedgerError, LedgerSnapshot, field_hashes, refuse_if_held};
 use crate::read::row::SourceRow;
 use crate::report::{
-    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunSummary, count_outcomes,
-    is_special_file, setup_error_in_summary, write_summary_json,
+    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunInfo, RunSummary,
+    count_outcomes, is_special_file, setup_error_in_summary, write_summary_json,
 };
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
 use crate::sandbox::Sandbox;
-use crate::service::{ApiClient, ApiError, connect};
+use crate::service::{ApiClient, ApiError, can_connect, connect};
 use crate::settings::ImportSettings;
 use crate::ui::problems::ProblemPrinter;
 use crate::ui::progress::Progress;
@@ -47,14 +47,20 @@ pub struct ImportResult {
     pub summary: RunSummary,
 }
 
-/// The setup error of a file with headers and no data rows.
-pub(crate) fn no_data_rows(read: &ReadSettings) -> anyhow::Error {
-    SetupError::new(format!(
-        "{}: no data rows below the header row {}; nothing to import",
-        read.input.display_name(),
-        read.source.header_row
-    ))
-    .into()
+/// What a file with headers and no data rows says: for a nightly import that is a quiet
+/// night, not a failure (exit 0).
+pub(crate) fn quiet_night(read: &ReadSettings, header_row: usize) -> String {
+    format!(
+        "{}: no data rows below the header row {header_row}: nothing to import tonight",
+        read.input.display_name()
+    )
+}
+
+/// What the summary says of the run besides its counts: when, which version, the input and
+/// the service (`in-process-sandbox` with `--sandbox`, as the ledger names it).
+pub(crate) fn run_info(settings: &ImportSettings, started: Instant) -> RunInfo {
+    let base_url = ledger_base(&settings.rerun(), &settings.service.base_url).to_owned();
+    RunInfo::new(started, Some(settings.read.input.display_name()), Some(base_url))
 }
 
 /// The text of a row's cells, for the failed-rows file.
@@ -67,15 +73,24 @@ pub(crate) fn raw_cells(row: &SourceRow) -> Vec<String> {
 pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
     let started = Instant::now();
     let failed_path = check_outputs(&settings)?;
-    // Two runs on one ledger: the second refuses at once, before reading anything.
-    let ledger = match (&settings.state, settings.dry_run) {
-        (Some(path), false) => Some(open_ledger(path)?),
+    // Two runs on one ledger: the second refuses at once, before reading anything. The
+    // ledger is made and locked only once a request can be sent (`ready_to_send`).
+    let known = match (&settings.state, settings.dry_run) {
+        (Some(path), false) => ledger_as_it_stands(path)?,
         _ => None,
     };
     // From here on this run owns its outputs; a setup error is said in --summary-json too,
     // so a nightly job's monitor does not read last night's success.
-    let said =
-        |e: anyhow::Error| setup_error_in_summary(settings.summary_json.as_deref(), settings.dry_run, started, e);
+    let said = |e: anyhow::Error| {
+        let state = settings.state.as_ref().map(|p| p.display().to_string());
+        setup_error_in_summary(
+            settings.summary_json.as_deref(),
+            settings.dry_run,
+            run_info(&settings, started),
+            state,
+            e,
+        )
+    };
     let mut stage = open_stage(&settings).map_err(said)?;
     if settings.dry_run {
         // Every output is written anew on a second pass, and the problems held back are not said.
@@ -89,10 +104,9 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult
     let count = read.count;
     let mut run = UploadRun::new(read, &mut stage, failed_path, started);
     if count == 0 {
-        run.tell_problems();
-        return Err(said(no_data_rows(&settings.read)));
+        return run.finish_quiet_night(&settings).map_err(said);
     }
-    run.ledger = ledger;
+    run.known = known;
     run.run(&settings).await.map_err(said)
 }
 
@@ -158,6 +172,14 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
     })
 }
 
+/// What the ledger holds, read without making or locking it, or why it cannot be used
+/// (exit 2): another run holds it, it cannot be read.
+fn ledger_as_it_stands(path: &Path) -> anyhow::Result<Option<LedgerSnapshot>> {
+    let refused = |e: LedgerError| SetupError::new(e.to_string());
+    refuse_if_held(path).map_err(refused)?;
+    Ok(LedgerSnapshot::read(path).map_err(refused)?)
+}
+
 /// Opens the ledger, or says why not (exit 2): locked by another run, unreadable.
 fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
     let new = !path.exists();
@@ -206,6 +228,10 @@ struct UploadRun {
     lookups: usize,
     /// Rows whose runs the lookups found.
     found_at_service: usize,
+    /// What kept the valid rows from being sent, when the run stopped before its upload.
+    not_sent_for: Option<Cause>,
+    /// What the ledger held when the run started, until the ledger itself is opened.
+    known: Option<LedgerSnapshot>,
 }
 
 impl UploadRun {
@@ -230,6 +256,8 @@ impl UploadRun {
             key: stage.key().clone(),
             lookups: 0,
             found_at_service: 0,
+            not_sent_for: None,
+            known: None,
         }
     }
 
@@ -271,6 +299,7 @@ impl UploadRun {
         if self.invalid_count() > 0 && !settings.skip_invalid {
             return self.refuse_invalid(settings).await;
         }
+        self.ready_to_send(settings)?;
         // A failure to reach the service still leaves a report: every row not sent, and why.
         let stop = self.stop.clone();
         let (client, _sandbox) = match stop.unless_stopped(self.prepare(settings)).await {
@@ -359,15 +388,35 @@ impl UploadRun {
     /// For a run that sends nothing: rows the ledger shows as done are said to be done
     /// (`already_imported`, with the earlier ids), not merely `not_sent`.
     fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) {
-        let ledger = self.ledger.take();
+        let known = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref());
         let rerun = settings.rerun();
         sort_rows(
             &mut self.rows,
             &self.planned,
             (ledger_base(&rerun, base_url), &self.key),
-            ledger.as_ref().map(Ledger::known),
+            known,
             &rerun,
         );
+    }
+
+    /// The last step before a request can be sent. A run that could send none (no key, a
+    /// base URL that is refused) stops here with a setup error, leaving the last report,
+    /// failed-rows file and ledger as they were; otherwise the ledger is made and locked.
+    fn ready_to_send(&mut self, settings: &ImportSettings) -> anyhow::Result<()> {
+        let ready = can_connect(&settings.service)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| settings.state.as_deref().map(open_ledger).transpose());
+        match ready {
+            Ok(ledger) => {
+                self.ledger = ledger;
+                self.known = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.tell_problems();
+                Err(e)
+            }
+        }
     }
 
     /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
@@ -401,13 +450,16 @@ impl UploadRun {
         }
         .await;
         self.tell_problems();
+        if let Err(e) = &ready {
+            self.not_sent_for = Some(cause_of(e));
+        }
         ready
     }
 
     /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
     /// by index: they need no `GET /users` (see [`skipped_by_key`]).
     fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
-        let Some(known) = self.ledger.as_ref().map(Ledger::known) else {
+        let Some(known) = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref()) else {
             return HashSet::new();
         };
         let rerun = settings.rerun();
@@ -451,6 +503,14 @@ impl UploadRun {
                 .all(|(i, _, _)| self.rows[*i].outcome == Outcome::Invalid)
     }
 
+    /// A file with headers and no rows: exit 0, a report with no rows, no failed-rows file
+    /// (a stale one is removed), and no ledger made: nothing could be sent.
+    fn finish_quiet_night(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+        self.tell_problems();
+        say(&quiet_night(&settings.read, self.failed_shape.header_row));
+        self.finish_without_upload(Exit::Ok, settings)
+    }
+
     /// Validation failed and nothing was sent: exit 3.
     fn finish_nothing_valid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
         self.tell_problems();
@@ -471,13 +531,14 @@ impl UploadRun {
         self.complete(exit, settings, None)
     }
 
-    /// The failed-rows file: the invalid rows and those the service refused, in input order.
+    /// The failed-rows file: every row not done (invalid, failed, not sent, unknown), in
+    /// input order, so that importing it, fixed, finishes the job.
     fn write_failed_rows(&mut self) -> anyhow::Result<Option<PathBuf>> {
         let headers = std::mem::take(&mut self.headers);
         let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_shape);
         let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
         for (index, _, cells) in &self.planned {
-            if self.rows[*index].outcome == Outcome::Failed {
+            if !self.rows[*index].outcome.is_done() {
                 bad.push((*index, cells));
             }
         }
@@ -509,6 +570,7 @@ impl UploadRun {
         let summary = RunSummary {
             counts: count_outcomes(&self.rows),
             rows: self.rows.len(),
+            run: run_info(settings, self.started),
             elapsed_seconds: self.started.elapsed().as_secs_f64(),
             requests_sent: self.requests_sent,
             effective_rate: self.send_rate,
@@ -519,12 +581,14 @@ impl UploadRun {
             dry_run: false,
             error: self.write_error.clone(),
         };
+        let not_sent_for = self.not_sent_for.or(stop.as_ref().map(cause_of_stop));
         print_summary(
             &self.rows,
             &summary,
             stop.as_ref(),
             &settings.report,
             failed_file.as_deref(),
+            not_sent_for,
         );
         write_summary_json(settings.summary_json.as_deref(), &summary)?;
         Ok(ImportResult {
@@ -548,6 +612,7 @@ impl UploadRun {
         );
         if let Some(why) = sorted.moved.refusal(client.base_url()) {
             error(&why);
+            self.not_sent_for = Some(Cause::Other);
             self.mark_planned_not_sent(&format!("not sent: {why}"));
             return self.finish_without_upload(Exit::Setup, settings);
         }
@@ -570,6 +635,7 @@ impl UploadRun {
             Some(Ok(to_send)) => to_send,
             Some(Err(e)) => {
                 error(&format!("{e:#}"));
+                self.not_sent_for = Some(cause_of(&e));
                 self.mark_planned_not_sent(&format!("not sent: {e:#}"));
                 return self.finish_without_upload(SetupError::exit_of(&e), settings);
             }
@@ -642,9 +708,10 @@ impl UploadRun {
             let exists = client.project_exists(project).await.map_err(|e| match e {
                 // Said as they are: they are about the service, not this project.
                 ApiError::Unreachable { .. } | ApiError::KeyRefused { .. } | ApiError::Redirected(_) => {
-                    SetupError::new(e.to_string())
+                    SetupError::new(e.to_string()).because(cause_of_answer(&e))
                 }
-                other => SetupError::new(format!("could not check project {project} before sending: {other}")),
+                other => SetupError::new(format!("could not check project {project} before sending: {other}"))
+                    .because(cause_of_answer(&other)),
             })?;
             if !exists {
                 let first = rows[0];
@@ -652,6 +719,7 @@ impl UploadRun {
                     "project {project} (row {first}{}) does not exist, or this key cannot see it, or --base-url is not the API root (it ends in /api/v1); nothing was sent",
                     if rows.len() > 1 { format!(" and {} more", rows.len() - 1) } else { String::new() }
                 ))
+                .because(Cause::Project)
                 .into());
             }
         }

@@ -1,10 +1,10 @@
 //! The end-of-run summary on the terminal: counts, failures grouped by reason, where the
-//! files are.
+//! files are, and what to do with the failed-rows file, which fits what kept its rows back.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::exit::Exit;
+use crate::exit::{Cause, Exit, SetupError};
 use crate::report::{Outcome, ReportRow, RunSummary};
 use crate::service::retry::{busy_too_long, wait_too_long};
 use crate::ui::{error, plural, say};
@@ -17,6 +17,7 @@ pub(super) fn print_summary(
     stop: Option<&StopReason>,
     report: &Path,
     failed: Option<&Path>,
+    not_sent_for: Option<Cause>,
 ) {
     match stop {
         Some(StopReason::KeyRefused { message, .. }) => say(&format!(
@@ -42,6 +43,42 @@ pub(super) fn print_summary(
         Some(StopReason::Interrupted) => say("interrupted: the report and the ledger hold every row that finished."),
         None => {}
     }
+    if matches!(stop, Some(StopReason::Interrupted)) {
+        say("run the same command again to continue: the rows done are not sent again.");
+    }
+    // A quiet night (no rows) has said so already; the files follow.
+    if summary.rows > 0 {
+        say_counts(summary);
+    }
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
+        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    for (reason, n) in reasons.iter().take(10) {
+        say(&format!("  failed, {n} row(s): {reason}"));
+    }
+    let unknown = summary.counts.get("unknown").copied().unwrap_or(0);
+    if unknown > 0 {
+        say(&format!(
+            "  {unknown} row(s) are unknown: they were sent but no usable answer came, so the runs may exist. The next run looks them up at the service once --timeout has passed, and sends only those it does not find (with --no-lookup, check them in Testsigma, then pass --retry-unknown to send them again)."
+        ));
+    }
+    say(&format!("report: {}", report.display()));
+    if let Some(state) = &summary.state {
+        say(&format!("ledger: {state}"));
+    }
+    if let Some(f) = failed {
+        say(&format!("failed rows: {}", failed_rows_advice(rows, f, not_sent_for)));
+    }
+    if summary.exit_code == Exit::Ok && summary.rows > 0 && summary.counts.get("created").copied().unwrap_or(0) == 0 {
+        say("nothing new to import: every row was imported before.");
+    }
+}
+
+/// `N rows: counts · requests in time, pace`.
+fn say_counts(summary: &RunSummary) {
     let parts: Vec<String> = Outcome::ALL
         .iter()
         .filter_map(|o| {
@@ -61,32 +98,181 @@ pub(super) fn print_summary(
         plural(summary.requests_sent, "request"),
         summary.elapsed_seconds,
     ));
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
-        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
+}
+
+/// What stopped a run before or during its upload, for the advice: from the error's
+/// [`Cause`] when it names one, else from the service's answer it carries.
+pub(super) fn cause_of(e: &anyhow::Error) -> Cause {
+    if let Some(cause) = e.downcast_ref::<SetupError>().and_then(|s| s.cause) {
+        return cause;
     }
-    let mut reasons: Vec<_> = reasons.into_iter().collect();
-    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
-    for (reason, n) in reasons.iter().take(10) {
-        say(&format!("  failed, {n} row(s): {reason}"));
+    e.chain()
+        .find_map(|source| source.downcast_ref::<crate::service::ApiError>())
+        .map_or(Cause::Other, cause_of_answer)
+}
+
+/// What an error from the service says about what to put right.
+pub(super) fn cause_of_answer(e: &crate::service::ApiError) -> Cause {
+    use crate::service::ApiError;
+    match e {
+        ApiError::KeyRefused { .. } => Cause::Key,
+        ApiError::Unreachable { .. }
+        | ApiError::Transport { .. }
+        | ApiError::Unreadable { .. }
+        | ApiError::Status { .. } => Cause::Service,
+        _ => Cause::Other,
     }
-    let unknown = summary.counts.get("unknown").copied().unwrap_or(0);
-    if unknown > 0 {
-        say(&format!(
-            "  {unknown} row(s) are unknown: they were sent but no usable answer came, so the runs may exist. Check them in Testsigma (titles and human ids are in the report); then run again with --retry-unknown to send those that do not exist, or leave them."
-        ));
+}
+
+/// What stopped an upload, as a cause.
+pub(super) fn cause_of_stop(stop: &StopReason) -> Cause {
+    match stop {
+        StopReason::Interrupted => Cause::Interrupted,
+        StopReason::KeyRefused { .. } => Cause::Key,
+        StopReason::Redirected(_) | StopReason::Ledger(_) => Cause::Other,
+        // Every other stop is the service's: unreachable, down, or busy for too long.
+        _ => Cause::Service,
     }
-    say(&format!("report: {}", report.display()));
-    if let Some(state) = &summary.state {
-        say(&format!("ledger: {state}"));
+}
+
+/// Why one row of the failed-rows file is there: what must change before it can be imported.
+fn cause_of_row(row: &ReportRow, not_sent_for: Option<Cause>) -> Cause {
+    match row.outcome {
+        Outcome::Invalid => Cause::Rows,
+        Outcome::Failed => match row.http_status {
+            Some(401 | 403) => Cause::Key,
+            Some(404) => Cause::Project,
+            // Refused for what the row holds; 408 and 429 only mean "later".
+            Some(status) if (400..500).contains(&status) && status != 408 && status != 429 => Cause::Rows,
+            _ => Cause::Service,
+        },
+        Outcome::Unknown => Cause::Service,
+        // Held back by invalid rows, unless the run stopped for something else.
+        _ => not_sent_for.unwrap_or(Cause::Rows),
     }
-    if let Some(f) = failed {
-        say(&format!(
-            "failed rows: {} (fix them there and import that file)",
-            f.display()
-        ));
+}
+
+/// `FILE (N rows: counts): what to do`, fitting what kept each row back, so that following
+/// it finishes the job: the file holds every row not done.
+fn failed_rows_advice(rows: &[ReportRow], path: &Path, not_sent_for: Option<Cause>) -> String {
+    let left: Vec<&ReportRow> = rows
+        .iter()
+        .filter(|r| !r.outcome.is_done() && r.outcome != Outcome::Planned)
+        .collect();
+    let counts: Vec<String> = [Outcome::Invalid, Outcome::Failed, Outcome::NotSent, Outcome::Unknown]
+        .iter()
+        .filter_map(|o| {
+            let n = left.iter().filter(|r| r.outcome == *o).count();
+            (n > 0).then(|| format!("{n} {}", o.as_str().replace('_', " ")))
+        })
+        .collect();
+    let mut causes: Vec<Cause> = left.iter().map(|r| cause_of_row(r, not_sent_for)).collect();
+    causes.sort_unstable();
+    causes.dedup();
+    let steps: Vec<&str> = causes.iter().map(|c| step(*c)).collect();
+    let then = if causes.contains(&Cause::Rows) {
+        "then import that file"
+    } else if causes == [Cause::Interrupted] {
+        "run the same command again to continue, or import that file"
+    } else {
+        "then import that file, or run the same command again"
+    };
+    format!(
+        "{} ({}: {}): {}; {then}",
+        path.display(),
+        plural(left.len(), "row"),
+        counts.join(", "),
+        steps.join("; ")
+    )
+}
+
+/// The step a cause asks for before its rows are imported again.
+fn step(cause: Cause) -> &'static str {
+    match cause {
+        Cause::Rows => "fix the rows there (its error column says what is wrong with each)",
+        Cause::Key => "set TESTSIGMA_API_KEY (or --api-key-file) to a key the service accepts",
+        Cause::Project => "check --project-id, or the file's project column, against the projects the key can see",
+        Cause::Service => {
+            "the service could not be reached or did not answer: try again later (rows whose runs may exist are looked up first)"
+        }
+        Cause::Interrupted => "the run was interrupted",
+        Cause::Other => "put right what the error above says",
     }
-    if summary.exit_code == Exit::Ok && summary.counts.get("created").copied().unwrap_or(0) == 0 {
-        say("nothing new to import: every row was imported before.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(outcome: Outcome, http_status: Option<u16>) -> ReportRow {
+        ReportRow {
+            row: 2,
+            outcome,
+            http_status,
+            ..ReportRow::default()
+        }
+    }
+
+    #[test]
+    fn each_row_is_in_the_failed_rows_file_for_its_own_cause() {
+        for (outcome, status, not_sent_for, want) in [
+            (Outcome::Invalid, None, Some(Cause::Key), Cause::Rows),
+            (Outcome::Failed, Some(422), None, Cause::Rows),
+            (Outcome::Failed, Some(400), None, Cause::Rows),
+            (Outcome::Failed, Some(401), None, Cause::Key),
+            (Outcome::Failed, Some(404), None, Cause::Project),
+            (Outcome::Failed, Some(429), None, Cause::Service),
+            (Outcome::Failed, Some(503), None, Cause::Service),
+            (Outcome::Failed, None, None, Cause::Service),
+            (Outcome::Unknown, None, None, Cause::Service),
+            (Outcome::NotSent, None, None, Cause::Rows),
+            (Outcome::NotSent, None, Some(Cause::Key), Cause::Key),
+            (Outcome::NotSent, None, Some(Cause::Interrupted), Cause::Interrupted),
+        ] {
+            assert_eq!(
+                cause_of_row(&row(outcome, status), not_sent_for),
+                want,
+                "{outcome:?} {status:?} {not_sent_for:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_advice_fits_the_causes_and_counts_every_row_left() {
+        let path = Path::new("runs.failed.csv");
+        let created = row(Outcome::Created, Some(200));
+        for (rows, not_sent_for, want) in [
+            (
+                vec![
+                    row(Outcome::Invalid, None),
+                    row(Outcome::NotSent, None),
+                    created.clone(),
+                ],
+                None,
+                "runs.failed.csv (2 rows: 1 invalid, 1 not sent): fix the rows there (its error column says what is wrong with each); then import that file",
+            ),
+            (
+                vec![row(Outcome::NotSent, None), row(Outcome::NotSent, None)],
+                Some(Cause::Key),
+                "runs.failed.csv (2 rows: 2 not sent): set TESTSIGMA_API_KEY (or --api-key-file) to a key the service accepts; then import that file, or run the same command again",
+            ),
+            (
+                vec![row(Outcome::NotSent, None)],
+                Some(Cause::Project),
+                "runs.failed.csv (1 row: 1 not sent): check --project-id, or the file's project column, against the projects the key can see; then import that file, or run the same command again",
+            ),
+            (
+                vec![row(Outcome::Failed, Some(503)), row(Outcome::Unknown, None), created],
+                None,
+                "runs.failed.csv (2 rows: 1 failed, 1 unknown): the service could not be reached or did not answer: try again later (rows whose runs may exist are looked up first); then import that file, or run the same command again",
+            ),
+            (
+                vec![row(Outcome::NotSent, None)],
+                Some(Cause::Interrupted),
+                "runs.failed.csv (1 row: 1 not sent): the run was interrupted; run the same command again to continue, or import that file",
+            ),
+        ] {
+            assert_eq!(failed_rows_advice(&rows, path, not_sent_for), want);
+        }
     }
 }
