@@ -580,9 +580,11 @@ pub fn refuse_if_held(path: &Path) -> Result<(), LedgerError> {
         match fs4::FileExt::try_lock_shared(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
+                // The sidecar names the holder; through a hard link it is another name's.
                 let holder = std::fs::read_to_string(lock_path(path))
                     .ok()
-                    .and_then(|text| text.trim().parse::<u32>().ok());
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .or_else(|| flock_holder(&file));
                 return Err(LedgerError::Locked {
                     path: path.to_path_buf(),
                     holder,
