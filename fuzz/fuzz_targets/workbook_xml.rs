@@ -10,7 +10,7 @@
 use std::io::{Cursor, Write};
 
 use libfuzzer_sys::fuzz_target;
-use testsigma_import::read::SourceOptions;
+use testsigma_import::SourceOptions;
 use zip::write::SimpleFileOptions;
 
 #[path = "common.rs"]

@@ -141,15 +141,6 @@ impl Prior {
         }
     }
 
-    /// Where the row stands, in a word a report can show: `created`, `failed` or `unknown`.
-    pub fn standing(&self) -> &'static str {
-        match self {
-            Prior::Created { .. } => "created",
-            Prior::Failed { .. } => "failed",
-            Prior::InFlight { .. } | Prior::Unknown { .. } => "unknown",
-        }
-    }
-
     /// The run may or may not exist: not resent without `--retry-unknown`.
     pub fn is_unknown(&self) -> bool {
         matches!(self, Prior::InFlight { .. } | Prior::Unknown { .. })
@@ -669,10 +660,6 @@ impl Ledger {
             error: Some(error),
             ..LineOut::entry("unknown", scope, key, row)
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn append(&mut self, line: LineOut<'_>) -> Result<(), LedgerError> {

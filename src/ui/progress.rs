@@ -102,14 +102,6 @@ impl Progress {
         }
     }
 
-    /// Prints a line without breaking the bar.
-    pub fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => crate::ui::say(line),
-        }
-    }
-
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

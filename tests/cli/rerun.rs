@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use serde_json::{Value, json};
-use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;
+use testsigma_import::{Outcome, ReportRow};
 
 fn import_with_state(rig: &Rig, file: &str, extra: &[&str]) -> Output {
     let mut cmd = rig.import(file, Some("k-rerun"));
