@@ -1,9 +1,9 @@
 //! The first stage: turn an input (a delimited text file, a workbook, or standard input)
 //! into numbered rows of cells, with the row numbers and cell references the user sees.
 
-pub(crate) mod ahead;
 mod delimited;
 pub mod mapping;
+pub(crate) mod pass;
 pub mod row;
 mod workbook;
 
