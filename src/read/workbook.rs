@@ -658,6 +658,50 @@ mod tests {
         }
     }
 
+    /// Public files that read wrongly with calamine 0.38.0 (tests/fixtures/corpus/README.md),
+    /// held to what xlrd and LibreOffice read.
+    #[test]
+    fn corpus_xlsb_formula_errors_are_error_cells() {
+        let misc = SourceOptions {
+            sheet: Some("misc".to_owned()),
+            ..opts()
+        };
+        let (headers, rows) = read_all(&fixture("corpus/apachepoi_FormulaEvalTestData.xls.xlsb"), &misc);
+        assert_eq!(headers, ["string", "1", "1", "TRUE", "0", ""]);
+        let first: Vec<(usize, Cell)> = rows.iter().map(|row| (row.number, row.cell(0).unwrap())).collect();
+        assert_eq!(
+            first,
+            [
+                (2, text("TRUE")),
+                (3, text("FALSE")),
+                (4, Cell::Empty),
+                (5, Cell::Empty),
+                (6, Cell::Empty),
+                (7, Cell::Empty),
+                (8, Cell::Error("#NUM!")),
+                (9, Cell::Empty),
+                (10, Cell::Empty),
+                (11, Cell::Empty),
+                (12, text("TRUE")),
+                (13, Cell::Error("#VALUE!")),
+                (14, Cell::Number(1.0)),
+                (15, Cell::Empty),
+                (16, text("abc")),
+                (17, Cell::Empty),
+                (18, Cell::Number(0.5)),
+            ]
+        );
+        // Row 13 holds nothing but the error.
+        assert!(rows[11].cells().skip(1).all(|cell| cell == Cell::Empty));
+    }
+
+    #[test]
+    fn corpus_biff8_text_has_no_nul_between_letters() {
+        let (headers, rows) = read_all(&fixture("corpus/CRLFR9.XLS"), &opts());
+        assert_eq!(headers, ["Normal", "abc\r\ndef"]);
+        assert_eq!(rows, [SourceRow::new(2, &[text("Formula"), text("abc\r\ndef")])]);
+    }
+
     #[test]
     fn only_whole_error_codes_are_errors() {
         for code in [

@@ -591,6 +591,29 @@ fn openpyxl_1904_workbook_keeps_its_epoch() {
     );
 }
 
+/// calamine 0.38.0 read an XLSB formula cell whose cached result is an error as empty, so
+/// row 13 of this public file (only `A13 = #VALUE!`) vanished from the report.
+#[test]
+fn xlsb_formula_errors_make_their_rows_invalid() {
+    let w = Work::new();
+    let file = "apachepoi_FormulaEvalTestData.xls.xlsb";
+    w.copy("tests/fixtures/corpus", file);
+    let run = w.dry_run(
+        file,
+        &["--project-id", PROJECT, "--sheet", "misc", "--column", "title=string"],
+    );
+    run.assert_code(3);
+    for (row, code) in [(8, "#NUM!"), (13, "#VALUE!")] {
+        let line = format!(
+            "invalid: row {row}, column `string` (A{row}): `{code}`: the cell holds a spreadsheet error; put any non-empty text (required) there"
+        );
+        assert!(run.invalid_lines().contains(&line.as_str()), "{}", run.stderr);
+    }
+    let report = run.report();
+    let outcomes: Vec<(&str, &str)> = report.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    assert!(outcomes.contains(&("13", "invalid")), "{outcomes:?}");
+}
+
 #[test]
 fn libreoffice_error_cells_are_invalid_in_ods_as_in_xls() {
     for file in ["libreoffice-errors.ods", "libreoffice-errors.xls"] {

@@ -4,7 +4,6 @@
 
 //! Compound File Binary format MS-CFB
 
-use std::borrow::Cow;
 use std::cmp::min;
 use std::io::Read;
 
@@ -496,6 +495,12 @@ impl XlsEncoding {
         })
     }
 
+    /// Decodes `len` characters of `stream` into `s`; returns the characters and bytes used.
+    ///
+    /// `high_byte` is `Some` for a BIFF8 unicode string (its `fHighByte` flag), whose characters
+    /// are UTF-16 whatever the workbook's code page: compressed ones are the low bytes of
+    /// UTF-16 code units (U+0000 to U+00FF), the others UTF-16LE. The code page applies only
+    /// to `None`, the byte strings of BIFF5 and earlier.
     pub fn decode_to(
         &self,
         stream: &[u8],
@@ -503,29 +508,23 @@ impl XlsEncoding {
         s: &mut String,
         high_byte: Option<bool>,
     ) -> (usize, usize) {
-        let (l, ub, bytes) = match self.high_byte(high_byte) {
+        match self.high_byte(high_byte) {
             None => {
                 let l = min(stream.len(), len);
-                (l, l, Cow::Borrowed(&stream[..l]))
+                s.push_str(&self.encoding.decode(&stream[..l]).0);
+                (l, l)
             }
             Some(false) => {
                 let l = min(stream.len(), len);
-
-                // add 0x00 high bytes to unicodes
-                let mut bytes = vec![0; l * 2];
-                for (i, sce) in stream.iter().take(l).enumerate() {
-                    bytes[2 * i] = *sce;
-                }
-                (l, l, Cow::Owned(bytes))
+                s.extend(stream[..l].iter().map(|&b| char::from(b)));
+                (l, l)
             }
             Some(true) => {
                 let l = min(stream.len() / 2, len);
-                (l, 2 * l, Cow::Borrowed(&stream[..2 * l]))
+                s.push_str(&UTF_16LE.decode_without_bom_handling(&stream[..2 * l]).0);
+                (l, 2 * l)
             }
-        };
-
-        s.push_str(&self.encoding.decode(&bytes).0);
-        (l, ub)
+        }
     }
 
     pub fn decode_all(&self, stream: &[u8]) -> String {
@@ -554,6 +553,22 @@ mod encoding_test {
                 (bytes.len(), bytes.len())
             );
             assert_eq!(value, format!("prefix:{expected}"), "{codepage}");
+        }
+    }
+
+    #[test]
+    fn biff8_unicode_strings_ignore_the_code_page() {
+        for codepage in [1200, 1252, 932] {
+            let encoding = XlsEncoding::from_codepage(codepage).unwrap();
+            for (bytes, flag, expected) in [
+                (b"Normal".as_slice(), Some(false), "Normal"),
+                (b"caf\xe9".as_slice(), Some(false), "caf\u{e9}"),
+                (b"a\0\xac\x20".as_slice(), Some(true), "a\u{20ac}"),
+            ] {
+                let mut value = String::new();
+                encoding.decode_to(bytes, 9, &mut value, flag);
+                assert_eq!(value, expected, "{codepage}");
+            }
         }
     }
 

@@ -124,7 +124,7 @@ where
                         format_excel_f64_ref(v, cell_format(self.formats, &self.buf), self.is_1904)
                     }
                 }
-                0x0003 => {
+                0x0003 | 0x000B => {
                     let error = match self.buf[8] {
                         0x00 => CellErrorType::Null,
                         0x07 => CellErrorType::Div0,
@@ -136,7 +136,7 @@ where
                         0x2B => CellErrorType::GettingData,
                         c => return Err(XlsbError::CellError(c)),
                     };
-                    // BrtCellError
+                    // BrtCellError, or BrtFmlaError: a formula whose cached result is an error
                     DataRef::Error(error)
                 }
                 0x0004 | 0x000A => DataRef::Bool(self.buf[8] != 0), // BrtCellBool or BrtFmlaBool
