@@ -306,6 +306,11 @@ pub enum SourceError {
     NotText { name: String, hint: &'static str },
 
     #[error(
+        "{name}: {at} holds a NUL byte, so the file does not look like text; if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le, or remove the NUL bytes"
+    )]
+    NulByte { name: String, at: Location },
+
+    #[error(
         "{name}: {at}: the text is not valid UTF-8; pass --encoding windows-1252 (or the code page the file was saved in)"
     )]
     InvalidUtf8 { name: String, at: Location },
@@ -416,6 +421,7 @@ impl SourceError {
         match self {
             SourceError::Read { at, .. }
             | SourceError::InvalidUtf8 { at, .. }
+            | SourceError::NulByte { at, .. }
             | SourceError::CellTooLarge { at, .. }
             | SourceError::RunawayRecord { at, .. }
             | SourceError::UnclosedQuote { at, .. }

@@ -1482,3 +1482,47 @@ fn failed_rows_of_a_tsv_with_commas_in_a_header_read_back_as_tsv() {
     assert_eq!(bodies.len(), 1, "{}", run.stderr);
     assert_eq!(bodies[0].1["label_names"], json!(["b", "c"]));
 }
+
+/// Old Mac exports end lines with a lone CR: a mistake on spreadsheet row 4 is row 4 there
+/// too, blank lines counted, as with LF and CRLF.
+#[test]
+fn cr_only_files_number_rows_like_lf_and_crlf() {
+    for ending in ["\n", "\r\n", "\r"] {
+        let w = Work::new();
+        let lines = ["Title,Status", "Checkout,ACTIVE", "", "Search,WRONG", "Cart,ACTIVE"];
+        w.create("mac.csv", lines.join(ending));
+        let run = w.dry_run("mac.csv", &["--project-id", PROJECT]);
+        run.assert_code(3);
+        let invalid = run.invalid_lines();
+        assert_eq!(invalid.len(), 1, "{ending:?}: {}", run.stderr);
+        assert_eq!(
+            invalid[0], "invalid: row 4, column `Status`: `WRONG`: status must be ACTIVE or CLOSED",
+            "{ending:?}"
+        );
+        let rows: Vec<u64> = run.bodies().into_iter().map(|(row, _)| row).collect();
+        assert_eq!(rows, [2, 5], "{ending:?}");
+    }
+}
+
+/// A NUL byte past the first kilobyte stops the run naming its cell, as one at the top does;
+/// it is never planned into a request.
+#[test]
+fn a_nul_byte_anywhere_stops_the_run_naming_the_cell() {
+    let w = Work::new();
+    let mut data = String::from("Title,Status\n");
+    for i in 0..100 {
+        data.push_str(&format!("Run {i},ACTIVE\n"));
+    }
+    data.push_str("Bad\0,ACTIVE\nLast,ACTIVE\n");
+    w.create("nul.csv", &data);
+    let run = w.dry_run("nul.csv", &["--project-id", PROJECT]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("nul.csv: row 102, column 1 (`Title`) holds a NUL byte"),
+        "{}",
+        run.stderr
+    );
+    let planned = run.plan_text().unwrap_or_default();
+    assert!(!planned.contains("Bad") && !planned.contains("Last"), "{planned}");
+}
