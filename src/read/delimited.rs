@@ -634,12 +634,10 @@ fn choose_encoding(
     let labelled = match label {
         None => None,
         Some(label) => Some(
-            Encoding::for_label(label.trim().as_bytes())
-                .filter(|enc| *enc != encoding_rs::REPLACEMENT)
-                .ok_or_else(|| SourceError::UnknownEncoding {
-                    name: name.to_owned(),
-                    label: label.to_owned(),
-                })?,
+            super::encoding_for_label(label).ok_or_else(|| SourceError::UnknownEncoding {
+                name: name.to_owned(),
+                label: label.to_owned(),
+            })?,
         ),
     };
     let (encoding, bom_len) = match Encoding::for_bom(head) {

@@ -3,6 +3,7 @@
 
 pub(crate) mod ahead;
 mod delimited;
+mod encoding;
 pub mod mapping;
 pub mod row;
 mod workbook;
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::read::row::{SourceRow, cell_ref};
+
+pub use encoding::encoding_for_label;
 
 /// The file types accepted, as listed in messages.
 pub const ACCEPTED_EXTENSIONS: &str = ".csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods";
@@ -377,7 +380,7 @@ pub enum SourceError {
     NoSheets { name: String },
 
     #[error(
-        "{name} is password-protected; remove the password (in Excel: File > Info > Protect Workbook) and save it again"
+        "{name} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again"
     )]
     Encrypted { name: String },
 

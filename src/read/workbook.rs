@@ -245,9 +245,10 @@ fn bounded_cells<'a, E: Into<calamine::Error>>(
 fn workbook_error(err: calamine::Error, kind: Kind, ole: bool, name: &str) -> SourceError {
     let name = name.to_owned();
     match err {
-        calamine::Error::Xlsx(calamine::XlsxError::Password) | calamine::Error::Xls(calamine::XlsError::Password) => {
-            SourceError::Encrypted { name }
-        }
+        calamine::Error::Xlsx(calamine::XlsxError::Password)
+        | calamine::Error::Xlsb(calamine::XlsbError::Password)
+        | calamine::Error::Xls(calamine::XlsError::Password)
+        | calamine::Error::Ods(calamine::OdsError::Password) => SourceError::Encrypted { name },
         _ if ole && kind != Kind::Xls => SourceError::Workbook {
             name,
             detail: "it is an OLE file, as .xls and password-protected workbooks are, not a zip package".to_owned(),
@@ -925,10 +926,51 @@ mod tests {
         assert_eq!(
             open_err(&input, &opts()),
             format!(
-                "{} is password-protected; remove the password (in Excel: File > Info > Protect Workbook) and save it again",
+                "{} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again",
                 input.display_name()
             )
         );
+    }
+
+    #[test]
+    fn every_password_protected_format_gets_the_password_advice() {
+        use std::io::Write;
+        // An encrypted .xlsb is the same OLE container as an encrypted .xlsx.
+        let ole = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/msoffcrypto-encrypted.xlsx"),
+        )
+        .unwrap();
+        // An encrypted .ods is a zip whose manifest describes how each part is encrypted.
+        let mut ods = Vec::new();
+        let mut zip = zip::ZipWriter::new(Cursor::new(&mut ods));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).unwrap();
+        zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .unwrap();
+        zip.start_file("META-INF/manifest.xml", stored).unwrap();
+        zip.write_all(
+            br#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">
+ <manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>
+ <manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml" manifest:size="1200">
+  <manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">
+   <manifest:algorithm manifest:algorithm-name="Blowfish CFB" manifest:initialisation-vector="AAAA"/>
+  </manifest:encryption-data>
+ </manifest:file-entry>
+</manifest:manifest>"#,
+        )
+        .unwrap();
+        zip.start_file("content.xml", stored).unwrap();
+        zip.write_all(b"\x8f\x13encrypted").unwrap();
+        zip.finish().unwrap();
+        for (file, data) in [("locked.xlsb", &ole), ("locked.ods", &ods)] {
+            assert_eq!(
+                open_err(&bytes_input(file, data), &opts()),
+                format!(
+                    "{file} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again"
+                ),
+            );
+        }
     }
 
     #[test]

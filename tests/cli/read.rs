@@ -1526,3 +1526,22 @@ fn a_nul_byte_anywhere_stops_the_run_naming_the_cell() {
     let planned = run.plan_text().unwrap_or_default();
     assert!(!planned.contains("Bad") && !planned.contains("Last"), "{planned}");
 }
+
+/// `--encoding` takes the names other tools use, not only WHATWG labels: `CP949` is how
+/// Windows and Python name the Korean code page that WHATWG calls `euc-kr`.
+#[test]
+fn encoding_aliases_read_like_their_whatwg_labels() {
+    let w = Work::new();
+    // `Title,Status` then `가나,ACTIVE` in EUC-KR.
+    w.create("korean.csv", b"Title,Status\n\xB0\xA1\xB3\xAA,ACTIVE\n");
+    for label in ["euc-kr", "CP949", "ms949"] {
+        let run = w.dry_run("korean.csv", &["--project-id", PROJECT, "--encoding", label]);
+        run.assert_code(0);
+        let titles: Vec<Value> = run
+            .bodies()
+            .into_iter()
+            .map(|(_, body)| body["title"].clone())
+            .collect();
+        assert_eq!(titles, [json!("가나")], "{label}");
+    }
+}
