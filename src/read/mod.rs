@@ -400,6 +400,11 @@ pub enum SourceError {
         cells: u64,
         limit: u64,
     },
+
+    #[error(
+        "{name}: the sheet would take {cells} cells, over the {limit} the workbook reader holds; delete the stray cells or repeated rows far below or right of the table (in LibreOffice, Ctrl+End goes to the last cell)"
+    )]
+    TooManyCells { name: String, cells: usize, limit: usize },
 }
 
 /// A delimiter as a message shows it: in backticks, or named when invisible.

@@ -36,6 +36,8 @@ pub enum CfbError {
     },
     CodePageNotFound(u16),
     SectorBeyondEof(u32),
+    /// A sector chain that visits more sectors than the file has: it loops.
+    CyclicChain(u32),
 }
 
 impl From<std::io::Error> for CfbError {
@@ -73,6 +75,7 @@ impl std::fmt::Display for CfbError {
                 found,
             } => write!(f, "Invalid {name}, expecting {expected} found {found:X}"),
             CfbError::CodePageNotFound(e) => write!(f, "Codepage {e:X} not found"),
+            CfbError::CyclicChain(id) => write!(f, "Sector chain loops back to sector {id}"),
             CfbError::SectorBeyondEof(i) => write!(f, "Sector {i} points past end of file"),
         }
     }
@@ -332,7 +335,14 @@ impl Sectors {
         len: usize,
     ) -> Result<Vec<u8>, CfbError> {
         let mut chain = Vec::new();
+        // A chain has at most one entry per sector of the file; more means it loops, and
+        // following it would grow `chain` until `len`, gigabytes for a hostile length.
+        let mut sectors_left = self.maxid as u64 + 1;
         while sector_id != ENDOFCHAIN {
+            if sectors_left == 0 {
+                return Err(CfbError::CyclicChain(sector_id));
+            }
+            sectors_left -= 1;
             let sector = self.get(sector_id, r)?;
             let remaining = len - chain.len();
             let to_copy = sector.len().min(remaining);
@@ -340,7 +350,9 @@ impl Sectors {
             if chain.len() >= len {
                 break;
             }
-            sector_id = fats[sector_id as usize];
+            sector_id = *fats
+                .get(sector_id as usize)
+                .ok_or(CfbError::SectorBeyondEof(sector_id))?;
         }
         Ok(chain)
     }

@@ -474,6 +474,8 @@ where
                 rows_repeats.push(capped_repeats);
             }
             Ok(Event::End(e)) if e.name() == QName("table:table") => break,
+            // Without this, a table never closed reads `Eof` forever.
+            Ok(Event::Eof) => return Err(OdsError::Eof("table:table")),
             Err(e) => return Err(OdsError::Xml(e)),
             Ok(_) => (),
         }
@@ -528,6 +530,18 @@ fn get_range<T: Default + Clone + PartialEq>(
     // rebuild cells into its smallest non empty area
     let row_width = col_max + 1 - col_min;
     let cells_len = (row_max + 1 - row_min) * row_width;
+    // Refuse an area over the limit before building any of it: repeated rows would
+    // otherwise fill up to MAX_CELLS cells (gigabytes) before the check in the loop.
+    let area = rows_repeats[row_min..=row_max]
+        .iter()
+        .sum::<usize>()
+        .saturating_mul(row_width);
+    if area > MAX_CELLS {
+        return Err(OdsError::CellLimitExceeded {
+            requested: area,
+            max: MAX_CELLS,
+        });
+    }
     {
         let mut new_cells = Vec::with_capacity(cells_len.min(MAX_CELLS));
         let empty_cells = vec![T::default(); col_max + 1];
@@ -659,6 +673,15 @@ where
                 if value.is_empty() && formula.is_empty() {
                     empty_col_repeats = capped_repeats;
                 } else {
+                    // Every row's cells are held until the table ends: bound them here,
+                    // where repeated values would otherwise add up without limit.
+                    let requested = cells.len().saturating_add(capped_repeats);
+                    if requested > MAX_CELLS {
+                        return Err(OdsError::CellLimitExceeded {
+                            requested,
+                            max: MAX_CELLS,
+                        });
+                    }
                     for _ in 0..capped_repeats {
                         cells.push(value.clone());
                         formulas.push(formula.clone());

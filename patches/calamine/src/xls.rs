@@ -662,9 +662,11 @@ impl<RS: Read + Seek> Xls<RS> {
                     // 512: Dimensions
                     0x0200 => {
                         let Dimensions { start, end } = parse_dimensions(r.data)?;
-                        let rows = (end.0 - start.0 + 1) as usize;
-                        let cols = (end.1 - start.1 + 1) as usize;
-                        cells.reserve(rows.saturating_mul(cols));
+                        let rows = end.0.saturating_sub(start.0) as usize + 1;
+                        let cols = end.1.saturating_sub(start.1) as usize + 1;
+                        // Only a hint: a hostile record claims billions of cells, and the
+                        // cells really there are pushed one by one anyway.
+                        cells.reserve(rows.saturating_mul(cols).min(MAX_RESERVED_CELLS));
                     }
                     //0x0201 => cells.push(parse_blank(r.data)?), // 513: Blank
                     0x0203 => cells.push(parse_number(r.data, &self.formats, self.is_1904)?), // 515: Number
@@ -747,6 +749,9 @@ impl<RS: Read + Seek> Xls<RS> {
         Ok(())
     }
 }
+
+/// The most cells a `Dimensions` record reserves room for ahead of the cells themselves.
+const MAX_RESERVED_CELLS: usize = 1 << 16;
 
 /// <https://learn.microsoft.com/en-us/openspecs/office_file_formats/ms-xls/4d6a3d1e-d7c5-405f-bbae-d01e9cb79366>
 struct Bof {
