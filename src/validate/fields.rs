@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use super::date_order::parse_text_date;
 use super::dates::{self, DateValue, DayBound};
 use super::lists::{
-    ListFill, NOT_A_UUID, canonical_uuids, describe_separators, for_each_item, split_into, uuid_text, uuid_value,
+    ListFill, NOT_A_UUID, canonical_uuids, describe_separators, for_each_item, is_human_id, split_into, uuid_text,
+    uuid_value,
 };
 use super::{Problem, ProblemKind, Validator, set_string, shorten};
 use crate::read::mapping::Field;
@@ -159,6 +160,17 @@ impl<'a> FieldReader<'a> {
     /// Splits the field into UUIDs, written as the API writes them, into `out`; emptied
     /// when the field is blank or any item is not a UUID (a problem naming those items).
     pub(super) fn uuid_list_into(&mut self, field: Field, out: &mut Vec<String>) {
+        self.id_list_into(field, out, None);
+    }
+
+    /// A list of UUIDs into `out`; with `human_ids`, the service's human ids (`TC-12`) are
+    /// taken too: upper-cased into `out` in their place, and listed in `human_ids`.
+    pub(super) fn id_list_into(
+        &mut self,
+        field: Field,
+        out: &mut Vec<String>,
+        mut human_ids: Option<&mut Vec<String>>,
+    ) {
         let mut fill = ListFill::new(out);
         let Some(text) = self.text_ref(field) else {
             fill.finish();
@@ -171,20 +183,35 @@ impl<'a> FieldReader<'a> {
             return;
         }
         fill.len = 0;
-        // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
-        // the same id in upper and lower case is one id.
-        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
+        // Parsed straight from the cell, duplicates dropped by value: the same id in upper
+        // and lower case is one id.
+        let mut ids: Vec<String> = Vec::with_capacity(8);
         let mut bad: Vec<&str> = Vec::new();
-        for_each_item(text, &self.v.separators, |item| match uuid_value(item) {
-            Some(id) if !ids.contains(&id) => ids.push(id),
-            Some(_) => {}
-            None if !bad.contains(&item) => bad.push(item),
-            None => {}
+        let mut buffer = uuid::Uuid::encode_buffer();
+        for_each_item(text, &self.v.separators, |item| {
+            let id = match (uuid_value(item), human_ids.as_deref_mut()) {
+                (Some(id), _) => id.hyphenated().encode_lower(&mut buffer).to_owned(),
+                (None, Some(listed)) if is_human_id(item) => {
+                    let id = item.to_ascii_uppercase();
+                    if !listed.contains(&id) {
+                        listed.push(id.clone());
+                    }
+                    id
+                }
+                (None, _) => {
+                    if !bad.contains(&item) {
+                        bad.push(item);
+                    }
+                    return;
+                }
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
         });
         if bad.is_empty() {
-            let mut buffer = uuid::Uuid::encode_buffer();
             for id in &ids {
-                fill.push(id.hyphenated().encode_lower(&mut buffer));
+                fill.push(id);
             }
             fill.finish();
             return;
@@ -196,12 +223,17 @@ impl<'a> FieldReader<'a> {
             .map(|b| format!("`{}`", shorten(b, 40)))
             .collect::<Vec<_>>()
             .join(", ");
+        let expected = if human_ids.is_some() {
+            "expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d or human ids such as TC-12"
+        } else {
+            "expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d"
+        };
         self.problem(
             field,
             all,
             ProblemKind::NotUuid,
             format!(
-                "{listed} {} not a UUID; expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d separated by {}",
+                "{listed} {} not a UUID; {expected} separated by {}",
                 if bad.len() == 1 { "is" } else { "are" },
                 describe_separators(&self.v.rules.list_separators)
             ),

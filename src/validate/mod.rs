@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::read::mapping::{ColumnMap, Field};
 use crate::read::row::{SourceRow, trim};
-use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestRunBody};
+use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestCaseRefs, TestRunBody};
 use date_order::{ColumnOrder, DateEvidence, column_orders};
 use dates::{DateOrder, TimestampUnit};
 use fields::{FieldReader, Value};
@@ -287,7 +287,7 @@ impl Validator {
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
         body.selection_type = selection_type(&mut fields);
-        test_cases_into(&mut fields, &mut body.static_selection_filters);
+        test_cases_into(&mut fields, &mut body.static_selection_filters, &mut out.test_case_refs);
         dates_into(&mut fields, body, self.rules.timestamp_unit);
         assignee_into(&mut fields, &mut body.assignee_id, &mut out.assignee_email);
         fields.list_into(Field::LabelNames, &mut body.label_names);
@@ -417,8 +417,10 @@ fn selection_type(fields: &mut FieldReader<'_>) -> &'static str {
 }
 
 /// One `id IN (…)` filter when there are test cases, none otherwise; the filter and its
-/// strings are kept from the last row.
-fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>) {
+/// strings are kept from the last row. Human ids (`TC-12`) stand in the filter as
+/// written, upper-cased, and are listed in `refs` to be resolved before sending.
+fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>, refs: &mut Option<TestCaseRefs>) {
+    *refs = None;
     filters.truncate(1);
     if filters.is_empty() {
         filters.push(SelectionFilter {
@@ -427,7 +429,15 @@ fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilt
             values: Vec::new(),
         });
     }
-    fields.uuid_list_into(Field::TestCaseIds, &mut filters[0].values);
+    let mut human_ids = Vec::new();
+    fields.id_list_into(Field::TestCaseIds, &mut filters[0].values, Some(&mut human_ids));
+    if !human_ids.is_empty() {
+        *refs = Some(TestCaseRefs {
+            human_ids,
+            column: fields.header(Field::TestCaseIds),
+            cell: fields.cell(Field::TestCaseIds),
+        });
+    }
     if filters[0].values.is_empty() {
         filters.clear();
     }
@@ -463,7 +473,7 @@ fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &
     };
     match uuid_text(&value) {
         Some(uuid) => set_option(id, Some(&uuid)),
-        None if looks_like_email(&value) => {
+        None if looks_like_email(&value) || looks_like_name(&value) => {
             set_option(id, None);
             *email = Some(EmailAssignee {
                 email: value.to_string(),
@@ -477,7 +487,7 @@ fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &
                 Field::AssigneeId,
                 Some(value.into_owned()),
                 ProblemKind::NotUuid,
-                format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
+                format!("{NOT_A_UUID}, nor an e-mail address or a full name; give the user's UUID, e-mail or name (Jane Doe)"),
             );
         }
     }
@@ -514,6 +524,17 @@ fn parse_status(text: &str) -> Result<&'static str, String> {
     } else {
         Err("status must be ACTIVE or CLOSED".to_string())
     }
+}
+
+/// A person's full name as the web app shows it (`Jane Doe`): two words or more, of
+/// letters and the marks names hold (`'` `-` `.`).
+pub fn looks_like_name(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.len() >= 2
+        && text.chars().any(char::is_alphabetic)
+        && text
+            .chars()
+            .all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '\'' | '-' | '.' | '’'))
 }
 
 pub fn looks_like_email(text: &str) -> bool {

@@ -618,7 +618,7 @@ fn an_unknown_email_is_reported_in_the_same_run_as_other_invalid_rows() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(
         out.stderr
-            .contains("note: e-mail assignees were not checked against the service: no API key"),
+            .contains("note: assignees and test case human ids were not checked against the service: no API key"),
         "{}",
         out.stderr
     );

@@ -1,0 +1,166 @@
+//! End-to-end tests of the names users see: test cases by their human ids (`TC-12`) and
+//! assignees by full name, resolved over HTTP against the sandbox before the first create.
+
+use serde_json::{Value, json};
+use testsigma_import::sandbox::{SandboxOptions, TestCase, builtin_test_case_id, builtin_users};
+
+use crate::common::*;
+
+fn grace_id() -> String {
+    builtin_users()
+        .into_iter()
+        .find(|u| u.first_name == "Grace")
+        .expect("grace is a built-in user")
+        .id
+}
+
+fn case(n: u32) -> String {
+    builtin_test_case_id(PROJECT, n)
+}
+
+#[test]
+fn human_ids_uuids_and_a_name_assignee_create_exactly_the_bodies_expected() {
+    let rig = Rig::new(SandboxOptions::default());
+    let csv = format!(
+        "title,test cases,assignee\n\
+         Smoke,TC-12;tc-3,Grace Hopper\n\
+         Mixed,\"{};TC-5;TC-12\",ada@example.com\n\
+         Same case twice,\"TC-7;{}\",\n",
+        case(1).to_uppercase(),
+        case(7)
+    );
+    rig.write("runs.csv", csv);
+    let mut cmd = rig.import("runs.csv", Some("k"));
+    cmd.args(["--project-id", PROJECT, "--no-state"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let runs = runs_by_title(&rig.sandbox);
+    let body = |title: &str| runs[title][0].body.clone();
+    let filter = |ids: Vec<String>| json!([{"field": "id", "operator": "IN", "values": ids}]);
+    let expected = |title: &str, ids: Vec<String>, assignee: Option<String>| {
+        let mut body = json!({
+            "title": title, "status": "ACTIVE", "project_id": PROJECT, "selection_type": "STATIC",
+            "static_selection_filters": filter(ids), "label_names": [], "environment_ids": [],
+        });
+        if let Some(a) = assignee {
+            body["assignee_id"] = Value::String(a);
+        }
+        body
+    };
+    assert_eq!(
+        body("Smoke"),
+        expected("Smoke", vec![case(12), case(3)], Some(grace_id()))
+    );
+    assert_eq!(
+        body("Mixed"),
+        expected("Mixed", vec![case(1), case(5), case(12)], Some(ada_id()))
+    );
+    assert_eq!(
+        body("Same case twice"),
+        expected("Same case twice", vec![case(7)], None)
+    );
+    // Three distinct ids in a project of 30 cases: one page of its list.
+    let stats = rig.sandbox.stats();
+    assert_eq!((stats.test_case_lists, stats.test_case_gets), (1, 0), "{stats}");
+}
+
+#[test]
+fn an_unknown_human_id_and_an_unknown_name_send_nothing() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "runs.csv",
+        "title,test cases,assignee\nGood,TC-1,\nBad case,TC-999,\nBad name,TC-2,Jane Nobody\n",
+    );
+    let mut cmd = rig.import("runs.csv", Some("k"));
+    cmd.args(["--project-id", PROJECT, "--no-state"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 3, "{}", out.streams());
+    assert!(rig.sandbox.runs().is_empty());
+    assert_eq!(rig.sandbox.stats().posts_received, 0);
+    assert!(
+        out.stderr
+            .contains("the project has no test case TC-999; nearest known: TC-9, TC-19, TC-29"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("no user has this name"), "{}", out.stderr);
+    let outcomes: Vec<_> = rig.outcomes("runs.report.csv").into_iter().map(|(_, o)| o).collect();
+    use testsigma_import::report::Outcome::*;
+    assert_eq!(outcomes, [NotSent, Invalid, Invalid]);
+}
+
+#[test]
+fn a_dry_run_lists_human_ids_unresolved_and_check_resolves_them() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", "title,test cases\nSmoke,TC-4;TC-31\n");
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args([
+        "import",
+        "runs.csv",
+        "--dry-run",
+        "--project-id",
+        PROJECT,
+        "--plan",
+        "plan.jsonl",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let plan = rig.plan("plan.jsonl");
+    assert_eq!(plan[0]["unresolved"], json!({"test_case_ids": ["TC-4", "TC-31"]}));
+    let mut cmd = bare_command(rig.dir.path(), Some("k"));
+    cmd.args([
+        "check",
+        "runs.csv",
+        "--project-id",
+        PROJECT,
+        "--base-url",
+        &rig.sandbox.base_url(),
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 3, "{}", out.streams());
+    let all = out.streams();
+    assert!(all.contains(&format!("test case TC-4: {}", case(4))), "{all}");
+    assert!(
+        all.contains("invalid: test case `TC-31` (row 2): the project has no test case TC-31"),
+        "{all}"
+    );
+}
+
+/// The requests spent resolving 40 distinct human ids, in a project of `size` cases.
+fn requests_for_40_ids(size: u32, ids: impl Iterator<Item = u32>) -> (u64, u64) {
+    let cases = (1..=size)
+        .map(|n| TestCase {
+            id: uuid::Uuid::from_u128(u128::from(n)).to_string(),
+            human_id: format!("TC-{n}"),
+            title: format!("case {n}"),
+            project_id: PROJECT.to_owned(),
+        })
+        .collect();
+    let rig = Rig::new(SandboxOptions {
+        test_cases: Some(cases),
+        ..SandboxOptions::default()
+    });
+    let mut csv = String::from("title,test cases\n");
+    for (row, id) in ids.enumerate() {
+        csv.push_str(&format!("Run {row},TC-{id}\n"));
+    }
+    rig.write("runs.csv", csv);
+    let mut cmd = rig.import("runs.csv", Some("k"));
+    cmd.args(["--project-id", PROJECT, "--no-state", "--no-lookup"]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let stats = rig.sandbox.stats();
+    (stats.test_case_lists, stats.test_case_gets)
+}
+
+#[test]
+fn forty_human_ids_cost_few_requests_in_small_and_large_projects() {
+    let small = requests_for_40_ids(60, 1..=40);
+    let large_first = requests_for_40_ids(5_000, 1..=40);
+    let large_spread = requests_for_40_ids(5_000, (1..=40).map(|n| n * 125));
+    eprintln!("40 ids: 60 cases {small:?}; 5000 cases, first 40 {large_first:?}; spread {large_spread:?}");
+    assert_eq!(small, (1, 0));
+    assert_eq!(large_first, (1, 0));
+    let (lists, gets) = large_spread;
+    assert!(lists + gets <= 80, "{large_spread:?}");
+}
