@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> Exit {
         },
         Command::Check(args) => check::run_check(&args).await,
         Command::Sandbox(args) => sandbox_command(args).await,
-        Command::Template(args) => template::write_template(&args.file, args.force)
+        Command::Template(args) => template::write_template(&args.file, args.force, &crate::settings::template_status_words())
             .map(|()| {
                 // Offline first: `check` needs a key, which a new user may not have yet.
                 let file = args.file.display();

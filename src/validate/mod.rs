@@ -143,6 +143,14 @@ pub struct RowRules {
     /// Values for fields whose column is absent or whose cell is blank: `[defaults]`,
     /// `--status`, `--project-id`.
     pub defaults: BTreeMap<Field, String>,
+    /// `[values.status]`: other words for a status (`In Progress` → `ACTIVE`), keyed by
+    /// [`status_word`].
+    pub status_words: BTreeMap<String, &'static str>,
+}
+
+/// A status word as `[values.status]` is matched: case and spacing aside.
+pub fn status_word(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 impl Default for RowRules {
@@ -153,6 +161,7 @@ impl Default for RowRules {
             list_separators: vec![',', ';', '|', '\n', '\r'],
             timestamp_unit: TimestampUnit::Seconds,
             defaults: BTreeMap::new(),
+            status_words: BTreeMap::new(),
         }
     }
 }
@@ -377,9 +386,18 @@ fn status(fields: &mut FieldReader<'_>) -> &'static str {
     let Some(text) = fields.text(Field::Status) else {
         return "ACTIVE";
     };
+    let validator = fields.v;
+    let words = &validator.rules.status_words;
     match parse_status(&text) {
         Ok(status) => status,
-        Err(message) => {
+        Err(_) if words.contains_key(&status_word(&text)) => words[&status_word(&text)],
+        Err(mut message) => {
+            if words.is_empty() {
+                message.push_str(" (map other words in [values.status])");
+            } else {
+                let known: Vec<&str> = words.keys().map(String::as_str).collect();
+                message.push_str(&format!(", or a word [values.status] maps ({})", known.join(", ")));
+            }
             fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
             ""
         }
@@ -692,7 +710,7 @@ mod tests {
         );
         assert_eq!(
             problems[1].to_string(),
-            "row 7, column `Status` (B7): `open`: status must be ACTIVE or CLOSED"
+            "row 7, column `Status` (B7): `open`: status must be ACTIVE or CLOSED (map other words in [values.status])"
         );
         assert!(
             problems[4].message.contains("`x`, `y` are not a UUID"),

@@ -22,24 +22,29 @@ fn case(n: u32) -> String {
 fn human_ids_uuids_and_a_name_assignee_create_exactly_the_bodies_expected() {
     let rig = Rig::new(SandboxOptions::default());
     let csv = format!(
-        "title,test cases,assignee\n\
-         Smoke,TC-12;tc-3,Grace Hopper\n\
-         Mixed,\"{};TC-5;TC-12\",ada@example.com\n\
-         Same case twice,\"TC-7;{}\",\n",
+        "title,test cases,assignee,status\n\
+         Smoke,TC-12;tc-3,Grace Hopper,In Progress\n\
+         Mixed,\"{};TC-5;TC-12\",ada@example.com,done\n\
+         Same case twice,\"TC-7;{}\",,\n",
         case(1).to_uppercase(),
         case(7)
     );
     rig.write("runs.csv", csv);
+    rig.write(
+        "map.toml",
+        "[values.status]\n\"In Progress\" = \"ACTIVE\"\nDone = \"closed\"\n",
+    );
     let mut cmd = rig.import("runs.csv", Some("k"));
-    cmd.args(["--project-id", PROJECT, "--no-state"]);
+    cmd.args(["--project-id", PROJECT, "--no-state", "--mapping", "map.toml"]);
     let out = run(cmd);
     assert_eq!(out.code, 0, "{}", out.streams());
     let runs = runs_by_title(&rig.sandbox);
     let body = |title: &str| runs[title][0].body.clone();
     let filter = |ids: Vec<String>| json!([{"field": "id", "operator": "IN", "values": ids}]);
     let expected = |title: &str, ids: Vec<String>, assignee: Option<String>| {
+        let status = if title == "Mixed" { "CLOSED" } else { "ACTIVE" };
         let mut body = json!({
-            "title": title, "status": "ACTIVE", "project_id": PROJECT, "selection_type": "STATIC",
+            "title": title, "status": status, "project_id": PROJECT, "selection_type": "STATIC",
             "static_selection_filters": filter(ids), "label_names": [], "environment_ids": [],
         });
         if let Some(a) = assignee {
@@ -62,6 +67,32 @@ fn human_ids_uuids_and_a_name_assignee_create_exactly_the_bodies_expected() {
     // Three distinct ids in a project of 30 cases: one page of its list.
     let stats = rig.sandbox.stats();
     assert_eq!((stats.test_case_lists, stats.test_case_gets), (1, 0), "{stats}");
+}
+
+#[test]
+fn a_status_word_no_table_maps_is_invalid_and_names_the_table() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", "title,status\nSmoke,In Progress\n");
+    rig.write("testsigma-import.toml", "[values.status]\nDone = \"CLOSED\"\n");
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args(["import", "runs.csv", "--dry-run", "--project-id", PROJECT]);
+    let out = run(cmd);
+    assert_eq!(out.code, 3, "{}", out.streams());
+    assert!(
+        out.stderr.contains("or a word [values.status] maps (done)"),
+        "{}",
+        out.stderr
+    );
+    rig.write("testsigma-import.toml", "[values.status]\nDone = \"FINISHED\"\n");
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args(["import", "runs.csv", "--dry-run", "--project-id", PROJECT]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    assert!(
+        out.stderr.contains("a word must map to ACTIVE or CLOSED"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
