@@ -27,6 +27,68 @@ pub(super) enum Value<'a> {
     Default(&'a str),
 }
 
+/// An id in a list as the API writes it, and whether it is a human id: a UUID in any
+/// common spelling, or (with `humans`) a human id such as `TC-12`, upper-cased.
+fn id_of(item: &str, humans: bool) -> Option<(String, bool)> {
+    match uuid_value(item) {
+        Some(id) => Some((
+            id.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned(),
+            false,
+        )),
+        None if humans && is_human_id(item) => Some((item.to_ascii_uppercase(), true)),
+        None => None,
+    }
+}
+
+/// `` `9ac2…0b2d` holds U+200B (zero width space) ``: the characters of `text` that do
+/// not print, named; `None` when every character shows.
+pub(super) fn describe_unseen(text: &str) -> Option<String> {
+    let mut named: Vec<String> = Vec::new();
+    for c in text.chars() {
+        if let Some(name) = unseen_name(c) {
+            let entry = format!("U+{:04X} ({name})", c as u32);
+            if !named.contains(&entry) {
+                named.push(entry);
+            }
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let shown: String = if chars.len() > 12 {
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    } else {
+        text.to_owned()
+    };
+    let shown: String = shown.chars().filter(|c| unseen_name(*c).is_none()).collect();
+    Some(format!("`{shown}` holds {}", named.join(", ")))
+}
+
+/// The name of a character that does not print, or prints as a plain space.
+fn unseen_name(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{200B}' => "zero width space",
+        '\u{200C}' => "zero width non-joiner",
+        '\u{200D}' => "zero width joiner",
+        '\u{2060}' => "word joiner",
+        '\u{FEFF}' => "byte order mark",
+        '\u{00A0}' => "no-break space",
+        '\u{202F}' => "narrow no-break space",
+        '\u{2007}' => "figure space",
+        '\u{00AD}' => "soft hyphen",
+        '\u{200E}' => "left-to-right mark",
+        '\u{200F}' => "right-to-left mark",
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => "bidirectional control",
+        c if c.is_control() && !matches!(c, '\n' | '\r' | '\t') => "control character",
+        _ => return None,
+    })
+}
+
 impl<'a> FieldReader<'a> {
     pub(super) fn value(&self, field: Field) -> Option<Value<'a>> {
         let row: &'a SourceRow = self.row;
@@ -70,8 +132,15 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    pub(super) fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
+    pub(super) fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, mut message: String) {
         let (column, cell) = self.location(field);
+        // What does not print is named, or the message would show nothing wrong.
+        if let Some(text) = &value
+            && let Some(unseen) = describe_unseen(text)
+        {
+            message.push_str("; ");
+            message.push_str(&unseen);
+        }
         self.problems.push(Problem {
             row: self.row.number,
             column,
@@ -187,26 +256,32 @@ impl<'a> FieldReader<'a> {
         // and lower case is one id.
         let mut ids: Vec<String> = Vec::with_capacity(8);
         let mut bad: Vec<&str> = Vec::new();
-        let mut buffer = uuid::Uuid::encode_buffer();
+        let humans = human_ids.is_some();
         for_each_item(text, &self.v.separators, |item| {
-            let id = match (uuid_value(item), human_ids.as_deref_mut()) {
-                (Some(id), _) => id.hyphenated().encode_lower(&mut buffer).to_owned(),
-                (None, Some(listed)) if is_human_id(item) => {
-                    let id = item.to_ascii_uppercase();
-                    if !listed.contains(&id) {
-                        listed.push(id.clone());
-                    }
-                    id
-                }
-                (None, _) => {
-                    if !bad.contains(&item) {
-                        bad.push(item);
-                    }
-                    return;
-                }
+            // `a b` where each is an id: a list separated by spaces, as users mean it.
+            let spaced = id_of(item, humans).is_none()
+                && item.contains(char::is_whitespace)
+                && item.split_whitespace().all(|part| id_of(part, humans).is_some());
+            let parts: Vec<&str> = if spaced {
+                item.split_whitespace().collect()
+            } else {
+                vec![item]
             };
-            if !ids.contains(&id) {
-                ids.push(id);
+            for part in parts {
+                let Some((id, human)) = id_of(part, humans) else {
+                    if !bad.contains(&part) {
+                        bad.push(part);
+                    }
+                    continue;
+                };
+                if let (true, Some(listed)) = (human, human_ids.as_deref_mut())
+                    && !listed.contains(&id)
+                {
+                    listed.push(id.clone());
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
             }
         });
         if bad.is_empty() {

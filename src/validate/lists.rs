@@ -192,9 +192,14 @@ pub(super) fn is_canonical_uuid(text: &str) -> bool {
     !wrong
 }
 
-/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case.
+/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case, maybe in
+/// braces (`{9ac2…}`, as Windows tools write them).
 pub(super) fn uuid_value(text: &str) -> Option<uuid::Uuid> {
     let text = trim(text);
+    let text = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .map_or(text, trim);
     if text.len() == 36 || text.len() == 32 {
         uuid::Uuid::try_parse(text).ok()
     } else {

@@ -619,6 +619,61 @@ mod tests {
     }
 
     #[test]
+    fn ids_in_braces_lists_by_spaces_and_human_ids_are_read_as_meant() {
+        let a = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+        let b = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+        for (cell, values, human_ids) in [
+            (format!("{{{a}}}"), vec![a.to_owned()], None),
+            (format!("{a} {b}"), vec![a.to_owned(), b.to_owned()], None),
+            (
+                format!("{a} tc-12, TC-3"),
+                vec![a.to_owned(), "TC-12".into(), "TC-3".into()],
+                Some(vec!["TC-12", "TC-3"]),
+            ),
+            (
+                format!("TC-3;{{{}}};TC-3", a.to_uppercase()),
+                vec!["TC-3".into(), a.to_owned()],
+                Some(vec!["TC-3"]),
+            ),
+        ] {
+            let rows = [text_row(2, &["Smoke", &cell])];
+            let mut v = validator(&["Title", "Test Cases"], &rows, rules_with_project(), false);
+            let planned = v.validate(&rows[0]).unwrap_or_else(|p| panic!("{cell}: {p:?}"));
+            assert_eq!(planned.body.static_selection_filters[0].values, values, "{cell}");
+            let refs = planned.test_case_refs.map(|r| r.human_ids);
+            assert_eq!(
+                refs,
+                human_ids.map(|h| h.into_iter().map(str::to_owned).collect()),
+                "{cell}"
+            );
+        }
+    }
+
+    #[test]
+    fn characters_that_do_not_print_are_named() {
+        // A no-break space between names is a space: the name is matched at the service.
+        let rows = [text_row(2, &["Smoke", "Grace\u{A0}Hopper"])];
+        let mut v = validator(&["Title", "Owner"], &rows, rules_with_project(), false);
+        assert!(v.validate(&rows[0]).is_ok());
+        let cases = [
+            (
+                "9ac271b6-4e89-4c93-8c75-2d62\u{200B}5efa0b2d",
+                "`9ac2…0b2d` holds U+200B (zero width space)",
+            ),
+            (
+                "Grace\u{A0}Hopper\u{FEFF}",
+                "holds U+00A0 (no-break space), U+FEFF (byte order mark)",
+            ),
+        ];
+        for (cell, named) in cases {
+            let rows = [text_row(2, &["Smoke", cell])];
+            let mut v = validator(&["Title", "Owner"], &rows, rules_with_project(), false);
+            let problems = v.validate(&rows[0]).unwrap_err();
+            assert!(problems[0].message.contains(named), "{}", problems[0].message);
+        }
+    }
+
+    #[test]
     fn a_full_row_becomes_the_exact_body() {
         let headers = [
             "Title",
