@@ -139,6 +139,7 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
     })?;
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
+    super::tell_date_notes(stage);
     Ok(offline)
 }
 

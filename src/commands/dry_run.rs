@@ -140,6 +140,7 @@ pub(crate) fn dry_run(
     })?;
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
+    super::tell_date_notes(stage);
     let failed_file = outputs.finish()?;
     tally.header_row = stage.failed_rows_shape().header_row;
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);

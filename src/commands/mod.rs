@@ -167,3 +167,11 @@ fn init_logging(verbose: u8, format: LogFormat, timestamps: Timestamps) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// Says, once the rows are read, how a date column that proves no order was settled by
+/// the other (a note, not a problem).
+pub(crate) fn tell_date_notes(stage: &crate::validate::stage::ReadStage) {
+    for note in stage.validator.column_notes() {
+        crate::ui::say(&format!("note: {note}"));
+    }
+}

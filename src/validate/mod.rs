@@ -797,11 +797,26 @@ mod tests {
             text_row(3, &["b", "17/04/2024", "05/07/2024"]),
         ];
         let mut v = validator(&["Title", "Start", "End"], &rows, rules_with_project(), false);
-        // Start proves dmy through row 3; End proves nothing, so its values are errors naming the flag.
-        assert_eq!(v.column_problems().len(), 1);
+        // Start proves dmy through row 3; End proves nothing, so it takes Start's order, with a note.
+        assert!(v.column_problems().is_empty());
+        let notes = v.column_notes();
+        assert_eq!(
+            notes,
+            [
+                "`End` proves no date order on its own: it is read day first (dd/mm), as `Start` proves (`17/04/2024`, row 3)"
+            ]
+        );
+        let planned = v.validate(&rows[0]).unwrap();
+        // 2024-04-03 00:00 UTC and 2024-06-05 23:59:59 UTC.
+        assert_eq!(
+            (planned.body.start_date, planned.body.end_date),
+            (Some(1712102400), Some(1717631999))
+        );
+        // A column that proves nothing, beside one that proves nothing either: errors naming the flag.
+        let rows = [text_row(2, &["a", "03/04/2024", "05/06/2024"])];
+        let mut v = validator(&["Title", "Start", "End"], &rows, rules_with_project(), false);
+        assert_eq!(v.column_problems().len(), 2);
         let problems = v.validate(&rows[0]).unwrap_err();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].column.as_deref(), Some("End"));
         assert!(problems[0].message.contains("--date-order"), "{}", problems[0].message);
 
         // A weekday in front needs the order as much as the date alone, and the message

@@ -195,3 +195,40 @@ fn forty_human_ids_cost_few_requests_in_small_and_large_projects() {
     let (lists, gets) = large_spread;
     assert!(lists + gets <= 80, "{large_spread:?}");
 }
+
+#[test]
+fn a_start_date_column_that_proves_month_first_settles_the_end_dates() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write(
+        "us.csv",
+        "title,start date,end date\nA,12/31/2025,1/2/2026\nB,3/4/2025,3/5/2025\nC,1/2/2025,1/3/2025\n",
+    );
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args([
+        "import",
+        "us.csv",
+        "--dry-run",
+        "--project-id",
+        PROJECT,
+        "--plan",
+        "plan.jsonl",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let all = out.streams();
+    assert_eq!(
+        all.matches("note: `end date` proves no date order on its own").count(),
+        1,
+        "{all}"
+    );
+    assert!(
+        all.contains("it is read month first (mm/dd), as `start date` proves (`12/31/2025`, row 2)"),
+        "{all}"
+    );
+    let ends: Vec<i64> = rig
+        .plan("plan.jsonl")
+        .iter()
+        .map(|l| l["body"]["end_date"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ends, [1767398399, 1741219199, 1735948799]);
+}

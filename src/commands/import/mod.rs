@@ -165,6 +165,7 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
         }
         Ok(())
     })?;
+    super::tell_date_notes(stage);
     Ok(ReadAll {
         count,
         rows,
