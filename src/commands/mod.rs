@@ -171,7 +171,7 @@ fn init_logging(verbose: u8, format: LogFormat, timestamps: Timestamps) {
 /// Says, once the rows are read, how a date column that proves no order was settled by
 /// the other (a note, not a problem).
 pub(crate) fn tell_date_notes(stage: &crate::validate::stage::ReadStage) {
-    for note in stage.validator.column_notes() {
+    for note in stage.source.notes().into_iter().chain(stage.validator.column_notes()) {
         crate::ui::say(&format!("note: {note}"));
     }
 }

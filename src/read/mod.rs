@@ -149,6 +149,10 @@ pub struct SourceOptions {
     pub sheet: Option<String>,
     /// 1-based row that holds the headers.
     pub header_row: usize,
+    /// Neither `--sheet` nor `--header-row` was given: a workbook's sheet and header row
+    /// are found (the first visible sheet, and the first of its first 20 rows, with a title
+    /// header), falling back to `sheet` and `header_row`.
+    pub find_table: bool,
     /// Field delimiter for delimited text; sniffed from the header line when `None`.
     pub delimiter: Option<u8>,
     /// An encoding label such as `windows-1252` or `utf-16le`; a byte-order mark wins.
@@ -162,6 +166,7 @@ impl Default for SourceOptions {
         SourceOptions {
             sheet: None,
             header_row: 1,
+            find_table: false,
             delimiter: None,
             encoding: None,
             max_cell_bytes: 1024 * 1024,
@@ -195,6 +200,11 @@ pub trait RowSource: Send {
     }
     /// Back to the first data row, so the pipeline can make two passes.
     fn rewind(&mut self) -> Result<(), SourceError>;
+    /// What the run should say once about how the source was read (the sheet and header
+    /// row found, merged cells spread over their rows).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens `input` and reads up to its header row.

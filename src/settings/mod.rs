@@ -320,8 +320,11 @@ fn resolve_source(args: &ReadArgs, config: &ConfigFile) -> Result<SourceOptions,
         ));
     }
     let defaults = SourceOptions::default();
+    let sheet = args.sheet.clone().or_else(|| config.sheet.clone());
+    let given_header = args.header_row.or(config.header_row).is_some();
     Ok(SourceOptions {
-        sheet: args.sheet.clone().or_else(|| config.sheet.clone()),
+        find_table: sheet.is_none() && !given_header,
+        sheet,
         header_row,
         delimiter,
         encoding,

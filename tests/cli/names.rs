@@ -232,3 +232,83 @@ fn a_start_date_column_that_proves_month_first_settles_the_end_dates() {
         .collect();
     assert_eq!(ends, [1767398399, 1741219199, 1735948799]);
 }
+
+/// A workbook as another tool exports it: a cover sheet, a merged title over the table,
+/// headers on row 3, labels merged over three rows, US dates proved by the start column.
+fn legacy_export() -> Vec<u8> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut workbook = Workbook::new();
+    let cover = workbook.add_worksheet().set_name("Cover").unwrap();
+    cover.write_string(0, 0, "Exported from LegacyTM 7.2").unwrap();
+    cover.write_string(2, 0, "Owner: QA").unwrap();
+    let runs = workbook.add_worksheet().set_name("Runs").unwrap();
+    runs.merge_range(0, 0, 0, 4, "Test runs — Q4 2025", &Format::new())
+        .unwrap();
+    for (column, header) in ["Title", "Labels", "Start Date", "End Date", "Test Cases"]
+        .iter()
+        .enumerate()
+    {
+        runs.write_string(2, column as u16, *header).unwrap();
+    }
+    runs.merge_range(3, 1, 5, 1, "smoke, nightly", &Format::new()).unwrap();
+    let rows = [
+        ("Checkout", "12/31/2025", "1/2/2026", case(1)),
+        ("Login", "3/4/2025", "3/5/2025", "TC-2".to_owned()),
+        ("Search", "1/2/2025", "1/3/2025", case(3)),
+    ];
+    for (i, (title, start, end, cases)) in rows.iter().enumerate() {
+        let row = 3 + i as u32;
+        runs.write_string(row, 0, *title).unwrap();
+        runs.write_string(row, 2, *start).unwrap();
+        runs.write_string(row, 3, *end).unwrap();
+        runs.write_string(row, 4, cases).unwrap();
+    }
+    workbook.save_to_buffer().unwrap()
+}
+
+#[test]
+fn a_legacy_export_finds_its_sheet_and_headers_and_spreads_merged_labels() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("legacy.xlsx", legacy_export());
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args([
+        "import",
+        "legacy.xlsx",
+        "--dry-run",
+        "--project-id",
+        PROJECT,
+        "--plan",
+        "plan.jsonl",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    let all = out.streams();
+    for said in [
+        "note: reading sheet `Runs`, headers on row 3 (the first with a title header)",
+        "note: merged cells: each merged value is given to every row it spans (2 cells filled)",
+        "note: `End Date` proves no date order on its own: it is read month first (mm/dd), as `Start Date` proves (`12/31/2025`, row 4)",
+    ] {
+        assert_eq!(all.matches(said).count(), 1, "{said}\n{all}");
+    }
+    let plan = rig.plan("plan.jsonl");
+    let rows: Vec<i64> = plan.iter().map(|l| l["row"].as_i64().unwrap()).collect();
+    assert_eq!(rows, [4, 5, 6]);
+    let body = |title: &str, start: i64, end: i64, case_id: &str| {
+        json!({
+            "title": title, "status": "ACTIVE", "project_id": PROJECT, "selection_type": "STATIC",
+            "static_selection_filters": [{"field": "id", "operator": "IN", "values": [case_id]}],
+            "start_date": start, "end_date": end,
+            "label_names": ["smoke", "nightly"], "environment_ids": [],
+        })
+    };
+    let bodies: Vec<Value> = plan.iter().map(|l| l["body"].clone()).collect();
+    assert_eq!(
+        bodies,
+        [
+            body("Checkout", 1767139200, 1767398399, &case(1)),
+            body("Login", 1741046400, 1741219199, "TC-2"),
+            body("Search", 1735776000, 1735948799, &case(3)),
+        ]
+    );
+    assert_eq!(plan[1]["unresolved"], json!({"test_case_ids": ["TC-2"]}));
+}
