@@ -115,9 +115,12 @@ fn an_unknown_human_id_and_an_unknown_name_send_nothing() {
         out.stderr
     );
     assert!(out.stderr.contains("no user has this name"), "{}", out.stderr);
-    let outcomes: Vec<_> = rig.outcomes("runs.report.csv").into_iter().map(|(_, o)| o).collect();
-    use testsigma_import::report::Outcome::*;
-    assert_eq!(outcomes, [NotSent, Invalid, Invalid]);
+    let outcomes: Vec<String> = rig
+        .outcomes("runs.report.csv")
+        .iter()
+        .map(|(_, o)| format!("{o:?}"))
+        .collect();
+    assert_eq!(outcomes, ["NotSent", "Invalid", "Invalid"]);
 }
 
 #[test]
