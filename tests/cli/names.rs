@@ -315,3 +315,19 @@ fn a_legacy_export_finds_its_sheet_and_headers_and_spreads_merged_labels() {
     );
     assert_eq!(plan[1]["unresolved"], json!({"test_case_ids": ["TC-2"]}));
 }
+
+#[test]
+fn a_second_run_of_human_ids_finds_the_runs_unchanged() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("runs.csv", "title,test cases,assignee\nSmoke,TC-1;TC-2,Grace Hopper\nLogin,tc-3,\n");
+    for round in 0..2 {
+        let mut cmd = rig.import("runs.csv", Some("k"));
+        cmd.args(["--project-id", PROJECT, "--state", "ledger.jsonl"]);
+        let out = run(cmd);
+        assert_eq!(out.code, 0, "round {round}: {}", out.streams());
+        let outcomes: Vec<String> = rig.outcomes("runs.report.csv").iter().map(|(_, o)| format!("{o:?}")).collect();
+        let want = if round == 0 { ["Created", "Created"] } else { ["AlreadyImported", "AlreadyImported"] };
+        assert_eq!(outcomes, want, "round {round}: {}", out.streams());
+    }
+    assert_eq!(rig.sandbox.runs().len(), 2);
+}
