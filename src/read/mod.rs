@@ -149,10 +149,13 @@ pub struct SourceOptions {
     pub sheet: Option<String>,
     /// 1-based row that holds the headers.
     pub header_row: usize,
-    /// Neither `--sheet` nor `--header-row` was given: a workbook's sheet and header row
-    /// are found (the first visible sheet, and the first of its first 20 rows, with a title
-    /// header), falling back to `sheet` and `header_row`.
+    /// `--header-row` was not given: a workbook's header row is the first of the sheet's
+    /// first 20 rows with a title header, and without `sheet` the sheet is the first
+    /// visible one that has such a row.
     pub find_table: bool,
+    /// Headers mapped to the title (`--column title=…`, `[columns]`), looked for beside the
+    /// title's aliases when the header row is searched.
+    pub title_headers: Vec<String>,
     /// Field delimiter for delimited text; sniffed from the header line when `None`.
     pub delimiter: Option<u8>,
     /// An encoding label such as `windows-1252` or `utf-16le`; a byte-order mark wins.
@@ -167,6 +170,7 @@ impl Default for SourceOptions {
             sheet: None,
             header_row: 1,
             find_table: false,
+            title_headers: Vec::new(),
             delimiter: None,
             encoding: None,
             max_cell_bytes: 1024 * 1024,
@@ -390,6 +394,11 @@ pub enum SourceError {
         "cannot read {name} as a workbook ({detail}); it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"
     )]
     Workbook { name: String, detail: String },
+
+    #[error(
+        "{name}: no visible sheet has a title header (Title, Name, Run Name, Test Run) in its first 20 rows; looked at {looked}. Give the sheet with --sheet and the header row with --header-row, or the title's header with --column title=HEADER"
+    )]
+    NoTitleHeader { name: String, looked: String },
 
     #[error(
         "{name}: sheet `{sheet}` has values from {first} to {last}, an area of {cells} cells, over the {limit} this tool can hold; delete the stray cells far below or right of the table (in Excel, Ctrl+End goes to the last one)"

@@ -166,14 +166,24 @@ fn load<RS: Read + Seek>(
             Kind::Ods => Sheets::Ods(Ods::new(rs).map_err(|e| failed(e.into()))?),
         };
         let mut table = Table::default();
-        let sheet = match opts.find_table {
-            true => find_table(&mut book, &mut table),
+        let sheet = match opts.find_table && opts.sheet.is_none() {
+            true => find_table(&mut book, &mut table, &opts.title_headers, name)?,
             false => None,
         };
         let sheet = match sheet {
             Some(sheet) => sheet,
             None => pick_sheet(book.sheets_metadata(), opts.sheet.as_deref(), name)?,
         };
+        // The sheet is named: only its header row is looked for (row 1 when none is found,
+        // so the mapping's error lists what row 1 holds).
+        if opts.find_table && opts.sheet.is_some() {
+            table.header_row = title_header_row(&top_texts(&mut book, &sheet), &opts.title_headers);
+            if let Some(row) = table.header_row.filter(|row| *row > 1) {
+                table.notes.push(format!(
+                    "reading sheet `{sheet}` from row {row} (the first with a title header)"
+                ));
+            }
+        }
         let merged = match &mut book {
             Sheets::Xlsx(xlsx) => xlsx.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
             _ => Vec::new(),
@@ -225,10 +235,16 @@ struct Table {
 /// Rows looked at for a title header, from the top of each sheet.
 const HEADER_SEARCH_ROWS: usize = 20;
 
-/// The first visible worksheet with a title header in one of its first 20 rows, and that
-/// row. `None` (with a note listing what was looked at) when no sheet has one: the first
-/// visible sheet and row 1 are read then, as without the search.
-fn find_table<RS: Read + Seek>(book: &mut Sheets<RS>, table: &mut Table) -> Option<String> {
+/// The first visible worksheet with a title header (an alias, or one of `titles`) in one
+/// of its first 20 rows, and that row. When none has one but some has text there: an error
+/// listing the sheets and the rows looked at. `None` when no sheet has any text: the first
+/// visible sheet is read as without the search (an empty sheet is a quiet night).
+fn find_table<RS: Read + Seek>(
+    book: &mut Sheets<RS>,
+    table: &mut Table,
+    titles: &[String],
+    name: &str,
+) -> Result<Option<String>, SourceError> {
     let visible: Vec<String> = book
         .sheets_metadata()
         .iter()
@@ -236,8 +252,11 @@ fn find_table<RS: Read + Seek>(book: &mut Sheets<RS>, table: &mut Table) -> Opti
         .map(|s| s.name.clone())
         .collect();
     let mut looked = Vec::new();
+    let mut any_text = false;
     for (index, sheet) in visible.iter().enumerate() {
-        match title_header_row(&top_texts(book, sheet)) {
+        let texts = top_texts(book, sheet);
+        any_text |= !texts.is_empty();
+        match title_header_row(&texts, titles) {
             Some(row) => {
                 // Only a move away from sheet one, row 1 is news.
                 if index > 0 || row > 1 {
@@ -246,18 +265,47 @@ fn find_table<RS: Read + Seek>(book: &mut Sheets<RS>, table: &mut Table) -> Opti
                     ));
                 }
                 table.header_row = Some(row);
-                return Some(sheet.clone());
+                return Ok(Some(sheet.clone()));
             }
-            None => looked.push(format!("`{sheet}`")),
+            None => looked.push(rows_looked_at(sheet, &texts)),
         }
     }
-    if visible.len() > 1 {
-        table.notes.push(format!(
-            "no title header in the first {HEADER_SEARCH_ROWS} rows of sheets {}: reading the first, from row 1 (see --sheet, --header-row)",
-            looked.join(", ")
-        ));
+    if !any_text {
+        return Ok(None);
     }
-    None
+    Err(SourceError::NoTitleHeader {
+        name: name.to_owned(),
+        looked: looked.join("; "),
+    })
+}
+
+/// `` sheet `Cover`: row 1 `Exported from LegacyTM 7.2`, row 3 `Owner: QA` ``: each row's
+/// first text, for up to five rows.
+fn rows_looked_at(sheet: &str, texts: &[(usize, String)]) -> String {
+    let mut rows: Vec<(usize, &str)> = Vec::new();
+    for (row, text) in texts {
+        if !rows.iter().any(|(r, _)| r == row) {
+            rows.push((*row, text.as_str()));
+        }
+    }
+    rows.sort_unstable();
+    if rows.is_empty() {
+        return format!("sheet `{sheet}` (no text)");
+    }
+    let shown: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|(row, text)| {
+            let text: String = text.chars().take(40).collect();
+            format!("row {} `{text}`", row + 1)
+        })
+        .collect();
+    let more = if rows.len() > 5 {
+        format!(", {} more rows", rows.len() - 5)
+    } else {
+        String::new()
+    };
+    format!("sheet `{sheet}`: {}{more}", shown.join(", "))
 }
 
 /// The text cells of a sheet's first 20 rows, as (0-based row, text). An xlsx or xlsb
@@ -312,12 +360,15 @@ fn top_texts<RS: Read + Seek>(book: &mut Sheets<RS>, sheet: &str) -> Vec<(usize,
     texts
 }
 
-/// The 1-based sheet row, of the first 20, with a cell that is a title header.
-fn title_header_row(texts: &[(usize, String)]) -> Option<usize> {
+/// The 1-based sheet row, of the first 20, with a cell that is a title header: an alias of
+/// the title, or one of `mapped`.
+fn title_header_row(texts: &[(usize, String)], mapped: &[String]) -> Option<usize> {
     let titles: Vec<String> = crate::read::mapping::Field::Title
         .aliases()
         .iter()
-        .map(|a| crate::read::mapping::normalise_header(a))
+        .copied()
+        .chain(mapped.iter().map(String::as_str))
+        .map(crate::read::mapping::normalise_header)
         .collect();
     texts
         .iter()
@@ -662,7 +713,7 @@ mod tests {
             (texts(&[(0, "Owner: QA"), (3, "Notes")]), None),
             (texts(&[(20, "Title")]), None),
         ] {
-            assert_eq!(title_header_row(&cells), want, "{cells:?}");
+            assert_eq!(title_header_row(&cells, &[]), want, "{cells:?}");
         }
     }
 

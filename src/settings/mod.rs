@@ -268,9 +268,12 @@ impl ImportSettings {
 
 pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
     let input = Input::from_arg(&args.file).map_err(|e| flag("<FILE>", e.to_string()))?;
-    let source = resolve_source(args, config)?;
+    let mut source = resolve_source(args, config)?;
     let list_separators = resolve_list_separators(args, config)?;
     let (columns, defaults) = resolve_columns(args, config, &list_separators[0].to_string())?;
+    if let Some(title) = columns.get(&Field::Title) {
+        source.title_headers.push(title.header.clone());
+    }
     let key = match args.key.as_deref().or(config.key.as_deref()) {
         None => None,
         Some(text) => Some(KeySpec::parse(text).map_err(|e| flag(&given("--key", args.key.is_some()), e))?),
@@ -323,7 +326,8 @@ fn resolve_source(args: &ReadArgs, config: &ConfigFile) -> Result<SourceOptions,
     let sheet = args.sheet.clone().or_else(|| config.sheet.clone());
     let given_header = args.header_row.or(config.header_row).is_some();
     Ok(SourceOptions {
-        find_table: sheet.is_none() && !given_header,
+        find_table: !given_header,
+        title_headers: Vec::new(),
         sheet,
         header_row,
         delimiter,

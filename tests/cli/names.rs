@@ -319,15 +319,64 @@ fn a_legacy_export_finds_its_sheet_and_headers_and_spreads_merged_labels() {
 #[test]
 fn a_second_run_of_human_ids_finds_the_runs_unchanged() {
     let rig = Rig::new(SandboxOptions::default());
-    rig.write("runs.csv", "title,test cases,assignee\nSmoke,TC-1;TC-2,Grace Hopper\nLogin,tc-3,\n");
+    rig.write(
+        "runs.csv",
+        "title,test cases,assignee\nSmoke,TC-1;TC-2,Grace Hopper\nLogin,tc-3,\n",
+    );
     for round in 0..2 {
         let mut cmd = rig.import("runs.csv", Some("k"));
         cmd.args(["--project-id", PROJECT, "--state", "ledger.jsonl"]);
         let out = run(cmd);
         assert_eq!(out.code, 0, "round {round}: {}", out.streams());
-        let outcomes: Vec<String> = rig.outcomes("runs.report.csv").iter().map(|(_, o)| format!("{o:?}")).collect();
-        let want = if round == 0 { ["Created", "Created"] } else { ["AlreadyImported", "AlreadyImported"] };
+        let outcomes: Vec<String> = rig
+            .outcomes("runs.report.csv")
+            .iter()
+            .map(|(_, o)| format!("{o:?}"))
+            .collect();
+        let want = if round == 0 {
+            ["Created", "Created"]
+        } else {
+            ["AlreadyImported", "AlreadyImported"]
+        };
         assert_eq!(outcomes, want, "round {round}: {}", out.streams());
     }
     assert_eq!(rig.sandbox.runs().len(), 2);
+}
+
+#[test]
+fn a_workbook_without_a_title_header_lists_the_sheets_and_rows_looked_at() {
+    use rust_xlsxwriter::Workbook;
+    let mut workbook = Workbook::new();
+    let cover = workbook.add_worksheet().set_name("Cover").unwrap();
+    cover.write_string(0, 0, "Exported from LegacyTM 7.2").unwrap();
+    let data = workbook.add_worksheet().set_name("Data").unwrap();
+    data.write_string(1, 0, "Run").unwrap();
+    data.write_string(2, 0, "Smoke").unwrap();
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("book.xlsx", workbook.save_to_buffer().unwrap());
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args(["import", "book.xlsx", "--dry-run", "--project-id", PROJECT]);
+    let out = run(cmd);
+    assert_eq!(out.code, 2, "{}", out.streams());
+    let said = "looked at sheet `Cover`: row 1 `Exported from LegacyTM 7.2`; sheet `Data`: row 2 `Run`, row 3 `Smoke`";
+    assert!(out.stderr.contains(said), "{}", out.stderr);
+    // The title's header given: found on sheet Data, row 2.
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args([
+        "import",
+        "book.xlsx",
+        "--dry-run",
+        "--project-id",
+        PROJECT,
+        "--column",
+        "title=Run",
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{}", out.streams());
+    assert!(
+        out.stdout.contains("reading sheet `Data`, headers on row 2")
+            || out.stderr.contains("reading sheet `Data`, headers on row 2"),
+        "{}",
+        out.streams()
+    );
 }
