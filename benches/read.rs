@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use support::{Run, Table, grouped, human_bytes, median, record, rss_text, secs};
-use testsigma_import::read::row::SourceRow;
-use testsigma_import::read::{Input, SourceOptions, open_source};
-use testsigma_import::request::plan::write_plan_line;
-use testsigma_import::validate::RowRules;
-use testsigma_import::validate::stage::{ReadSettings, RowEvent, open_read_stage};
+use testsigma_import::RowRules;
+use testsigma_import::SourceRow;
+use testsigma_import::write_plan_line;
+use testsigma_import::{Input, SourceOptions, open_source};
+use testsigma_import::{ReadSettings, RowEvent, open_read_stage};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_testsigma-import");
 const RESULTS: &str = "results-read.txt";

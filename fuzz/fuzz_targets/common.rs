@@ -1,8 +1,8 @@
 //! Shared by the source targets: read a source to its end twice (the pipeline's two
 //! passes) and check what the pipeline relies on, beyond "does not panic".
 
-use testsigma_import::read::row::SourceRow;
-use testsigma_import::read::{Input, RowSource, SourceOptions, open_source};
+use testsigma_import::SourceRow;
+use testsigma_import::{Input, RowSource, SourceOptions, open_source};
 
 /// One pass: each row as it came, or the error's message; ends at the end of the rows or
 /// at the first error that ends a run.

@@ -8,8 +8,8 @@
 use chrono::{DateTime, NaiveDateTime};
 use chrono_tz::Tz;
 use libfuzzer_sys::fuzz_target;
-use testsigma_import::validate::date_order::OrderEvidence;
-use testsigma_import::validate::dates::{DateOrder, DateValue, DayBound, parse_date};
+use testsigma_import::OrderEvidence;
+use testsigma_import::{DateOrder, DateValue, DayBound, parse_date};
 
 /// Zones with the cases that break naive code: DST gaps and folds, half-hour and
 /// 45-minute offsets, a zone that skipped a whole day (Apia, 2011-12-30), the far east.

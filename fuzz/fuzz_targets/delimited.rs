@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use testsigma_import::read::SourceOptions;
+use testsigma_import::SourceOptions;
 
 #[path = "common.rs"]
 mod common;

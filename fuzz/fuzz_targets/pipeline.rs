@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use testsigma_import::validate::stage::{ReadSettings, RowEvent, open_read_stage};
-use testsigma_import::read::mapping::Field;
-use testsigma_import::read::{Input, SourceOptions};
-use testsigma_import::validate::RowRules;
+use testsigma_import::{ReadSettings, RowEvent, open_read_stage};
+use testsigma_import::Field;
+use testsigma_import::{Input, SourceOptions};
+use testsigma_import::RowRules;
 
 fuzz_target!(|data: &[u8]| {
     let read = ReadSettings {
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = stage.for_each_row(|event| {
         let row = match event {
             RowEvent::Valid { report, planned, .. } => {
-                let _ = testsigma_import::request::plan::plan_line(&planned);
+                let _ = testsigma_import::plan_line(&planned);
                 report.row
             }
             RowEvent::Invalid { report, problems, .. } => {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::import::{ImportResult, quiet_night, raw_cells, run_info};
+use super::import::{quiet_night, raw_cells, run_info};
 use crate::exit::Exit;
 use crate::ledger::policy::{Rerun, Verdict, judge, ledger_base};
 use crate::ledger::{self, KeySpec, LedgerSnapshot, Prior, row_key};
@@ -102,7 +102,7 @@ pub(crate) fn dry_run(
     stage: &mut ReadStage,
     failed_path: Option<PathBuf>,
     started: Instant,
-) -> anyhow::Result<ImportResult> {
+) -> anyhow::Result<Exit> {
     let mut outputs = Outputs::open(settings, stage, failed_path)?;
     let mut printer = ProblemPrinter::new(50).holding(stage.settles_orders_early());
     let mut ledger_view = LedgerView::open(settings, stage.key());
@@ -146,11 +146,7 @@ pub(crate) fn dry_run(
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);
     tell(settings, &tally, &summary, ledger_view.as_ref(), failed_file.as_deref());
     write_summary_json(settings.summary_json.as_deref(), &summary)?;
-    Ok(ImportResult {
-        exit: summary.exit_code,
-        rows: Vec::new(),
-        summary,
-    })
+    Ok(summary.exit_code)
 }
 
 fn summarise(settings: &ImportSettings, tally: &Tally, failed_file: Option<&Path>, started: Instant) -> RunSummary {

@@ -141,15 +141,6 @@ impl Prior {
         }
     }
 
-    /// Where the row stands, in a word a report can show: `created`, `failed` or `unknown`.
-    pub fn standing(&self) -> &'static str {
-        match self {
-            Prior::Created { .. } => "created",
-            Prior::Failed { .. } => "failed",
-            Prior::InFlight { .. } | Prior::Unknown { .. } => "unknown",
-        }
-    }
-
     /// The run may or may not exist: not resent without `--retry-unknown`.
     pub fn is_unknown(&self) -> bool {
         matches!(self, Prior::InFlight { .. } | Prior::Unknown { .. })
@@ -580,9 +571,11 @@ pub fn refuse_if_held(path: &Path) -> Result<(), LedgerError> {
         match fs4::FileExt::try_lock_shared(&file) {
             Ok(()) => {}
             Err(fs4::TryLockError::WouldBlock) => {
+                // The sidecar names the holder; through a hard link it is another name's.
                 let holder = std::fs::read_to_string(lock_path(path))
                     .ok()
-                    .and_then(|text| text.trim().parse::<u32>().ok());
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                    .or_else(|| flock_holder(&file));
                 return Err(LedgerError::Locked {
                     path: path.to_path_buf(),
                     holder,
@@ -667,10 +660,6 @@ impl Ledger {
             error: Some(error),
             ..LineOut::entry("unknown", scope, key, row)
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn append(&mut self, line: LineOut<'_>) -> Result<(), LedgerError> {

@@ -124,6 +124,7 @@ impl DelimitedSource {
                 limit: self.max_columns,
             });
         }
+        self.refuse_nul(row)?;
         self.headers.clear();
         for (column, field) in self.records.iter().enumerate() {
             let text = field_text(field, self.max_cell_bytes, || Location::cell(row, column, &[], false))
@@ -156,7 +157,7 @@ impl DelimitedSource {
         let embedded = self.records.embedded();
         let row = self
             .rows
-            .next(self.records.line(), embedded, self.records.ended_by_lf());
+            .next(self.records.line(), embedded, self.records.ended_by_break());
         // A quote never closed takes every later line into its cell, up to the end of the
         // file, and the rows on those lines would be lost without a word.
         if ended_by_eof
@@ -180,6 +181,7 @@ impl DelimitedSource {
         let Some(number) = self.read_record()? else {
             return Ok(false);
         };
+        self.refuse_nul(number)?;
         row.number = number;
         row.overflow = None;
         let width = self.headers.len();
@@ -224,6 +226,20 @@ impl DelimitedSource {
             }
         }
         Ok(true)
+    }
+
+    /// A NUL byte is no character of any text a spreadsheet exports: the same refusal as a
+    /// NUL at the top of the file, naming the cell, wherever in the file it is, so it is
+    /// never planned into a request.
+    fn refuse_nul(&self, row: usize) -> Result<(), SourceError> {
+        let Some(at) = memchr::memchr(0, self.records.as_slice()) else {
+            return Ok(());
+        };
+        let column = self.records.ranges().position(|range| range.contains(&at)).unwrap_or(0);
+        Err(SourceError::NulByte {
+            name: self.name.clone(),
+            at: Location::cell(row, column, &self.headers, false),
+        })
     }
 
     fn read_failed(&self, err: io::Error) -> SourceError {
@@ -378,7 +394,9 @@ struct Records {
     byte: u64,
     /// Where the last record began: the end of the record before it.
     start: u64,
-    /// The parser's line when the last record began.
+    /// Line breaks read so far: `\n`, `\r\n` and a lone `\r` (an old Mac export) alike.
+    breaks: LineBreaks,
+    /// 1 + the line breaks read when the last record began.
     line_before: u64,
     /// The last byte read, which ended the last record (a `\r\n` ends at its `\r`; the
     /// parser skips the `\n` as a blank line before the next record).
@@ -418,6 +436,7 @@ impl Records {
             ends_used: 0,
             byte: 0,
             start: 0,
+            breaks: LineBreaks::default(),
             line_before: 1,
             last_byte: None,
             ended_by_eof: false,
@@ -428,7 +447,7 @@ impl Records {
     /// Reads the next record; `Ok(false)` at the end of the text.
     fn read(&mut self) -> io::Result<bool> {
         self.start = self.byte;
-        self.line_before = self.parser.line();
+        self.line_before = self.line();
         let (mut bytes, mut ends) = (0, 0);
         loop {
             let input = self.text.fill_buf()?;
@@ -439,6 +458,7 @@ impl Records {
             if let Some(&last) = input[..read].last() {
                 self.last_byte = Some(last);
             }
+            self.breaks.feed(&input[..read]);
             self.text.consume(read);
             self.byte += read as u64;
             bytes += wrote;
@@ -483,23 +503,51 @@ impl Records {
         self.ranges().map(|range| &self.bytes[range])
     }
 
-    /// 1 + the line feeds read so far, including those inside quoted fields.
+    /// 1 + the line breaks read so far, including those inside quoted fields.
     fn line(&self) -> u64 {
-        self.parser.line()
+        1 + self.breaks.count
     }
 
-    /// The last record ended with a line feed.
-    fn ended_by_lf(&self) -> bool {
-        !self.ended_by_eof && self.last_byte == Some(b'\n')
+    /// The last record ended with a line break, which is counted already.
+    fn ended_by_break(&self) -> bool {
+        !self.ended_by_eof && matches!(self.last_byte, Some(b'\n' | b'\r'))
     }
 
-    /// The line feeds inside the last record's fields (quoted ones).
+    /// The line breaks inside the last record's fields (quoted ones).
     fn embedded(&self) -> u64 {
-        // Most records hold none: then every line feed read for the record ended it.
-        if self.line() - self.line_before == u64::from(self.ended_by_lf()) {
+        // Most records hold none: then every line break read for the record ended it.
+        if self.line() - self.line_before == u64::from(self.ended_by_break()) {
             return 0;
         }
-        self.as_slice().iter().filter(|&&b| b == b'\n').count() as u64
+        self.iter()
+            .map(|field| {
+                let mut breaks = LineBreaks::default();
+                breaks.feed(field);
+                breaks.count
+            })
+            .sum()
+    }
+}
+
+/// Counts line breaks as a spreadsheet does: `\n`, `\r\n` and a lone `\r` are one each,
+/// also when a `\r\n` is split between two reads.
+#[derive(Default)]
+struct LineBreaks {
+    count: u64,
+    after_cr: bool,
+}
+
+impl LineBreaks {
+    fn feed(&mut self, bytes: &[u8]) {
+        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            let after_cr = if at == 0 { self.after_cr } else { bytes[at - 1] == b'\r' };
+            if bytes[at] == b'\r' || !after_cr {
+                self.count += 1;
+            }
+        }
+        if let Some(&last) = bytes.last() {
+            self.after_cr = last == b'\r';
+        }
     }
 }
 
@@ -586,12 +634,10 @@ fn choose_encoding(
     let labelled = match label {
         None => None,
         Some(label) => Some(
-            Encoding::for_label(label.trim().as_bytes())
-                .filter(|enc| *enc != encoding_rs::REPLACEMENT)
-                .ok_or_else(|| SourceError::UnknownEncoding {
-                    name: name.to_owned(),
-                    label: label.to_owned(),
-                })?,
+            super::encoding_for_label(label).ok_or_else(|| SourceError::UnknownEncoding {
+                name: name.to_owned(),
+                label: label.to_owned(),
+            })?,
         ),
     };
     let (encoding, bom_len) = match Encoding::for_bom(head) {
@@ -697,15 +743,15 @@ struct RowCounter {
 }
 
 impl RowCounter {
-    /// `line_after` is the reader's 1-based line after the record; `embedded` the
-    /// newlines inside its fields; `ended_by_lf` whether its terminating `\n` was
-    /// consumed (a `\r\n` leaves the `\n` for the next read, end of file has none).
-    fn next(&mut self, line_after: u64, embedded: u64, ended_by_lf: bool) -> usize {
+    /// `line_after` is the reader's 1-based line after the record; `embedded` the line
+    /// breaks inside its fields; `ended_by_break` whether its line break was read (end of
+    /// file has none).
+    fn next(&mut self, line_after: u64, embedded: u64, ended_by_break: bool) -> usize {
         let start_line = line_after
             .saturating_sub(embedded)
-            .saturating_sub(u64::from(ended_by_lf));
+            .saturating_sub(u64::from(ended_by_break));
         let by_lines = usize::try_from(start_line.saturating_sub(self.embedded_before)).unwrap_or(usize::MAX);
-        // Lone `\r` line ends are not counted as lines; rows still go up one by one.
+        // Rows go up one by one even if the count were ever behind.
         let row = by_lines.max(self.last_row + 1);
         self.embedded_before += embedded;
         self.last_row = row;
@@ -968,6 +1014,8 @@ mod tests {
         for (what, data) in [
             ("lf", "Title\n\nA\n\n\nB"),
             ("crlf", "Title\r\n\r\nA\r\n\r\n\r\nB\r\n"),
+            ("cr", "Title\r\rA\r\r\rB\r"),
+            ("cr quoted", "Title\r\r\"A\r\"\r\r\rB\r\r"),
             ("quoted", "Title\n\n\"A\n\"\n\n\nB\n\n"),
             ("leading", "\n\nTitle\nA\n\n\nB\n"),
         ] {
@@ -981,11 +1029,54 @@ mod tests {
     }
 
     #[test]
-    fn lone_cr_line_ends_still_number_rows() {
-        let (headers, rows) = read_all(&bytes_input("runs.csv", b"Title,Status\rA,x\rB,y\r"), &opts());
-        assert_eq!(headers, ["Title", "Status"]);
-        let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
-        assert_eq!(numbers, [2, 3]);
+    fn lone_cr_line_ends_number_rows_like_lf_and_crlf() {
+        for ending in ["\n", "\r\n", "\r"] {
+            let data = ["Title,Status", "A,x", "", "B,y", "\"C", "c\",z", "D,w"].join(ending);
+            let (headers, rows) = read_all(&bytes_input("runs.csv", data.as_bytes()), &opts());
+            assert_eq!(headers, ["Title", "Status"], "{ending:?}");
+            let numbers: Vec<usize> = rows.iter().map(|r| r.number).collect();
+            assert_eq!(numbers, [2, 4, 5, 6], "{ending:?}");
+            assert_eq!(rows[2].cell(0).unwrap(), text(&format!("C{ending}c")), "{ending:?}");
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_past_the_first_kilobyte_is_an_error_naming_the_cell() {
+        let mut data = b"Title,Status\n".to_vec();
+        for i in 0..200 {
+            data.extend_from_slice(format!("Run {i},ACTIVE\n").as_bytes());
+        }
+        data.extend_from_slice(b"Bad,ACT\0IVE\nLast,ACTIVE\n");
+        let (rows, err) = first_error(&bytes_input("runs.csv", &data), &opts());
+        assert_eq!(rows.len(), 200);
+        assert_eq!(err.row(), Some(202));
+        assert_eq!(
+            err.to_string(),
+            "runs.csv: row 202, column 2 (`Status`) holds a NUL byte, so the file does not look like text; if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le, or remove the NUL bytes"
+        );
+        // In a header far down, and in text decoded from another encoding, alike.
+        let mut far = vec![b'\n'; 2000];
+        far.extend_from_slice(b"Ti\0tle\nA\n");
+        let far_header = SourceOptions {
+            header_row: 2001,
+            ..opts()
+        };
+        assert_eq!(open_err(&bytes_input("runs.csv", &far), &far_header).row(), Some(2001));
+        let latin = SourceOptions {
+            encoding: Some("windows-1252".to_owned()),
+            ..opts()
+        };
+        let (_, err) = first_error(&bytes_input("runs.csv", &data), &latin);
+        assert_eq!(err.row(), Some(202));
+    }
+
+    #[test]
+    fn line_breaks_count_once_across_reads() {
+        let mut breaks = LineBreaks::default();
+        for chunk in [&b"a\r"[..], b"\nb\r", b"\r", b"\n\n", b"c\r"] {
+            breaks.feed(chunk);
+        }
+        assert_eq!(breaks.count, 5);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The first stage: turn an input (a delimited text file, a workbook, or standard input)
 //! into numbered rows of cells, with the row numbers and cell references the user sees.
 
-pub(crate) mod ahead;
 mod delimited;
+mod encoding;
 pub mod mapping;
+pub(crate) mod pass;
 pub mod row;
 mod workbook;
 
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::read::row::{SourceRow, cell_ref};
+
+pub use encoding::encoding_for_label;
 
 /// The file types accepted, as listed in messages.
 pub const ACCEPTED_EXTENSIONS: &str = ".csv .tsv .txt .xlsx .xlsm .xlsb .xls .ods";
@@ -320,6 +323,11 @@ pub enum SourceError {
     NotText { name: String, hint: &'static str },
 
     #[error(
+        "{name}: {at} holds a NUL byte, so the file does not look like text; if it is UTF-16 text without a byte-order mark, pass --encoding utf-16le, or remove the NUL bytes"
+    )]
+    NulByte { name: String, at: Location },
+
+    #[error(
         "{name}: {at}: the text is not valid UTF-8; pass --encoding windows-1252 (or the code page the file was saved in)"
     )]
     InvalidUtf8 { name: String, at: Location },
@@ -386,7 +394,7 @@ pub enum SourceError {
     NoSheets { name: String },
 
     #[error(
-        "{name} is password-protected; remove the password (in Excel: File > Info > Protect Workbook) and save it again"
+        "{name} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again"
     )]
     Encrypted { name: String },
 
@@ -411,6 +419,11 @@ pub enum SourceError {
         cells: u64,
         limit: u64,
     },
+
+    #[error(
+        "{name}: the sheet would take {cells} cells, over the {limit} the workbook reader holds; delete the stray cells or repeated rows far below or right of the table (in LibreOffice, Ctrl+End goes to the last cell)"
+    )]
+    TooManyCells { name: String, cells: usize, limit: usize },
 }
 
 /// A delimiter as a message shows it: in backticks, or named when invisible.
@@ -435,6 +448,7 @@ impl SourceError {
         match self {
             SourceError::Read { at, .. }
             | SourceError::InvalidUtf8 { at, .. }
+            | SourceError::NulByte { at, .. }
             | SourceError::CellTooLarge { at, .. }
             | SourceError::RunawayRecord { at, .. }
             | SourceError::UnclosedQuote { at, .. }

@@ -475,9 +475,15 @@ fn bounded_cells<'a, E: Into<calamine::Error>>(
 fn workbook_error(err: calamine::Error, kind: Kind, ole: bool, name: &str) -> SourceError {
     let name = name.to_owned();
     match err {
-        calamine::Error::Xlsx(calamine::XlsxError::Password) | calamine::Error::Xls(calamine::XlsError::Password) => {
-            SourceError::Encrypted { name }
-        }
+        calamine::Error::Xlsx(calamine::XlsxError::Password)
+        | calamine::Error::Xlsb(calamine::XlsbError::Password)
+        | calamine::Error::Xls(calamine::XlsError::Password)
+        | calamine::Error::Ods(calamine::OdsError::Password) => SourceError::Encrypted { name },
+        calamine::Error::Ods(calamine::OdsError::CellLimitExceeded { requested, max }) => SourceError::TooManyCells {
+            name,
+            cells: requested,
+            limit: max,
+        },
         _ if ole && kind != Kind::Xls => SourceError::Workbook {
             name,
             detail: "it is an OLE file, as .xls and password-protected workbooks are, not a zip package".to_owned(),
@@ -930,6 +936,50 @@ mod tests {
         }
     }
 
+    /// Public files that read wrongly with calamine 0.38.0 (tests/fixtures/corpus/README.md),
+    /// held to what xlrd and LibreOffice read.
+    #[test]
+    fn corpus_xlsb_formula_errors_are_error_cells() {
+        let misc = SourceOptions {
+            sheet: Some("misc".to_owned()),
+            ..opts()
+        };
+        let (headers, rows) = read_all(&fixture("corpus/apachepoi_FormulaEvalTestData.xls.xlsb"), &misc);
+        assert_eq!(headers, ["string", "1", "1", "TRUE", "0", ""]);
+        let first: Vec<(usize, Cell)> = rows.iter().map(|row| (row.number, row.cell(0).unwrap())).collect();
+        assert_eq!(
+            first,
+            [
+                (2, text("TRUE")),
+                (3, text("FALSE")),
+                (4, Cell::Empty),
+                (5, Cell::Empty),
+                (6, Cell::Empty),
+                (7, Cell::Empty),
+                (8, Cell::Error("#NUM!")),
+                (9, Cell::Empty),
+                (10, Cell::Empty),
+                (11, Cell::Empty),
+                (12, text("TRUE")),
+                (13, Cell::Error("#VALUE!")),
+                (14, Cell::Number(1.0)),
+                (15, Cell::Empty),
+                (16, text("abc")),
+                (17, Cell::Empty),
+                (18, Cell::Number(0.5)),
+            ]
+        );
+        // Row 13 holds nothing but the error.
+        assert!(rows[11].cells().skip(1).all(|cell| cell == Cell::Empty));
+    }
+
+    #[test]
+    fn corpus_biff8_text_has_no_nul_between_letters() {
+        let (headers, rows) = read_all(&fixture("corpus/CRLFR9.XLS"), &opts());
+        assert_eq!(headers, ["Normal", "abc\r\ndef"]);
+        assert_eq!(rows, [SourceRow::new(2, &[text("Formula"), text("abc\r\ndef")])]);
+    }
+
     #[test]
     fn only_whole_error_codes_are_errors() {
         for code in [
@@ -1153,10 +1203,158 @@ mod tests {
         assert_eq!(
             open_err(&input, &opts()),
             format!(
-                "{} is password-protected; remove the password (in Excel: File > Info > Protect Workbook) and save it again",
+                "{} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again",
                 input.display_name()
             )
         );
+    }
+
+    #[test]
+    fn every_password_protected_format_gets_the_password_advice() {
+        // An encrypted .xlsb is the same OLE container as an encrypted .xlsx.
+        let ole = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/msoffcrypto-encrypted.xlsx"),
+        )
+        .unwrap();
+        // An encrypted .ods is a zip whose manifest describes how each part is encrypted.
+        let encrypted = r#"<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA"><manifest:algorithm manifest:algorithm-name="Blowfish CFB" manifest:initialisation-vector="AAAA"/></manifest:encryption-data>"#;
+        let ods = ods_package(encrypted, "\u{8f}\u{13}encrypted");
+        for (file, data) in [("locked.xlsb", &ole), ("locked.ods", &ods)] {
+            assert_eq!(
+                open_err(&bytes_input(file, data), &opts()),
+                format!(
+                    "{file} is password-protected; remove the password (in Excel: File > Info > Protect Workbook; in LibreOffice: File > Save As without \"Save with password\") and save it again"
+                ),
+            );
+        }
+    }
+
+    /// A stored .ods package: its manifest, with `encryption` inside the entry of
+    /// `content.xml`, and `content` as that part.
+    fn ods_package(encryption: &str, content: &str) -> Vec<u8> {
+        use std::io::Write;
+        let manifest = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">{encryption}</manifest:file-entry></manifest:manifest>"#
+        );
+        let mut ods = Vec::new();
+        let mut zip = zip::ZipWriter::new(Cursor::new(&mut ods));
+        let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (part, bytes) in [
+            ("mimetype", "application/vnd.oasis.opendocument.spreadsheet"),
+            ("META-INF/manifest.xml", &manifest),
+            ("content.xml", content),
+        ] {
+            zip.start_file(part, stored).unwrap();
+            zip.write_all(bytes.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        ods
+    }
+
+    fn fixture_path(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    fn ods_with_content(content: &str) -> Vec<u8> {
+        ods_package("", content)
+    }
+
+    fn ods_table(rows: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Runs">{rows}"#
+        )
+    }
+
+    const ODS_END: &str = "</table:table></office:spreadsheet></office:body></office:document-content>";
+
+    /// Found while fuzzing: calamine read a table that is never closed forever.
+    #[test]
+    fn fuzz_an_ods_table_never_closed_is_an_error_not_a_hang() {
+        let row = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>Title</text:p></table:table-cell></table:table-row>"#;
+        let closed = ods_with_content(&format!("{}{ODS_END}", ods_table(row)));
+        let (headers, _) = read_all(&bytes_input("ok.ods", &closed), &opts());
+        assert_eq!(headers, ["Title"]);
+        let open = ods_with_content(&ods_table(row));
+        let err = open_err(&bytes_input("open.ods", &open), &opts());
+        assert_eq!(
+            err,
+            "cannot read open.ods as a workbook (Ods error: Expecting 'table:table' node, found end of xml file); it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"
+        );
+    }
+
+    /// Found while fuzzing: empty rows repeated between two values built up to 100 million
+    /// cells (3 GB) before calamine's cap; the area is now refused before it is built.
+    #[test]
+    fn fuzz_ods_repeated_rows_are_refused_before_they_are_built() {
+        let value = r#"<table:table-row><table:table-cell table:number-columns-repeated="200" office:value-type="string"><text:p>x</text:p></table:table-cell></table:table-row>"#;
+        let empty = r#"<table:table-row table:number-rows-repeated="1000000"><table:table-cell table:number-columns-repeated="200"/></table:table-row>"#;
+        let ods = ods_with_content(&format!("{}{ODS_END}", ods_table(&format!("{value}{empty}{value}"))));
+        let wide = SourceOptions {
+            max_columns: 16_384,
+            ..opts()
+        };
+        assert_eq!(
+            open_err(&bytes_input("repeats.ods", &ods), &wide),
+            "repeats.ods: the sheet would take 200000400 cells, over the 100000000 the workbook reader holds; delete the stray cells or repeated rows far below or right of the table (in LibreOffice, Ctrl+End goes to the last cell)"
+        );
+    }
+
+    /// The inputs kept in `fuzz/corpus/workbook/regression-*` (the fuzz target's first byte
+    /// picks the format) read to an answer, as the tests above hold each to its own.
+    #[test]
+    fn fuzz_regression_inputs_read_to_an_answer() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/workbook");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().starts_with("regression-") {
+                continue;
+            }
+            let data = std::fs::read(&path).unwrap();
+            let name = match data[0] {
+                b'l' => "fuzz.xls",
+                b'o' => "fuzz.ods",
+                b'b' => "fuzz.xlsb",
+                _ => "fuzz.xlsx",
+            };
+            let _ = open_source(&bytes_input(name, &data[1..]), &opts());
+            seen += 1;
+        }
+        assert_eq!(seen, 4);
+    }
+
+    /// Found while fuzzing: a `Dimensions` record claiming every row of BIFF8's 32-bit range
+    /// made calamine reserve room for billions of cells before reading one.
+    #[test]
+    fn fuzz_an_xls_claiming_billions_of_cells_reads_the_cells_there() {
+        let mut data = std::fs::read(fixture_path("libreoffice.xls")).unwrap();
+        let record = data.windows(4).position(|w| w == [0x00, 0x02, 0x0E, 0x00]).unwrap();
+        // The last row (the 4 bytes after the first row) becomes u32::MAX.
+        data[record + 8..record + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let (headers, rows) = read_all(&bytes_input("claims.xls", &data), &opts());
+        assert_eq!(headers, ["Title", "Start", "End", "Labels", "Cases"]);
+        assert_eq!(rows.len(), 2);
+    }
+
+    /// Found while fuzzing: a sector chain that loops made calamine grow one buffer until
+    /// the allocation failed (gigabytes); a chain longer than the file is now an error.
+    #[test]
+    fn fuzz_an_xls_whose_sector_chain_loops_is_refused() {
+        let mut data =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/libreoffice.xls"))
+                .unwrap();
+        let u32_at = |data: &[u8], at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let sector_size = 1 << u16::from_le_bytes([data[0x1E], data[0x1F]]);
+        let (dir_start, first_fat) = (u32_at(&data, 0x30), u32_at(&data, 0x4C));
+        // The directory's first sector names itself as the next one.
+        let entry = (first_fat + 1) * sector_size + dir_start * 4;
+        data[entry..entry + 4].copy_from_slice(&(dir_start as u32).to_le_bytes());
+        let err = open_err(&bytes_input("loop.xls", &data), &opts());
+        assert!(err.contains("Sector chain loops back to sector"), "{err}");
     }
 
     #[test]

@@ -286,11 +286,6 @@ impl ApiClient {
         self
     }
 
-    /// GET requests made so far, retries included.
-    pub fn reads(&self) -> usize {
-        self.reads.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     /// A GET is safe to repeat. It takes its turn from the pacer like a create and is
     /// retried by the same rules: a rate-limit refusal (the 500 that says so, a 429) slows
     /// everyone down and is tried again without counting against `--max-retries`; other

@@ -12,7 +12,7 @@ pub mod test_cases;
 mod url;
 pub mod users;
 
-pub use answer::{Answer, AnswerKind, clean_service_text, retry_after, service_message};
+pub use answer::{Answer, AnswerKind};
 pub use client::ApiClient;
 pub use connect::{ServiceSettings, can_connect, connect};
 pub use url::{DEFAULT_BASE_URL, Redirect, check_base_url};

@@ -308,7 +308,7 @@ fn resolve_source(args: &ReadArgs, config: &ConfigFile) -> Result<SourceOptions,
     };
     let encoding = args.encoding.clone().or_else(|| config.encoding.clone());
     if let Some(label) = &encoding
-        && encoding_rs::Encoding::for_label(label.trim().as_bytes()).is_none()
+        && crate::read::encoding_for_label(label).is_none()
     {
         return Err(flag(
             &given("--encoding", args.encoding.is_some()),

@@ -89,6 +89,12 @@ impl ProblemPrinter {
         }
     }
 
+    /// Problems added so far, shown or not.
+    #[cfg(test)]
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
     /// Says the lines kept back, then the count of those not shown. Says nothing the
     /// second time.
     pub fn finish(&mut self, out: &dyn Fn(&str)) {
@@ -107,10 +113,6 @@ impl ProblemPrinter {
         if groups.len() > 12 {
             out(&format!("  (and {} more kinds)", groups.len() - 12));
         }
-    }
-
-    pub fn total(&self) -> usize {
-        self.total
     }
 }
 

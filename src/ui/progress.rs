@@ -41,10 +41,16 @@ impl Progress {
         if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !crate::ui::console::logging() {
             let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr_with_hz(4));
             let style = ProgressStyle::with_template(
-                // `:1` is the rate's precision: one decimal, as the summary says it.
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {per_sec:1} · ETA {eta} {msg}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows · {rate} · ETA {eta} {msg}",
             )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            // One decimal always, as the summary says it (`{per_sec}` drops a `.0`).
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", state.per_sec());
+                },
+            );
             bar.set_style(style);
             return Progress {
                 bar: Some(bar),
@@ -93,14 +99,6 @@ impl Progress {
                     s.done, self.total, rate, s.failed, eta
                 ));
             }
-        }
-    }
-
-    /// Prints a line without breaking the bar.
-    pub fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => crate::ui::say(line),
         }
     }
 

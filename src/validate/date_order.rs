@@ -13,8 +13,8 @@ use chrono_tz::Tz;
 
 use super::dates::{self, DateError, DateOrder, DateValue, DayBound, OrderFrom, read_text, year_last_parts};
 use super::{FieldReader, RowRules, Validator, Value};
-use crate::read::ahead::read_ahead;
 use crate::read::mapping::{ColumnMap, Field};
+use crate::read::pass::read_each;
 use crate::read::row::Cell;
 use crate::read::row::SourceRow;
 use crate::read::{Input, RowSource, SourceOptions, open_source};
@@ -69,7 +69,7 @@ pub(super) fn date_evidence(
 ) -> anyhow::Result<DateEvidence> {
     let mut evidence = DateEvidence::default();
     // Never stopped early: every row is read.
-    let _every_row = read_ahead(source, Some(columns), |row| {
+    let _every_row = read_each(source, Some(columns), |row| {
         evidence.observe(map, row);
         Ok(ControlFlow::Continue(()))
     })?;
@@ -103,7 +103,7 @@ pub(super) fn learn_date_orders_early(
     let map = validator.column_map();
     let mut evidence = DateEvidence::default();
     // Stops once its columns prove an order.
-    let read = read_ahead(source.as_mut(), Some(&pending.columns), |row| {
+    let read = read_each(source.as_mut(), Some(&pending.columns), |row| {
         early.rows_read_ahead += 1;
         evidence.observe(map, row);
         Ok(if needed.iter().all(|field| evidence.proves_an_order(*field)) {

@@ -4,7 +4,6 @@
 //! [`super::date_order`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::ControlFlow;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -14,8 +13,8 @@ use super::date_order::{
 };
 use super::{Problem, ProblemKind, RowRules, Validator};
 use crate::ledger::{KeySpec, row_key};
-use crate::read::ahead::read_ahead;
 use crate::read::mapping::{ColumnMap, ExplicitColumn, Field, map_headers};
+use crate::read::pass::read_prepared;
 use crate::read::row::SourceRow;
 use crate::read::{Input, RowSource, SourceOptions, open_source};
 use crate::report::{FailedRowsShape, Outcome, ReportRow};
@@ -234,30 +233,36 @@ impl ReadStage {
     /// whose columns have shifted is invalid and the rest go on; an error reading the file
     /// (bad bytes, an oversized cell) ends the run. Returns the number of data rows.
     ///
-    /// The rows are read on a second thread (`read_ahead`) and validated on this one, in
-    /// file order, as the human-id check and the date columns' order need.
+    /// This thread reads the rows and hands them to `f`; a second thread validates them
+    /// (`read_prepared`), in file order, as the human-id check and the date columns' order
+    /// need.
     pub fn for_each_row(&mut self, mut f: impl FnMut(RowEvent<'_>) -> anyhow::Result<()>) -> anyhow::Result<usize> {
         let map = self.validator.column_map().clone();
         let mut count = 0;
-        // One request and one report line for every row: their strings are written over.
-        let mut checked = CheckedRow::default();
+        // One report line for every row: its strings are written over, not made again.
         let mut report = ReportRow::default();
         let (validator, pending_order, early) = (&mut self.validator, &mut self.pending_order, &mut self.early);
         let keys = &mut self.keys;
-        // Never stopped early: every row is read.
-        let _every_row = read_ahead(self.source.as_mut(), None, |row| {
-            check_row(validator, pending_order, early, row, &mut checked)?;
-            if matches!(checked.state, RowState::Valid)
-                && let Some(problem) = keys.check(&checked.planned)
-            {
-                checked.state = RowState::Invalid(vec![problem]);
-            }
-            if !matches!(checked.state, RowState::Blank) {
+        read_prepared(
+            self.source.as_mut(),
+            |row, checked| {
+                check_row(validator, pending_order, early, row, checked)?;
+                // Two rows with one key are one run: the second is invalid.
+                if matches!(checked.state, RowState::Valid)
+                    && let Some(problem) = keys.check(&checked.planned)
+                {
+                    checked.state = RowState::Invalid(vec![problem]);
+                }
+                Ok(())
+            },
+            |row, checked| {
+                if matches!(checked.state, RowState::Blank) {
+                    return Ok(());
+                }
                 count += 1;
-                hand_over(&mut report, &map, row, &mut checked, &mut f)?;
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
+                hand_over(&mut report, &map, row, checked, &mut f)
+            },
+        )?;
         self.check_early_orders()?;
         Ok(count)
     }
@@ -353,8 +358,8 @@ fn hand_over(
     }
 }
 
-/// What validating made of one row. The request is written over by the next row, so its
-/// strings are allocated once, not once per row.
+/// What the validating thread made of one row. The request is written over by the row
+/// validated next in its place, so its strings are allocated once, not once per row.
 #[derive(Default)]
 struct CheckedRow {
     state: RowState,

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testsigma_import::report::Outcome;
+use testsigma_import::Outcome;
 use testsigma_import::sandbox::{Fault, FaultRule, SandboxOptions};
 
 use crate::common::{Output, PROJECT, Rig, count, run, wait_until};

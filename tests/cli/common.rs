@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::{Sandbox, SandboxOptions, StoredRun, builtin_users};
+use testsigma_import::{Outcome, ReportRow};
 
 pub const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
 pub const BIN: &str = env!("CARGO_BIN_EXE_testsigma-import");
@@ -111,7 +111,7 @@ impl Rig {
     }
 
     /// Each report row's number and outcome, in report order.
-    pub fn outcomes(&self, name: &str) -> Vec<(usize, testsigma_import::report::Outcome)> {
+    pub fn outcomes(&self, name: &str) -> Vec<(usize, testsigma_import::Outcome)> {
         self.report(name).iter().map(|r| (r.row, r.outcome)).collect()
     }
 

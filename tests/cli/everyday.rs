@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
 use serde_json::{Value, json};
-use testsigma_import::commands::template;
-use testsigma_import::report::Outcome;
+use testsigma_import::Outcome;
 use testsigma_import::sandbox::{SandboxOptions, SandboxStats, builtin_users};
+use testsigma_import::template;
 
 use crate::common::{BIN, Output, PROJECT, bare_command, count, run};
 

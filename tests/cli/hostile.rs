@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::{Fault, FaultRule, Sandbox, SandboxOptions, SandboxStats};
+use testsigma_import::{Outcome, ReportRow};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 

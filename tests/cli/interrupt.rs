@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{Rig, count, generated_rows, run, runs_by_title, wait_until};
-use testsigma_import::report::Outcome;
+use testsigma_import::Outcome;
 use testsigma_import::sandbox::SandboxOptions;
 
 const ROWS: usize = 30;

@@ -5,7 +5,7 @@
 //! any create.
 
 use serde_json::json;
-use testsigma_import::report::Outcome;
+use testsigma_import::Outcome;
 use testsigma_import::sandbox::SandboxOptions;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;

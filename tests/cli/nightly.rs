@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use testsigma_import::report::Outcome;
+use testsigma_import::Outcome;
 use testsigma_import::sandbox::SandboxOptions;
 
 use crate::common::{Output, PROJECT, Rig, count, run, runs_by_title};

@@ -594,6 +594,29 @@ fn openpyxl_1904_workbook_keeps_its_epoch() {
     );
 }
 
+/// calamine 0.38.0 read an XLSB formula cell whose cached result is an error as empty, so
+/// row 13 of this public file (only `A13 = #VALUE!`) vanished from the report.
+#[test]
+fn xlsb_formula_errors_make_their_rows_invalid() {
+    let w = Work::new();
+    let file = "apachepoi_FormulaEvalTestData.xls.xlsb";
+    w.copy("tests/fixtures/corpus", file);
+    let run = w.dry_run(
+        file,
+        &["--project-id", PROJECT, "--sheet", "misc", "--column", "title=string"],
+    );
+    run.assert_code(3);
+    for (row, code) in [(8, "#NUM!"), (13, "#VALUE!")] {
+        let line = format!(
+            "invalid: row {row}, column `string` (A{row}): `{code}`: the cell holds a spreadsheet error; put any non-empty text (required) there"
+        );
+        assert!(run.invalid_lines().contains(&line.as_str()), "{}", run.stderr);
+    }
+    let report = run.report();
+    let outcomes: Vec<(&str, &str)> = report.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    assert!(outcomes.contains(&("13", "invalid")), "{outcomes:?}");
+}
+
 #[test]
 fn libreoffice_error_cells_are_invalid_in_ods_as_in_xls() {
     for file in ["libreoffice-errors.ods", "libreoffice-errors.xls"] {
@@ -1461,4 +1484,68 @@ fn failed_rows_of_a_tsv_with_commas_in_a_header_read_back_as_tsv() {
     let bodies = run.bodies();
     assert_eq!(bodies.len(), 1, "{}", run.stderr);
     assert_eq!(bodies[0].1["label_names"], json!(["b", "c"]));
+}
+
+/// Old Mac exports end lines with a lone CR: a mistake on spreadsheet row 4 is row 4 there
+/// too, blank lines counted, as with LF and CRLF.
+#[test]
+fn cr_only_files_number_rows_like_lf_and_crlf() {
+    for ending in ["\n", "\r\n", "\r"] {
+        let w = Work::new();
+        let lines = ["Title,Status", "Checkout,ACTIVE", "", "Search,WRONG", "Cart,ACTIVE"];
+        w.create("mac.csv", lines.join(ending));
+        let run = w.dry_run("mac.csv", &["--project-id", PROJECT]);
+        run.assert_code(3);
+        let invalid = run.invalid_lines();
+        assert_eq!(invalid.len(), 1, "{ending:?}: {}", run.stderr);
+        assert_eq!(
+            invalid[0],
+            "invalid: row 4, column `Status`: `WRONG`: status must be ACTIVE or CLOSED (map other words in [values.status])",
+            "{ending:?}"
+        );
+        let rows: Vec<u64> = run.bodies().into_iter().map(|(row, _)| row).collect();
+        assert_eq!(rows, [2, 5], "{ending:?}");
+    }
+}
+
+/// A NUL byte past the first kilobyte stops the run naming its cell, as one at the top does;
+/// it is never planned into a request.
+#[test]
+fn a_nul_byte_anywhere_stops_the_run_naming_the_cell() {
+    let w = Work::new();
+    let mut data = String::from("Title,Status\n");
+    for i in 0..100 {
+        data.push_str(&format!("Run {i},ACTIVE\n"));
+    }
+    data.push_str("Bad\0,ACTIVE\nLast,ACTIVE\n");
+    w.create("nul.csv", &data);
+    let run = w.dry_run("nul.csv", &["--project-id", PROJECT]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("nul.csv: row 102, column 1 (`Title`) holds a NUL byte"),
+        "{}",
+        run.stderr
+    );
+    let planned = run.plan_text().unwrap_or_default();
+    assert!(!planned.contains("Bad") && !planned.contains("Last"), "{planned}");
+}
+
+/// `--encoding` takes the names other tools use, not only WHATWG labels: `CP949` is how
+/// Windows and Python name the Korean code page that WHATWG calls `euc-kr`.
+#[test]
+fn encoding_aliases_read_like_their_whatwg_labels() {
+    let w = Work::new();
+    // `Title,Status` then `가나,ACTIVE` in EUC-KR.
+    w.create("korean.csv", b"Title,Status\n\xB0\xA1\xB3\xAA,ACTIVE\n");
+    for label in ["euc-kr", "CP949", "ms949"] {
+        let run = w.dry_run("korean.csv", &["--project-id", PROJECT, "--encoding", label]);
+        run.assert_code(0);
+        let titles: Vec<Value> = run
+            .bodies()
+            .into_iter()
+            .map(|(_, body)| body["title"].clone())
+            .collect();
+        assert_eq!(titles, [json!("가나")], "{label}");
+    }
 }

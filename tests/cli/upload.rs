@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::common::*;
 use serde_json::Value;
-use testsigma_import::report::{Outcome, ReportRow};
 use testsigma_import::sandbox::SandboxOptions;
+use testsigma_import::{Outcome, ReportRow};
 
 const SAMPLE_ROWS: usize = 12;
 

@@ -41,14 +41,6 @@ use crate::ui::{error, plural, problem, say, warn};
 use crate::upload::{StopReason, StopSignal, UploadJob, UploadSettings, upload, watch_signals};
 use crate::validate::stage::{ReadSettings, ReadStage, RowEvent, open_read_stage, read_again_if_overturned};
 
-/// A run's result: the exit code and the counts, for the summary and for tests.
-#[derive(Debug, Clone)]
-pub struct ImportResult {
-    pub exit: Exit,
-    pub rows: Vec<ReportRow>,
-    pub summary: RunSummary,
-}
-
 /// What a file with headers and no data rows says: for a nightly import that is a quiet
 /// night, not a failure (exit 0).
 pub(crate) fn quiet_night(read: &ReadSettings, header_row: usize) -> String {
@@ -72,7 +64,7 @@ pub(crate) fn raw_cells(row: &SourceRow) -> Vec<String> {
 
 /// Runs `import`, or with `--dry-run` a dry run. Returns the exit code and rows; a setup
 /// error is an `Err`.
-pub async fn run_import(settings: ImportSettings) -> anyhow::Result<ImportResult> {
+pub async fn run_import(settings: ImportSettings) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let failed_path = check_outputs(&settings)?;
     // Two runs on one ledger: the second refuses at once, before reading anything. The
@@ -274,7 +266,7 @@ impl UploadRun {
     }
 
     /// Interrupted before the upload: every row not done is `not_sent`, and why (exit 130).
-    fn finish_interrupted(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_interrupted(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
         self.say_what_the_ledger_holds(settings, &settings.service.base_url);
         self.mark_planned_not_sent("not sent: the run was interrupted");
@@ -294,7 +286,7 @@ impl UploadRun {
 
     /// Everything after the reading: the invalid rows' verdict, the service reached, the
     /// ledger's say, the upload, and the summary.
-    async fn run(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    async fn run(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         if self.nothing_valid() {
             return self.finish_nothing_valid(settings);
         }
@@ -336,7 +328,7 @@ impl UploadRun {
 
     /// Some rows are invalid and `--skip-invalid` is not given: nothing is sent (exit 3).
     /// The e-mail assignees are still checked, so every problem is reported at once.
-    async fn refuse_invalid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    async fn refuse_invalid(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         let stop = self.stop.clone();
         if stop
             .unless_stopped(self.resolve_assignees_anyway(settings))
@@ -510,14 +502,14 @@ impl UploadRun {
 
     /// A file with headers and no rows: exit 0, a report with no rows, no failed-rows file
     /// (a stale one is removed), and no ledger made: nothing could be sent.
-    fn finish_quiet_night(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_quiet_night(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
         say(&quiet_night(&settings.read, self.failed_shape.header_row));
         self.finish_without_upload(Exit::Ok, settings)
     }
 
     /// Validation failed and nothing was sent: exit 3.
-    fn finish_nothing_valid(mut self, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_nothing_valid(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
         say(&format!(
             "all {} rows are invalid: nothing was sent. Fix them (see the report).",
@@ -526,7 +518,7 @@ impl UploadRun {
         self.finish_without_upload(Exit::Invalid, settings)
     }
 
-    fn finish_without_upload(mut self, exit: Exit, settings: &ImportSettings) -> anyhow::Result<ImportResult> {
+    fn finish_without_upload(mut self, exit: Exit, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
         for r in &self.rows {
@@ -555,12 +547,7 @@ impl UploadRun {
     }
 
     /// Writes the failed-rows file, prints the summary, writes --summary-json.
-    fn complete(
-        mut self,
-        exit: Exit,
-        settings: &ImportSettings,
-        stop: Option<StopReason>,
-    ) -> anyhow::Result<ImportResult> {
+    fn complete(mut self, exit: Exit, settings: &ImportSettings, stop: Option<StopReason>) -> anyhow::Result<Exit> {
         let failed_file = match self.write_failed_rows() {
             Ok(file) => file,
             // Rows may have been created: the summary still carries the real counts.
@@ -596,16 +583,12 @@ impl UploadRun {
             not_sent_for,
         );
         write_summary_json(settings.summary_json.as_deref(), &summary)?;
-        Ok(ImportResult {
-            exit,
-            rows: self.rows,
-            summary,
-        })
+        Ok(exit)
     }
 
     /// Sorts the rows by the ledger, then sends those it leaves, paced, each recorded as it
     /// finishes.
-    async fn upload(mut self, settings: &ImportSettings, client: ApiClient) -> anyhow::Result<ImportResult> {
+    async fn upload(mut self, settings: &ImportSettings, client: ApiClient) -> anyhow::Result<Exit> {
         let mut ledger = self.ledger.take();
         let rerun = settings.rerun();
         let sorted = sort_rows(
