@@ -9,7 +9,7 @@ use crate::ledger::policy::{Rerun, Verdict, judge};
 use crate::ledger::{KeySpec, LedgerSnapshot, row_key, scope};
 use crate::request::PlannedRow;
 use crate::service::runs::Wanted;
-use crate::service::users::resolve_email;
+use crate::service::users::resolve_assignee;
 use crate::service::{ApiClient, ApiError, connect};
 use crate::settings::{default_state, load_config, resolve_read, resolve_service};
 use crate::ui::problems::ProblemPrinter;
@@ -88,6 +88,8 @@ struct Offline {
     projects: BTreeMap<String, Vec<usize>>,
     /// Each assignee given as an e-mail address, with the rows that use it.
     emails: BTreeMap<String, Vec<usize>>,
+    /// Test case human ids, by project, with the rows that give them.
+    cases: BTreeMap<String, BTreeMap<String, Vec<usize>>>,
     /// The valid rows' requests.
     planned: Vec<PlannedRow>,
     key: KeySpec,
@@ -102,6 +104,7 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
         invalid: 0,
         projects: BTreeMap::new(),
         emails: BTreeMap::new(),
+        cases: BTreeMap::new(),
         planned: Vec::new(),
         key: stage.key().clone(),
     };
@@ -117,6 +120,12 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
                         .or_default()
                         .push(planned.row);
                 }
+                if let Some(refs) = &planned.test_case_refs {
+                    let project = offline.cases.entry(planned.body.project_id.clone()).or_default();
+                    for human_id in &refs.human_ids {
+                        project.entry(human_id.clone()).or_default().push(planned.row);
+                    }
+                }
                 offline.planned.push(planned.clone());
             }
             RowEvent::Invalid { problems, .. } => {
@@ -130,6 +139,7 @@ fn check_rows(stage: &mut ReadStage) -> anyhow::Result<Offline> {
     })?;
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
+    super::tell_date_notes(stage);
     Ok(offline)
 }
 
@@ -155,12 +165,13 @@ async fn check_at_service(client: &ApiClient, offline: &Offline, key_source: Opt
     }
     let source = key_source.map(|s| format!(" (from {s})")).unwrap_or_default();
     say(&format!("key: accepted by {}{source}", client.base_url()));
+    problems += check_test_cases(client, offline).await.map_err(refused)?;
     if offline.emails.is_empty() {
         return Ok(problems);
     }
     let users = client.users().await.map_err(refused)?;
     for (email, used_by) in &offline.emails {
-        match resolve_email(&users, email) {
+        match resolve_assignee(&users, email) {
             Ok(id) => say(&format!("assignee {email}: user {id}")),
             Err(message) => {
                 problems += 1;
@@ -168,6 +179,35 @@ async fn check_at_service(client: &ApiClient, offline: &Offline, key_source: Opt
                     "invalid: assignee `{email}` ({}): {message}",
                     list_rows(used_by)
                 ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Resolves every project's test case human ids and says what each is. Returns how many
+/// the projects do not have.
+async fn check_test_cases(client: &ApiClient, offline: &Offline) -> Result<usize, ApiError> {
+    let mut problems = 0;
+    for (project, cases) in &offline.cases {
+        let human_ids: Vec<String> = cases.keys().cloned().collect();
+        let lookup = client.find_test_cases(project, &human_ids).await?;
+        say(&format!(
+            "test cases in project {project}: {} human id(s) resolved in {}",
+            human_ids.len(),
+            plural(lookup.requests, "request")
+        ));
+        for (human_id, used_by) in cases {
+            match lookup.id_of(human_id) {
+                Some(id) => say(&format!("test case {human_id}: {id}")),
+                None => {
+                    problems += 1;
+                    problem(&format!(
+                        "invalid: test case `{human_id}` ({}): {}",
+                        list_rows(used_by),
+                        lookup.unknown(human_id)
+                    ));
+                }
             }
         }
     }

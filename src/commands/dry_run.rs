@@ -27,7 +27,7 @@ use crate::validate::stage::{ReadStage, RowEvent};
 struct Tally {
     rows: usize,
     counts: BTreeMap<Outcome, usize>,
-    /// Rows whose assignee is an e-mail address, unresolved offline.
+    /// Rows with an e-mail or name assignee or test case human ids, unresolved offline.
     unresolved: usize,
     /// The input's header row, for a file with no rows below it.
     header_row: usize,
@@ -78,6 +78,24 @@ impl Outputs {
     }
 }
 
+/// What of the row is looked up at import time, for its report line.
+fn unresolved_note(p: &PlannedRow) -> Option<String> {
+    let mut notes = Vec::new();
+    if let Some(assignee) = &p.assignee_email {
+        notes.push(format!(
+            "assignee {} is resolved to a user id through GET /users at import time",
+            assignee.email
+        ));
+    }
+    if let Some(refs) = &p.test_case_refs {
+        notes.push(format!(
+            "test cases {} are resolved to their ids through GET /projects/{{id}}/test_cases at import time",
+            refs.human_ids.join(", ")
+        ));
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// Runs a dry run over the rows of `stage`.
 pub(crate) fn dry_run(
     settings: &ImportSettings,
@@ -94,11 +112,9 @@ pub(crate) fn dry_run(
         let line = match event {
             RowEvent::Valid { report, planned: p, .. } => {
                 outputs.plan(p)?;
-                if let Some(email) = p.assignee_email.as_ref().map(|a| &a.email) {
+                if let Some(note) = unresolved_note(p) {
                     tally.unresolved += 1;
-                    report.error = Some(format!(
-                        "assignee {email} is resolved to a user id through GET /users at import time"
-                    ));
+                    report.error = Some(note);
                 }
                 if let Some(note) = ledger_view.as_mut().and_then(|view| view.note(p, &rerun)) {
                     report.error = Some(match report.error.take() {
@@ -124,6 +140,7 @@ pub(crate) fn dry_run(
     })?;
     printer.finish(&problem);
     stage.tell_column_problems(&problem);
+    super::tell_date_notes(stage);
     let failed_file = outputs.finish()?;
     tally.header_row = stage.failed_rows_shape().header_row;
     let summary = summarise(settings, &tally, failed_file.as_deref(), started);
@@ -178,7 +195,7 @@ fn tell(
     }
     if tally.unresolved > 0 {
         say(&format!(
-            "note: {} row(s) give the assignee as an e-mail address; offline it is unresolved, and an import resolves it through GET /users",
+            "note: {} row(s) give an assignee by e-mail or name, or test cases by human id; offline these are unresolved, and an import resolves them through GET /users and the project's test cases",
             tally.unresolved
         ));
     }
@@ -250,7 +267,7 @@ impl LedgerView {
     /// A note for the row's report line when the ledger knows it.
     fn note(&mut self, p: &PlannedRow, rerun: &Rerun) -> Option<String> {
         let (scope, key) = (ledger::scope(&self.base, &p.body.project_id), row_key(&self.key, p));
-        if p.assignee_email.is_some() && !key.starts_with("human_id:") {
+        if p.unresolved() && !key.starts_with("human_id:") {
             self.untold += 1;
             return None;
         }

@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> Exit {
         },
         Command::Check(args) => check::run_check(&args).await,
         Command::Sandbox(args) => sandbox_command(args).await,
-        Command::Template(args) => template::write_template(&args.file, args.force)
+        Command::Template(args) => template::write_template(&args.file, args.force, &crate::settings::template_status_words())
             .map(|()| {
                 // Offline first: `check` needs a key, which a new user may not have yet.
                 let file = args.file.display();
@@ -166,4 +166,12 @@ fn init_logging(verbose: u8, format: LogFormat, timestamps: Timestamps) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Says, once the rows are read, how a date column that proves no order was settled by
+/// the other (a note, not a problem).
+pub(crate) fn tell_date_notes(stage: &crate::validate::stage::ReadStage) {
+    for note in stage.source.notes().into_iter().chain(stage.validator.column_notes()) {
+        crate::ui::say(&format!("note: {note}"));
+    }
 }

@@ -46,13 +46,14 @@ pub enum TemplateError {
 }
 
 /// Writes the template to `path`, as .xlsx or .csv by its ending (any case). An existing
-/// file is left alone unless `force`.
-pub fn write_template(path: &Path, force: bool) -> Result<(), TemplateError> {
+/// file is left alone unless `force`. `status_words` are the `[values.status]` words the
+/// status drop-down offers besides ACTIVE and CLOSED.
+pub fn write_template(path: &Path, force: bool, status_words: &[String]) -> Result<(), TemplateError> {
     let shown = path.display().to_string();
     let kind = TemplateKind::from_path(path)?;
     // Built whole before the file is touched, so a failure here leaves no half-written file.
     let bytes = match kind {
-        TemplateKind::Xlsx => xlsx_bytes().map_err(|source| TemplateError::Workbook {
+        TemplateKind::Xlsx => xlsx_bytes(status_words).map_err(|source| TemplateError::Workbook {
             path: shown.clone(),
             source,
         })?,
@@ -237,7 +238,7 @@ fn csv_bytes() -> Result<Vec<u8>, csv::Error> {
     writer.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
-fn xlsx_bytes() -> Result<Vec<u8>, XlsxError> {
+fn xlsx_bytes(status_words: &[String]) -> Result<Vec<u8>, XlsxError> {
     const LAST_ROW: u32 = 1_048_575;
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
@@ -284,10 +285,14 @@ fn xlsx_bytes() -> Result<Vec<u8>, XlsxError> {
             }
         }
         if field == Field::Status {
+            let mut allowed = vec!["ACTIVE", "CLOSED"];
+            allowed.extend(status_words.iter().map(String::as_str));
             let choices = DataValidation::new()
-                .allow_list_strings(&["ACTIVE", "CLOSED"])?
+                .allow_list_strings(&allowed)?
                 .set_error_title("Status")?
-                .set_error_message("Status is ACTIVE or CLOSED; leave it empty for ACTIVE.")?;
+                .set_error_message(
+                    "Status is ACTIVE or CLOSED, or a word the [values.status] table of the mapping or config file maps; leave it empty for ACTIVE.",
+                )?;
             sheet.add_data_validation(1, column, LAST_ROW, column, &choices)?;
         }
     }
@@ -366,7 +371,7 @@ mod tests {
     fn the_csv_template_reads_back_as_headers_and_the_example_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.csv");
-        write_template(&path, false).unwrap();
+        write_template(&path, false, &[]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.starts_with(b"\xEF\xBB\xBF"), "no BOM");
         let mut reader = csv::Reader::from_reader(bytes.as_slice());
@@ -383,7 +388,7 @@ mod tests {
     fn the_xlsx_template_is_a_workbook() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.XLSX");
-        write_template(&path, false).unwrap();
+        write_template(&path, false, &[]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert!(bytes.starts_with(b"PK"), "a zip archive");
     }
@@ -394,7 +399,7 @@ mod tests {
         for name in ["runs.xlsx", "runs.csv"] {
             let path = dir.path().join(name);
             std::fs::write(&path, "keep me").unwrap();
-            let err = write_template(&path, false).unwrap_err();
+            let err = write_template(&path, false, &[]).unwrap_err();
             assert!(matches!(err, TemplateError::Exists { .. }), "{err:?}");
             assert_eq!(
                 err.to_string(),
@@ -402,7 +407,7 @@ mod tests {
             );
             assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
 
-            write_template(&path, true).unwrap();
+            write_template(&path, true, &[]).unwrap();
             assert_ne!(std::fs::read(&path).unwrap(), b"keep me");
         }
     }
@@ -416,7 +421,7 @@ mod tests {
             ("runs", "a name without an ending"),
         ] {
             let path = dir.path().join(name);
-            let err = write_template(&path, false).unwrap_err().to_string();
+            let err = write_template(&path, false, &[]).unwrap_err().to_string();
             assert!(
                 err.contains(".xlsx or .csv") && err.contains(found) && err.contains(name),
                 "{err}"
@@ -429,7 +434,7 @@ mod tests {
     fn a_missing_folder_is_a_write_error_naming_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no-such-folder").join("runs.csv");
-        let err = write_template(&path, false).unwrap_err();
+        let err = write_template(&path, false, &[]).unwrap_err();
         assert!(matches!(err, TemplateError::Write { .. }), "{err:?}");
         assert!(err.to_string().contains("no-such-folder"), "{err}");
     }

@@ -218,7 +218,7 @@ mod tests {
                 project_id: "p1".to_owned(),
                 ..TestRunBody::default()
             },
-            assignee_email: None,
+            ..PlannedRow::default()
         }
     }
 

@@ -196,7 +196,7 @@ fn changed_since(prior: &Prior, p: &PlannedRow, fields: &Map<String, Value>) -> 
     else {
         return Vec::new();
     };
-    if p.assignee_email.is_some() && p.body.assignee_id.is_none() {
+    if p.unresolved() {
         return Vec::new();
     }
     match (stored, body) {

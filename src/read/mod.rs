@@ -152,6 +152,13 @@ pub struct SourceOptions {
     pub sheet: Option<String>,
     /// 1-based row that holds the headers.
     pub header_row: usize,
+    /// `--header-row` was not given: a workbook's header row is the first of the sheet's
+    /// first 20 rows with a title header, and without `sheet` the sheet is the first
+    /// visible one that has such a row.
+    pub find_table: bool,
+    /// Headers mapped to the title (`--column title=…`, `[columns]`), looked for beside the
+    /// title's aliases when the header row is searched.
+    pub title_headers: Vec<String>,
     /// Field delimiter for delimited text; sniffed from the header line when `None`.
     pub delimiter: Option<u8>,
     /// An encoding label such as `windows-1252` or `utf-16le`; a byte-order mark wins.
@@ -165,6 +172,8 @@ impl Default for SourceOptions {
         SourceOptions {
             sheet: None,
             header_row: 1,
+            find_table: false,
+            title_headers: Vec::new(),
             delimiter: None,
             encoding: None,
             max_cell_bytes: 1024 * 1024,
@@ -198,6 +207,11 @@ pub trait RowSource: Send {
     }
     /// Back to the first data row, so the pipeline can make two passes.
     fn rewind(&mut self) -> Result<(), SourceError>;
+    /// What the run should say once about how the source was read (the sheet and header
+    /// row found, merged cells spread over their rows).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens `input` and reads up to its header row.
@@ -388,6 +402,11 @@ pub enum SourceError {
         "cannot read {name} as a workbook ({detail}); it may be damaged, truncated or of another type than its extension says: open it in Excel or LibreOffice and save a fresh copy"
     )]
     Workbook { name: String, detail: String },
+
+    #[error(
+        "{name}: no visible sheet has a title header (Title, Name, Run Name, Test Run) in its first 20 rows; looked at {looked}. Give the sheet with --sheet and the header row with --header-row, or the title's header with --column title=HEADER"
+    )]
+    NoTitleHeader { name: String, looked: String },
 
     #[error(
         "{name}: sheet `{sheet}` has values from {first} to {last}, an area of {cells} cells, over the {limit} this tool can hold; delete the stray cells far below or right of the table (in Excel, Ctrl+End goes to the last one)"

@@ -39,12 +39,14 @@ pub(super) struct WorkbookSource {
     max_cell_bytes: usize,
     /// Whether text that is exactly a spreadsheet error code is an error cell (ODS).
     error_text: bool,
+    /// What the run says once: the sheet and header row found, merged cells spread.
+    notes: Vec<String>,
 }
 
 impl WorkbookSource {
     pub(super) fn open(input: &Input, opts: &SourceOptions, kind: Kind) -> Result<Self, SourceError> {
         let name = input.display_name();
-        let (sheet, range) = match input {
+        let (sheet, range, table) = match input {
             Input::File(path) => {
                 let file = File::open(path).map_err(|source| SourceError::Open {
                     name: name.clone(),
@@ -54,8 +56,13 @@ impl WorkbookSource {
             }
             Input::Bytes { data, .. } => load(Cursor::new(data.as_slice()), kind, opts, &name)?,
         };
+        let opts = &SourceOptions {
+            header_row: table.header_row.unwrap_or(opts.header_row),
+            ..opts.clone()
+        };
         let mut source = from_range(name, sheet, range, opts)?;
         source.error_text = matches!(kind, Kind::Ods);
+        source.notes = table.notes;
         Ok(source)
     }
 
@@ -124,6 +131,10 @@ impl RowSource for WorkbookSource {
         self.fill_row(row, Some(columns))
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn rewind(&mut self) -> Result<(), SourceError> {
         self.next = self.header + 1;
         Ok(())
@@ -137,7 +148,7 @@ fn load<RS: Read + Seek>(
     kind: Kind,
     opts: &SourceOptions,
     name: &str,
-) -> Result<(String, Range<Data>), SourceError> {
+) -> Result<(String, Range<Data>, Table), SourceError> {
     let mut magic = [0u8; 8];
     let ole = rs.read_exact(&mut magic).is_ok() && magic == OLE_MAGIC;
     rs.seek(SeekFrom::Start(0)).map_err(|source| SourceError::Open {
@@ -154,7 +165,29 @@ fn load<RS: Read + Seek>(
             Kind::Xls => Sheets::Xls(Xls::new(rs).map_err(|e| failed(e.into()))?),
             Kind::Ods => Sheets::Ods(Ods::new(rs).map_err(|e| failed(e.into()))?),
         };
-        let sheet = pick_sheet(book.sheets_metadata(), opts.sheet.as_deref(), name)?;
+        let mut table = Table::default();
+        let sheet = match opts.find_table && opts.sheet.is_none() {
+            true => find_table(&mut book, &mut table, &opts.title_headers, name)?,
+            false => None,
+        };
+        let sheet = match sheet {
+            Some(sheet) => sheet,
+            None => pick_sheet(book.sheets_metadata(), opts.sheet.as_deref(), name)?,
+        };
+        // The sheet is named: only its header row is looked for (row 1 when none is found,
+        // so the mapping's error lists what row 1 holds).
+        if opts.find_table && opts.sheet.is_some() {
+            table.header_row = title_header_row(&top_texts(&mut book, &sheet), &opts.title_headers);
+            if let Some(row) = table.header_row.filter(|row| *row > 1) {
+                table.notes.push(format!(
+                    "reading sheet `{sheet}` from row {row} (the first with a title header)"
+                ));
+            }
+        }
+        let merged = match &mut book {
+            Sheets::Xlsx(xlsx) => xlsx.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let cells = match &mut book {
             Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(&sheet) {
                 Ok(mut cells) => Some(bounded_cells(|| cells.next_cell(), &failed, opts, name, &sheet)?),
@@ -179,7 +212,9 @@ fn load<RS: Read + Seek>(
             }
             None => book.worksheet_range(&sheet).map_err(failed)?,
         };
-        Ok((sheet, range))
+        let header = table.header_row.unwrap_or(opts.header_row);
+        let range = spread_merged(range, &merged, header, &mut table);
+        Ok((sheet, range, table))
     }));
     loaded.unwrap_or_else(|_| {
         Err(SourceError::Workbook {
@@ -187,6 +222,201 @@ fn load<RS: Read + Seek>(
             detail: "the workbook reader failed on its contents".to_owned(),
         })
     })
+}
+
+/// How the table was found in the workbook: the header row (1-based) when it was looked
+/// for and found, and what the run says about it.
+#[derive(Default)]
+struct Table {
+    header_row: Option<usize>,
+    notes: Vec<String>,
+}
+
+/// Rows looked at for a title header, from the top of each sheet.
+const HEADER_SEARCH_ROWS: usize = 20;
+
+/// The first visible worksheet with a title header (an alias, or one of `titles`) in one
+/// of its first 20 rows, and that row. When none has one but some has text there: an error
+/// listing the sheets and the rows looked at. `None` when no sheet has any text: the first
+/// visible sheet is read as without the search (an empty sheet is a quiet night).
+fn find_table<RS: Read + Seek>(
+    book: &mut Sheets<RS>,
+    table: &mut Table,
+    titles: &[String],
+    name: &str,
+) -> Result<Option<String>, SourceError> {
+    let visible: Vec<String> = book
+        .sheets_metadata()
+        .iter()
+        .filter(|s| s.typ == SheetType::WorkSheet && s.visible == SheetVisible::Visible)
+        .map(|s| s.name.clone())
+        .collect();
+    let mut looked = Vec::new();
+    let mut any_text = false;
+    for (index, sheet) in visible.iter().enumerate() {
+        let texts = top_texts(book, sheet);
+        any_text |= !texts.is_empty();
+        match title_header_row(&texts, titles) {
+            Some(row) => {
+                // Only a move away from sheet one, row 1 is news.
+                if index > 0 || row > 1 {
+                    table.notes.push(format!(
+                        "reading sheet `{sheet}`, headers on row {row} (the first with a title header)"
+                    ));
+                }
+                table.header_row = Some(row);
+                return Ok(Some(sheet.clone()));
+            }
+            None => looked.push(rows_looked_at(sheet, &texts)),
+        }
+    }
+    if !any_text {
+        return Ok(None);
+    }
+    Err(SourceError::NoTitleHeader {
+        name: name.to_owned(),
+        looked: looked.join("; "),
+    })
+}
+
+/// `` sheet `Cover`: row 1 `Exported from LegacyTM 7.2`, row 3 `Owner: QA` ``: each row's
+/// first text, for up to five rows.
+fn rows_looked_at(sheet: &str, texts: &[(usize, String)]) -> String {
+    let mut rows: Vec<(usize, &str)> = Vec::new();
+    for (row, text) in texts {
+        if !rows.iter().any(|(r, _)| r == row) {
+            rows.push((*row, text.as_str()));
+        }
+    }
+    rows.sort_unstable();
+    if rows.is_empty() {
+        return format!("sheet `{sheet}` (no text)");
+    }
+    let shown: Vec<String> = rows
+        .iter()
+        .take(5)
+        .map(|(row, text)| {
+            let text: String = text.chars().take(40).collect();
+            format!("row {} `{text}`", row + 1)
+        })
+        .collect();
+    let more = if rows.len() > 5 {
+        format!(", {} more rows", rows.len() - 5)
+    } else {
+        String::new()
+    };
+    format!("sheet `{sheet}`: {}{more}", shown.join(", "))
+}
+
+/// The text cells of a sheet's first 20 rows, as (0-based row, text). An xlsx or xlsb
+/// sheet is read only that far, so a huge sheet costs nothing here (and its size is
+/// checked, as always, when it is read).
+fn top_texts<RS: Read + Seek>(book: &mut Sheets<RS>, sheet: &str) -> Vec<(usize, String)> {
+    let mut texts = Vec::new();
+    let mut take = |row: u32, text: Option<&str>| {
+        if let Some(text) = text {
+            texts.push((row as usize, text.to_owned()));
+        }
+        (row as usize) < HEADER_SEARCH_ROWS
+    };
+    let text_of = |d: &DataRef<'_>| match d {
+        DataRef::String(s) => Some(s.clone()),
+        DataRef::SharedString(s) => Some((*s).to_owned()),
+        _ => None,
+    };
+    match book {
+        Sheets::Xlsx(xlsx) => {
+            if let Ok(mut cells) = xlsx.worksheet_cells_reader(sheet) {
+                while let Ok(Some(cell)) = cells.next_cell() {
+                    if !take(cell.get_position().0, text_of(cell.get_value()).as_deref()) {
+                        break;
+                    }
+                }
+            }
+        }
+        Sheets::Xlsb(xlsb) => {
+            if let Ok(mut cells) = xlsb.worksheet_cells_reader(sheet) {
+                while let Ok(Some(cell)) = cells.next_cell() {
+                    if !take(cell.get_position().0, text_of(cell.get_value()).as_deref()) {
+                        break;
+                    }
+                }
+            }
+        }
+        _ => {
+            if let Ok(range) = book.worksheet_range(sheet) {
+                for cell in range.used_cells() {
+                    let (row, _, data) = cell;
+                    let row = row + range.start().map_or(0, |s| s.0 as usize);
+                    if let Data::String(s) = data
+                        && row < HEADER_SEARCH_ROWS
+                    {
+                        texts.push((row, s.clone()));
+                    }
+                }
+            }
+        }
+    }
+    texts
+}
+
+/// The 1-based sheet row, of the first 20, with a cell that is a title header: an alias of
+/// the title, or one of `mapped`.
+fn title_header_row(texts: &[(usize, String)], mapped: &[String]) -> Option<usize> {
+    let titles: Vec<String> = crate::read::mapping::Field::Title
+        .aliases()
+        .iter()
+        .copied()
+        .chain(mapped.iter().map(String::as_str))
+        .map(crate::read::mapping::normalise_header)
+        .collect();
+    texts
+        .iter()
+        .filter(|(row, text)| {
+            *row < HEADER_SEARCH_ROWS && titles.contains(&crate::read::mapping::normalise_header(text))
+        })
+        .map(|(row, _)| row + 1)
+        .min()
+}
+
+/// Gives each merged region's value to every cell it spans, below the header row (an
+/// xlsx file's merges; calamine reads them for no other format). Says so once.
+fn spread_merged(
+    mut range: Range<Data>,
+    merged: &[calamine::Dimensions],
+    header_row: usize,
+    table: &mut Table,
+) -> Range<Data> {
+    let (Some(start), Some(end)) = (range.start(), range.end()) else {
+        return range;
+    };
+    let mut spread = 0usize;
+    for region in merged {
+        let (top, left) = region.start;
+        // Only data rows: a merged title above the headers, or a merged header, is no value.
+        if (top as usize) < header_row || top < start.0 || left < start.1 {
+            continue;
+        }
+        let value = match range.get_value((top, left)) {
+            Some(value) if !is_blank(value) => value.clone(),
+            _ => continue,
+        };
+        let (bottom, right) = (region.end.0.min(end.0), region.end.1.min(end.1));
+        for row in top..=bottom {
+            for column in left..=right {
+                if (row, column) != (top, left) {
+                    range.set_value((row, column), value.clone());
+                    spread += 1;
+                }
+            }
+        }
+    }
+    if spread > 0 {
+        table.notes.push(format!(
+            "merged cells: each merged value is given to every row it spans ({spread} cells filled)"
+        ));
+    }
+    range
 }
 
 /// The most cells a sheet's used area may span: calamine holds it as one dense array of
@@ -321,6 +551,7 @@ fn from_range(
         last: 0,
         max_cell_bytes: opts.max_cell_bytes,
         error_text: false,
+        notes: Vec::new(),
     };
     let (Some((top, left)), Some((bottom, right))) = (source.range.start(), source.range.end()) else {
         // An empty sheet: the pipeline decides what that means.
@@ -476,6 +707,47 @@ fn parse_iso(s: &str) -> Option<NaiveDateTime> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_header_row_is_the_first_of_twenty_with_a_title_header() {
+        let texts = |cells: &[(usize, &str)]| cells.iter().map(|(r, t)| (*r, t.to_string())).collect::<Vec<_>>();
+        for (cells, want) in [
+            (
+                texts(&[(0, "Exported from LegacyTM"), (2, "Run Name"), (2, "Labels")]),
+                Some(3),
+            ),
+            (texts(&[(0, "title"), (5, "Title")]), Some(1)),
+            (texts(&[(0, "Owner: QA"), (3, "Notes")]), None),
+            (texts(&[(20, "Title")]), None),
+        ] {
+            assert_eq!(title_header_row(&cells, &[]), want, "{cells:?}");
+        }
+    }
+
+    #[test]
+    fn merged_values_below_the_header_fill_their_regions_once() {
+        let mut range: Range<Data> = Range::new((0, 0), (5, 2));
+        range.set_value((0, 0), Data::String("Title over all".into()));
+        range.set_value((3, 1), Data::String("smoke".into()));
+        let merged = [
+            calamine::Dimensions {
+                start: (0, 0),
+                end: (0, 2),
+            },
+            calamine::Dimensions {
+                start: (3, 1),
+                end: (5, 1),
+            },
+        ];
+        let mut table = Table::default();
+        let range = spread_merged(range, &merged, 3, &mut table);
+        let at = |r, c| range.get_value((r, c)).cloned();
+        assert_eq!(at(0, 1), Some(Data::Empty), "a title above the headers is not spread");
+        for row in 3..=5 {
+            assert_eq!(at(row, 1), Some(Data::String("smoke".into())), "row {row}");
+        }
+        assert_eq!(table.notes.len(), 1);
+    }
+
     use super::super::open_source;
     use super::super::test_support::{bytes_input, fixture, read_all};
     use super::*;

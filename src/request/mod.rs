@@ -41,8 +41,12 @@ pub struct SelectionFilter {
 pub struct PlannedRow {
     pub row: usize,
     pub body: TestRunBody,
-    /// An assignee given as an e-mail address: resolved to a user id before sending.
+    /// An assignee given as an e-mail address or a full name: resolved to a user id
+    /// before sending.
     pub assignee_email: Option<EmailAssignee>,
+    /// Test cases given by the service's human ids (`TC-12`): they stand in the body's
+    /// filter as written until they are resolved to ids before sending.
+    pub test_case_refs: Option<TestCaseRefs>,
 }
 
 impl PlannedRow {
@@ -50,9 +54,42 @@ impl PlannedRow {
     pub fn path(&self) -> String {
         format!("/projects/{}/test_runs", self.body.project_id)
     }
+
+    /// Whether something in the body is still to be looked up at the service (an e-mail
+    /// or name assignee, a test case human id): the request is not yet the one to send.
+    pub fn unresolved(&self) -> bool {
+        (self.assignee_email.is_some() && self.body.assignee_id.is_none()) || self.test_case_refs.is_some()
+    }
+
+    /// The human ids in the test case filter → ids, duplicates then dropped keeping the
+    /// first (a case given by its id and its human id is one case).
+    pub fn resolve_test_cases(&mut self, id_of: impl Fn(&str) -> Option<String>) {
+        let Some(filter) = self.body.static_selection_filters.first_mut() else {
+            return;
+        };
+        let mut values: Vec<String> = Vec::with_capacity(filter.values.len());
+        for value in filter.values.drain(..) {
+            let value = id_of(&value).unwrap_or(value);
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+        filter.values = values;
+        self.test_case_refs = None;
+    }
 }
 
-/// An assignee given as an e-mail address, and where it stands, for the problem
+/// Test cases given by human id, and where they stand, for the problem reported if the
+/// project has no such case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCaseRefs {
+    /// Upper-cased, in the order the cell lists them.
+    pub human_ids: Vec<String>,
+    pub column: Option<String>,
+    pub cell: Option<String>,
+}
+
+/// An assignee given as an e-mail address (or a full name, when it holds no `@`), and where it stands, for the problem
 /// reported if no user has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmailAssignee {

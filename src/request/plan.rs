@@ -32,19 +32,24 @@ struct PlanLine<'a> {
 /// What is still to be looked up before the request is sent.
 #[derive(Serialize)]
 struct Unresolved<'a> {
-    assignee_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignee_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_case_ids: Option<&'a [String]>,
 }
 
 /// Appends one `--plan` line: `{"row":N,"method":"POST","path":"…","body":{…}}`, with
-/// `"unresolved":{"assignee_id":"…"}` for an e-mail assignee, and a newline.
+/// `"unresolved":{"assignee_id":"…","test_case_ids":["TC-12"]}` for what is looked up at
+/// import time (an e-mail or name assignee, test case human ids), and a newline.
 pub fn write_plan_line(out: &mut Vec<u8>, planned: &PlannedRow) {
     let line = PlanLine {
         row: planned.row,
         method: "POST",
         path: planned.path(),
         body: &planned.body,
-        unresolved: planned.assignee_email.as_ref().map(|assignee| Unresolved {
-            assignee_id: &assignee.email,
+        unresolved: (planned.assignee_email.is_some() || planned.test_case_refs.is_some()).then(|| Unresolved {
+            assignee_id: planned.assignee_email.as_ref().map(|a| a.email.as_str()),
+            test_case_ids: planned.test_case_refs.as_ref().map(|r| r.human_ids.as_slice()),
         }),
     };
     // Writing into a Vec cannot fail, and neither can serializing these types.
@@ -143,6 +148,7 @@ mod tests {
                 column: None,
                 cell: None,
             }),
+            test_case_refs: None,
         };
         let mut out = Vec::new();
         write_plan_line(&mut out, &planned);

@@ -8,6 +8,7 @@ pub mod connect;
 pub(crate) mod pace;
 pub(crate) mod retry;
 pub mod runs;
+pub mod test_cases;
 mod url;
 pub mod users;
 

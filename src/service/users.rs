@@ -1,6 +1,66 @@
-//! Assignees given as e-mail addresses, matched against the service's users.
+//! Assignees given as e-mail addresses or full names, matched against the service's users.
 
 use super::User;
+
+/// An assignee as the sheet gives it → the user's id: an e-mail address when it holds an
+/// `@`, else a full name (`Jane Doe`).
+pub fn resolve_assignee(users: &[User], text: &str) -> Result<String, String> {
+    if text.contains('@') {
+        resolve_email(users, text)
+    } else {
+        resolve_name(users, text)
+    }
+}
+
+/// A full name → the one user with it (first and last name, case and spacing aside).
+/// No user, or several: the message names the candidates.
+pub fn resolve_name(users: &[User], name: &str) -> Result<String, String> {
+    let wanted = normal_name(name);
+    let named: Vec<&User> = users.iter().filter(|u| normal_name(&full_name(u)) == wanted).collect();
+    match named.as_slice() {
+        [user] => Ok(user.id.clone()),
+        [] => {
+            let mut close: Vec<(usize, String)> = users
+                .iter()
+                .map(full_name)
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| (strsim::levenshtein(&wanted, &normal_name(&n)), n))
+                .filter(|(d, _)| *d <= wanted.chars().count() / 3 + 1)
+                .collect();
+            close.sort();
+            close.dedup();
+            let shown: Vec<String> = close.into_iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
+            if shown.is_empty() {
+                Err(
+                    "no user has this name; give the user's UUID, e-mail address or full name as the web app shows it"
+                        .to_owned(),
+                )
+            } else {
+                Err(format!("no user has this name; did you mean {}?", shown.join(" or ")))
+            }
+        }
+        several => {
+            let emails: Vec<&str> = several.iter().map(|u| u.email.as_str()).collect();
+            Err(format!(
+                "{} users have this name ({}); give the e-mail address of the one you mean",
+                several.len(),
+                emails.join(", ")
+            ))
+        }
+    }
+}
+
+fn full_name(user: &User) -> String {
+    format!(
+        "{} {}",
+        user.first_name.as_deref().unwrap_or_default(),
+        user.last_name.as_deref().unwrap_or_default()
+    )
+}
+
+fn normal_name(name: &str) -> String {
+    name.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
 
 /// An e-mail → the user's id; unknown addresses name the closest known ones.
 pub fn resolve_email(users: &[User], email: &str) -> Result<String, String> {
@@ -73,6 +133,31 @@ mod tests {
         let err = resolve_email(&users, "zzzzzzzzzzzzzzzzzzzzzz@q.q").unwrap_err();
         assert!(!err.contains("did you mean"), "{err}");
     }
+    #[test]
+    fn names_resolve_to_one_user_or_name_the_candidates() {
+        let user = |id: &str, email: &str, first: &str, last: &str| User {
+            id: id.into(),
+            email: email.into(),
+            first_name: Some(first.into()),
+            last_name: Some(last.into()),
+        };
+        let users = vec![
+            user("u1", "jane@example.com", "Jane", "Doe"),
+            user("u2", "jd@example.com", "John", "Doe"),
+            user("u3", "jd2@example.com", "John", "Doe"),
+        ];
+        assert_eq!(resolve_assignee(&users, "jane  DOE").unwrap(), "u1");
+        let err = resolve_assignee(&users, "John Doe").unwrap_err();
+        assert!(
+            err.contains("2 users have this name (jd@example.com, jd2@example.com)"),
+            "{err}"
+        );
+        let err = resolve_assignee(&users, "Jane Do").unwrap_err();
+        assert!(err.contains("did you mean `Jane Doe`"), "{err}");
+        let err = resolve_assignee(&users, "Nobody Atall").unwrap_err();
+        assert!(err.starts_with("no user has this name"), "{err}");
+    }
+
     #[test]
     fn edit_distances() {
         for (a, b, d) in [("", "", 0), ("a", "", 1), ("kitten", "sitting", 3), ("same", "same", 0)] {

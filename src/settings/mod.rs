@@ -90,6 +90,9 @@ pub struct ConfigFile {
     pub columns: BTreeMap<String, String>,
     #[serde(default)]
     pub defaults: BTreeMap<String, toml::Value>,
+    /// `[values.status]`: words that mean a status.
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A mapping file: `[columns]` and `[defaults]` only.
@@ -100,6 +103,8 @@ struct MappingFile {
     columns: BTreeMap<String, String>,
     #[serde(default)]
     defaults: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    values: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Reads the config file named by `--config`, or `testsigma-import.toml` here if present.
@@ -134,6 +139,7 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(ConfigFile, Option<PathBu
     for key in keys {
         if key != "columns"
             && key != "defaults"
+            && key != "values"
             && key.contains('_')
             && let Some(value) = table.remove(&key)
         {
@@ -262,9 +268,12 @@ impl ImportSettings {
 
 pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings, SettingsError> {
     let input = Input::from_arg(&args.file).map_err(|e| flag("<FILE>", e.to_string()))?;
-    let source = resolve_source(args, config)?;
+    let mut source = resolve_source(args, config)?;
     let list_separators = resolve_list_separators(args, config)?;
     let (columns, defaults) = resolve_columns(args, config, &list_separators[0].to_string())?;
+    if let Some(title) = columns.get(&Field::Title) {
+        source.title_headers.push(title.header.clone());
+    }
     let key = match args.key.as_deref().or(config.key.as_deref()) {
         None => None,
         Some(text) => Some(KeySpec::parse(text).map_err(|e| flag(&given("--key", args.key.is_some()), e))?),
@@ -275,6 +284,7 @@ pub fn resolve_read(args: &ReadArgs, config: &ConfigFile) -> Result<ReadSettings
         list_separators,
         timestamp_unit: resolve_timestamp_unit(args, config)?,
         defaults,
+        status_words: resolve_status_words(args, config)?,
     };
     crate::validate::Validator::check_defaults(&rules).map_err(|m| flag("--project-id / --status / [defaults]", m))?;
     Ok(ReadSettings {
@@ -313,8 +323,12 @@ fn resolve_source(args: &ReadArgs, config: &ConfigFile) -> Result<SourceOptions,
         ));
     }
     let defaults = SourceOptions::default();
+    let sheet = args.sheet.clone().or_else(|| config.sheet.clone());
+    let given_header = args.header_row.or(config.header_row).is_some();
     Ok(SourceOptions {
-        sheet: args.sheet.clone().or_else(|| config.sheet.clone()),
+        find_table: !given_header,
+        title_headers: Vec::new(),
+        sheet,
         header_row,
         delimiter,
         encoding,
@@ -432,6 +446,69 @@ fn add_mapping(path: &Path, columns: &mut Columns, defaults: &mut Defaults, join
     let file: MappingFile = toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
     let source = format!("--mapping {}", path.display());
     add_tables(columns, defaults, &file.columns, &file.defaults, &source, joiner)
+}
+
+/// `[values.status]` of the config file, then of the mapping file (which wins word by
+/// word): each word must map to ACTIVE or CLOSED.
+fn resolve_status_words(args: &ReadArgs, config: &ConfigFile) -> Result<BTreeMap<String, &'static str>, SettingsError> {
+    let mut words = BTreeMap::new();
+    let mut add = |values: &BTreeMap<String, BTreeMap<String, String>>, source: &str| {
+        for (field, table) in values {
+            if field != "status" {
+                return Err(flag(
+                    source,
+                    format!("[values.{field}]: only [values.status] maps words"),
+                ));
+            }
+            for (word, status) in table {
+                let status = match status.trim().to_uppercase().as_str() {
+                    "ACTIVE" => "ACTIVE",
+                    "CLOSED" => "CLOSED",
+                    _ => {
+                        return Err(flag(
+                            source,
+                            format!("[values.status] `{word}` = `{status}`: a word must map to ACTIVE or CLOSED"),
+                        ));
+                    }
+                };
+                words.insert(crate::validate::status_word(word), status);
+            }
+        }
+        Ok(())
+    };
+    let mapping = args.mapping.as_ref().or(config.mapping.as_ref());
+    add(&config.values, "--config")?;
+    if let Some(path) = mapping {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| flag("--mapping", format!("cannot read {}: {e}", path.display())))?;
+        let file: MappingFile =
+            toml::from_str(&text).map_err(|e| flag("--mapping", format!("{}: {e}", path.display())))?;
+        add(&file.values, "--mapping")?;
+    }
+    Ok(words)
+}
+
+/// The status words of `testsigma-import.toml` here (and the mapping file it names), as
+/// written, for the template's drop-down; none when there is no such file or it cannot be
+/// read (the template is written all the same).
+pub fn template_status_words() -> Vec<String> {
+    let Ok((config, Some(_))) = load_config(None) else {
+        return Vec::new();
+    };
+    let mut words: Vec<String> = config
+        .values
+        .get("status")
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default();
+    if let Some(file) = config
+        .mapping
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| toml::from_str::<MappingFile>(&text).ok())
+    {
+        words.extend(file.values.get("status").into_iter().flat_map(|t| t.keys().cloned()));
+    }
+    words.dedup();
+    words
 }
 
 /// The default status (`--status`, or the config's `status`): ACTIVE or CLOSED.

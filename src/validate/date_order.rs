@@ -234,6 +234,9 @@ pub(super) enum ColumnOrder {
     /// Proved by the column's own values.
     Inferred(DateOrder),
     Unsettled(String),
+    /// The column proves neither order, but the file's other date column proves one: the
+    /// order, and the note that says so.
+    Borrowed(DateOrder, String),
     /// Not learned yet: the pipeline learns it (reads the column) before validating the
     /// first row whose value may need it ([`Validator::row_may_need_order`]); values
     /// before that read the same in every order.
@@ -262,9 +265,53 @@ pub(super) fn column_orders(
             Err(e) => ColumnOrder::Unsettled(e.to_string()),
         }
     };
-    (
+    let (mut start, mut end) = (
         order_of(Field::StartDate, &evidence.start),
         order_of(Field::EndDate, &evidence.end),
+    );
+    let header = |field: Field| {
+        map.column(field)
+            .and_then(|c| headers.get(c))
+            .cloned()
+            .unwrap_or_default()
+    };
+    // A column that proves nothing takes the order the other one proves: one file is
+    // written by one hand (or one export), in one order.
+    if let (ColumnOrder::Inferred(order), ColumnOrder::Unsettled(_)) = (&start, &end)
+        && !evidence.end.proves_an_order()
+    {
+        end = borrowed(
+            *order,
+            &header(Field::EndDate),
+            &header(Field::StartDate),
+            &evidence.start,
+        );
+    } else if let (ColumnOrder::Unsettled(_), ColumnOrder::Inferred(order)) = (&start, &end)
+        && !evidence.start.proves_an_order()
+    {
+        start = borrowed(
+            *order,
+            &header(Field::StartDate),
+            &header(Field::EndDate),
+            &evidence.end,
+        );
+    }
+    (start, end)
+}
+
+/// `column` proves no order; `from`, whose evidence is `proof`, proves `order`.
+fn borrowed(order: DateOrder, column: &str, from: &str, proof: &OrderEvidence) -> ColumnOrder {
+    let (name, example) = match order {
+        DateOrder::Dmy => ("day first (dd/mm)", &proof.dmy),
+        _ => ("month first (mm/dd)", &proof.mdy),
+    };
+    let shown = example
+        .as_ref()
+        .map(|(value, row)| format!(" (`{value}`, row {row})"))
+        .unwrap_or_default();
+    ColumnOrder::Borrowed(
+        order,
+        format!("`{column}` proves no date order on its own: it is read {name}, as `{from}` proves{shown}"),
     )
 }
 
@@ -340,6 +387,7 @@ impl Validator {
         match (self.column_order(field), then) {
             (ColumnOrder::Inferred(a), ColumnOrder::Inferred(b)) => *a == b,
             (ColumnOrder::Known(a), ColumnOrder::Known(b)) => *a == b,
+            (ColumnOrder::Borrowed(a, _), ColumnOrder::Borrowed(b, _)) => *a == b,
             _ => false,
         }
     }
@@ -350,7 +398,18 @@ impl Validator {
             .into_iter()
             .filter_map(|o| match o {
                 ColumnOrder::Unsettled(message) => Some(message.clone()),
-                ColumnOrder::Known(_) | ColumnOrder::Inferred(_) | ColumnOrder::Pending => None,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Notes on the date columns: one whose order the other column settled.
+    pub fn column_notes(&self) -> Vec<String> {
+        [&self.start_order, &self.end_order]
+            .into_iter()
+            .filter_map(|o| match o {
+                ColumnOrder::Borrowed(_, note) => Some(note.clone()),
+                _ => None,
             })
             .collect()
     }
@@ -362,7 +421,7 @@ pub(super) fn parse_text_date(text: &str, bound: DayBound, order: &ColumnOrder, 
             dates::parse_date(DateValue::Text(text), bound, *order, tz).map_err(|e| e.to_string())
         }
         // As with the flag, but a message must not credit a flag that was never given.
-        ColumnOrder::Inferred(order) => {
+        ColumnOrder::Inferred(order) | ColumnOrder::Borrowed(order, _) => {
             dates::parse_date_by(DateValue::Text(text), bound, Some((*order, OrderFrom::Column)), tz)
                 .map_err(|e| e.to_string())
         }

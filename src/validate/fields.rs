@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use super::date_order::parse_text_date;
 use super::dates::{self, DateValue, DayBound};
 use super::lists::{
-    ListFill, NOT_A_UUID, canonical_uuids, describe_separators, for_each_item, split_into, uuid_text, uuid_value,
+    ListFill, NOT_A_UUID, canonical_uuids, describe_separators, for_each_item, is_human_id, split_into, uuid_text,
+    uuid_value,
 };
 use super::{Problem, ProblemKind, Validator, set_string, shorten};
 use crate::read::mapping::Field;
@@ -24,6 +25,68 @@ pub(super) struct FieldReader<'a> {
 pub(super) enum Value<'a> {
     Cell(Cell<'a>),
     Default(&'a str),
+}
+
+/// An id in a list as the API writes it, and whether it is a human id: a UUID in any
+/// common spelling, or (with `humans`) a human id such as `TC-12`, upper-cased.
+fn id_of(item: &str, humans: bool) -> Option<(String, bool)> {
+    match uuid_value(item) {
+        Some(id) => Some((
+            id.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_owned(),
+            false,
+        )),
+        None if humans && is_human_id(item) => Some((item.to_ascii_uppercase(), true)),
+        None => None,
+    }
+}
+
+/// `` `9ac2…0b2d` holds U+200B (zero width space) ``: the characters of `text` that do
+/// not print, named; `None` when every character shows.
+pub(super) fn describe_unseen(text: &str) -> Option<String> {
+    let mut named: Vec<String> = Vec::new();
+    for c in text.chars() {
+        if let Some(name) = unseen_name(c) {
+            let entry = format!("U+{:04X} ({name})", c as u32);
+            if !named.contains(&entry) {
+                named.push(entry);
+            }
+        }
+    }
+    if named.is_empty() {
+        return None;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let shown: String = if chars.len() > 12 {
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    } else {
+        text.to_owned()
+    };
+    let shown: String = shown.chars().filter(|c| unseen_name(*c).is_none()).collect();
+    Some(format!("`{shown}` holds {}", named.join(", ")))
+}
+
+/// The name of a character that does not print, or prints as a plain space.
+fn unseen_name(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{200B}' => "zero width space",
+        '\u{200C}' => "zero width non-joiner",
+        '\u{200D}' => "zero width joiner",
+        '\u{2060}' => "word joiner",
+        '\u{FEFF}' => "byte order mark",
+        '\u{00A0}' => "no-break space",
+        '\u{202F}' => "narrow no-break space",
+        '\u{2007}' => "figure space",
+        '\u{00AD}' => "soft hyphen",
+        '\u{200E}' => "left-to-right mark",
+        '\u{200F}' => "right-to-left mark",
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => "bidirectional control",
+        c if c.is_control() && !matches!(c, '\n' | '\r' | '\t') => "control character",
+        _ => return None,
+    })
 }
 
 impl<'a> FieldReader<'a> {
@@ -69,8 +132,15 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    pub(super) fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, message: String) {
+    pub(super) fn problem(&mut self, field: Field, value: Option<String>, kind: ProblemKind, mut message: String) {
         let (column, cell) = self.location(field);
+        // What does not print is named, or the message would show nothing wrong.
+        if let Some(text) = &value
+            && let Some(unseen) = describe_unseen(text)
+        {
+            message.push_str("; ");
+            message.push_str(&unseen);
+        }
         self.problems.push(Problem {
             row: self.row.number,
             column,
@@ -159,6 +229,17 @@ impl<'a> FieldReader<'a> {
     /// Splits the field into UUIDs, written as the API writes them, into `out`; emptied
     /// when the field is blank or any item is not a UUID (a problem naming those items).
     pub(super) fn uuid_list_into(&mut self, field: Field, out: &mut Vec<String>) {
+        self.id_list_into(field, out, None);
+    }
+
+    /// A list of UUIDs into `out`; with `human_ids`, the service's human ids (`TC-12`) are
+    /// taken too: upper-cased into `out` in their place, and listed in `human_ids`.
+    pub(super) fn id_list_into(
+        &mut self,
+        field: Field,
+        out: &mut Vec<String>,
+        mut human_ids: Option<&mut Vec<String>>,
+    ) {
         let mut fill = ListFill::new(out);
         let Some(text) = self.text_ref(field) else {
             fill.finish();
@@ -171,20 +252,41 @@ impl<'a> FieldReader<'a> {
             return;
         }
         fill.len = 0;
-        // Parsed straight from the cell into 16-byte ids, duplicates dropped by value:
-        // the same id in upper and lower case is one id.
-        let mut ids: Vec<uuid::Uuid> = Vec::with_capacity(8);
+        // Parsed straight from the cell, duplicates dropped by value: the same id in upper
+        // and lower case is one id.
+        let mut ids: Vec<String> = Vec::with_capacity(8);
         let mut bad: Vec<&str> = Vec::new();
-        for_each_item(text, &self.v.separators, |item| match uuid_value(item) {
-            Some(id) if !ids.contains(&id) => ids.push(id),
-            Some(_) => {}
-            None if !bad.contains(&item) => bad.push(item),
-            None => {}
+        let humans = human_ids.is_some();
+        for_each_item(text, &self.v.separators, |item| {
+            // `a b` where each is an id: a list separated by spaces, as users mean it.
+            let spaced = id_of(item, humans).is_none()
+                && item.contains(char::is_whitespace)
+                && item.split_whitespace().all(|part| id_of(part, humans).is_some());
+            let parts: Vec<&str> = if spaced {
+                item.split_whitespace().collect()
+            } else {
+                vec![item]
+            };
+            for part in parts {
+                let Some((id, human)) = id_of(part, humans) else {
+                    if !bad.contains(&part) {
+                        bad.push(part);
+                    }
+                    continue;
+                };
+                if let (true, Some(listed)) = (human, human_ids.as_deref_mut())
+                    && !listed.contains(&id)
+                {
+                    listed.push(id.clone());
+                }
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
         });
         if bad.is_empty() {
-            let mut buffer = uuid::Uuid::encode_buffer();
             for id in &ids {
-                fill.push(id.hyphenated().encode_lower(&mut buffer));
+                fill.push(id);
             }
             fill.finish();
             return;
@@ -196,12 +298,17 @@ impl<'a> FieldReader<'a> {
             .map(|b| format!("`{}`", shorten(b, 40)))
             .collect::<Vec<_>>()
             .join(", ");
+        let expected = if human_ids.is_some() {
+            "expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d or human ids such as TC-12"
+        } else {
+            "expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d"
+        };
         self.problem(
             field,
             all,
             ProblemKind::NotUuid,
             format!(
-                "{listed} {} not a UUID; expected UUIDs such as 9ac271b6-4e89-4c93-8c75-2d625efa0b2d separated by {}",
+                "{listed} {} not a UUID; {expected} separated by {}",
                 if bad.len() == 1 { "is" } else { "are" },
                 describe_separators(&self.v.rules.list_separators)
             ),

@@ -154,6 +154,20 @@ pub(super) fn canonical_uuids(text: &str, separators: &Separators, fill: &mut Li
     }
 }
 
+/// The service's human id of a test case: a letter, then letters, digits or `_`, a hyphen
+/// and a number (`TC-12`, `PRJ2-TC-7` is not one: the service's ids have one hyphen).
+pub(super) fn is_human_id(text: &str) -> bool {
+    let Some((prefix, number)) = text.split_once('-') else {
+        return false;
+    };
+    prefix.len() <= 20
+        && prefix.starts_with(|c: char| c.is_ascii_alphabetic())
+        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !number.is_empty()
+        && number.len() <= 18
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Lower-case hex in the 8-4-4-4-12 pattern: the form the API writes, and the form a
 /// UUID is sent in.
 pub(super) fn is_canonical_uuid(text: &str) -> bool {
@@ -178,9 +192,14 @@ pub(super) fn is_canonical_uuid(text: &str) -> bool {
     !wrong
 }
 
-/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case.
+/// A UUID in either plain spelling (hyphenated, or 32 hex digits), any case, maybe in
+/// braces (`{9ac2…}`, as Windows tools write them).
 pub(super) fn uuid_value(text: &str) -> Option<uuid::Uuid> {
     let text = trim(text);
+    let text = text
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .map_or(text, trim);
     if text.len() == 36 || text.len() == 32 {
         uuid::Uuid::try_parse(text).ok()
     } else {

@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::read::mapping::{ColumnMap, Field};
 use crate::read::row::{SourceRow, trim};
-use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestRunBody};
+use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestCaseRefs, TestRunBody};
 use date_order::{ColumnOrder, DateEvidence, column_orders};
 use dates::{DateOrder, TimestampUnit};
 use fields::{FieldReader, Value};
@@ -143,6 +143,14 @@ pub struct RowRules {
     /// Values for fields whose column is absent or whose cell is blank: `[defaults]`,
     /// `--status`, `--project-id`.
     pub defaults: BTreeMap<Field, String>,
+    /// `[values.status]`: other words for a status (`In Progress` → `ACTIVE`), keyed by
+    /// [`status_word`].
+    pub status_words: BTreeMap<String, &'static str>,
+}
+
+/// A status word as `[values.status]` is matched: case and spacing aside.
+pub fn status_word(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 impl Default for RowRules {
@@ -153,6 +161,7 @@ impl Default for RowRules {
             list_separators: vec![',', ';', '|', '\n', '\r'],
             timestamp_unit: TimestampUnit::Seconds,
             defaults: BTreeMap::new(),
+            status_words: BTreeMap::new(),
         }
     }
 }
@@ -287,7 +296,7 @@ impl Validator {
         set_option(&mut body.human_id, human_id.as_deref());
         let human_id_fingerprint = human_id.as_deref().map(fingerprint);
         body.selection_type = selection_type(&mut fields);
-        test_cases_into(&mut fields, &mut body.static_selection_filters);
+        test_cases_into(&mut fields, &mut body.static_selection_filters, &mut out.test_case_refs);
         dates_into(&mut fields, body, self.rules.timestamp_unit);
         assignee_into(&mut fields, &mut body.assignee_id, &mut out.assignee_email);
         fields.list_into(Field::LabelNames, &mut body.label_names);
@@ -377,9 +386,18 @@ fn status(fields: &mut FieldReader<'_>) -> &'static str {
     let Some(text) = fields.text(Field::Status) else {
         return "ACTIVE";
     };
+    let validator = fields.v;
+    let words = &validator.rules.status_words;
     match parse_status(&text) {
         Ok(status) => status,
-        Err(message) => {
+        Err(_) if words.contains_key(&status_word(&text)) => words[&status_word(&text)],
+        Err(mut message) => {
+            if words.is_empty() {
+                message.push_str(" (map other words in [values.status])");
+            } else {
+                let known: Vec<&str> = words.keys().map(String::as_str).collect();
+                message.push_str(&format!(", or a word [values.status] maps ({})", known.join(", ")));
+            }
             fields.problem(Field::Status, Some(text.into_owned()), ProblemKind::BadStatus, message);
             ""
         }
@@ -417,8 +435,10 @@ fn selection_type(fields: &mut FieldReader<'_>) -> &'static str {
 }
 
 /// One `id IN (…)` filter when there are test cases, none otherwise; the filter and its
-/// strings are kept from the last row.
-fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>) {
+/// strings are kept from the last row. Human ids (`TC-12`) stand in the filter as
+/// written, upper-cased, and are listed in `refs` to be resolved before sending.
+fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilter>, refs: &mut Option<TestCaseRefs>) {
+    *refs = None;
     filters.truncate(1);
     if filters.is_empty() {
         filters.push(SelectionFilter {
@@ -427,7 +447,15 @@ fn test_cases_into(fields: &mut FieldReader<'_>, filters: &mut Vec<SelectionFilt
             values: Vec::new(),
         });
     }
-    fields.uuid_list_into(Field::TestCaseIds, &mut filters[0].values);
+    let mut human_ids = Vec::new();
+    fields.id_list_into(Field::TestCaseIds, &mut filters[0].values, Some(&mut human_ids));
+    if !human_ids.is_empty() {
+        *refs = Some(TestCaseRefs {
+            human_ids,
+            column: fields.header(Field::TestCaseIds),
+            cell: fields.cell(Field::TestCaseIds),
+        });
+    }
     if filters[0].values.is_empty() {
         filters.clear();
     }
@@ -463,7 +491,7 @@ fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &
     };
     match uuid_text(&value) {
         Some(uuid) => set_option(id, Some(&uuid)),
-        None if looks_like_email(&value) => {
+        None if looks_like_email(&value) || looks_like_name(&value) => {
             set_option(id, None);
             *email = Some(EmailAssignee {
                 email: value.to_string(),
@@ -477,7 +505,7 @@ fn assignee_into(fields: &mut FieldReader<'_>, id: &mut Option<String>, email: &
                 Field::AssigneeId,
                 Some(value.into_owned()),
                 ProblemKind::NotUuid,
-                format!("{NOT_A_UUID}, nor an e-mail address; give the user's UUID or e-mail"),
+                format!("{NOT_A_UUID}, nor an e-mail address or a full name; give the user's UUID, e-mail or name (Jane Doe)"),
             );
         }
     }
@@ -514,6 +542,17 @@ fn parse_status(text: &str) -> Result<&'static str, String> {
     } else {
         Err("status must be ACTIVE or CLOSED".to_string())
     }
+}
+
+/// A person's full name as the web app shows it (`Jane Doe`): two words or more, of
+/// letters and the marks names hold (`'` `-` `.`).
+pub fn looks_like_name(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.len() >= 2
+        && text.chars().any(char::is_alphabetic)
+        && text
+            .chars()
+            .all(|c| c.is_alphabetic() || c.is_whitespace() || matches!(c, '\'' | '-' | '.' | '’'))
 }
 
 pub fn looks_like_email(text: &str) -> bool {
@@ -577,6 +616,61 @@ mod tests {
         let mut rules = RowRules::default();
         rules.defaults.insert(Field::ProjectId, PROJECT.to_string());
         rules
+    }
+
+    #[test]
+    fn ids_in_braces_lists_by_spaces_and_human_ids_are_read_as_meant() {
+        let a = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
+        let b = "c47ade67-0543-4582-a4a5-b7de447c94f5";
+        for (cell, values, human_ids) in [
+            (format!("{{{a}}}"), vec![a.to_owned()], None),
+            (format!("{a} {b}"), vec![a.to_owned(), b.to_owned()], None),
+            (
+                format!("{a} tc-12, TC-3"),
+                vec![a.to_owned(), "TC-12".into(), "TC-3".into()],
+                Some(vec!["TC-12", "TC-3"]),
+            ),
+            (
+                format!("TC-3;{{{}}};TC-3", a.to_uppercase()),
+                vec!["TC-3".into(), a.to_owned()],
+                Some(vec!["TC-3"]),
+            ),
+        ] {
+            let rows = [text_row(2, &["Smoke", &cell])];
+            let mut v = validator(&["Title", "Test Cases"], &rows, rules_with_project(), false);
+            let planned = v.validate(&rows[0]).unwrap_or_else(|p| panic!("{cell}: {p:?}"));
+            assert_eq!(planned.body.static_selection_filters[0].values, values, "{cell}");
+            let refs = planned.test_case_refs.map(|r| r.human_ids);
+            assert_eq!(
+                refs,
+                human_ids.map(|h| h.into_iter().map(str::to_owned).collect()),
+                "{cell}"
+            );
+        }
+    }
+
+    #[test]
+    fn characters_that_do_not_print_are_named() {
+        // A no-break space between names is a space: the name is matched at the service.
+        let rows = [text_row(2, &["Smoke", "Grace\u{A0}Hopper"])];
+        let mut v = validator(&["Title", "Owner"], &rows, rules_with_project(), false);
+        assert!(v.validate(&rows[0]).is_ok());
+        let cases = [
+            (
+                "9ac271b6-4e89-4c93-8c75-2d62\u{200B}5efa0b2d",
+                "`9ac2…0b2d` holds U+200B (zero width space)",
+            ),
+            (
+                "Grace\u{A0}Hopper\u{FEFF}",
+                "holds U+00A0 (no-break space), U+FEFF (byte order mark)",
+            ),
+        ];
+        for (cell, named) in cases {
+            let rows = [text_row(2, &["Smoke", cell])];
+            let mut v = validator(&["Title", "Owner"], &rows, rules_with_project(), false);
+            let problems = v.validate(&rows[0]).unwrap_err();
+            assert!(problems[0].message.contains(named), "{}", problems[0].message);
+        }
     }
 
     #[test]
@@ -671,7 +765,7 @@ mod tests {
         );
         assert_eq!(
             problems[1].to_string(),
-            "row 7, column `Status` (B7): `open`: status must be ACTIVE or CLOSED"
+            "row 7, column `Status` (B7): `open`: status must be ACTIVE or CLOSED (map other words in [values.status])"
         );
         assert!(
             problems[4].message.contains("`x`, `y` are not a UUID"),
@@ -703,11 +797,26 @@ mod tests {
             text_row(3, &["b", "17/04/2024", "05/07/2024"]),
         ];
         let mut v = validator(&["Title", "Start", "End"], &rows, rules_with_project(), false);
-        // Start proves dmy through row 3; End proves nothing, so its values are errors naming the flag.
-        assert_eq!(v.column_problems().len(), 1);
+        // Start proves dmy through row 3; End proves nothing, so it takes Start's order, with a note.
+        assert!(v.column_problems().is_empty());
+        let notes = v.column_notes();
+        assert_eq!(
+            notes,
+            [
+                "`End` proves no date order on its own: it is read day first (dd/mm), as `Start` proves (`17/04/2024`, row 3)"
+            ]
+        );
+        let planned = v.validate(&rows[0]).unwrap();
+        // 2024-04-03 00:00 UTC and 2024-06-05 23:59:59 UTC.
+        assert_eq!(
+            (planned.body.start_date, planned.body.end_date),
+            (Some(1712102400), Some(1717631999))
+        );
+        // A column that proves nothing, beside one that proves nothing either: errors naming the flag.
+        let rows = [text_row(2, &["a", "03/04/2024", "05/06/2024"])];
+        let mut v = validator(&["Title", "Start", "End"], &rows, rules_with_project(), false);
+        assert_eq!(v.column_problems().len(), 2);
         let problems = v.validate(&rows[0]).unwrap_err();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].column.as_deref(), Some("End"));
         assert!(problems[0].message.contains("--date-order"), "{}", problems[0].message);
 
         // A weekday in front needs the order as much as the date alone, and the message

@@ -618,7 +618,7 @@ fn an_unknown_email_is_reported_in_the_same_run_as_other_invalid_rows() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(
         out.stderr
-            .contains("note: e-mail assignees were not checked against the service: no API key"),
+            .contains("note: assignees and test case human ids were not checked against the service: no API key"),
         "{}",
         out.stderr
     );
@@ -1279,7 +1279,7 @@ fn an_import_stopped_by_invalid_rows_writes_a_whole_failed_rows_file() {
     assert_eq!(
         failed,
         format!(
-            "\u{feff}\"Title\",\"Project\",\"Status\",\"error\"\nok,{PROJECT},ACTIVE,\"not sent: 1 row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)\"\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED\n"
+            "\u{feff}\"Title\",\"Project\",\"Status\",\"error\"\nok,{PROJECT},ACTIVE,\"not sent: 1 row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)\"\nbad,{PROJECT},OPEN,Status: `OPEN`: status must be ACTIVE or CLOSED (map other words in [values.status])\n"
         )
     );
 

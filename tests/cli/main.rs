@@ -8,6 +8,7 @@ mod everyday;
 mod hostile;
 mod interrupt;
 mod lookup;
+mod names;
 mod nightly;
 mod read;
 mod rerun;

@@ -516,7 +516,7 @@ fn xlsx_second_sheet_header_row_two_date_cells_and_numeric_keys() {
     assert_eq!(invalid.len(), 2, "{}", run.stderr);
     assert_eq!(
         invalid[0],
-        "invalid: row 5, column `Status` (E5): `OPEN`: status must be ACTIVE or CLOSED"
+        "invalid: row 5, column `Status` (E5): `OPEN`: status must be ACTIVE or CLOSED (map other words in [values.status])"
     );
     assert!(
         invalid[1].starts_with("invalid: row 6, column `Start` (C6): `next week` is not a date"),
@@ -536,7 +536,10 @@ fn xlsx_second_sheet_header_row_two_date_cells_and_numeric_keys() {
             (row, "invalid", title, key)
         );
     }
-    assert_eq!(report[2][8], "Status (E5): `OPEN`: status must be ACTIVE or CLOSED");
+    assert_eq!(
+        report[2][8],
+        "Status (E5): `OPEN`: status must be ACTIVE or CLOSED (map other words in [values.status])"
+    );
     assert!(report[3][8].starts_with("Start (C6): "), "{:?}", report[3]);
 }
 
@@ -723,7 +726,7 @@ fn mistakes_csv_reports_every_problem_once() {
         (3, "Title", None, "title is required"),
         (4, "Status", Some("OPEN"), "ACTIVE or CLOSED"),
         (5, "Project", Some("project-42"), "UUID"),
-        (6, "Test Cases", Some("TC-17"), "UUID"),
+        (6, "Test Cases", Some("case 17"), "UUID"),
         (7, "Start Date", Some("2026-02-30"), "not a real date"),
         (8, "Start Date", Some("next Tuesday"), "accepted"),
         (9, "End Date", Some("2026-12-02"), "before the start"),
@@ -1496,7 +1499,8 @@ fn cr_only_files_number_rows_like_lf_and_crlf() {
         let invalid = run.invalid_lines();
         assert_eq!(invalid.len(), 1, "{ending:?}: {}", run.stderr);
         assert_eq!(
-            invalid[0], "invalid: row 4, column `Status`: `WRONG`: status must be ACTIVE or CLOSED",
+            invalid[0],
+            "invalid: row 4, column `Status`: `WRONG`: status must be ACTIVE or CLOSED (map other words in [values.status])",
             "{ending:?}"
         );
         let rows: Vec<u64> = run.bodies().into_iter().map(|(row, _)| row).collect();

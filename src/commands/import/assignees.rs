@@ -7,7 +7,7 @@ use super::UploadRun;
 use crate::exit::SetupError;
 use crate::request::PlannedRow;
 use crate::service::ApiClient;
-use crate::service::users::resolve_email;
+use crate::service::users::resolve_assignee;
 use crate::validate::stage::row_error;
 
 /// Whether a row has an e-mail assignee, so `GET /users` is needed. Every such row is
@@ -51,7 +51,7 @@ pub(crate) async fn resolve_assignees(
         let Some(assignee) = p.assignee_email.take() else {
             continue;
         };
-        match resolve_email(&users, &assignee.email) {
+        match resolve_assignee(&users, &assignee.email) {
             Ok(id) => p.body.assignee_id = Some(id),
             Err(_) if skipped.contains(index) => p.assignee_email = Some(assignee),
             Err(message) => unknown.push((*index, assignee.problem(p.row, message))),

@@ -6,6 +6,7 @@ mod assignees;
 mod lookup;
 mod sink;
 mod summary;
+mod test_cases;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -18,6 +19,7 @@ use anyhow::Context;
 use self::assignees::{needs_users, resolve_assignees};
 use self::sink::RunSink;
 use self::summary::{cause_of, cause_of_answer, cause_of_stop, print_summary};
+use self::test_cases::resolve_test_cases;
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Cause, Exit, SetupError};
@@ -155,6 +157,7 @@ fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
         }
         Ok(())
     })?;
+    super::tell_date_notes(stage);
     Ok(ReadAll {
         count,
         rows,
@@ -438,6 +441,7 @@ impl UploadRun {
             let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
             let skipped = self.skipped_emails(settings);
             resolve_assignees(self, &client, &skipped).await?;
+            resolve_test_cases(self, &client, &skipped).await?;
             Ok((client, sandbox))
         }
         .await;
@@ -458,7 +462,7 @@ impl UploadRun {
         let base_url = ledger_base(&rerun, &settings.service.base_url);
         self.planned
             .iter()
-            .filter(|(_, p, _)| p.assignee_email.is_some() && skipped_by_key(known, &rerun, &self.key, base_url, p))
+            .filter(|(_, p, _)| p.unresolved() && skipped_by_key(known, &rerun, &self.key, base_url, p))
             .map(|(index, _, _)| *index)
             .collect()
     }
@@ -469,18 +473,19 @@ impl UploadRun {
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
         let skipped = self.skipped_emails(settings);
         let mut resolved = Ok(());
-        if needs_users(&self.planned) {
+        if needs_users(&self.planned) || self.planned.iter().any(|(_, p, _)| p.test_case_refs.is_some()) {
             resolved = async {
                 let (client, _sandbox) = connect(&settings.service, true).await?;
                 let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
-                resolve_assignees(self, &client, &skipped).await
+                resolve_assignees(self, &client, &skipped).await?;
+                resolve_test_cases(self, &client, &skipped).await
             }
             .await;
         }
         self.tell_problems();
         if let Err(e) = resolved {
             say(&format!(
-                "note: e-mail assignees were not checked against the service: {e:#}"
+                "note: assignees and test case human ids were not checked against the service: {e:#}"
             ));
         }
     }
