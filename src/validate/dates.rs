@@ -56,10 +56,10 @@ pub(super) const MIN_UNIX_MILLIS: u64 = 100_000_000_000;
 /// 9999-12-31T23:59:59.999Z.
 pub(super) const MAX_UNIX_MILLIS: u64 = 253_402_300_799_999;
 
-const ACCEPTED: &str = "accepted: `2024-03-17`, `2024-03-17T09:30[:00]` with optional `Z` or `+02:00`, \
-     `20240317T093000Z`, `17/03/2024`, `03/17/2024`, `17.03.2024`, `17 Mar 2024`, `Mar 17, 2024`, \
-     `17-Mar-2024` (each with an optional time `HH:MM[:SS]`), RFC 2822 (`Sun, 17 Mar 2024 09:30:00 +0000`), \
-     Unix seconds or milliseconds";
+/// What every date error ends with: a few forms, not the whole list, which a sheet of bad
+/// dates would repeat on every line; the README's Dates section has every form.
+const ACCEPTED: &str = "accepted: `2024-03-17`, `2024-03-17 09:30`, `17/03/2024`, `17 Mar 2024` and more \
+     (the README's Dates section lists every form)";
 
 const FLAG_ORDER: &str = "pass `--date-order dmy` or `--date-order mdy`";
 
