@@ -68,6 +68,30 @@ pub struct Wanted {
     pub end_date: Option<i64>,
 }
 
+/// The envelope every paged list answers in: `{"data": [...], "next_cursor": "…" | null}`, or
+/// `data` as an object holding the list under `key` (`test_runs`, `test_cases`). Returns the
+/// list's items and the cursor of the next page; anything else is no answer to conclude from.
+pub(super) fn list_page(value: Value, key: &str, noun: &str) -> Result<(Vec<Value>, Option<String>), String> {
+    let Value::Object(mut top) = value else {
+        return Err("the answer is not a JSON object".to_owned());
+    };
+    let data = match top.remove("data") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(mut data)) => match data.remove(key) {
+            Some(Value::Array(items)) => items,
+            _ => return Err(format!("its `data` holds no `{key}` list")),
+        },
+        _ => return Err(format!("it has no `data` list of {noun}")),
+    };
+    let next_cursor = match top.remove("next_cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => return Err(format!("its `next_cursor` is not text: {other}")),
+    };
+    Ok((data, next_cursor))
+}
+
 /// One page of a list, and where the next begins.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPage {
@@ -230,23 +254,7 @@ impl<'w> Search<'w> {
 /// A list answer: `{"data": [<run>...], "next_cursor": "…" | null}`, or `data` as an object
 /// holding a `test_runs` array. Anything else is no answer to conclude from.
 pub(crate) fn parse_page(value: Value) -> Result<RunPage, String> {
-    let Value::Object(mut top) = value else {
-        return Err("the answer is not a JSON object".to_owned());
-    };
-    let data = match top.remove("data") {
-        Some(Value::Array(runs)) => runs,
-        Some(Value::Object(mut data)) => match data.remove("test_runs") {
-            Some(Value::Array(runs)) => runs,
-            _ => return Err("its `data` holds no `test_runs` list".to_owned()),
-        },
-        _ => return Err("it has no `data` list of test runs".to_owned()),
-    };
-    let next_cursor = match top.remove("next_cursor") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(format!("its `next_cursor` is not text: {other}")),
-    };
+    let (data, next_cursor) = list_page(value, "test_runs", "test runs")?;
     let mut runs = Vec::with_capacity(data.len());
     for value in data {
         runs.push(RemoteRun::from_value(value).ok_or("a test run in it has no id")?);

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use super::runs::PAGE_SIZE;
+use super::runs::{PAGE_SIZE, list_page};
 use super::{ApiClient, ApiError};
 
 /// What a lookup found in one project.
@@ -142,23 +142,7 @@ struct CasePage {
 
 /// `{"data": [<case>...], "next_cursor": …}`, or `data` as an object holding `test_cases`.
 fn parse_case_page(value: Value) -> Result<CasePage, String> {
-    let Value::Object(mut top) = value else {
-        return Err("the answer is not a JSON object".to_owned());
-    };
-    let data = match top.remove("data") {
-        Some(Value::Array(cases)) => cases,
-        Some(Value::Object(mut data)) => match data.remove("test_cases") {
-            Some(Value::Array(cases)) => cases,
-            _ => return Err("its `data` holds no `test_cases` list".to_owned()),
-        },
-        _ => return Err("it has no `data` list of test cases".to_owned()),
-    };
-    let next_cursor = match top.remove("next_cursor") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(format!("its `next_cursor` is not text: {other}")),
-    };
+    let (data, next_cursor) = list_page(value, "test_cases", "test cases")?;
     let cases = data.iter().map(case_ids).collect::<Option<Vec<_>>>();
     let cases = cases.ok_or("a test case in it has no id or human_id")?;
     Ok(CasePage { cases, next_cursor })
