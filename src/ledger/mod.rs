@@ -38,6 +38,9 @@
 pub mod keys;
 pub mod policy;
 
+#[cfg(test)]
+mod measure;
+
 pub use keys::{KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
 
 use std::collections::HashMap;
