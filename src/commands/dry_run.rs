@@ -286,7 +286,7 @@ impl LedgerView {
                 ))
             }
             Verdict::AlreadyImported { prior, changed } => {
-                let (note, is_changed) = already_note(prior, &changed, rerun);
+                let (note, is_changed) = already_note(&prior, &changed, rerun);
                 *if is_changed {
                     &mut self.changed
                 } else {

@@ -23,9 +23,14 @@
 //! means the file was edited by hand or belongs to something else, and is refused with
 //! its line number: guessing which rows it covered could send them twice.
 //!
-//! State of a key (see [`Ledger::prior`]): `created` wins and stays until a later
+//! State of a key (see [`LedgerSnapshot::prior`]): `created` wins and stays until a later
 //! `created` replaces its ids (`--force`); otherwise the latest event decides. An
 //! `in_flight` with no later answer and an `unknown` both mean "the run may exist".
+//!
+//! In memory: the file is streamed once into an index ([`index`]) that holds, for each
+//! (scope, key), its state, its row and the offset of the line that decides it (32 bytes
+//! an entry); a key's details are read back from that line when asked for. The open
+//! ledger adds each line it writes to the index, at the offset it wrote it.
 //!
 //! Locking: the ledger file itself is held with an exclusive OS lock (flock /
 //! LockFileEx) for the ledger's life, so whatever name reaches the file (a hard link
@@ -35,19 +40,20 @@
 //! left in place, because deleting a lock file others may have open lets two runs lock
 //! different files.
 
+mod index;
 pub mod keys;
 pub mod policy;
 
 #[cfg(test)]
 mod measure;
 
+use index::{Index, Record, State};
 pub use keys::{KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const VERSION: u32 = 1;
@@ -108,6 +114,7 @@ pub enum Prior {
 }
 
 impl Prior {
+    #[cfg(test)]
     pub fn is_created(&self) -> bool {
         matches!(self, Prior::Created { .. })
     }
@@ -145,6 +152,7 @@ impl Prior {
     }
 
     /// The run may or may not exist: not resent without `--retry-unknown`.
+    #[cfg(test)]
     pub fn is_unknown(&self) -> bool {
         matches!(self, Prior::InFlight { .. } | Prior::Unknown { .. })
     }
@@ -183,28 +191,39 @@ pub struct Ledger {
     needs_marker: bool,
 }
 
+/// A line as read, borrowing its text where it holds no escapes.
 #[derive(serde::Deserialize)]
-struct LineIn {
+struct LineIn<'a> {
     v: u32,
-    event: String,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    key: Option<String>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    scope: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    key: Option<Cow<'a, str>>,
     #[serde(default)]
     row: Option<usize>,
-    #[serde(default)]
-    at: Option<String>,
-    #[serde(default)]
-    test_run_id: Option<String>,
-    #[serde(default)]
-    test_run_human_id: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    fields: Option<String>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    at: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    test_run_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    test_run_human_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    error: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    body: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed")]
+    fields: Option<Cow<'a, str>>,
+}
+
+/// An optional string, borrowed from the line when it can be: serde's own `Option<Cow>`
+/// always copies, and the index reads every line of the file.
+fn borrowed<'de, D: serde::Deserializer<'de>>(input: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    let text: Option<Text<'de>> = serde::Deserialize::deserialize(input)?;
+    Ok(text.map(|Text(text)| text))
 }
 
 #[derive(serde::Serialize)]
@@ -265,10 +284,44 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// One parsed line.
-enum Parsed {
-    Entry { scope: String, key: String, prior: Prior },
+/// One parsed line. It is taken apart where it is made, so the entry is not boxed: that
+/// would cost an allocation for every line of the file.
+#[allow(clippy::large_enum_variant)]
+enum Parsed<'a> {
+    Entry(EntryLine<'a>),
     TornMarker,
+}
+
+/// An event line, checked: what the index needs, and the rest for [`Prior`].
+struct EntryLine<'a> {
+    state: State,
+    scope: Cow<'a, str>,
+    key: Cow<'a, str>,
+    row: usize,
+    line: LineIn<'a>,
+}
+
+impl EntryLine<'_> {
+    /// The state the line records, with its details.
+    fn into_prior(self) -> Prior {
+        let (row, line) = (self.row, self.line);
+        let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned);
+        let at = owned(line.at).unwrap_or_default();
+        let error = owned(line.error).unwrap_or_default();
+        match self.state {
+            State::Created => Prior::Created {
+                test_run_id: owned(line.test_run_id),
+                test_run_human_id: owned(line.test_run_human_id),
+                row,
+                at,
+                body: owned(line.body),
+                fields: owned(line.fields),
+            },
+            State::InFlight => Prior::InFlight { row, at },
+            State::Failed => Prior::Failed { row, error, at },
+            State::Unknown => Prior::Unknown { row, error, at },
+        }
+    }
 }
 
 /// Why a line is not an entry; `Newer` is kept apart because its advice differs.
@@ -277,8 +330,19 @@ enum LineProblem {
     Newer(u32),
 }
 
-fn parse_line(text: &[u8]) -> Result<Parsed, LineProblem> {
-    let line: LineIn = serde_json::from_slice(text).map_err(|e| LineProblem::Invalid(e.to_string()))?;
+impl LineProblem {
+    /// The error for line `line` of the ledger at `path`.
+    fn refusal(self, path: &Path, line: usize) -> LedgerError {
+        let path = path.to_path_buf();
+        match self {
+            LineProblem::Newer(version) => LedgerError::NewerVersion { path, line, version },
+            LineProblem::Invalid(reason) => LedgerError::Corrupt { path, line, reason },
+        }
+    }
+}
+
+fn parse_line(text: &[u8]) -> Result<Parsed<'_>, LineProblem> {
+    let mut line: LineIn<'_> = serde_json::from_slice(text).map_err(|e| LineProblem::Invalid(e.to_string()))?;
     if line.v > VERSION {
         return Err(LineProblem::Newer(line.v));
     }
@@ -289,44 +353,22 @@ fn parse_line(text: &[u8]) -> Result<Parsed, LineProblem> {
         return Ok(Parsed::TornMarker);
     }
     let missing = |field: &str| LineProblem::Invalid(format!("no \"{field}\""));
-    let scope = line.scope.ok_or_else(|| missing("scope"))?;
-    let key = line.key.ok_or_else(|| missing("key"))?;
+    let scope = line.scope.take().ok_or_else(|| missing("scope"))?;
+    let key = line.key.take().ok_or_else(|| missing("key"))?;
     let row = line.row.ok_or_else(|| missing("row"))?;
-    let at = line.at.unwrap_or_default();
-    let error = line.error.unwrap_or_default();
-    let prior = match line.event.as_str() {
-        "created" => Prior::Created {
-            test_run_id: line.test_run_id,
-            test_run_human_id: line.test_run_human_id,
-            row,
-            at,
-            body: line.body,
-            fields: line.fields,
-        },
-        "in_flight" => Prior::InFlight { row, at },
-        "failed" => Prior::Failed { row, error, at },
-        "unknown" => Prior::Unknown { row, error, at },
-        other => {
-            return Err(LineProblem::Invalid(format!(
-                "unknown event \"{other}\"; known: in_flight, created, failed, unknown"
-            )));
-        }
+    let Some(state) = State::from_event(&line.event) else {
+        return Err(LineProblem::Invalid(format!(
+            "unknown event \"{}\"; known: in_flight, created, failed, unknown",
+            line.event
+        )));
     };
-    Ok(Parsed::Entry { scope, key, prior })
-}
-
-/// `created` stays until a later `created`; anything else follows the latest event.
-fn fold(states: &mut HashMap<(String, String), Prior>, scope: String, key: String, next: Prior) {
-    match states.entry((scope, key)) {
-        Entry::Occupied(mut seen) => {
-            if next.is_created() || !seen.get().is_created() {
-                seen.insert(next);
-            }
-        }
-        Entry::Vacant(empty) => {
-            empty.insert(next);
-        }
-    }
+    Ok(Parsed::Entry(EntryLine {
+        state,
+        scope,
+        key,
+        row,
+        line,
+    }))
 }
 
 /// The sidecar lock of the ledger at `path`, next to the file `path` really names: two
@@ -432,9 +474,6 @@ fn flock_holder(_file: &File) -> Option<u32> {
     None
 }
 
-/// Each (scope, key)'s latest state.
-type States = HashMap<(String, String), Prior>;
-
 /// Whether an unparsable last line could be a ledger line cut short: the start of a JSON
 /// object, or the zeros a power cut can leave. Anything else (a notes file given as
 /// `--state` by mistake) is no ledger, and appending to it would spoil the file.
@@ -445,104 +484,148 @@ fn could_be_torn(text: &[u8]) -> bool {
     (text.starts_with(b"{") && !whole) || text.iter().all(|&b| b == 0)
 }
 
-/// Every key's latest state, from a ledger's bytes. A torn last line (a crash mid-write)
-/// is tolerated and noted; a bad line anywhere else is an error.
-fn read_states(path: &Path, bytes: &[u8]) -> Result<(States, LoadNotes), LedgerError> {
-    let mut body: &[u8] = bytes;
-    if body.ends_with(b"\n") {
-        body = &body[..body.len() - 1];
-    }
-    let lines: Vec<(usize, &[u8])> = if bytes.is_empty() {
-        Vec::new()
-    } else {
-        body.split(|b| *b == b'\n')
-            .enumerate()
-            .map(|(i, line)| (i + 1, line))
-            .filter(|(_, line)| !line.trim_ascii().is_empty())
-            .collect()
-    };
+/// What reading a ledger found.
+struct Loaded {
+    index: Index,
+    notes: LoadNotes,
+    /// The file does not end with `\n`.
+    unended: bool,
+}
 
-    let mut states = HashMap::new();
-    let mut entries = 0;
-    let mut torn_line = None;
-    for (index, &(number, text)) in lines.iter().enumerate() {
-        match parse_line(text) {
-            Ok(Parsed::Entry { scope, key, prior }) => {
-                entries += 1;
-                fold(&mut states, scope, key, prior);
+/// Every key's state, streamed from a ledger's lines. A torn last line (a crash mid-write)
+/// is tolerated and noted; a bad line anywhere else is an error.
+fn read_index(path: &Path, file: &File) -> Result<Loaded, LedgerError> {
+    let read_error = |source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut loader = Loader::default();
+    let (mut text, mut offset, mut number, mut unended) = (Vec::new(), 0u64, 0usize, false);
+    loop {
+        text.clear();
+        let read = reader.read_until(b'\n', &mut text).map_err(read_error)?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        unended = !text.ends_with(b"\n");
+        let line = text.strip_suffix(b"\n").unwrap_or(&text);
+        if !line.trim_ascii().is_empty() {
+            loader
+                .line(number, offset, line)
+                .map_err(|(line, problem)| problem.refusal(path, line))?;
+        }
+        offset += read as u64;
+    }
+    let (index, notes) = loader.finish().map_err(|(line, problem)| problem.refusal(path, line))?;
+    Ok(Loaded { index, notes, unended })
+}
+
+/// Folds a ledger's lines, one at a time, into its index.
+#[derive(Default)]
+struct Loader {
+    index: Index,
+    entries: usize,
+    /// A line that is no entry (its number, why, and whether it could be cut short): told
+    /// apart by what follows it. A `torn` marker says it was cut short; being last, it may
+    /// be; anything else makes it a hand edit.
+    unparsed: Option<(usize, LineProblem, bool)>,
+}
+
+impl Loader {
+    /// Takes in the non-blank line `number`, which starts at `offset`.
+    fn line(&mut self, number: usize, offset: u64, text: &[u8]) -> Result<(), (usize, LineProblem)> {
+        let parsed = parse_line(text);
+        if let Some((line, problem, _)) = self.unparsed.take()
+            && !matches!(parsed, Ok(Parsed::TornMarker))
+        {
+            return Err((line, problem));
+        }
+        match parsed {
+            Ok(Parsed::Entry(entry)) => {
+                self.entries += 1;
+                self.index
+                    .fold(&entry.scope, &entry.key, entry.state, entry.row, offset);
             }
             Ok(Parsed::TornMarker) => {}
-            Err(problem) => {
-                let is_last = index + 1 == lines.len();
-                let marked = lines
-                    .get(index + 1)
-                    .is_some_and(|(_, next)| matches!(parse_line(next), Ok(Parsed::TornMarker)));
-                if is_last && could_be_torn(text) {
-                    torn_line = Some(number);
-                } else if !marked {
-                    return Err(match problem {
-                        LineProblem::Newer(version) => LedgerError::NewerVersion {
-                            path: path.to_path_buf(),
-                            line: number,
-                            version,
-                        },
-                        LineProblem::Invalid(reason) => LedgerError::Corrupt {
-                            path: path.to_path_buf(),
-                            line: number,
-                            reason,
-                        },
-                    });
-                }
-            }
+            Err(problem) => self.unparsed = Some((number, problem, could_be_torn(text))),
         }
+        Ok(())
     }
 
-    Ok((states, LoadNotes { entries, torn_line }))
+    fn finish(self) -> Result<(Index, LoadNotes), (usize, LineProblem)> {
+        let torn_line = match self.unparsed {
+            Some((line, _, true)) => Some(line),
+            Some((line, problem, false)) => return Err((line, problem)),
+            None => None,
+        };
+        let notes = LoadNotes {
+            entries: self.entries,
+            torn_line,
+        };
+        Ok((self.index, notes))
+    }
+}
+
+/// The line that starts at `offset`, without its `\n`.
+fn read_line_at(file: &File, offset: u64) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let read = match read_at(file, &mut chunk, offset + line.len() as u64) {
+            Ok(read) => read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let got = &chunk[..read];
+        if let Some(end) = memchr::memchr(b'\n', got) {
+            line.extend_from_slice(&got[..end]);
+            return Ok(line);
+        }
+        line.extend_from_slice(got);
+        if read == 0 {
+            return Ok(line);
+        }
+    }
+}
+
+/// Reads at `offset` without moving a position another reader may rely on.
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+/// Reads at `offset`. Windows moves the handle's position; the ledger's own writes go to
+/// the end whatever it is (append mode), and every read says where it starts.
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
 }
 
 /// What a ledger holds, read without creating or locking it: a dry run may look while an
-/// import is using it.
+/// import is using it. The lines are not held: the index says where each key's deciding
+/// line starts, and [`LedgerSnapshot::prior`] reads it back. The file is only ever
+/// appended to, so an offset stays good while another run writes.
 #[derive(Default)]
 pub struct LedgerSnapshot {
-    states: States,
-    /// For each key, the scopes in which it was sent (see [`LedgerSnapshot::sent_scopes`]):
-    /// built when first asked for, dropped when an entry is added.
-    sent: std::cell::OnceCell<HashMap<String, Vec<String>>>,
+    index: Index,
+    /// The ledger, kept open to read lines back from; none for an empty snapshot.
+    file: Option<File>,
 }
 
 impl LedgerSnapshot {
-    fn new(states: States) -> LedgerSnapshot {
-        LedgerSnapshot {
-            states,
-            sent: std::cell::OnceCell::new(),
-        }
-    }
-
     /// The scopes in which the ledger shows `key` created, or sent with no answer: to find
     /// rows sent through another base URL of what may be the same service.
-    pub fn sent_scopes(&self, key: &str) -> &[String] {
-        let sent = self.sent.get_or_init(|| {
-            let mut sent: HashMap<String, Vec<String>> = HashMap::new();
-            for ((scope, key), prior) in &self.states {
-                if prior.is_created() || prior.is_unknown() {
-                    sent.entry(key.clone()).or_default().push(scope.clone());
-                }
-            }
-            sent
-        });
-        sent.get(key).map_or(&[], Vec::as_slice)
-    }
-
-    fn fold(&mut self, scope: String, key: String, prior: Prior) {
-        fold(&mut self.states, scope, key, prior);
-        self.sent.take();
+    pub fn sent_scopes(&self, key: &str) -> Vec<&str> {
+        self.index.sent_scopes(key)
     }
 
     /// `None` when there is no ledger at `path` yet.
     pub fn read(path: &Path) -> Result<Option<LedgerSnapshot>, LedgerError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(LedgerError::Open {
                     path: path.to_path_buf(),
@@ -550,13 +633,48 @@ impl LedgerSnapshot {
                 });
             }
         };
-        let (states, _) = read_states(path, &bytes)?;
-        Ok(Some(LedgerSnapshot::new(states)))
+        let loaded = read_index(path, &file)?;
+        Ok(Some(LedgerSnapshot {
+            index: loaded.index,
+            file: Some(file),
+        }))
     }
 
-    /// The state of `key` in `scope`, if the ledger has seen it.
-    pub fn prior(&self, scope: &str, key: &str) -> Option<&Prior> {
-        self.states.get(&(scope.to_string(), key.to_string()))
+    /// The state of `key` in `scope`, if the ledger has seen it, with its details read
+    /// back from the line that decides it.
+    pub fn prior(&self, scope: &str, key: &str) -> Option<Prior> {
+        let record = self.index.get(scope, key)?;
+        let text = self.file.as_ref().map(|file| read_line_at(file, record.offset()));
+        match text.as_ref().map(|text| text.as_deref().map(parse_line)) {
+            Some(Ok(Ok(Parsed::Entry(entry)))) if entry.scope == scope && entry.key == key => Some(entry.into_prior()),
+            // Another key's line: the file was rewritten in place under this run, or two
+            // keys met on 128 bits. Either way the index knows nothing of this key.
+            Some(Ok(Ok(Parsed::Entry(_)))) => None,
+            // The line cannot be read back (the file was cut short under this run): its
+            // state stands, without the details.
+            _ => {
+                tracing::warn!(offset = record.offset(), "a ledger line could not be read back");
+                Some(without_details(record))
+            }
+        }
+    }
+}
+
+/// A key's state as the index holds it, when its line cannot be read back.
+fn without_details(record: Record) -> Prior {
+    let (row, at, error) = (record.row(), String::new(), String::new());
+    match record.state() {
+        State::Created => Prior::Created {
+            test_run_id: None,
+            test_run_human_id: None,
+            row,
+            at,
+            body: None,
+            fields: None,
+        },
+        State::InFlight => Prior::InFlight { row, at },
+        State::Failed => Prior::Failed { row, error, at },
+        State::Unknown => Prior::Unknown { row, error, at },
     }
 }
 
@@ -599,27 +717,27 @@ impl Ledger {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
             .map_err(open_error)?;
         lock_file(&file, path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(open_error)?;
-
-        let needs_newline = !bytes.is_empty() && !bytes.ends_with(b"\n");
-        let (states, notes) = read_states(path, &bytes)?;
+        let loaded = read_index(path, &file)?;
+        let reader = file.try_clone().map_err(open_error)?;
         let ledger = Ledger {
             path: path.to_path_buf(),
             file,
             _lock: lock,
-            known: LedgerSnapshot::new(states),
-            needs_newline,
-            needs_marker: notes.torn_line.is_some(),
+            known: LedgerSnapshot {
+                index: loaded.index,
+                file: Some(reader),
+            },
+            needs_newline: loaded.unended,
+            needs_marker: loaded.notes.torn_line.is_some(),
         };
-        Ok((ledger, notes))
+        Ok((ledger, loaded.notes))
     }
 
     /// What the ledger holds, as this run has added to it.
@@ -671,6 +789,8 @@ impl Ledger {
             source,
         };
         let entry = serde_json::to_vec(&line).map_err(|e| write_error(e.into()))?;
+        // Appends go to the end, wherever a failed write left it.
+        let end = self.file.metadata().map_err(write_error)?.len();
         let mut bytes = Vec::with_capacity(entry.len() + 80);
         if self.needs_newline {
             bytes.push(b'\n');
@@ -680,6 +800,7 @@ impl Ledger {
             bytes.extend(marker);
             bytes.push(b'\n');
         }
+        let entry_at = end + bytes.len() as u64;
         bytes.extend_from_slice(&entry);
         bytes.push(b'\n');
 
@@ -695,8 +816,10 @@ impl Ledger {
 
         // Read back through the loader's own parser, so this run sees exactly what a
         // later run will.
-        if let Ok(Parsed::Entry { scope, key, prior }) = parse_line(&entry) {
-            self.known.fold(scope, key, prior);
+        if let Ok(Parsed::Entry(line)) = parse_line(&entry) {
+            self.known
+                .index
+                .fold(&line.scope, &line.key, line.state, line.row, entry_at);
         }
         Ok(())
     }
@@ -1094,5 +1217,206 @@ mod tests {
         let path = dir.path().join("nope").join("state.jsonl");
         let err = Ledger::open(&path).err().unwrap().to_string();
         assert!(err.contains("--state") && err.contains("nope"), "{err}");
+    }
+
+    fn created<'a>(id: &'a str, fields: Option<&'a str>) -> CreatedRun<'a> {
+        CreatedRun {
+            test_run_id: Some(id),
+            test_run_human_id: Some("R-1"),
+            body: Some("0123456789abcdef0123456789abcdef"),
+            fields,
+        }
+    }
+
+    /// The details are read back from the file at the offset each append wrote at, also
+    /// after a line with no `\n` and a torn one, which the first append ends and marks.
+    #[test]
+    fn details_are_read_back_by_offset_after_appends() {
+        let good = r#"{"v":1,"event":"created","scope":"s","key":"old","row":9,"at":"t0","test_run_id":"x"}"#;
+        for start in [String::new(), good.to_owned(), format!("{good}\n{{\"v\":1,\"ev")] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.jsonl");
+            std::fs::write(&path, &start).unwrap();
+            let (mut ledger, _) = Ledger::open(&path).unwrap();
+            ledger.record_in_flight("s", "a", 2).unwrap();
+            assert!(matches!(
+                ledger.known().prior("s", "a"),
+                Some(Prior::InFlight { row: 2, .. })
+            ));
+            ledger
+                .record_created("s", "a", 2, &created("id-a", Some("title:1234abcd")))
+                .unwrap();
+            ledger.record_in_flight("s", "b", 3).unwrap();
+            ledger
+                .record_failed("s", "b", 3, "HTTP 422: \"title\" is \u{e9}mpty")
+                .unwrap();
+            ledger.record_unknown("s2", "a", 4, "timed out").unwrap();
+            let Some(Prior::Created {
+                test_run_id,
+                test_run_human_id,
+                row,
+                at,
+                body,
+                fields,
+            }) = ledger.known().prior("s", "a")
+            else {
+                panic!("{start:?}: a is not created");
+            };
+            assert_eq!(
+                (test_run_id.as_deref(), test_run_human_id.as_deref(), row),
+                (Some("id-a"), Some("R-1"), 2)
+            );
+            assert!(at.ends_with('Z'), "{at}");
+            assert_eq!(body.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+            assert_eq!(fields.as_deref(), Some("title:1234abcd"));
+            assert!(matches!(
+                ledger.known().prior("s", "b"),
+                Some(Prior::Failed { row: 3, error, .. }) if error == "HTTP 422: \"title\" is \u{e9}mpty"
+            ));
+            assert!(matches!(
+                ledger.known().prior("s2", "a"),
+                Some(Prior::Unknown { row: 4, error, .. }) if error == "timed out"
+            ));
+            let old = ledger.known().prior("s", "old");
+            assert_eq!(old.is_some(), !start.is_empty(), "{start:?}");
+            assert_eq!(ledger.known().sent_scopes("a"), ["s", "s2"]);
+            assert!(ledger.known().sent_scopes("b").is_empty());
+        }
+    }
+
+    /// A dry run reads the ledger while an import appends to it: what it read stays
+    /// readable, whatever is written after.
+    #[test]
+    fn a_snapshot_reads_back_while_another_handle_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let (mut ledger, _) = Ledger::open(&path).unwrap();
+        ledger.record_created("s", "a", 2, &created("id-a1", None)).unwrap();
+        ledger.record_unknown("s", "b", 3, "timed out").unwrap();
+        let snapshot = LedgerSnapshot::read(&path).unwrap().unwrap();
+        // After the snapshot: `a` forced again, `b` answered, `c` new.
+        ledger.record_created("s", "a", 2, &created("id-a2", None)).unwrap();
+        ledger.record_created("s", "b", 3, &created("id-b", None)).unwrap();
+        ledger.record_in_flight("s", "c", 4).unwrap();
+
+        let id = |known: &LedgerSnapshot, key: &str| match known.prior("s", key) {
+            Some(Prior::Created { test_run_id, .. }) => test_run_id,
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(id(&snapshot, "a").as_deref(), Some("id-a1"));
+        assert!(matches!(snapshot.prior("s", "b"), Some(Prior::Unknown { row: 3, .. })));
+        assert_eq!(snapshot.prior("s", "c"), None);
+        assert_eq!(id(ledger.known(), "a").as_deref(), Some("id-a2"));
+        assert_eq!(id(ledger.known(), "b").as_deref(), Some("id-b"));
+        let later = LedgerSnapshot::read(&path).unwrap().unwrap();
+        assert_eq!(id(&later, "a").as_deref(), Some("id-a2"));
+        assert!(matches!(later.prior("s", "c"), Some(Prior::InFlight { row: 4, .. })));
+    }
+
+    /// A snapshot of a ledger whose last line a crash cut short (a dry run reads it before
+    /// an import repairs it), and after the repair, when the torn line sits in the middle.
+    #[test]
+    fn a_snapshot_reads_a_ledger_with_a_torn_line() {
+        let a =
+            r#"{"v":1,"event":"created","scope":"s","key":"a","row":2,"at":"t","test_run_id":"x","fields":"title:0"}"#;
+        let b = r#"{"v":1,"event":"unknown","scope":"s","key":"b","row":3,"at":"t","error":"lost"}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        std::fs::write(&path, format!("{a}\n\n{b}\n{{\"v\":1,\"event\":\"crea")).unwrap();
+        let snapshot = LedgerSnapshot::read(&path).unwrap().unwrap();
+        assert!(matches!(snapshot.prior("s", "a"), Some(Prior::Created { fields: Some(f), .. }) if f == "title:0"));
+        assert!(matches!(snapshot.prior("s", "b"), Some(Prior::Unknown { error, .. }) if error == "lost"));
+        {
+            let (mut ledger, notes) = Ledger::open(&path).unwrap();
+            assert_eq!(notes.torn_line, Some(4));
+            ledger.record_failed("s", "c", 5, "HTTP 400").unwrap();
+        }
+        let repaired = LedgerSnapshot::read(&path).unwrap().unwrap();
+        assert!(matches!(repaired.prior("s", "c"), Some(Prior::Failed { row: 5, error, .. }) if error == "HTTP 400"));
+        assert!(matches!(repaired.prior("s", "a"), Some(Prior::Created { .. })));
+        assert!(matches!(snapshot.prior("s", "b"), Some(Prior::Unknown { .. })));
+    }
+
+    /// A line read back must name the key asked for; a file cut short under a run keeps
+    /// each key's state, without its details.
+    #[test]
+    fn a_line_read_back_is_checked_against_its_key() {
+        let line = |key: &str, id: &str| {
+            format!(r#"{{"v":1,"event":"created","scope":"s","key":"{key}","row":2,"at":"t","test_run_id":"{id}"}}"#)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        std::fs::write(&path, format!("{}\n{}\n", line("a", "x"), line("b", "y"))).unwrap();
+        let snapshot = LedgerSnapshot::read(&path).unwrap().unwrap();
+        // Rewritten in place, the two lines swapped: each offset now holds the other key.
+        std::fs::write(&path, format!("{}\n{}\n", line("b", "y"), line("a", "x"))).unwrap();
+        assert_eq!(snapshot.prior("s", "a"), None);
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(
+            snapshot.prior("s", "b"),
+            Some(Prior::Created {
+                test_run_id: None,
+                test_run_human_id: None,
+                row: 2,
+                at: String::new(),
+                body: None,
+                fields: None,
+            })
+        );
+    }
+
+    /// 200,000 lines over 100,000 keys, as an import writes them (an `in_flight`, then
+    /// its answer), read back: every tenth key's state and details are right.
+    #[test]
+    fn many_keys_read_back_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.jsonl");
+        let mut out = io::BufWriter::new(File::create(&path).unwrap());
+        let keys = 100_000;
+        for n in 0..keys {
+            let (key, id, error) = (
+                format!("human_id:K-{n}"),
+                format!("run-{n}"),
+                format!("HTTP 5{}", n % 100),
+            );
+            let answer = match n % 3 {
+                0 => LineOut {
+                    test_run_id: Some(&id),
+                    ..LineOut::entry("created", SCOPE, &key, n + 2)
+                },
+                1 => LineOut {
+                    error: Some(&error),
+                    ..LineOut::entry("failed", SCOPE, &key, n + 2)
+                },
+                _ => LineOut::entry("in_flight", "in-process-sandbox/projects/p1", &key, n + 2),
+            };
+            for line in [LineOut::entry("in_flight", SCOPE, &key, n + 2), answer] {
+                serde_json::to_writer(&mut out, &line).unwrap();
+                out.write_all(b"\n").unwrap();
+            }
+        }
+        out.flush().unwrap();
+        drop(out);
+        let snapshot = LedgerSnapshot::read(&path).unwrap().unwrap();
+        assert_eq!(snapshot.index.len(), keys + keys / 3);
+        for n in (0..keys).step_by(10) {
+            let key = format!("human_id:K-{n}");
+            let prior = snapshot.prior(SCOPE, &key);
+            match n % 3 {
+                0 => assert!(
+                    matches!(&prior, Some(Prior::Created { test_run_id: Some(id), row, .. }) if *id == format!("run-{n}") && *row == n + 2),
+                    "{key}: {prior:?}"
+                ),
+                1 => assert!(
+                    matches!(&prior, Some(Prior::Failed { error, .. }) if *error == format!("HTTP 5{}", n % 100)),
+                    "{key}: {prior:?}"
+                ),
+                _ => {
+                    assert!(matches!(prior, Some(Prior::InFlight { .. })), "{key}: {prior:?}");
+                    assert_eq!(snapshot.sent_scopes(&key), [SCOPE, "in-process-sandbox/projects/p1"]);
+                }
+            }
+        }
+        assert_eq!(snapshot.prior(SCOPE, "human_id:K-100000"), None);
     }
 }

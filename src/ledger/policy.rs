@@ -57,9 +57,9 @@ fn moved_from_scope(rerun: &Rerun, p: &PlannedRow) -> Option<String> {
 /// Where the ledger knows a row from.
 enum Known<'a> {
     /// This run's address.
-    Here(&'a Prior),
+    Here(Prior),
     /// The address `--moved-from` names: the row as it stands there.
-    MovedFrom(&'a Prior),
+    MovedFrom(Prior),
     /// Another address of the same project (the same one every run, whatever the map's
     /// order), which `--moved-from` does not name.
     Elsewhere { base: &'a str },
@@ -78,8 +78,7 @@ fn look_up<'a>(known: &'a LedgerSnapshot, rerun: &Rerun, p: &PlannedRow, here: &
     let project = scope("", &p.body.project_id);
     let others: Vec<&str> = known
         .sent_scopes(key)
-        .iter()
-        .map(String::as_str)
+        .into_iter()
         .filter(|s| *s != here && s.ends_with(project.as_str()) && !s.starts_with(IN_PROCESS_SANDBOX))
         .collect();
     if let Some(old) = moved_from_scope(rerun, p).and_then(|old| others.iter().copied().find(|s| *s == old)) {
@@ -104,10 +103,10 @@ pub enum Verdict<'a> {
     },
     /// Created before (`prior` is [`Prior::Created`]): not sent again. `changed` names the
     /// fields whose value now differs (none: unchanged).
-    AlreadyImported { prior: &'a Prior, changed: Vec<String> },
+    AlreadyImported { prior: Prior, changed: Vec<String> },
     /// Sent before and no answer came, too recently to look it up (or with `--no-lookup`):
     /// the run may exist, so it is not sent.
-    NoAnswer { row: usize, at: &'a str },
+    NoAnswer { row: usize, at: String },
     /// Sent through another address of the project that `--moved-from` does not name.
     Elsewhere { base: &'a str },
 }
@@ -116,7 +115,7 @@ pub enum Verdict<'a> {
 pub struct Judged<'a> {
     pub verdict: Verdict<'a>,
     /// The row as it stands at the `--moved-from` address, to be recorded under this one.
-    pub moved_from: Option<&'a Prior>,
+    pub moved_from: Option<Prior>,
 }
 
 /// What this run does with the row `p` (scope `here`, ledger key `key`), whose request's
@@ -132,7 +131,7 @@ pub fn judge<'a>(
     let (prior, moved_from) = match look_up(known, rerun, p, here, key) {
         None => (None, None),
         Some(Known::Here(prior)) => (Some(prior), None),
-        Some(Known::MovedFrom(prior)) => (Some(prior), Some(prior)),
+        Some(Known::MovedFrom(prior)) => (Some(prior.clone()), Some(prior)),
         Some(Known::Elsewhere { base }) => {
             let verdict = Verdict::Elsewhere { base };
             return Judged {
@@ -144,14 +143,14 @@ pub fn judge<'a>(
     let look_up = rerun.lookup && !rerun.force;
     let verdict = match prior {
         Some(prior @ Prior::Created { .. }) if !rerun.force => Verdict::AlreadyImported {
+            changed: changed_since(&prior, p, fields),
             prior,
-            changed: changed_since(prior, p, fields),
         },
         Some(Prior::Created { .. }) => Verdict::Send {
             again: true,
             look_up: false,
         },
-        Some(Prior::InFlight { row, at } | Prior::Unknown { row, at, .. }) => no_answer(rerun, *row, at),
+        Some(Prior::InFlight { row, at } | Prior::Unknown { row, at, .. }) => no_answer(rerun, row, at),
         _ => Verdict::Send { again: false, look_up },
     };
     Judged { verdict, moved_from }
@@ -159,7 +158,7 @@ pub fn judge<'a>(
 
 /// A row sent before whose answer never came. With lookups, it is looked up once
 /// `--timeout` has passed since; without, it is sent again only with `--retry-unknown`.
-fn no_answer<'a>(rerun: &Rerun, row: usize, at: &'a str) -> Verdict<'a> {
+fn no_answer<'a>(rerun: &Rerun, row: usize, at: String) -> Verdict<'a> {
     if rerun.force {
         return Verdict::Send {
             again: false,
@@ -175,7 +174,7 @@ fn no_answer<'a>(rerun: &Rerun, row: usize, at: &'a str) -> Verdict<'a> {
             false => Verdict::NoAnswer { row, at },
         };
     }
-    let sent = chrono::DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&chrono::Utc));
+    let sent = chrono::DateTime::parse_from_rfc3339(&at).map(|t| t.with_timezone(&chrono::Utc));
     let waited = sent.map(|t| chrono::Utc::now().signed_duration_since(t).to_std().unwrap_or_default());
     match waited {
         Ok(waited) if waited < rerun.settle_after => Verdict::NoAnswer { row, at },
@@ -267,7 +266,7 @@ pub fn sort_rows(
         let report = &mut rows[*index];
         let (idempotency_key, look_up, update_of) = match judged.verdict {
             Verdict::AlreadyImported { prior, changed } => {
-                let Some(run) = mark_already_imported(report, prior, &changed, rerun) else {
+                let Some(run) = mark_already_imported(report, &prior, &changed, rerun) else {
                     continue;
                 };
                 (
@@ -281,7 +280,7 @@ pub fn sort_rows(
             }
             Verdict::NoAnswer { row, at } => {
                 report.outcome = Outcome::Unknown;
-                report.error = Some(no_answer_message(rerun, row, at));
+                report.error = Some(no_answer_message(rerun, row, &at));
                 continue;
             }
             Verdict::Elsewhere { base } => {
@@ -388,12 +387,12 @@ struct CarriedRow {
 impl MovedRows {
     /// Takes over a row found under the `--moved-from` address: it is recorded under this
     /// run's address as it stood there.
-    fn carry(&mut self, p: &PlannedRow, scope: &str, key: &str, prior: &Prior) {
+    fn carry(&mut self, p: &PlannedRow, scope: &str, key: &str, prior: Prior) {
         self.found.push(CarriedRow {
             scope: scope.to_owned(),
             key: key.to_owned(),
             row: p.row,
-            prior: prior.clone(),
+            prior,
         });
     }
 
