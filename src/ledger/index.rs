@@ -8,7 +8,8 @@
 //! scopes, each base URL and project: they are kept once, in a table), the row, and the
 //! line's offset with the state in its top byte. The map's own overhead (one control byte
 //! an entry, a table between 1.14 and 2.3 times the entries) brings a key to 37 to 75
-//! bytes.
+//! bytes. The map is split in 256 by the fingerprint, so that growing it never holds an
+//! old and a new table of the whole at once (that would be half as much again, at peak).
 //!
 //! A fingerprint stands for its key: two keys meeting on 128 bits, in a ledger of 10^7
 //! keys, has a chance near 10^-25. The line read back names its key all the same, and
@@ -134,16 +135,35 @@ impl Record {
     }
 }
 
+type Shard = HashMap<Slot, Record, BuildHasherDefault<SlotHasher>>;
+
+/// How many maps the entries are split in.
+const SHARDS: usize = 256;
+
 /// Every (scope, key)'s state and deciding line, folded as the lines come.
-#[derive(Default)]
 pub(crate) struct Index {
     /// Each scope once; a [`Slot`] holds its place here.
     scopes: Vec<Box<str>>,
     scope_numbers: HashMap<Box<str>, u32>,
-    entries: HashMap<Slot, Record, BuildHasherDefault<SlotHasher>>,
+    /// The entries, by 8 bits of the fingerprint that the map's hash does not use.
+    shards: Box<[Shard]>,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            scopes: Vec::new(),
+            scope_numbers: HashMap::new(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
 }
 
 impl Index {
+    fn shard(&self, slot: &Slot) -> &Shard {
+        &self.shards[slot.key.0[3] as usize % SHARDS]
+    }
+
     /// Takes in the line at `offset`: `created` stays until a later `created`; anything
     /// else follows the latest event.
     pub(crate) fn fold(&mut self, scope: &str, key: &str, state: State, row: usize, offset: u64) {
@@ -152,7 +172,8 @@ impl Index {
             scope: self.scope_number(scope),
         };
         let next = Record::new(state, row, offset);
-        match self.entries.entry(slot) {
+        let shard = &mut self.shards[slot.key.0[3] as usize % SHARDS];
+        match shard.entry(slot) {
             Entry::Occupied(mut seen) => {
                 if state == State::Created || seen.get().state() != State::Created {
                     seen.insert(next);
@@ -177,12 +198,11 @@ impl Index {
     /// What the index holds of `key` in `scope`.
     pub(crate) fn get(&self, scope: &str, key: &str) -> Option<Record> {
         let scope = *self.scope_numbers.get(scope)?;
-        self.entries
-            .get(&Slot {
-                key: KeyPrint::of(key),
-                scope,
-            })
-            .copied()
+        let slot = Slot {
+            key: KeyPrint::of(key),
+            scope,
+        };
+        self.shard(&slot).get(&slot).copied()
     }
 
     /// The scopes in which `key` is created or was sent with no answer: one look per scope
@@ -192,8 +212,9 @@ impl Index {
         (0u32..)
             .zip(&self.scopes)
             .filter(|(scope, _)| {
-                self.entries
-                    .get(&Slot { key, scope: *scope })
+                let slot = Slot { key, scope: *scope };
+                self.shard(&slot)
+                    .get(&slot)
                     .is_some_and(|record| record.state().was_sent())
             })
             .map(|(_, scope)| &**scope)
@@ -203,7 +224,7 @@ impl Index {
     /// Keys held, over every scope.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.shards.iter().map(HashMap::len).sum()
     }
 }
 
