@@ -400,11 +400,15 @@ impl UploadRun {
     fn ready_to_send(&mut self, settings: &ImportSettings) -> anyhow::Result<()> {
         let ready = can_connect(&settings.service)
             .map_err(anyhow::Error::from)
-            .and_then(|()| settings.state.as_deref().map(open_ledger).transpose());
+            .and_then(|()| {
+                // The ledger reads its own index: the snapshot goes first, so the two are never
+                // held at once (each is tens of MB at a million rows).
+                self.known = None;
+                settings.state.as_deref().map(open_ledger).transpose()
+            });
         match ready {
             Ok(ledger) => {
                 self.ledger = ledger;
-                self.known = None;
                 Ok(())
             }
             Err(e) => {
