@@ -257,7 +257,7 @@ async fn what_exists(
     }
     let (mut found, mut requests, mut to_send) = (0usize, 0usize, 0usize);
     for (project, wanted) in &to_find {
-        let runs = client.find_runs(project, wanted).await?;
+        let runs = client.find_runs(project, wanted, &mut Default::default()).await?;
         requests += runs.requests;
         found += runs.runs.iter().filter(|r| r.is_some()).count();
         to_send += runs.runs.iter().filter(|r| r.is_none()).count();

@@ -8,7 +8,6 @@
 //! (unless `--no-lookup`), and so is a row whose answer never came, once `--timeout` has
 //! passed since it was sent.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -219,91 +218,107 @@ pub fn skipped_by_key(known: &LedgerSnapshot, rerun: &Rerun, spec: &KeySpec, bas
     )
 }
 
-/// A row to send (or first to look up), with its place in the ledger.
+/// A row to send (or first to look up). Kept small, one for each row to send: its
+/// request, ledger key and idempotency key are made again from the row when it is sent
+/// ([`ToSend::keys`]).
 pub struct ToSend {
     /// The row's index in the report.
     pub index: usize,
-    pub body: Arc<Vec<u8>>,
-    pub idempotency_key: String,
-    /// The row's (scope, key) in the ledger.
-    pub ledger_key: (String, String),
     /// Ask the service first whether its run exists.
     pub look_up: bool,
-    /// The run to update (`--update-changed`) instead of creating one.
+    /// Sent again on purpose: `--force`, or an update (`--update-changed`).
+    pub again: Option<Box<Again>>,
+}
+
+/// What a row sent again on purpose carries.
+pub struct Again {
+    /// Added to the row's key for the idempotency key: a service that honours the key
+    /// would otherwise hand back the first run.
+    pub key_suffix: String,
+    /// The run to update instead of creating one.
     pub update_of: Option<String>,
 }
 
+impl ToSend {
+    /// The row's (scope, key) in the ledger and its request's idempotency key.
+    pub fn keys(&self, p: &PlannedRow, base_url: &str, spec: &KeySpec) -> ((String, String), String) {
+        let (here, key) = (scope(base_url, &p.body.project_id), row_key(spec, p));
+        let idempotency = match &self.again {
+            Some(again) => idempotency_key(&here, &format!("{key}{}", again.key_suffix)),
+            None => idempotency_key(&here, &key),
+        };
+        ((here, key), idempotency)
+    }
+
+    pub fn update_of(&self) -> Option<&str> {
+        self.again.as_ref().and_then(|a| a.update_of.as_deref())
+    }
+}
+
 /// The rows to send, after the ledger has had its say.
+#[derive(Default)]
 pub struct Sorted {
     pub to_send: Vec<ToSend>,
     pub moved: MovedRows,
 }
 
-/// Sorts the planned rows (`(report index, request, cells)`) by what the ledger knows:
-/// rows it shows as created are `already_imported` (or `changed`, or to be updated), rows
-/// whose answer never came and cannot be looked up yet `unknown`; the rest are to be
-/// sent, most of them after a lookup.
-pub fn sort_rows(
-    rows: &mut [ReportRow],
-    planned: &[(usize, PlannedRow, Vec<String>)],
-    keys: (&str, &KeySpec),
-    known: Option<&LedgerSnapshot>,
-    rerun: &Rerun,
-) -> Sorted {
-    let (base_url, spec) = keys;
-    let mut sorted = Sorted {
-        to_send: Vec::new(),
-        moved: MovedRows::default(),
-    };
-    let none = LedgerSnapshot::default();
-    for (index, p, _) in planned {
+impl Sorted {
+    /// Sorts one planned row (report index `index`, request `p`) by what the ledger
+    /// knows: a row it shows as created is `already_imported` (or `changed`, or to be
+    /// updated), a row whose answer never came and cannot be looked up yet `unknown`; the
+    /// rest are to be sent, most of them after a lookup. Returns whether `report` changed.
+    pub fn sort_row(
+        &mut self,
+        (index, report, p): (usize, &mut ReportRow, &PlannedRow),
+        keys: (&str, &KeySpec),
+        known: &LedgerSnapshot,
+        rerun: &Rerun,
+    ) -> bool {
+        let (base_url, spec) = keys;
         let (here, key) = (scope(base_url, &p.body.project_id), row_key(spec, p));
         let fields = p.body.to_fields();
-        let judged = judge(known.unwrap_or(&none), rerun, p, &here, &key, &fields);
+        let judged = judge(known, rerun, p, &here, &key, &fields);
         if let Some(prior) = judged.moved_from {
-            sorted.moved.carry(p, &here, &key, prior);
+            self.moved.carry(p, &here, &key, prior);
         }
-        let report = &mut rows[*index];
-        let (idempotency_key, look_up, update_of) = match judged.verdict {
+        let now = || chrono::Utc::now().timestamp_millis();
+        let marked = matches!(judged.verdict, Verdict::AlreadyImported { .. });
+        let (again, look_up) = match judged.verdict {
             Verdict::AlreadyImported { prior, changed } => {
                 let Some(run) = mark_already_imported(report, &prior, &changed, rerun) else {
-                    continue;
+                    return true;
                 };
-                (
-                    idempotency_key(
-                        &here,
-                        &format!("{key}#update@{}", chrono::Utc::now().timestamp_millis()),
-                    ),
-                    false,
-                    Some(run),
-                )
+                let again = Again {
+                    key_suffix: format!("#update@{}", now()),
+                    update_of: Some(run),
+                };
+                (Some(again), false)
             }
             Verdict::NoAnswer { row, at } => {
                 report.outcome = Outcome::Unknown;
                 report.error = Some(no_answer_message(rerun, row, &at));
-                continue;
+                return true;
             }
             Verdict::Elsewhere { base } => {
-                sorted.moved.elsewhere.push((p.row, base.to_owned()));
-                (idempotency_key(&here, &key), false, None)
+                self.moved.elsewhere.push((p.row, base.to_owned()));
+                (None, false)
             }
-            Verdict::Send { again: true, .. } => (
-                idempotency_key(&here, &format!("{key}#force@{}", chrono::Utc::now().timestamp_millis())),
-                false,
-                None,
-            ),
-            Verdict::Send { again: false, look_up } => (idempotency_key(&here, &key), look_up, None),
+            Verdict::Send { again: true, .. } => {
+                let again = Again {
+                    key_suffix: format!("#force@{}", now()),
+                    update_of: None,
+                };
+                (Some(again), false)
+            }
+            Verdict::Send { again: false, look_up } => (None, look_up),
         };
-        sorted.to_send.push(ToSend {
-            index: *index,
-            body: Arc::new(p.body.to_json()),
-            idempotency_key,
-            ledger_key: (here, key),
+        self.to_send.push(ToSend {
+            index,
             look_up,
-            update_of,
+            again: again.map(Box::new),
         });
+        marked
     }
-    sorted
 }
 
 /// The report's words for a row sent before whose answer never came.

@@ -81,37 +81,60 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// The whole report as bytes, rows in the order given.
+/// The whole report as bytes ([`serialize_to`]).
+#[cfg(test)]
+pub fn serialize(rows: &[ReportRow], format: ReportFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rows = rows.iter().cloned().map(Ok);
+    // Writing to a Vec cannot fail.
+    let _ = serialize_to(&mut out, &mut rows, format);
+    out
+}
+
+/// The whole report, rows in the order given, row by row into `out`, so a report of a
+/// million rows is never held.
 ///
 /// CSV has a header line and `\n` line ends, and its text cells are neutralised
 /// (see [`neutralise`]). JSON and JSON Lines carry the values exactly as they are: they
 /// are read by programs, not spreadsheets, and a program wants the real title.
 /// JSON is an array with one object per line; absent values are `null`.
-pub fn serialize(rows: &[ReportRow], format: ReportFormat) -> Vec<u8> {
-    let mut out = Vec::new();
+pub fn serialize_to(
+    out: &mut dyn Write,
+    rows: &mut dyn Iterator<Item = io::Result<ReportRow>>,
+    format: ReportFormat,
+) -> io::Result<()> {
+    let mut line = Vec::with_capacity(512);
+    let mut put = |line: &mut Vec<u8>| {
+        crate::redact::scrub_in_place(line);
+        let written = out.write_all(line);
+        line.clear();
+        written
+    };
+    let mut first = true;
     match format {
-        ReportFormat::Csv => {
-            out.extend_from_slice(&csv_header());
-            for row in rows {
-                write_csv_line(&mut out, row);
-            }
-        }
-        ReportFormat::JsonLines => {
-            for row in rows {
-                out.extend_from_slice(&json_object(row));
-                out.push(b'\n');
-            }
-        }
-        ReportFormat::Json => {
-            out.extend_from_slice(JSON_OPEN);
-            for (i, row) in rows.iter().enumerate() {
-                out.extend_from_slice(&json_element(row, i == 0));
-            }
-            out.extend_from_slice(json_close(rows.is_empty()));
-        }
+        ReportFormat::Csv => line.extend_from_slice(&csv_header()),
+        ReportFormat::Json => line.extend_from_slice(JSON_OPEN),
+        ReportFormat::JsonLines => {}
     }
-    crate::redact::scrub_in_place(&mut out);
-    out
+    put(&mut line)?;
+    for row in rows {
+        let row = row?;
+        match format {
+            ReportFormat::Csv => write_csv_line(&mut line, &row),
+            ReportFormat::JsonLines => {
+                line.extend_from_slice(&json_object(&row));
+                line.push(b'\n');
+            }
+            ReportFormat::Json => line.extend_from_slice(&json_element(&row, first)),
+        }
+        first = false;
+        put(&mut line)?;
+    }
+    if format == ReportFormat::Json {
+        line.extend_from_slice(json_close(first));
+        put(&mut line)?;
+    }
+    Ok(())
 }
 
 const JSON_OPEN: &[u8] = b"[\n";
@@ -298,7 +321,10 @@ impl ReportWriter {
     /// directory, then a rename), by `serialize(rows)`, so readers never see a half
     /// report. `None`: the rows were appended in input order already; only the JSON
     /// array is closed.
-    pub fn finish(self, rows_in_input_order: Option<&[ReportRow]>) -> Result<(), ReportError> {
+    pub fn finish(
+        self,
+        rows_in_input_order: Option<&mut dyn Iterator<Item = io::Result<ReportRow>>>,
+    ) -> Result<(), ReportError> {
         let ReportWriter {
             path,
             format,
@@ -312,7 +338,7 @@ impl ReportWriter {
             Some(rows) if !is_special_file(&path) => {
                 // Closed before the rename: Windows refuses to replace a file that is open.
                 drop(file);
-                replace_atomically(&path, &serialize(rows, format))
+                replace_atomically(&path, |out| serialize_to(out, rows, format))
                     .map_err(|source| ReportError::Write { path, source })
             }
             _ => {
@@ -342,7 +368,7 @@ impl ReportWriter {
 
 /// Writes `bytes` to a new file next to `path` and renames it over `path`. A symlink's
 /// target is replaced, not the link.
-fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn replace_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
     let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let path = real.as_path();
     let dir = match path.parent() {
@@ -355,8 +381,10 @@ fn replace_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .unwrap_or_else(|| "report".to_string());
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
-        file.write_all(bytes)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
+        let mut out = io::BufWriter::with_capacity(256 << 10, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         // Without it a power cut right after the rename can leave an empty report.
         file.sync_all()?;
         drop(file);
@@ -553,9 +581,15 @@ fn error_column_name(headers: &[String]) -> String {
 
 /// Rows per outcome, every outcome present (0 included) so scripts need no defaults.
 pub fn count_outcomes(rows: &[ReportRow]) -> BTreeMap<String, usize> {
+    let outcomes: Vec<Outcome> = rows.iter().map(|r| r.outcome).collect();
+    tally(&outcomes)
+}
+
+/// [`count_outcomes`], from the outcomes alone.
+pub fn tally(outcomes: &[Outcome]) -> BTreeMap<String, usize> {
     let mut counts: BTreeMap<String, usize> = Outcome::ALL.iter().map(|o| (o.as_str().to_string(), 0)).collect();
-    for row in rows {
-        *counts.entry(row.outcome.as_str().to_string()).or_default() += 1;
+    for outcome in outcomes {
+        *counts.entry(outcome.as_str().to_string()).or_default() += 1;
     }
     counts
 }
@@ -777,7 +811,7 @@ mod tests {
             }
             assert_eq!(fs::read(&path).unwrap(), crashed, "{format:?}");
 
-            writer.finish(Some(&rows)).unwrap();
+            writer.finish(Some(&mut rows.iter().cloned().map(Ok))).unwrap();
             assert_eq!(fs::read(&path).unwrap(), serialize(&rows, format), "{format:?}");
             // No temporary file left behind.
             assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -797,7 +831,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let rows: Vec<ReportRow> = (2..4).map(|n| row(n, Outcome::Created, "t")).collect();
         let writer = ReportWriter::create(&link, ReportFormat::Csv).unwrap();
-        writer.finish(Some(&rows)).unwrap();
+        writer.finish(Some(&mut rows.iter().cloned().map(Ok))).unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read(&target).unwrap(), serialize(&rows, ReportFormat::Csv));
 
@@ -812,7 +846,7 @@ mod tests {
         for r in rows.iter().rev() {
             writer.append(r).unwrap();
         }
-        writer.finish(Some(&rows)).unwrap();
+        writer.finish(Some(&mut rows.iter().cloned().map(Ok))).unwrap();
         let seen = reader.join().unwrap();
         let in_finish_order: Vec<ReportRow> = rows.iter().rev().cloned().collect();
         assert_eq!(seen, serialize(&in_finish_order, ReportFormat::Csv));

@@ -1,43 +1,51 @@
 //! The create-test-run request: the body's types, field for field as the vendor's page
 //! names them, and (in [`plan`]) the one writer of a request as JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub mod plan;
 
+/// A fixed word of the body (`ACTIVE`, `STATIC`, `IN`): one of the validator's constants.
+pub type Word = &'static str;
+
 /// The request body, field for field as the vendor's page names and orders them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestRunBody {
     pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub description: Option<String>,
     /// `ACTIVE` or `CLOSED`.
-    pub status: &'static str,
+    #[serde(deserialize_with = "known_word")]
+    pub status: Word,
     pub project_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub human_id: Option<String>,
     /// Always `STATIC`: a sheet cannot carry dynamic filters.
-    pub selection_type: &'static str,
+    #[serde(deserialize_with = "known_word")]
+    pub selection_type: Word,
     pub static_selection_filters: Vec<SelectionFilter>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub start_date: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub end_date: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub assignee_id: Option<String>,
     pub label_names: Vec<String>,
     pub environment_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SelectionFilter {
-    pub field: &'static str,
-    pub operator: &'static str,
+    #[serde(deserialize_with = "known_word")]
+    pub field: Word,
+    #[serde(deserialize_with = "known_word")]
+    pub operator: Word,
     pub values: Vec<String>,
 }
 
-/// A valid row, ready to send.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A valid row, ready to send. Serde reads it back from where an import keeps its rows
+/// while it runs ([`crate::commands`]' row store), not from users' files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlannedRow {
     pub row: usize,
     pub body: TestRunBody,
@@ -81,7 +89,7 @@ impl PlannedRow {
 
 /// Test cases given by human id, and where they stand, for the problem reported if the
 /// project has no such case.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestCaseRefs {
     /// Upper-cased, in the order the cell lists them.
     pub human_ids: Vec<String>,
@@ -91,11 +99,22 @@ pub struct TestCaseRefs {
 
 /// An assignee given as an e-mail address (or a full name, when it holds no `@`), and where it stands, for the problem
 /// reported if no user has it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmailAssignee {
     pub email: String,
     pub column: Option<String>,
     pub cell: Option<String>,
+}
+
+/// The fixed words of a body (`ACTIVE`, `STATIC`, `IN`, ...), read back as the constants
+/// the validator put there.
+fn known_word<'de, D: Deserializer<'de>>(deserializer: D) -> Result<&'static str, D::Error> {
+    const WORDS: [&str; 7] = ["ACTIVE", "CLOSED", "STATIC", "DYNAMIC", "id", "IN", ""];
+    let word = String::deserialize(deserializer)?;
+    WORDS
+        .into_iter()
+        .find(|known| *known == word)
+        .ok_or_else(|| serde::de::Error::custom(format!("not a word of a request body: {word:?}")))
 }
 
 impl TestRunBody {

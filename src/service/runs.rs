@@ -8,7 +8,7 @@
 //! unfound are asked for one by one. The lookup then costs at most about twice the smaller
 //! of the two, and exactly the list's pages whenever those are fewer than the titles.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -133,11 +133,24 @@ impl ApiClient {
     }
 
     /// Finds the runs of `wanted` rows in one project. Each run answers for one row at
-    /// most, taken in the order the service lists them (oldest first).
-    pub async fn find_runs(&self, project_id: &str, wanted: &[Wanted]) -> Result<Found, ApiError> {
-        let mut search = Search::new(wanted);
+    /// most, taken in the order the service lists them (oldest first); `claimed` holds the
+    /// ids of runs earlier rows have (of earlier calls: the rows are asked for in parts),
+    /// and gains those found now.
+    pub async fn find_runs(
+        &self,
+        project_id: &str,
+        wanted: &[Wanted],
+        claimed: &mut HashSet<String>,
+    ) -> Result<Found, ApiError> {
+        let mut search = Search::new(wanted, std::mem::take(claimed));
+        let found = self.search(project_id, &mut search).await;
+        *claimed = std::mem::take(&mut search.claimed);
+        found.map(|()| search.found())
+    }
+
+    async fn search(&self, project_id: &str, search: &mut Search<'_>) -> Result<(), ApiError> {
         if search.titles_unfound() > 1 {
-            self.read_the_list(project_id, &mut search).await?;
+            self.read_the_list(project_id, search).await?;
         }
         for title in search.unfound_titles() {
             let mut cursor: Option<String> = None;
@@ -151,7 +164,7 @@ impl ApiClient {
                 }
             }
         }
-        Ok(search.found())
+        Ok(())
     }
 
     /// Reads the project's list while it has taken fewer pages than there are titles still
@@ -181,14 +194,14 @@ struct Search<'w> {
     /// Rows not found yet, by title, in row order.
     unfound: HashMap<&'w str, Vec<usize>>,
     /// Runs already taken by a row.
-    claimed: std::collections::HashSet<String>,
+    claimed: HashSet<String>,
     requests: usize,
     /// The project's whole list was read: what is not found does not exist.
     listed_whole: bool,
 }
 
 impl<'w> Search<'w> {
-    fn new(wanted: &'w [Wanted]) -> Search<'w> {
+    fn new(wanted: &'w [Wanted], claimed: HashSet<String>) -> Search<'w> {
         let mut unfound: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, w) in wanted.iter().enumerate() {
             unfound.entry(w.title.as_str()).or_default().push(i);
@@ -197,7 +210,7 @@ impl<'w> Search<'w> {
             wanted,
             runs: vec![None; wanted.len()],
             unfound,
-            claimed: Default::default(),
+            claimed,
             requests: 0,
             listed_whole: false,
         }
@@ -243,9 +256,9 @@ impl<'w> Search<'w> {
         }
     }
 
-    fn found(self) -> Found {
+    fn found(&mut self) -> Found {
         Found {
-            runs: self.runs,
+            runs: std::mem::take(&mut self.runs),
             requests: self.requests,
         }
     }
@@ -312,7 +325,8 @@ mod tests {
     #[test]
     fn each_run_answers_for_one_row_in_list_order() {
         let rows = [wanted("A", Some(1)), wanted("A", Some(1)), wanted("B", None)];
-        let mut search = Search::new(&rows);
+        let mut search = Search::new(&rows, HashSet::from(["0".to_owned()]));
+        search.claim(&[run("0", "A", Some(1))]);
         search.claim(&[run("1", "A", Some(1)), run("2", "B", None), run("3", "C", None)]);
         assert_eq!(search.unfound_titles(), ["A"]);
         search.claim(&[run("1", "A", Some(1)), run("4", "A", Some(1))]);

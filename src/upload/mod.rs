@@ -37,6 +37,8 @@ pub struct UploadJob {
     pub human_id: Option<String>,
     /// The run to update (`PUT`) instead of creating one.
     pub update_of: Option<String>,
+    /// The row's (scope, key) in the ledger, when there is one.
+    pub ledger_key: Option<(String, String)>,
 }
 
 /// How rows are sent. The pace (`--rate`) is the client's: see [`ApiClient::paced`].
@@ -80,10 +82,11 @@ impl UploadStats {
 }
 
 /// Sends every job and hands each row's outcome to the sink. Returns when every job has
-/// an outcome, or the run was stopped (rows not started are then `not_sent`).
+/// an outcome, or the run was stopped (rows not started are then `not_sent`). Jobs are
+/// taken from `jobs` as places free up, so they need not all be made at once.
 pub async fn upload(
     client: Arc<ApiClient>,
-    jobs: Vec<UploadJob>,
+    jobs: impl Iterator<Item = UploadJob> + Send,
     settings: &UploadSettings,
     sink: Arc<dyn UploadSink>,
     stop: StopSignal,

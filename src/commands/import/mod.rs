@@ -4,31 +4,33 @@
 
 mod assignees;
 mod lookup;
+mod rows;
 mod sink;
 mod summary;
 mod test_cases;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::Context;
 
-use self::assignees::{needs_users, resolve_assignees};
+use self::assignees::resolve_assignees;
+use self::rows::{RowParts, RowRecord, Rows};
 use self::sink::RunSink;
-use self::summary::{cause_of, cause_of_answer, cause_of_stop, print_summary};
+use self::summary::{Digest, cause_of, cause_of_answer, cause_of_stop, print_summary};
 use self::test_cases::resolve_test_cases;
 use super::dry_run::dry_run;
 use super::outputs::check_outputs;
 use crate::exit::{Cause, Exit, SetupError};
-use crate::ledger::policy::{ToSend, ledger_base, skipped_by_key, sort_rows};
+use crate::ledger::policy::{Sorted, ToSend, ledger_base, skipped_by_key};
 use crate::ledger::{KeySpec, Ledger, LedgerError, LedgerSnapshot, field_hashes, refuse_if_held};
 use crate::read::row::SourceRow;
 use crate::report::{
-    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportRow, ReportWriter, RunInfo, RunSummary,
-    count_outcomes, is_special_file, setup_error_in_summary, write_summary_json,
+    FailedRowsShape, FailedRowsWriter, Outcome, ReportFormat, ReportWriter, RunInfo, RunSummary, is_special_file,
+    setup_error_in_summary, tally, write_summary_json,
 };
 use crate::request::PlannedRow;
 use crate::request::plan::{open_plan, plan_line};
@@ -97,6 +99,8 @@ pub async fn run_import(settings: ImportSettings) -> anyhow::Result<Exit> {
     let read = read_again_if_overturned(&settings.read, &mut stage, read_all).map_err(said)?;
     let count = read.count;
     let mut run = UploadRun::new(read, &mut stage, failed_path, started);
+    // What the reading held (every row's key and human id, to find twins) is let go.
+    drop(stage);
     if count == 0 {
         return run.finish_quiet_night(&settings).map_err(said);
     }
@@ -117,54 +121,46 @@ fn open_stage(settings: &ImportSettings) -> anyhow::Result<ReadStage> {
     Ok(stage)
 }
 
-/// Every row of the input, read and validated: the report rows in input order, the
-/// valid rows' requests (with their cells, for the failed-rows file) and the invalid
-/// rows' cells, by report index.
+/// Every row of the input, read and validated, kept in a [`Rows`] store: each row's
+/// report line, its request if it is valid, and its cells, for the failed-rows file.
 struct ReadAll {
     count: usize,
-    rows: Vec<ReportRow>,
-    planned: Vec<(usize, PlannedRow, Vec<String>)>,
-    invalid_cells: Vec<(usize, Vec<String>)>,
+    rows: Rows,
     printer: ProblemPrinter,
 }
 
 fn read_all(stage: &mut ReadStage) -> anyhow::Result<ReadAll> {
-    let mut rows: Vec<ReportRow> = Vec::new();
-    let mut planned: Vec<(usize, PlannedRow, Vec<String>)> = Vec::new();
-    let mut invalid_cells: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut rows = Rows::new()?;
     // Held until the e-mail assignees are checked (and the rows' date orders confirmed).
     let mut printer = ProblemPrinter::new(50).holding(true);
     let count = stage.for_each_row(|event| {
-        let index = rows.len();
         match event {
-            RowEvent::Valid {
-                report,
-                planned: p,
-                row,
-            } => {
+            RowEvent::Valid { report, planned, row } => {
                 report.outcome = Outcome::NotSent;
-                report.title = Some(p.body.title.clone());
-                planned.push((index, p.clone(), raw_cells(row)));
-                rows.push(std::mem::take(report));
+                report.title = Some(planned.body.title.clone());
+                let cells = raw_cells(row);
+                rows.push_parts(&RowParts {
+                    report,
+                    planned: Some(planned),
+                    cells: &cells,
+                })?;
             }
             RowEvent::Invalid { report, problems, row } => {
                 for p in &problems {
                     printer.add(p, &problem);
                 }
-                invalid_cells.push((index, row.map(raw_cells).unwrap_or_default()));
-                rows.push(std::mem::take(report));
+                let cells = row.map(raw_cells).unwrap_or_default();
+                rows.push_parts(&RowParts {
+                    report,
+                    planned: None,
+                    cells: &cells,
+                })?;
             }
         }
         Ok(())
     })?;
     super::tell_date_notes(stage);
-    Ok(ReadAll {
-        count,
-        rows,
-        planned,
-        invalid_cells,
-        printer,
-    })
+    Ok(ReadAll { count, rows, printer })
 }
 
 /// What the ledger holds, read without making or locking it, or why it cannot be used
@@ -191,12 +187,11 @@ fn open_ledger(path: &Path) -> anyhow::Result<Ledger> {
     Ok(ledger)
 }
 
-/// The state of an upload run: every row's report line, the rows to send, and where
+/// The state of an upload run: every row (its report line, request and cells), and where
 /// the failed rows go.
 struct UploadRun {
-    rows: Vec<ReportRow>,
-    planned: Vec<(usize, PlannedRow, Vec<String>)>,
-    invalid_cells: Vec<(usize, Vec<String>)>,
+    /// Shared with the upload's sink while rows are sent.
+    rows: Arc<Mutex<Rows>>,
     failed_path: Option<PathBuf>,
     /// The input's layout, for the failed-rows file.
     failed_shape: FailedRowsShape,
@@ -232,9 +227,7 @@ struct UploadRun {
 impl UploadRun {
     fn new(read: ReadAll, stage: &mut ReadStage, failed_path: Option<PathBuf>, started: Instant) -> UploadRun {
         UploadRun {
-            rows: read.rows,
-            planned: read.planned,
-            invalid_cells: read.invalid_cells,
+            rows: Arc::new(Mutex::new(read.rows)),
             failed_path,
             failed_shape: stage.failed_rows_shape(),
             headers: stage.headers.clone(),
@@ -268,20 +261,43 @@ impl UploadRun {
     /// Interrupted before the upload: every row not done is `not_sent`, and why (exit 130).
     fn finish_interrupted(mut self, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
-        self.say_what_the_ledger_holds(settings, &settings.service.base_url);
-        self.mark_planned_not_sent("not sent: the run was interrupted");
-        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
-        for r in &self.rows {
-            report.append(r)?;
-        }
-        report.finish(None)?;
+        self.say_what_the_ledger_holds(settings, &settings.service.base_url)?;
+        self.mark_planned_not_sent("not sent: the run was interrupted")?;
+        self.write_report(settings)?;
         self.complete(Exit::Interrupted, settings, Some(StopReason::Interrupted))
     }
 
-    /// The planned row whose report line is `index`.
-    fn planned_row(&self, index: usize) -> &PlannedRow {
-        let at = self.planned.partition_point(|(i, _, _)| *i < index);
-        &self.planned[at].1
+    /// The run's rows. A lock poisoned by a panic elsewhere still holds good rows.
+    fn rows(&self) -> MutexGuard<'_, Rows> {
+        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The request of the row whose report line is `index`.
+    fn planned_row(&self, index: usize) -> anyhow::Result<PlannedRow> {
+        let record = self.rows().get(index)?;
+        record
+            .planned
+            .ok_or_else(|| anyhow::anyhow!("row {} has no request", record.report.row))
+    }
+
+    /// Whether some valid row's request is as `wanted` says.
+    fn any_planned(&self, wanted: impl Fn(&PlannedRow) -> bool) -> anyhow::Result<bool> {
+        let mut any = false;
+        self.rows().for_each_planned(|_, r| {
+            any = any || r.planned.as_ref().is_some_and(&wanted);
+            Ok(false)
+        })?;
+        Ok(any)
+    }
+
+    /// The report, every row's line in input order, when nothing was sent.
+    fn write_report(&self, settings: &ImportSettings) -> anyhow::Result<()> {
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        for row in self.rows().reports() {
+            report.append(&row?)?;
+        }
+        report.finish(None)?;
+        Ok(())
     }
 
     /// Everything after the reading: the invalid rows' verdict, the service reached, the
@@ -304,8 +320,8 @@ impl UploadRun {
                 error(&format!("{e:#}"));
                 // E-mail assignees are unresolved here, so a row without a human_id that had
                 // one may not be found.
-                self.say_what_the_ledger_holds(settings, &settings.service.base_url);
-                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                self.say_what_the_ledger_holds(settings, &settings.service.base_url)?;
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"))?;
                 return self.finish_without_upload(SetupError::exit_of(&e), settings);
             }
         };
@@ -314,12 +330,12 @@ impl UploadRun {
             return self.finish_nothing_valid(settings);
         }
         if self.invalid_count() > 0 && !settings.skip_invalid {
-            self.write_plan(settings.plan.as_deref(), |_| true)?;
+            self.write_plan(settings.plan.as_deref(), None)?;
             let invalid = self.invalid_count();
-            self.say_what_the_ledger_holds(settings, client.base_url());
+            self.say_what_the_ledger_holds(settings, client.base_url())?;
             self.mark_planned_not_sent(&format!(
                 "not sent: {invalid} row(s) are invalid, so nothing was sent (fix them, or pass --skip-invalid)"
-            ));
+            ))?;
             say(&format!("{} invalid: nothing was sent.", plural(invalid, "row")));
             return self.finish_without_upload(Exit::Invalid, settings);
         }
@@ -338,19 +354,19 @@ impl UploadRun {
             return self.finish_interrupted(settings);
         }
         // The plan still shows what the valid rows would send.
-        self.write_plan(settings.plan.as_deref(), |_| true)?;
+        self.write_plan(settings.plan.as_deref(), None)?;
         // E-mail assignees no user has may have left no valid row.
         if self.nothing_valid() {
             return self.finish_nothing_valid(settings);
         }
         let invalid = self.invalid_count();
-        self.say_what_the_ledger_holds(settings, &settings.service.base_url);
+        self.say_what_the_ledger_holds(settings, &settings.service.base_url)?;
         self.mark_planned_not_sent(&format!(
             "not sent: {invalid} row(s) of the file are invalid, so nothing was sent (fix them, or pass --skip-invalid to send the valid rows)"
-        ));
+        ))?;
         say(&format!(
             "{invalid} of {} rows are invalid: nothing was sent. Fix them (see the report), or pass --skip-invalid to send the valid rows.",
-            self.rows.len()
+            self.rows().len()
         ));
         self.finish_without_upload(Exit::Invalid, settings)
     }
@@ -364,34 +380,56 @@ impl UploadRun {
         }
     }
 
-    /// `--plan`: the exact requests of the valid rows that `wanted` picks by index.
-    fn write_plan(&self, path: Option<&Path>, wanted: impl Fn(usize) -> bool) -> anyhow::Result<()> {
+    /// `--plan`: the exact requests of the valid rows, or of those `to_send` names.
+    fn write_plan(&self, path: Option<&Path>, to_send: Option<&[ToSend]>) -> anyhow::Result<()> {
         let Some(path) = path else { return Ok(()) };
         let mut plan = open_plan(path)?;
-        for (_, p, _) in self.planned.iter().filter(|(index, _, _)| wanted(*index)) {
-            plan.write_all(&plan_line(p))
-                .with_context(|| format!("--plan: cannot write {}", path.display()))?;
+        let cannot = || format!("--plan: cannot write {}", path.display());
+        let mut rows = self.rows();
+        let indexes = match to_send {
+            Some(to_send) => to_send.iter().map(|t| t.index).collect(),
+            None => rows.planned_indexes(),
+        };
+        for index in indexes {
+            if let Some(p) = rows.get(index)?.planned {
+                plan.write_all(&plan_line(&p)).with_context(cannot)?;
+            }
         }
-        plan.flush()
-            .with_context(|| format!("--plan: cannot write {}", path.display()))
+        plan.flush().with_context(cannot)
     }
 
     fn invalid_count(&self) -> usize {
-        self.rows.iter().filter(|r| r.outcome == Outcome::Invalid).count()
+        self.rows()
+            .outcomes()
+            .iter()
+            .filter(|o| **o == Outcome::Invalid)
+            .count()
     }
 
     /// For a run that sends nothing: rows the ledger shows as done are said to be done
     /// (`already_imported`, with the earlier ids), not merely `not_sent`.
-    fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) {
+    fn say_what_the_ledger_holds(&mut self, settings: &ImportSettings, base_url: &str) -> anyhow::Result<()> {
         let known = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref());
-        let rerun = settings.rerun();
-        sort_rows(
-            &mut self.rows,
-            &self.planned,
-            (ledger_base(&rerun, base_url), &self.key),
-            known,
-            &rerun,
-        );
+        self.sort_rows(known, &settings.rerun(), base_url).map(drop)
+    }
+
+    /// Sorts every valid row by what the ledger knows (see [`Sorted::sort_row`]).
+    fn sort_rows(
+        &self,
+        known: Option<&LedgerSnapshot>,
+        rerun: &crate::ledger::policy::Rerun,
+        base_url: &str,
+    ) -> anyhow::Result<Sorted> {
+        let none = LedgerSnapshot::default();
+        let known = known.unwrap_or(&none);
+        let keys = (ledger_base(rerun, base_url), &self.key);
+        let mut sorted = Sorted::default();
+        self.rows().for_each_planned(|index, record| {
+            let RowRecord { report, planned, .. } = record;
+            let Some(p) = planned else { return Ok(false) };
+            Ok(sorted.sort_row((index, report, p), keys, known, rerun))
+        })?;
+        Ok(sorted)
     }
 
     /// The last step before a request can be sent. A run that could send none (no key, a
@@ -419,23 +457,25 @@ impl UploadRun {
     }
 
     /// Every valid row not yet accounted for (by the ledger) is `not_sent`, for `why`.
-    fn mark_planned_not_sent(&mut self, why: &str) {
-        for (index, _, _) in &self.planned {
-            let row = &mut self.rows[*index];
-            if row.outcome == Outcome::NotSent {
-                row.error = Some(why.to_string());
+    fn mark_planned_not_sent(&mut self, why: &str) -> anyhow::Result<()> {
+        self.rows().for_each_planned(|_, record| {
+            let not_sent = record.report.outcome == Outcome::NotSent;
+            if not_sent {
+                record.report.error = Some(why.to_string());
             }
-        }
+            Ok(not_sent)
+        })
     }
 
     /// Moves rows that cannot be sent (e.g. an unknown assignee e-mail) to invalid.
-    fn invalidate(&mut self, index: usize, error: String) {
-        if let Some(pos) = self.planned.iter().position(|(i, _, _)| *i == index) {
-            let (_, _, cells) = self.planned.remove(pos);
-            self.invalid_cells.push((index, cells));
-        }
-        self.rows[index].outcome = Outcome::Invalid;
-        self.rows[index].error = Some(error);
+    fn invalidate(&mut self, index: usize, error: String) -> anyhow::Result<()> {
+        self.rows().update(index, |record| {
+            record.planned = None;
+            record.report.outcome = Outcome::Invalid;
+            record.report.error = Some(error);
+            (true, ())
+        })?;
+        Ok(())
     }
 
     /// Reaches the service and resolves e-mail assignees: everything before the first POST.
@@ -443,7 +483,7 @@ impl UploadRun {
         let ready = async {
             let (client, sandbox) = connect(&settings.service, settings.read.quiet).await?;
             let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
-            let skipped = self.skipped_emails(settings);
+            let skipped = self.skipped_emails(settings)?;
             resolve_assignees(self, &client, &skipped).await?;
             resolve_test_cases(self, &client, &skipped).await?;
             Ok((client, sandbox))
@@ -458,27 +498,34 @@ impl UploadRun {
 
     /// The valid rows with an e-mail assignee that the ledger shows this run will not send,
     /// by index: they need no `GET /users` (see [`skipped_by_key`]).
-    fn skipped_emails(&self, settings: &ImportSettings) -> HashSet<usize> {
+    fn skipped_emails(&self, settings: &ImportSettings) -> anyhow::Result<HashSet<usize>> {
+        let mut skipped = HashSet::new();
         let Some(known) = self.ledger.as_ref().map(Ledger::known).or(self.known.as_ref()) else {
-            return HashSet::new();
+            return Ok(skipped);
         };
         let rerun = settings.rerun();
         let base_url = ledger_base(&rerun, &settings.service.base_url);
-        self.planned
-            .iter()
-            .filter(|(_, p, _)| p.unresolved() && skipped_by_key(known, &rerun, &self.key, base_url, p))
-            .map(|(index, _, _)| *index)
-            .collect()
+        self.rows().for_each_planned(|index, record| {
+            if let Some(p) = &record.planned
+                && p.unresolved()
+                && skipped_by_key(known, &rerun, &self.key, base_url, p)
+            {
+                skipped.insert(index);
+            }
+            Ok(false)
+        })?;
+        Ok(skipped)
     }
 
     /// Rows already invalid mean nothing is sent, but an e-mail assignee that matches no
     /// user is a problem too, and every problem is reported at once: the service is asked
     /// all the same. If it cannot be (no key, unreachable), that is said and is no error.
     async fn resolve_assignees_anyway(&mut self, settings: &ImportSettings) {
-        let skipped = self.skipped_emails(settings);
         let mut resolved = Ok(());
-        if needs_users(&self.planned) || self.planned.iter().any(|(_, p, _)| p.test_case_refs.is_some()) {
+        let needed = self.any_planned(|p| p.assignee_email.is_some() || p.test_case_refs.is_some());
+        if needed.unwrap_or(true) {
             resolved = async {
+                let skipped = self.skipped_emails(settings)?;
                 let (client, _sandbox) = connect(&settings.service, true).await?;
                 let client = client.with_read_retries(settings.max_retries).paced(settings.rate);
                 resolve_assignees(self, &client, &skipped).await?;
@@ -497,11 +544,11 @@ impl UploadRun {
     /// Every row is invalid (offline, or for an e-mail no user has): nothing to send,
     /// `--skip-invalid` or not.
     fn nothing_valid(&self) -> bool {
-        self.rows.iter().any(|r| r.outcome == Outcome::Invalid)
-            && self
-                .planned
-                .iter()
-                .all(|(i, _, _)| self.rows[*i].outcome == Outcome::Invalid)
+        let rows = self.rows();
+        rows.outcomes().contains(&Outcome::Invalid)
+            && (0..rows.len())
+                .filter(|i| rows.is_planned(*i))
+                .all(|i| rows.outcome(i) == Outcome::Invalid)
     }
 
     /// A file with headers and no rows: exit 0, a report with no rows, no failed-rows file
@@ -517,18 +564,14 @@ impl UploadRun {
         self.tell_problems();
         say(&format!(
             "all {} rows are invalid: nothing was sent. Fix them (see the report).",
-            self.rows.len()
+            self.rows().len()
         ));
         self.finish_without_upload(Exit::Invalid, settings)
     }
 
     fn finish_without_upload(mut self, exit: Exit, settings: &ImportSettings) -> anyhow::Result<Exit> {
         self.tell_problems();
-        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
-        for r in &self.rows {
-            report.append(r)?;
-        }
-        report.finish(None)?;
+        self.write_report(settings)?;
         self.complete(exit, settings, None)
     }
 
@@ -537,17 +580,24 @@ impl UploadRun {
     fn write_failed_rows(&mut self) -> anyhow::Result<Option<PathBuf>> {
         let headers = std::mem::take(&mut self.headers);
         let mut failed = FailedRowsWriter::new(self.failed_path.clone(), headers, self.failed_shape);
-        let mut bad: Vec<(usize, &Vec<String>)> = self.invalid_cells.iter().map(|(i, c)| (*i, c)).collect();
-        for (index, _, cells) in &self.planned {
-            if !self.rows[*index].outcome.is_done() {
-                bad.push((*index, cells));
+        let mut rows = self.rows();
+        for index in 0..rows.len() {
+            let outcome = rows.outcome(index);
+            if outcome == Outcome::Invalid || (rows.is_planned(index) && !outcome.is_done()) {
+                let record = rows.get(index)?;
+                failed.write(&record.cells, record.report.error.as_deref().unwrap_or(""))?;
             }
         }
-        bad.sort_by_key(|(i, _)| *i);
-        for (index, cells) in bad {
-            failed.write(cells, self.rows[index].error.as_deref().unwrap_or(""))?;
-        }
         Ok(failed.finish()?)
+    }
+
+    /// What the summary says of the rows, from every row's report line.
+    fn digest(&self) -> anyhow::Result<Digest> {
+        let mut digest = Digest::new(self.not_sent_for);
+        for report in self.rows().reports() {
+            digest.add(&report?);
+        }
+        Ok(digest)
     }
 
     /// Writes the failed-rows file, prints the summary, writes --summary-json.
@@ -563,9 +613,16 @@ impl UploadRun {
         };
         // The records of what was done are incomplete: exit 2, whatever the rows' outcomes.
         let exit = if self.write_error.is_some() { Exit::Setup } else { exit };
+        let not_sent_for = self.not_sent_for.or(stop.as_ref().map(cause_of_stop));
+        self.not_sent_for = not_sent_for;
+        let digest = self.digest()?;
+        let (counts, rows) = {
+            let rows = self.rows();
+            (tally(rows.outcomes()), rows.len())
+        };
         let summary = RunSummary {
-            counts: count_outcomes(&self.rows),
-            rows: self.rows.len(),
+            counts,
+            rows,
             run: run_info(settings, self.started),
             elapsed_seconds: self.started.elapsed().as_secs_f64(),
             requests_sent: self.requests_sent,
@@ -577,14 +634,12 @@ impl UploadRun {
             dry_run: false,
             error: self.write_error.clone(),
         };
-        let not_sent_for = self.not_sent_for.or(stop.as_ref().map(cause_of_stop));
         print_summary(
-            &self.rows,
+            &digest,
             &summary,
             stop.as_ref(),
             &settings.report,
             failed_file.as_deref(),
-            not_sent_for,
         );
         write_summary_json(settings.summary_json.as_deref(), &summary)?;
         Ok(exit)
@@ -595,17 +650,12 @@ impl UploadRun {
     async fn upload(mut self, settings: &ImportSettings, client: ApiClient) -> anyhow::Result<Exit> {
         let mut ledger = self.ledger.take();
         let rerun = settings.rerun();
-        let sorted = sort_rows(
-            &mut self.rows,
-            &self.planned,
-            (ledger_base(&rerun, client.base_url()), &self.key),
-            ledger.as_ref().map(Ledger::known),
-            &rerun,
-        );
+        let base = ledger_base(&rerun, client.base_url()).to_owned();
+        let sorted = self.sort_rows(ledger.as_ref().map(Ledger::known), &rerun, client.base_url())?;
         if let Some(why) = sorted.moved.refusal(client.base_url()) {
             error(&why);
             self.not_sent_for = Some(Cause::Other);
-            self.mark_planned_not_sent(&format!("not sent: {why}"));
+            self.mark_planned_not_sent(&format!("not sent: {why}"))?;
             return self.finish_without_upload(Exit::Setup, settings);
         }
         if let Some(ledger) = ledger.as_mut() {
@@ -615,37 +665,50 @@ impl UploadRun {
         let looked_up = stop
             .unless_stopped(async {
                 self.check_projects(&client, &sorted.to_send).await?;
-                self.look_up(&client, sorted.to_send, ledger.as_mut(), &rerun).await
+                self.look_up(&client, sorted.to_send, ledger.as_mut(), (&rerun, &base))
+                    .await
             })
             .await;
         let to_send = match looked_up {
             // Interrupted while asking the service: nothing was sent.
             None => {
-                self.mark_planned_not_sent("not sent: the run was interrupted");
+                self.mark_planned_not_sent("not sent: the run was interrupted")?;
                 return self.finish_without_upload(Exit::Interrupted, settings);
             }
             Some(Ok(to_send)) => to_send,
             Some(Err(e)) => {
                 error(&format!("{e:#}"));
                 self.not_sent_for = Some(cause_of(&e));
-                self.mark_planned_not_sent(&format!("not sent: {e:#}"));
+                self.mark_planned_not_sent(&format!("not sent: {e:#}"))?;
                 return self.finish_without_upload(SetupError::exit_of(&e), settings);
             }
         };
-        self.tell_lookups(&to_send, settings.read.quiet);
-        let (jobs, keys) = self.jobs(to_send);
+        self.tell_lookups(&to_send, settings.read.quiet)?;
         // The exact requests this run sends: not those the ledger skips.
-        self.write_plan(settings.plan.as_deref(), |index| keys.contains_key(&index))?;
+        self.write_plan(settings.plan.as_deref(), Some(&to_send))?;
         let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
-        for r in self.rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
-            report.append(r)?;
+        {
+            let mut rows = self.rows();
+            for index in 0..rows.len() {
+                if rows.outcome(index) != Outcome::NotSent {
+                    report.append(&rows.get(index)?.report)?;
+                }
+            }
         }
+        let jobs = Jobs {
+            rows: self.rows.clone(),
+            to_send: to_send.into_iter(),
+            base,
+            spec: self.key.clone(),
+            ledger: ledger.is_some(),
+            failed: Arc::default(),
+        };
+        let job_error = jobs.failed.clone();
         let sink = Arc::new(RunSink::new(
             ledger,
-            keys,
             report,
-            std::mem::take(&mut self.rows),
-            Progress::new(jobs.len(), settings.read.quiet),
+            self.rows.clone(),
+            Progress::new(jobs.to_send.len(), settings.read.quiet),
         ));
         self.watch_signals();
         let upload_settings = UploadSettings {
@@ -664,16 +727,18 @@ impl UploadRun {
                 stats.rate_limited, stats.final_rate, settings.rate
             ));
         }
-        let (rows, write_error) = sink.finish();
-        self.rows = rows;
-        self.write_error = write_error;
+        let job_error = job_error.lock().ok().and_then(|mut e| e.take());
+        if let Some(e) = &job_error {
+            error(e);
+        }
+        self.write_error = sink.finish().or(job_error);
         let stop_reason = stop.reason();
         let exit = self.exit_after_upload(stop_reason.as_ref());
         self.complete(exit, settings, stop_reason)
     }
 
     /// What the lookups found, said once when they found runs (the summary counts them).
-    fn tell_lookups(&self, to_send: &[ToSend], quiet: bool) {
+    fn tell_lookups(&self, to_send: &[ToSend], quiet: bool) -> anyhow::Result<()> {
         let found = self.found_at_service;
         if found > 0 && !quiet {
             say(&format!(
@@ -683,21 +748,45 @@ impl UploadRun {
                 to_send.len()
             ));
         }
-        tell_changed(&self.rows, to_send.iter().any(|t| t.update_of.is_some()));
+        self.tell_changed(to_send.iter().any(|t| t.update_of().is_some()))
+    }
+
+    /// Rows whose run exists and differs: said once, with the first of them.
+    fn tell_changed(&self, update: bool) -> anyhow::Result<()> {
+        let mut rows = self.rows();
+        let changed = rows.outcomes().iter().filter(|o| **o == Outcome::Changed).count();
+        let Some(first) = rows.outcomes().iter().position(|o| *o == Outcome::Changed) else {
+            return Ok(());
+        };
+        let first = rows.get(first)?.report.row;
+        let then = if update {
+            "their runs are updated"
+        } else {
+            "nothing was sent for them, so Testsigma keeps the earlier versions (--update-changed updates them; the report names the fields)"
+        };
+        say(&format!(
+            "note: {} already imported {} changed since (row {first}{}); {then}",
+            plural(changed, "row"),
+            if changed == 1 { "has" } else { "have" },
+            if changed > 1 { " first" } else { "" },
+        ));
+        Ok(())
     }
 
     /// Every project of the rows to send exists, or the run stops before sending (exit 2):
     /// one request per project instead of one failure per row.
     async fn check_projects(&self, client: &ApiClient, to_send: &[ToSend]) -> anyhow::Result<()> {
-        let mut projects: Vec<(&str, Vec<usize>)> = Vec::new();
-        for p in to_send.iter().map(|t| self.planned_row(t.index)) {
-            match projects.iter_mut().find(|(id, _)| *id == p.body.project_id) {
-                Some((_, rows)) => rows.push(p.row),
-                None => projects.push((&p.body.project_id, vec![p.row])),
+        // Each project, with its first row and how many rows it has.
+        let mut projects: Vec<(String, usize, usize)> = Vec::new();
+        for t in to_send {
+            let p = self.planned_row(t.index)?;
+            match projects.iter_mut().find(|(id, _, _)| *id == p.body.project_id) {
+                Some((_, _, count)) => *count += 1,
+                None => projects.push((p.body.project_id, p.row, 1)),
             }
         }
-        for (project, rows) in projects {
-            let exists = client.project_exists(project).await.map_err(|e| match e {
+        for (project, first, count) in projects {
+            let exists = client.project_exists(&project).await.map_err(|e| match e {
                 // Said as they are: they are about the service, not this project.
                 ApiError::Unreachable { .. } | ApiError::KeyRefused { .. } | ApiError::Redirected(_) => {
                     SetupError::new(e.to_string()).because(cause_of_answer(&e))
@@ -706,41 +795,15 @@ impl UploadRun {
                     .because(cause_of_answer(&other)),
             })?;
             if !exists {
-                let first = rows[0];
                 return Err(SetupError::new(format!(
                     "project {project} (row {first}{}) does not exist, or this key cannot see it, or --base-url is not the API root (it ends in /api/v1); nothing was sent",
-                    if rows.len() > 1 { format!(" and {} more", rows.len() - 1) } else { String::new() }
+                    if count > 1 { format!(" and {} more", count - 1) } else { String::new() }
                 ))
                 .because(Cause::Project)
                 .into());
             }
         }
         Ok(())
-    }
-
-    /// The upload jobs for the rows to send, and each one's place in the ledger by index.
-    fn jobs(&self, to_send: Vec<ToSend>) -> (Vec<UploadJob>, HashMap<usize, (String, String)>) {
-        let planned: HashMap<usize, &PlannedRow> = self.planned.iter().map(|(i, p, _)| (*i, p)).collect();
-        let mut keys = HashMap::new();
-        let jobs = to_send
-            .into_iter()
-            .filter_map(|send| {
-                let p = planned.get(&send.index)?;
-                keys.insert(send.index, send.ledger_key);
-                Some(UploadJob {
-                    index: send.index,
-                    row: p.row,
-                    project_id: p.body.project_id.clone(),
-                    body: send.body,
-                    fields: field_hashes(&p.body.to_fields()),
-                    idempotency_key: send.idempotency_key,
-                    title: p.body.title.clone(),
-                    human_id: p.body.human_id.clone(),
-                    update_of: send.update_of,
-                })
-            })
-            .collect();
-        (jobs, keys)
     }
 
     /// The exit code of a run that got to its upload.
@@ -753,29 +816,68 @@ impl UploadRun {
             Some(StopReason::ServiceDown { .. } | StopReason::WaitTooLong { .. } | StopReason::Busy { .. }) => {
                 Exit::Incomplete
             }
-            None if self.rows.iter().all(|r| r.outcome.is_done()) => Exit::Ok,
+            None if self.rows().outcomes().iter().all(|o| o.is_done()) => Exit::Ok,
             None => Exit::Incomplete,
         }
     }
 }
 
-/// Rows whose run exists and differs: said once, with the first of them.
-fn tell_changed(rows: &[ReportRow], update: bool) {
-    let changed: Vec<usize> = rows
-        .iter()
-        .filter(|r| r.outcome == Outcome::Changed)
-        .map(|r| r.row)
-        .collect();
-    let Some(first) = changed.first() else { return };
-    let then = if update {
-        "their runs are updated"
-    } else {
-        "nothing was sent for them, so Testsigma keeps the earlier versions (--update-changed updates them; the report names the fields)"
-    };
-    say(&format!(
-        "note: {} already imported {} changed since (row {first}{}); {then}",
-        plural(changed.len(), "row"),
-        if changed.len() == 1 { "has" } else { "have" },
-        if changed.len() > 1 { " first" } else { "" },
-    ));
+/// The upload jobs for the rows to send, made one at a time from the rows as places
+/// free up, so a million rows to send are never all held as requests.
+struct Jobs {
+    rows: Arc<Mutex<Rows>>,
+    to_send: std::vec::IntoIter<ToSend>,
+    /// The ledger's base URL and key fields, for each row's place in the ledger.
+    base: String,
+    spec: KeySpec,
+    /// Whether there is a ledger to record each row's place in.
+    ledger: bool,
+    /// A row that could not be read back: the jobs end there.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Iterator for Jobs {
+    type Item = UploadJob;
+
+    fn next(&mut self) -> Option<UploadJob> {
+        let send = self.to_send.next()?;
+        let record = self
+            .rows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(send.index);
+        let p = match record {
+            Ok(RowRecord { planned: Some(p), .. }) => p,
+            Ok(RowRecord { report, .. }) => {
+                self.stop(format!("row {} has no request to send", report.row));
+                return None;
+            }
+            Err(e) => {
+                self.stop(format!("{e}; the rows not sent are in the report as not_sent"));
+                return None;
+            }
+        };
+        let (ledger_key, idempotency_key) = send.keys(&p, &self.base, &self.spec);
+        Some(UploadJob {
+            index: send.index,
+            row: p.row,
+            project_id: p.body.project_id.clone(),
+            body: Arc::new(p.body.to_json()),
+            fields: field_hashes(&p.body.to_fields()),
+            idempotency_key,
+            title: p.body.title.clone(),
+            human_id: p.body.human_id.clone(),
+            update_of: send.update_of().map(str::to_owned),
+            ledger_key: self.ledger.then_some(ledger_key),
+        })
+    }
+}
+
+impl Jobs {
+    fn stop(&mut self, error: String) {
+        if let Ok(mut slot) = self.failed.lock() {
+            slot.get_or_insert(error);
+        }
+        self.to_send = Vec::new().into_iter();
+    }
 }

@@ -1,9 +1,9 @@
 //! Where the uploader's results go as they come: the ledger, the report and the progress
 //! bar, so a crash loses nothing already done.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use super::rows::Rows;
 use crate::ledger::{self, CreatedRun, Ledger};
 use crate::report::{Outcome, ReportRow, ReportWriter};
 use crate::ui::error;
@@ -13,9 +13,9 @@ use crate::upload::{UploadJob, UploadSink};
 /// The ledger, the report and the progress display, fed by the uploader.
 pub(super) struct RunSink {
     ledger: Option<Mutex<Ledger>>,
-    keys: HashMap<usize, (String, String)>,
     report: Mutex<Option<ReportWriter>>,
-    rows: Mutex<Vec<ReportRow>>,
+    /// Every row of the run: each finished row's report line is kept there.
+    rows: Arc<Mutex<Rows>>,
     progress: Progress,
     write_error: Mutex<Option<String>>,
 }
@@ -23,42 +23,43 @@ pub(super) struct RunSink {
 impl RunSink {
     pub(super) fn new(
         ledger: Option<Ledger>,
-        keys: HashMap<usize, (String, String)>,
         report: ReportWriter,
-        rows: Vec<ReportRow>,
+        rows: Arc<Mutex<Rows>>,
         progress: Progress,
     ) -> RunSink {
         RunSink {
             ledger: ledger.map(Mutex::new),
-            keys,
             report: Mutex::new(Some(report)),
-            rows: Mutex::new(rows),
+            rows,
             progress,
             write_error: Mutex::new(None),
         }
     }
 
-    /// Once the upload is over: the progress bar closed, the report finished, and every
-    /// row's report line, in input order, with the first write that failed on the way (a
-    /// full disk): the rows are the run's real outcomes all the same.
-    pub(super) fn finish(&self) -> (Vec<ReportRow>, Option<String>) {
+    /// Once the upload is over: the progress bar closed, and the report finished, every
+    /// row's line in input order. Returns the first write that failed on the way (a full
+    /// disk): the rows hold the run's real outcomes all the same.
+    pub(super) fn finish(&self) -> Option<String> {
         self.progress.finish();
-        let rows = self
-            .rows
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
         let mut failed = self.write_error.lock().ok().and_then(|mut e| e.take());
         let writer = self.report.lock().ok().and_then(|mut w| w.take());
         if let Some(writer) = writer
-            && let Err(e) = writer.finish(Some(&rows))
+            && let Ok(mut rows) = self.rows.lock()
+            && let Err(e) = writer.finish(Some(&mut rows.reports()))
         {
             failed.get_or_insert(e.to_string());
         }
         if let Some(e) = &failed {
             error(e);
         }
-        (rows, failed)
+        failed
+    }
+
+    /// Keeps the first write that failed.
+    fn failed(&self, e: String) {
+        if let Ok(mut slot) = self.write_error.lock() {
+            slot.get_or_insert(e);
+        }
     }
 
     fn with_ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> Option<T> {
@@ -75,7 +76,7 @@ impl RunSink {
 
 impl UploadSink for RunSink {
     fn before_send(&self, job: &UploadJob) -> Result<(), String> {
-        let Some((scope, key)) = self.keys.get(&job.index) else {
+        let Some((scope, key)) = &job.ledger_key else {
             return Ok(());
         };
         match self.with_ledger(|l| l.record_in_flight(scope, key, job.row)) {
@@ -90,7 +91,7 @@ impl UploadSink for RunSink {
     fn finished(&self, job: &UploadJob, row: ReportRow) {
         // A row never sent has no ledger line to answer.
         let sent = row.attempts > 0;
-        if let Some((scope, key)) = self.keys.get(&job.index).filter(|_| sent) {
+        if let Some((scope, key)) = job.ledger_key.as_ref().filter(|_| sent) {
             let recorded = self.with_ledger(|l| match row.outcome {
                 Outcome::Created | Outcome::Updated => l.record_created(
                     scope,
@@ -106,25 +107,26 @@ impl UploadSink for RunSink {
                 Outcome::Unknown => l.record_unknown(scope, key, job.row, row.error.as_deref().unwrap_or("")),
                 _ => l.record_failed(scope, key, job.row, row.error.as_deref().unwrap_or("not created")),
             });
-            if let Some(Err(e)) = recorded
-                && let Ok(mut slot) = self.write_error.lock()
-            {
-                slot.get_or_insert_with(|| format!("the ledger could not record row {}: {e}", job.row));
+            if let Some(Err(e)) = recorded {
+                self.failed(format!("the ledger could not record row {}: {e}", job.row));
             }
         }
         if let Ok(mut report) = self.report.lock()
             && let Some(writer) = report.as_mut()
             && let Err(e) = writer.append(&row)
-            && let Ok(mut slot) = self.write_error.lock()
         {
-            slot.get_or_insert_with(|| e.to_string());
+            self.failed(e.to_string());
         }
         self.progress
             .row_done(!matches!(row.outcome, Outcome::Created | Outcome::Updated));
-        if let Ok(mut rows) = self.rows.lock()
-            && let Some(slot) = rows.get_mut(job.index)
-        {
-            *slot = row;
+        let kept = self.rows.lock().map(|mut rows| {
+            rows.update(job.index, |record| {
+                record.report = row;
+                (true, ())
+            })
+        });
+        if let Ok(Err(e)) = kept {
+            self.failed(e.to_string());
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The end-of-run summary on the terminal: counts, failures grouped by reason, where the
 //! files are, and what to do with the failed-rows file, which fits what kept its rows back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::exit::{Cause, Exit, SetupError};
@@ -10,14 +10,50 @@ use crate::service::retry::{busy_too_long, wait_too_long};
 use crate::ui::{error, plural, say};
 use crate::upload::StopReason;
 
+/// What the summary says of the rows, gathered row by row: the rows are never all held.
+pub(super) struct Digest {
+    /// What kept the valid rows from being sent, when the run stopped before its upload.
+    not_sent_for: Option<Cause>,
+    /// How many rows each reason failed.
+    failed: BTreeMap<String, usize>,
+    /// The rows not done, by outcome.
+    left: BTreeMap<Outcome, usize>,
+    /// What kept the rows not done back.
+    causes: BTreeSet<Cause>,
+}
+
+impl Digest {
+    pub(super) fn new(not_sent_for: Option<Cause>) -> Digest {
+        Digest {
+            not_sent_for,
+            failed: BTreeMap::new(),
+            left: BTreeMap::new(),
+            causes: BTreeSet::new(),
+        }
+    }
+
+    pub(super) fn add(&mut self, row: &ReportRow) {
+        if row.outcome == Outcome::Failed {
+            *self.failed.entry(row.error.clone().unwrap_or_default()).or_default() += 1;
+        }
+        if !row.outcome.is_done() && row.outcome != Outcome::Planned {
+            *self.left.entry(row.outcome).or_default() += 1;
+            self.causes.insert(cause_of_row(row, self.not_sent_for));
+        }
+    }
+
+    fn left(&self, outcome: Outcome) -> usize {
+        self.left.get(&outcome).copied().unwrap_or(0)
+    }
+}
+
 /// The end-of-run summary on stderr: counts, failures grouped by reason, where the files are.
 pub(super) fn print_summary(
-    rows: &[ReportRow],
+    rows: &Digest,
     summary: &RunSummary,
     stop: Option<&StopReason>,
     report: &Path,
     failed: Option<&Path>,
-    not_sent_for: Option<Cause>,
 ) {
     match stop {
         Some(StopReason::KeyRefused { message, .. }) => say(&format!(
@@ -29,7 +65,7 @@ pub(super) fn print_summary(
             "error: no connection to {base_url} could be made ({error}); the run stopped. Check --base-url and the network."
         )),
         // A stop with no row left to send changed nothing: the failures say it all.
-        Some(StopReason::ServiceDown { .. }) if !rows.iter().any(|r| r.outcome == Outcome::NotSent) => {}
+        Some(StopReason::ServiceDown { .. }) if rows.left(Outcome::NotSent) == 0 => {}
         Some(StopReason::ServiceDown {
             base_url,
             answers,
@@ -50,11 +86,7 @@ pub(super) fn print_summary(
     if summary.rows > 0 {
         say_counts(summary);
     }
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.outcome == Outcome::Failed) {
-        *reasons.entry(r.error.clone().unwrap_or_default()).or_default() += 1;
-    }
-    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    let mut reasons: Vec<_> = rows.failed.iter().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     for (reason, n) in reasons.iter().take(10) {
         say(&format!("  failed, {n} row(s): {reason}"));
@@ -70,7 +102,7 @@ pub(super) fn print_summary(
         say(&format!("ledger: {state}"));
     }
     if let Some(f) = failed {
-        say(&format!("failed rows: {}", failed_rows_advice(rows, f, not_sent_for)));
+        say(&format!("failed rows: {}", failed_rows_advice(rows, f)));
     }
     if summary.exit_code == Exit::Ok && summary.rows > 0 && summary.counts.get("created").copied().unwrap_or(0) == 0 {
         say("nothing new to import: every row was imported before.");
@@ -154,21 +186,15 @@ fn cause_of_row(row: &ReportRow, not_sent_for: Option<Cause>) -> Cause {
 
 /// `FILE (N rows: counts): what to do`, fitting what kept each row back, so that following
 /// it finishes the job: the file holds every row not done.
-fn failed_rows_advice(rows: &[ReportRow], path: &Path, not_sent_for: Option<Cause>) -> String {
-    let left: Vec<&ReportRow> = rows
-        .iter()
-        .filter(|r| !r.outcome.is_done() && r.outcome != Outcome::Planned)
-        .collect();
+fn failed_rows_advice(rows: &Digest, path: &Path) -> String {
     let counts: Vec<String> = [Outcome::Invalid, Outcome::Failed, Outcome::NotSent, Outcome::Unknown]
         .iter()
         .filter_map(|o| {
-            let n = left.iter().filter(|r| r.outcome == *o).count();
+            let n = rows.left(*o);
             (n > 0).then(|| format!("{n} {}", o.as_str().replace('_', " ")))
         })
         .collect();
-    let mut causes: Vec<Cause> = left.iter().map(|r| cause_of_row(r, not_sent_for)).collect();
-    causes.sort_unstable();
-    causes.dedup();
+    let causes: Vec<Cause> = rows.causes.iter().copied().collect();
     let steps: Vec<&str> = causes.iter().map(|c| step(*c)).collect();
     let then = if causes.contains(&Cause::Rows) {
         "then import that file"
@@ -180,7 +206,7 @@ fn failed_rows_advice(rows: &[ReportRow], path: &Path, not_sent_for: Option<Caus
     format!(
         "{} ({}: {}): {}; {then}",
         path.display(),
-        plural(left.len(), "row"),
+        plural(rows.left.values().sum(), "row"),
         counts.join(", "),
         steps.join("; ")
     )
@@ -272,7 +298,9 @@ mod tests {
                 "runs.failed.csv (1 row: 1 not sent): the run was interrupted; run the same command again to continue, or import that file",
             ),
         ] {
-            assert_eq!(failed_rows_advice(&rows, path, not_sent_for), want);
+            let mut digest = Digest::new(not_sent_for);
+            rows.iter().for_each(|r| digest.add(r));
+            assert_eq!(failed_rows_advice(&digest, path), want);
         }
     }
 }

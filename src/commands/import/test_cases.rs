@@ -11,19 +11,16 @@ use crate::service::ApiClient;
 use crate::service::test_cases::CaseLookup;
 use crate::validate::{Problem, ProblemKind, stage::row_error};
 
-/// Each project's distinct human ids, in the order rows first give them.
-pub(crate) fn human_ids_by_project<'p>(planned: impl Iterator<Item = &'p PlannedRow>) -> BTreeMap<String, Vec<String>> {
-    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for p in planned {
-        let Some(refs) = &p.test_case_refs else { continue };
-        let ids = wanted.entry(p.body.project_id.clone()).or_default();
-        for human_id in &refs.human_ids {
-            if !ids.contains(human_id) {
-                ids.push(human_id.clone());
-            }
+/// Adds the row's human ids to each project's distinct human ids, kept in the order rows
+/// first give them.
+fn add_human_ids(wanted: &mut BTreeMap<String, (Vec<String>, HashSet<String>)>, p: &PlannedRow) {
+    let Some(refs) = &p.test_case_refs else { return };
+    let (ids, seen) = wanted.entry(p.body.project_id.clone()).or_default();
+    for human_id in &refs.human_ids {
+        if seen.insert(human_id.clone()) {
+            ids.push(human_id.clone());
         }
     }
-    wanted
 }
 
 /// Looks up every project's human ids. Returns each project's lookup and the requests spent.
@@ -60,7 +57,14 @@ pub(crate) async fn resolve_test_cases(
     client: &ApiClient,
     skipped: &HashSet<usize>,
 ) -> anyhow::Result<()> {
-    let wanted = human_ids_by_project(run.planned.iter().map(|(_, p, _)| p));
+    let mut wanted = BTreeMap::new();
+    run.rows().for_each_planned(|_, r| {
+        if let Some(p) = &r.planned {
+            add_human_ids(&mut wanted, p);
+        }
+        Ok(false)
+    })?;
+    let wanted: BTreeMap<String, Vec<String>> = wanted.into_iter().map(|(project, (ids, _))| (project, ids)).collect();
     if wanted.is_empty() {
         return Ok(());
     }
@@ -70,9 +74,10 @@ pub(crate) async fn resolve_test_cases(
     let count: usize = wanted.values().map(Vec::len).sum();
     tracing::info!(human_ids = count, requests, "test case human ids resolved");
     let mut unknown: Vec<(usize, Vec<Problem>)> = Vec::new();
-    for (index, p, _) in run.planned.iter_mut() {
+    run.rows().for_each_planned(|index, r| {
+        let Some(p) = r.planned.as_mut() else { return Ok(false) };
         let (Some(refs), Some(lookup)) = (&p.test_case_refs, lookups.get(&p.body.project_id)) else {
-            continue;
+            return Ok(false);
         };
         let problems: Vec<Problem> = refs
             .human_ids
@@ -82,15 +87,18 @@ pub(crate) async fn resolve_test_cases(
             .collect();
         if problems.is_empty() {
             p.resolve_test_cases(|value| lookup.id_of(value).map(str::to_owned));
-        } else if !skipped.contains(index) {
-            unknown.push((*index, problems));
+            return Ok(true);
         }
-    }
+        if !skipped.contains(&index) {
+            unknown.push((index, problems));
+        }
+        Ok(false)
+    })?;
     for (index, problems) in unknown {
         for problem in &problems {
             run.problems.add(problem, &crate::ui::problem);
         }
-        run.invalidate(index, row_error(&problems));
+        run.invalidate(index, row_error(&problems))?;
     }
     Ok(())
 }
