@@ -257,10 +257,12 @@ async fn what_exists(
     }
     let (mut found, mut requests, mut to_send) = (0usize, 0usize, 0usize);
     for (project, wanted) in &to_find {
-        let runs = client.find_runs(project, wanted, &mut Default::default()).await?;
-        requests += runs.requests;
-        found += runs.runs.iter().filter(|r| r.is_some()).count();
-        to_send += runs.runs.iter().filter(|r| r.is_none()).count();
+        let mut found_here = 0;
+        requests += client
+            .find_runs(project, wanted, &mut Default::default(), &mut |_, _| found_here += 1)
+            .await?;
+        found += found_here;
+        to_send += wanted.len() - found_here;
     }
     let mut line = format!(
         "existing runs: {} already imported ({in_ledger} by the ledger, {found} found at the service in {})",

@@ -99,11 +99,18 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
-/// What a lookup found: for each row asked for, its run (or none), and the requests it took.
+/// The runs already given to a row, by a fingerprint of their ids: kept across the parts a
+/// long file is looked up in, at a few bytes a run.
 #[derive(Debug, Default)]
-pub struct Found {
-    pub runs: Vec<Option<RemoteRun>>,
-    pub requests: usize,
+pub struct Claimed(HashSet<u64>);
+
+impl Claimed {
+    /// Takes the run for a row; false if a row has it already.
+    fn take(&mut self, id: &str) -> bool {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id);
+        self.0.insert(hash)
+    }
 }
 
 impl ApiClient {
@@ -132,20 +139,21 @@ impl ApiClient {
         })
     }
 
-    /// Finds the runs of `wanted` rows in one project. Each run answers for one row at
-    /// most, taken in the order the service lists them (oldest first); `claimed` holds the
-    /// ids of runs earlier rows have (of earlier calls: the rows are asked for in parts),
-    /// and gains those found now.
+    /// Finds the runs of `wanted` rows in one project, handing each to `found` with the
+    /// row's place in `wanted` as it comes (nothing found is held). Each run answers for
+    /// one row at most, taken in the order the service lists them (oldest first);
+    /// `claimed` holds the runs earlier rows have (of earlier calls: a long file is looked
+    /// up in parts), and gains those found now. Returns the requests it took.
     pub async fn find_runs(
         &self,
         project_id: &str,
         wanted: &[Wanted],
-        claimed: &mut HashSet<String>,
-    ) -> Result<Found, ApiError> {
-        let mut search = Search::new(wanted, std::mem::take(claimed));
-        let found = self.search(project_id, &mut search).await;
-        *claimed = std::mem::take(&mut search.claimed);
-        found.map(|()| search.found())
+        claimed: &mut Claimed,
+        found: &mut dyn FnMut(usize, RemoteRun),
+    ) -> Result<usize, ApiError> {
+        let mut search = Search::new(wanted, claimed, found);
+        self.search(project_id, &mut search).await?;
+        Ok(search.requests)
     }
 
     async fn search(&self, project_id: &str, search: &mut Search<'_>) -> Result<(), ApiError> {
@@ -157,7 +165,7 @@ impl ApiClient {
             loop {
                 let page = self.runs_page(project_id, Some(&title), cursor.as_deref()).await?;
                 search.requests += 1;
-                search.claim(&page.runs);
+                search.claim(page.runs);
                 cursor = page.next_cursor;
                 if cursor.is_none() || !search.title_unfound(&title) {
                     break;
@@ -176,7 +184,7 @@ impl ApiClient {
             let page = self.runs_page(project_id, None, cursor.as_deref()).await?;
             pages += 1;
             search.requests += 1;
-            search.claim(&page.runs);
+            search.claim(page.runs);
             cursor = page.next_cursor;
             if cursor.is_none() {
                 search.listed_whole = true;
@@ -190,27 +198,28 @@ impl ApiClient {
 /// The rows still to find, by title.
 struct Search<'w> {
     wanted: &'w [Wanted],
-    runs: Vec<Option<RemoteRun>>,
     /// Rows not found yet, by title, in row order.
     unfound: HashMap<&'w str, Vec<usize>>,
     /// Runs already taken by a row.
-    claimed: HashSet<String>,
+    claimed: &'w mut Claimed,
+    /// Where each run found goes, with its row.
+    found: &'w mut dyn FnMut(usize, RemoteRun),
     requests: usize,
     /// The project's whole list was read: what is not found does not exist.
     listed_whole: bool,
 }
 
 impl<'w> Search<'w> {
-    fn new(wanted: &'w [Wanted], claimed: HashSet<String>) -> Search<'w> {
+    fn new(wanted: &'w [Wanted], claimed: &'w mut Claimed, found: &'w mut dyn FnMut(usize, RemoteRun)) -> Search<'w> {
         let mut unfound: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, w) in wanted.iter().enumerate() {
             unfound.entry(w.title.as_str()).or_default().push(i);
         }
         Search {
             wanted,
-            runs: vec![None; wanted.len()],
             unfound,
             claimed,
+            found,
             requests: 0,
             listed_whole: false,
         }
@@ -235,31 +244,23 @@ impl<'w> Search<'w> {
     }
 
     /// Gives each run to the first unfound row it is the run of.
-    fn claim(&mut self, runs: &[RemoteRun]) {
+    fn claim(&mut self, runs: Vec<RemoteRun>) {
         for run in runs {
             let Some(title) = run.title() else { continue };
-            if self.claimed.contains(&run.id) {
-                continue;
-            }
             let Some(rows) = self.unfound.get_mut(title) else {
                 continue;
             };
             let Some(at) = rows.iter().position(|&i| run.is_run_of(&self.wanted[i])) else {
                 continue;
             };
+            if !self.claimed.take(&run.id) {
+                continue;
+            }
             let row = rows.remove(at);
             if rows.is_empty() {
                 self.unfound.remove(title);
             }
-            self.claimed.insert(run.id.clone());
-            self.runs[row] = Some(run.clone());
-        }
-    }
-
-    fn found(&mut self) -> Found {
-        Found {
-            runs: std::mem::take(&mut self.runs),
-            requests: self.requests,
+            (self.found)(row, run);
         }
     }
 }
@@ -325,13 +326,18 @@ mod tests {
     #[test]
     fn each_run_answers_for_one_row_in_list_order() {
         let rows = [wanted("A", Some(1)), wanted("A", Some(1)), wanted("B", None)];
-        let mut search = Search::new(&rows, HashSet::from(["0".to_owned()]));
-        search.claim(&[run("0", "A", Some(1))]);
-        search.claim(&[run("1", "A", Some(1)), run("2", "B", None), run("3", "C", None)]);
+        // Run 0 was given to a row of an earlier part.
+        let mut claimed = Claimed::default();
+        assert!(claimed.take("0"));
+        let mut found: Vec<(usize, String)> = Vec::new();
+        let mut keep = |row: usize, run: RemoteRun| found.push((row, run.id));
+        let mut search = Search::new(&rows, &mut claimed, &mut keep);
+        search.claim(vec![run("0", "A", Some(1))]);
+        search.claim(vec![run("1", "A", Some(1)), run("2", "B", None), run("3", "C", None)]);
         assert_eq!(search.unfound_titles(), ["A"]);
-        search.claim(&[run("1", "A", Some(1)), run("4", "A", Some(1))]);
-        let found = search.found();
-        let ids: Vec<Option<&str>> = found.runs.iter().map(|r| r.as_ref().map(|r| r.id.as_str())).collect();
-        assert_eq!(ids, [Some("1"), Some("4"), Some("2")]);
+        search.claim(vec![run("1", "A", Some(1)), run("4", "A", Some(1))]);
+        let ids: Vec<(usize, &str)> = found.iter().map(|(row, id)| (*row, id.as_str())).collect();
+        assert_eq!(ids, [(0, "1"), (2, "2"), (1, "4")]);
+        assert!(!claimed.take("4"), "a run found is claimed for the parts after");
     }
 }

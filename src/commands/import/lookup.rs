@@ -2,7 +2,7 @@
 //! ledger does not show as created, or whose answer never came, is looked up in its
 //! project by title, start and end date; a run found is the row's run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::UploadRun;
 use crate::exit::SetupError;
@@ -12,11 +12,12 @@ use crate::ledger::{CreatedRun, Ledger, body_hash};
 use crate::report::Outcome;
 use crate::request::PlannedRow;
 use crate::service::ApiClient;
-use crate::service::runs::{RemoteRun, Wanted};
+use crate::service::runs::{Claimed, RemoteRun, Wanted};
 
 /// The rows of one project looked up at a time: what they are looked up by is held for
-/// these only (a run found by an earlier part is not given to a later one).
-const ROWS_AT_A_TIME: usize = 50_000;
+/// these only. Each part reads the project's list again (while it has fewer pages than
+/// the part has titles), so parts are large: 200,000 rows hold about 30 MB.
+const ROWS_AT_A_TIME: usize = 200_000;
 
 impl UploadRun {
     /// Looks up the rows marked for it; returns the rows still to send. A lookup whose
@@ -31,27 +32,40 @@ impl UploadRun {
     ) -> anyhow::Result<Vec<ToSend>> {
         let (look, mut send): (Vec<ToSend>, Vec<ToSend>) = to_send.into_iter().partition(|t| t.look_up);
         for (project, rows) in self.by_project(look)? {
-            let mut claimed = HashSet::new();
-            let mut rows = rows.into_iter().peekable();
-            while rows.peek().is_some() {
-                let part: Vec<ToSend> = rows.by_ref().take(ROWS_AT_A_TIME).collect();
+            let mut claimed = Claimed::default();
+            for part in rows.chunks(ROWS_AT_A_TIME) {
                 let wanted = part
                     .iter()
                     .map(|t| self.wanted(t.index))
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                let found = client.find_runs(&project, &wanted, &mut claimed).await.map_err(|e| {
+                let mut found_rows = vec![false; part.len()];
+                let mut failed: Option<anyhow::Error> = None;
+                let mut found = |at: usize, run: RemoteRun| {
+                    found_rows[at] = true;
+                    match self.found(part[at].index, &run, ledger.as_deref_mut(), (rerun, base)) {
+                        Ok(update) => send.extend(update),
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                };
+                let requests = client.find_runs(&project, &wanted, &mut claimed, &mut found).await;
+                let requests = requests.map_err(|e| {
                     SetupError::new(format!(
                         "could not look up which runs project {project} already holds, so nothing was sent: {e}"
                     ))
                     .because(super::summary::cause_of_answer(&e))
                 })?;
-                self.lookups += found.requests;
-                for (row, run) in part.into_iter().zip(found.runs) {
-                    match run {
-                        None => send.push(ToSend { look_up: false, ..row }),
-                        Some(run) => send.extend(self.found(row, &run, ledger.as_deref_mut(), (rerun, base))?),
-                    }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
+                self.lookups += requests;
+                let unfound = part.iter().zip(found_rows).filter(|(_, found)| !found);
+                send.extend(unfound.map(|(t, _)| ToSend {
+                    index: t.index,
+                    look_up: false,
+                    again: None,
+                }));
             }
         }
         send.sort_by_key(|t| t.index);
@@ -72,12 +86,18 @@ impl UploadRun {
     /// with `--update-changed`). The ledger records it, so the next run need not ask.
     fn found(
         &mut self,
-        row: ToSend,
+        index: usize,
         run: &RemoteRun,
         ledger: Option<&mut Ledger>,
         (rerun, base): (&Rerun, &str),
     ) -> anyhow::Result<Option<ToSend>> {
-        let p: PlannedRow = self.planned_row(row.index)?;
+        let p: PlannedRow = self.planned_row(index)?;
+        // A row looked up is sent, if at all, with its first keys.
+        let row = ToSend {
+            index,
+            look_up: false,
+            again: None,
+        };
         let ours = p.body.to_fields();
         let held = field_hashes_as_found(&ours, &run.fields);
         let changed = fields_changed_since(&ours, &held);
@@ -96,7 +116,7 @@ impl UploadRun {
         let name = run.human_id.as_deref().unwrap_or(&run.id);
         let message =
             (!changed.is_empty()).then(|| changed_message(&changed, &format!("found at the service as {name}"), rerun));
-        self.rows().update(row.index, |record| {
+        self.rows().update(index, |record| {
             let report = &mut record.report;
             report.test_run_id = Some(run.id.clone());
             report.test_run_human_id = run.human_id.clone();
@@ -116,7 +136,6 @@ impl UploadRun {
             update_of: Some(run.id.clone()),
         };
         Ok(Some(ToSend {
-            look_up: false,
             again: Some(Box::new(again)),
             ..row
         }))
