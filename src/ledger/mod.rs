@@ -38,7 +38,7 @@
 pub mod keys;
 pub mod policy;
 
-pub use keys::{KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
+pub use keys::{KeyFingerprints, KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
