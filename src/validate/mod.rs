@@ -11,6 +11,7 @@ pub mod stage;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasherDefault;
 
 use chrono_tz::Tz;
 
@@ -178,7 +179,7 @@ pub struct Validator {
     /// million ids as strings took 80 MB, as fingerprints they take about 35. Two different ids share a fingerprint with a
     /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
     /// a row whose id visibly differs: a false alarm, never a silent loss.
-    human_ids: HashMap<u64, usize>,
+    human_ids: HashMap<u64, usize, BuildHasherDefault<AlreadyHashed>>,
     separators: Separators,
 }
 
@@ -197,7 +198,7 @@ impl Validator {
             is_workbook,
             start_order,
             end_order,
-            human_ids: HashMap::new(),
+            human_ids: HashMap::default(),
             separators: Separators::new(&rules.list_separators),
             rules,
         }
@@ -217,7 +218,7 @@ impl Validator {
             rules: rules.clone(),
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
-            human_ids: HashMap::new(),
+            human_ids: HashMap::default(),
             separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
@@ -531,6 +532,27 @@ pub(crate) fn set_option(out: &mut Option<String>, text: Option<&str>) {
 fn fingerprint(text: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     BuildHasherDefault::<DefaultHasher>::default().hash_one(text)
+}
+
+/// The map's hasher for [`fingerprint`]s, which are SipHash values already: hashed again,
+/// each row and each growth of the map cost a second SipHash.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl std::hash::Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 fn parse_status(text: &str) -> Result<&'static str, String> {
