@@ -1,5 +1,5 @@
-//! The first row of each human id, by the id's 64-bit fingerprint, in a table made for a
-//! million of them.
+//! The first row of each human id (and of each `--key`), by a 64-bit fingerprint, in a
+//! table made for a million of them.
 //!
 //! On the million-row dry run std's `HashMap<u64, usize>` came to 36 MB (53 MB while it
 //! grew), and each new id cost two cache misses in it (its control bytes, then its slot,

@@ -3,7 +3,7 @@
 //! whose dd/mm order is still to be learned are settled here, by the protocol in
 //! [`super::date_order`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -11,6 +11,7 @@ use super::date_order::{
     DateEvidence, EarlyOrders, OrdersOverturned, PendingOrder, date_evidence, learn_date_orders,
     learn_date_orders_early,
 };
+use super::first_rows::FirstRows;
 use super::{Problem, ProblemKind, RowRules, Validator};
 use crate::ledger::{KeyFingerprints, KeySpec};
 use crate::read::mapping::{ColumnMap, ExplicitColumn, Field, map_headers};
@@ -56,15 +57,15 @@ pub struct ReadStage {
 /// keyed by their human_id alone are left to the validator's own check of human ids.
 struct KeyCheck {
     keys: KeyFingerprints,
-    /// The first row of each key, by its fingerprint: a few bytes a row, whatever its size.
-    first: HashMap<[u64; 2], usize>,
+    /// The first row of each key, by its fingerprint: 12 bytes a slot, whatever the row's size.
+    first: FirstRows,
 }
 
 impl KeyCheck {
     /// The problem with `p`, if an earlier row has its key.
     fn check(&mut self, p: &PlannedRow) -> Option<Problem> {
         let key = self.keys.of(p)?;
-        let first = *self.first.entry(key).or_insert(p.row);
+        let first = self.first.first_or_insert(key, p.row);
         (first != p.row).then(|| Problem {
             row: p.row,
             column: None,
@@ -148,7 +149,7 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         header_row: read.source.header_row,
         keys: KeyCheck {
             keys: KeyFingerprints::new(key),
-            first: HashMap::new(),
+            first: FirstRows::default(),
         },
     })
 }
