@@ -48,7 +48,7 @@ pub mod policy;
 mod measure;
 
 use index::{Index, Record, State};
-pub use keys::{KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
+pub use keys::{KeyFingerprints, KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
 
 use std::borrow::Cow;
 use std::ffi::OsString;

@@ -1,11 +1,11 @@
 //! Delimited text (CSV, TSV, Excel's semicolon CSV): encoding and delimiter sniffing,
 //! streaming records through one reused buffer, and the row numbers a spreadsheet shows.
 
-use std::io::{self, BufRead, BufReader, Cursor, Read};
+use std::io::{self, BufReader, Cursor, Read};
 
-use csv_core::ReadRecordResult;
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
+use super::records::{RecordTooLong, Records};
 use super::{Input, Location, RowSource, SourceError, SourceOptions, shown_byte};
 use crate::read::row::{Cell, SourceRow};
 
@@ -17,7 +17,7 @@ const TEXT_CHECK_BYTES: u64 = 1024;
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 /// Slack on top of the per-record byte cap, for quotes, delimiters and read-ahead.
 const RECORD_SLACK: u64 = 64 * 1024;
-/// Bytes of text the record parser is handed at a time.
+/// Bytes of decoded text made at a time.
 const READ_BYTES: usize = 64 * 1024;
 
 /// What was decided about the text once, so a rewind reads it the same way.
@@ -71,7 +71,7 @@ impl DelimitedSource {
             stream = Box::new(Cursor::new(prefix).chain(stream));
         }
 
-        let records = Records::new(stream, plan.delimiter).map_err(|source| read_error(&name, 1, source))?;
+        let records = Records::new(stream, plan.delimiter);
         let mut source = DelimitedSource {
             input: input.clone(),
             name,
@@ -377,180 +377,6 @@ impl FieldLexer {
     }
 }
 
-/// The records of delimited text, parsed by `csv_core` as the csv crate parses them (`"`
-/// quotes, `""` inside them, `\r`, `\n` or `\r\n` line ends, blank lines skipped, a
-/// UTF-8 byte-order mark at the start dropped), with what row numbers and messages need:
-/// the line after each record, where it began and how it ended.
-struct Records {
-    text: BufReader<Box<dyn Read + Send>>,
-    parser: csv_core::Reader,
-    /// The last record's fields, back to back, in `bytes[..bytes_used]`; field `i` ends at
-    /// `ends[i]`, for the first `ends_used`.
-    bytes: Vec<u8>,
-    bytes_used: usize,
-    ends: Vec<usize>,
-    ends_used: usize,
-    /// Bytes of text read so far: the end of the last record.
-    byte: u64,
-    /// Where the last record began: the end of the record before it.
-    start: u64,
-    /// Line breaks read so far: `\n`, `\r\n` and a lone `\r` (an old Mac export) alike.
-    breaks: LineBreaks,
-    /// 1 + the line breaks read when the last record began.
-    line_before: u64,
-    /// The last byte read, which ended the last record (a `\r\n` ends at its `\r`; the
-    /// parser skips the `\n` as a blank line before the next record).
-    last_byte: Option<u8>,
-    /// The last record was closed by the end of the text, not by a line end.
-    ended_by_eof: bool,
-    /// Most bytes one record may take from the text, blank lines before it included.
-    cap: u64,
-}
-
-/// The error a read returns when one record runs past the byte cap.
-#[derive(Debug)]
-struct RecordTooLong;
-
-impl std::fmt::Display for RecordTooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("record too long")
-    }
-}
-
-impl std::error::Error for RecordTooLong {}
-
-impl Records {
-    fn new(mut text: Box<dyn Read + Send>, delimiter: u8) -> io::Result<Records> {
-        // The parser drops a byte-order mark only when its first input holds it whole, and
-        // takes a first input of nothing else for the whole text; a decoder may hand out
-        // fewer bytes at first. So its first input is the first four bytes, together.
-        let mut head = Vec::with_capacity(4);
-        (&mut text).take(4).read_to_end(&mut head)?;
-        let text: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(text));
-        Ok(Records {
-            text: BufReader::with_capacity(READ_BYTES, text),
-            parser: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
-            bytes: vec![0; 1024],
-            bytes_used: 0,
-            ends: vec![0; 64],
-            ends_used: 0,
-            byte: 0,
-            start: 0,
-            breaks: LineBreaks::default(),
-            line_before: 1,
-            last_byte: None,
-            ended_by_eof: false,
-            cap: u64::MAX,
-        })
-    }
-
-    /// Reads the next record; `Ok(false)` at the end of the text.
-    fn read(&mut self) -> io::Result<bool> {
-        self.start = self.byte;
-        self.line_before = self.line();
-        let (mut bytes, mut ends) = (0, 0);
-        loop {
-            let input = self.text.fill_buf()?;
-            let at_end = input.is_empty();
-            let (result, read, wrote, ended) =
-                self.parser
-                    .read_record(input, &mut self.bytes[bytes..], &mut self.ends[ends..]);
-            if let Some(&last) = input[..read].last() {
-                self.last_byte = Some(last);
-            }
-            self.breaks.feed(&input[..read]);
-            self.text.consume(read);
-            self.byte += read as u64;
-            bytes += wrote;
-            ends += ended;
-            match result {
-                ReadRecordResult::InputEmpty if self.byte - self.start > self.cap => {
-                    return Err(io::Error::other(RecordTooLong));
-                }
-                ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => self.bytes.resize(self.bytes.len() * 2, 0),
-                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
-                ReadRecordResult::Record => {
-                    (self.bytes_used, self.ends_used, self.ended_by_eof) = (bytes, ends, at_end);
-                    return Ok(true);
-                }
-                ReadRecordResult::End => return Ok(false),
-            }
-        }
-    }
-
-    /// The number of fields in the last record.
-    fn len(&self) -> usize {
-        self.ends_used
-    }
-
-    /// Every field's bytes of the last record, one after another, without delimiters.
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.bytes_used]
-    }
-
-    /// Where each field of the last record lies in [`Records::as_slice`].
-    fn ranges(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
-        let mut start = 0;
-        self.ends[..self.ends_used].iter().map(move |&end| {
-            let range = start..end;
-            start = end;
-            range
-        })
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.ranges().map(|range| &self.bytes[range])
-    }
-
-    /// 1 + the line breaks read so far, including those inside quoted fields.
-    fn line(&self) -> u64 {
-        1 + self.breaks.count
-    }
-
-    /// The last record ended with a line break, which is counted already.
-    fn ended_by_break(&self) -> bool {
-        !self.ended_by_eof && matches!(self.last_byte, Some(b'\n' | b'\r'))
-    }
-
-    /// The line breaks inside the last record's fields (quoted ones).
-    fn embedded(&self) -> u64 {
-        // Most records hold none: then every line break read for the record ended it.
-        if self.line() - self.line_before == u64::from(self.ended_by_break()) {
-            return 0;
-        }
-        self.iter()
-            .map(|field| {
-                let mut breaks = LineBreaks::default();
-                breaks.feed(field);
-                breaks.count
-            })
-            .sum()
-    }
-}
-
-/// Counts line breaks as a spreadsheet does: `\n`, `\r\n` and a lone `\r` are one each,
-/// also when a `\r\n` is split between two reads.
-#[derive(Default)]
-struct LineBreaks {
-    count: u64,
-    after_cr: bool,
-}
-
-impl LineBreaks {
-    fn feed(&mut self, bytes: &[u8]) {
-        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
-            let after_cr = if at == 0 { self.after_cr } else { bytes[at - 1] == b'\r' };
-            if bytes[at] == b'\r' || !after_cr {
-                self.count += 1;
-            }
-        }
-        if let Some(&last) = bytes.last() {
-            self.after_cr = last == b'\r';
-        }
-    }
-}
-
 impl RowSource for DelimitedSource {
     fn headers(&self) -> &[String] {
         &self.headers
@@ -578,7 +404,7 @@ impl RowSource for DelimitedSource {
 
     fn rewind(&mut self) -> Result<(), SourceError> {
         let stream = text_stream(&self.input, self.plan, &self.name)?;
-        self.records = Records::new(stream, self.plan.delimiter).map_err(|source| read_error(&self.name, 1, source))?;
+        self.records = Records::new(stream, self.plan.delimiter);
         self.rows = RowCounter::default();
         self.read_headers()
     }
@@ -1068,15 +894,6 @@ mod tests {
         };
         let (_, err) = first_error(&bytes_input("runs.csv", &data), &latin);
         assert_eq!(err.row(), Some(202));
-    }
-
-    #[test]
-    fn line_breaks_count_once_across_reads() {
-        let mut breaks = LineBreaks::default();
-        for chunk in [&b"a\r"[..], b"\nb\r", b"\r", b"\n\n", b"c\r"] {
-            breaks.feed(chunk);
-        }
-        assert_eq!(breaks.count, 5);
     }
 
     #[test]

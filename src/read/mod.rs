@@ -5,6 +5,7 @@ mod delimited;
 mod encoding;
 pub mod mapping;
 pub(crate) mod pass;
+mod records;
 pub mod row;
 mod workbook;
 

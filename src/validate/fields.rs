@@ -90,6 +90,7 @@ fn unseen_name(c: char) -> Option<&'static str> {
 }
 
 impl<'a> FieldReader<'a> {
+    #[inline]
     pub(super) fn value(&self, field: Field) -> Option<Value<'a>> {
         let row: &'a SourceRow = self.row;
         if let Some(column) = self.v.map.column(field)

@@ -5,11 +5,12 @@ pub mod date_order;
 mod date_text;
 pub mod dates;
 mod fields;
+mod first_rows;
 mod lists;
 pub mod stage;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono_tz::Tz;
@@ -20,6 +21,7 @@ use crate::request::{EmailAssignee, PlannedRow, SelectionFilter, TestCaseRefs, T
 use date_order::{ColumnOrder, DateEvidence, column_orders};
 use dates::{DateOrder, TimestampUnit};
 use fields::{FieldReader, Value};
+use first_rows::FirstRows;
 use lists::{NOT_A_UUID, Separators, parse_uuid, uuid_text};
 
 impl EmailAssignee {
@@ -175,10 +177,11 @@ pub struct Validator {
     start_order: ColumnOrder,
     end_order: ColumnOrder,
     /// Each human id seen, by a 64-bit fingerprint, with the first row that had it: a
-    /// million ids as strings took 80 MB, as fingerprints they take about 35. Two different ids share a fingerprint with a
-    /// chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and then the message names
-    /// a row whose id visibly differs: a false alarm, never a silent loss.
-    human_ids: HashMap<u64, usize>,
+    /// million ids as strings took 80 MB, as fingerprints they take 25. Two different ids
+    /// share a fingerprint with a chance of about n²/2⁶⁵ (3 in 10⁸ for a million rows), and
+    /// then the message names a row whose id visibly differs: a false alarm, never a
+    /// silent loss.
+    human_ids: FirstRows,
     separators: Separators,
 }
 
@@ -197,7 +200,7 @@ impl Validator {
             is_workbook,
             start_order,
             end_order,
-            human_ids: HashMap::new(),
+            human_ids: FirstRows::default(),
             separators: Separators::new(&rules.list_separators),
             rules,
         }
@@ -217,7 +220,7 @@ impl Validator {
             rules: rules.clone(),
             start_order: ColumnOrder::Known(rules.date_order),
             end_order: ColumnOrder::Known(rules.date_order),
-            human_ids: HashMap::new(),
+            human_ids: FirstRows::default(),
             separators: Separators::new(&rules.list_separators),
         };
         let mut problems = Vec::new();
@@ -318,7 +321,7 @@ impl Validator {
         let Some(fingerprint) = human_id_fingerprint else {
             return result;
         };
-        let first = *self.human_ids.entry(fingerprint).or_insert(row.number);
+        let first = self.human_ids.first_or_insert(fingerprint, row.number);
         // A row whose columns have shifted keeps its one problem; its id still counts.
         if first != row.number && row.overflow.is_none() {
             let mut problems = Vec::new();

@@ -3,7 +3,7 @@
 //! whose dd/mm order is still to be learned are settled here, by the protocol in
 //! [`super::date_order`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -11,8 +11,9 @@ use super::date_order::{
     DateEvidence, EarlyOrders, OrdersOverturned, PendingOrder, date_evidence, learn_date_orders,
     learn_date_orders_early,
 };
+use super::first_rows::FirstRows;
 use super::{Problem, ProblemKind, RowRules, Validator};
-use crate::ledger::{KeySpec, row_key};
+use crate::ledger::{KeyFingerprints, KeySpec};
 use crate::read::mapping::{ColumnMap, ExplicitColumn, Field, map_headers};
 use crate::read::pass::read_prepared;
 use crate::read::row::SourceRow;
@@ -55,18 +56,16 @@ pub struct ReadStage {
 /// The first row of each key (`--key`), to refuse a second row with the same one. Rows
 /// keyed by their human_id alone are left to the validator's own check of human ids.
 struct KeyCheck {
-    spec: KeySpec,
-    first: HashMap<String, usize>,
+    keys: KeyFingerprints,
+    /// The first row of each key, by its fingerprint: 12 bytes a slot, whatever the row's size.
+    first: FirstRows,
 }
 
 impl KeyCheck {
     /// The problem with `p`, if an earlier row has its key.
     fn check(&mut self, p: &PlannedRow) -> Option<Problem> {
-        let key = row_key(&self.spec, p);
-        if key.starts_with("human_id:") {
-            return None;
-        }
-        let first = *self.first.entry(key).or_insert(p.row);
+        let key = self.keys.of(p)?;
+        let first = self.first.first_or_insert(key, p.row);
         (first != p.row).then(|| Problem {
             row: p.row,
             column: None,
@@ -75,7 +74,7 @@ impl KeyCheck {
             kind: ProblemKind::DuplicateKey,
             message: format!(
                 "row {first} has the same key ({}): two rows with one key are one run; change one, or pass --key with fields that tell them apart",
-                self.spec.describe()
+                self.keys.spec().describe()
             ),
         })
     }
@@ -149,8 +148,8 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         column_problems_told: false,
         header_row: read.source.header_row,
         keys: KeyCheck {
-            spec: key,
-            first: HashMap::new(),
+            keys: KeyFingerprints::new(key),
+            first: FirstRows::default(),
         },
     })
 }
@@ -173,7 +172,7 @@ pub enum RowEvent<'a> {
 impl ReadStage {
     /// The fields that identify a row across runs: `--key`, or the file's default.
     pub fn key(&self) -> &KeySpec {
-        &self.keys.spec
+        self.keys.keys.spec()
     }
 
     /// The input's layout, which the failed-rows file keeps.
