@@ -712,3 +712,40 @@ fn an_empty_sheet_has_no_headers() {
     assert!(headers.is_empty());
     assert!(rows.is_empty());
 }
+
+/// `data`, a zip package, with the part `name` rewritten by `edit` (every part stored).
+fn rewrite_part(data: Vec<u8>, name: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(Cursor::new(data)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..archive.len() {
+        let mut part = archive.by_index(i).unwrap();
+        let part_name = part.name().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        part.read_to_end(&mut bytes).unwrap();
+        if part_name == name {
+            bytes = edit(String::from_utf8(bytes).unwrap()).into_bytes();
+        }
+        out.start_file(part_name, stored).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+/// A shared strings table claiming a trillion strings made calamine reserve room for them
+/// all, and the failed allocation aborted the process.
+#[test]
+fn a_shared_strings_table_claiming_a_trillion_strings_reads_the_ones_there() {
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "Title").unwrap();
+    sheet.write_string(1, 0, "Only run").unwrap();
+    let data = rewrite_part(workbook.save_to_buffer().unwrap(), "xl/sharedStrings.xml", |xml| {
+        assert!(xml.contains(r#"uniqueCount="2""#), "{xml}");
+        xml.replace(r#"uniqueCount="2""#, r#"uniqueCount="999999999999""#)
+    });
+    let (headers, rows) = read_all(&bytes_input("claims.xlsx", &data), &opts());
+    assert_eq!(headers, ["Title"]);
+    assert_eq!(rows, [SourceRow::new(2, &[text("Only run")])]);
+}

@@ -250,6 +250,10 @@ impl FromStr for CellErrorType {
 
 type Tables = Option<Vec<(String, String, Vec<String>, Dimensions)>>;
 
+/// The most shared strings reserved ahead from a table's `uniqueCount`; a bigger table
+/// grows as it is read.
+const MAX_SST_RESERVE: usize = 1 << 20;
+
 /// A struct representing xml zipped excel file
 /// Xlsx, Xlsm, Xlam
 pub struct Xlsx<RS> {
@@ -361,7 +365,9 @@ impl<RS: Read + Seek> Xlsx<RS> {
                 Ok(Event::Start(e)) if e.local_name().as_ref() == "sst" => {
                     if let Some(count) = e.raw_attr("uniqueCount")? {
                         if let Ok(n) = atoi_simd::parse::<usize, true, false>(count.as_bytes()) {
-                            self.strings.reserve(n);
+                            // Only a hint, and a file may claim anything: reserving what
+                            // it says aborted on `uniqueCount="999999999999"` (24 TB).
+                            self.strings.reserve(n.min(MAX_SST_RESERVE));
                         }
                     }
                     break;
