@@ -5,7 +5,9 @@
 //! cells; XLS and ODS come from the range calamine read whole (within [`MAX_CELLS`]).
 //!
 //! A thread of its own lets the reader borrow the workbook it reads (calamine's cell
-//! readers do) and lets the other side bound the wait for it ([`watchdog`]).
+//! readers do) and lets the other side bound the wait for it ([`watchdog`]). The thread
+//! keeps the workbook open for another reading ([`Feed::restart`]): the sheet is read
+//! again, but the shared strings table is not.
 //!
 //! [`MAX_CELLS`]: super::book::MAX_CELLS
 
@@ -13,7 +15,7 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::Duration;
 
 use calamine::{Data, DataRef, Dimensions, Range, Reader, Sheets};
@@ -40,10 +42,6 @@ pub(super) struct Plan {
     pub(super) title_headers: Vec<String>,
     /// Cells right of this many columns are not kept (a row still says how wide it was).
     pub(super) max_columns: usize,
-    /// Whether to read the merged regions (they cost a pass over the sheet).
-    pub(super) merges: bool,
-    /// 0-based: rows above it are not sent.
-    pub(super) from_row: u32,
     /// How long the reading may go without progress.
     pub(super) stall: Duration,
 }
@@ -136,10 +134,17 @@ enum Message {
     Failed(SourceError),
 }
 
+/// Read the sheet again, from row `from_row` (0-based), into `tx`.
+struct Restart {
+    tx: SyncSender<Message>,
+    from_row: u32,
+}
+
 /// The receiving side: the rows of one reading, in order.
 pub(super) struct Feed {
     name: String,
     rx: Receiver<Message>,
+    restarts: Sender<Restart>,
     rows: std::vec::IntoIter<SheetRow>,
     ended: bool,
     progress: Arc<Progress>,
@@ -163,6 +168,7 @@ impl Feed {
     pub(super) fn start_with(plan: &Plan, open: Opener) -> Result<Feed, SourceError> {
         let name = plan.input.display_name();
         let (tx, rx) = sync_channel(BATCHES_AHEAD);
+        let (restarts, restart) = channel();
         let progress = Arc::new(Progress::default());
         let out = Out {
             tx,
@@ -173,7 +179,7 @@ impl Feed {
         let work = plan.clone();
         std::thread::Builder::new()
             .name("workbook".to_owned())
-            .spawn(move || out.run(&work, open))
+            .spawn(move || out.run(&work, open, &restart))
             .map_err(|e| SourceError::Workbook {
                 name: name.clone(),
                 detail: format!("cannot start its reading thread: {e}"),
@@ -181,11 +187,26 @@ impl Feed {
         Ok(Feed {
             name,
             rx,
+            restarts,
             rows: Vec::new().into_iter(),
             ended: false,
             progress,
             stall: plan.stall,
         })
+    }
+
+    /// Reads the sheet again from row `from_row` (0-based), with the workbook the thread
+    /// has open. A reading under way stops at its next send.
+    pub(super) fn restart(&mut self, from_row: u32) -> Result<(), SourceError> {
+        let (tx, rx) = sync_channel(BATCHES_AHEAD);
+        self.rx = rx;
+        self.rows = Vec::new().into_iter();
+        self.ended = false;
+        match self.restarts.send(Restart { tx, from_row }) {
+            Ok(()) => Ok(()),
+            // The thread ended with an error already told.
+            Err(_) => Err(self.end_with(reader_failed(&self.name))),
+        }
     }
 
     /// Where the table is: the first message.
@@ -280,24 +301,59 @@ struct Out {
     progress: Arc<Progress>,
 }
 
+/// The workbook the thread has open, and where its table is.
+struct Reading {
+    book: Sheets<Box<dyn ReadSeek>>,
+    blame: Blame,
+    sheet: String,
+    /// Sent once, before the first reading's rows.
+    opened: Option<Opened>,
+}
+
 impl Out {
-    /// The thread's whole work: every row it reads, then its last word. calamine parses
-    /// untrusted bytes; a panic on a hostile file becomes an error naming the file.
-    fn run(mut self, plan: &Plan, open: Opener) {
-        let read = catch_unwind(AssertUnwindSafe(|| self.read(plan, open)));
-        let last = match read {
-            Ok(Ok(())) => Message::End,
-            Ok(Err(Stop::Gone)) => return,
-            Ok(Err(Stop::Failed(err))) => Message::Failed(err),
-            Err(_) => Message::Failed(reader_failed(&plan.input.display_name())),
+    /// The thread's whole work: the first reading, then one for each restart, each ended
+    /// with its last word. calamine parses untrusted bytes; a panic on a hostile file
+    /// becomes an error naming the file, and ends the thread.
+    fn run(mut self, plan: &Plan, open: Opener, restarts: &Receiver<Restart>) {
+        let name = plan.input.display_name();
+        let mut reading = match catch_unwind(AssertUnwindSafe(|| self.open(plan, open))) {
+            Ok(Ok(reading)) => reading,
+            Ok(Err(stop)) => return self.stop(stop),
+            Err(_) => return self.stop(Stop::Failed(reader_failed(&name))),
         };
-        // The rows before the end go first; a failure comes after the rows before it.
-        if self.flush().is_ok() {
-            let _ = self.tx.send(last);
+        let mut from_row = 0;
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.pass(&mut reading, plan, from_row))) {
+                Ok(Ok(())) => {
+                    if self.flush().is_ok() {
+                        let _ = self.tx.send(Message::End);
+                    }
+                }
+                // Nobody listens to this reading any more: wait for the next.
+                Ok(Err(Stop::Gone)) => {}
+                Ok(Err(stop)) => return self.stop(stop),
+                Err(_) => return self.stop(Stop::Failed(reader_failed(&name))),
+            }
+            let Ok(restart) = restarts.recv() else {
+                return;
+            };
+            (self.tx, from_row) = (restart.tx, restart.from_row);
+            self.batch.clear();
+            self.batch_bytes = 0;
         }
     }
 
-    fn read(&mut self, plan: &Plan, open: Opener) -> Result<(), Stop> {
+    /// A reading that failed: the rows before the failure go first, then the error.
+    fn stop(&mut self, stop: Stop) {
+        if let Stop::Failed(err) = stop
+            && self.flush().is_ok()
+        {
+            let _ = self.tx.send(Message::Failed(err));
+        }
+    }
+
+    /// Opens the workbook and finds the table, and its merged regions.
+    fn open(&mut self, plan: &Plan, open: Opener) -> Result<Reading, Stop> {
         let name = plan.input.display_name();
         let reader = open(&self.progress)?;
         let (mut book, blame) = book::open(reader, plan.kind, &name)?;
@@ -308,39 +364,58 @@ impl Out {
         };
         let table = book::locate(&mut book, &wanted, &name)?;
         let sheet = table.sheet.clone();
-        let merged = match plan.merges {
-            true => book::merged(&mut book, &sheet),
-            false => Vec::new(),
-        };
-        let mut opened = Opened {
+        let merged = book::merged(&mut book, &sheet);
+        let opened = Opened {
             table,
             merged,
             width: Width::Declared(0),
         };
-        let mut rows = Rows::new(plan, &sheet);
-        match &mut book {
-            Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(&sheet) {
+        Ok(Reading {
+            book,
+            blame,
+            sheet,
+            opened: Some(opened),
+        })
+    }
+
+    /// One reading of the sheet, from row `from_row`.
+    fn pass(&mut self, reading: &mut Reading, plan: &Plan, from_row: u32) -> Result<(), Stop> {
+        let Reading {
+            book,
+            blame,
+            sheet,
+            opened,
+        } = reading;
+        let mut rows = Rows::new(plan, from_row, sheet);
+        match book {
+            Sheets::Xlsx(xlsx) => match xlsx.worksheet_cells_reader(sheet) {
                 Ok(mut cells) => {
-                    opened.width = declared(cells.dimensions());
-                    self.send(Message::Opened(Box::new(opened)))?;
-                    self.stream(|| cells.next_cell(), &mut rows, &blame)
+                    self.opened(opened, declared(cells.dimensions()))?;
+                    self.stream(|| cells.next_cell(), &mut rows, blame)
                 }
                 // A chart sheet, as calamine's own `worksheet_range` treats it.
-                Err(calamine::XlsxError::NotAWorksheet(_)) => self.send(Message::Opened(Box::new(opened))),
+                Err(calamine::XlsxError::NotAWorksheet(_)) => self.opened(opened, Width::Declared(0)),
                 Err(e) => Err(blame.error(e.into()).into()),
             },
             Sheets::Xlsb(xlsb) => {
-                let mut cells = xlsb.worksheet_cells_reader(&sheet).map_err(|e| blame.error(e.into()))?;
-                opened.width = declared(cells.dimensions());
-                self.send(Message::Opened(Box::new(opened)))?;
-                self.stream(|| cells.next_cell(), &mut rows, &blame)
+                let mut cells = xlsb.worksheet_cells_reader(sheet).map_err(|e| blame.error(e.into()))?;
+                self.opened(opened, declared(cells.dimensions()))?;
+                self.stream(|| cells.next_cell(), &mut rows, blame)
             }
             whole => {
-                let range = whole.worksheet_range(&sheet).map_err(|e| blame.error(e))?;
-                opened.width = Width::Exact(range.end().map_or(0, |(_, right)| right as usize + 1));
-                self.send(Message::Opened(Box::new(opened)))?;
+                let range = whole.worksheet_range(sheet).map_err(|e| blame.error(e))?;
+                let width = Width::Exact(range.end().map_or(0, |(_, right)| right as usize + 1));
+                self.opened(opened, width)?;
                 self.send_range(&range, &mut rows)
             }
+        }
+    }
+
+    /// Sends where the table is, with the sheet's width, before the first reading's rows.
+    fn opened(&self, opened: &mut Option<Opened>, width: Width) -> Result<(), Stop> {
+        match opened.take() {
+            Some(opened) => self.send(Message::Opened(Box::new(Opened { width, ..opened }))),
+            None => Ok(()),
         }
     }
 
@@ -426,10 +501,10 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(plan: &Plan, sheet: &str) -> Rows {
+    fn new(plan: &Plan, from_row: u32, sheet: &str) -> Rows {
         Rows {
             current: None,
-            from_row: plan.from_row,
+            from_row,
             max_columns: plan.max_columns,
             name: plan.input.display_name(),
             sheet: sheet.to_owned(),
@@ -479,15 +554,13 @@ mod tests {
             find_table: false,
             title_headers: Vec::new(),
             max_columns: 3,
-            merges: false,
-            from_row: 1,
             stall: Duration::from_secs(60),
         }
     }
 
     #[test]
     fn cells_group_into_rows_in_column_order_the_last_value_winning() {
-        let mut rows = Rows::new(&plan(), "Runs");
+        let mut rows = Rows::new(&plan(), 1, "Runs");
         let text = |s: &str| Data::String(s.to_owned());
         let mut done = Vec::new();
         for (index, column, data) in [
@@ -518,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_row_above_the_current_one_is_an_error_naming_both() {
-        let mut rows = Rows::new(&plan(), "Runs");
+        let mut rows = Rows::new(&plan(), 1, "Runs");
         rows.add(8, 0, Data::Int(1)).unwrap();
         let err = rows.add(4, 0, Data::Int(2)).unwrap_err();
         assert_eq!(
@@ -588,7 +661,6 @@ mod tests {
     fn streaming(stall: Duration) -> Plan {
         Plan {
             max_columns: 1000,
-            from_row: 0,
             stall,
             ..plan()
         }

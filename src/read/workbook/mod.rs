@@ -7,7 +7,8 @@
 //! pipeline's rows, spreading merged cells as it goes. Memory follows the row, not the
 //! sheet: .xlsx and .xlsb stream, a gap of empty rows costs nothing, and .xls and .ods,
 //! which calamine reads whole, are capped ([`book::MAX_CELLS`]). A reading that stops
-//! moving is ended ([`watchdog`]). Reading again (`rewind`) starts a new thread.
+//! moving is ended ([`watchdog`]). Reading again (`rewind`) reads the sheet again on the
+//! same thread, the workbook still open.
 
 mod book;
 mod feed;
@@ -32,8 +33,6 @@ pub(super) struct WorkbookSource {
     name: String,
     sheet: String,
     headers: Vec<String>,
-    /// How a reading starts again: the sheet found, from the first data row.
-    plan: Plan,
     feed: Feed,
     /// The next row the feed gave, not handed on yet.
     ahead: Option<SheetRow>,
@@ -50,28 +49,22 @@ pub(super) struct WorkbookSource {
 
 impl WorkbookSource {
     pub(super) fn open(input: &Input, opts: &SourceOptions, kind: Kind) -> Result<Self, SourceError> {
-        let mut plan = Plan {
+        let plan = Plan {
             input: input.clone(),
             kind,
             sheet: opts.sheet.clone(),
             find_table: opts.find_table,
             title_headers: opts.title_headers.clone(),
             max_columns: opts.max_columns,
-            merges: true,
-            from_row: 0,
             stall: watchdog::stall_bound(),
         };
         let mut feed = Feed::start(&plan)?;
         let opened = feed.opened()?;
         let header = opened.table.header_row.unwrap_or(opts.header_row) - 1;
-        // Later readings go straight to the sheet found, from the first data row.
-        (plan.sheet, plan.find_table, plan.merges) = (Some(opened.table.sheet.clone()), false, false);
-        plan.from_row = u32::try_from(header + 1).unwrap_or(u32::MAX);
         let mut source = WorkbookSource {
             name: input.display_name(),
             sheet: opened.table.sheet,
             headers: Vec::new(),
-            plan,
             feed,
             ahead: None,
             header,
@@ -284,10 +277,9 @@ impl RowSource for WorkbookSource {
         notes
     }
 
-    /// Reads the sheet again on a new thread; the old one ends at its next send.
+    /// Reads the sheet again, from the first data row, with the workbook still open.
     fn rewind(&mut self) -> Result<(), SourceError> {
-        self.feed = Feed::start(&self.plan)?;
-        self.feed.opened()?;
+        self.feed.restart(u32::try_from(self.header + 1).unwrap_or(u32::MAX))?;
         self.ahead = None;
         self.next = self.header + 1;
         self.merges.restart();
