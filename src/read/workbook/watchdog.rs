@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// How long a reading may go without progress.
 pub(super) const STALL_BOUND: Duration = Duration::from_secs(60);
 
-/// Sets the bound, in seconds, in place of [`STALL_BOUND`]: for tests and for a machine
+/// Sets the bound, in seconds, in place of [`STALL_BOUND`]: to try it, and for a machine
 /// where a minute is too short or too long (docs/DESIGN.md).
 pub(super) const STALL_ENV: &str = "TESTSIGMA_IMPORT_READ_STALL_SECS";
 
