@@ -410,21 +410,24 @@ pub enum SourceError {
     NoTitleHeader { name: String, looked: String },
 
     #[error(
-        "{name}: sheet `{sheet}` has values from {first} to {last}, an area of {cells} cells, over the {limit} this tool can hold; delete the stray cells far below or right of the table (in Excel, Ctrl+End goes to the last one)"
+        "{name}: its sheets span {cells} cells (from each sheet's first value to its last), over the {limit} this tool reads from an .xls or .ods file; delete the stray cells or repeated rows far below or right of the tables (Ctrl+End goes to the last cell), or save it as .xlsx, which is read without this limit"
     )]
-    AreaTooLarge {
+    TooManyCells { name: String, cells: usize, limit: usize },
+
+    #[error(
+        "{name}: sheet `{sheet}` has a cell of row {row} after row {after}: its rows are out of order, which Excel and LibreOffice never write; open it in Excel or LibreOffice and save a fresh copy"
+    )]
+    RowsOutOfOrder {
         name: String,
         sheet: String,
-        first: String,
-        last: String,
-        cells: u64,
-        limit: u64,
+        row: usize,
+        after: usize,
     },
 
     #[error(
-        "{name}: the sheet would take {cells} cells, over the {limit} the workbook reader holds; delete the stray cells or repeated rows far below or right of the table (in LibreOffice, Ctrl+End goes to the last cell)"
+        "{name}: reading the workbook made no progress for {seconds} seconds, so it was stopped; the file may be damaged or built to keep a reader busy: open it in Excel or LibreOffice and save a fresh copy"
     )]
-    TooManyCells { name: String, cells: usize, limit: usize },
+    ReadStalled { name: String, seconds: f64 },
 }
 
 /// A delimiter as a message shows it: in backticks, or named when invisible.

@@ -123,7 +123,7 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
             columns,
         });
     } else if needs_order {
-        // A workbook is in memory already: go over its date columns now.
+        // A workbook: go over its date columns now; `rewind` starts its reading again.
         evidence = date_evidence(source.as_mut(), &map, &columns)?;
         source.rewind().map_err(|e| anyhow!("{e}"))?;
     }

@@ -1549,3 +1549,118 @@ fn encoding_aliases_read_like_their_whatwg_labels() {
         assert_eq!(titles, [json!("가나")], "{label}");
     }
 }
+
+/// Cells far apart (A1, BL1, and row 1,048,576, Excel's last) are read with their own
+/// values and row numbers; the sheet is streamed, so the gap between them costs nothing.
+#[test]
+fn workbook_cells_far_apart_plan_with_their_row_numbers() {
+    let w = Work::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "Title").unwrap();
+    sheet.write_string(0, 63, "Labels").unwrap();
+    sheet.write_string(1, 0, "First run").unwrap();
+    sheet.write_string(1_048_575, 0, "Last run").unwrap();
+    sheet.write_string(1_048_575, 63, "far;away").unwrap();
+    workbook.save(w.path("far.xlsx")).unwrap();
+    let run = w.dry_run("far.xlsx", &["--project-id", PROJECT]);
+    run.assert_code(0);
+    let bodies: Vec<(u64, Value, Value)> = run
+        .bodies()
+        .into_iter()
+        .map(|(row, body)| (row, body["title"].clone(), body["label_names"].clone()))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (2, json!("First run"), json!([])),
+            (1_048_576, json!("Last run"), json!(["far", "away"]))
+        ]
+    );
+    assert_eq!(
+        run.report(),
+        [planned(2, "First run", ""), planned(1_048_576, "Last run", "")]
+    );
+}
+
+/// A sheet of 200,000 rows is read in full, twice (once for the date column's order, once
+/// to validate): every row planned, with its own row number, title and numeric key.
+#[test]
+fn a_sheet_of_200000_rows_dry_runs_every_row() {
+    const ROWS: u32 = 200_000;
+    let w = Work::new();
+    let mut workbook = Workbook::new();
+    let date = Format::new().set_num_format("dd/mm/yyyy");
+    let sheet = workbook.add_worksheet();
+    for (column, header) in ["Title", "Human ID", "Start Date"].into_iter().enumerate() {
+        sheet.write_string(0, column as u16, header).unwrap();
+    }
+    for row in 1..=ROWS {
+        let day = ExcelDateTime::from_ymd(2024, 1 + (row % 12) as u8, 1 + (row % 28) as u8).unwrap();
+        sheet.write_string(row, 0, format!("Run {row}")).unwrap();
+        sheet.write_number(row, 1, f64::from(row)).unwrap();
+        sheet.write_datetime_with_format(row, 2, &day, &date).unwrap();
+    }
+    workbook.save(w.path("big.xlsx")).unwrap();
+    let output = w
+        .command()
+        .args(["import", "big.xlsx", "--dry-run", "--no-state", "--quiet"])
+        .args(["--report", "out.report.csv", "--project-id", PROJECT])
+        .output()
+        .expect("run the binary");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_csv(&w.path("out.report.csv"), &REPORT_HEADER);
+    assert_eq!(report.len(), ROWS as usize);
+    for (row, line) in (1..=ROWS).zip(&report) {
+        let key = row.to_string();
+        assert_eq!(*line, planned(row + 1, &format!("Run {row}"), &key), "row {}", row + 1);
+    }
+}
+
+/// A sheet whose rows come out of order (no spreadsheet writes one) stops the run naming
+/// the rows, rather than being held back to be sorted.
+#[test]
+fn workbook_rows_out_of_order_stop_the_run_naming_them() {
+    use std::io::{Read, Write};
+    let w = Work::new();
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "Title").unwrap();
+    sheet.write_string(1, 0, "Moved run").unwrap();
+    sheet.write_string(2, 0, "Third run").unwrap();
+    let data = workbook.save_to_buffer().unwrap();
+    // Row 2 becomes row 9, ahead of row 3.
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..archive.len() {
+        let mut part = archive.by_index(i).unwrap();
+        let name = part.name().unwrap().into_owned();
+        let mut text = Vec::new();
+        part.read_to_end(&mut text).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            let xml = String::from_utf8(text).unwrap();
+            assert!(xml.contains(r#"<row r="2""#) && xml.contains(r#"r="A2""#), "{xml}");
+            text = xml
+                .replace(r#"<row r="2""#, r#"<row r="9""#)
+                .replace(r#"r="A2""#, r#"r="A9""#)
+                .into_bytes();
+        }
+        out.start_file(name, stored).unwrap();
+        out.write_all(&text).unwrap();
+    }
+    w.create("shuffled.xlsx", out.finish().unwrap().into_inner());
+    let run = w.dry_run("shuffled.xlsx", &["--project-id", PROJECT]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("shuffled.xlsx: sheet `Sheet1` has a cell of row 3 after row 9: its rows are out of order"),
+        "{}",
+        run.stderr
+    );
+}

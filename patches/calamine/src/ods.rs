@@ -38,7 +38,9 @@ const MAX_ROWS: u32 = 1_048_576;
 const MAX_COLUMNS: u32 = 16_384;
 
 /// Maximum number of cells to prevent memory exhaustion from malicious files.
-const MAX_CELLS: usize = 100_000_000;
+/// The most cells a workbook's sheets may span together unless [`Ods::with_max_cells`]
+/// says otherwise.
+pub const MAX_CELLS: usize = 100_000_000;
 
 /// Maximum size of the `meta.xml` document properties part.
 const MAX_META_XML_SIZE: u64 = 1024 * 1024;
@@ -198,13 +200,11 @@ impl<RS> Ods<RS> {
     }
 }
 
-impl<RS> Reader<RS> for Ods<RS>
-where
-    RS: Read + Seek,
-{
-    type Error = OdsError;
-
-    fn new(reader: RS) -> Result<Self, OdsError> {
+impl<RS: Read + Seek> Ods<RS> {
+    /// Opens a workbook like [`Reader::new`], refusing one whose sheets would span more
+    /// than `max_cells` cells together (see [`OdsError::CellLimitExceeded`]) before the
+    /// sheet that would pass it is built.
+    pub fn with_max_cells(reader: RS, max_cells: usize) -> Result<Self, OdsError> {
         let mut zip = ZipArchive::new(reader)?;
 
         // check mimetype
@@ -231,7 +231,7 @@ where
             sheets,
             sheets_metadata,
             defined_names,
-        } = parse_content(zip)?;
+        } = parse_content(zip, max_cells)?;
         let metadata = Metadata {
             sheets: sheets_metadata,
             names: defined_names,
@@ -246,6 +246,17 @@ where
             meta_xml,
             options: OdsOptions::default(),
         })
+    }
+}
+
+impl<RS> Reader<RS> for Ods<RS>
+where
+    RS: Read + Seek,
+{
+    type Error = OdsError;
+
+    fn new(reader: RS) -> Result<Self, OdsError> {
+        Self::with_max_cells(reader, MAX_CELLS)
     }
 
     fn with_header_row(&mut self, header_row: HeaderRow) -> &mut Self {
@@ -356,7 +367,10 @@ fn check_for_password_protected<RS: Read + Seek>(zip: &mut ZipArchive<RS>) -> Re
 }
 
 /// Parses content.xml and store the result in `self.content`
-fn parse_content<RS: Read + Seek>(mut zip: ZipArchive<RS>) -> Result<Content, OdsError> {
+fn parse_content<RS: Read + Seek>(
+    mut zip: ZipArchive<RS>,
+    max_cells: usize,
+) -> Result<Content, OdsError> {
     let mut reader = match zip.by_name("content.xml") {
         Ok(f) => {
             let mut r = XmlReader::from_reader(BufReader::new(f));
@@ -376,6 +390,7 @@ fn parse_content<RS: Read + Seek>(mut zip: ZipArchive<RS>) -> Result<Content, Od
     let mut sheets_metadata = Vec::new();
     let mut styles = HashMap::new();
     let mut style_name: Option<String> = None;
+    let mut area_so_far = 0usize;
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) if e.name() == QName("style:style") => {
@@ -407,7 +422,18 @@ fn parse_content<RS: Read + Seek>(mut zip: ZipArchive<RS>) -> Result<Content, Od
                     .unwrap_or(SheetVisible::Visible);
                 if let Some(v) = e.raw_attr("table:name")? {
                     let name = decode_attr(v)?;
-                    let (range, formulas) = read_table(&mut reader)?;
+                    // The limit is for the workbook: each sheet gets what the others left.
+                    let left = max_cells.saturating_sub(area_so_far);
+                    let (range, formulas) = read_table(&mut reader, left).map_err(|e| match e {
+                        OdsError::CellLimitExceeded { requested, .. } => {
+                            OdsError::CellLimitExceeded {
+                                requested: requested.saturating_add(area_so_far),
+                                max: max_cells,
+                            }
+                        }
+                        e => e,
+                    })?;
+                    area_so_far += range.get_size().0 * range.get_size().1;
                     sheets_metadata.push(Sheet {
                         name: name.clone(),
                         typ: SheetType::WorkSheet,
@@ -432,7 +458,10 @@ fn parse_content<RS: Read + Seek>(mut zip: ZipArchive<RS>) -> Result<Content, Od
     })
 }
 
-fn read_table<RS>(reader: &mut OdsReader<'_, RS>) -> Result<(Range<Data>, Range<String>), OdsError>
+fn read_table<RS>(
+    reader: &mut OdsReader<'_, RS>,
+    max_cells: usize,
+) -> Result<(Range<Data>, Range<String>), OdsError>
 where
     RS: Read + Seek,
 {
@@ -469,6 +498,7 @@ where
                     &mut cell_buf,
                     &mut cells,
                     &mut formulas,
+                    max_cells,
                 )?;
                 cols.push(cells.len());
                 rows_repeats.push(capped_repeats);
@@ -482,8 +512,8 @@ where
         buf.clear();
     }
     Ok((
-        get_range(cells, &cols, &rows_repeats)?,
-        get_range(formulas, &cols, &rows_repeats)?,
+        get_range(cells, &cols, &rows_repeats, max_cells)?,
+        get_range(formulas, &cols, &rows_repeats, max_cells)?,
     ))
 }
 
@@ -495,6 +525,7 @@ fn get_range<T: Default + Clone + PartialEq>(
     mut cells: Vec<T>,
     cols: &[usize],
     rows_repeats: &[usize],
+    max_cells: usize,
 ) -> Result<Range<T>, OdsError> {
     // find smallest area with non empty Cells
     let mut row_min = None;
@@ -531,19 +562,19 @@ fn get_range<T: Default + Clone + PartialEq>(
     let row_width = col_max + 1 - col_min;
     let cells_len = (row_max + 1 - row_min) * row_width;
     // Refuse an area over the limit before building any of it: repeated rows would
-    // otherwise fill up to MAX_CELLS cells (gigabytes) before the check in the loop.
+    // otherwise fill up to max_cells cells (gigabytes) before the check in the loop.
     let area = rows_repeats[row_min..=row_max]
         .iter()
         .sum::<usize>()
         .saturating_mul(row_width);
-    if area > MAX_CELLS {
+    if area > max_cells {
         return Err(OdsError::CellLimitExceeded {
             requested: area,
-            max: MAX_CELLS,
+            max: max_cells,
         });
     }
     {
-        let mut new_cells = Vec::with_capacity(cells_len.min(MAX_CELLS));
+        let mut new_cells = Vec::with_capacity(cells_len.min(max_cells));
         let empty_cells = vec![T::default(); col_max + 1];
         let mut empty_row_repeats = 0_usize;
         let mut consecutive_empty_rows = 0_usize;
@@ -563,12 +594,12 @@ fn get_range<T: Default + Clone + PartialEq>(
             }
 
             if empty_row_repeats > 0 {
-                // Check if expanding empty rows would exceed MAX_CELLS
+                // Check if expanding empty rows would exceed max_cells
                 let cells_to_add = empty_row_repeats.saturating_mul(row_width);
-                if new_cells.len().saturating_add(cells_to_add) > MAX_CELLS {
+                if new_cells.len().saturating_add(cells_to_add) > max_cells {
                     return Err(OdsError::CellLimitExceeded {
                         requested: new_cells.len().saturating_add(cells_to_add),
-                        max: MAX_CELLS,
+                        max: max_cells,
                     });
                 }
                 row_max = row_max + empty_row_repeats - consecutive_empty_rows;
@@ -583,12 +614,12 @@ fn get_range<T: Default + Clone + PartialEq>(
                 row_max = row_max + row_repeats - 1;
             }
 
-            // Check if expanding this row would exceed MAX_CELLS
+            // Check if expanding this row would exceed max_cells
             let cells_to_add = row_repeats.saturating_mul(row_width);
-            if new_cells.len().saturating_add(cells_to_add) > MAX_CELLS {
+            if new_cells.len().saturating_add(cells_to_add) > max_cells {
                 return Err(OdsError::CellLimitExceeded {
                     requested: new_cells.len().saturating_add(cells_to_add),
-                    max: MAX_CELLS,
+                    max: max_cells,
                 });
             }
 
@@ -624,6 +655,7 @@ fn read_row<RS>(
     cell_buf: &mut Vec<u8>,
     cells: &mut Vec<Data>,
     formulas: &mut Vec<String>,
+    max_cells: usize,
 ) -> Result<(), OdsError>
 where
     RS: Read + Seek,
@@ -676,10 +708,10 @@ where
                     // Every row's cells are held until the table ends: bound them here,
                     // where repeated values would otherwise add up without limit.
                     let requested = cells.len().saturating_add(capped_repeats);
-                    if requested > MAX_CELLS {
+                    if requested > max_cells {
                         return Err(OdsError::CellLimitExceeded {
                             requested,
-                            max: MAX_CELLS,
+                            max: max_cells,
                         });
                     }
                     for _ in 0..capped_repeats {

@@ -82,6 +82,13 @@ pub enum XlsError {
         /// iFmt value, See 2.4.126 Format
         ifmt: u16,
     },
+    /// The sheets' ranges would span more cells than [`XlsOptions::max_cells`]
+    CellLimitExceeded {
+        /// Cells the range would span
+        requested: usize,
+        /// Maximum allowed cells
+        max: usize,
+    },
 }
 
 from_err!(std::io::Error, XlsError, Io);
@@ -97,6 +104,12 @@ impl std::fmt::Display for XlsError {
             XlsError::StackLen => write!(f, "Invalid stack length"),
             XlsError::Unrecognized { typ, val } => write!(f, "Unrecognized {typ}: 0x{val:0X}"),
             XlsError::Password => write!(f, "Workbook is password protected"),
+            XlsError::CellLimitExceeded { requested, max } => {
+                write!(
+                    f,
+                    "Cell limit exceeded ({requested} cells requested, max {max})"
+                )
+            }
             XlsError::Len {
                 expected,
                 found,
@@ -150,6 +163,30 @@ pub struct XlsOptions {
     pub force_codepage: Option<u16>,
     /// Row to use as header
     pub header_row: HeaderRow,
+    /// The most cells the sheets' ranges may span, all sheets together (they are all read
+    /// when the workbook is opened). A range is dense over the bounding box of its cells, so
+    /// one value far from the others asks for rows × columns cells; a workbook over the
+    /// limit is refused with [`XlsError::CellLimitExceeded`] before the range that would
+    /// pass it is built. `None`: [`MAX_CELLS`].
+    pub max_cells: Option<usize>,
+}
+
+/// The most cells a workbook's ranges may span unless [`XlsOptions::max_cells`] says
+/// otherwise: 100 million, as for a sheet of an .ods.
+pub const MAX_CELLS: usize = 100_000_000;
+
+/// The cells the bounding box of `cells` spans.
+fn bounding_area<T: crate::CellType>(cells: &[Cell<T>]) -> usize {
+    let Some(first) = cells.first() else {
+        return 0;
+    };
+    let (mut top, mut left, mut bottom, mut right) =
+        (first.pos.0, first.pos.1, first.pos.0, first.pos.1);
+    for (r, c) in cells.iter().map(|c| c.pos) {
+        (top, bottom) = (top.min(r), bottom.max(r));
+        (left, right) = (left.min(c), right.max(c));
+    }
+    ((bottom - top) as usize + 1).saturating_mul((right - left) as usize + 1)
 }
 
 struct SheetData {
@@ -625,6 +662,8 @@ impl<RS: Read + Seek> Xls<RS> {
         debug!("defined_names: {defined_names:?}");
 
         let mut sheets = BTreeMap::new();
+        // The cells the ranges built so far span, for `XlsOptions::max_cells`.
+        let mut area_so_far = 0usize;
         let fmla_sheet_names = sheet_names
             .iter()
             .map(|(_, n)| n.clone())
@@ -723,6 +762,15 @@ impl<RS: Read + Seek> Xls<RS> {
                     _ => (),
                 }
             }
+            // Refused before either dense range is allocated.
+            let max = self.options.max_cells.unwrap_or(MAX_CELLS);
+            let requested = bounding_area(&cells)
+                .max(bounding_area(&formulas))
+                .saturating_add(area_so_far);
+            if requested > max {
+                return Err(XlsError::CellLimitExceeded { requested, max });
+            }
+            area_so_far = requested;
             let range = Range::from_sparse(cells);
             let formula = Range::from_sparse(formulas);
             sheets.insert(

@@ -250,6 +250,51 @@ impl FromStr for CellErrorType {
 
 type Tables = Option<Vec<(String, String, Vec<String>, Dimensions)>>;
 
+/// The most shared strings reserved ahead from a table's `uniqueCount`; a bigger table
+/// grows as it is read.
+const MAX_SST_RESERVE: usize = 1 << 20;
+
+/// The shared strings table, back to back in one buffer: a string costs its bytes and the
+/// 8 of its end, where a `String` each cost 24 more and an allocation of its own. A sheet of
+/// mostly distinct text holds all of it here, so this is most of what reading it takes.
+#[derive(Debug, Default)]
+pub struct SharedStrings {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl SharedStrings {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+
+    fn reserve(&mut self, strings: usize) {
+        self.ends.reserve(strings);
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+
+    /// How many strings the table holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The string at `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<&str> {
+        let end = *self.ends.get(index)?;
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1],
+        };
+        self.text.get(start..end)
+    }
+}
+
 /// A struct representing xml zipped excel file
 /// Xlsx, Xlsm, Xlam
 pub struct Xlsx<RS> {
@@ -259,7 +304,7 @@ pub struct Xlsx<RS> {
     /// File name of the main workbook part within `xl_path` (commonly "workbook.xml")
     workbook_name: String,
     /// Shared strings
-    strings: Vec<String>,
+    strings: SharedStrings,
     /// Sheets paths
     sheets: Vec<(String, String)>,
     /// Tables: Name, Sheet, Columns, Data dimensions
@@ -361,7 +406,9 @@ impl<RS: Read + Seek> Xlsx<RS> {
                 Ok(Event::Start(e)) if e.local_name().as_ref() == "sst" => {
                     if let Some(count) = e.raw_attr("uniqueCount")? {
                         if let Ok(n) = atoi_simd::parse::<usize, true, false>(count.as_bytes()) {
-                            self.strings.reserve(n);
+                            // Only a hint, and a file may claim anything: reserving what
+                            // it says aborted on `uniqueCount="999999999999"` (24 TB).
+                            self.strings.reserve(n.min(MAX_SST_RESERVE));
                         }
                     }
                     break;
@@ -381,10 +428,13 @@ impl<RS: Read + Seek> Xlsx<RS> {
                     if let Some(s) =
                         read_string_with_bufs(&mut xml, e.name(), &mut str_buf, &mut str_val_buf)?
                     {
-                        self.strings.push(s);
+                        self.strings.push(&s);
                     }
                 }
-                Ok(Event::End(e)) if e.local_name().as_ref() == "sst" => break,
+                Ok(Event::End(e)) if e.local_name().as_ref() == "sst" => {
+                    self.strings.shrink_to_fit();
+                    break;
+                }
                 Ok(Event::Eof) => return Err(XlsxError::XmlEof("sst")),
                 Err(e) => return Err(XlsxError::Xml(e)),
                 _ => (),
@@ -2797,7 +2847,7 @@ impl<RS: Read + Seek> Reader<RS> for Xlsx<RS> {
             zip,
             xl_path: "xl/".to_string(),
             workbook_name: "workbook.xml".to_string(),
-            strings: Vec::new(),
+            strings: SharedStrings::default(),
             formats: Vec::new(),
             styles: Vec::new(),
             is_1904: false,
@@ -4794,7 +4844,7 @@ mod tests {
             zip,
             xl_path: "xl/".to_string(),
             workbook_name: "workbook.xml".to_string(),
-            strings: vec![],
+            strings: SharedStrings::default(),
             sheets: vec![],
             tables: None,
             formats: vec![],
@@ -4811,9 +4861,9 @@ mod tests {
 
         assert!(xlsx.read_shared_strings().is_ok());
         assert_eq!(3, xlsx.strings.len());
-        assert_eq!("String 1", &xlsx.strings[0]);
-        assert_eq!("String 2", &xlsx.strings[1]);
-        assert_eq!("String 3", &xlsx.strings[2]);
+        assert_eq!(Some("String 1"), xlsx.strings.get(0));
+        assert_eq!(Some("String 2"), xlsx.strings.get(1));
+        assert_eq!(Some("String 3"), xlsx.strings.get(2));
     }
 
     #[test]
@@ -4847,7 +4897,7 @@ mod tests {
             zip,
             xl_path: "xl/".to_string(),
             workbook_name: "workbook.xml".to_string(),
-            strings: vec![],
+            strings: SharedStrings::default(),
             sheets: vec![],
             tables: None,
             formats: vec![],
