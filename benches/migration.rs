@@ -4,8 +4,8 @@
 //! `/usr/bin/time -v`: its time, and its peak memory, which must stay flat (under 200 MB)
 //! however many rows there are. The ledger's size is printed too.
 //!
-//! `cargo bench --bench migration` runs 1,000,000 rows (about an hour on a 2-core machine,
-//! most of it the two fsyncs each row's ledger lines take); `cargo bench --bench migration
+//! `cargo bench --bench migration` runs 1,000,000 rows (about 35 minutes on a 2-core
+//! machine, most of it the two fsyncs each row's ledger lines take); `cargo bench --bench migration
 //! -- 100000` runs another count. `cargo test --benches` runs 200 rows. Results are
 //! printed and appended to `<target>/bench-data/results-migration.txt`.
 
