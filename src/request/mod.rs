@@ -43,8 +43,8 @@ pub struct SelectionFilter {
     pub values: Vec<String>,
 }
 
-/// A valid row, ready to send. Serde reads it back from where an import keeps its rows
-/// while it runs ([`crate::commands`]' row store), not from users' files.
+/// A valid row, ready to send. Serde reads it back from the temporary file an import
+/// keeps its rows in while it runs, never from users' files.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlannedRow {
     pub row: usize,

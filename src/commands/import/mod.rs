@@ -686,15 +686,7 @@ impl UploadRun {
         self.tell_lookups(&to_send, settings.read.quiet)?;
         // The exact requests this run sends: not those the ledger skips.
         self.write_plan(settings.plan.as_deref(), Some(&to_send))?;
-        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
-        {
-            let mut rows = self.rows();
-            for index in 0..rows.len() {
-                if rows.outcome(index) != Outcome::NotSent {
-                    report.append(&rows.get(index)?.report)?;
-                }
-            }
-        }
+        let report = self.start_report(settings)?;
         let jobs = Jobs {
             rows: self.rows.clone(),
             to_send: to_send.into_iter(),
@@ -721,12 +713,7 @@ impl UploadRun {
         }
         self.requests_sent = stats.requests_sent;
         self.send_rate = stats.send_rate();
-        if stats.rate_limited > 0 {
-            say(&format!(
-                "the service refused {} request(s) for its rate limit; the pace settled at {:.1} requests/s (--rate {})",
-                stats.rate_limited, stats.final_rate, settings.rate
-            ));
-        }
+        tell_rate_limited(&stats, settings.rate);
         let job_error = job_error.lock().ok().and_then(|mut e| e.take());
         if let Some(e) = &job_error {
             error(e);
@@ -735,6 +722,19 @@ impl UploadRun {
         let stop_reason = stop.reason();
         let exit = self.exit_after_upload(stop_reason.as_ref());
         self.complete(exit, settings, stop_reason)
+    }
+
+    /// The report as the upload starts: the rows already settled (invalid, imported before,
+    /// unknown); the others follow as they finish.
+    fn start_report(&self, settings: &ImportSettings) -> anyhow::Result<ReportWriter> {
+        let mut report = ReportWriter::create(&settings.report, ReportFormat::from_path(&settings.report))?;
+        let mut rows = self.rows();
+        for index in 0..rows.len() {
+            if rows.outcome(index) != Outcome::NotSent {
+                report.append(&rows.get(index)?.report)?;
+            }
+        }
+        Ok(report)
     }
 
     /// What the lookups found, said once when they found runs (the summary counts them).
@@ -819,6 +819,16 @@ impl UploadRun {
             None if self.rows().outcomes().iter().all(|o| o.is_done()) => Exit::Ok,
             None => Exit::Incomplete,
         }
+    }
+}
+
+/// Requests the service refused for its rate limit, and the pace that came of it.
+fn tell_rate_limited(stats: &crate::upload::UploadStats, rate: f64) {
+    if stats.rate_limited > 0 {
+        say(&format!(
+            "the service refused {} request(s) for its rate limit; the pace settled at {:.1} requests/s (--rate {rate})",
+            stats.rate_limited, stats.final_rate
+        ));
     }
 }
 
