@@ -208,6 +208,11 @@ pub trait RowSource: Send {
     }
     /// Back to the first data row, so the pipeline can make two passes.
     fn rewind(&mut self) -> Result<(), SourceError>;
+    /// The 1-based row the headers are on, when the source found it itself (a workbook's
+    /// table found below row 1); `None`: the row asked for (`--header-row`, else 1).
+    fn header_row(&self) -> Option<usize> {
+        None
+    }
     /// What the run should say once about how the source was read (the sheet and header
     /// row found, merged cells spread over their rows).
     fn notes(&self) -> Vec<String> {

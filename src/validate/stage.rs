@@ -138,6 +138,7 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
     if pending_order.is_some() {
         validator.defer_orders();
     }
+    let header_row = source.header_row().unwrap_or(read.source.header_row);
     Ok(ReadStage {
         source,
         validator,
@@ -146,7 +147,7 @@ pub fn open_read_stage(read: &ReadSettings, warn: &dyn Fn(&str)) -> anyhow::Resu
         early: None,
         rows_read_ahead: 0,
         column_problems_told: false,
-        header_row: read.source.header_row,
+        header_row,
         keys: KeyCheck {
             keys: KeyFingerprints::new(key),
             first: FirstRows::default(),

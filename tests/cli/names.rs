@@ -316,6 +316,39 @@ fn a_legacy_export_finds_its_sheet_and_headers_and_spreads_merged_labels() {
     assert_eq!(plan[1]["unresolved"], json!({"test_case_ids": ["TC-2"]}));
 }
 
+/// The failed-rows file of a workbook whose headers were found on row 3 has them on row 3
+/// too, so it reads back with its rows where they were.
+#[test]
+fn a_found_header_row_is_kept_in_the_failed_rows_file() {
+    let rig = Rig::new(SandboxOptions::default());
+    rig.write("legacy.xlsx", legacy_export());
+    // Read day first, `12/31/2025` on row 4 is no date.
+    let args = ["--dry-run", "--project-id", PROJECT, "--date-order", "dmy"];
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args(["import", "legacy.xlsx"]).args(args);
+    let out = run(cmd);
+    assert_eq!(out.code, 3, "{}", out.streams());
+    let failed = rig.read("legacy.failed.csv");
+    let lines: Vec<&str> = failed.lines().collect();
+    assert_eq!(lines.len(), 4, "{failed}");
+    assert_eq!(lines[..2], ["\u{feff}", ""], "{failed}");
+    assert!(lines[2].starts_with("\"Title\",\"Labels\","), "{failed}");
+    assert!(lines[3].starts_with("Checkout,"), "{failed}");
+
+    // Read back with the header row found, its row is numbered as in the workbook.
+    let mut cmd = bare_command(rig.dir.path(), None);
+    cmd.args(["import", "legacy.failed.csv", "--header-row", "3"])
+        .args(args);
+    let out = run(cmd);
+    assert_eq!(out.code, 3, "{}", out.streams());
+    let rows: Vec<usize> = rig
+        .outcomes("legacy.failed.report.csv")
+        .iter()
+        .map(|(row, _)| *row)
+        .collect();
+    assert_eq!(rows, [4], "{}", out.streams());
+}
+
 #[test]
 fn a_second_run_of_human_ids_finds_the_runs_unchanged() {
     let rig = Rig::new(SandboxOptions::default());

@@ -278,6 +278,10 @@ impl RowSource for WorkbookSource {
     }
 
     /// Reads the sheet again, from the first data row, with the workbook still open.
+    fn header_row(&self) -> Option<usize> {
+        Some(self.header + 1)
+    }
+
     fn rewind(&mut self) -> Result<(), SourceError> {
         self.feed.restart(u32::try_from(self.header + 1).unwrap_or(u32::MAX))?;
         self.ahead = None;
