@@ -3,7 +3,8 @@
 //! record is (about 14 bytes a row), so a million-row migration runs in flat memory.
 //!
 //! Records are JSON lines, appended: a row changed is written again and its place moved,
-//! so what was read once is never read wrong. The file is deleted when the run ends.
+//! so what was read once is never read wrong. The file has no name once opened (Unix), or
+//! is deleted when the run ends (Windows).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -33,8 +34,8 @@ pub(crate) struct RowParts<'a> {
 
 /// Every row of the run, by report index (input order).
 pub(crate) struct Rows {
-    /// Deletes the file when the run ends.
-    _file: tempfile::NamedTempFile,
+    /// Deletes the file when the run ends, where the name must outlive the opens (Windows).
+    _file: Option<tempfile::NamedTempFile>,
     /// The writer and the reader are two opens of the file, each with its own position.
     writer: BufWriter<File>,
     reader: BufReader<File>,
@@ -61,6 +62,15 @@ impl Rows {
         let file = tempfile::NamedTempFile::new().map_err(store_error)?;
         let reader = BufReader::with_capacity(64 << 10, file.reopen().map_err(store_error)?);
         let writer = BufWriter::with_capacity(64 << 10, file.reopen().map_err(store_error)?);
+        // On Unix the name goes at once: the opens keep the file, which the OS deletes when
+        // they close, so a killed process leaves nothing behind.
+        #[cfg(unix)]
+        let file = {
+            file.close().map_err(store_error)?;
+            None
+        };
+        #[cfg(not(unix))]
+        let file = Some(file);
         Ok(Rows {
             _file: file,
             writer,
