@@ -87,6 +87,7 @@ mod datatype;
 mod formats;
 mod ods;
 mod oleps;
+mod shared_strings;
 mod style;
 mod xls;
 mod xlsb;

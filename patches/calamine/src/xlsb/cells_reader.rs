@@ -2,11 +2,13 @@
 //
 // Copyright 2016-2026, Johann Tuffe.
 
+use std::borrow::Cow;
 use std::io::{Read, Seek};
 
 use crate::{
     datatype::DataRef,
     formats::{format_excel_f64_ref, format_excel_i64_ref, CellFormat},
+    shared_strings::SharedStrings,
     utils::{read_f64, read_i32, read_u32, read_usize},
     Cell, CellErrorType, Dimensions, XlsbError,
 };
@@ -20,7 +22,7 @@ where
 {
     iter: RecordIter<'a, RS>,
     formats: &'a [CellFormat],
-    strings: &'a [String],
+    strings: &'a SharedStrings,
     extern_sheets: &'a [String],
     metadata_names: &'a [(String, String)],
     typ: u16,
@@ -37,7 +39,7 @@ where
     pub(crate) fn new(
         mut iter: RecordIter<'a, RS>,
         formats: &'a [CellFormat],
-        strings: &'a [String],
+        strings: &'a SharedStrings,
         extern_sheets: &'a [String],
         metadata_names: &'a [(String, String)],
         is_1904: bool,
@@ -148,7 +150,14 @@ where
                 0x0007 => {
                     // BrtCellIsst
                     let isst = read_usize(&self.buf[8..12]);
-                    DataRef::SharedString(&self.strings[isst])
+                    match self.strings.get(isst)? {
+                        Some(Cow::Borrowed(s)) => DataRef::SharedString(s),
+                        Some(Cow::Owned(s)) => DataRef::String(s),
+                        None => panic!(
+                            "index out of bounds: the len is {} but the index is {isst}",
+                            self.strings.len()
+                        ),
+                    }
                 }
                 0x0000 => {
                     // BrtRowHdr

@@ -22,6 +22,7 @@ use zip::result::ZipError;
 use crate::attrs::{decode_attr, RawAttributes};
 use crate::datatype::DataRef;
 use crate::formats::{builtin_format_by_code, detect_custom_number_format, CellFormat};
+use crate::shared_strings::SharedStrings;
 use crate::utils::{
     build_zip_path_cache, cached_zip_path, push_column, read_f64, read_i32, read_u16, read_u32,
     read_usize,
@@ -157,7 +158,7 @@ pub struct Xlsb<RS> {
     zip: ZipArchive<RS>,
     extern_sheets: Vec<String>,
     sheets: Vec<(String, String)>,
-    strings: Vec<String>,
+    strings: SharedStrings,
     /// Cell (number) formats
     formats: Vec<CellFormat>,
     is_1904: bool,
@@ -283,8 +284,9 @@ impl<RS: Read + Seek> Xlsb<RS> {
                 ],
                 &mut buf,
             )?; // BrtSSTItem
-            self.strings.push(wide_str(&buf[1..], &mut 0)?.into_owned());
+            self.strings.push(&wide_str(&buf[1..], &mut 0)?)?;
         }
+        self.strings.finish()?;
         Ok(())
     }
 
@@ -527,7 +529,7 @@ impl<RS: Read + Seek> Reader<RS> for Xlsb<RS> {
         let mut xlsb = Xlsb {
             zip,
             sheets: Vec::new(),
-            strings: Vec::new(),
+            strings: SharedStrings::default(),
             extern_sheets: Vec::new(),
             formats: Vec::new(),
             is_1904: false,

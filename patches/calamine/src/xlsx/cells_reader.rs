@@ -3,6 +3,7 @@
 // Copyright 2016-2026, Johann Tuffe.
 
 use quick_xml::events::{BytesStart, Event};
+use std::borrow::Cow;
 use std::io::{Read, Seek};
 
 use super::{
@@ -788,12 +789,13 @@ fn read_v<'s>(
                 return Ok(DataRef::Empty);
             }
             let idx = atoi_simd::parse::<usize, true, false>(v.as_bytes()).unwrap_or(0);
-            ctx.strings
-                .get(idx)
-                .map(|s| DataRef::SharedString(s))
-                .ok_or(XlsxError::Unexpected(
+            match ctx.strings.get(idx)? {
+                Some(Cow::Borrowed(s)) => Ok(DataRef::SharedString(s)),
+                Some(Cow::Owned(s)) => Ok(DataRef::String(s)),
+                None => Err(XlsxError::Unexpected(
                     "Cell string index not found in shared strings table",
-                ))
+                )),
+            }
         }
         Some("b") => read_bool(v),
         Some("d") => Ok(DataRef::DateTimeIso(v.to_string())),

@@ -26,6 +26,7 @@ use crate::datatype::DataRef;
 use crate::formats::{
     builtin_format_by_id, builtin_format_code_by_id, detect_custom_number_format, CellFormat,
 };
+use crate::shared_strings::SharedStrings;
 use crate::style::{Borders, Color, Fill, Font, NumberFormat, Style, StyleRange};
 use crate::utils::{
     build_zip_path_cache, cached_zip_path, unescape_entity_to_buffer, unescape_xml,
@@ -254,47 +255,6 @@ type Tables = Option<Vec<(String, String, Vec<String>, Dimensions)>>;
 /// grows as it is read.
 const MAX_SST_RESERVE: usize = 1 << 20;
 
-/// The shared strings table, back to back in one buffer: a string costs its bytes and the
-/// 8 of its end, where a `String` each cost 24 more and an allocation of its own. A sheet of
-/// mostly distinct text holds all of it here, so this is most of what reading it takes.
-#[derive(Debug, Default)]
-pub struct SharedStrings {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl SharedStrings {
-    fn push(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.ends.push(self.text.len());
-    }
-
-    fn reserve(&mut self, strings: usize) {
-        self.ends.reserve(strings);
-    }
-
-    fn shrink_to_fit(&mut self) {
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
-    }
-
-    /// How many strings the table holds.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// The string at `index`.
-    pub(crate) fn get(&self, index: usize) -> Option<&str> {
-        let end = *self.ends.get(index)?;
-        let start = match index {
-            0 => 0,
-            _ => self.ends[index - 1],
-        };
-        self.text.get(start..end)
-    }
-}
-
 /// A struct representing xml zipped excel file
 /// Xlsx, Xlsm, Xlam
 pub struct Xlsx<RS> {
@@ -428,11 +388,11 @@ impl<RS: Read + Seek> Xlsx<RS> {
                     if let Some(s) =
                         read_string_with_bufs(&mut xml, e.name(), &mut str_buf, &mut str_val_buf)?
                     {
-                        self.strings.push(&s);
+                        self.strings.push(&s)?;
                     }
                 }
                 Ok(Event::End(e)) if e.local_name().as_ref() == "sst" => {
-                    self.strings.shrink_to_fit();
+                    self.strings.finish()?;
                     break;
                 }
                 Ok(Event::Eof) => return Err(XlsxError::XmlEof("sst")),
@@ -4861,9 +4821,9 @@ mod tests {
 
         assert!(xlsx.read_shared_strings().is_ok());
         assert_eq!(3, xlsx.strings.len());
-        assert_eq!(Some("String 1"), xlsx.strings.get(0));
-        assert_eq!(Some("String 2"), xlsx.strings.get(1));
-        assert_eq!(Some("String 3"), xlsx.strings.get(2));
+        assert_eq!(Some("String 1"), xlsx.strings.get(0).unwrap().as_deref());
+        assert_eq!(Some("String 2"), xlsx.strings.get(1).unwrap().as_deref());
+        assert_eq!(Some("String 3"), xlsx.strings.get(2).unwrap().as_deref());
     }
 
     #[test]
