@@ -28,6 +28,7 @@ mod validate;
 pub use commands::template;
 pub use commands::{refused_args_in_summary, run};
 pub use exit::Exit;
+pub use ledger::sample as ledger_sample;
 pub use read::mapping::Field;
 pub use read::row::SourceRow;
 pub use read::{Input, RowSource, SourceOptions, open_source};

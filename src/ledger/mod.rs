@@ -44,8 +44,7 @@ mod index;
 pub mod keys;
 pub mod policy;
 
-#[cfg(test)]
-mod measure;
+pub mod sample;
 
 use index::{Index, Record, State};
 pub use keys::{KeyFingerprints, KeySpec, body_hash, field_hashes, idempotency_key, row_key, scope};
@@ -114,7 +113,6 @@ pub enum Prior {
 }
 
 impl Prior {
-    #[cfg(test)]
     pub fn is_created(&self) -> bool {
         matches!(self, Prior::Created { .. })
     }
