@@ -9,6 +9,8 @@ use assert_cmd::Command;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 use serde_json::{Value, json};
 
+mod xlsb;
+
 const PROJECT: &str = "c47ade67-0543-4582-a4a5-b7de447c94f5";
 const OTHER_PROJECT: &str = "5e0f6a1b-2c3d-4e5f-8a9b-0c1d2e3f4a5b";
 const CASE_A: &str = "9ac271b6-4e89-4c93-8c75-2d625efa0b2d";
