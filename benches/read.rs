@@ -8,6 +8,10 @@
 //! child process under `/usr/bin/time -v`, so each has its own peak RSS; times are the
 //! median of a few runs. Results are printed and appended to
 //! `<target>/bench-data/results-read.txt`.
+//!
+//! `BENCH_BASELINE_BIN=path cargo bench --bench read -- baseline` runs the big CSV's dry run
+//! (`--report`, no plan) with that binary and with this one, in turn, seven rounds, and
+//! prints both medians: a change's cost, measured in the same minutes.
 
 mod support;
 
@@ -70,6 +74,11 @@ fn main() {
     if wanted("scaling") {
         scaling(&scale, csv_dry_run);
     }
+    if let Some(baseline) = std::env::var_os("BENCH_BASELINE_BIN")
+        && wanted("baseline")
+    {
+        against_baseline(&scale, Path::new(&baseline));
+    }
     record(
         RESULTS,
         &format!("(load average at the end: {})\n", support::load_average()),
@@ -127,6 +136,39 @@ fn csv_cases(scale: &Scale) -> Run {
         ),
     );
     binary
+}
+
+/// The big CSV's dry run with `baseline` and with this binary, in turn.
+fn against_baseline(scale: &Scale, baseline: &Path) {
+    let path = support::csv_file(scale.csv_rows);
+    let rounds = if support::bench_mode() { 7 } else { 1 };
+    let [before, now] = interleaved(
+        rounds,
+        [&|| dry_run_of(baseline, &path, false), &|| {
+            dry_run_of(Path::new(BINARY), &path, false)
+        }],
+    );
+    let mut table = Table::new(&["binary", "median", "× baseline", "its CPU time", "peak RSS"]);
+    for (name, run) in [(baseline.display().to_string(), &before), ("this one".to_owned(), &now)] {
+        table.row(vec![
+            name,
+            secs(run.seconds),
+            format!("{:.2}", run.seconds / before.seconds),
+            run.cpu_seconds.map_or_else(|| "n/a".to_owned(), secs),
+            rss_text(run.peak_rss_kib),
+        ]);
+    }
+    record(
+        RESULTS,
+        &format!(
+            "
+{} rows of CSV, dry run with --report, {rounds} rounds in turn, medians (load average {})
+{}",
+            grouped(scale.csv_rows as f64),
+            support::load_average(),
+            table.render()
+        ),
+    );
 }
 
 fn xlsx_cases(scale: &Scale) {
@@ -290,6 +332,10 @@ fn child_run(case: &str, path: &Path) -> Run {
 /// The plan is about 760 bytes a row, so on a million rows `with_plan` adds mostly the
 /// writing of 760 MB.
 fn dry_run(path: &Path, with_plan: bool) -> Run {
+    dry_run_of(Path::new(BINARY), path, with_plan)
+}
+
+fn dry_run_of(binary: &Path, path: &Path, with_plan: bool) -> Run {
     let dir = work_dir();
     let plan = dir.join("plan.jsonl");
     let report = dir.join("report.csv");
@@ -309,7 +355,7 @@ fn dry_run(path: &Path, with_plan: bool) -> Run {
     if with_plan {
         args.extend(["--plan".to_owned(), plan.display().to_string()]);
     }
-    let run = support::run_measured(Path::new(BINARY), &args, &[("CI", "true")], &dir, &[0]);
+    let run = support::run_measured(binary, &args, &[("CI", "true")], &dir, &[0]);
     // A gigabyte of plan per run adds up; the numbers are taken.
     let _ = std::fs::remove_file(&plan);
     if with_plan {

@@ -363,6 +363,8 @@ pub struct Run {
     pub seconds: f64,
     /// Peak resident set size, in KiB, when `/usr/bin/time` was there to tell.
     pub peak_rss_kib: Option<u64>,
+    /// User plus system CPU time, in seconds, when `/usr/bin/time` was there to tell.
+    pub cpu_seconds: Option<f64>,
     /// `key=value` pairs the child printed on its last stdout line.
     pub fields: Vec<(String, String)>,
     pub stderr: String,
@@ -412,15 +414,22 @@ pub fn run_measured(program: &Path, args: &[String], envs: &[(&str, &str)], cwd:
     if !ok_codes.contains(&code) {
         panic!("{} {} exited with {code}:\n{stderr}", program.display(), args.join(" "));
     }
-    let peak_rss_kib = if use_time {
-        fs::read_to_string(&time_out).ok().and_then(|text| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-                .and_then(|v| v.trim().parse().ok())
-        })
+    let time_text = if use_time {
+        fs::read_to_string(&time_out).ok()
     } else {
         None
     };
+    let time_field = |name: &str| -> Option<f64> {
+        time_text.as_deref().and_then(|text| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(": "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    };
+    let peak_rss_kib = time_field("Maximum resident set size (kbytes)").map(|kib| kib as u64);
+    let cpu_seconds = time_field("User time (seconds)")
+        .zip(time_field("System time (seconds)"))
+        .map(|(user, system)| user + system);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let fields = stdout
         .lines()
@@ -432,6 +441,7 @@ pub fn run_measured(program: &Path, args: &[String], envs: &[(&str, &str)], cwd:
     Run {
         seconds,
         peak_rss_kib,
+        cpu_seconds,
         fields,
         stderr,
     }
