@@ -24,14 +24,7 @@ fn main() {
         read(&args[2..]);
         return;
     }
-    let rows: usize = if support::bench_mode() {
-        support::case_filters()
-            .first()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1_000_000)
-    } else {
-        1_000
-    };
+    let rows = support::rows_wanted(1_000_000, 1_000);
     support::record_heading(RESULTS, "ledger");
     let dir = support::data_dir();
     let path = dir.join(format!("ledger-{rows}.jsonl"));

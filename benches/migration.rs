@@ -59,14 +59,7 @@ impl Drop for SandboxProcess {
 }
 
 fn main() {
-    let rows: usize = if support::bench_mode() {
-        support::case_filters()
-            .first()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1_000_000)
-    } else {
-        200
-    };
+    let rows = support::rows_wanted(1_000_000, 200);
     support::record_heading(RESULTS, "migration");
     let input = support::csv_file(rows);
     let dir = support::data_dir().join(format!("migration-{rows}"));

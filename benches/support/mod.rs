@@ -42,6 +42,16 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// The number of rows to run: the first argument given to `cargo bench` (`-- 100000`), else
+/// `bench` under `cargo bench`, and `smoke` under `cargo test --benches`.
+pub fn rows_wanted(bench: usize, smoke: usize) -> usize {
+    if bench_mode() {
+        case_filters().first().and_then(|n| n.parse().ok()).unwrap_or(bench)
+    } else {
+        smoke
+    }
+}
+
 /// Positional arguments after the binary name, without cargo's `--bench` and other flags.
 pub fn case_filters() -> Vec<String> {
     std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect()
