@@ -161,9 +161,7 @@ fn against_baseline(scale: &Scale, baseline: &Path) {
     record(
         RESULTS,
         &format!(
-            "
-{} rows of CSV, dry run with --report, {rounds} rounds in turn, medians (load average {})
-{}",
+            "\n{} rows of CSV, dry run with --report, {rounds} rounds in turn, medians (load average {})\n{}",
             grouped(scale.csv_rows as f64),
             support::load_average(),
             table.render()
